@@ -1,0 +1,273 @@
+"""`pyshyper build`: board data -> generated sources -> compiled hypervisor -> runtime -> two-pass link -> checks.
+
+Stages (each prints a progress line with its time):
+  1. generate  OUT/gen/hypervisor/board.py (module `hypervisor.board`), OUT/gen/board.S, OUT/gen/pyshyper.ld
+  2. compile   hypervisor/**/*.py with compiler.driver.build_riscv_object -> object, CSR stubs .S, offsets .S
+  3. assemble  runtime/*.S and the compiler's stubs with GNU as (includes from OUT/gen)
+  4. link      pass 1 with an empty symbol table, then pass 2 with the function symbols of pass 1 embedded
+  5. image     objcopy -O binary, post-link checks, size report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from boards import BoardError, BuildConfig, make_config, render_asm_include, render_hypervisor_module
+from linker import render_linker_script
+from qemu import toolchain
+from qemu.elfcheck import SizeReport, check_elf, size_report
+from qemu.symtab import function_symbols, render_symtab_asm
+
+ROOT = Path(__file__).resolve().parent.parent
+HYPERVISOR_DIR = ROOT / "hypervisor"
+RUNTIME_DIR = ROOT / "runtime"
+DEFAULT_OUT = ROOT / "build"
+BOARD_MODULE = "hypervisor.board"
+STAMP = "build.json"
+
+# What a build reads: `pyshyper run` rebuilds when any of these is newer than the ELF.
+SOURCE_TREES = ("hypervisor", "runtime", "linker", "boards", "compiler")
+SOURCE_SUFFIXES = (".py", ".S", ".j2", ".toml")
+
+
+class BuildError(RuntimeError):
+    """A stage failed; the message says which and why."""
+
+
+class CompileResult(Protocol):
+    obj: Path
+    stubs_asm: Path | None
+    offsets_asm: Path | None
+
+
+Compiler = Callable[[list[Path], Path, dict[str, Path]], CompileResult]
+
+
+@dataclass(frozen=True)
+class PrebuiltObject:
+    """A hand-made hypervisor object (bring-up and tests): linked as if the compiler had produced it."""
+
+    obj: Path
+    stubs_asm: Path | None = None
+    offsets_asm: Path | None = None
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    config: BuildConfig
+    elf: Path
+    bin: Path
+    size: SizeReport
+    seconds: float
+
+
+def compile_with_driver(paths: list[Path], out_obj: Path, extra_modules: dict[str, Path]) -> CompileResult:
+    try:
+        from compiler.driver import build_riscv_object
+    except ImportError as e:
+        raise BuildError(f"the compiler driver is not available ({e}): compiler/driver.py must define "
+                         "build_riscv_object(paths, out_obj, extra_modules)") from None
+    return build_riscv_object(paths, out_obj, extra_modules)
+
+
+class Progress:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def say(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[build] {msg}", flush=True)
+
+    @contextmanager
+    def stage(self, name: str, what: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.say(f"{name:<9} {what}  ({time.perf_counter() - t0:.2f} s)")
+
+
+def hypervisor_sources(root: Path = HYPERVISOR_DIR) -> list[Path]:
+    """Every module of the hypervisor; a checked-in hypervisor/board.py is replaced by the generated one."""
+    generated = root / "board.py"
+    return sorted(p for p in root.rglob("*.py") if p != generated and "__pycache__" not in p.parts)
+
+
+def runtime_sources(root: Path = RUNTIME_DIR) -> list[Path]:
+    return sorted(root.glob("*.S"))
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def build(
+    cfg: BuildConfig,
+    out: Path = DEFAULT_OUT,
+    *,
+    compiler: Compiler = compile_with_driver,
+    prebuilt: PrebuiltObject | None = None,
+    sources: list[Path] | None = None,
+    runtime: list[Path] | None = None,
+    quiet: bool = False,
+) -> BuildOutput:
+    t_start = time.perf_counter()
+    progress = Progress(quiet)
+    board = cfg.board
+    out = out.resolve()
+    gen = out / "gen"
+    objdir = out / "obj"
+    for d in (gen / "hypervisor", objdir):
+        d.mkdir(parents=True, exist_ok=True)
+    progress.say(f"board {board.name}, irq {cfg.irq}" + (f", {cfg.aia_guests} AIA guests" if cfg.aia else "")
+                 + f", out {_rel(out)}")
+
+    with progress.stage("generate", f"{_rel(gen)}/hypervisor/board.py, board.S, pyshyper.ld"):
+        board_py = gen / "hypervisor" / "board.py"
+        board_py.write_text(render_hypervisor_module(cfg))
+        (gen / "board.S").write_text(render_asm_include(cfg))
+        script = gen / "pyshyper.ld"
+        script.write_text(render_linker_script(board))
+
+    if prebuilt is not None:
+        compiled: CompileResult = prebuilt
+        progress.say(f"compile   skipped: linking the prebuilt object {_rel(prebuilt.obj)}")
+    else:
+        paths = hypervisor_sources() if sources is None else sources
+        if not paths:
+            raise BuildError(f"no hypervisor sources under {_rel(HYPERVISOR_DIR)}")
+        with progress.stage("compile", f"{len(paths)} modules -> {_rel(objdir)}/hypervisor.o"):
+            try:
+                compiled = compiler(paths, objdir / "hypervisor.o", {BOARD_MODULE: board_py})
+            except BuildError:
+                raise
+            except Exception as e:  # the driver reports its diagnostics in the message
+                raise BuildError(f"compile failed: {e}") from e
+
+    include_dirs = [gen]
+    if compiled.offsets_asm is not None:
+        # runtime/*.S include the struct offsets as "offsets.S" whatever the driver named the file.
+        offsets = Path(compiled.offsets_asm)
+        if offsets.resolve() != (gen / "offsets.S").resolve():
+            shutil.copyfile(offsets, gen / "offsets.S")
+    asm = list(runtime_sources() if runtime is None else runtime)
+    if compiled.stubs_asm is not None:
+        asm.append(Path(compiled.stubs_asm))
+    objs = [Path(compiled.obj)]
+    try:
+        names = ", ".join(p.name for p in asm)
+        with progress.stage("assemble", f"{len(asm)} file{'s' if len(asm) != 1 else ''} ({names})"):
+            for src in asm:
+                stem = src.stem if src.parent == RUNTIME_DIR else f"gen-{src.stem}"
+                objs.append(toolchain.assemble(src, objdir / f"{stem}.o", include_dirs))
+
+        elf = out / "pyshyper.elf"
+        symtab_s = gen / "symtab.S"
+        symtab_o = objdir / "symtab.o"
+        with progress.stage("link", "pass 1 (empty symbol table)"):
+            symtab_s.write_text(render_symtab_asm([]))
+            toolchain.assemble(symtab_s, symtab_o)
+            toolchain.link([*objs, symtab_o], script, out / "pyshyper.pass1.elf")
+            symbols = function_symbols(out / "pyshyper.pass1.elf")
+        with progress.stage("link", f"pass 2 ({len(symbols)} function symbols embedded) -> {_rel(elf)}"):
+            symtab_s.write_text(render_symtab_asm(symbols))
+            toolchain.assemble(symtab_s, symtab_o)
+            toolchain.link([*objs, symtab_o], script, elf, map_file=out / "pyshyper.map")
+            moved = sorted(set(function_symbols(elf)) ^ set(symbols))
+            if moved:
+                raise BuildError(f"functions moved between link passes: {', '.join(s.name for s in moved[:5])}")
+        binary = out / "pyshyper.bin"
+        with progress.stage("image", f"{_rel(binary)}, post-link checks"):
+            toolchain.objcopy_binary(elf, binary)
+            errors = check_elf(elf, board.load_address, board.hypervisor)
+            if errors:
+                raise BuildError("post-link check failed:\n  " + "\n  ".join(errors))
+            size = size_report(elf)
+    except toolchain.ToolError as e:
+        raise BuildError(str(e)) from None
+
+    for line in size.lines(board.hypervisor):
+        progress.say(f"size      {line}")
+    seconds = time.perf_counter() - t_start
+    (out / STAMP).write_text(json.dumps({**cfg.key(), "elf": elf.name, "seconds": round(seconds, 3)}, indent=2))
+    progress.say(f"done      {_rel(elf)} in {seconds:.2f} s")
+    return BuildOutput(cfg, elf, binary, size, seconds)
+
+
+def stale_reason(cfg: BuildConfig, out: Path = DEFAULT_OUT) -> str | None:
+    """Why the image in `out` must be rebuilt for `cfg`, or None when it is up to date."""
+    elf = out / "pyshyper.elf"
+    if not elf.is_file():
+        return f"{_rel(elf)} is missing"
+    try:
+        stamp = json.loads((out / STAMP).read_text())
+    except (OSError, ValueError):
+        return "no build stamp"
+    if any(stamp.get(k) != v for k, v in cfg.key().items()):
+        return f"configuration changed ({stamp.get('irq')} -> {cfg.irq})"
+    built = elf.stat().st_mtime
+    for tree in SOURCE_TREES:
+        for p in (ROOT / tree).rglob("*"):
+            if p.suffix in SOURCE_SUFFIXES and "__pycache__" not in p.parts and p.stat().st_mtime > built:
+                return f"{_rel(p)} changed"
+    for p in (ROOT / "qemu").glob("*.py"):
+        if p.stat().st_mtime > built:
+            return f"{_rel(p)} changed"
+    return None
+
+
+def positive_int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that choose a build configuration (shared by `build` and `run`)."""
+    p.add_argument("--board", default="qemu-virt", help="board data from boards/<BOARD>/board.toml (qemu-virt)")
+    p.add_argument("--irq", default="plic", help="interrupt controller: plic or aia (APLIC + IMSIC)")
+    p.add_argument("--aia-guests", type=positive_int, default=None, metavar="N",
+                   help="guest interrupt files per hart with --irq aia (1..7, default 3)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (build/)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--hyp-object", type=Path, default=None, metavar="OBJ",
+                   help="link this riscv64 object instead of compiling hypervisor/ (bring-up, tests)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def config_from_args(args: argparse.Namespace) -> BuildConfig:
+    """Raises BoardError with a one-line message for any bad choice."""
+    return make_config(args.board, args.irq, args.aia_guests)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_from_args(args)
+    except BoardError as e:
+        print(f"pyshyper build: error: {e}", file=sys.stderr)
+        return 2
+    prebuilt = PrebuiltObject(args.hyp_object.resolve()) if args.hyp_object else None
+    if prebuilt is not None and not prebuilt.obj.is_file():
+        print(f"pyshyper build: error: --hyp-object {args.hyp_object} does not exist", file=sys.stderr)
+        return 2
+    try:
+        build(cfg, args.out, prebuilt=prebuilt, quiet=args.quiet)
+    except BuildError as e:
+        print(f"pyshyper build: {e}", file=sys.stderr)
+        return 1
+    return 0
+

@@ -1,0 +1,74 @@
+"""The `pyshyper` command: `cc`, `build`, `run`, `images`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from qemu import build, run
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments get one clear line on stderr and exit status 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _forward_cc(argv: list[str]) -> int:
+    try:
+        from compiler.cli import main as cc_main
+    except ImportError as e:
+        print(f"pyshyper cc: the compiler command line is not available ({e})", file=sys.stderr)
+        return 1
+    return int(cc_main(argv) or 0)
+
+
+def _forward_images(argv: list[str]) -> int:
+    try:
+        from qemu.images import main as images_main
+    except ImportError as e:
+        print(f"pyshyper images: the image builder is not available ({e})", file=sys.stderr)
+        return 1
+    return int(images_main(argv) or 0)
+
+
+# Subcommands whose arguments belong to another module's own parser: forwarded untouched, --help included.
+FORWARDED: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "cc": (_forward_cc, "the typed-subset compiler: check, run, emit (see `pyshyper cc --help`)"),
+    "images": (_forward_images, "prepare guest and MVM images (see `pyshyper images --help`)"),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="pyshyper", description="PyShyper: a RISC-V hypervisor in typed Python.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for name, (_, help_text) in FORWARDED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    p = sub.add_parser("build", help="compile, assemble and link build/pyshyper.elf and .bin",
+                       description="Build the hypervisor image for a board and IRQ mode.")
+    build.add_arguments(p)
+    p.set_defaults(func=build.run_build)
+    p = sub.add_parser("run", help="build if needed and boot the hypervisor under QEMU",
+                       description="Boot the hypervisor under QEMU with OpenSBI; exits with QEMU's status.")
+    run.add_arguments(p)
+    p.set_defaults(func=run.run_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    if args_list and args_list[0] in FORWARDED:
+        return FORWARDED[args_list[0]][0](args_list[1:])
+    parser = make_parser()
+    args = parser.parse_args(args_list)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

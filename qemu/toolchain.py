@@ -1,0 +1,55 @@
+"""GNU binutils for riscv64 (Debian's binutils-riscv64-unknown-elf), called with fixed flags."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+PREFIX = "riscv64-unknown-elf-"
+# No F/D: the hypervisor has no floating point (guest FP state is saved with integer loads of the FP CSRs'
+# owners' choosing, not by hypervisor code). H needs the explicit _h extension in GNU as 2.40.
+MARCH = "rv64imac_zicsr_zifencei_h"
+MABI = "lp64"
+
+
+class ToolError(RuntimeError):
+    """A binutils tool failed or is missing; the message is its stderr, ready to print."""
+
+
+def tool(name: str) -> str:
+    path = shutil.which(PREFIX + name)
+    if path is None:
+        raise ToolError(f"{PREFIX}{name} not found: run qemu/setup-host.sh (package binutils-riscv64-unknown-elf)")
+    return path
+
+
+def _run(args: list[str]) -> None:
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip()
+        raise ToolError(f"{Path(args[0]).name} failed:\n{msg}")
+
+
+def assemble(src: Path, obj: Path, include_dirs: Sequence[Path] = ()) -> Path:
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    args = [tool("as"), f"-march={MARCH}", f"-mabi={MABI}"]
+    for d in include_dirs:
+        args += ["-I", str(d)]
+    _run([*args, "-o", str(obj), str(src)])
+    return obj
+
+
+def link(objs: list[Path], script: Path, elf: Path, map_file: Path | None = None) -> Path:
+    elf.parent.mkdir(parents=True, exist_ok=True)
+    args = [tool("ld"), "--no-relax", "-nostdlib", "-static", "--fatal-warnings", "-T", str(script)]
+    if map_file is not None:
+        args += ["-Map", str(map_file)]
+    _run([*args, "-o", str(elf), *map(str, objs)])
+    return elf
+
+
+def objcopy_binary(elf: Path, out: Path) -> Path:
+    _run([tool("objcopy"), "-O", "binary", str(elf), str(out)])
+    return out
