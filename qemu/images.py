@@ -126,7 +126,7 @@ def parse_depends(text: str) -> dict[str, list[list[str]]]:
             cur = out.setdefault(line.strip(), [])
             continuing = False
             continue
-        m = re.match(r"^  (\|?)(PreDepends|Depends): (\S+)", line)
+        m = re.match(r"^ ( |\|)(PreDepends|Depends): (\S+)", line)
         if m is None or cur is None:
             if not line.startswith("    "):  # a provider line does not end an alternatives group
                 continuing = False
@@ -548,6 +548,8 @@ def _keep_payload(path: str) -> bool:
     """From library and python packages keep binaries, libraries and the stdlib; drop docs and the rest."""
     if path.startswith(("usr/share", "etc", "usr/lib/debug", "usr/lib/valgrind")):
         return False
+    if path.startswith(f"usr/lib/{TRIPLET}/gconv"):  # iconv modules: python does not use them
+        return False
     if path.startswith("usr/bin") or path in ("usr",):
         return True
     if path.startswith(("usr/lib", "lib")):
@@ -717,6 +719,7 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     info = build_initramfs(roots, kernel_root, kver, cache / "mvm-initramfs.cpio")
     log(f"  modules: {' '.join(info['modules'])}")
 
+    shutil.rmtree(cache / "extract", ignore_errors=True)  # the .deb files stay; extracting again is quick
     outputs = {}
     for name in ("Image", "mvm-initramfs.cpio"):
         p = cache / name
@@ -742,6 +745,20 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
         log(f"  {cache / name}: {_human(o['size'])} sha256 {o['sha256'][:16]}")
     log(f"  {manifest_path}")
     return 0
+
+
+MVM_CMDLINE = "console=ttyS0 earlycon=sbi"
+READY_LINE = "PyShyper MVM ready"
+PROMPT = "mvm# "
+
+
+def native_qemu_command(cache: Path | None = None, smp: int = 2, mem: str = "512M", cmdline: str = MVM_CMDLINE,
+                        extra: Iterable[str] = ()) -> list[str]:
+    """QEMU command booting the MVM kernel and initramfs natively (no hypervisor): the baseline."""
+    cache = cache or default_cache()
+    return ["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64", "-smp", str(smp), "-m", mem,
+            "-bios", "default", "-nographic", "-kernel", str(cache / "Image"),
+            "-initrd", str(cache / "mvm-initramfs.cpio"), "-append", cmdline, *extra]
 
 
 def main(argv: list[str] | None = None) -> int:
