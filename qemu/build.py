@@ -74,8 +74,10 @@ def compile_with_driver(paths: list[Path], out_obj: Path, extra_modules: dict[st
     try:
         from compiler.driver import build_riscv_object
     except ImportError as e:
-        raise BuildError(f"the compiler driver is not available ({e}): compiler/driver.py must define "
-                         "build_riscv_object(paths, out_obj, extra_modules)") from None
+        raise BuildError(
+            f"the compiler driver is not available ({e}): compiler/driver.py must define "
+            "build_riscv_object(paths, out_obj, extra_modules)"
+        ) from None
     return build_riscv_object(paths, out_obj, extra_modules)
 
 
@@ -129,8 +131,11 @@ def build(
     objdir = out / "obj"
     for d in (gen / "hypervisor", objdir):
         d.mkdir(parents=True, exist_ok=True)
-    progress.say(f"board {board.name}, irq {cfg.irq}" + (f", {cfg.aia_guests} AIA guests" if cfg.aia else "")
-                 + f", out {_rel(out)}")
+    progress.say(
+        f"board {board.name}, irq {cfg.irq}"
+        + (f", {cfg.aia_guests} AIA guests" if cfg.aia else "")
+        + f", out {_rel(out)}"
+    )
 
     with progress.stage("generate", f"{_rel(gen)}/hypervisor/board.py, board.S, pyshyper.ld"):
         board_py = gen / "hypervisor" / "board.py"
@@ -237,15 +242,25 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """The options that choose a build configuration (shared by `build` and `run`)."""
     p.add_argument("--board", default="qemu-virt", help="board data from boards/<BOARD>/board.toml (qemu-virt)")
     p.add_argument("--irq", default="plic", help="interrupt controller: plic or aia (APLIC + IMSIC)")
-    p.add_argument("--aia-guests", type=positive_int, default=None, metavar="N",
-                   help="guest interrupt files per hart with --irq aia (1..7, default 3)")
+    p.add_argument(
+        "--aia-guests",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="guest interrupt files per hart with --irq aia (1..7, default 3)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (build/)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--hyp-object", type=Path, default=None, metavar="OBJ",
-                   help="link this riscv64 object instead of compiling hypervisor/ (bring-up, tests)")
+    p.add_argument(
+        "--hyp-object",
+        type=Path,
+        default=None,
+        metavar="OBJ",
+        help="link this riscv64 object instead of compiling hypervisor/ (bring-up, tests)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -270,4 +285,3 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"pyshyper build: {e}", file=sys.stderr)
         return 1
     return 0
-

@@ -47,12 +47,18 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (_, help_text) in FORWARDED.items():
         sub.add_parser(name, help=help_text, add_help=False)
-    p = sub.add_parser("build", help="compile, assemble and link build/pyshyper.elf and .bin",
-                       description="Build the hypervisor image for a board and IRQ mode.")
+    p = sub.add_parser(
+        "build",
+        help="compile, assemble and link build/pyshyper.elf and .bin",
+        description="Build the hypervisor image for a board and IRQ mode.",
+    )
     build.add_arguments(p)
     p.set_defaults(func=build.run_build)
-    p = sub.add_parser("run", help="build if needed and boot the hypervisor under QEMU",
-                       description="Boot the hypervisor under QEMU with OpenSBI; exits with QEMU's status.")
+    p = sub.add_parser(
+        "run",
+        help="build if needed and boot the hypervisor under QEMU",
+        description="Boot the hypervisor under QEMU with OpenSBI; exits with QEMU's status.",
+    )
     run.add_arguments(p)
     p.set_defaults(func=run.run_run)
     return parser
@@ -63,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     if args_list and args_list[0] in FORWARDED:
         return FORWARDED[args_list[0]][0](args_list[1:])
     parser = make_parser()
-    args = parser.parse_args(args_list)
+    args, unknown = parser.parse_known_args(args_list)
+    if unknown:
+        # Report it as the subcommand's error ("pyshyper build: error: ..."), still one line.
+        prog = f"{parser.prog} {args.command}" if getattr(args, "command", None) else parser.prog
+        print(f"{prog}: error: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
+        return 2
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -44,8 +44,22 @@ def qemu_command(opts: RunOptions) -> list[str]:
     machine = b.qemu_machine
     if opts.config.aia:
         machine += f",aia=aplic-imsic,aia-guests={opts.config.aia_guests}"
-    cmd = [QEMU, "-M", machine, "-cpu", opts.cpu, "-smp", str(opts.smp), "-m", opts.mem,
-           "-bios", "default", "-nographic", "-kernel", str(opts.elf)]
+    cmd = [
+        QEMU,
+        "-M",
+        machine,
+        "-cpu",
+        opts.cpu,
+        "-smp",
+        str(opts.smp),
+        "-m",
+        opts.mem,
+        "-bios",
+        "default",
+        "-nographic",
+        "-kernel",
+        str(opts.elf),
+    ]
     if opts.guest_image is not None:
         cmd += ["-device", f"loader,file={opts.guest_image},addr={b.guest_images.base:#x},force-raw=on"]
     if opts.gdb:
@@ -65,8 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smp", type=positive_int, default=None, metavar="N", help="harts (default from the board: 4)")
     p.add_argument("--mem", default=None, metavar="SIZE", help="RAM size, QEMU syntax (default from the board: 1G)")
     p.add_argument("--cpu", default=None, help="QEMU -cpu model and properties (default rv64)")
-    p.add_argument("--guest", default=None, metavar="NAME", help="load guest image NAME (e.g. selftest) for the "
-                   "hypervisor to run")
+    p.add_argument(
+        "--guest", default=None, metavar="NAME", help="load guest image NAME (e.g. selftest) for the hypervisor to run"
+    )
     p.add_argument("--gdb", action="store_true", help=f"wait for gdb on port {GDB_PORT} (-s -S)")
     p.add_argument("--rebuild", action="store_true", help="build even when the image looks up to date")
     p.add_argument("--print-command", action="store_true", help="print the QEMU command line and exit")
@@ -85,8 +100,16 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     needed = (b.guest_images.end if guest else b.hypervisor.end) - b.ram_base
     if parse_size(mem) < needed:
         raise BoardError(f"--mem {mem} is too small: {b.name} needs at least {needed >> 20}M")
-    return RunOptions(cfg, args.out.resolve() / "pyshyper.elf", smp, mem, args.cpu or b.qemu_cpu, guest,
-                      args.gdb, tuple(args.qemu_args))
+    return RunOptions(
+        cfg,
+        args.out.resolve() / "pyshyper.elf",
+        smp,
+        mem,
+        args.cpu or b.qemu_cpu,
+        guest,
+        args.gdb,
+        tuple(args.qemu_args),
+    )
 
 
 def run_run(args: argparse.Namespace) -> int:

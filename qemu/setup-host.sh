@@ -14,6 +14,8 @@ qemu_ok() {
 for p in binutils-riscv64-unknown-elf cpio e2fsprogs xz-utils device-tree-compiler; do
   have_pkg "$p" || need+=("$p")
 done
+# The Makefile creates .venv with the system python3 (>= 3.11), which needs ensurepip (Debian: python3-venv).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # QEMU >= 9 and its OpenSBI come from bookworm-backports, with their own dependencies from there too.
 bpo=(qemu-system-riscv/bookworm-backports qemu-system-common/bookworm-backports
      qemu-system-data/bookworm-backports opensbi/bookworm-backports)

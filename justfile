@@ -1,0 +1,45 @@
+# PyShyper tasks. `make <task>` bootstraps a fresh machine first, then calls these.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+export PATH := justfile_directory() / ".venv/bin" + ":" + env_var("PATH")
+
+# Boot the hypervisor under QEMU (building it if needed)
+default: run
+
+# Build build/pyshyper.elf and .bin: just build --irq aia --aia-guests 3
+build *ARGS:
+    pyshyper build "$@"
+
+# Boot under QEMU: just run --irq aia --aia-guests 3 --smp 4 --guest selftest
+run *ARGS:
+    pyshyper run "$@"
+
+# The whole test suite, QEMU boot tests included
+test *ARGS:
+    pytest "$@"
+
+# The fast suite: no QEMU boots, nothing slow
+test-fast *ARGS:
+    pytest -m "not qemu and not slow" "$@"
+
+# All benchmarks
+bench: bench-compiler bench-boot
+
+# Compiler speed: lines per second and time per stage
+bench-compiler *ARGS:
+    python -m compiler.bench "$@"
+
+# Boot to banner, under the hypervisor and native
+bench-boot *ARGS:
+    python -m qemu.bench_boot "$@"
+
+# Guest kernel and MVM initramfs
+images *ARGS:
+    pyshyper images "$@"
+
+# Lint and format check
+lint:
+    ruff check compiler qemu boards linker tests
+    ruff format --check qemu boards linker tests/build
