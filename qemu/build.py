@@ -156,8 +156,9 @@ def build(
                 compiled = compiler(paths, objdir / "hypervisor.o", {BOARD_MODULE: board_py})
             except BuildError:
                 raise
-            except Exception as e:  # the driver reports its diagnostics in the message
-                raise BuildError(f"compile failed: {e}") from e
+            except Exception as e:  # a CompileError carries the diagnostics in its message
+                kind = "" if type(e).__name__ == "CompileError" else f"{type(e).__name__}: "
+                raise BuildError(f"compile failed: {kind}{e}") from e
 
     include_dirs = [gen]
     if compiled.offsets_asm is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +78,27 @@ def test_top_level_help_lists_subcommands():
     assert proc.returncode == 0
     for command in ("cc", "build", "run", "images"):
         assert command in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_makefile_compatibility_form():
+    """ARCH=riscv64 IRQ=aia AIA_GUESTS=3 make run  ==  pyshyper run --irq aia --aia-guests 3"""
+    env = {**os.environ, "ARCH": "riscv64", "IRQ": "aia", "AIA_GUESTS": "3"}
+    proc = subprocess.run(["make", "-n", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == ".venv/bin/just run --irq aia --aia-guests 3"
+    env["ARCH"] = "arm64"
+    proc = subprocess.run(["make", "-n", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "riscv64 only" in proc.stderr
+
+
+def test_prebuilt_object_through_the_command_line(tmp_path, fake_hyp_object):
+    if sorted(p.name for p in (ROOT / "runtime").glob("*.S")) != ["boot.S"]:
+        pytest.skip("runtime/ has more than boot.S: the stand-in object does not define what it calls")
+    out = tmp_path / "out"
+    proc = pyshyper("build", "--hyp-object", str(fake_hyp_object), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "pyshyper.elf").is_file() and (out / "pyshyper.bin").is_file()
+    stages = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("[build]")]
+    for stage in ("generate", "compile", "assemble", "link", "image", "size", "done"):
+        assert stage in stages
