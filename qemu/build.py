@@ -151,7 +151,8 @@ def build(
         paths = hypervisor_sources() if sources is None else sources
         if not paths:
             raise BuildError(f"no hypervisor sources under {_rel(HYPERVISOR_DIR)}")
-        with progress.stage("compile", f"{len(paths)} modules -> {_rel(objdir)}/hypervisor.o"):
+        plural = "s" if len(paths) != 1 else ""
+        with progress.stage("compile", f"{len(paths)} module{plural} -> {_rel(objdir)}/hypervisor.o"):
             try:
                 compiled = compiler(paths, objdir / "hypervisor.o", {BOARD_MODULE: board_py})
             except BuildError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -14,6 +15,7 @@ from qemu.build import PrebuiltObject, build, stale_reason
 from qemu.run import RunOptions, qemu_command
 from qemu.symtab import FunctionSymbol, function_symbols, render_symtab_asm
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROOT_RUNTIME = ["boot.S"]
 
 
@@ -106,4 +108,27 @@ def test_boots_under_qemu(built, irq, tmp_path):
     assert "fake-hyp: hyp_main is hyp_main" in proc.stdout, log.read_text()
     assert "fake-hyp: secondary hart up" in proc.stdout, log.read_text()
     assert "fake-hyp: power off" in proc.stdout
+    assert proc.returncode == 0
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None, reason="qemu-system-riscv64 is not installed")
+@pytest.mark.parametrize(("irq", "mode"), [("plic", "0"), ("aia", "1")])
+def test_compiled_minimal_hypervisor_boots(tmp_path, binutils, irq, mode):
+    """The real compiler, the generated hypervisor.board module, boot.S and the linker script, end to end."""
+    pytest.importorskip("compiler.driver")
+    from qemu.build import RUNTIME_DIR
+
+    cfg = make_config("qemu-virt", irq)
+    built = build(
+        cfg, tmp_path / "out", sources=[FIXTURES / "mini_hyp.py"], runtime=[RUNTIME_DIR / "boot.S"], quiet=True
+    )
+    proc = subprocess.run(
+        qemu_command(RunOptions(cfg, built.elf, 1, "256M", "rv64")),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert f"OK{cfg.board.max_harts}{mode}" in proc.stdout, proc.stdout + proc.stderr
     assert proc.returncode == 0
