@@ -5,8 +5,8 @@ with the results compiled code gives (LANGUAGE.md is the contract; where this fi
 LANGUAGE.md decides).
 
 * Fixed-width integers `u8 .. i64` (`usize is u64`) are `int` subclasses that wrap.  A plain Python `int` mixed with
-  one acts as a literal of its type; two different fixed types raise `TypeError` (the compiler's E202).  Using one
-  as a condition (`if x:`) raises `TypeError` (E203).
+  one acts as a literal of its type; two different fixed types raise `TypeError` (the compiler's E202).  `bool(x)`
+  is `x != 0`.
 * Aggregates (structs, arrays) live in a simulated, sparse, byte-addressed memory (`memory`); struct and array
   expressions are *views* (address + type).  Scalars are stored little-endian at their width, `bool` as one byte,
   `Ptr`/`Mmio`/`Callable` as 8 bytes.  Functions stored into memory get a non-zero id (`fn_id`).
@@ -115,8 +115,8 @@ class _Int(int):
     def __str__(self):
         return str(int(self))
 
-    def __bool__(self):
-        raise TypeError(f"a {type(self).__name__} used as a condition (E203): compare it, e.g. `x != 0`")
+    def __bool__(self):  # `bool(x)` is the language's `x != 0`; `if x:` (E203) is left to the compiler
+        return int(self) != 0
 
     def __hash__(self):
         return int.__hash__(self)
@@ -1376,6 +1376,16 @@ class _Typer(ast.NodeTransformer):
                      orelse=[])
         return ast.copy_location(new, node)
 
+    def visit_ImportFrom(self, node):
+        # `from hypervisor.x import a, b` between program modules: bound now if defined, else once the cycle has
+        # loaded (LANGUAGE.md 1: import cycles are allowed).  The language's own names import as usual.
+        if node.level != 0 or node.module is None or node.module.split(".")[0] in ("compiler", "__future__", "typing"):
+            return node
+        names = ast.Tuple(elts=[ast.Constant(a.name) for a in node.names], ctx=ast.Load())
+        call = self._call("__ps_import__", self._call("globals", like=node), ast.Constant(node.module), names,
+                          like=node)
+        return ast.copy_location(ast.Expr(value=call), node)
+
     def visit_For(self, node):
         self.generic_visit(node)
         it = node.iter
@@ -1391,7 +1401,35 @@ def _typed_code(source: str, path: str):
     return compile(tree, path, "exec", dont_inherit=True)
 
 
-_HOOK_NAMES = {"__ps_coerce__": _coerce, "__ps_range__": _range, "__ps_assert_failed__": _assert_failed}
+_pending: list = []  # (globals, module, name) waiting for a module of an import cycle to finish
+_loading = [0]
+
+
+def _import_from(globs: dict, modname: str, names: tuple) -> None:
+    mod = importlib.import_module(modname)
+    for n in names:
+        if n in vars(mod):
+            globs[n] = vars(mod)[n]
+        else:
+            _pending.append((globs, mod, n))
+
+
+def _resolve_pending() -> None:
+    still = []
+    for globs, mod, n in _pending:
+        if n in vars(mod):
+            globs[n] = vars(mod)[n]
+        else:
+            still.append((globs, mod, n))
+    _pending[:] = still
+    if _loading[0] == 0 and still:
+        globs, mod, n = still[0]
+        _pending.clear()
+        raise ImportError(f"cannot import name {n!r} from {mod.__name__!r} (E103)")
+
+
+_HOOK_NAMES = {"__ps_coerce__": _coerce, "__ps_range__": _range, "__ps_assert_failed__": _assert_failed,
+               "__ps_import__": _import_from}
 
 
 class _TypedLoader(importlib.abc.Loader):
@@ -1406,7 +1444,16 @@ class _TypedLoader(importlib.abc.Loader):
             source = f.read()
         code = _typed_code(source, self.path)
         module.__dict__.update(_HOOK_NAMES)
-        exec(code, module.__dict__)
+        _loading[0] += 1
+        try:
+            exec(code, module.__dict__)
+        except BaseException:
+            _loading[0] -= 1
+            if _loading[0] == 0:
+                _pending.clear()
+            raise
+        _loading[0] -= 1
+        _resolve_pending()
 
     def get_source(self, name):
         with open(self.path, encoding="utf-8") as f:
