@@ -29,9 +29,9 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 SUITE = "trixie"
 ARCH = "riscv64"
@@ -581,7 +581,7 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
             continue
         t.add_tree(root, keep=_keep_payload)
     t.link("usr/bin/python3", PY)
-    if not (("usr/bin/" + PY) in t.entries):
+    if ("usr/bin/" + PY) not in t.entries:
         raise RuntimeError(f"{PY} binary not found in the extracted packages")
     # the dynamic loader must be reachable at /lib/ld-linux-riscv64-lp64d.so.1
     ld = "usr/lib/ld-linux-riscv64-lp64d.so.1"
@@ -623,6 +623,11 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
         if (mod_base / f).exists():
             t.add(f"{mod_dir}/{f}", Entry("file", 0o644, src=mod_base / f))
 
+    # rdtime: the `time` CSR, for boot-time measurements (qemu/bench_boot.py); optional
+    rdtime = build_rdtime(out.parent / "rdtime")
+    if rdtime is not None:
+        t.add("usr/bin/rdtime", Entry("file", 0o755, data=rdtime))
+
     # guest files: init, inittab, profile...
     t.add("init", Entry("file", 0o755, src=GUEST_DIR / "init"))
     t.add("etc/inittab", Entry("file", 0o644, src=GUEST_DIR / "inittab"))
@@ -637,6 +642,24 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
         t.write_cpio(f)
     tmp.replace(out)
     return {"modules": order, "entries": len(t.entries)}
+
+
+def build_rdtime(work: Path) -> bytes | None:
+    """Assemble qemu/guest/rdtime.S into a static riscv64 Linux program with GNU binutils (None, with a
+    note, when binutils-riscv64-unknown-elf is missing: the MVM then has no rdtime and boot benchmarks
+    fall back to /proc/uptime)."""
+    as_, ld = shutil.which("riscv64-unknown-elf-as"), shutil.which("riscv64-unknown-elf-ld")
+    if as_ is None or ld is None:
+        log("note: riscv64-unknown-elf binutils missing, the MVM gets no rdtime tool")
+        return None
+    work.mkdir(parents=True, exist_ok=True)
+    obj, exe = work / "rdtime.o", work / "rdtime"
+    subprocess.run([as_, "-march=rv64ima_zicsr", "-mabi=lp64", "-o", str(obj), str(GUEST_DIR / "rdtime.S")],
+                   check=True)
+    subprocess.run([ld, "-static", "-nostdlib", "-s", "-e", "_start", "-o", str(exe), str(obj)], check=True)
+    data = exe.read_bytes()
+    shutil.rmtree(work, ignore_errors=True)
+    return data
 
 
 def kernel_image(kernel_root: Path, kver: str, out: Path) -> None:

@@ -1,0 +1,229 @@
+"""Boot-to-shell benchmark: the MVM kernel and initramfs natively under QEMU, and under the hypervisor.
+
+``python -m qemu.bench_boot`` (``just bench-boot``) boots each configuration and measures, in one run:
+
+- wall clock from starting QEMU to the MVM's shell prompt on the serial console (median of ``--runs``);
+- with ``-icount shift=0,sleep=off`` (one guest instruction = 1 ns of virtual time, idle time skipped to the
+  next timer deadline, so the figure is repeatable): the virtual time at which the first console shell starts,
+  read by the guest from the ``time`` CSR (``/usr/bin/rdtime`` in the initramfs, written by ``/etc/profile``
+  to ``/run/pyshyper-shell-time``). On QEMU virt ``time`` counts QEMU's virtual clock since reset at the
+  timebase (10 MHz), so it includes OpenSBI and, under the hypervisor, the hypervisor's own boot, provided
+  the hypervisor leaves ``htimedelta`` at 0.
+
+With several harts QEMU's round-robin vCPU scheduling makes even the icount figure vary from run to run, so
+the icount boot uses one hart (``--icount-smp``, default 1), where it repeats to the tick.
+
+A configuration is a name and a function ``(icount: bool, smp: int) -> list[str]`` building the QEMU command. The
+native baseline comes from ``qemu.images.native_qemu_command``; the hypervisor configuration is built by
+``hypervisor_config()`` from ``qemu.run.qemu_command`` when that can boot the MVM (otherwise only the
+baseline is printed, and the table says so). Output: a Markdown table with ratios against the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qemu import images
+
+ICOUNT = ["-icount", "shift=0,sleep=off"]
+TIMEBASE_HZ = 10_000_000
+
+CommandBuilder = Callable[[bool, int], list[str]]  # (icount, harts) -> QEMU command
+
+
+@dataclass
+class Config:
+    name: str
+    command: CommandBuilder
+
+
+@dataclass
+class BootResult:
+    wall_prompt: float  # seconds from spawn to the shell prompt
+    wall_ready: float | None  # seconds from spawn to the ready line
+    shell_ticks: int | None  # guest `time` CSR when the first shell started
+    init_ticks: int | None  # guest `time` CSR when /init started
+    poweroff_status: int | None
+    log: str = ""
+
+
+@dataclass
+class Measurement:
+    config: str
+    walls: list[float] = field(default_factory=list)
+    icount_shell_ms: float | None = None
+    icount_init_ms: float | None = None
+    error: str | None = None
+
+
+class BootError(RuntimeError):
+    def __init__(self, msg: str, log: str):
+        super().__init__(msg)
+        self.log = log
+
+
+def boot_to_shell(cmd: list[str], timeout: float = 300.0, poweroff: bool = True,
+                  commands: list[str] | None = None, ready: bool = True) -> BootResult:
+    """Boot ``cmd``, wait for the prompt, read the guest's boot timestamps, run ``commands`` and power off.
+    Raises BootError (with the serial log) on a timeout or an early exit."""
+    import io
+
+    import pexpect
+
+    buf = io.StringIO()
+    t0 = time.monotonic()
+    child = pexpect.spawn(cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=timeout,
+                          dimensions=(50, 200))
+    child.logfile_read = buf
+    wall_ready = None
+    try:
+        if ready:
+            child.expect_exact(images.READY_LINE)
+            wall_ready = time.monotonic() - t0
+        child.expect_exact(images.PROMPT)
+        wall_prompt = time.monotonic() - t0
+        child.sendline("echo T=$(cat /run/pyshyper-shell-time /run/pyshyper-init-time 2>/dev/null | tr '\\n' ,)")
+        child.expect(r"T=([0-9,]*)\r")
+        vals = [int(v) for v in child.match.group(1).split(",") if v]
+        shell_ticks = vals[0] if len(vals) > 0 else None
+        init_ticks = vals[1] if len(vals) > 1 else None
+        child.expect_exact(images.PROMPT)
+        for c in commands or []:
+            child.sendline(c)
+            child.expect_exact(images.PROMPT)
+        status = None
+        if poweroff:
+            child.sendline("poweroff")
+            child.expect(pexpect.EOF, timeout=60)
+            child.close()
+            status = child.exitstatus
+        return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, buf.getvalue())
+    except (pexpect.TIMEOUT, pexpect.EOF) as e:
+        raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", buf.getvalue()) from None
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+def measure(cfg: Config, runs: int, icount: bool, timeout: float, log_dir: Path | None, smp: int = 2,
+            icount_smp: int = 1) -> Measurement:
+    m = Measurement(cfg.name)
+    try:
+        for i in range(runs):
+            r = boot_to_shell(cfg.command(False, smp), timeout=timeout)
+            m.walls.append(r.wall_prompt)
+            print(f"bench-boot: {cfg.name}: run {i + 1}/{runs}: shell after {r.wall_prompt:.2f} s wall",
+                  flush=True)
+        if icount:
+            r = boot_to_shell(cfg.command(True, icount_smp), timeout=timeout * 4)
+            if r.shell_ticks is not None:
+                m.icount_shell_ms = r.shell_ticks * 1000 / TIMEBASE_HZ
+                print(f"bench-boot: {cfg.name}: icount: shell at {m.icount_shell_ms:.1f} ms virtual", flush=True)
+            if r.init_ticks is not None:
+                m.icount_init_ms = r.init_ticks * 1000 / TIMEBASE_HZ
+    except BootError as e:
+        m.error = str(e)
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            p = log_dir / f"bench-boot-{re.sub(r'[^A-Za-z0-9]+', '-', cfg.name)}.log"
+            p.write_text(e.log)
+            m.error += f" (serial log: {p})"
+        print(f"bench-boot: {cfg.name}: {m.error}", file=sys.stderr, flush=True)
+    return m
+
+
+def native_config(cache: Path | None = None, mem: str = "512M") -> Config:
+    def cmd(icount: bool, smp: int) -> list[str]:
+        return images.native_qemu_command(cache, smp=smp, mem=mem, extra=ICOUNT if icount else ())
+
+    return Config("native", cmd)
+
+
+def hypervisor_config(cache: Path | None = None, mem: str = "512M") -> tuple[Config | None, str]:
+    """The hypervisor configuration through ``qemu.run.qemu_command`` when it knows how to boot the MVM.
+
+    It is looked up, not assumed: ``qemu.run`` must offer ``mvm_qemu_command(icount=..., smp=..., mem=...)``
+    (a QEMU command that boots the hypervisor with the MVM kernel and initramfs from the image cache) and the
+    hypervisor must build. Returns (None, reason) otherwise."""
+    try:
+        from qemu import run
+    except Exception as e:  # noqa: BLE001 - any import problem means: not available yet
+        return None, f"qemu.run is not importable ({e})"
+    builder = getattr(run, "mvm_qemu_command", None)
+    if builder is None:
+        return None, "qemu.run has no mvm_qemu_command() yet (the hypervisor cannot boot the MVM yet)"
+
+    def cmd(icount: bool, smp: int) -> list[str]:
+        return list(builder(icount=icount, smp=smp, mem=mem, cache=cache))
+
+    return Config("hypervisor", cmd), ""
+
+
+def table(ms: list[Measurement], note: str = "") -> str:
+    base = ms[0]
+    rows = ["| configuration | boot to shell, wall (s) | ratio | boot to shell, icount virtual (ms) | ratio |"
+            " /init started, icount (ms) |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for m in ms:
+        if m.error:
+            rows.append(f"| {m.config} | failed | | | | |")
+            continue
+        w = statistics.median(m.walls) if m.walls else None
+        bw = statistics.median(base.walls) if base.walls and not base.error else None
+        wr = f"{w / bw:.2f}" if w and bw else ""
+        iv = m.icount_shell_ms
+        ir = f"{iv / base.icount_shell_ms:.2f}" if iv and base.icount_shell_ms and not base.error else ""
+        rows.append(f"| {m.config} | {w:.2f} (n={len(m.walls)}) | {wr} | "
+                    f"{'' if iv is None else f'{iv:.1f}'} | {ir} | "
+                    f"{'' if m.icount_init_ms is None else f'{m.icount_init_ms:.1f}'} |")
+    out = "\n".join(rows) + "\n"
+    if note:
+        out += f"\n{note}\n"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m qemu.bench_boot",
+                                 description="MVM boot-to-shell time: native QEMU vs under the hypervisor.")
+    ap.add_argument("--cache", type=Path, default=None, help="image cache (default: $PYSHYPER_CACHE or "
+                                                             "~/.cache/pyshyper)")
+    ap.add_argument("--runs", type=int, default=3, help="wall-clock boots per configuration (median)")
+    ap.add_argument("--no-icount", action="store_true", help="skip the -icount boot")
+    ap.add_argument("--smp", type=int, default=2, help="harts for the wall-clock boots")
+    ap.add_argument("--icount-smp", type=int, default=1, help="harts for the -icount boot (1 repeats exactly)")
+    ap.add_argument("--mem", default="512M")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per boot (x4 with -icount)")
+    ap.add_argument("--native-only", action="store_true", help="measure only the native baseline")
+    ap.add_argument("--logs", type=Path, default=Path("logs"), help="where serial logs of failed boots go")
+    args = ap.parse_args(argv)
+
+    cache = (args.cache.expanduser() if args.cache else images.default_cache()).resolve()
+    if images.main(["--cache", str(cache)]) != 0:
+        return 1
+    configs = [native_config(cache, args.mem)]
+    note = ""
+    if not args.native_only:
+        hv, why = hypervisor_config(cache, args.mem)
+        if hv is None:
+            note = f"Only the native baseline: the hypervisor configuration is not available: {why}."
+            print(f"bench-boot: {note}", flush=True)
+        else:
+            configs.append(hv)
+    ms = [measure(c, args.runs, not args.no_icount, args.timeout, args.logs, args.smp, args.icount_smp)
+          for c in configs]
+    print()
+    print(f"MVM boot to shell, {args.mem}, kernel {cache / 'Image'}; wall clock with {args.smp} harts, "
+          f"icount ({' '.join(ICOUNT)}) with {args.icount_smp}:\n")
+    print(table(ms, note), end="")
+    return 0 if not ms[0].error else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

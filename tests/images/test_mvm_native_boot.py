@@ -1,0 +1,93 @@
+"""Build the guest images (cached) and boot the MVM kernel and initramfs natively under QEMU (no hypervisor):
+the shell prompt, python3, /proc/interrupts and a clean power-off (exit status 0). The serial log goes to
+logs/ on failure."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qemu import bench_boot, images
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "logs"
+
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None, reason="qemu-system-riscv64 not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def cache() -> Path:
+    c = images.default_cache()
+    assert images.main(["--cache", str(c)]) == 0, "pyshyper images failed"
+    return c
+
+
+def _boot(cmd: list[str], name: str, commands: list[str]) -> bench_boot.BootResult:
+    try:
+        r = bench_boot.boot_to_shell(cmd, timeout=300, commands=commands)
+    except bench_boot.BootError as e:
+        LOGS.mkdir(exist_ok=True)
+        (LOGS / f"{name}.log").write_text(e.log)
+        pytest.fail(f"{e} (serial log: {LOGS / (name + '.log')})")
+    return r
+
+
+def test_cache_outputs_match_manifest(cache: Path):
+    import json
+
+    manifest = json.loads((cache / "manifest.json").read_text())
+    versions = {k: v["version"] for k, v in manifest["packages"].items()}
+    assert images.manifest_up_to_date(manifest, versions, manifest["recipe"], cache) is None
+    assert any(k.startswith("linux-image-6.12.") for k in versions)
+    images.check_image_header((cache / "Image").read_bytes()[:64])
+    files = images.read_cpio((cache / "mvm-initramfs.cpio").read_bytes())
+    for path in ("init", "usr/bin/busybox", "usr/bin/python3", "usr/lib/python3.13/os.py", "dev/console",
+                 "etc/inittab"):
+        assert path in files, path
+    assert not any(p.endswith(".ko.xz") for p in files)
+    assert any(p.endswith("/virtio_mmio.ko") for p in files)
+
+
+def test_second_run_does_nothing(cache: Path, capsys):
+    assert images.main(["--cache", str(cache)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_native_boot_shell_python_poweroff(cache: Path):
+    name = "mvm-native-boot"
+    cmd = images.native_qemu_command(cache, smp=2, mem="512M")
+    checks = [
+        "python3 -c 'print(6*7)' > /tmp/py.out",
+        "cat /proc/interrupts > /tmp/irq.out",
+        "grep -c ^processor /proc/cpuinfo > /tmp/cpus.out",
+        "lsmod > /tmp/lsmod.out",
+        "for f in py irq cpus lsmod; do echo \"== $f\"; cat /tmp/$f.out; done",
+    ]
+    r = _boot(cmd, name, checks)
+    log = r.log
+
+    def fail(msg: str) -> None:
+        LOGS.mkdir(exist_ok=True)
+        (LOGS / f"{name}.log").write_text(log)
+        pytest.fail(f"{msg} (serial log: {LOGS / (name + '.log')})")
+
+    section = log.split("== py", 1)[-1]
+    if "\n42\r" not in section.split("== irq", 1)[0]:
+        fail("python3 -c 'print(6*7)' did not print 42")
+    if "ttyS0" not in section.split("== cpus", 1)[0]:
+        fail("/proc/interrupts has no ttyS0 line")
+    if "\n2\r" not in section.split("== cpus", 1)[1].split("== lsmod", 1)[0]:
+        fail("the MVM does not see 2 harts")
+    for mod in ("virtio_mmio", "virtio_blk", "virtio_net", "vmw_vsock_virtio_transport"):
+        if mod not in section.split("== lsmod", 1)[1]:
+            fail(f"module {mod} not loaded")
+    if r.shell_ticks is None:
+        fail("no /run/pyshyper-shell-time (rdtime) in the MVM")
+    if r.poweroff_status != 0:
+        fail(f"poweroff ended QEMU with status {r.poweroff_status}")
