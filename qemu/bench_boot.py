@@ -11,7 +11,8 @@
   the hypervisor leaves ``htimedelta`` at 0.
 
 With several harts QEMU's round-robin vCPU scheduling makes even the icount figure vary from run to run, so
-the icount boot uses one hart (``--icount-smp``, default 1), where it repeats to the tick.
+the icount boot uses one hart (``--icount-smp``, default 1), where it repeats within about 0.2%
+(host-dependent inputs such as the RTC remain).
 
 A configuration is a name and a function ``(icount: bool, smp: int) -> list[str]`` building the QEMU command. The
 native baseline comes from ``qemu.images.native_qemu_command``; the hypervisor configuration is built by
