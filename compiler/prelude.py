@@ -1051,6 +1051,10 @@ class Mock:
         else:
             self.guest.store(addr, width, value)
 
+    def sbi_call(self, eid: int, fid: int, args) -> tuple[int, int]:
+        """The host target's entry: args = [a0 .. a5]."""
+        return self.sbi(eid, fid, *args)
+
     def sbi(self, eid, fid, a0, a1, a2, a3, a4, a5) -> tuple[int, int]:
         args = (eid, fid, a0, a1, a2, a3, a4, a5)
         self.log.append(("sbi", *args))

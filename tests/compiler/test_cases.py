@@ -26,6 +26,8 @@ Error files (tests/compiler/errors/*.py) carry one or more lines
 import ast
 import importlib
 import os
+import pickle
+import signal
 import re
 import sys
 from pathlib import Path
@@ -166,11 +168,50 @@ def test_cpython(paths, e):
     _check(e, lambda: fn(*e.args))
 
 
+def isolated(fn, timeout: float = 120.0):
+    """Run fn() in a forked child so that a crash of JIT-compiled code fails one test, not the whole session.
+    Returns fn's result; re-raises a Panic or other exception it raised (as Panic / RuntimeError)."""
+    if not hasattr(os, "fork"):
+        return fn()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        try:
+            try:
+                res = ("ok", int(fn()))
+            except prelude.Panic as p:
+                res = ("panic", (p.kind, p.a, p.b))
+            except BaseException as x:  # noqa: BLE001 - reported to the parent
+                res = ("error", f"{type(x).__name__}: {x}")
+            os.write(w, pickle.dumps(res))
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        b = os.read(r, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        raise RuntimeError(f"compiled code crashed: {signal.Signals(sig).name}")
+    kind, val = pickle.loads(b"".join(chunks))
+    if kind == "ok":
+        return val
+    if kind == "panic":
+        raise prelude.Panic(*val)
+    raise RuntimeError(val)
+
+
 @pytest.mark.skipif(driver is None, reason=DRIVER_ERROR or "")
 @pytest.mark.parametrize("paths,e", PARAMS)
 def test_compiled(paths, e):
     prelude.reset()
-    _check(e, lambda: driver.run_host([str(p) for p in paths], e.fn, e.args))
+    _check(e, lambda: isolated(lambda: driver.run_host([str(p) for p in paths], e.fn, e.args)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
