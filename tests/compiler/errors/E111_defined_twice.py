@@ -1,0 +1,12 @@
+"""E111: a name defined twice in a module."""
+from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
+
+
+def f() -> u32:
+    return 1
+
+
+def f() -> u32:
+    return 2
+
+#! E111 9:1

@@ -1,0 +1,10 @@
+"""E120: assigning a Final constant."""
+from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
+
+LIMIT: Final = 8
+
+
+def f() -> None:
+    LIMIT = 9
+
+#! E120 8:5

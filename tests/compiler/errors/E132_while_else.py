@@ -1,0 +1,12 @@
+"""E132: `while ... else` is rejected (reported at the first statement of the else block)."""
+from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
+
+
+def f(n: u32) -> u32:
+    while n > 0:
+        n -= 1
+    else:
+        n = 5
+    return n
+
+#! E132 9:9

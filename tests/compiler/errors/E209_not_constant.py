@@ -1,0 +1,11 @@
+"""E209: a global's initial value must be a constant."""
+from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
+
+
+def g() -> u32:
+    return 1
+
+
+x: u32 = g()
+
+#! E209 9:10
