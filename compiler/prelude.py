@@ -27,7 +27,8 @@ import importlib.util
 import operator
 import sys
 import typing
-from typing import Callable, Final
+from collections.abc import Callable
+from typing import Final
 
 from compiler.csrs import CSRS
 

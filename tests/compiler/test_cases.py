@@ -27,8 +27,8 @@ import ast
 import importlib
 import os
 import pickle
-import signal
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -51,7 +51,8 @@ except Exception as e:  # the compiler is being written: the CPython side still 
     driver = None
     DRIVER_ERROR = f"compiler.driver cannot be imported yet: {type(e).__name__}: {e}"
 
-EXPECT_RE = re.compile(r"^#:\s*(?P<fn>[A-Za-z_]\w*)\((?P<args>.*)\)\s*(?:==\s*(?P<value>.+?)|panics\s+(?P<panic>.+?))\s*$")
+EXPECT_RE = re.compile(
+    r"^#:\s*(?P<fn>[A-Za-z_]\w*)\((?P<args>.*)\)\s*(?:==\s*(?P<value>.+?)|panics\s+(?P<panic>.+?))\s*$")
 ERROR_RE = re.compile(r"^#!\s*(?P<code>E\d{3})\s+(?P<line>\d+):(?P<col>\d+)\s*$")
 
 

@@ -170,7 +170,7 @@ def test_compiled_matches_cpython(program):
     for name, _t, _o, calls in funcs:
         for args in calls:
             raw = [int(x) for x in args]
-            got = outcome(lambda *a: host.call(name, *a), raw)
+            got = outcome(lambda *a, n=name: host.call(n, *a), raw)
             want = expected[(name, args)]
             if got[0] == "ok":
                 got = ("ok", int(types[name](got[1])))  # the host may give the raw bits: compare as the type

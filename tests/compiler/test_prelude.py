@@ -12,8 +12,28 @@ if str(ROOT) not in sys.path:
 from compiler import prelude as P  # noqa: E402
 from compiler.csrs import CSRS  # noqa: E402
 from compiler.prelude import (  # noqa: E402
-    Array, Callable, Mmio, Panic, Ptr, addr_of, alignof, i8, i16, i32, i64, mock, null, offsetof, sizeof, static,
-    struct, u8, u16, u32, u64, usize,
+    Array,
+    Callable,
+    Mmio,
+    Panic,
+    Ptr,
+    addr_of,
+    alignof,
+    i8,
+    i16,
+    i32,
+    i64,
+    mock,
+    null,
+    offsetof,
+    sizeof,
+    static,
+    struct,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
 )
 
 
@@ -53,7 +73,7 @@ def test_edges_per_type(t):
     assert ~t(0) == (-1 if t.SIGNED else mx)
     assert t(1) << bits == 1  # count masked to log2(bits) bits
     assert t(1) << (bits - 1) == (mn if t.SIGNED else 1 << (bits - 1))
-    assert t(mx) * t(mx) == t((mx * mx))
+    assert t(mx) * t(mx) == t(mx * mx)
     assert 1 + t(mx) == mn  # plain int literal on the left: reflected op, same type
     assert type(2 * t(3)) is t
 
@@ -64,9 +84,9 @@ def test_mixed_types_raise():
     with pytest.raises(TypeError):
         i8(1) * u8(1)
     with pytest.raises(TypeError):
-        u32(1) < u64(2)
+        _ = u32(1) < u64(2)
     with pytest.raises(TypeError):
-        u32(1) == i32(1)
+        _ = u32(1) == i32(1)
     with pytest.raises(TypeError):
         u32(1) + True
     with pytest.raises(TypeError):

@@ -1,5 +1,5 @@
 """Arrays: checked a[i] (panics 1, index, length), unchecked a.unchecked[i], len(a), local arrays, 2-D arrays."""
-from compiler.prelude import u8, u16, u32, u64, i32, Array, static
+from compiler.prelude import Array, i32, static, u8, u16, u32, u64
 
 grid = static(Array[Array[u16, 3], 2])
 data = static(Array[u32, 4], init=(5, 6, 7, 8))

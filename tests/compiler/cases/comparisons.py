@@ -1,5 +1,5 @@
 """Comparisons need one type on both sides, give bool, order by signedness."""
-from compiler.prelude import u8, u32, u64, i8, i32, i64
+from compiler.prelude import i8, i32, i64, u8, u32, u64
 
 
 def lt_u32(a: u32, b: u32) -> bool:

@@ -1,5 +1,5 @@
 """if / elif / else, nested, and the conditional expression."""
-from compiler.prelude import u32, i32
+from compiler.prelude import i32, u32
 
 
 def classify(x: i32) -> u32:

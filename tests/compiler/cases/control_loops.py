@@ -1,6 +1,6 @@
 """while, for over range(stop) / range(start, stop) / range(start, stop, step) with positive and negative constant
 steps, break, continue; the loop variable takes the type of the bounds."""
-from compiler.prelude import u8, u32, u64, i32, i64
+from compiler.prelude import i32, u8, u32, u64
 
 
 def while_sum(n: u32) -> u32:

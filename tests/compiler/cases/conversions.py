@@ -1,5 +1,5 @@
 """Explicit conversions: zero-extend unsigned/bool, sign-extend signed, truncate to narrower (LANGUAGE.md 3)."""
-from compiler.prelude import u8, u16, u32, u64, i8, i16, i32, i64
+from compiler.prelude import i8, i16, i32, i64, u8, u16, u32, u64
 
 
 def trunc_u8(a: u64) -> u8:

@@ -1,5 +1,5 @@
 """// and % follow Python: floor division, remainder with the divisor's sign; MIN // -1 == MIN (LANGUAGE.md 3)."""
-from compiler.prelude import u8, u32, u64, i8, i16, i32, i64
+from compiler.prelude import i8, i16, i32, i64, u8, u32, u64
 
 
 def fdiv_i32(a: i32, b: i32) -> i32:

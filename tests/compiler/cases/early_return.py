@@ -1,5 +1,5 @@
 """Early return from nested blocks; functions without a result; calls as statements."""
-from compiler.prelude import u32, u64, Array, static
+from compiler.prelude import Array, static, u32, u64
 
 log = static(Array[u32, 4])
 

@@ -1,5 +1,5 @@
 """@export("symbol"), @inline and @noinline change nothing about what a function computes."""
-from compiler.prelude import u32, u64, export, inline, noinline
+from compiler.prelude import export, inline, noinline, u32, u64
 
 
 @export("pyshyper_trap_handler")

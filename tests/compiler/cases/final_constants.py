@@ -1,5 +1,5 @@
 """Final constants: typed, typed by annotation, untyped (adapt like literals), built from other constants."""
-from compiler.prelude import Final, u8, u32, u64, i32
+from compiler.prelude import Final, i32, u8, u32, u64
 
 PAGE_SIZE: Final = u64(4096)
 PAGE_SHIFT: Final[u64] = 12

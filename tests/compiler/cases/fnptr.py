@@ -1,5 +1,5 @@
 """Function pointers: functions as Callable values in globals, arrays (dispatch tables) and struct fields."""
-from compiler.prelude import u32, u64, Array, Callable, Ptr, struct, static, Final, addr_of
+from compiler.prelude import Array, Callable, Final, Ptr, addr_of, static, struct, u32, u64
 
 NHANDLERS: Final = 4
 

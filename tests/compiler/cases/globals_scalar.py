@@ -1,5 +1,5 @@
 """Scalar globals: zero-initialized and constant-initialized, read by name, assigned with `global`."""
-from compiler.prelude import u8, u32, u64, i16, Ptr, null
+from compiler.prelude import Ptr, i16, null, u8, u32, u64
 
 ticks: u64 = 0
 boot_magic: u32 = 0x5348
@@ -11,7 +11,7 @@ head: Ptr[u64] = null(u64)
 
 def tick(n: u32) -> u64:
     global ticks
-    for i in range(n):
+    for _i in range(n):
         ticks += 1
     return ticks
 

@@ -1,6 +1,19 @@
 """CSR intrinsics through prelude.mock: csr_read/write/set/clear/swap on u64 values."""
-from compiler.prelude import (u64, csr_read, csr_write, csr_set, csr_clear, csr_swap, HSTATUS, SSCRATCH, HGATP,
-                              SIE, VSSTATUS, HVIP, SATP)
+from compiler.prelude import (
+    HGATP,
+    HSTATUS,
+    HVIP,
+    SATP,
+    SIE,
+    SSCRATCH,
+    VSSTATUS,
+    csr_clear,
+    csr_read,
+    csr_set,
+    csr_swap,
+    csr_write,
+    u64,
+)
 
 
 def write_read(v: u64) -> u64:

@@ -1,5 +1,5 @@
 """Fixed-width integers: every type wraps modulo 2**bits (LANGUAGE.md 3)."""
-from compiler.prelude import u8, u16, u32, u64, i8, i16, i32, i64, usize
+from compiler.prelude import i8, i16, i32, i64, u8, u16, u32, u64, usize
 
 
 def add_u8(a: u8, b: u8) -> u8:

@@ -1,5 +1,5 @@
 """Literals take the type of their context: other operand, annotated target, parameter, result, field."""
-from compiler.prelude import u8, u16, u32, u64, i8, i64, Array, static
+from compiler.prelude import Array, i8, i64, static, u8, u16, u32, u64
 
 vals = static(Array[u16, 2])
 

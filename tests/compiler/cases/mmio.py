@@ -1,6 +1,6 @@
 """Mmio[T](addr): read()/write(v) of exactly T's width, offset(n) by registers; unmapped registers keep the last
 value written (prelude.mock)."""
-from compiler.prelude import u8, u16, u32, u64, Mmio, Final, Array, static, struct
+from compiler.prelude import Array, Final, Mmio, static, struct, u8, u16, u32, u64
 
 UART: Final = 0x10000000
 

@@ -1,5 +1,5 @@
 """assert (panic kind 3, line) and panic(code) (kind 4); a panic ends the call."""
-from compiler.prelude import u32, u64, panic
+from compiler.prelude import panic, u32, u64
 
 
 def checked(x: u32) -> u32:

@@ -1,5 +1,5 @@
 """Ptr[T](addr), p.addr(), p[i], p.offset(n) (signed n goes backwards), addr_of, null, store through p[0]."""
-from compiler.prelude import u8, u16, u32, u64, i64, Array, Ptr, addr_of, null, static, sizeof
+from compiler.prelude import Array, Ptr, addr_of, i64, null, sizeof, static, u8, u16, u32, u64
 
 buf = static(Array[u32, 8], init=(10, 11, 12, 13, 14, 15, 16, 17))
 

@@ -1,5 +1,5 @@
 """Shifts: the left operand gives the type, the count is masked to log2(bits) bits, >> is arithmetic for signed."""
-from compiler.prelude import u8, u16, u32, u64, i8, i16, i32, i64
+from compiler.prelude import i8, i16, i32, i64, u8, u16, u32, u64
 
 
 def shl_u32(a: u32, n: u32) -> u32:

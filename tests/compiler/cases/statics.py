@@ -1,5 +1,5 @@
 """static(T, init=, align=, section=): aggregate and scalar globals with placement control."""
-from compiler.prelude import u8, u16, u32, u64, Array, static, addr_of, struct
+from compiler.prelude import Array, addr_of, static, struct, u8, u16, u32, u64
 
 stacks = static(Array[u8, 16384], align=4096, section=".bss.stack")
 table = static(Array[u32, 4], init=(1, 2, 3, 4))

@@ -1,5 +1,5 @@
 """Structs: C layout, sizeof/alignof/offsetof, field access on places and through pointers, zeroed constructor."""
-from compiler.prelude import u8, u16, u32, u64, i32, Array, Ptr, struct, sizeof, alignof, offsetof, addr_of
+from compiler.prelude import Array, Ptr, addr_of, alignof, i32, offsetof, sizeof, struct, u8, u16, u32, u64
 
 
 @struct

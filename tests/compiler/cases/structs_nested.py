@@ -1,5 +1,5 @@
 """Nested structs, arrays of structs, Ptr fields (linked list), struct field of aggregate type as a place."""
-from compiler.prelude import u8, u32, u64, Array, Ptr, struct, sizeof, offsetof, addr_of, null, static
+from compiler.prelude import Array, Ptr, addr_of, null, offsetof, sizeof, static, struct, u8, u32, u64
 
 
 @struct

@@ -1,4 +1,5 @@
 """E103: a name the module does not define."""
+# ruff: noqa
 from compiler.prelude import u32, no_such_name
 
-#! E103 2:1
+#! E103 3:1

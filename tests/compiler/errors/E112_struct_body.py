@@ -1,4 +1,5 @@
 """E112: a @struct body holds only annotated fields."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -9,4 +10,4 @@ class S:
     def m(self) -> u32:
         return 1
 
-#! E112 9:5
+#! E112 10:5

@@ -1,4 +1,5 @@
 """E131: no nested functions or closures."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -7,4 +8,4 @@ def f() -> u32:
         return 1
     return 0
 
-#! E131 6:5
+#! E131 7:5

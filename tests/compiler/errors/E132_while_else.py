@@ -1,4 +1,5 @@
 """E132: `while ... else` is rejected (reported at the first statement of the else block)."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -9,4 +10,4 @@ def f(n: u32) -> u32:
         n = 5
     return n
 
-#! E132 9:9
+#! E132 10:9

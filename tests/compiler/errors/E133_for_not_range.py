@@ -1,4 +1,5 @@
 """E133: `for` loops only over range(...)."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 t = static(Array[u32, 4])
@@ -10,4 +11,4 @@ def f() -> u32:
         s += x
     return s
 
-#! E133 9:14
+#! E133 10:14

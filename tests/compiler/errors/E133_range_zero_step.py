@@ -1,4 +1,5 @@
 """E133: a range step must be a non-zero constant."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -8,4 +9,4 @@ def f(n: u32) -> u32:
         s += i
     return s
 
-#! E133 7:26
+#! E133 8:26

@@ -1,4 +1,5 @@
 """E154: a field the struct does not have."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -10,4 +11,4 @@ class S:
 def f(p: Ptr[S]) -> u32:
     return p.b
 
-#! E154 11:12
+#! E154 12:12

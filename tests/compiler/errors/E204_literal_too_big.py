@@ -1,4 +1,5 @@
 """E204: a literal that does not fit its type."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -6,4 +7,4 @@ def f() -> u8:
     x: u8 = 300
     return x
 
-#! E204 6:13
+#! E204 7:13

@@ -1,4 +1,5 @@
 """E209: a global's initial value must be a constant."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -8,4 +9,4 @@ def g() -> u32:
 
 x: u32 = g()
 
-#! E209 9:10
+#! E209 10:10

@@ -1,4 +1,5 @@
 """E310: aggregates are places, not values (binding a struct to a second name)."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -12,4 +13,4 @@ def f() -> u32:
     t = s
     return 0
 
-#! E310 12:9
+#! E310 13:9

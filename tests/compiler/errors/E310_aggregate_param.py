@@ -1,4 +1,5 @@
 """E310: passing an aggregate by value (an aggregate parameter type)."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -10,4 +11,4 @@ class S:
 def f(s: S) -> u32:
     return 0
 
-#! E310 10:10
+#! E310 11:10

@@ -1,4 +1,5 @@
 """E311: the address of a scalar local is not available."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -7,4 +8,4 @@ def f() -> u64:
     p = addr_of(x)
     return p.addr()
 
-#! E311 7:17
+#! E311 8:17

@@ -1,4 +1,5 @@
 """E312: one target per assignment."""
+# ruff: noqa
 from compiler.prelude import u8, u32, u64, i32, Final, Array, Ptr, struct, static, addr_of
 
 
@@ -8,4 +9,4 @@ def f() -> u32:
     a = b = 2
     return a
 
-#! E312 8:5
+#! E312 9:5

@@ -1,5 +1,5 @@
 """The second module of the imports case: constants, a global, a struct and functions used from main.py."""
-from compiler.prelude import u32, u64, Final, struct, static, Array
+from compiler.prelude import Array, Final, static, struct, u32
 from tests.compiler.cases.imports.main import SCALE
 
 BASE: Final = u32(1000)

@@ -1,6 +1,6 @@
 """Imports across two modules (with a cycle: helper imports SCALE from here), names resolved after loading."""
-from compiler.prelude import u32, Final, Ptr, addr_of
-from tests.compiler.cases.imports.helper import add_base, scaled, call_count, BASE, Point, points
+from compiler.prelude import Final, Ptr, addr_of, u32
+from tests.compiler.cases.imports.helper import BASE, Point, add_base, call_count, points, scaled
 
 SCALE: Final = 3
 
