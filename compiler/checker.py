@@ -29,11 +29,11 @@ def _csrs() -> dict[str, int]:
 
 
 PRELUDE_FUNCS = {
-    "static", "sizeof", "alignof", "offsetof", "addr_of", "null", "panic", "fence", "sbi_ecall",
+    "static", "cstr", "extern_addr", "sizeof", "alignof", "offsetof", "addr_of", "null", "panic", "fence", "sbi_ecall",
     *intr.CSR_OPS, *intr.PRIV, *intr.ATOMICS, *intr.LRSC,
 }
 PRELUDE_TYPES = {"Ptr", "Array", "Mmio", "Callable", "Final"}
-PRELUDE_DECOS = {"struct", "export", "inline", "noinline"}
+PRELUDE_DECOS = {"struct", "export", "extern", "inline", "noinline"}
 PY_BUILTINS = {"range", "len", "bool", "True", "False", "None"}
 
 
@@ -93,13 +93,14 @@ class FuncSym:
     params: list[tuple[str, Type]] = field(default_factory=list)
     ret: Type = VOID
     export: str | None = None
+    extern: str | None = None  # declared here, defined in assembly: the body is `...`
     inline: str | None = None
     calls: set = field(default_factory=set)
     locals: dict[str, LocalSym] = field(default_factory=dict)
 
     @property
     def symbol(self) -> str:
-        return self.export or f"{self.module.name}.{self.name}"
+        return self.extern or self.export or f"{self.module.name}.{self.name}"
 
     @property
     def fnty(self) -> FnT:
@@ -593,17 +594,28 @@ class Checker:
                 f.ret = r or VOID
         for d in node.decorator_list:
             name = self._deco_name(d)
-            if name == "export" and isinstance(d, ast.Call) and len(d.args) == 1 and isinstance(
+            if name in ("export", "extern") and isinstance(d, ast.Call) and len(d.args) == 1 and isinstance(
                 d.args[0], ast.Constant
             ) and isinstance(d.args[0].value, str):
-                f.export = d.args[0].value
+                setattr(f, name, d.args[0].value)
+                if name == "extern" and not self._is_ellipsis_body(node.body):
+                    self.err("E135", "an @extern function's body is `...`: it is defined in assembly", node)
             elif name in ("inline", "noinline") and isinstance(d, ast.Name):
                 f.inline = name
             else:
                 self.err("E131", "decorators are @export(\"symbol\"), @inline and @noinline", d)
 
+    @staticmethod
+    def _is_ellipsis_body(body: list[ast.stmt]) -> bool:
+        body = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                        and isinstance(s.value.value, str))]
+        return len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and body[0].value.value is Ellipsis
+
     def check_bodies(self) -> None:
         for f in self.funcs:
+            if f.extern:
+                continue
             self.mod, self.fn = f.module, f
             self.global_decls = set()
             for name, t in f.params:
@@ -1396,6 +1408,15 @@ class Checker:
         if name == "fence":
             self.args(e, [], VOID, name)
             return VOID
+        if name in ("cstr", "extern_addr"):
+            if len(a) != 1 or not (isinstance(a[0], ast.Constant) and isinstance(a[0].value, (str, bytes))):
+                self.err("E152", f'{name}() takes one string literal', e)
+                return None
+            v = a[0].value
+            e.text = v.encode() if isinstance(v, str) else v  # type: ignore[attr-defined]
+            if name == "extern_addr":
+                return U64
+            return PtrT(INTS["u8"])
         if name in intr.CSR_OPS:
             if not a:
                 self.err("E152", f"{name} needs a CSR", e)

@@ -74,10 +74,12 @@ class Lowering:
             self._define_global(g)
         self._panic_fn()
         for f in self.prog.funcs:
-            self._define_func(f)
+            if not f.extern:
+                self._define_func(f)
         if self.host:
             for f in self.prog.funcs:
-                self._host_wrapper(f)
+                if not f.extern:
+                    self._host_wrapper(f)
         return self.module
 
     def _host_wrapper(self, f: FuncSym) -> None:
@@ -119,7 +121,7 @@ class Lowering:
         if self.host and sym == PANIC:
             sym = PANIC + ".program"
         fn = ir.Function(self.module, _fnty(f.fnty), sym)
-        fn.linkage = "external" if f.export and not self.host else "internal"
+        fn.linkage = "external" if (f.export and not self.host) or f.extern else "internal"
         fn.attributes.add("nounwind")
         if f.inline == "inline":
             fn.attributes.add("inlinehint")
@@ -647,6 +649,14 @@ class Lowering:
             return ir.Constant(I64_IR, 0)
         if name == "fence":
             return b.fence("seq_cst")
+        if name == "cstr":
+            return self._cstr(e.text)  # type: ignore[attr-defined]
+        if name == "extern_addr":
+            sym = e.text.decode()  # type: ignore[attr-defined]
+            gv = self.module.globals.get(sym)
+            if gv is None:
+                gv = ir.GlobalVariable(self.module, I8, sym)
+            return b.ptrtoint(gv, I64_IR)
         if name in intr.ATOMICS:
             op, _ = intr.ATOMICS[name]
             return b.atomic_rmw(op, self.val(args[0]), self.val(args[1]), "seq_cst")
@@ -659,6 +669,20 @@ class Lowering:
         if name == "sbi_ecall":
             return self._ecall([self.val(a) for a in args])
         raise AssertionError(name)
+
+    def _cstr(self, text: bytes) -> ir.Value:
+        """A NUL-terminated constant in .rodata, shared by equal strings."""
+        key = ".str." + text.hex()[:40] + f".{len(text)}"
+        gv = self.module.globals.get(key)
+        if gv is None:
+            data = bytearray(text + b"\0")
+            ty = ir.ArrayType(I8, len(data))
+            gv = ir.GlobalVariable(self.module, ty, key)
+            gv.initializer = ir.Constant(ty, data)
+            gv.global_constant = True
+            gv.linkage = "private"
+            gv.unnamed_addr = True
+        return gv
 
     def _csr(self, op: str, csr: int, args: list[ir.Value]) -> ir.Value:
         ret = ir.VoidType() if op in ("csr_write", "csr_set", "csr_clear") else I64_IR

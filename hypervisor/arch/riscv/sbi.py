@@ -1,0 +1,233 @@
+"""SBI emulation for guests (SBI spec v2.0): a VS-mode `ecall` (scause 10) lands here.
+
+Arguments are in the guest's a0..a5, the function ID in a6 and the extension ID in a7; the result goes back
+in a0 (error) and a1 (value). Extensions are found through a table (`SBI_EIDS` / `SBI_HANDLERS`).
+"""
+
+from compiler.prelude import (
+    HVIP, VSTIMECMP, Array, Callable, Final, Ptr, addr_of, cstr, csr_clear, csr_set, csr_write, fence_i, hfence_vvma_vmid,
+    i64, static, u8, u64,
+)
+
+from hypervisor.arch.riscv.defs import MIP_VSSIP, MIP_VSTIP
+from hypervisor.arch.riscv.sbi_call import (
+    SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED, SBI_EXT_BASE, SBI_EXT_DBCN,
+    SBI_EXT_HSM, SBI_EXT_IPI, SBI_EXT_LEGACY_GETCHAR, SBI_EXT_LEGACY_PUTCHAR, SBI_EXT_LEGACY_SET_TIMER,
+    SBI_EXT_PMU, SBI_EXT_RFENCE, SBI_EXT_SRST, SBI_EXT_TIME, SBI_HSM_STARTED, SBI_SRST_COLD_REBOOT,
+    SBI_SRST_REASON_NONE, SBI_SRST_WARM_REBOOT, SBI_SUCCESS, sbi_set_timer,
+)
+from hypervisor.arch.riscv.stage2 import stage2_translate
+from hypervisor.core.vm import (
+    VM_CRASHED, VM_ENDED, Vcpu, Vm, vcpu_reset, vcpu_vm, vm_console_putc, vm_end, vm_load_image, vm_report,
+)
+from hypervisor.core.hart import hart_has_sstc
+
+SBI_SPEC_VERSION: Final = u64(2) << 24  # 2.0 (SBI 4.1)
+SBI_IMPL_ID: Final = u64(0x50595348)  # "PYSH": not a registered implementation ID
+SBI_IMPL_VERSION: Final = u64(1)
+DBCN_MAX_WRITE: Final = u64(4096)
+
+A0: Final = 10
+A1: Final = 11
+A2: Final = 12
+A6: Final = 16
+A7: Final = 17
+
+
+def sbi_return(v: Ptr[Vcpu], err: i64, value: u64) -> None:
+    v.regs[A0] = u64(err)
+    v.regs[A1] = value
+
+
+def sbi_base(v: Ptr[Vcpu]) -> None:
+    fid = v.regs[A6]
+    if fid == 0:
+        sbi_return(v, SBI_SUCCESS, SBI_SPEC_VERSION)
+    elif fid == 1:
+        sbi_return(v, SBI_SUCCESS, SBI_IMPL_ID)
+    elif fid == 2:
+        sbi_return(v, SBI_SUCCESS, SBI_IMPL_VERSION)
+    elif fid == 3:
+        sbi_return(v, SBI_SUCCESS, u64(1) if sbi_extension_index(v.regs[A0]) < SBI_EXTENSIONS else u64(0))
+    elif fid >= 4 and fid <= 6:
+        sbi_return(v, SBI_SUCCESS, u64(0))  # mvendorid, marchid, mimpid: no real machine IDs are exposed
+    else:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+
+
+def sbi_timer_program(v: Ptr[Vcpu], deadline: u64) -> None:
+    """TIME set_timer: an exact deadline. With Sstc the hardware raises VSTIP at vstimecmp (Sstc 1.0);
+    without it the hypervisor arms its own S-mode timer and injects VSTIP through hvip when it fires."""
+    if hart_has_sstc():
+        csr_write(VSTIMECMP, deadline)
+        return
+    csr_clear(HVIP, MIP_VSTIP)
+    v.timer_deadline = deadline
+    sbi_set_timer(deadline)
+
+
+def sbi_time(v: Ptr[Vcpu]) -> None:
+    if v.regs[A6] != 0:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+        return
+    sbi_timer_program(v, v.regs[A0])
+    sbi_return(v, SBI_SUCCESS, u64(0))
+
+
+def sbi_legacy_set_timer(v: Ptr[Vcpu]) -> None:
+    sbi_timer_program(v, v.regs[A0])
+    v.regs[A0] = 0
+
+
+def sbi_ipi(v: Ptr[Vcpu]) -> None:
+    """send_ipi(hart_mask, hart_mask_base): one vCPU per VM for now, so only this vCPU can be a target."""
+    if v.regs[A6] != 0:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+        return
+    mask = v.regs[A0]
+    base = v.regs[A1]
+    if base == ~u64(0) or (base <= v.vcpu_id and base + 64 > v.vcpu_id and
+                           (mask >> (v.vcpu_id - base)) & 1 != 0):
+        csr_set(HVIP, MIP_VSSIP)
+    sbi_return(v, SBI_SUCCESS, u64(0))
+
+
+def sbi_rfence(v: Ptr[Vcpu]) -> None:
+    """remote fences: with one vCPU the only hart to fence is this one (SBI 2.0 chapter 8)."""
+    fid = v.regs[A6]
+    if fid == 0:
+        fence_i()
+    elif fid <= 2:
+        hfence_vvma_vmid(vcpu_vm(v).vmid)
+    else:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+        return
+    sbi_return(v, SBI_SUCCESS, u64(0))
+
+
+def sbi_hsm(v: Ptr[Vcpu]) -> None:
+    fid = v.regs[A6]
+    target = v.regs[A0]
+    if fid == 0:  # hart_start
+        sbi_return(v, SBI_ERR_ALREADY_AVAILABLE if target == v.vcpu_id else SBI_ERR_INVALID_PARAM, u64(0))
+    elif fid == 2:  # hart_get_status
+        if target == v.vcpu_id:
+            sbi_return(v, SBI_SUCCESS, SBI_HSM_STARTED)
+        else:
+            sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
+    elif fid == 1:  # hart_stop of the last vCPU: the VM has nothing left to run
+        vm_report(vcpu_vm(v), cstr(b"stopped its last vCPU, pc "), v.sepc)
+        vm_end(vcpu_vm(v), VM_ENDED)
+    else:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+
+
+def sbi_srst(v: Ptr[Vcpu]) -> None:
+    """system_reset acts on the calling VM only; the hypervisor and the other VMs run on (SBI 2.0 ch. 10)."""
+    kind = v.regs[A0]
+    reason = v.regs[A1]
+    vm = vcpu_vm(v)
+    if v.regs[A6] != 0 or (kind > SBI_SRST_WARM_REBOOT and kind < 0xF0000000):
+        sbi_return(v, SBI_ERR_INVALID_PARAM if v.regs[A6] == 0 else SBI_ERR_NOT_SUPPORTED, u64(0))
+        return
+    if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
+        vm_report(vm, cstr(b"reboots, reason "), reason)
+        vm_load_image(vm)
+        vcpu_reset(v)
+        return
+    vm_report(vm, cstr(b"powered off, reason "), reason)
+    vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_CRASHED)
+
+
+def guest_byte(vm: Ptr[Vm], gpa: u64, out: Ptr[u64]) -> bool:
+    """One byte of guest memory through the VM's stage-2 table (false if it is not mapped)."""
+    hpa = Array[u64, 1]()
+    if not stage2_translate(vm.stage2_root, gpa, addr_of(hpa[0])):
+        return False
+    out[0] = u64(Ptr[u8](hpa[0])[0])
+    return True
+
+
+def sbi_dbcn(v: Ptr[Vcpu]) -> None:
+    fid = v.regs[A6]
+    vm = vcpu_vm(v)
+    if fid == 0:  # console_write(num_bytes, base_lo, base_hi)
+        n = v.regs[A0]
+        if n > DBCN_MAX_WRITE:
+            n = DBCN_MAX_WRITE
+        if v.regs[A2] != 0:
+            sbi_return(v, i64(-5), u64(0))
+            return
+        base = v.regs[A1]
+        b = Array[u64, 1]()
+        done = u64(0)
+        while done < n:
+            if not guest_byte(vm, base + done, addr_of(b[0])):
+                break
+            vm_console_putc(vm, u8(b[0]))
+            done += 1
+        if done == 0 and n != 0:
+            sbi_return(v, i64(-5), u64(0))  # SBI_ERR_INVALID_ADDRESS
+        else:
+            sbi_return(v, SBI_SUCCESS, done)
+    elif fid == 1:  # console_read: no input for guests yet
+        sbi_return(v, SBI_SUCCESS, u64(0))
+    elif fid == 2:  # console_write_byte
+        vm_console_putc(vm, u8(v.regs[A0] & 255))
+        sbi_return(v, SBI_SUCCESS, u64(0))
+    else:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+
+
+def sbi_legacy_putchar(v: Ptr[Vcpu]) -> None:
+    vm_console_putc(vcpu_vm(v), u8(v.regs[A0] & 255))
+    v.regs[A0] = 0
+
+
+def sbi_legacy_getchar(v: Ptr[Vcpu]) -> None:
+    v.regs[A0] = ~u64(0)  # -1: no character
+
+
+def sbi_pmu(v: Ptr[Vcpu]) -> None:
+    sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+
+
+SBI_EXTENSIONS: Final = 10
+SBI_EIDS = static(Array[u64, SBI_EXTENSIONS], init=(
+    SBI_EXT_BASE, SBI_EXT_TIME, SBI_EXT_IPI, SBI_EXT_RFENCE, SBI_EXT_HSM, SBI_EXT_SRST, SBI_EXT_DBCN,
+    SBI_EXT_LEGACY_SET_TIMER, SBI_EXT_LEGACY_PUTCHAR, SBI_EXT_LEGACY_GETCHAR,
+))
+SBI_HANDLERS = static(Array[Callable[[Ptr[Vcpu]], None], SBI_EXTENSIONS], init=(
+    sbi_base, sbi_time, sbi_ipi, sbi_rfence, sbi_hsm, sbi_srst, sbi_dbcn,
+    sbi_legacy_set_timer, sbi_legacy_putchar, sbi_legacy_getchar,
+))
+
+
+def sbi_extension_index(eid: u64) -> u64:
+    for i in range(SBI_EXTENSIONS):
+        if SBI_EIDS[i] == eid:
+            return u64(i)
+    return u64(SBI_EXTENSIONS)
+
+
+def sbi_handle_ecall(v: Ptr[Vcpu]) -> None:
+    """scause 10 (ecall from VS): dispatch by extension ID; unknown extensions get NOT_SUPPORTED."""
+    v.sepc += 4
+    v.sbi_calls += 1
+    i = sbi_extension_index(v.regs[A7])
+    if i < SBI_EXTENSIONS:
+        SBI_HANDLERS[i](v)
+    elif v.regs[A7] == SBI_EXT_PMU:
+        sbi_pmu(v)
+    else:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+
+
+def sbi_timer_fired(v: Ptr[Vcpu], now: u64) -> None:
+    """The hypervisor's own S-mode timer fired (no Sstc): inject VSTIP if the guest's deadline passed."""
+    if now >= v.timer_deadline:
+        v.timer_deadline = ~u64(0)
+        csr_set(HVIP, MIP_VSTIP)
+        sbi_set_timer(~u64(0))
+    else:
+        sbi_set_timer(v.timer_deadline)

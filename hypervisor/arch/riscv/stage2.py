@@ -1,0 +1,370 @@
+"""Stage-2 (G-stage) page tables, Sv39x4: guest physical -> host physical.
+
+RISC-V privileged spec, Hypervisor extension, "Two-Stage Address Translation": the GPA is 41 bits; the root
+table is 16 KiB (2048 entries, VPN[2] is 11 bits) aligned to 16 KiB; levels 1 and 0 are ordinary 4 KiB tables
+(VPN[1], VPN[0]: 9 bits).  PTEs are Sv39's: V R W X U G A D in bits 0..7, PPN from bit 10.  Every G-stage access
+is checked as a U-mode access, so leaves have U=1; A and D are set in leaves (no reliance on hardware A/D update).
+Non-leaf PTEs have only V (A, D, U are reserved there).
+
+Leaves are 1 GiB (level 2), 2 MiB (level 1) or 4 KiB (level 0): the largest whose size divides gpa and hpa and
+fits the remaining length.  Table pages come from the frame allocator; `stage2_destroy` gives every one back.
+After changing a live table the caller calls `stage2_flush(vmid)`.
+"""
+from compiler.prelude import u64, Ptr, Final, hfence_gvma_vmid
+from hypervisor.core.frame_alloc import frame_alloc, frame_free
+
+# PTE bits (Sv39 format, also used by the G-stage)
+PTE_V: Final = u64(1 << 0)
+PTE_R: Final = u64(1 << 1)
+PTE_W: Final = u64(1 << 2)
+PTE_X: Final = u64(1 << 3)
+PTE_U: Final = u64(1 << 4)
+PTE_G: Final = u64(1 << 5)
+PTE_A: Final = u64(1 << 6)
+PTE_D: Final = u64(1 << 7)
+PTE_RWX: Final = PTE_R | PTE_W | PTE_X
+PTE_PPN_SHIFT: Final = u64(10)
+PTE_PPN_MASK: Final = u64((1 << 44) - 1)
+
+# mapping permissions accepted by stage2_map (any non-empty combination of R, W, X but W without R)
+S2_PERM_R: Final = PTE_R
+S2_PERM_W: Final = PTE_W
+S2_PERM_X: Final = PTE_X
+S2_PERM_RW: Final = PTE_R | PTE_W
+S2_PERM_RX: Final = PTE_R | PTE_X
+S2_PERM_RWX: Final = PTE_RWX
+
+S2_PAGE_SHIFT: Final = u64(12)
+S2_PAGE_SIZE: Final = u64(1 << 12)
+S2_SIZE_2M: Final = u64(1 << 21)
+S2_SIZE_1G: Final = u64(1 << 30)
+S2_GPA_BITS: Final = u64(41)
+S2_GPA_LIMIT: Final = u64(1 << 41)
+S2_HPA_LIMIT: Final = u64(1 << 56)
+S2_ROOT_ENTRIES: Final = u64(2048)
+S2_TABLE_ENTRIES: Final = u64(512)
+S2_ROOT_PAGES: Final = u64(4)  # 16 KiB, aligned to 16 KiB
+S2_LEVELS: Final = 3
+
+# hgatp
+HGATP_MODE_SV39X4: Final = u64(8)
+HGATP_MODE_SHIFT: Final = u64(60)
+HGATP_VMID_SHIFT: Final = u64(44)
+HGATP_VMID_MASK: Final = u64((1 << 14) - 1)
+HGATP_PPN_MASK: Final = u64((1 << 44) - 1)
+
+# leaf counts written by stage2_count_leaves
+S2_COUNT_1G: Final = 0
+S2_COUNT_2M: Final = 1
+S2_COUNT_4K: Final = 2
+S2_COUNT_TABLES: Final = 3  # table pages in 4 KiB frames, root included (4)
+S2_COUNT_SLOTS: Final = 4
+
+
+def _level_shift(level: u64) -> u64:
+    return S2_PAGE_SHIFT + u64(9) * level
+
+
+def _level_size(level: u64) -> u64:
+    return u64(1) << _level_shift(level)
+
+
+def _pte_index(gpa: u64, level: u64) -> u64:
+    if level == 2:
+        return (gpa >> _level_shift(level)) & (S2_ROOT_ENTRIES - 1)
+    return (gpa >> _level_shift(level)) & (S2_TABLE_ENTRIES - 1)
+
+
+def _pte_valid(pte: u64) -> bool:
+    return pte & PTE_V != 0
+
+
+def _pte_is_leaf(pte: u64) -> bool:
+    return pte & PTE_V != 0 and pte & PTE_RWX != 0
+
+
+def _pte_addr(pte: u64) -> u64:
+    return ((pte >> PTE_PPN_SHIFT) & PTE_PPN_MASK) << S2_PAGE_SHIFT
+
+
+def _pte_table(table: u64) -> u64:
+    return ((table >> S2_PAGE_SHIFT) << PTE_PPN_SHIFT) | PTE_V
+
+
+def _pte_leaf(hpa: u64, perms: u64) -> u64:
+    return ((hpa >> S2_PAGE_SHIFT) << PTE_PPN_SHIFT) | (perms & PTE_RWX) | PTE_V | PTE_U | PTE_A | PTE_D
+
+
+def _entry(table: u64, gpa: u64, level: u64) -> Ptr[u64]:
+    return Ptr[u64](table + _pte_index(gpa, level) * 8)
+
+
+def _next_boundary(addr: u64, size: u64) -> u64:
+    """The first multiple of size above addr (size a power of two); may wrap to 0 at the top."""
+    return (addr | (size - 1)) + 1
+
+
+def _table_empty(table: u64) -> bool:
+    p = Ptr[u64](table)
+    i = S2_TABLE_ENTRIES
+    while i > 0:  # from the top: an unmap going upwards finds the remaining entries there first
+        i -= 1
+        if p[i] != 0:
+            return False
+    return True
+
+
+def stage2_create() -> u64:
+    """A new, empty root table (16 KiB aligned to 16 KiB); 0 when out of memory."""
+    return frame_alloc(S2_ROOT_PAGES, S2_ROOT_PAGES)
+
+
+def _range_ok(gpa: u64, size: u64) -> bool:
+    if size == 0 or gpa & (S2_PAGE_SIZE - 1) != 0 or size & (S2_PAGE_SIZE - 1) != 0:
+        return False
+    return gpa < S2_GPA_LIMIT and size <= S2_GPA_LIMIT - gpa
+
+
+def _range_free(root: u64, gpa: u64, size: u64) -> bool:
+    """True when nothing in [gpa, gpa + size) is mapped."""
+    end = gpa + size
+    addr = gpa
+    while addr < end:
+        table = root
+        level = u64(2)
+        while True:
+            pte = _entry(table, addr, level)[0]
+            if not _pte_valid(pte):
+                addr = _next_boundary(addr, _level_size(level))
+                break
+            if _pte_is_leaf(pte) or level == 0:
+                return False
+            table = _pte_addr(pte)
+            level -= 1
+    return True
+
+
+def _map_leaf(root: u64, gpa: u64, hpa: u64, leaf_level: u64, perms: u64) -> bool:
+    """One leaf at leaf_level, allocating the tables on the way; False when out of memory or already mapped."""
+    table = root
+    level = u64(2)
+    while level > leaf_level:
+        e = _entry(table, gpa, level)
+        pte = e[0]
+        if not _pte_valid(pte):
+            t = frame_alloc(u64(1), u64(1))
+            if t == 0:
+                return False
+            e[0] = _pte_table(t)
+            table = t
+        elif _pte_is_leaf(pte):
+            return False
+        else:
+            table = _pte_addr(pte)
+        level -= 1
+    e = _entry(table, gpa, leaf_level)
+    if e[0] != 0:
+        return False
+    e[0] = _pte_leaf(hpa, perms)
+    return True
+
+
+def _leaf_level(gpa: u64, hpa: u64, remaining: u64) -> u64:
+    if (gpa | hpa) & (S2_SIZE_1G - 1) == 0 and remaining >= S2_SIZE_1G:
+        return 2
+    if (gpa | hpa) & (S2_SIZE_2M - 1) == 0 and remaining >= S2_SIZE_2M:
+        return 1
+    return 0
+
+
+def stage2_map(root: u64, gpa: u64, hpa: u64, size: u64, perms: u64) -> bool:
+    """Map [gpa, gpa + size) to [hpa, hpa + size) with perms (S2_PERM_*: R, W, X; W needs R).  All three 4 KiB
+    aligned.  False, with the table unchanged, on bad arguments, on overlap with an existing mapping, or when
+    out of memory (what this call had mapped is undone and its new tables freed)."""
+    if root == 0 or not _range_ok(gpa, size):
+        return False
+    if hpa & (S2_PAGE_SIZE - 1) != 0 or hpa >= S2_HPA_LIMIT or size > S2_HPA_LIMIT - hpa:
+        return False
+    if perms & PTE_RWX == 0 or perms & ~PTE_RWX != 0 or perms & (PTE_R | PTE_W) == PTE_W:
+        return False
+    if not _range_free(root, gpa, size):
+        return False
+    done = u64(0)
+    while done < size:
+        level = _leaf_level(gpa + done, hpa + done, size - done)
+        if not _map_leaf(root, gpa + done, hpa + done, level, perms):
+            # only out of memory can fail here: the range was free, so everything in it is ours to undo
+            stage2_unmap(root, gpa, size)
+            return False
+        done += _level_size(level)
+    return True
+
+
+def _split_leaf(e: Ptr[u64], level: u64) -> bool:
+    """Replace the block leaf *e at level (1 or 2) by a table of 512 leaves of the next level, same mapping."""
+    t = frame_alloc(u64(1), u64(1))
+    if t == 0:
+        return False
+    pte = e[0]
+    base = _pte_addr(pte)
+    flags = pte & ((u64(1) << PTE_PPN_SHIFT) - 1)
+    child = _level_size(level - 1)
+    p = Ptr[u64](t)
+    for i in range(u64(0), S2_TABLE_ENTRIES):
+        p[i] = (((base + i * child) >> S2_PAGE_SHIFT) << PTE_PPN_SHIFT) | flags
+    e[0] = _pte_table(t)
+    return True
+
+
+def _prune(root: u64, addr: u64, upper: bool) -> None:
+    """Free the level-0 table covering addr if it is empty, then (when upper) the level-1 table too."""
+    e2 = _entry(root, addr, u64(2))
+    if not _pte_valid(e2[0]) or _pte_is_leaf(e2[0]):
+        return
+    t1 = _pte_addr(e2[0])
+    e1 = _entry(t1, addr, u64(1))
+    if _pte_valid(e1[0]) and not _pte_is_leaf(e1[0]):
+        t0 = _pte_addr(e1[0])
+        if _table_empty(t0):
+            e1[0] = 0
+            frame_free(t0, u64(1))
+    if upper and _table_empty(t1):
+        e2[0] = 0
+        frame_free(t1, u64(1))
+
+
+def stage2_unmap(root: u64, gpa: u64, size: u64) -> bool:
+    """Remove every mapping in [gpa, gpa + size) (holes are skipped); a 1 GiB / 2 MiB leaf that the range covers
+    only partly is split first.  Tables left empty are freed.  False on bad arguments, or when a split needs a
+    table and memory is out (the part before it is then already unmapped)."""
+    if root == 0 or not _range_ok(gpa, size):
+        return False
+    end = gpa + size
+    addr = gpa
+    while addr < end:
+        table = root
+        level = u64(2)
+        nxt = addr
+        while True:
+            e = _entry(table, addr, level)
+            pte = e[0]
+            lsize = _level_size(level)
+            if not _pte_valid(pte):
+                nxt = _next_boundary(addr, lsize)
+                break
+            if _pte_is_leaf(pte):
+                if addr & (lsize - 1) == 0 and end - addr >= lsize:
+                    e[0] = 0
+                    nxt = addr + lsize
+                    break
+                if not _split_leaf(e, level):
+                    return False
+                pte = e[0]
+            table = _pte_addr(pte)
+            level -= 1
+        if nxt == 0 or nxt >= end:
+            _prune(root, addr, True)
+            return True
+        if nxt & (S2_SIZE_2M - 1) == 0:
+            _prune(root, addr, nxt & (S2_SIZE_1G - 1) == 0)
+        addr = nxt
+    return True
+
+
+def stage2_translate(root: u64, gpa: u64, out_hpa: Ptr[u64]) -> bool:
+    """Walk the table for gpa: True and the host physical address in out_hpa[0] when mapped."""
+    if root == 0 or gpa >= S2_GPA_LIMIT:
+        return False
+    table = root
+    level = u64(2)
+    while True:
+        pte = _entry(table, gpa, level)[0]
+        if not _pte_valid(pte):
+            return False
+        if _pte_is_leaf(pte):
+            out_hpa[0] = _pte_addr(pte) + (gpa & (_level_size(level) - 1))
+            return True
+        if level == 0:  # a non-leaf PTE at the last level is invalid
+            return False
+        table = _pte_addr(pte)
+        level -= 1
+
+
+def stage2_perms(root: u64, gpa: u64) -> u64:
+    """The R/W/X bits of the leaf mapping gpa (0 when unmapped)."""
+    if root == 0 or gpa >= S2_GPA_LIMIT:
+        return 0
+    table = root
+    level = u64(2)
+    while True:
+        pte = _entry(table, gpa, level)[0]
+        if not _pte_valid(pte):
+            return 0
+        if _pte_is_leaf(pte):
+            return pte & PTE_RWX
+        if level == 0:
+            return 0
+        table = _pte_addr(pte)
+        level -= 1
+
+
+def stage2_destroy(root: u64) -> None:
+    """Free every table page, the root included.  The mapped host memory is not touched."""
+    if root == 0:
+        return
+    r = Ptr[u64](root)
+    for i in range(u64(0), S2_ROOT_ENTRIES):
+        pte2 = r[i]
+        if _pte_valid(pte2) and not _pte_is_leaf(pte2):
+            t1 = _pte_addr(pte2)
+            p1 = Ptr[u64](t1)
+            for j in range(u64(0), S2_TABLE_ENTRIES):
+                pte1 = p1[j]
+                if _pte_valid(pte1) and not _pte_is_leaf(pte1):
+                    frame_free(_pte_addr(pte1), u64(1))
+            frame_free(t1, u64(1))
+    frame_free(root, S2_ROOT_PAGES)
+
+
+def stage2_count_leaves(root: u64, counts: Ptr[u64]) -> None:
+    """counts[S2_COUNT_1G / _2M / _4K] = leaves of each size; counts[S2_COUNT_TABLES] = table frames (root: 4)."""
+    counts[S2_COUNT_1G] = 0
+    counts[S2_COUNT_2M] = 0
+    counts[S2_COUNT_4K] = 0
+    counts[S2_COUNT_TABLES] = 0
+    if root == 0:
+        return
+    counts[S2_COUNT_TABLES] = S2_ROOT_PAGES
+    r = Ptr[u64](root)
+    for i in range(u64(0), S2_ROOT_ENTRIES):
+        pte2 = r[i]
+        if not _pte_valid(pte2):
+            continue
+        if _pte_is_leaf(pte2):
+            counts[S2_COUNT_1G] += 1
+            continue
+        counts[S2_COUNT_TABLES] += 1
+        p1 = Ptr[u64](_pte_addr(pte2))
+        for j in range(u64(0), S2_TABLE_ENTRIES):
+            pte1 = p1[j]
+            if not _pte_valid(pte1):
+                continue
+            if _pte_is_leaf(pte1):
+                counts[S2_COUNT_2M] += 1
+                continue
+            counts[S2_COUNT_TABLES] += 1
+            p0 = Ptr[u64](_pte_addr(pte1))
+            for k in range(u64(0), S2_TABLE_ENTRIES):
+                if _pte_is_leaf(p0[k]):
+                    counts[S2_COUNT_4K] += 1
+
+
+def stage2_hgatp(root: u64, vmid: u64) -> u64:
+    """The hgatp value for this table: MODE=Sv39x4 (63:60), VMID (57:44), PPN of the root (43:0)."""
+    return ((HGATP_MODE_SV39X4 << HGATP_MODE_SHIFT) | ((vmid & HGATP_VMID_MASK) << HGATP_VMID_SHIFT)
+            | ((root >> S2_PAGE_SHIFT) & HGATP_PPN_MASK))
+
+
+def stage2_flush(vmid: u64) -> None:
+    """Invalidate this VMID's G-stage translations after a change to its live table."""
+    hfence_gvma_vmid(vmid)

@@ -1,0 +1,191 @@
+"""Trap handling: `runtime/trap.S` saves a guest's registers into its vCPU and calls `hyp_guest_trap`,
+which dispatches on scause through two tables (exceptions and interrupts), then resumes the vCPU.
+
+A guest that does something the hypervisor cannot allow (an access outside its memory, an unexpected
+exception) ends; the hypervisor and the other VMs run on (Priv 9.6 "Traps").
+"""
+
+from compiler.prelude import (
+    HIE, HSTATUS, HTVAL, HVIP, SCAUSE, SEPC, SIE, SIP, SSTATUS, STVAL, TIME, VSCAUSE, VSEPC, VSSTATUS,
+    VSTVAL, VSTVEC, Array, Callable, Final, Ptr, csr_clear, csr_read, csr_write, cstr, export, extern, static,
+    u8, u64, wfi,
+)
+
+from hypervisor.arch.riscv.defs import (
+    EXC_COUNT, EXC_ECALL_VS, EXC_ILLEGAL_INST, EXC_INST_GUEST_PAGE_FAULT, EXC_LOAD_GUEST_PAGE_FAULT,
+    EXC_STORE_GUEST_PAGE_FAULT, EXC_VIRTUAL_INST, HSTATUS_SPVP, INSN_WFI, IRQ_S_SOFT, IRQ_S_TIMER,
+    MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+)
+from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired
+from hypervisor.arch.riscv.sbi_call import SBI_SRST_REASON_NONE, SBI_SRST_SHUTDOWN, sbi_system_reset
+from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.vm import (
+    VM_CRASHED, VM_RUNNING, Vcpu, vcpu_vm, vm_all_ended, vm_end, vm_report,
+)
+
+IRQ_COUNT: Final = 16
+
+
+@extern("hyp_vcpu_enter")
+def vcpu_enter(v: Ptr[Vcpu]) -> None:
+    """runtime/trap.S: load the vCPU's registers and sret into it; never returns."""
+    ...
+
+
+def trap_guest_fault(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
+    vm = vcpu_vm(v)
+    console_lock()
+    console_puts(cstr(b"pyshyper: vm"))
+    console_dec(vm.id)
+    console_puts(cstr(b" killed: "))
+    console_puts(what)
+    console_puts(cstr(b" at pc "))
+    console_hex(v.sepc)
+    console_puts(cstr(b", stval "))
+    console_hex(csr_read(STVAL))
+    console_puts(cstr(b"\n"))
+    console_unlock()
+    vm_end(vm, VM_CRASHED)
+
+
+def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
+    """Guest-page faults (scause 20, 21, 23): the guest-physical address is htval << 2 | stval[1:0]
+    (Priv 9.4.4). Nothing is emulated yet, so the access is outside the VM's memory: the VM ends."""
+    cause = csr_read(SCAUSE)
+    gpa = (csr_read(HTVAL) << 2) | (csr_read(STVAL) & 3)
+    vm = vcpu_vm(v)
+    if cause == EXC_INST_GUEST_PAGE_FAULT:
+        vm_report(vm, cstr(b"instruction guest-page fault at guest-physical "), gpa)
+    elif cause == EXC_LOAD_GUEST_PAGE_FAULT:
+        vm_report(vm, cstr(b"load guest-page fault at guest-physical "), gpa)
+    else:
+        vm_report(vm, cstr(b"store guest-page fault at guest-physical "), gpa)
+    trap_guest_fault(v, cstr(b"access outside its memory"))
+
+
+def trap_inject_exception(v: Ptr[Vcpu], cause: u64, tval: u64) -> None:
+    """Deliver an exception to the guest's own handler, as the hardware would trap to VS-mode (Priv 9.6)."""
+    vsstatus = csr_read(VSSTATUS)
+    was_supervisor = (csr_read(HSTATUS) & HSTATUS_SPVP) != 0
+    vsstatus &= ~(SSTATUS_SPP | SSTATUS_SPIE)
+    if was_supervisor:
+        vsstatus |= SSTATUS_SPP
+    if vsstatus & SSTATUS_SIE != 0:
+        vsstatus |= SSTATUS_SPIE
+    vsstatus &= ~SSTATUS_SIE
+    csr_write(VSSTATUS, vsstatus)
+    csr_write(VSEPC, v.sepc)
+    csr_write(VSCAUSE, cause)
+    csr_write(VSTVAL, tval)
+    v.sepc = csr_read(VSTVEC) & ~u64(3)
+    # sret goes to VS-mode at the guest's handler: supervisor privilege
+    csr_write(SSTATUS, csr_read(SSTATUS) | SSTATUS_SPP)
+
+
+def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
+    """scause 22: WFI traps here because hstatus.VTW is set; anything else is illegal for the guest."""
+    insn = csr_read(STVAL)
+    if insn == INSN_WFI:
+        v.sepc += 4
+        v.wfi_exits += 1
+        # Wait in the hypervisor for any interrupt; the guest's own (VS-level) ones are enabled in hie,
+        # the hypervisor's in sie. Whatever woke the hart is taken once the vCPU resumes.
+        wfi()
+        return
+    trap_inject_exception(v, EXC_ILLEGAL_INST, insn)
+
+
+def trap_ecall(v: Ptr[Vcpu]) -> None:
+    sbi_handle_ecall(v)
+
+
+def trap_unexpected(v: Ptr[Vcpu]) -> None:
+    trap_guest_fault(v, cstr(b"unexpected exception"))
+
+
+def irq_timer(v: Ptr[Vcpu]) -> None:
+    sbi_timer_fired(v, csr_read(TIME))
+
+
+def irq_software(v: Ptr[Vcpu]) -> None:
+    csr_clear(SIP, MIP_SSIP)
+
+
+def irq_unexpected(v: Ptr[Vcpu]) -> None:
+    cause = csr_read(SCAUSE) & ~SCAUSE_INTERRUPT
+    csr_clear(SIE, u64(1) << cause)
+    vm_report(vcpu_vm(v), cstr(b"unexpected interrupt masked: "), cause)
+
+
+EXCEPTION_HANDLERS = static(Array[Callable[[Ptr[Vcpu]], None], EXC_COUNT])
+INTERRUPT_HANDLERS = static(Array[Callable[[Ptr[Vcpu]], None], IRQ_COUNT])
+
+
+def trap_init_tables() -> None:
+    for i in range(EXC_COUNT):
+        EXCEPTION_HANDLERS[i] = trap_unexpected
+    for i in range(IRQ_COUNT):
+        INTERRUPT_HANDLERS[i] = irq_unexpected
+    EXCEPTION_HANDLERS[EXC_ECALL_VS] = trap_ecall
+    EXCEPTION_HANDLERS[EXC_INST_GUEST_PAGE_FAULT] = trap_guest_page_fault
+    EXCEPTION_HANDLERS[EXC_LOAD_GUEST_PAGE_FAULT] = trap_guest_page_fault
+    EXCEPTION_HANDLERS[EXC_STORE_GUEST_PAGE_FAULT] = trap_guest_page_fault
+    EXCEPTION_HANDLERS[EXC_VIRTUAL_INST] = trap_virtual_instruction
+    INTERRUPT_HANDLERS[IRQ_S_TIMER] = irq_timer
+    INTERRUPT_HANDLERS[IRQ_S_SOFT] = irq_software
+
+
+def hart_idle() -> None:
+    """Nothing to run on this hart: when every VM has ended, power the machine off; otherwise sleep."""
+    while True:
+        if vm_all_ended():
+            console_lock()
+            console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
+            console_unlock()
+            # A VM that crashed was reported when it ended; the machine itself shuts down cleanly.
+            sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_NONE)
+        wfi()
+
+
+@export("hyp_guest_trap")
+def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
+    """Called by runtime/trap.S with the trapped vCPU; returns the vCPU to resume."""
+    cause = csr_read(SCAUSE)
+    if cause & SCAUSE_INTERRUPT != 0:
+        code = cause & ~SCAUSE_INTERRUPT
+        if code < IRQ_COUNT:
+            INTERRUPT_HANDLERS[code](v)
+    elif cause < EXC_COUNT:
+        EXCEPTION_HANDLERS[cause](v)
+    else:
+        trap_unexpected(v)
+    if vcpu_vm(v).state != VM_RUNNING:
+        hart_idle()
+    return v
+
+
+@export("hyp_hs_fault")
+def hyp_hs_fault(scause: u64, sepc: u64, stval: u64, name: u64, offset: u64) -> None:
+    """A trap taken in the hypervisor itself: report it and stop this hart (runtime/trap.S looked up the name)."""
+    console_lock()
+    console_puts(cstr(b"pyshyper: unexpected trap in the hypervisor: scause "))
+    console_hex(scause)
+    console_puts(cstr(b" sepc "))
+    console_hex(sepc)
+    console_puts(cstr(b" stval "))
+    console_hex(stval)
+    if name != 0:
+        console_puts(cstr(b" in "))
+        console_puts(Ptr[u8](name))
+        console_puts(cstr(b"+"))
+        console_hex(offset)
+    console_puts(cstr(b"\npyshyper: this hart stops\n"))
+    console_unlock()
+    while True:
+        wfi()
+
+
+def trap_enable_guest_interrupts() -> None:
+    """VS-level interrupts reach the guest (hideleg) and wake a hart waiting in WFI (hie)."""
+    csr_write(HIE, u64(0x444))
+    csr_write(HVIP, u64(0))

@@ -1,0 +1,73 @@
+"""The hypervisor's console: text out through the SBI debug console (DBCN) of the firmware below.
+
+Lines from several harts do not interleave: a caller holds `console_lock` for a whole line.
+"""
+
+from compiler.prelude import Array, Ptr, addr_of, amoswap_w, fence, u8, u32, u64
+
+from hypervisor.arch.riscv.sbi_call import sbi_console_write
+
+console_lock_word: u32 = 0
+
+
+def console_lock() -> None:
+    while amoswap_w(addr_of(console_lock_word), u32(1)) != 0:
+        pass
+
+
+def console_unlock() -> None:
+    fence()
+    amoswap_w(addr_of(console_lock_word), u32(0))
+
+
+def cstr_len(s: Ptr[u8]) -> u64:
+    n = u64(0)
+    while s[n] != 0:
+        n += 1
+    return n
+
+
+def console_write(addr: u64, length: u64) -> None:
+    """Write length bytes at addr; DBCN may write fewer per call, so loop until all are out."""
+    done = u64(0)
+    while done < length:
+        r = sbi_console_write(addr + done, length - done)
+        if r <= 0:
+            return
+        done += u64(r)
+
+
+def console_puts(s: Ptr[u8]) -> None:
+    console_write(s.addr(), cstr_len(s))
+
+
+def console_putc(c: u8) -> None:
+    buf = Array[u8, 1]()
+    buf[0] = c
+    console_write(addr_of(buf[0]).addr(), u64(1))
+
+
+def console_hex(v: u64) -> None:
+    """0x-prefixed lower-case hexadecimal, no leading zeros."""
+    buf = Array[u8, 18]()
+    buf[0] = u8(48)
+    buf[1] = u8(120)
+    digits = u64(1)
+    while digits < 16 and (v >> (digits * 4)) != 0:
+        digits += 1
+    for i in range(digits):
+        nib = u8((v >> ((digits - 1 - u64(i)) * 4)) & 15)
+        buf[2 + i] = nib + 48 if nib < 10 else nib + 87
+    console_write(addr_of(buf[0]).addr(), digits + 2)
+
+
+def console_dec(v: u64) -> None:
+    buf = Array[u8, 20]()
+    n = u64(20)
+    while True:
+        n -= 1
+        buf[n] = u8(v % 10) + 48
+        v = v // 10
+        if v == 0:
+            break
+    console_write(addr_of(buf[n]).addr(), 20 - n)

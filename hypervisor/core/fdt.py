@@ -1,0 +1,469 @@
+"""Flattened Device Tree reader: what the hypervisor needs at boot from the DTB OpenSBI passes in a1.
+
+Format: Devicetree Specification v0.4, chapter 5 ("Flattened Devicetree (DTB) Format").  Everything is big-endian
+(5.1); the header (5.2) gives the offsets of the structure block (5.4) and the strings block (5.5).  The structure
+block is a sequence of 4-byte aligned tokens:
+
+    FDT_BEGIN_NODE (1)  followed by the NUL-terminated unit name, padded to 4 bytes
+    FDT_END_NODE   (2)
+    FDT_PROP       (3)  followed by u32 len, u32 nameoff (into the strings block), then len bytes, padded to 4
+    FDT_NOP        (4)  ignored
+    FDT_END        (9)  end of the structure block
+
+Read-only, no heap, no recursion: every walk is a loop over tokens with an explicit depth counter.  Node handles
+are the absolute addresses of their FDT_BEGIN_NODE tokens (0: none); property handles the addresses of their
+FDT_PROP tokens (0: none).  Every public function first checks `fdt_valid`, so a bad a1 gives 0 / False answers.
+"""
+
+from compiler.prelude import Array, Final, Ptr, addr_of, static, u8, u32, u64
+
+FDT_MAGIC: Final = u32(0xD00DFEED)  # 5.2 magic
+FDT_BEGIN_NODE: Final = u32(1)  # 5.4.1 tokens
+FDT_END_NODE: Final = u32(2)
+FDT_PROP: Final = u32(3)
+FDT_NOP: Final = u32(4)
+FDT_END: Final = u32(9)
+FDT_HEADER_SIZE: Final = u64(40)  # 5.2: ten u32 fields (version 17)
+FDT_LAST_COMP_VERSION: Final = u32(16)  # 5.2: version 17 is backwards compatible with version 16
+FDT_BAD: Final = u64(0xFFFF_FFFF_FFFF_FFFF)  # "no such value" for results that are addresses or ids
+
+# Header field offsets (5.2, struct fdt_header).
+FDT_H_TOTALSIZE: Final = u64(4)
+FDT_H_OFF_DT_STRUCT: Final = u64(8)
+FDT_H_OFF_DT_STRINGS: Final = u64(12)
+FDT_H_VERSION: Final = u64(20)
+FDT_H_LAST_COMP_VERSION: Final = u64(24)
+FDT_H_SIZE_DT_STRINGS: Final = u64(32)
+FDT_H_SIZE_DT_STRUCT: Final = u64(36)
+
+# NUL-terminated names the reader looks up (byte tuples: `cstr` may replace them).
+fdt_s_cpus = static(Array[u8, 5], init=(0x63, 0x70, 0x75, 0x73, 0))  # "cpus"
+fdt_s_cpu = static(Array[u8, 4], init=(0x63, 0x70, 0x75, 0))  # "cpu"
+fdt_s_memory = static(Array[u8, 7], init=(0x6D, 0x65, 0x6D, 0x6F, 0x72, 0x79, 0))  # "memory"
+fdt_s_device_type = static(Array[u8, 12], init=(0x64, 0x65, 0x76, 0x69, 0x63, 0x65, 0x5F, 0x74, 0x79, 0x70, 0x65,
+                                                0))  # "device_type"
+fdt_s_status = static(Array[u8, 7], init=(0x73, 0x74, 0x61, 0x74, 0x75, 0x73, 0))  # "status"
+fdt_s_okay = static(Array[u8, 5], init=(0x6F, 0x6B, 0x61, 0x79, 0))  # "okay"
+fdt_s_ok = static(Array[u8, 3], init=(0x6F, 0x6B, 0))  # "ok"
+fdt_s_reg = static(Array[u8, 4], init=(0x72, 0x65, 0x67, 0))  # "reg"
+fdt_s_address_cells = static(Array[u8, 15], init=(0x23, 0x61, 0x64, 0x64, 0x72, 0x65, 0x73, 0x73, 0x2D, 0x63, 0x65,
+                                                  0x6C, 0x6C, 0x73, 0))  # "#address-cells"
+fdt_s_size_cells = static(Array[u8, 12], init=(0x23, 0x73, 0x69, 0x7A, 0x65, 0x2D, 0x63, 0x65, 0x6C, 0x6C, 0x73,
+                                               0))  # "#size-cells"
+fdt_s_timebase = static(Array[u8, 19], init=(0x74, 0x69, 0x6D, 0x65, 0x62, 0x61, 0x73, 0x65, 0x2D, 0x66, 0x72, 0x65,
+                                             0x71, 0x75, 0x65, 0x6E, 0x63, 0x79, 0))  # "timebase-frequency"
+fdt_s_isa = static(Array[u8, 10], init=(0x72, 0x69, 0x73, 0x63, 0x76, 0x2C, 0x69, 0x73, 0x61, 0))  # "riscv,isa"
+# "riscv,isa-extensions"
+fdt_s_isa_ext = static(Array[u8, 21], init=(0x72, 0x69, 0x73, 0x63, 0x76, 0x2C, 0x69, 0x73, 0x61, 0x2D, 0x65, 0x78,
+                                            0x74, 0x65, 0x6E, 0x73, 0x69, 0x6F, 0x6E, 0x73, 0))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bytes and strings
+
+
+def fdt_be32(addr: u64) -> u32:
+    """The big-endian u32 at addr (5.1: all header and structure words are big-endian), read bytewise."""
+    p = Ptr[u8](addr)
+    return (u32(p[0]) << 24) | (u32(p[1]) << 16) | (u32(p[2]) << 8) | u32(p[3])
+
+
+def fdt_cells(addr: u64, cells: u64) -> u64:
+    """A value of `cells` 32-bit big-endian cells at addr (2.3.5: 1 or 2 cells; more keep the low 64 bits)."""
+    v = u64(0)
+    for i in range(cells):
+        v = (v << 32) | u64(fdt_be32(addr + i * 4))
+    return v
+
+
+def fdt_align4(x: u64) -> u64:
+    """5.4.1: every token starts on a 4-byte boundary."""
+    return (x + 3) & ~u64(3)
+
+
+def fdt_strlen(addr: u64) -> u64:
+    p = Ptr[u8](addr)
+    n = u64(0)
+    while p[n] != 0:
+        n += 1
+    return n
+
+
+def fdt_is_digit(c: u8) -> bool:
+    return c >= 0x30 and c <= 0x39
+
+
+def fdt_lower(c: u8) -> u8:
+    if c >= 0x41 and c <= 0x5A:  # 'A'..'Z'
+        return c + 0x20
+    return c
+
+
+def fdt_streq(addr: u64, s: Ptr[u8]) -> bool:
+    """The NUL-terminated string at addr equals s."""
+    p = Ptr[u8](addr)
+    i = u64(0)
+    while p[i] == s[i]:
+        if p[i] == 0:
+            return True
+        i += 1
+    return False
+
+
+def fdt_tokeq(addr: u64, n: u64, s: Ptr[u8]) -> bool:
+    """The n bytes at addr equal the NUL-terminated s, ignoring ASCII case."""
+    p = Ptr[u8](addr)
+    for i in range(n):
+        if s[i] == 0 or fdt_lower(p[i]) != fdt_lower(s[i]):
+            return False
+    return s[n] == 0
+
+
+def fdt_name_is(addr: u64, base: Ptr[u8]) -> bool:
+    """A node's unit name ("memory@80000000") has this node-name part (2.2.1: node-name@unit-address)."""
+    p = Ptr[u8](addr)
+    i = u64(0)
+    while base[i] != 0:
+        if p[i] != base[i]:
+            return False
+        i += 1
+    return p[i] == 0 or p[i] == 0x40  # '@'
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Header
+
+
+def fdt_valid(dtb: u64) -> bool:
+    """5.2: the magic, a version this reader understands and blocks inside totalsize."""
+    if dtb == 0 or (dtb & 3) != 0:  # 5.2: the DTB is at an 8-byte aligned address; 4 is all the reader needs
+        return False
+    if fdt_be32(dtb) != FDT_MAGIC:
+        return False
+    if fdt_be32(dtb + FDT_H_LAST_COMP_VERSION) > FDT_LAST_COMP_VERSION:
+        return False
+    total = u64(fdt_be32(dtb + FDT_H_TOTALSIZE))
+    off_struct = u64(fdt_be32(dtb + FDT_H_OFF_DT_STRUCT))
+    off_strings = u64(fdt_be32(dtb + FDT_H_OFF_DT_STRINGS))
+    if total < FDT_HEADER_SIZE or (off_struct & 3) != 0:
+        return False
+    if off_struct < FDT_HEADER_SIZE or off_struct >= total or off_strings > total:
+        return False
+    if fdt_be32(dtb + FDT_H_VERSION) >= 17:  # size_dt_struct / size_dt_strings exist from version 17
+        if off_struct + u64(fdt_be32(dtb + FDT_H_SIZE_DT_STRUCT)) > total:
+            return False
+        if off_strings + u64(fdt_be32(dtb + FDT_H_SIZE_DT_STRINGS)) > total:
+            return False
+    return True
+
+
+def fdt_total_size(dtb: u64) -> u64:
+    """5.2 totalsize: the whole blob, header to the end of the strings block (0 if not a valid DTB)."""
+    if not fdt_valid(dtb):
+        return 0
+    return u64(fdt_be32(dtb + FDT_H_TOTALSIZE))
+
+
+def fdt_struct_end(dtb: u64) -> u64:
+    """The first address after the structure block (version < 17: totalsize bounds it)."""
+    if fdt_be32(dtb + FDT_H_VERSION) >= 17:
+        return dtb + u64(fdt_be32(dtb + FDT_H_OFF_DT_STRUCT)) + u64(fdt_be32(dtb + FDT_H_SIZE_DT_STRUCT))
+    return dtb + u64(fdt_be32(dtb + FDT_H_TOTALSIZE))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tokens, nodes and properties
+
+
+def fdt_next(dtb: u64, tok: u64) -> u64:
+    """The token after the one at tok; 0 at FDT_END, on an unknown token or past the structure block."""
+    end = fdt_struct_end(dtb)
+    if tok + 4 > end:
+        return 0
+    tag = fdt_be32(tok)
+    nxt = u64(0)
+    if tag == FDT_BEGIN_NODE:  # 5.4.1: name, NUL, padding
+        nxt = fdt_align4(tok + 4 + fdt_strlen(tok + 4) + 1)
+    elif tag == FDT_PROP:  # 5.4.1: struct { u32 len; u32 nameoff; } then len bytes, padding
+        if tok + 12 > end:
+            return 0
+        nxt = fdt_align4(tok + 12 + u64(fdt_be32(tok + 4)))
+    elif tag == FDT_END_NODE or tag == FDT_NOP:
+        nxt = tok + 4
+    else:  # FDT_END or garbage
+        return 0
+    if nxt > end:
+        return 0
+    return nxt
+
+
+def fdt_root(dtb: u64) -> u64:
+    """The root node: the first FDT_BEGIN_NODE of the structure block (5.4.2), after any FDT_NOP."""
+    tok = dtb + u64(fdt_be32(dtb + FDT_H_OFF_DT_STRUCT))
+    while tok != 0 and fdt_be32(tok) == FDT_NOP:
+        tok = fdt_next(dtb, tok)
+    if tok == 0 or fdt_be32(tok) != FDT_BEGIN_NODE:
+        return 0
+    return tok
+
+
+def fdt_child(dtb: u64, node: u64, name: Ptr[u8], index: u64) -> u64:
+    """The index-th direct child of node whose node-name is name (any name if name is null); 0 if none."""
+    tok = fdt_next(dtb, node)
+    depth = u64(0)  # nesting below node's children: 0 while reading node's own properties and child tokens
+    n = u64(0)
+    while tok != 0:
+        tag = fdt_be32(tok)
+        if tag == FDT_BEGIN_NODE:
+            if depth == 0 and (name.addr() == 0 or fdt_name_is(tok + 4, name)):
+                if n == index:
+                    return tok
+                n += 1
+            depth += 1
+        elif tag == FDT_END_NODE:
+            if depth == 0:
+                return 0  # node's own FDT_END_NODE
+            depth -= 1
+        tok = fdt_next(dtb, tok)
+    return 0
+
+
+def fdt_prop(dtb: u64, node: u64, name: Ptr[u8]) -> u64:
+    """node's property called name: its FDT_PROP token, or 0 (5.4.2: properties precede subnodes)."""
+    if node == 0:
+        return 0
+    strings = dtb + u64(fdt_be32(dtb + FDT_H_OFF_DT_STRINGS))
+    tok = fdt_next(dtb, node)
+    while tok != 0:
+        tag = fdt_be32(tok)
+        nxt = fdt_next(dtb, tok)
+        if tag == FDT_PROP:
+            if nxt != 0 and fdt_streq(strings + u64(fdt_be32(tok + 8)), name):
+                return tok  # (only a property that ends inside the structure block)
+        elif tag != FDT_NOP:
+            return 0  # a subnode or node's end: no more properties
+        tok = nxt
+    return 0
+
+
+def fdt_prop_len(prop: u64) -> u64:
+    return u64(fdt_be32(prop + 4))
+
+
+def fdt_prop_data(prop: u64) -> u64:
+    return prop + 12
+
+
+def fdt_prop_u64(dtb: u64, node: u64, name: Ptr[u8], default: u64) -> u64:
+    """A one- or two-cell property's value (2.2.4: <u32> or <u64>), or default if absent or another size."""
+    prop = fdt_prop(dtb, node, name)
+    if prop == 0:
+        return default
+    n = fdt_prop_len(prop)
+    if n == 4 or n == 8:
+        return fdt_cells(fdt_prop_data(prop), n // 4)
+    return default
+
+
+def fdt_prop_is(dtb: u64, node: u64, name: Ptr[u8], value: Ptr[u8]) -> bool:
+    """node has a string property name equal to value."""
+    prop = fdt_prop(dtb, node, name)
+    if prop == 0 or fdt_prop_len(prop) == 0:
+        return False
+    return fdt_streq(fdt_prop_data(prop), value)
+
+
+def fdt_usable(dtb: u64, node: u64) -> bool:
+    """2.3.4 status: absent, "okay" (or the legacy "ok") means usable; "disabled", "reserved", "fail" do not."""
+    prop = fdt_prop(dtb, node, addr_of(fdt_s_status[0]))
+    if prop == 0:
+        return True
+    return fdt_prop_is(dtb, node, addr_of(fdt_s_status[0]), addr_of(fdt_s_okay[0])) or \
+        fdt_prop_is(dtb, node, addr_of(fdt_s_status[0]), addr_of(fdt_s_ok[0]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CPUs (3.7, 3.8; RISC-V bindings: reg is the hart id)
+
+
+def fdt_cpus(dtb: u64) -> u64:
+    return fdt_child(dtb, fdt_root(dtb), addr_of(fdt_s_cpus[0]), 0)
+
+
+def fdt_cpu_node(dtb: u64, index: u64) -> u64:
+    """The index-th usable cpu node: a child of /cpus with device_type "cpu" (/cpus/cpu-map is not one)."""
+    if not fdt_valid(dtb):
+        return 0
+    cpus = fdt_cpus(dtb)
+    if cpus == 0:
+        return 0
+    tok = fdt_next(dtb, cpus)
+    depth = u64(0)
+    n = u64(0)
+    while tok != 0:
+        tag = fdt_be32(tok)
+        if tag == FDT_BEGIN_NODE:
+            if depth == 0 and fdt_prop_is(dtb, tok, addr_of(fdt_s_device_type[0]), addr_of(fdt_s_cpu[0])) \
+                    and fdt_usable(dtb, tok):
+                if n == index:
+                    return tok
+                n += 1
+            depth += 1
+        elif tag == FDT_END_NODE:
+            if depth == 0:
+                return 0
+            depth -= 1
+        tok = fdt_next(dtb, tok)
+    return 0
+
+
+def fdt_cpu_count(dtb: u64) -> u64:
+    """How many usable cpu nodes /cpus has (status "disabled" ones, e.g. a monitor-only hart, are not counted)."""
+    if not fdt_valid(dtb):
+        return 0
+    cpus = fdt_cpus(dtb)
+    if cpus == 0:
+        return 0
+    tok = fdt_next(dtb, cpus)
+    depth = u64(0)
+    n = u64(0)
+    while tok != 0:
+        tag = fdt_be32(tok)
+        if tag == FDT_BEGIN_NODE:
+            if depth == 0 and fdt_prop_is(dtb, tok, addr_of(fdt_s_device_type[0]), addr_of(fdt_s_cpu[0])) \
+                    and fdt_usable(dtb, tok):
+                n += 1
+            depth += 1
+        elif tag == FDT_END_NODE:
+            if depth == 0:
+                return n
+            depth -= 1
+        tok = fdt_next(dtb, tok)
+    return n
+
+
+def fdt_cpu_hartid(dtb: u64, index: u64) -> u64:
+    """The hart id of the index-th cpu: its reg, in /cpus #address-cells cells (3.7: 1 or 2); FDT_BAD if none."""
+    cpu = fdt_cpu_node(dtb, index)
+    if cpu == 0:
+        return FDT_BAD
+    cells = fdt_prop_u64(dtb, fdt_cpus(dtb), addr_of(fdt_s_address_cells[0]), 1)
+    reg = fdt_prop(dtb, cpu, addr_of(fdt_s_reg[0]))
+    if reg == 0 or cells == 0 or cells > 2 or fdt_prop_len(reg) < cells * 4:
+        return FDT_BAD
+    return fdt_cells(fdt_prop_data(reg), cells)
+
+
+def fdt_isa_has(isa: u64, n: u64, ext: Ptr[u8]) -> bool:
+    """The riscv,isa string at isa (n bytes, NUL excluded) names ext: a single letter among the base letters after
+    "rv32"/"rv64" up to the first '_' ("g" standing for "imafd"), a longer name as a whole '_'-separated token."""
+    p = Ptr[u8](isa)
+    elen = fdt_strlen(ext.addr())
+    if elen == 0 or n < 4 or fdt_lower(p[0]) != 0x72 or fdt_lower(p[1]) != 0x76:  # "rv"
+        return False
+    i = u64(4)
+    if elen == 1:
+        e = fdt_lower(ext[0])
+        while i < n and p[i] != 0x5F:  # '_'
+            c = fdt_lower(p[i])
+            if fdt_is_digit(c) or (c == 0x70 and fdt_is_digit(p[i - 1]) and i + 1 < n and fdt_is_digit(p[i + 1])):
+                i += 1  # a version ("h1p0": major, 'p', minor) is not an extension
+                continue
+            if c == e:
+                return True
+            if c == 0x67 and (e == 0x69 or e == 0x6D or e == 0x61 or e == 0x66 or e == 0x64):  # g = imafd
+                return True
+            i += 1
+        return False
+    while i < n and p[i] != 0x5F:  # skip the base letters
+        i += 1
+    while i < n:
+        i += 1  # past the '_'
+        start = i
+        while i < n and p[i] != 0x5F:
+            i += 1
+        if fdt_tokeq(isa + start, i - start, ext):
+            return True
+    return False
+
+
+def fdt_cpu_has_extension(dtb: u64, index: u64, ext: Ptr[u8]) -> bool:
+    """The index-th cpu implements ext ("h", "sstc", ...): listed in riscv,isa-extensions (a string list) or named
+    by riscv,isa (RISC-V cpus binding).  Case is ignored."""
+    cpu = fdt_cpu_node(dtb, index)
+    if cpu == 0:
+        return False
+    prop = fdt_prop(dtb, cpu, addr_of(fdt_s_isa_ext[0]))
+    if prop != 0:  # 2.2.4 <stringlist>: NUL-terminated strings back to back
+        data = fdt_prop_data(prop)
+        n = fdt_prop_len(prop)
+        i = u64(0)
+        while i < n:
+            k = fdt_strlen(data + i)
+            if i + k >= n:
+                break  # not NUL-terminated inside the property
+            if fdt_tokeq(data + i, k, ext):
+                return True
+            i += k + 1
+    prop = fdt_prop(dtb, cpu, addr_of(fdt_s_isa[0]))
+    if prop != 0 and fdt_prop_len(prop) > 0:
+        n = fdt_strlen(fdt_prop_data(prop))
+        if n < fdt_prop_len(prop) and fdt_isa_has(fdt_prop_data(prop), n, ext):
+            return True
+    return False
+
+
+def fdt_timebase(dtb: u64) -> u64:
+    """/cpus timebase-frequency (3.7; a cpu node may carry it instead, 3.8), in Hz; 0 if absent."""
+    if not fdt_valid(dtb):
+        return 0
+    f = fdt_prop_u64(dtb, fdt_cpus(dtb), addr_of(fdt_s_timebase[0]), 0)
+    if f == 0:
+        cpu = fdt_cpu_node(dtb, 0)
+        if cpu != 0:
+            f = fdt_prop_u64(dtb, cpu, addr_of(fdt_s_timebase[0]), 0)
+    return f
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Memory (3.4)
+
+
+def fdt_memory(dtb: u64, index: u64, out: Ptr[u64]) -> bool:
+    """The index-th (base, size) region of the memory nodes' reg, counted across every usable node with
+    device_type "memory" in order, into out[0], out[1]; reg entries are in the root's #address-cells and
+    #size-cells (2.3.5, defaults 2 and 1).  False if there is no such region."""
+    if not fdt_valid(dtb):
+        return False
+    root = fdt_root(dtb)
+    if root == 0:
+        return False
+    ac = fdt_prop_u64(dtb, root, addr_of(fdt_s_address_cells[0]), 2)
+    sc = fdt_prop_u64(dtb, root, addr_of(fdt_s_size_cells[0]), 1)
+    if ac == 0 or ac > 2 or sc > 2:
+        return False
+    entry = (ac + sc) * 4
+    k = u64(0)  # regions seen so far
+    tok = fdt_next(dtb, root)
+    depth = u64(0)
+    while tok != 0:
+        tag = fdt_be32(tok)
+        if tag == FDT_BEGIN_NODE:
+            if depth == 0 and fdt_prop_is(dtb, tok, addr_of(fdt_s_device_type[0]), addr_of(fdt_s_memory[0])) \
+                    and fdt_usable(dtb, tok):
+                reg = fdt_prop(dtb, tok, addr_of(fdt_s_reg[0]))
+                if reg != 0:
+                    count = fdt_prop_len(reg) // entry
+                    if index < k + count:
+                        at = fdt_prop_data(reg) + (index - k) * entry
+                        out[0] = fdt_cells(at, ac)
+                        out[1] = fdt_cells(at + ac * 4, sc)
+                        return True
+                    k += count
+            depth += 1
+        elif tag == FDT_END_NODE:
+            if depth == 0:
+                return False
+            depth -= 1
+        tok = fdt_next(dtb, tok)
+    return False

@@ -1,0 +1,30 @@
+"""What the harts have, found once at boot from the device tree (all harts are taken to be alike)."""
+
+from compiler.prelude import u64
+
+hart_sstc: bool = False
+hart_svnapot: bool = False
+hart_aia: bool = False
+
+
+def hart_features_set(sstc: bool, svnapot: bool, aia: bool) -> None:
+    global hart_sstc, hart_svnapot, hart_aia
+    hart_sstc = sstc
+    hart_svnapot = svnapot
+    hart_aia = aia
+
+
+def hart_has_sstc() -> bool:
+    return hart_sstc
+
+
+def hart_has_svnapot() -> bool:
+    return hart_svnapot
+
+
+def hart_has_aia() -> bool:
+    return hart_aia
+
+
+def hart_index_ok(hartid: u64, max_harts: u64) -> bool:
+    return hartid < max_harts

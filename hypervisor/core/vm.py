@@ -1,0 +1,204 @@
+"""Virtual machines and their vCPUs: the tables, creation from an image, and the end of a VM.
+
+A VM owns one contiguous block of host memory (from the frame allocator) mapped at its guest-physical base
+through its own stage-2 table and VMID. A VM that ends (power-off, or a fault that kills it) releases its
+memory and tables; the other VMs run on.
+"""
+
+from compiler.prelude import Array, Final, Ptr, addr_of, cstr, fence, static, struct, u8, u64
+
+from hypervisor.arch.riscv.stage2 import (
+    S2_PERM_RWX, stage2_create, stage2_destroy, stage2_flush, stage2_map,
+)
+from hypervisor.board import MAX_HARTS
+from hypervisor.core.console import (
+    console_dec, console_hex, console_lock, console_puts, console_unlock, console_write,
+)
+from hypervisor.core.frame_alloc import frame_alloc, frame_free
+
+VM_MAX: Final = 8
+VCPU_MAX: Final = 8
+
+VM_FREE: Final = u64(0)
+VM_RUNNING: Final = u64(1)
+VM_ENDED: Final = u64(2)
+VM_CRASHED: Final = u64(3)
+
+PAGE_SIZE: Final = u64(4096)
+CONSOLE_LINE: Final = 160
+
+
+@struct
+class Vcpu:
+    regs: Array[u64, 32]  # x0..x31 of the guest; runtime/trap.S saves and restores them (offset 0)
+    sepc: u64  # the guest pc, saved and restored by runtime/trap.S
+    hyp_sp: u64  # this hart's hypervisor stack while the vCPU runs
+    vm: u64  # index into VMS
+    vcpu_id: u64
+    hart: u64
+    timer_deadline: u64  # SBI set_timer deadline when the hart has no Sstc
+    wfi_exits: u64
+    sbi_calls: u64
+
+
+@struct
+class Vm:
+    id: u64
+    vmid: u64
+    state: u64
+    stage2_root: u64
+    mem_gpa: u64
+    mem_hpa: u64
+    mem_size: u64
+    image_addr: u64
+    image_size: u64
+    entry: u64
+    boot_arg: u64
+    vcpu: u64  # index into VCPUS of its (first) vCPU
+    console_len: u64
+    console: Array[u8, CONSOLE_LINE]
+
+
+VMS = static(Array[Vm, VM_MAX])
+VCPUS = static(Array[Vcpu, VCPU_MAX])
+# The vCPU each hart runs, as an address (0: none); written before the hart starts.
+HART_VCPU = static(Array[u64, MAX_HARTS])
+vm_count: u64 = 0
+vcpu_count: u64 = 0
+
+
+def vm_get(index: u64) -> Ptr[Vm]:
+    return addr_of(VMS[index])
+
+
+def vcpu_vm(v: Ptr[Vcpu]) -> Ptr[Vm]:
+    return addr_of(VMS[v.vm])
+
+
+def vm_load_image(vm: Ptr[Vm]) -> None:
+    """Copy the pristine image into the VM's memory (at its base) and zero the rest of the first pages."""
+    dst = Ptr[u64](vm.mem_hpa)
+    src = Ptr[u64](vm.image_addr)
+    words = (vm.image_size + 7) // 8
+    for i in range(words):
+        dst[i] = src[i]
+    fence()
+
+
+def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_arg: u64, hart: u64) -> Ptr[Vm]:
+    """Create a VM from an image with one vCPU pinned to `hart`; null on failure (reported)."""
+    global vm_count, vcpu_count
+    if vm_count >= VM_MAX or vcpu_count >= VCPU_MAX or image_size > mem_size:
+        return Ptr[Vm](u64(0))
+    pages = mem_size // PAGE_SIZE
+    hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
+    if hpa == 0:
+        return Ptr[Vm](u64(0))
+    root = stage2_create()
+    if root == 0:
+        frame_free(hpa, pages)
+        return Ptr[Vm](u64(0))
+    if not stage2_map(root, gpa, hpa, mem_size, S2_PERM_RWX):
+        stage2_destroy(root)
+        frame_free(hpa, pages)
+        return Ptr[Vm](u64(0))
+    vm = addr_of(VMS[vm_count])
+    vm.id = vm_count + 1
+    vm.vmid = vm_count + 1
+    vm.state = VM_RUNNING
+    vm.stage2_root = root
+    vm.mem_gpa = gpa
+    vm.mem_hpa = hpa
+    vm.mem_size = mem_size
+    vm.image_addr = image_addr
+    vm.image_size = image_size
+    vm.entry = gpa
+    vm.boot_arg = boot_arg
+    vm.vcpu = vcpu_count
+    vm.console_len = 0
+    vm_load_image(vm)
+    v = addr_of(VCPUS[vcpu_count])
+    v.vm = vm_count
+    v.vcpu_id = 0
+    v.hart = hart
+    vcpu_reset(v)
+    HART_VCPU[hart] = v.addr()
+    vm_count += 1
+    vcpu_count += 1
+    return vm
+
+
+def vcpu_reset(v: Ptr[Vcpu]) -> None:
+    vm = vcpu_vm(v)
+    for i in range(32):
+        v.regs[i] = 0
+    v.sepc = vm.entry
+    v.regs[10] = v.vcpu_id  # a0: hart id as the guest sees it
+    v.regs[11] = 0  # a1: device tree (none yet)
+    v.regs[12] = vm.boot_arg  # a2: the image's instance argument
+    v.timer_deadline = ~u64(0)
+
+
+def vm_console_flush(vm: Ptr[Vm]) -> None:
+    if vm.console_len == 0:
+        return
+    console_lock()
+    console_puts(cstr(b"[vm"))
+    console_dec(vm.id)
+    console_puts(cstr(b"] "))
+    console_write(addr_of(vm.console[0]).addr(), vm.console_len)
+    console_puts(cstr(b"\n"))
+    console_unlock()
+    vm.console_len = 0
+
+
+def vm_console_putc(vm: Ptr[Vm], c: u8) -> None:
+    """A guest's console byte; whole lines go out prefixed with the VM's id."""
+    if c == 10:
+        vm_console_flush(vm)
+        return
+    if c == 13:
+        return
+    vm.console[vm.console_len] = c
+    vm.console_len += 1
+    if vm.console_len == CONSOLE_LINE:
+        vm_console_flush(vm)
+
+
+def vm_release(vm: Ptr[Vm]) -> None:
+    vm_console_flush(vm)
+    stage2_flush(vm.vmid)
+    stage2_destroy(vm.stage2_root)
+    frame_free(vm.mem_hpa, vm.mem_size // PAGE_SIZE)
+    vm.stage2_root = 0
+
+
+def vm_end(vm: Ptr[Vm], state: u64) -> None:
+    """The VM stops for good (state VM_ENDED or VM_CRASHED); its memory returns to the allocator."""
+    vm.state = state
+    vm_release(vm)
+
+
+def vm_all_ended() -> bool:
+    for i in range(vm_count):
+        if VMS[i].state == VM_RUNNING:
+            return False
+    return True
+
+
+def vm_any_crashed() -> bool:
+    for i in range(vm_count):
+        if VMS[i].state == VM_CRASHED:
+            return True
+    return False
+
+
+def vm_report(vm: Ptr[Vm], what: Ptr[u8], value: u64) -> None:
+    console_lock()
+    console_puts(cstr(b"pyshyper: vm"))
+    console_dec(vm.id)
+    console_puts(cstr(b" "))
+    console_puts(what)
+    console_hex(value)
+    console_puts(cstr(b"\n"))
+    console_unlock()

@@ -1,0 +1,230 @@
+"""Boot: the first hart (hyp_main) reads the device tree, sets up its hypervisor CSRs, prints the banner,
+creates the VMs and starts the other harts through SBI HSM; each hart then runs the vCPU pinned to it.
+"""
+
+from compiler.prelude import (
+    HCOUNTEREN, HEDELEG, HENVCFG, HGATP, HIDELEG, HSTATUS, HTIMEDELTA, SIE, SSCRATCH, SSTATUS, STVEC, VSATP,
+    Array, Final, Ptr, addr_of, csr_read, csr_write, cstr, export, extern_addr, hfence_gvma_vmid, static, u8,
+    u64,
+)
+
+from hypervisor.arch.riscv.defs import (
+    COUNTEREN_CY_TM_IR, HEDELEG_GUEST, HENVCFG_STCE, HIDELEG_GUEST, HSTATUS_SPV, HSTATUS_SPVP, HSTATUS_VTW,
+    MIP_SSIP, MIP_STIP, SSTATUS_FS, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+)
+from hypervisor.arch.riscv.sbi_call import (
+    SBI_EXT_DBCN, SBI_EXT_HSM, SBI_SRST_REASON_FAILURE, SBI_SRST_SHUTDOWN, sbi_hart_start, sbi_probe_extension,
+    sbi_system_reset,
+)
+from hypervisor.arch.riscv.stage2 import stage2_hgatp
+from hypervisor.arch.riscv.trap import hart_idle, trap_enable_guest_interrupts, trap_init_tables, vcpu_enter
+from hypervisor.board import (
+    AIA_GUESTS, GUEST_IMAGE_ADDRESS, GUEST_IMAGE_MAX_SIZE, IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS,
+)
+from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_has_extension, fdt_cpu_hartid, fdt_memory, fdt_valid
+from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
+from hypervisor.core.hart import hart_features_set, hart_has_sstc
+from hypervisor.core.vm import HART_VCPU, Vcpu, vcpu_vm, vm_create
+
+# A guest image starts with `j` over a header: magic (b"PYSHGUST"), image size, number of VMs to start from it.
+GUEST_MAGIC: Final = u64(0x5453554748535950)
+GUEST_HDR_MAGIC: Final = u64(8)
+GUEST_HDR_SIZE: Final = u64(16)
+GUEST_HDR_INSTANCES: Final = u64(24)
+GUEST_GPA: Final = u64(0x80000000)
+GUEST_MEM_SIZE: Final = u64(0x400000)  # 4 MiB per test-guest VM
+GUEST_INSTANCES_MAX: Final = u64(4)
+MIB: Final = u64(1) << 20
+
+hartids = static(Array[u64, MAX_HARTS])
+
+
+def banner_flag(name: Ptr[u8], present: bool) -> None:
+    console_puts(name)
+    console_puts(cstr(b"=yes ") if present else cstr(b"=no "))
+
+
+def hart_setup_csrs() -> None:
+    """Per-hart hypervisor state (Priv 9.2): trap vector, delegation, counters, environment."""
+    csr_write(STVEC, extern_addr("hyp_trap_vector"))
+    csr_write(SSCRATCH, u64(0))
+    csr_write(HEDELEG, HEDELEG_GUEST)
+    csr_write(HIDELEG, HIDELEG_GUEST)
+    csr_write(HCOUNTEREN, COUNTEREN_CY_TM_IR)
+    csr_write(HENVCFG, HENVCFG_STCE if hart_has_sstc() else u64(0))
+    csr_write(HTIMEDELTA, u64(0))
+    # The hypervisor itself runs with interrupts off (sstatus.SIE = 0); its own interrupts are taken
+    # only while a guest runs, where they trap to HS-mode regardless of SIE.
+    csr_write(SIE, MIP_STIP | MIP_SSIP)
+    trap_enable_guest_interrupts()
+
+
+def hart_run(hartid: u64) -> None:
+    """Enter the vCPU pinned to this hart, or idle."""
+    if hartid >= MAX_HARTS or HART_VCPU[hartid] == 0:
+        hart_idle()
+        return
+    v = Ptr[Vcpu](HART_VCPU[hartid])
+    vm = vcpu_vm(v)
+    csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
+    hfence_gvma_vmid(vm.vmid)
+    csr_write(VSATP, u64(0))
+    # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
+    csr_write(HSTATUS, (csr_read(HSTATUS) | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW))
+    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS)
+    csr_write(SSTATUS, s | SSTATUS_SPP)
+    vcpu_enter(v)
+
+
+def boot_fail(why: Ptr[u8]) -> None:
+    console_lock()
+    console_puts(cstr(b"pyshyper: cannot boot: "))
+    console_puts(why)
+    console_puts(cstr(b"\n"))
+    console_unlock()
+    sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
+
+
+def boot_guests(boot_hart: u64, count: u64) -> u64:
+    """Create the VMs of the guest image QEMU's loader placed at GUEST_IMAGE_ADDRESS, one hart each."""
+    if Ptr[u64](GUEST_IMAGE_ADDRESS + GUEST_HDR_MAGIC)[0] != GUEST_MAGIC:
+        console_puts(cstr(b"pyshyper: no guest image at "))
+        console_hex(GUEST_IMAGE_ADDRESS)
+        console_puts(cstr(b"\n"))
+        return u64(0)
+    size = Ptr[u64](GUEST_IMAGE_ADDRESS + GUEST_HDR_SIZE)[0]
+    instances = Ptr[u64](GUEST_IMAGE_ADDRESS + GUEST_HDR_INSTANCES)[0]
+    if size == 0 or size > GUEST_IMAGE_MAX_SIZE or size > GUEST_MEM_SIZE:
+        console_puts(cstr(b"pyshyper: guest image size is wrong: "))
+        console_hex(size)
+        console_puts(cstr(b"\n"))
+        return u64(0)
+    if instances > GUEST_INSTANCES_MAX:
+        instances = GUEST_INSTANCES_MAX
+    made = u64(0)
+    slot = u64(0)
+    for i in range(instances):
+        # Hart order: the boot hart first, then the others as the device tree lists them.
+        hart_id = boot_hart
+        while slot < count and i > 0:
+            candidate = hartids[slot]
+            slot += 1
+            if candidate != boot_hart:
+                hart_id = candidate
+                break
+        if i > 0 and hart_id == boot_hart:
+            console_puts(cstr(b"pyshyper: not enough harts for guest instance "))
+            console_dec(u64(i))
+            console_puts(cstr(b"\n"))
+            break
+        vm = vm_create(GUEST_IMAGE_ADDRESS, size, GUEST_GPA, GUEST_MEM_SIZE, u64(i), hart_id)
+        if vm.addr() == 0:
+            console_puts(cstr(b"pyshyper: cannot create a VM for guest instance "))
+            console_dec(u64(i))
+            console_puts(cstr(b"\n"))
+            break
+        console_puts(cstr(b"pyshyper: vm"))
+        console_dec(vm.id)
+        console_puts(cstr(b": guest image "))
+        console_dec(size)
+        console_puts(cstr(b" bytes, memory "))
+        console_hex(vm.mem_gpa)
+        console_puts(cstr(b"+"))
+        console_hex(vm.mem_size)
+        console_puts(cstr(b" at host "))
+        console_hex(vm.mem_hpa)
+        console_puts(cstr(b", vmid "))
+        console_dec(vm.vmid)
+        console_puts(cstr(b", hart "))
+        console_dec(hart_id)
+        console_puts(cstr(b"\n"))
+        made += 1
+    return made
+
+
+@export("hyp_main")
+def hyp_main(hartid: u64, dtb: u64) -> None:
+    from_fdt = fdt_valid(dtb)
+    if not from_fdt:
+        boot_fail(cstr(b"no valid device tree from the firmware"))
+        return
+    if not sbi_probe_extension(SBI_EXT_DBCN) or not sbi_probe_extension(SBI_EXT_HSM):
+        boot_fail(cstr(b"the firmware lacks SBI DBCN or HSM"))
+        return
+    count = fdt_cpu_count(dtb)
+    if count > MAX_HARTS:
+        count = MAX_HARTS
+    for i in range(count):
+        hartids[i] = fdt_cpu_hartid(dtb, u64(i))
+    has_h = fdt_cpu_has_extension(dtb, u64(0), cstr(b"h"))
+    sstc = fdt_cpu_has_extension(dtb, u64(0), cstr(b"sstc"))
+    svnapot = fdt_cpu_has_extension(dtb, u64(0), cstr(b"svnapot"))
+    aia = fdt_cpu_has_extension(dtb, u64(0), cstr(b"ssaia"))
+    hart_features_set(sstc, svnapot, aia)
+    mem = Array[u64, 2]()
+    if not fdt_memory(dtb, u64(0), addr_of(mem[0])):
+        boot_fail(cstr(b"the device tree has no memory node"))
+        return
+    ram_end = mem[0] + mem[1]
+
+    console_lock()
+    console_puts(cstr(b"\nPyShyper "))
+    console_puts(cstr(b"0.1.0"))
+    console_puts(cstr(b": a Type-1 hypervisor for RISC-V, in HS-mode\n"))
+    console_puts(cstr(b"  harts:      "))
+    console_dec(count)
+    console_puts(cstr(b" (boot hart "))
+    console_dec(hartid)
+    console_puts(cstr(b")\n  memory:     "))
+    console_hex(mem[0])
+    console_puts(cstr(b".."))
+    console_hex(ram_end)
+    console_puts(cstr(b" ("))
+    console_dec(mem[1] // MIB)
+    console_puts(cstr(b" MiB)\n  irq:        "))
+    if IRQ_MODE == IRQ_MODE_AIA:
+        console_puts(cstr(b"aia (APLIC + IMSIC, "))
+        console_dec(AIA_GUESTS)
+        console_puts(cstr(b" guest interrupt files per hart)\n"))
+    else:
+        console_puts(cstr(b"plic\n"))
+    console_puts(cstr(b"  extensions: "))
+    banner_flag(cstr(b"H"), has_h)
+    banner_flag(cstr(b"Sstc"), sstc)
+    banner_flag(cstr(b"Svnapot"), svnapot)
+    banner_flag(cstr(b"AIA"), aia)
+    console_puts(cstr(b"\n"))
+    console_unlock()
+    if not has_h:
+        boot_fail(cstr(b"the harts have no H extension"))
+        return
+
+    # Frames for VMs and page tables: all RAM above the guest image area.
+    pool = GUEST_IMAGE_ADDRESS + GUEST_IMAGE_MAX_SIZE
+    if ram_end <= pool or not frame_alloc_init(pool, ram_end - pool):
+        boot_fail(cstr(b"no memory for the frame allocator"))
+        return
+    console_puts(cstr(b"  frames:     "))
+    console_dec(frame_alloc_total_pages())
+    console_puts(cstr(b" pages of 4 KiB from "))
+    console_hex(pool)
+    console_puts(cstr(b"\n"))
+
+    trap_init_tables()
+    hart_setup_csrs()
+    boot_guests(hartid, count)
+    for i in range(count):
+        other = hartids[i]
+        if other != hartid:
+            if sbi_hart_start(other, extern_addr("_secondary_start"), u64(i)) != 0:
+                console_puts(cstr(b"pyshyper: hart "))
+                console_dec(other)
+                console_puts(cstr(b" did not start\n"))
+    hart_run(hartid)
+
+
+@export("hyp_secondary_main")
+def hyp_secondary_main(hartid: u64, index: u64) -> None:
+    hart_setup_csrs()
+    hart_run(hartid)

@@ -1,0 +1,123 @@
+/*
+ * runtime/trap.S: the hypervisor's trap vector and the way into a vCPU.
+ *
+ * sscratch tells where a trap came from (Priv spec 4.1.4 suggests this use): while a vCPU runs it holds that
+ * vCPU's address (struct Vcpu, registers at offset VCPU_REGS); while the hypervisor runs it holds 0.
+ *   - from a guest: save x1..x31 and sepc into the vCPU, switch to the hart's hypervisor stack (VCPU_HYP_SP),
+ *     call hyp_guest_trap(vcpu) -> vcpu, and fall into hyp_vcpu_enter to resume it.
+ *   - from the hypervisor itself: a bug. Look up the function name in the embedded symbol table and call
+ *     hyp_hs_fault(scause, sepc, stval, name, offset), which reports it and stops the hart.
+ * Offsets come from the compiler's generated offsets.S (struct Vcpu in hypervisor/core/vm.py).
+ */
+    .include "offsets.S"
+    .option norelax
+
+    .macro SAVE_GPRS base
+    sd x1,  VCPU_REGS + 1*8(\base)
+    sd x3,  VCPU_REGS + 3*8(\base)
+    sd x4,  VCPU_REGS + 4*8(\base)
+    sd x5,  VCPU_REGS + 5*8(\base)
+    sd x6,  VCPU_REGS + 6*8(\base)
+    sd x7,  VCPU_REGS + 7*8(\base)
+    sd x8,  VCPU_REGS + 8*8(\base)
+    sd x9,  VCPU_REGS + 9*8(\base)
+    sd x10, VCPU_REGS + 10*8(\base)
+    sd x11, VCPU_REGS + 11*8(\base)
+    sd x12, VCPU_REGS + 12*8(\base)
+    sd x13, VCPU_REGS + 13*8(\base)
+    sd x14, VCPU_REGS + 14*8(\base)
+    sd x15, VCPU_REGS + 15*8(\base)
+    sd x16, VCPU_REGS + 16*8(\base)
+    sd x17, VCPU_REGS + 17*8(\base)
+    sd x18, VCPU_REGS + 18*8(\base)
+    sd x19, VCPU_REGS + 19*8(\base)
+    sd x20, VCPU_REGS + 20*8(\base)
+    sd x21, VCPU_REGS + 21*8(\base)
+    sd x22, VCPU_REGS + 22*8(\base)
+    sd x23, VCPU_REGS + 23*8(\base)
+    sd x24, VCPU_REGS + 24*8(\base)
+    sd x25, VCPU_REGS + 25*8(\base)
+    sd x26, VCPU_REGS + 26*8(\base)
+    sd x27, VCPU_REGS + 27*8(\base)
+    sd x28, VCPU_REGS + 28*8(\base)
+    sd x29, VCPU_REGS + 29*8(\base)
+    sd x30, VCPU_REGS + 30*8(\base)
+    sd x31, VCPU_REGS + 31*8(\base)
+    .endm
+
+    .section .text, "ax", @progbits
+    .balign 4
+    .globl hyp_trap_vector
+    .type hyp_trap_vector, @function
+hyp_trap_vector:
+    csrrw   sp, sscratch, sp            /* sp = vCPU (guest trap) or 0 (hypervisor trap) */
+    beqz    sp, hs_trap
+    SAVE_GPRS sp
+    csrr    t0, sscratch                /* the guest's sp */
+    sd      t0, VCPU_REGS + 2*8(sp)
+    csrr    t0, sepc
+    sd      t0, VCPU_SEPC(sp)
+    csrw    sscratch, zero              /* from here on, traps are the hypervisor's own */
+    mv      a0, sp
+    ld      sp, VCPU_HYP_SP(a0)
+    call    hyp_guest_trap              /* a0 = the vCPU to resume */
+    /* fall through */
+
+/* hyp_vcpu_enter(vcpu): run the vCPU from its saved registers and sepc; never returns. */
+    .globl hyp_vcpu_enter
+    .type hyp_vcpu_enter, @function
+hyp_vcpu_enter:
+    sd      sp, VCPU_HYP_SP(a0)
+    ld      t0, VCPU_SEPC(a0)
+    csrw    sepc, t0
+    csrw    sscratch, a0
+    mv      t6, a0
+    ld x1,  VCPU_REGS + 1*8(t6)
+    ld x2,  VCPU_REGS + 2*8(t6)
+    ld x3,  VCPU_REGS + 3*8(t6)
+    ld x4,  VCPU_REGS + 4*8(t6)
+    ld x5,  VCPU_REGS + 5*8(t6)
+    ld x6,  VCPU_REGS + 6*8(t6)
+    ld x7,  VCPU_REGS + 7*8(t6)
+    ld x8,  VCPU_REGS + 8*8(t6)
+    ld x9,  VCPU_REGS + 9*8(t6)
+    ld x10, VCPU_REGS + 10*8(t6)
+    ld x11, VCPU_REGS + 11*8(t6)
+    ld x12, VCPU_REGS + 12*8(t6)
+    ld x13, VCPU_REGS + 13*8(t6)
+    ld x14, VCPU_REGS + 14*8(t6)
+    ld x15, VCPU_REGS + 15*8(t6)
+    ld x16, VCPU_REGS + 16*8(t6)
+    ld x17, VCPU_REGS + 17*8(t6)
+    ld x18, VCPU_REGS + 18*8(t6)
+    ld x19, VCPU_REGS + 19*8(t6)
+    ld x20, VCPU_REGS + 20*8(t6)
+    ld x21, VCPU_REGS + 21*8(t6)
+    ld x22, VCPU_REGS + 22*8(t6)
+    ld x23, VCPU_REGS + 23*8(t6)
+    ld x24, VCPU_REGS + 24*8(t6)
+    ld x25, VCPU_REGS + 25*8(t6)
+    ld x26, VCPU_REGS + 26*8(t6)
+    ld x27, VCPU_REGS + 27*8(t6)
+    ld x28, VCPU_REGS + 28*8(t6)
+    ld x29, VCPU_REGS + 29*8(t6)
+    ld x30, VCPU_REGS + 30*8(t6)
+    ld x31, VCPU_REGS + 31*8(t6)
+    sret
+    .size hyp_vcpu_enter, . - hyp_vcpu_enter
+    .size hyp_trap_vector, . - hyp_trap_vector
+
+/* A trap in HS-mode: restore sp (sscratch is 0 again), report, stop this hart. */
+hs_trap:
+    csrrw   sp, sscratch, sp
+    addi    sp, sp, -16
+    csrr    a0, sepc
+    call    pyshyper_symtab_lookup      /* a0 = name or 0, a1 = offset into the function */
+    mv      a3, a0
+    mv      a4, a1
+    csrr    a0, scause
+    csrr    a1, sepc
+    csrr    a2, stval
+    call    hyp_hs_fault
+1:  wfi
+    j       1b
