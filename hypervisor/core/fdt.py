@@ -15,7 +15,7 @@ are the absolute addresses of their FDT_BEGIN_NODE tokens (0: none); property ha
 FDT_PROP tokens (0: none).  Every public function first checks `fdt_valid`, so a bad a1 gives 0 / False answers.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, static, u8, u32, u64
+from compiler.prelude import Final, Ptr, cstr, u8, u32, u64
 
 FDT_MAGIC: Final = u32(0xD00DFEED)  # 5.2 magic
 FDT_BEGIN_NODE: Final = u32(1)  # 5.4.1 tokens
@@ -35,28 +35,6 @@ FDT_H_VERSION: Final = u64(20)
 FDT_H_LAST_COMP_VERSION: Final = u64(24)
 FDT_H_SIZE_DT_STRINGS: Final = u64(32)
 FDT_H_SIZE_DT_STRUCT: Final = u64(36)
-
-# NUL-terminated names the reader looks up (byte tuples: `cstr` may replace them).
-fdt_s_cpus = static(Array[u8, 5], init=(0x63, 0x70, 0x75, 0x73, 0))  # "cpus"
-fdt_s_cpu = static(Array[u8, 4], init=(0x63, 0x70, 0x75, 0))  # "cpu"
-fdt_s_memory = static(Array[u8, 7], init=(0x6D, 0x65, 0x6D, 0x6F, 0x72, 0x79, 0))  # "memory"
-fdt_s_device_type = static(Array[u8, 12], init=(0x64, 0x65, 0x76, 0x69, 0x63, 0x65, 0x5F, 0x74, 0x79, 0x70, 0x65,
-                                                0))  # "device_type"
-fdt_s_status = static(Array[u8, 7], init=(0x73, 0x74, 0x61, 0x74, 0x75, 0x73, 0))  # "status"
-fdt_s_okay = static(Array[u8, 5], init=(0x6F, 0x6B, 0x61, 0x79, 0))  # "okay"
-fdt_s_ok = static(Array[u8, 3], init=(0x6F, 0x6B, 0))  # "ok"
-fdt_s_reg = static(Array[u8, 4], init=(0x72, 0x65, 0x67, 0))  # "reg"
-fdt_s_address_cells = static(Array[u8, 15], init=(0x23, 0x61, 0x64, 0x64, 0x72, 0x65, 0x73, 0x73, 0x2D, 0x63, 0x65,
-                                                  0x6C, 0x6C, 0x73, 0))  # "#address-cells"
-fdt_s_size_cells = static(Array[u8, 12], init=(0x23, 0x73, 0x69, 0x7A, 0x65, 0x2D, 0x63, 0x65, 0x6C, 0x6C, 0x73,
-                                               0))  # "#size-cells"
-fdt_s_timebase = static(Array[u8, 19], init=(0x74, 0x69, 0x6D, 0x65, 0x62, 0x61, 0x73, 0x65, 0x2D, 0x66, 0x72, 0x65,
-                                             0x71, 0x75, 0x65, 0x6E, 0x63, 0x79, 0))  # "timebase-frequency"
-fdt_s_isa = static(Array[u8, 10], init=(0x72, 0x69, 0x73, 0x63, 0x76, 0x2C, 0x69, 0x73, 0x61, 0))  # "riscv,isa"
-# "riscv,isa-extensions"
-fdt_s_isa_ext = static(Array[u8, 21], init=(0x72, 0x69, 0x73, 0x63, 0x76, 0x2C, 0x69, 0x73, 0x61, 0x2D, 0x65, 0x78,
-                                            0x74, 0x65, 0x6E, 0x73, 0x69, 0x6F, 0x6E, 0x73, 0))
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Bytes and strings
@@ -81,10 +59,13 @@ def fdt_align4(x: u64) -> u64:
     return (x + 3) & ~u64(3)
 
 
-def fdt_strlen(addr: u64) -> u64:
+def fdt_strnlen(addr: u64, limit: u64) -> u64:
+    """The length of the string at addr, looking at no more than limit bytes (limit if no NUL among them).
+    Always bounded: the bytes end where the block or the property does (and an unbounded loop is turned into a
+    call to libc strlen by LLVM, which the hypervisor does not have)."""
     p = Ptr[u8](addr)
     n = u64(0)
-    while p[n] != 0:
+    while n < limit and p[n] != 0:
         n += 1
     return n
 
@@ -183,7 +164,10 @@ def fdt_next(dtb: u64, tok: u64) -> u64:
     tag = fdt_be32(tok)
     nxt = u64(0)
     if tag == FDT_BEGIN_NODE:  # 5.4.1: name, NUL, padding
-        nxt = fdt_align4(tok + 4 + fdt_strlen(tok + 4) + 1)
+        name_len = fdt_strnlen(tok + 4, end - (tok + 4))
+        if tok + 4 + name_len >= end:
+            return 0  # the name runs past the block
+        nxt = fdt_align4(tok + 4 + name_len + 1)
     elif tag == FDT_PROP:  # 5.4.1: struct { u32 len; u32 nameoff; } then len bytes, padding
         if tok + 12 > end:
             return 0
@@ -275,11 +259,11 @@ def fdt_prop_is(dtb: u64, node: u64, name: Ptr[u8], value: Ptr[u8]) -> bool:
 
 def fdt_usable(dtb: u64, node: u64) -> bool:
     """2.3.4 status: absent, "okay" (or the legacy "ok") means usable; "disabled", "reserved", "fail" do not."""
-    prop = fdt_prop(dtb, node, addr_of(fdt_s_status[0]))
+    prop = fdt_prop(dtb, node, cstr(b"status"))
     if prop == 0:
         return True
-    return fdt_prop_is(dtb, node, addr_of(fdt_s_status[0]), addr_of(fdt_s_okay[0])) or \
-        fdt_prop_is(dtb, node, addr_of(fdt_s_status[0]), addr_of(fdt_s_ok[0]))
+    return fdt_prop_is(dtb, node, cstr(b"status"), cstr(b"okay")) or \
+        fdt_prop_is(dtb, node, cstr(b"status"), cstr(b"ok"))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -287,7 +271,7 @@ def fdt_usable(dtb: u64, node: u64) -> bool:
 
 
 def fdt_cpus(dtb: u64) -> u64:
-    return fdt_child(dtb, fdt_root(dtb), addr_of(fdt_s_cpus[0]), 0)
+    return fdt_child(dtb, fdt_root(dtb), cstr(b"cpus"), 0)
 
 
 def fdt_cpu_node(dtb: u64, index: u64) -> u64:
@@ -303,7 +287,7 @@ def fdt_cpu_node(dtb: u64, index: u64) -> u64:
     while tok != 0:
         tag = fdt_be32(tok)
         if tag == FDT_BEGIN_NODE:
-            if depth == 0 and fdt_prop_is(dtb, tok, addr_of(fdt_s_device_type[0]), addr_of(fdt_s_cpu[0])) \
+            if depth == 0 and fdt_prop_is(dtb, tok, cstr(b"device_type"), cstr(b"cpu")) \
                     and fdt_usable(dtb, tok):
                 if n == index:
                     return tok
@@ -330,7 +314,7 @@ def fdt_cpu_count(dtb: u64) -> u64:
     while tok != 0:
         tag = fdt_be32(tok)
         if tag == FDT_BEGIN_NODE:
-            if depth == 0 and fdt_prop_is(dtb, tok, addr_of(fdt_s_device_type[0]), addr_of(fdt_s_cpu[0])) \
+            if depth == 0 and fdt_prop_is(dtb, tok, cstr(b"device_type"), cstr(b"cpu")) \
                     and fdt_usable(dtb, tok):
                 n += 1
             depth += 1
@@ -347,8 +331,8 @@ def fdt_cpu_hartid(dtb: u64, index: u64) -> u64:
     cpu = fdt_cpu_node(dtb, index)
     if cpu == 0:
         return FDT_BAD
-    cells = fdt_prop_u64(dtb, fdt_cpus(dtb), addr_of(fdt_s_address_cells[0]), 1)
-    reg = fdt_prop(dtb, cpu, addr_of(fdt_s_reg[0]))
+    cells = fdt_prop_u64(dtb, fdt_cpus(dtb), cstr(b"#address-cells"), 1)
+    reg = fdt_prop(dtb, cpu, cstr(b"reg"))
     if reg == 0 or cells == 0 or cells > 2 or fdt_prop_len(reg) < cells * 4:
         return FDT_BAD
     return fdt_cells(fdt_prop_data(reg), cells)
@@ -358,7 +342,7 @@ def fdt_isa_has(isa: u64, n: u64, ext: Ptr[u8]) -> bool:
     """The riscv,isa string at isa (n bytes, NUL excluded) names ext: a single letter among the base letters after
     "rv32"/"rv64" up to the first '_' ("g" standing for "imafd"), a longer name as a whole '_'-separated token."""
     p = Ptr[u8](isa)
-    elen = fdt_strlen(ext.addr())
+    elen = fdt_strnlen(ext.addr(), 2)  # 0, 1 or more
     if elen == 0 or n < 4 or fdt_lower(p[0]) != 0x72 or fdt_lower(p[1]) != 0x76:  # "rv"
         return False
     i = u64(4)
@@ -393,21 +377,21 @@ def fdt_cpu_has_extension(dtb: u64, index: u64, ext: Ptr[u8]) -> bool:
     cpu = fdt_cpu_node(dtb, index)
     if cpu == 0:
         return False
-    prop = fdt_prop(dtb, cpu, addr_of(fdt_s_isa_ext[0]))
+    prop = fdt_prop(dtb, cpu, cstr(b"riscv,isa-extensions"))
     if prop != 0:  # 2.2.4 <stringlist>: NUL-terminated strings back to back
         data = fdt_prop_data(prop)
         n = fdt_prop_len(prop)
         i = u64(0)
         while i < n:
-            k = fdt_strlen(data + i)
+            k = fdt_strnlen(data + i, n - i)
             if i + k >= n:
                 break  # not NUL-terminated inside the property
             if fdt_tokeq(data + i, k, ext):
                 return True
             i += k + 1
-    prop = fdt_prop(dtb, cpu, addr_of(fdt_s_isa[0]))
+    prop = fdt_prop(dtb, cpu, cstr(b"riscv,isa"))
     if prop != 0 and fdt_prop_len(prop) > 0:
-        n = fdt_strlen(fdt_prop_data(prop))
+        n = fdt_strnlen(fdt_prop_data(prop), fdt_prop_len(prop))
         if n < fdt_prop_len(prop) and fdt_isa_has(fdt_prop_data(prop), n, ext):
             return True
     return False
@@ -417,11 +401,11 @@ def fdt_timebase(dtb: u64) -> u64:
     """/cpus timebase-frequency (3.7; a cpu node may carry it instead, 3.8), in Hz; 0 if absent."""
     if not fdt_valid(dtb):
         return 0
-    f = fdt_prop_u64(dtb, fdt_cpus(dtb), addr_of(fdt_s_timebase[0]), 0)
+    f = fdt_prop_u64(dtb, fdt_cpus(dtb), cstr(b"timebase-frequency"), 0)
     if f == 0:
         cpu = fdt_cpu_node(dtb, 0)
         if cpu != 0:
-            f = fdt_prop_u64(dtb, cpu, addr_of(fdt_s_timebase[0]), 0)
+            f = fdt_prop_u64(dtb, cpu, cstr(b"timebase-frequency"), 0)
     return f
 
 
@@ -438,8 +422,8 @@ def fdt_memory(dtb: u64, index: u64, out: Ptr[u64]) -> bool:
     root = fdt_root(dtb)
     if root == 0:
         return False
-    ac = fdt_prop_u64(dtb, root, addr_of(fdt_s_address_cells[0]), 2)
-    sc = fdt_prop_u64(dtb, root, addr_of(fdt_s_size_cells[0]), 1)
+    ac = fdt_prop_u64(dtb, root, cstr(b"#address-cells"), 2)
+    sc = fdt_prop_u64(dtb, root, cstr(b"#size-cells"), 1)
     if ac == 0 or ac > 2 or sc > 2:
         return False
     entry = (ac + sc) * 4
@@ -449,9 +433,9 @@ def fdt_memory(dtb: u64, index: u64, out: Ptr[u64]) -> bool:
     while tok != 0:
         tag = fdt_be32(tok)
         if tag == FDT_BEGIN_NODE:
-            if depth == 0 and fdt_prop_is(dtb, tok, addr_of(fdt_s_device_type[0]), addr_of(fdt_s_memory[0])) \
+            if depth == 0 and fdt_prop_is(dtb, tok, cstr(b"device_type"), cstr(b"memory")) \
                     and fdt_usable(dtb, tok):
-                reg = fdt_prop(dtb, tok, addr_of(fdt_s_reg[0]))
+                reg = fdt_prop(dtb, tok, cstr(b"reg"))
                 if reg != 0:
                     count = fdt_prop_len(reg) // entry
                     if index < k + count:
