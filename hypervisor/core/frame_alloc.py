@@ -7,12 +7,12 @@ two: a stage-2 root needs 4 frames aligned to 4), and their memory is zeroed.
 No lock yet: only one hart allocates (the boot hart, while it builds and tears down VMs).  Once several harts can
 allocate or free concurrently, every entry point must take a spinlock around the bitmap and the counters.
 """
-from compiler.prelude import u64, Array, Ptr, Final, static
+from compiler.prelude import Array, Final, Ptr, static, u64
 
 FRAME_SIZE: Final = u64(4096)
 FRAME_SHIFT: Final = u64(12)
-FRAME_MAX_PAGES: Final = u64(65536)  # the largest pool: 256 MiB of 4 KiB frames
-FRAME_BITMAP_WORDS: Final = 1024  # FRAME_MAX_PAGES / 64
+FRAME_MAX_PAGES: Final = u64(1 << 20)  # the largest pool: 4 GiB of 4 KiB frames (a 128 KiB bitmap)
+FRAME_BITMAP_WORDS: Final = 16384  # FRAME_MAX_PAGES / 64
 FRAME_WORD_FULL: Final = u64(0xFFFF_FFFF_FFFF_FFFF)
 
 frame_bitmap = static(Array[u64, FRAME_BITMAP_WORDS])
@@ -40,17 +40,20 @@ def _frame_align_index(i: u64, align_pages: u64) -> u64:
 
 
 def frame_alloc_init(base: u64, size: u64) -> bool:
-    """Take `[base, base + size)` as the pool (base 4 KiB-aligned; size rounded down to whole frames, at most
-    FRAME_MAX_PAGES frames).  Every frame starts free.  False (and no change) on bad arguments."""
+    """Take `[base, base + size)` as the pool (base 4 KiB-aligned; size rounded down to whole frames).  A pool
+    larger than FRAME_MAX_PAGES frames is cut to its first FRAME_MAX_PAGES (frame_alloc_total_pages tells).
+    Every frame starts free.  False (and no change) on bad arguments."""
     global frame_pool_base, frame_pool_pages, frame_used_pages
     if base == 0 or base & (FRAME_SIZE - 1) != 0:
         return False
     pages = size >> FRAME_SHIFT
-    if pages == 0 or pages > FRAME_MAX_PAGES:
+    if pages == 0:
         return False
+    if pages > FRAME_MAX_PAGES:
+        pages = FRAME_MAX_PAGES
     if base + ((pages << FRAME_SHIFT) - 1) < base:  # the pool would wrap around the address space
         return False
-    for w in range(u64(0), u64(FRAME_BITMAP_WORDS)):
+    for w in range(u64(0), (pages + 63) >> 6):  # the words past the pool are never looked at
         frame_bitmap[w] = 0
     frame_pool_base = base
     frame_pool_pages = pages

@@ -10,7 +10,7 @@ Leaves are 1 GiB (level 2), 2 MiB (level 1) or 4 KiB (level 0): the largest whos
 fits the remaining length.  Table pages come from the frame allocator; `stage2_destroy` gives every one back.
 After changing a live table the caller calls `stage2_flush(vmid)`.
 """
-from compiler.prelude import u64, Ptr, Final, hfence_gvma_vmid
+from compiler.prelude import Final, Ptr, hfence_gvma_vmid, u64
 from hypervisor.core.frame_alloc import frame_alloc, frame_free
 
 # PTE bits (Sv39 format, also used by the G-stage)
