@@ -1,0 +1,420 @@
+"""The self-test guest: a bare-metal VS-mode program that checks the hypervisor's guest interface.
+
+Instance 0 runs the self-test: one `selftest: <name>: ok` or `selftest: <name>: FAILED (...)` line per test, then
+`selftest: N passed, M failed`, and powers its VM off with SBI SRST (reason 0 if everything passed, else 1).
+Instance 1 is the fault probe: it loads from an unmapped guest-physical address, which the hypervisor must report
+and answer by ending only this VM.
+
+start.S holds the image header, `_start` (stack, .bss, trap vector) and `guest_trap_entry`, which calls
+`guest_trap` below with the trap's scause, sepc and stval.
+"""
+
+from compiler.prelude import (
+    HSTATUS, SEPC, SIE, SIP, SSTATUS, TIME, Array, Final, Mmio, Ptr, addr_of, cstr, csr_clear, csr_read, csr_set,
+    csr_write, export, i64, sbi_ecall, static, u8, u64, wfi,
+)
+
+# SBI extension IDs and errors (SBI 2.0)
+EXT_LEGACY_PUTCHAR: Final = u64(0x01)
+EXT_BASE: Final = u64(0x10)
+EXT_TIME: Final = u64(0x54494D45)
+EXT_IPI: Final = u64(0x735049)
+EXT_RFENCE: Final = u64(0x52464E43)
+EXT_HSM: Final = u64(0x48534D)
+EXT_SRST: Final = u64(0x53525354)
+EXT_DBCN: Final = u64(0x4442434E)
+EXT_UNKNOWN: Final = u64(0x0A0B0C0D)
+SBI_SUCCESS: Final = i64(0)
+SBI_ERR_NOT_SUPPORTED: Final = i64(-2)
+SPEC_VERSION_2_0: Final = u64(0x2000000)
+
+SCAUSE_INTERRUPT: Final = u64(1) << 63
+IRQ_S_TIMER: Final = u64(5)
+EXC_ILLEGAL_INST: Final = u64(2)
+MIP_STIP: Final = u64(1) << 5
+SSTATUS_SIE: Final = u64(2)
+
+TICKS_PER_MS: Final = u64(10000)  # the virt board's timebase: 10 MHz
+TIMER_DELAY: Final = u64(100000)  # 10 ms
+TIMER_SLACK: Final = u64(20000)  # the interrupt must come within 2 ms of its deadline
+FAULT_GPA: Final = u64(0x40000000)  # not in any VM's memory (RAM is at 0x8000_0000)
+
+LINE_MAX: Final = 200
+
+line = static(Array[u8, 256])
+line_len = static(Array[u64, 1])
+sbi_value = static(Array[u64, 1])
+
+# What the trap handler saw (read through Mmio so waits see the handler's stores).
+timer_hits = static(Array[u64, 1])
+timer_at = static(Array[u64, 1])
+illegal_hits = static(Array[u64, 1])
+illegal_tval = static(Array[u64, 1])
+unexpected_traps = static(Array[u64, 1])
+sink = static(Array[u64, 1])
+
+passed = static(Array[u64, 1])
+failed = static(Array[u64, 1])
+
+
+def volatile_read(p: Ptr[u64]) -> u64:
+    return Mmio[u64](p.addr()).read()
+
+
+def volatile_write(p: Ptr[u64], v: u64) -> None:
+    Mmio[u64](p.addr()).write(v)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SBI
+
+
+def sbi(eid: u64, fid: u64, a0: u64, a1: u64, a2: u64) -> i64:
+    """An SBI call; its value (a1) is left in sbi_value[0]."""
+    sbi_value[0] = u64(0)
+    return sbi_ecall(eid, fid, a0, a1, a2, u64(0), u64(0), u64(0), addr_of(sbi_value[0]))
+
+
+def sbi_set_timer(deadline: u64) -> i64:
+    return sbi(EXT_TIME, u64(0), deadline, u64(0), u64(0))
+
+
+def shutdown(reason: u64) -> None:
+    sbi(EXT_SRST, u64(0), u64(0), reason, u64(0))
+    while True:
+        wfi()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output: a line buffer written with DBCN console_write
+
+
+def strlen(s: Ptr[u8]) -> u64:
+    n = u64(0)
+    while s[n] != 0:
+        n += 1
+    return n
+
+
+def console_write(p: Ptr[u8], n: u64) -> i64:
+    return sbi(EXT_DBCN, u64(0), n, p.addr(), u64(0))
+
+
+def flush() -> None:
+    n = line_len[0]
+    if n != 0:
+        console_write(addr_of(line[0]), n)
+        line_len[0] = u64(0)
+
+
+def putc(c: u8) -> None:
+    n = line_len[0]
+    line.unchecked[n] = c
+    line_len[0] = n + 1
+    if c == 10 or n + 1 >= LINE_MAX:
+        flush()
+
+
+def puts(s: Ptr[u8]) -> None:
+    i = u64(0)
+    while s[i] != 0:
+        putc(s[i])
+        i += 1
+
+
+def put_dec(v: u64) -> None:
+    digits = Array[u8, 24]()
+    n = u64(0)
+    x = v
+    while True:
+        digits[n] = u8(48 + x % 10)
+        n += 1
+        x = x // 10
+        if x == 0:
+            break
+    while n > 0:
+        n -= 1
+        putc(digits[n])
+
+
+def put_signed(v: i64) -> None:
+    if v < 0:
+        putc(u8(45))
+        put_dec(u64(-v))
+    else:
+        put_dec(u64(v))
+
+
+def put_hex(v: u64) -> None:
+    puts(cstr(b"0x"))
+    started = False
+    for i in range(16):
+        d = (v >> u64(60 - 4 * i)) & 15
+        if d != 0 or started or i == 15:
+            started = True
+            putc(u8(48 + d) if d < 10 else u8(87 + d))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results
+
+
+def test_ok(name: Ptr[u8]) -> None:
+    puts(cstr(b"selftest: "))
+    puts(name)
+    puts(cstr(b": ok\n"))
+    passed[0] += 1
+
+
+def test_ok_note(name: Ptr[u8], note: Ptr[u8], v: u64) -> None:
+    puts(cstr(b"selftest: "))
+    puts(name)
+    puts(cstr(b": ok ("))
+    puts(note)
+    put_dec(v)
+    puts(cstr(b")\n"))
+    passed[0] += 1
+
+
+def test_failed(name: Ptr[u8], why: Ptr[u8], got: u64) -> None:
+    puts(cstr(b"selftest: "))
+    puts(name)
+    puts(cstr(b": FAILED ("))
+    puts(why)
+    put_hex(got)
+    puts(cstr(b")\n"))
+    failed[0] += 1
+
+
+def check(name: Ptr[u8], cond: bool, why: Ptr[u8], got: u64) -> bool:
+    """Count one failure (and print it) when cond is false; the caller prints ok when all checks passed."""
+    if not cond:
+        test_failed(name, why, got)
+    return cond
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_dbcn() -> None:
+    name = cstr(b"dbcn")
+    msg = cstr(b"dbcn: console_write works\n")
+    n = strlen(msg)
+    err = console_write(msg, n)
+    if not check(name, err == SBI_SUCCESS, cstr(b"console_write error "), u64(err)):
+        return
+    if not check(name, sbi_value[0] == n, cstr(b"console_write wrote "), sbi_value[0]):
+        return
+    byte_msg = cstr(b"dbcn: console_write_byte works\n")
+    i = u64(0)
+    while byte_msg[i] != 0:
+        err = sbi(EXT_DBCN, u64(2), u64(byte_msg[i]), u64(0), u64(0))
+        if not check(name, err == SBI_SUCCESS, cstr(b"console_write_byte error "), u64(err)):
+            return
+        i += 1
+    test_ok(name)
+
+
+def test_legacy_putchar() -> None:
+    msg = cstr(b"legacy: putchar works\n")
+    i = u64(0)
+    while msg[i] != 0:
+        err = sbi(EXT_LEGACY_PUTCHAR, u64(0), u64(msg[i]), u64(0), u64(0))
+        if not check(cstr(b"legacy_putchar"), err == SBI_SUCCESS, cstr(b"a0 "), u64(err)):
+            return
+        i += 1
+    test_ok(cstr(b"legacy_putchar"))
+
+
+def probe(eid: u64) -> u64:
+    if sbi(EXT_BASE, u64(3), eid, u64(0), u64(0)) != SBI_SUCCESS:
+        return u64(0xDEAD)
+    return sbi_value[0]
+
+
+def test_base() -> None:
+    name = cstr(b"base")
+    err = sbi(EXT_BASE, u64(0), u64(0), u64(0), u64(0))
+    if not check(name, err == SBI_SUCCESS and sbi_value[0] == SPEC_VERSION_2_0, cstr(b"spec version "),
+                 sbi_value[0]):
+        return
+    if not check(name, probe(EXT_TIME) == 1, cstr(b"probe TIME "), probe(EXT_TIME)):
+        return
+    if not check(name, probe(EXT_IPI) == 1, cstr(b"probe IPI "), probe(EXT_IPI)):
+        return
+    if not check(name, probe(EXT_RFENCE) == 1, cstr(b"probe RFENCE "), probe(EXT_RFENCE)):
+        return
+    if not check(name, probe(EXT_HSM) == 1, cstr(b"probe HSM "), probe(EXT_HSM)):
+        return
+    if not check(name, probe(EXT_SRST) == 1, cstr(b"probe SRST "), probe(EXT_SRST)):
+        return
+    if not check(name, probe(EXT_DBCN) == 1, cstr(b"probe DBCN "), probe(EXT_DBCN)):
+        return
+    if not check(name, probe(EXT_UNKNOWN) == 0, cstr(b"probe of an unknown extension "), probe(EXT_UNKNOWN)):
+        return
+    err = sbi(EXT_UNKNOWN, u64(0), u64(0), u64(0), u64(0))
+    if not check(name, err == SBI_ERR_NOT_SUPPORTED, cstr(b"unknown extension call error "), u64(err)):
+        return
+    test_ok(name)
+
+
+def test_timer() -> None:
+    name = cstr(b"timer")
+    volatile_write(addr_of(timer_hits[0]), u64(0))
+    now = csr_read(TIME)
+    deadline = now + TIMER_DELAY
+    err = sbi_set_timer(deadline)
+    if not check(name, err == SBI_SUCCESS, cstr(b"set_timer error "), u64(err)):
+        return
+    csr_set(SIE, MIP_STIP)
+    csr_set(SSTATUS, SSTATUS_SIE)
+    waits = u64(0)
+    while volatile_read(addr_of(timer_hits[0])) == 0:
+        wfi()
+        waits += 1
+        if waits > 1000000:
+            break
+    csr_clear(SSTATUS, SSTATUS_SIE)
+    csr_clear(SIE, MIP_STIP)
+    hits = volatile_read(addr_of(timer_hits[0]))
+    at = volatile_read(addr_of(timer_at[0]))
+    if not check(name, hits == 1, cstr(b"timer interrupts seen "), hits):
+        return
+    if not check(name, at >= deadline, cstr(b"interrupt before the deadline by ticks "), deadline - at):
+        return
+    if not check(name, at - deadline <= TIMER_SLACK, cstr(b"interrupt late by ticks "), at - deadline):
+        return
+    test_ok_note(name, cstr(b"latency ticks "), at - deadline)
+
+
+def test_hsm() -> None:
+    name = cstr(b"hsm")
+    err = sbi(EXT_HSM, u64(2), u64(0), u64(0), u64(0))
+    if not check(name, err == SBI_SUCCESS, cstr(b"hart_get_status error "), u64(err)):
+        return
+    if not check(name, sbi_value[0] == 0, cstr(b"hart 0 status "), sbi_value[0]):
+        return
+    test_ok(name)
+
+
+def test_wfi() -> None:
+    """wfi with a timer interrupt pending (enabled in sie, masked by sstatus.SIE) returns at once."""
+    name = cstr(b"wfi")
+    sbi_set_timer(csr_read(TIME))
+    csr_set(SIE, MIP_STIP)
+    pending = u64(0)
+    spins = u64(0)
+    while pending == 0 and spins < 1000000:
+        pending = csr_read(SIP) & MIP_STIP
+        spins += 1
+    wfi()
+    wfi()
+    after = csr_read(SIP) & MIP_STIP
+    sbi_set_timer(~u64(0))
+    csr_clear(SIE, MIP_STIP)
+    cleared = csr_read(SIP) & MIP_STIP
+    if not check(name, pending != 0 and after != 0, cstr(b"timer interrupt not pending, sip.STIP "), after):
+        return
+    if not check(name, cleared == 0, cstr(b"set_timer(-1) did not clear sip.STIP "), cleared):
+        return
+    test_ok(name)
+
+
+def test_illegal_csr() -> None:
+    """Reading hstatus from VS-mode must come back as an illegal-instruction exception (scause 2)."""
+    name = cstr(b"illegal_csr")
+    volatile_write(addr_of(illegal_hits[0]), u64(0))
+    sink[0] = csr_read(HSTATUS)
+    hits = volatile_read(addr_of(illegal_hits[0]))
+    if not check(name, hits == 1, cstr(b"illegal-instruction traps seen "), hits):
+        return
+    test_ok_note(name, cstr(b"stval "), volatile_read(addr_of(illegal_tval[0])))
+
+
+def run_selftest() -> None:
+    puts(cstr(b"selftest: starting in VS-mode\n"))
+    test_dbcn()
+    test_legacy_putchar()
+    test_base()
+    test_timer()
+    test_hsm()
+    test_wfi()
+    test_illegal_csr()
+    unexpected = volatile_read(addr_of(unexpected_traps[0]))
+    if unexpected != 0:
+        test_failed(cstr(b"traps"), cstr(b"unexpected traps "), unexpected)
+    puts(cstr(b"selftest: "))
+    put_dec(passed[0])
+    puts(cstr(b" passed, "))
+    put_dec(failed[0])
+    puts(cstr(b" failed\n"))
+    shutdown(u64(0) if failed[0] == 0 else u64(1))
+
+
+def run_fault_probe() -> None:
+    puts(cstr(b"fault probe: loading from guest-physical "))
+    put_hex(FAULT_GPA)
+    puts(cstr(b"\n"))
+    v = volatile_read(Ptr[u64](FAULT_GPA))
+    puts(cstr(b"fault probe: FAILED: the load returned "))
+    put_hex(v)
+    puts(cstr(b"\n"))
+    shutdown(u64(1))
+
+
+@export("guest_main")
+def guest_main(hartid: u64, dtb: u64, instance: u64) -> None:
+    if instance == 0:
+        run_selftest()
+    elif instance == 1:
+        run_fault_probe()
+    else:
+        puts(cstr(b"selftest: instance "))
+        put_dec(instance)
+        puts(cstr(b" has nothing to do\n"))
+        shutdown(u64(0))
+
+
+@export("guest_trap")
+def guest_trap(scause: u64, sepc: u64, stval: u64) -> None:
+    if scause == SCAUSE_INTERRUPT | IRQ_S_TIMER:
+        volatile_write(addr_of(timer_at[0]), csr_read(TIME))
+        volatile_write(addr_of(timer_hits[0]), volatile_read(addr_of(timer_hits[0])) + 1)
+        sbi_set_timer(~u64(0))
+        return
+    if scause == EXC_ILLEGAL_INST:
+        volatile_write(addr_of(illegal_hits[0]), volatile_read(addr_of(illegal_hits[0])) + 1)
+        volatile_write(addr_of(illegal_tval[0]), stval)
+        # Skip the instruction: 2 bytes if compressed (low bits != 0b11), else 4.
+        size = u64(4)
+        if stval != 0 and stval & 3 != 3:
+            size = u64(2)
+        csr_write(SEPC, sepc + size)
+        return
+    flush()
+    puts(cstr(b"selftest: unexpected trap: scause "))
+    put_hex(scause)
+    puts(cstr(b" sepc "))
+    put_hex(sepc)
+    puts(cstr(b" stval "))
+    put_hex(stval)
+    puts(cstr(b"\n"))
+    volatile_write(addr_of(unexpected_traps[0]), volatile_read(addr_of(unexpected_traps[0])) + 1)
+    if scause & SCAUSE_INTERRUPT != 0:
+        csr_clear(SIE, u64(1) << (scause & 63))
+        return
+    shutdown(u64(1))
+
+
+@export("pyshyper_panic")
+def guest_panic(kind: u64, a: u64, b: u64) -> None:
+    flush()
+    puts(cstr(b"selftest: PANIC kind "))
+    put_dec(kind)
+    puts(cstr(b" a "))
+    put_hex(a)
+    puts(cstr(b" b "))
+    put_hex(b)
+    puts(cstr(b"\n"))
+    shutdown(u64(1))
