@@ -159,6 +159,7 @@ class Checker:
         self.fn: FuncSym | None = None
         self.loop_depth = 0
         self.global_decls: set[str] = set()
+        self.poisoned: set[str] = set()
 
     # -- errors
     def err(self, code: str, msg: str, node: ast.AST | None, mod: Module | None = None) -> None:
@@ -515,6 +516,10 @@ class Checker:
                 return
             if node.value is not None:
                 t = self.expr(node.value, g.ty)
+                if t is not None and getattr(node.value, "builtin", None) == "null":
+                    if t != g.ty:
+                        self.err("E205", f"initial value must be a {g.ty}, not {t}", node.value)
+                    return
                 if t is not None and node.value.cv is None:  # type: ignore[attr-defined]
                     self.err("E209", "a global's initial value must be a constant", node.value)
                 elif t is not None:
@@ -618,6 +623,7 @@ class Checker:
                 continue
             self.mod, self.fn = f.module, f
             self.global_decls = set()
+            self.poisoned: set[str] = set()
             for name, t in f.params:
                 f.locals[name] = LocalSym(name, t, True)
             self.loop_depth = 0
@@ -867,8 +873,11 @@ class Checker:
         t = self.expr(value, want)
         if t is None:
             if local is None:
-                f.locals[name] = LocalSym(name, want or I64)
-                tgt.sym = f.locals[name]  # type: ignore[attr-defined]
+                if want is not None:
+                    f.locals[name] = LocalSym(name, want)
+                    tgt.sym = f.locals[name]  # type: ignore[attr-defined]
+                else:
+                    self.poisoned.add(name)  # its type is unknown: later uses report nothing more
             return
         if t.is_aggregate:
             self.err("E310", "aggregates are places, not values: take addr_of(...)", value)
@@ -881,6 +890,9 @@ class Checker:
             self.coerce(value, want)
             f.locals[name] = LocalSym(name, want)
         elif not self.expect(value, want, "E201", f"`{name}`"):
+            if local is None:
+                f.locals[name] = LocalSym(name, want)
+                tgt.sym = f.locals[name]  # type: ignore[attr-defined]
             return
         if local is None and declared is not None:
             f.locals[name] = LocalSym(name, want)
@@ -983,6 +995,8 @@ class Checker:
     def e_Name(self, e: ast.Name, want: Type | None) -> Type | None:
         sym = self.lookup(e.id)
         e.sym = sym  # type: ignore[attr-defined]
+        if sym is None and self.fn is not None and e.id in self.poisoned:
+            return None
         if sym is None:
             self.err("E151", f"unknown name `{e.id}`", e)
             return None
@@ -1060,11 +1074,15 @@ class Checker:
         else:
             t = lt
         a, b = e.left.cv, e.right.cv  # type: ignore[attr-defined]
+        if isinstance(e.op, (ast.FloorDiv, ast.Mod)) and b == 0:
+            self.err("E210", "division by a constant zero", e)
+            return t
         if a is not None and b is not None:
-            if isinstance(e.op, (ast.FloorDiv, ast.Mod)) and b == 0:
-                self.err("E210", "division by a constant zero", e)
-                return t
             e.cv = _fold(e.op, a, b, t)  # type: ignore[attr-defined]
+        elif isinstance(t, LitT):
+            # a literal shifted by a variable count: the literal takes the context's type
+            t = want if isinstance(want, IntT) else I64
+            self.coerce(e.left, t)
         return t
 
     def e_BinOp(self, e: ast.BinOp, want: Type | None) -> Type | None:
@@ -1136,6 +1154,10 @@ class Checker:
         tv, av, bv = e.test.cv, e.body.cv, e.orelse.cv  # type: ignore[attr-defined]
         if tv is not None and av is not None and bv is not None:
             e.cv = av if tv else bv  # type: ignore[attr-defined]
+        elif isinstance(a, LitT):
+            a = want if isinstance(want, IntT) else I64
+            self.coerce(e.body, a)
+            self.coerce(e.orelse, a)
         return a
 
     def e_Attribute(self, e: ast.Attribute, want: Type | None) -> Type | None:
@@ -1230,7 +1252,8 @@ class Checker:
                     self.expr(a)
                 return None
             if isinstance(sym, FuncSym):
-                self.fn.calls.add(sym)  # type: ignore[union-attr]
+                if self.fn is not None:
+                    self.fn.calls.add(sym)
                 e.kind, e.target = "direct", sym  # type: ignore[attr-defined]
                 return self.args(e, list(sym.fnty.params), sym.ret, f.id)
             if isinstance(sym, TypeSym):
@@ -1269,7 +1292,7 @@ class Checker:
                 return self.indirect(e)
             if bt is not None:
                 self.err("E154", f"{bt} has no method `{f.attr}`", f)
-            elif not hasattr(f.value, "ty") or f.value.ty is None:  # type: ignore[attr-defined]
+            elif not hasattr(f.value, "ty"):
                 self.err("E152", "not callable", f)
             return None
         if isinstance(f, ast.Subscript):

@@ -86,6 +86,10 @@ def compile_program(paths: list[str | Path], target: str = "riscv64", opt: int =
     irmod.triple = tm.triple
     irmod.data_layout = str(tm.target_data)
     text = str(irmod)
+    if target == "riscv64":
+        # Freestanding (like -fno-builtin): loops must not become calls to strlen/memset/memcpy.
+        # runtime/libc.S still provides memset/memcpy/memmove for what codegen itself emits.
+        text = text.replace(") nounwind", ') nounwind "no-builtins"')
     t0 = timings.add("lower", t0)
     mod = llvm.parse_assembly(text)
     mod.verify()

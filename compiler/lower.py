@@ -623,6 +623,16 @@ class Lowering:
             et = bt.target if isinstance(bt, PtrT) else bt.elem
             return self._gep(base, [n], source_etype=llvm_type(et, True))
         lt = llvm_type(bt.elem)
+        if self.host:  # MMIO on the host goes to Python (prelude.mock)
+            fn = self._extern("pyshyper_host_mmio", I64_IR, [I64_IR] * 4)
+            addr = self.b.ptrtoint(base, I64_IR)
+            bits = ir.Constant(I64_IR, lt.width)
+            if name == "read":
+                r = self.b.call(fn, [ir.Constant(I64_IR, 0), bits, addr, ir.Constant(I64_IR, 0)])
+                return self.b.trunc(r, lt) if lt.width < 64 else r
+            v = self.val(e.args[0])
+            v = self.b.zext(v, I64_IR) if lt.width < 64 else v
+            return self.b.call(fn, [ir.Constant(I64_IR, 1), bits, addr, v])
         if name == "read":
             instr = _VolatileLoad(self.b.block, base, typ=lt)
             instr.align = lt.width // 8

@@ -35,7 +35,7 @@ from compiler.csrs import CSRS
 __all__ = [
     "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "usize", "INT_TYPES",
     "Final", "Callable", "struct", "Array", "Ptr", "Mmio", "static", "sizeof", "alignof", "offsetof", "addr_of",
-    "null", "len", "panic", "Panic", "MemoryFault", "export", "inline", "noinline",
+    "null", "len", "panic", "Panic", "MemoryFault", "export", "extern", "inline", "noinline", "cstr", "extern_addr",
     "csr_read", "csr_write", "csr_set", "csr_clear", "csr_swap",
     "fence", "fence_i", "wfi", "sfence_vma", "hfence_gvma", "hfence_vvma", "hfence_gvma_vmid", "hfence_vvma_vmid",
     "hlv_b", "hlv_bu", "hlv_h", "hlv_hu", "hlv_w", "hlv_wu", "hlv_d", "hlvx_hu", "hlvx_wu",
@@ -875,7 +875,7 @@ def addr_of(place) -> Ptr:
 # Globals and decorators
 
 
-def static(t, init=None, align=None, section=None):
+def static(t, init=None, align=None, section=None, export=None):
     """A global of type t in the simulated memory.  Aggregates give a view; scalars give the initial value (which
     carries its place, so `addr_of` works right after; later rebinding of the Python global does not update
     memory: take addresses of aggregate globals)."""
@@ -908,6 +908,47 @@ def export(symbol: str):
     if not isinstance(symbol, str):
         raise TypeError('use @export("symbol")')
     return deco
+
+
+def extern(symbol: str):
+    """A function defined in assembly: under CPython a call goes to `mock.externs[symbol]` (default: returns 0)."""
+    if not isinstance(symbol, str):
+        raise TypeError('use @extern("symbol")')
+
+    def deco(f):
+        def call(*args):
+            impl = mock.externs.get(symbol)
+            return impl(*args) if impl is not None else 0
+
+        call.__extern__ = symbol
+        call.__name__ = f.__name__
+        return call
+
+    return deco
+
+
+_cstrs: dict[bytes, int] = {}
+
+
+def cstr(text) -> "Ptr":
+    """A Ptr[u8] to a NUL-terminated constant copy of the literal (one copy per distinct text)."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    a = _cstrs.get(data)
+    if a is None:
+        a = _alloc(len(data) + 1, 1)
+        memory.write(a, data + b"\0")
+        _cstrs[data] = a
+    return Ptr[u8](a)
+
+
+_externs_addr: dict[str, int] = {}
+
+
+def extern_addr(symbol: str) -> "u64":
+    """The address of an assembly symbol: under CPython a stable made-up address per name."""
+    if symbol not in _externs_addr:
+        _externs_addr[symbol] = 0x0E00_0000_0000 + 0x100 * len(_externs_addr)
+    return u64(_externs_addr[symbol])
 
 
 def inline(f):
@@ -961,6 +1002,7 @@ class Mock:
         self.log: list = []
         self.reservation = None
         self.sc_fail_next = False
+        self.externs: dict = {}
 
     def ops(self, name: str) -> list:
         return [e for e in self.log if e[0] == name]
@@ -1072,6 +1114,7 @@ mock = Mock()
 def reset() -> None:
     """A clean simulated memory, allocator, function table and mock."""
     memory.pages.clear()
+    _cstrs.clear()
     _heap[0] = HEAP_BASE
     _statics.clear()
     _fn_by_id.clear()

@@ -3,21 +3,21 @@
 Lines from several harts do not interleave: a caller holds `console_lock` for a whole line.
 """
 
-from compiler.prelude import Array, Ptr, addr_of, amoswap_w, fence, u8, u32, u64
+from compiler.prelude import Array, Ptr, addr_of, amoswap_w, fence, static, u8, u32, u64
 
 from hypervisor.arch.riscv.sbi_call import sbi_console_write
 
-console_lock_word: u32 = 0
+console_lock_word = static(Array[u32, 1])
 
 
 def console_lock() -> None:
-    while amoswap_w(addr_of(console_lock_word), u32(1)) != 0:
+    while amoswap_w(addr_of(console_lock_word[0]), u32(1)) != 0:
         pass
 
 
 def console_unlock() -> None:
     fence()
-    amoswap_w(addr_of(console_lock_word), u32(0))
+    amoswap_w(addr_of(console_lock_word[0]), u32(0))
 
 
 def cstr_len(s: Ptr[u8]) -> u64:
