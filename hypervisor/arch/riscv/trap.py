@@ -8,7 +8,7 @@ exception) ends; the hypervisor and the other VMs run on (Priv 9.6 "Traps").
 from compiler.prelude import (
     HIE, HSTATUS, HTVAL, HVIP, SCAUSE, SEPC, SIE, SIP, SSTATUS, STVAL, TIME, VSCAUSE, VSEPC, VSSTATUS,
     VSTVAL, VSTVEC, Array, Callable, Final, Ptr, csr_clear, csr_read, csr_write, cstr, export, extern, static,
-    u8, u64, wfi,
+    addr_of, amoswap_w, u8, u32, u64, wfi,
 )
 
 from hypervisor.arch.riscv.defs import (
@@ -135,10 +135,14 @@ def trap_init_tables() -> None:
     INTERRUPT_HANDLERS[IRQ_S_SOFT] = irq_software
 
 
+power_off_claim = static(Array[u32, 1])
+
+
 def hart_idle() -> None:
-    """Nothing to run on this hart: when every VM has ended, power the machine off; otherwise sleep."""
+    """Nothing to run on this hart: when every VM has ended, power the machine off; otherwise sleep.
+    One hart (the first to claim it) does the power-off."""
     while True:
-        if vm_all_ended():
+        if vm_all_ended() and amoswap_w(addr_of(power_off_claim[0]), u32(1)) == 0:
             console_lock()
             console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
             console_unlock()
