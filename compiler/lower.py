@@ -57,7 +57,7 @@ class Lowering:
         self.prog = prog
         self.target = target
         self.host = target == "host"
-        self.module = ir.Module(name=prog.main.name)
+        self.module = ir.Module(name=prog.main.name, context=ir.Context())
         self.funcs: dict[FuncSym, ir.Function] = {}
         self.gvars: dict[GlobalSym, ir.GlobalVariable] = {}
         self.externs: dict[str, ir.Function] = {}
