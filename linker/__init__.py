@@ -19,3 +19,16 @@ def render_linker_script(board: Board, template: str = "pyshyper.ld.j2") -> str:
         keep_trailing_newline=True,
     )
     return env.get_template(template).render(board=board, page_size=PAGE_SIZE)
+
+
+def render_guest_linker_script(
+    base: int, stack_size: int, max_size: int, template: str = "guest.ld.j2", search: Path | None = None
+) -> str:
+    """The linker script of a bare-metal test guest (tests/guests/NAME/) linked at guest-physical `base`."""
+    dirs = [str(search)] if search is not None else []
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([*dirs, str(LINKER_DIR)]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(template).render(base=base, stack_size=stack_size, max_size=max_size)

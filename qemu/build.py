@@ -6,6 +6,8 @@ Stages (each prints a progress line with its time):
   3. assemble  runtime/*.S and the compiler's stubs with GNU as (includes from OUT/gen)
   4. link      pass 1 with an empty symbol table, then pass 2 with the function symbols of pass 1 embedded
   5. image     objcopy -O binary, post-link checks, size report
+  6. guests    every test guest tests/guests/NAME/ (guest.py, *.S, linker/guest.ld.j2 or its own guest.ld[.j2])
+               compiled, assembled and linked the same way -> OUT/guests/NAME.elf and NAME.bin
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from boards import BoardError, BuildConfig, make_config, render_asm_include, render_hypervisor_module
-from linker import render_linker_script
+from linker import render_guest_linker_script, render_linker_script
 from qemu import toolchain
 from qemu.elfcheck import SizeReport, check_elf, size_report
 from qemu.symtab import function_symbols, render_symtab_asm
@@ -33,9 +35,18 @@ RUNTIME_DIR = ROOT / "runtime"
 DEFAULT_OUT = ROOT / "build"
 BOARD_MODULE = "hypervisor.board"
 STAMP = "build.json"
+GUESTS_DIR = ROOT / "tests" / "guests"
+
+# The test-guest contract (hypervisor/main.py): a flat image linked at guest-physical 0x8000_0000 whose first
+# instruction jumps over a header: magic at 8, image size at 16, number of VM instances at 24.
+GUEST_BASE = 0x8000_0000
+GUEST_MEM_SIZE = 0x40_0000  # 4 MiB of VM memory per instance
+GUEST_STACK_SIZE = 0x4000
+GUEST_MAGIC = 0x5453554748535950  # b"PYSHGUST" little-endian
+GUEST_HDR_MAGIC, GUEST_HDR_SIZE, GUEST_HDR_INSTANCES = 8, 16, 24
 
 # What a build reads: `pyshyper run` rebuilds when any of these is newer than the ELF.
-SOURCE_TREES = ("hypervisor", "runtime", "linker", "boards", "compiler")
+SOURCE_TREES = ("hypervisor", "runtime", "linker", "boards", "compiler", "tests/guests")
 SOURCE_SUFFIXES = (".py", ".S", ".j2", ".toml")
 
 
@@ -62,12 +73,22 @@ class PrebuiltObject:
 
 
 @dataclass(frozen=True)
+class GuestOutput:
+    name: str
+    elf: Path
+    bin: Path
+    size: int  # bytes of the image (the header's size field)
+    instances: int
+
+
+@dataclass(frozen=True)
 class BuildOutput:
     config: BuildConfig
     elf: Path
     bin: Path
     size: SizeReport
     seconds: float
+    guests: tuple[GuestOutput, ...] = ()
 
 
 def compile_with_driver(paths: list[Path], out_obj: Path, extra_modules: dict[str, Path]) -> CompileResult:
@@ -106,6 +127,120 @@ def runtime_sources(root: Path = RUNTIME_DIR) -> list[Path]:
     return sorted(root.glob("*.S"))
 
 
+def guest_dirs(root: Path = GUESTS_DIR) -> list[Path]:
+    """Every test guest: a folder tests/guests/NAME/ with a guest.py."""
+    if not root.is_dir():
+        return []
+    return sorted(d for d in root.iterdir() if d.is_dir() and (d / "guest.py").is_file())
+
+
+def _elf_symbol(elf: Path, name: str) -> int | None:
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        found = symtab.get_symbol_by_name(name) if symtab is not None else None
+        return int(found[0]["st_value"]) if found else None
+
+
+def build_guest(src: Path, out: Path, compiler: Compiler | None = None) -> GuestOutput:
+    """Compile, assemble and link one test guest into OUT/guests/NAME.elf and NAME.bin, then check its header.
+
+    The guest's linker script is its own guest.ld (plain) or guest.ld.j2, else linker/guest.ld.j2; the template
+    gets base, stack_size and max_size. The .bin is padded with zeros to the header's size field (the symbol
+    `_image_size`), so that the hypervisor copies exactly the file."""
+    name = src.name
+    compiler = compiler or compile_with_driver
+    objdir = out / "obj" / "guests" / name
+    gdir = out / "guests"
+    for d in (objdir, gdir):
+        d.mkdir(parents=True, exist_ok=True)
+    try:
+        compiled = compiler([src / "guest.py"], objdir / "guest.o", {})
+    except BuildError:
+        raise
+    except Exception as e:
+        kind = "" if type(e).__name__ == "CompileError" else f"{type(e).__name__}: "
+        raise BuildError(f"guest {name}: compile failed: {kind}{e}") from e
+    include_dirs = [src, out / "gen"]
+    if compiled.offsets_asm is not None:
+        shutil.copyfile(compiled.offsets_asm, objdir / "offsets.S")
+        include_dirs.insert(0, objdir)
+    objs = [Path(compiled.obj)]
+    try:
+        for s in sorted(src.glob("*.S")):
+            objs.append(toolchain.assemble(s, objdir / f"{s.stem}.o", include_dirs))
+        script = objdir / "guest.ld"
+        if (src / "guest.ld").is_file():
+            shutil.copyfile(src / "guest.ld", script)
+        else:
+            template = "guest.ld.j2"
+            script.write_text(
+                render_guest_linker_script(
+                    GUEST_BASE,
+                    GUEST_STACK_SIZE,
+                    GUEST_MEM_SIZE,
+                    template,
+                    search=src if (src / template).is_file() else None,
+                )
+            )
+        elf = gdir / f"{name}.elf"
+        toolchain.link(objs, script, elf, map_file=objdir / f"{name}.map")
+        binary = gdir / f"{name}.bin"
+        toolchain.objcopy_binary(elf, binary)
+    except toolchain.ToolError as e:
+        raise BuildError(f"guest {name}: {e}") from None
+    return check_guest_image(name, elf, binary)
+
+
+def check_guest_image(name: str, elf: Path, binary: Path) -> GuestOutput:
+    """Pad the image to `_image_size` and check the header the hypervisor reads."""
+    size = _elf_symbol(elf, "_image_size")
+    if size is None:
+        raise BuildError(f"guest {name}: no _image_size symbol (the linker script must define it)")
+    data = binary.read_bytes()
+    if len(data) > size:
+        raise BuildError(f"guest {name}: the image is {len(data)} bytes but _image_size is {size}")
+    if len(data) < size:
+        data += bytes(size - len(data))
+        binary.write_bytes(data)
+    errors = []
+    instances = 0
+    if len(data) < 32:
+        errors.append("the image is shorter than its header")
+    else:
+        offsets = (GUEST_HDR_MAGIC, GUEST_HDR_SIZE, GUEST_HDR_INSTANCES)
+        magic, hdr_size, instances = (int.from_bytes(data[off : off + 8], "little") for off in offsets)
+        if magic != GUEST_MAGIC:
+            errors.append(f"no magic at offset {GUEST_HDR_MAGIC} (start.S must put the header first)")
+        if hdr_size != size:
+            errors.append(f"header size {hdr_size} is not the image size {size}")
+        if not 1 <= instances <= 4:
+            errors.append(f"header instances {instances} is not 1..4")
+    entry = _elf_symbol(elf, "_start")
+    if entry != GUEST_BASE:
+        errors.append(f"_start is at {entry:#x}, not {GUEST_BASE:#x}" if entry is not None else "no _start")
+    end = _elf_symbol(elf, "_end")
+    if end is not None and end - GUEST_BASE > GUEST_MEM_SIZE:
+        errors.append(f"the guest needs {end - GUEST_BASE:#x} bytes, more than its {GUEST_MEM_SIZE:#x} of memory")
+    if errors:
+        raise BuildError(f"guest {name}: image check failed:\n  " + "\n  ".join(errors))
+    return GuestOutput(name, elf, binary, size, instances)
+
+
+def build_guests(
+    out: Path, dirs: list[Path] | None = None, compiler: Compiler | None = None, quiet: bool = False
+) -> tuple[GuestOutput, ...]:
+    progress = Progress(quiet)
+    results = []
+    for src in guest_dirs() if dirs is None else dirs:
+        with progress.stage("guest", f"{src.name} -> {_rel(out / 'guests' / src.name)}.bin"):
+            g = build_guest(src, out.resolve(), compiler)
+        progress.say(f"size      guest {g.name}: {g.size} bytes, {g.instances} instance(s)")
+        results.append(g)
+    return tuple(results)
+
+
 def _rel(p: Path) -> str:
     try:
         return str(p.resolve().relative_to(Path.cwd()))
@@ -121,8 +256,11 @@ def build(
     prebuilt: PrebuiltObject | None = None,
     sources: list[Path] | None = None,
     runtime: list[Path] | None = None,
+    guests: list[Path] | None = None,
     quiet: bool = False,
 ) -> BuildOutput:
+    """Build the hypervisor, then the test guests: `guests` folders, or by default every tests/guests/NAME/
+    when the real hypervisor is compiled (none for a prebuilt object or an explicit source list)."""
     t_start = time.perf_counter()
     progress = Progress(quiet)
     board = cfg.board
@@ -205,14 +343,19 @@ def build(
 
     for line in size.lines(board.hypervisor):
         progress.say(f"size      {line}")
+    if guests is None:
+        guests = guest_dirs() if prebuilt is None and sources is None else []
+    guest_outputs = build_guests(out, guests, quiet=quiet)
     seconds = time.perf_counter() - t_start
-    (out / STAMP).write_text(json.dumps({**cfg.key(), "elf": elf.name, "seconds": round(seconds, 3)}, indent=2))
+    stamp = {**cfg.key(), "elf": elf.name, "seconds": round(seconds, 3), "guests": [g.name for g in guest_outputs]}
+    (out / STAMP).write_text(json.dumps(stamp, indent=2))
     progress.say(f"done      {_rel(elf)} in {seconds:.2f} s")
-    return BuildOutput(cfg, elf, binary, size, seconds)
+    return BuildOutput(cfg, elf, binary, size, seconds, guest_outputs)
 
 
-def stale_reason(cfg: BuildConfig, out: Path = DEFAULT_OUT) -> str | None:
-    """Why the image in `out` must be rebuilt for `cfg`, or None when it is up to date."""
+def stale_reason(cfg: BuildConfig, out: Path = DEFAULT_OUT, guest: str | None = None) -> str | None:
+    """Why the image in `out` must be rebuilt for `cfg`, or None when it is up to date. The test guests the last
+    build made count as part of the image, and so does `guest` (a tests/guests/ name) when given."""
     elf = out / "pyshyper.elf"
     if not elf.is_file():
         return f"{_rel(elf)} is missing"
@@ -223,6 +366,14 @@ def stale_reason(cfg: BuildConfig, out: Path = DEFAULT_OUT) -> str | None:
     if any(stamp.get(k) != v for k, v in cfg.key().items()):
         return f"configuration changed ({stamp.get('irq')} -> {cfg.irq})"
     built = elf.stat().st_mtime
+    names = set(stamp.get("guests", ()))
+    if guest is not None and (GUESTS_DIR / guest / "guest.py").is_file():
+        names.add(guest)
+    for name in sorted(names):
+        image = out / "guests" / f"{name}.bin"
+        if not image.is_file():
+            return f"{_rel(image)} is missing"
+        built = min(built, image.stat().st_mtime)
     for tree in SOURCE_TREES:
         for p in (ROOT / tree).rglob("*"):
             if p.suffix in SOURCE_SUFFIXES and "__pycache__" not in p.parts and p.stat().st_mtime > built:
@@ -263,6 +414,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="OBJ",
         help="link this riscv64 object instead of compiling hypervisor/ (bring-up, tests)",
     )
+    p.add_argument("--no-guests", action="store_true", help="do not build the test guests under tests/guests/")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -282,7 +434,7 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"pyshyper build: error: --hyp-object {args.hyp_object} does not exist", file=sys.stderr)
         return 2
     try:
-        build(cfg, args.out, prebuilt=prebuilt, quiet=args.quiet)
+        build(cfg, args.out, prebuilt=prebuilt, guests=[] if args.no_guests else None, quiet=args.quiet)
     except BuildError as e:
         print(f"pyshyper build: {e}", file=sys.stderr)
         return 1

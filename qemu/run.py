@@ -15,6 +15,7 @@ from qemu.build import BuildError, add_config_arguments, build, config_from_args
 
 QEMU = "qemu-system-riscv64"
 GDB_PORT = 1234
+DEFAULT_GUEST = "selftest"  # `pyshyper run` runs the self-test guest unless told otherwise (--guest none)
 _SIZE = re.compile(r"^(\d+)([KMGT]?)$")
 
 
@@ -80,7 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mem", default=None, metavar="SIZE", help="RAM size, QEMU syntax (default from the board: 1G)")
     p.add_argument("--cpu", default=None, help="QEMU -cpu model and properties (default rv64)")
     p.add_argument(
-        "--guest", default=None, metavar="NAME", help="load guest image NAME (e.g. selftest) for the hypervisor to run"
+        "--guest",
+        default=DEFAULT_GUEST,
+        metavar="NAME",
+        help=f"guest image for the hypervisor to run: OUT/guests/NAME.bin or a path ({DEFAULT_GUEST}; none: no guest)",
     )
     p.add_argument("--gdb", action="store_true", help=f"wait for gdb on port {GDB_PORT} (-s -S)")
     p.add_argument("--rebuild", action="store_true", help="build even when the image looks up to date")
@@ -96,7 +100,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     if not 1 <= smp <= b.max_harts:
         raise BoardError(f"--smp must be between 1 and {b.max_harts} on {b.name}, not {smp}")
     mem = args.mem if args.mem is not None else b.default_mem
-    guest = guest_image_path(args.guest, args.out) if args.guest else None
+    guest = guest_image_path(args.guest, args.out) if args.guest and args.guest != "none" else None
     needed = (b.guest_images.end if guest else b.hypervisor.end) - b.ram_base
     if parse_size(mem) < needed:
         raise BoardError(f"--mem {mem} is too small: {b.name} needs at least {needed >> 20}M")
@@ -122,7 +126,7 @@ def run_run(args: argparse.Namespace) -> int:
     if args.print_command:
         print(shlex.join(cmd))
         return 0
-    reason = "--rebuild" if args.rebuild else stale_reason(opts.config, args.out)
+    reason = "--rebuild" if args.rebuild else stale_reason(opts.config, args.out, args.guest)
     if reason is not None:
         print(f"[run] building: {reason}", flush=True)
         try:

@@ -14,7 +14,7 @@ def opts(*argv: str) -> RunOptions:
 
 
 def test_default_command():
-    cmd = qemu_command(opts("--out", "/tmp/x"))
+    cmd = qemu_command(opts("--out", "/tmp/x", "--guest", "none"))
     assert cmd == [
         "qemu-system-riscv64",
         "-M",
@@ -47,6 +47,11 @@ def test_aia_default_guests():
 def test_gdb_and_extra_arguments():
     cmd = qemu_command(opts("--gdb", "--", "-d", "guest_errors"))
     assert cmd[-4:] == ["-s", "-S", "-d", "guest_errors"]
+
+
+def test_selftest_guest_is_the_default():
+    cmd = qemu_command(opts("--out", "/tmp/x"))
+    assert cmd[cmd.index("-device") + 1] == "loader,file=/tmp/x/guests/selftest.bin,addr=0x84000000,force-raw=on"
 
 
 def test_guest_image_loaded_at_board_address():
