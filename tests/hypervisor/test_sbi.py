@@ -1,0 +1,120 @@
+"""SBI emulation for guests (hypervisor/arch/riscv/sbi.py) run on the host under CPython: a VS ecall's
+registers in, the guest-visible results out, and the side effects (CSRs, firmware calls, VM state)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from boards import make_config, render_hypervisor_module
+from compiler import prelude
+from compiler.csrs import CSRS
+
+EID_BASE, EID_TIME, EID_SRST, EID_DBCN, EID_HSM = 0x10, 0x54494D45, 0x53525354, 0x4442434E, 0x48534D
+A0, A1, A6, A7 = 10, 11, 16, 17
+POOL = 0x9000_0000
+U64 = (1 << 64) - 1
+
+
+@pytest.fixture
+def hyp(tmp_path):
+    board = tmp_path / "board.py"
+    board.write_text(render_hypervisor_module(make_config("qemu-virt", "plic")))
+    prelude.install_import_hook(["hypervisor"])
+    for name in [n for n in sys.modules if n.startswith("hypervisor")]:
+        sys.modules.pop(name)
+    prelude.reset()
+    prelude.load_module(str(board), "hypervisor.board")
+    importlib.invalidate_caches()
+    mods = {n: importlib.import_module(f"hypervisor.{n}") for n in
+            ("core.frame_alloc", "arch.riscv.stage2", "core.vm", "core.hart", "arch.riscv.sbi")}
+    console: list[bytes] = []
+    fw_calls: list[tuple] = []
+
+    def firmware(eid, fid, a0, a1, a2, a3, a4, a5):
+        fw_calls.append((eid, fid, a0))
+        if eid == EID_DBCN and fid == 0:
+            console.append(prelude.memory.read(a1, a0))
+            return 0, a0
+        return 0, 0
+
+    prelude.mock.sbi_handler = firmware
+    prelude.memory.fill(POOL, 8 << 20)
+    assert mods["core.frame_alloc"].frame_alloc_init(prelude.u64(POOL), prelude.u64(8 << 20))
+    image = 0x8400_0000
+    prelude.memory.write(image, b"\x6f\x00\x00\x00" + bytes(60))
+    vm = mods["core.vm"].vm_create(prelude.u64(image), prelude.u64(64), prelude.u64(0x8000_0000),
+                                   prelude.u64(0x200000), prelude.u64(0), prelude.u64(0))
+    assert vm.addr() != 0
+    v = prelude.Ptr[mods["core.vm"].Vcpu](prelude.u64(mods["core.vm"].HART_VCPU[0]))
+
+    class H:
+        pass
+
+    h = H()
+    h.mods, h.vm, h.v, h.console, h.fw = mods, vm, v, console, fw_calls
+
+    def ecall(eid, fid, *args):
+        for i in range(6):
+            v.regs[A0 + i] = prelude.u64(args[i] if i < len(args) else 0)
+        v.regs[A6] = prelude.u64(fid)
+        v.regs[A7] = prelude.u64(eid)
+        pc = int(v.sepc)
+        mods["arch.riscv.sbi"].sbi_handle_ecall(v)
+        assert int(v.sepc) == pc + 4
+        return int(v.regs[A0]), int(v.regs[A1])
+
+    h.ecall = ecall
+    return h
+
+
+def test_base_version_probe_and_unknown(hyp):
+    assert hyp.ecall(EID_BASE, 0) == (0, 2 << 24)
+    for eid in (EID_TIME, 0x735049, 0x52464E43, EID_HSM, EID_SRST, EID_DBCN, 0x01):
+        assert hyp.ecall(EID_BASE, 3, eid) == (0, 1), hex(eid)
+    assert hyp.ecall(EID_BASE, 3, 0x12345678) == (0, 0)
+    assert hyp.ecall(0x12345678, 0) == (-2 & U64, 0)
+    assert hyp.ecall(0x504D55, 0)[0] == -2 & U64  # PMU: honestly not available
+
+
+def test_time_with_sstc_programs_vstimecmp(hyp):
+    hyp.mods["core.hart"].hart_features_set(True, False, False)
+    assert hyp.ecall(EID_TIME, 0, 123456) == (0, 0)
+    assert prelude.mock.csr[CSRS["VSTIMECMP"]] == 123456
+
+
+def test_time_without_sstc_arms_firmware_timer_and_injects(hyp):
+    hyp.mods["core.hart"].hart_features_set(False, False, False)
+    prelude.mock.csr[CSRS["HVIP"]] = 1 << 6
+    assert hyp.ecall(EID_TIME, 0, 5000) == (0, 0)
+    assert prelude.mock.csr[CSRS["HVIP"]] & (1 << 6) == 0
+    assert (EID_TIME, 0, 5000) in hyp.fw
+    sbi = hyp.mods["arch.riscv.sbi"]
+    sbi.sbi_timer_fired(hyp.v, prelude.u64(4999))  # early: re-armed, nothing injected
+    assert prelude.mock.csr[CSRS["HVIP"]] & (1 << 6) == 0
+    sbi.sbi_timer_fired(hyp.v, prelude.u64(5000))
+    assert prelude.mock.csr[CSRS["HVIP"]] & (1 << 6) != 0
+
+
+def test_dbcn_write_goes_through_stage2_with_vm_prefix(hyp):
+    gpa = 0x8000_1000
+    hpa = int(hyp.vm.mem_hpa) + 0x1000
+    prelude.memory.write(hpa, b"hello\nrest")
+    assert hyp.ecall(EID_DBCN, 0, 10, gpa, 0) == (0, 10)
+    out = b"".join(hyp.console)
+    assert b"[vm1] hello\n" in out
+    assert hyp.ecall(EID_DBCN, 0, 4, 0x4000_0000, 0)[0] == -5 & U64  # outside the VM: invalid address
+
+
+def test_hsm_status_and_srst_ends_only_the_vm(hyp):
+    assert hyp.ecall(EID_HSM, 2, 0) == (0, 0)
+    assert hyp.ecall(EID_HSM, 2, 5)[0] == -3 & U64
+    vm_mod = hyp.mods["core.vm"]
+    fa = hyp.mods["core.frame_alloc"]
+    used = int(fa.frame_alloc_used_pages())
+    hyp.ecall(EID_SRST, 0, 0, 0)
+    assert int(hyp.vm.state) == vm_mod.VM_ENDED
+    assert int(fa.frame_alloc_used_pages()) < used  # memory and tables returned
+    assert int(fa.frame_alloc_used_pages()) == 0
