@@ -10,8 +10,29 @@ start.S holds the image header, `_start` (stack, .bss, trap vector) and `guest_t
 """
 
 from compiler.prelude import (
-    HSTATUS, SEPC, SIE, SIP, SSTATUS, TIME, Array, Final, Mmio, Ptr, addr_of, cstr, csr_clear, csr_read, csr_set,
-    csr_write, export, i64, sbi_ecall, static, u8, u64, wfi,
+    HSTATUS,
+    SEPC,
+    SIE,
+    SIP,
+    SSTATUS,
+    TIME,
+    Array,
+    Final,
+    Mmio,
+    Ptr,
+    addr_of,
+    csr_clear,
+    csr_read,
+    csr_set,
+    csr_write,
+    cstr,
+    export,
+    i64,
+    sbi_ecall,
+    static,
+    u8,
+    u64,
+    wfi,
 )
 
 # SBI extension IDs and errors (SBI 2.0)
@@ -36,7 +57,8 @@ SSTATUS_SIE: Final = u64(2)
 
 TICKS_PER_MS: Final = u64(10000)  # the virt board's timebase: 10 MHz
 TIMER_DELAY: Final = u64(100000)  # 10 ms
-TIMER_SLACK: Final = u64(20000)  # the interrupt must come within 2 ms of its deadline
+# The interrupt must come within 5 ms of its deadline: QEMU (TCG) takes ~0.2 ms; the margin is for loaded hosts.
+TIMER_SLACK: Final = u64(50000)
 FAULT_GPA: Final = u64(0x40000000)  # not in any VM's memory (RAM is at 0x8000_0000)
 
 LINE_MAX: Final = 200
@@ -166,12 +188,15 @@ def test_ok(name: Ptr[u8]) -> None:
     passed[0] += 1
 
 
-def test_ok_note(name: Ptr[u8], note: Ptr[u8], v: u64) -> None:
+def test_ok_note(name: Ptr[u8], note: Ptr[u8], v: u64, hex: bool) -> None:
     puts(cstr(b"selftest: "))
     puts(name)
     puts(cstr(b": ok ("))
     puts(note)
-    put_dec(v)
+    if hex:
+        put_hex(v)
+    else:
+        put_dec(v)
     puts(cstr(b")\n"))
     passed[0] += 1
 
@@ -285,7 +310,7 @@ def test_timer() -> None:
         return
     if not check(name, at - deadline <= TIMER_SLACK, cstr(b"interrupt late by ticks "), at - deadline):
         return
-    test_ok_note(name, cstr(b"latency ticks "), at - deadline)
+    test_ok_note(name, cstr(b"latency ticks "), at - deadline, False)
 
 
 def test_hsm() -> None:
@@ -329,7 +354,11 @@ def test_illegal_csr() -> None:
     hits = volatile_read(addr_of(illegal_hits[0]))
     if not check(name, hits == 1, cstr(b"illegal-instruction traps seen "), hits):
         return
-    test_ok_note(name, cstr(b"stval "), volatile_read(addr_of(illegal_tval[0])))
+    tval = volatile_read(addr_of(illegal_tval[0]))
+    # stval is the instruction (or 0): csrrs rd, hstatus (0x600), zero
+    if not check(name, tval == 0 or tval >> 20 == 0x600, cstr(b"stval is not the csrr hstatus: "), tval):
+        return
+    test_ok_note(name, cstr(b"stval "), tval, True)
 
 
 def run_selftest() -> None:
