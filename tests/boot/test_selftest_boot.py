@@ -1,0 +1,195 @@
+"""Boot the hypervisor under QEMU with the self-test guest (tests/guests/selftest) and check the serial console:
+the banner, every self-test line, the fault probe's report (vm2 ends, vm1 runs on) and a clean power-off.
+
+Each configuration is built once into a temporary OUT (`qemu.build.build`, guests included) and started with
+`qemu.run.qemu_command`, exactly as `pyshyper run` does. The serial log of a failing boot is kept in
+logs/<test>.log. The boot-to-banner and total run times are printed (pytest -s shows them).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from boards import make_config
+from qemu.build import build
+from qemu.run import RunOptions, guest_image_path, qemu_command
+
+pexpect = pytest.importorskip("pexpect")
+
+pytestmark = pytest.mark.qemu
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = ROOT / "logs"
+TIMEOUT = 60
+
+SELFTESTS = ("dbcn", "legacy_putchar", "base", "timer", "hsm", "wfi", "illegal_csr")
+
+CONFIGS = {
+    "plic": ("plic", None, "plic"),
+    "aia": ("aia", 3, r"aia \(APLIC \+ IMSIC, 3 guest interrupt files per hart\)"),
+}
+
+
+def _need_tools() -> None:
+    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """name -> OUT directory with pyshyper.elf and guests/selftest.bin for that IRQ configuration."""
+    _need_tools()
+    cache: dict[str, Path] = {}
+
+    def get(name: str):
+        if name not in cache:
+            irq, aia_guests, _ = CONFIGS[name]
+            out = tmp_path_factory.mktemp(f"out-{name}")
+            result = build(make_config("qemu-virt", irq, aia_guests), out, quiet=True)
+            assert [g.name for g in result.guests] == [
+                p.name for p in sorted((ROOT / "tests/guests").iterdir()) if (p / "guest.py").is_file()
+            ]
+            cache[name] = out
+        return make_config("qemu-virt", CONFIGS[name][0], CONFIGS[name][1]), cache[name]
+
+    return get
+
+
+class Boot:
+    """A QEMU run under pexpect that keeps the whole serial log and saves it when the test fails."""
+
+    def __init__(self, cmd: list[str], request: pytest.FixtureRequest) -> None:
+        self.log = io.StringIO()
+        self.request = request
+        self.t0 = time.monotonic()
+        self.child = pexpect.spawn(
+            cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=TIMEOUT, dimensions=(50, 250)
+        )
+        self.child.logfile_read = self.log
+        self.marks: dict[str, float] = {}
+
+    def expect(self, pattern: str, what: str) -> re.Match:
+        try:
+            self.child.expect(pattern)
+        except (pexpect.TIMEOUT, pexpect.EOF) as e:
+            kind = "timed out" if isinstance(e, pexpect.TIMEOUT) else "QEMU exited"
+            pytest.fail(f"{kind} waiting for {what} ({pattern!r}); serial log:\n{self.log.getvalue()[-4000:]}")
+        self.marks.setdefault(what, time.monotonic() - self.t0)
+        return self.child.match
+
+    def wait_exit(self) -> int:
+        try:
+            self.child.expect(pexpect.EOF)
+        except pexpect.TIMEOUT:
+            pytest.fail(f"QEMU did not exit within {TIMEOUT} s; serial log:\n{self.log.getvalue()[-4000:]}")
+        self.child.close()
+        self.marks["exit"] = time.monotonic() - self.t0
+        return self.child.exitstatus if self.child.exitstatus is not None else -(self.child.signalstatus or 0)
+
+    def text(self) -> str:
+        return re.sub(r"\r+\n", "\n", self.log.getvalue())
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+        rep = getattr(self.request.node, "rep_call", None)  # set by tests/boot/conftest.py
+        if rep is None or rep.failed:
+            LOG_DIR.mkdir(exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.request.node.name)
+            (LOG_DIR / f"{name}.log").write_text(self.log.getvalue())
+
+
+@pytest.fixture
+def boot(request):
+    boots: list[Boot] = []
+
+    def start(cmd: list[str]) -> Boot:
+        b = Boot(cmd, request)
+        boots.append(b)
+        return b
+
+    yield start
+    for b in boots:
+        b.close()
+
+
+def run_options(cfg, out: Path, smp: int = 4) -> RunOptions:
+    b = cfg.board
+    return RunOptions(cfg, out / "pyshyper.elf", smp, b.default_mem, b.qemu_cpu, guest_image_path("selftest", out))
+
+
+def check_banner(b: Boot, irq_pattern: str, harts: int) -> None:
+    b.expect(r"PyShyper \d+\.\d+\.\d+", "banner")
+    b.expect(rf"harts: +{harts} \(boot hart \d+\)", "harts line")
+    b.expect(r"memory: +0x[0-9a-f]+\.\.0x[0-9a-f]+", "memory line")
+    b.expect(rf"irq: +{irq_pattern}[\r\n]", "irq line")
+    b.expect(r"extensions: +H=yes Sstc=(yes|no) Svnapot=(yes|no) AIA=(yes|no)", "extensions line")
+
+
+def check_selftest(b: Boot) -> None:
+    text = b.text()
+    results = dict(re.findall(r"^\[vm1\] selftest: (\w+): (ok.*|FAILED.*)$", text, re.M))
+    failed = {k: v for k, v in results.items() if v != "ok" and not v.startswith("ok ")}
+    assert not failed, f"self-tests failed: {failed}"
+    missing = [t for t in SELFTESTS if t not in results]
+    assert not missing, f"self-tests missing from the log: {missing}"
+    m = re.search(r"^\[vm1\] selftest: (\d+) passed, (\d+) failed$", text, re.M)
+    assert m is not None, "no summary line"
+    assert (int(m.group(1)), int(m.group(2))) == (len(SELFTESTS), 0)
+    assert re.search(r"^\[vm1\] dbcn: console_write works$", text, re.M)
+    assert re.search(r"^\[vm1\] dbcn: console_write_byte works$", text, re.M)
+    assert re.search(r"^\[vm1\] legacy: putchar works$", text, re.M)
+    assert re.search(r"^pyshyper: vm1 powered off, reason 0x0$", text, re.M)
+    assert "selftest: unexpected trap" not in text and "PANIC" not in text
+
+
+def report(name: str, b: Boot) -> None:
+    print(
+        f"\n[{name}] boot to banner {b.marks['banner']:.3f} s, to self-test summary "
+        f"{b.marks.get('summary', float('nan')):.3f} s, QEMU exit {b.marks['exit']:.3f} s"
+    )
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_selftest_boot(name, built, boot):
+    cfg, out = built(name)
+    b = boot(qemu_command(run_options(cfg, out)))
+    check_banner(b, CONFIGS[name][2], 4)
+    b.expect(r"vm1: guest image \d+ bytes", "vm1 created")
+    b.expect(r"vm2: guest image \d+ bytes", "vm2 created")
+    b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
+    b.expect(r"all VMs have ended", "all VMs ended")
+    status = b.wait_exit()
+    text = b.text()
+    check_selftest(b)
+    # The fault probe (instance 1, vm2): its line, the hypervisor's report, and only vm2 ends.
+    assert re.search(r"^\[vm2\] fault probe: loading from guest-physical 0x40000000$", text, re.M)
+    assert re.search(r"^pyshyper: vm2 load guest-page fault at guest-physical 0x40000000$", text, re.M)
+    assert re.search(r"^pyshyper: vm2 killed: .* at pc 0x[0-9a-f]+", text, re.M)
+    assert "fault probe: FAILED" not in text
+    assert "pyshyper: vm1 killed" not in text
+    assert "unexpected trap in the hypervisor" not in text
+    assert status == 0, f"QEMU exit status {status}"
+    report(name, b)
+
+
+def test_selftest_boot_one_hart(built, boot):
+    """-smp 1: only vm1 (the self-test) gets a hart; the hypervisor says so and the run still ends cleanly."""
+    cfg, out = built("plic")
+    b = boot(qemu_command(run_options(cfg, out, smp=1)))
+    check_banner(b, CONFIGS["plic"][2], 1)
+    b.expect(r"not enough harts for guest instance 1", "not enough harts")
+    b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
+    b.expect(r"all VMs have ended", "all VMs ended")
+    status = b.wait_exit()
+    check_selftest(b)
+    assert "[vm2]" not in b.text() and "vm2:" not in b.text()
+    assert status == 0, f"QEMU exit status {status}"
+    report("smp1", b)
