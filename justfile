@@ -16,6 +16,10 @@ build *ARGS:
 run *ARGS:
     pyshyper run "$@"
 
+# Boot with the self-test guest (the default guest of `run`): just selftest --irq aia --aia-guests 3
+selftest *ARGS:
+    pyshyper run --guest selftest "$@"
+
 # The whole test suite, QEMU boot tests included
 test *ARGS:
     pytest "$@"
