@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -33,17 +32,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_cpython(path: Path, entry: str) -> int:
+    """Run ENTRY() under CPython with the prelude's typing rewrite (LANGUAGE.md 10), after the same check the
+    compiled path does, so a bad file gives diagnostics (never a traceback) either way."""
+    from compiler import driver, prelude
     from compiler.checker import find_root, module_name
 
+    diags = driver.check([path])
+    if diags:
+        raise CompileError(diags)
     root = find_root(path.resolve())
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     name = module_name(path, root)
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return int(getattr(mod, entry)())
+    prelude.install_import_hook((name.split(".")[0],))
+    mod = prelude.load_module(str(path), name)
+    fn = getattr(mod, entry, None)
+    if not callable(fn):
+        raise KeyError(f"no function `{entry}` in the program")
+    return int(fn())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except Panic as p:
         print(f"panic: {p}", file=sys.stderr)
         return 101
-    except (KeyError, OSError, RuntimeError) as e:
+    except (KeyError, OSError, RuntimeError, TypeError) as e:
         print(f"pyshyper cc: {e}", file=sys.stderr)
         return 1
 
