@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = ROOT / "logs"
 TIMEOUT = 60
 
-SELFTESTS = ("dbcn", "legacy_putchar", "base", "timer", "hsm", "wfi", "illegal_csr")
+SELFTESTS = ("dbcn", "legacy_putchar", "base", "timer_idle", "timer", "hsm", "wfi", "illegal_csr")
 
 CONFIGS = {
     "plic": ("plic", None, "plic"),

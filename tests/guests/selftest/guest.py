@@ -284,6 +284,16 @@ def test_base() -> None:
     test_ok(name)
 
 
+def test_timer_idle() -> None:
+    """Before the guest sets a timer, no timer interrupt is pending (an Sstc hypervisor must start the vCPU with
+    vstimecmp = -1: at its reset value 0, VSTIP is pending from the first instruction)."""
+    name = cstr(b"timer_idle")
+    pending = csr_read(SIP) & MIP_STIP
+    if not check(name, pending == 0, cstr(b"timer interrupt pending before any set_timer, sip "), csr_read(SIP)):
+        return
+    test_ok(name)
+
+
 def test_timer() -> None:
     name = cstr(b"timer")
     volatile_write(addr_of(timer_hits[0]), u64(0))
@@ -366,6 +376,7 @@ def run_selftest() -> None:
     test_dbcn()
     test_legacy_putchar()
     test_base()
+    test_timer_idle()
     test_timer()
     test_hsm()
     test_wfi()
