@@ -99,11 +99,37 @@ def _bind() -> None:
     _bound = True
 
 
+_extern_cbs: dict[str, object] = {}
+
+
+def _bind_extern(f) -> None:
+    """An @extern function (defined in assembly on riscv64) calls `prelude.mock.externs[symbol]` on the host, as
+    under CPython (default: returns 0); an unresolved symbol would crash MCJIT."""
+    sym, params, ret = f.extern, list(f.params), f.ret
+
+    @_guard(0)
+    def cb(*raw):
+        impl = prelude.mock.externs.get(sym)
+        if impl is None:
+            return 0
+        args = [getattr(prelude, t.name)(t.wrap(r)) if isinstance(t, IntT) else (bool(r & 1) if isinstance(t, BoolT) else int(r))
+                for (_, t), r in zip(params, raw)]
+        v = impl(*args)
+        return 0 if isinstance(ret, VoidT) or v is None else int(v) & (2**64 - 1)
+
+    c = ctypes.CFUNCTYPE(_U64, *([_U64] * len(params)))(cb)
+    _extern_cbs[sym] = c  # keep it alive: MCJIT code holds its address
+    llvm.add_symbol(sym, ctypes.cast(c, ctypes.c_void_p).value)
+
+
 class HostProgram:
     """A program compiled for the host, callable by function name (`main` or `module.main`)."""
 
     def __init__(self, compiled) -> None:
         _bind()
+        for f in compiled.program.funcs:
+            if f.extern:
+                _bind_extern(f)
         self.compiled = compiled
         self.prog = compiled.program
         self.engine = llvm.create_mcjit_compiler(compiled.module, compiled.tm)
