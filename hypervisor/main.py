@@ -4,6 +4,7 @@ creates the VMs and starts the other harts through SBI HSM; each hart then runs 
 
 from compiler.prelude import (
     HCOUNTEREN, HEDELEG, HENVCFG, HGATP, HIDELEG, HSTATUS, HTIMEDELTA, SIE, SSCRATCH, SSTATUS, STVEC, VSATP,
+    VSTIMECMP,
     Array, Final, Ptr, addr_of, csr_read, csr_write, cstr, export, extern_addr, hfence_gvma_vmid, static, u8,
     u64,
 )
@@ -54,6 +55,8 @@ def hart_setup_csrs() -> None:
     csr_write(HCOUNTEREN, COUNTEREN_CY_TM_IR)
     csr_write(HENVCFG, HENVCFG_STCE if hart_has_sstc() else u64(0))
     csr_write(HTIMEDELTA, u64(0))
+    if hart_has_sstc():
+        csr_write(VSTIMECMP, ~u64(0))  # Sstc: no VS timer interrupt until the guest sets one (reset value is 0)
     # The hypervisor itself runs with interrupts off (sstatus.SIE = 0); its own interrupts are taken
     # only while a guest runs, where they trap to HS-mode regardless of SIE.
     csr_write(SIE, MIP_STIP | MIP_SSIP)

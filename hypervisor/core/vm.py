@@ -5,7 +5,7 @@ through its own stage-2 table and VMID. A VM that ends (power-off, or a fault th
 memory and tables; the other VMs run on.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, cstr, fence, static, struct, u8, u64
+from compiler.prelude import VSTIMECMP, Array, Final, Ptr, addr_of, csr_write, cstr, fence, static, struct, u8, u64
 
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RWX, stage2_create, stage2_destroy, stage2_flush, stage2_map,
@@ -15,6 +15,7 @@ from hypervisor.core.console import (
     console_dec, console_hex, console_lock, console_puts, console_unlock, console_write,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_free
+from hypervisor.core.hart import hart_has_sstc
 
 VM_MAX: Final = 8
 VCPU_MAX: Final = 8
@@ -22,7 +23,8 @@ VCPU_MAX: Final = 8
 VM_FREE: Final = u64(0)
 VM_RUNNING: Final = u64(1)
 VM_ENDED: Final = u64(2)
-VM_CRASHED: Final = u64(3)
+VM_CRASHED: Final = u64(3)  # killed by the hypervisor for a fault
+VM_FAILED: Final = u64(4)  # powered itself off reporting a failure (SRST reason "system failure")
 
 PAGE_SIZE: Final = u64(4096)
 CONSOLE_LINE: Final = 160
@@ -137,6 +139,8 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
     v.regs[11] = 0  # a1: device tree (none yet)
     v.regs[12] = vm.boot_arg  # a2: the image's instance argument
     v.timer_deadline = ~u64(0)
+    if hart_has_sstc():
+        csr_write(VSTIMECMP, ~u64(0))
 
 
 def vm_console_flush(vm: Ptr[Vm]) -> None:
@@ -186,9 +190,9 @@ def vm_all_ended() -> bool:
     return True
 
 
-def vm_any_crashed() -> bool:
+def vm_any_failed() -> bool:
     for i in range(vm_count):
-        if VMS[i].state == VM_CRASHED:
+        if VMS[i].state == VM_FAILED:
             return True
     return False
 

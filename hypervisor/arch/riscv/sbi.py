@@ -18,7 +18,7 @@ from hypervisor.arch.riscv.sbi_call import (
 )
 from hypervisor.arch.riscv.stage2 import stage2_translate
 from hypervisor.core.vm import (
-    VM_CRASHED, VM_ENDED, Vcpu, Vm, vcpu_reset, vcpu_vm, vm_console_putc, vm_end, vm_load_image, vm_report,
+    VM_ENDED, VM_FAILED, Vcpu, Vm, vcpu_reset, vcpu_vm, vm_console_putc, vm_end, vm_load_image, vm_report,
 )
 from hypervisor.core.hart import hart_has_sstc
 
@@ -136,7 +136,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vcpu_reset(v)
         return
     vm_report(vm, cstr(b"powered off, reason "), reason)
-    vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_CRASHED)
+    vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_FAILED)
 
 
 def guest_byte(vm: Ptr[Vm], gpa: u64, out: Ptr[u64]) -> bool:

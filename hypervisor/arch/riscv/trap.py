@@ -17,10 +17,12 @@ from hypervisor.arch.riscv.defs import (
     MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
 )
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired
-from hypervisor.arch.riscv.sbi_call import SBI_SRST_REASON_NONE, SBI_SRST_SHUTDOWN, sbi_system_reset
+from hypervisor.arch.riscv.sbi_call import (
+    SBI_SRST_REASON_FAILURE, SBI_SRST_REASON_NONE, SBI_SRST_SHUTDOWN, sbi_system_reset,
+)
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.vm import (
-    VM_CRASHED, VM_RUNNING, Vcpu, vcpu_vm, vm_all_ended, vm_end, vm_report,
+    VM_CRASHED, VM_RUNNING, Vcpu, vcpu_vm, vm_all_ended, vm_any_failed, vm_end, vm_report,
 )
 
 IRQ_COUNT: Final = 16
@@ -143,11 +145,12 @@ def hart_idle() -> None:
     One hart (the first to claim it) does the power-off."""
     while True:
         if vm_all_ended() and amoswap_w(addr_of(power_off_claim[0]), u32(1)) == 0:
+            # A VM the hypervisor killed was reported when it ended and does not fail the machine; a VM that
+            # powered itself off reporting a failure does (QEMU then exits non-zero).
             console_lock()
             console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
             console_unlock()
-            # A VM that crashed was reported when it ended; the machine itself shuts down cleanly.
-            sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_NONE)
+            sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE if vm_any_failed() else SBI_SRST_REASON_NONE)
         wfi()
 
 
