@@ -112,8 +112,12 @@ def _bind_extern(f) -> None:
         impl = prelude.mock.externs.get(sym)
         if impl is None:
             return 0
-        args = [getattr(prelude, t.name)(t.wrap(r)) if isinstance(t, IntT) else (bool(r & 1) if isinstance(t, BoolT) else int(r))
-                for (_, t), r in zip(params, raw)]
+        args = []
+        for (_, t), r in zip(params, raw, strict=True):
+            if isinstance(t, IntT):
+                args.append(getattr(prelude, t.name)(t.wrap(r)))
+            else:
+                args.append(bool(r & 1) if isinstance(t, BoolT) else int(r))
         v = impl(*args)
         return 0 if isinstance(ret, VoidT) or v is None else int(v) & (2**64 - 1)
 
