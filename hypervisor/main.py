@@ -18,7 +18,7 @@ from hypervisor.arch.riscv.sbi_call import (
     sbi_system_reset,
 )
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
-from hypervisor.arch.riscv.trap import hart_idle, trap_enable_guest_interrupts, trap_init_tables, vcpu_enter
+from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
 from hypervisor.board import (
     AIA_GUESTS, GUEST_IMAGE_ADDRESS, GUEST_IMAGE_MAX_SIZE, IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS,
 )
@@ -61,23 +61,6 @@ def hart_setup_csrs() -> None:
     # only while a guest runs, where they trap to HS-mode regardless of SIE.
     csr_write(SIE, MIP_STIP | MIP_SSIP)
     trap_enable_guest_interrupts()
-
-
-def hart_run(hartid: u64) -> None:
-    """Enter the vCPU pinned to this hart, or idle."""
-    if hartid >= MAX_HARTS or HART_VCPU[hartid] == 0:
-        hart_idle()
-        return
-    v = Ptr[Vcpu](HART_VCPU[hartid])
-    vm = vcpu_vm(v)
-    csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
-    hfence_gvma_vmid(vm.vmid)
-    csr_write(VSATP, u64(0))
-    # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
-    csr_write(HSTATUS, (csr_read(HSTATUS) | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW))
-    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS)
-    csr_write(SSTATUS, s | SSTATUS_SPP)
-    vcpu_enter(v)
 
 
 def boot_fail(why: Ptr[u8]) -> None:
@@ -224,10 +207,10 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
                 console_puts(cstr(b"pyshyper: hart "))
                 console_dec(other)
                 console_puts(cstr(b" did not start\n"))
-    hart_run(hartid)
+    hart_wait(hartid)
 
 
 @export("hyp_secondary_main")
 def hyp_secondary_main(hartid: u64, index: u64) -> None:
     hart_setup_csrs()
-    hart_run(hartid)
+    hart_wait(hartid)

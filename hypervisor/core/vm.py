@@ -5,17 +5,16 @@ through its own stage-2 table and VMID. A VM that ends (power-off, or a fault th
 memory and tables; the other VMs run on.
 """
 
-from compiler.prelude import VSTIMECMP, Array, Final, Ptr, addr_of, csr_write, cstr, fence, static, struct, u8, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, cstr, fence, static, struct, u8, u32, u64
 
 from hypervisor.arch.riscv.stage2 import (
-    S2_PERM_RWX, stage2_create, stage2_destroy, stage2_flush, stage2_map,
+    S2_PERM_RW, S2_PERM_RWX, stage2_create, stage2_destroy, stage2_flush, stage2_map,
 )
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import (
     console_dec, console_hex, console_lock, console_puts, console_unlock, console_write,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_free
-from hypervisor.core.hart import hart_has_sstc
 
 VM_MAX: Final = 8
 VCPU_MAX: Final = 8
@@ -25,6 +24,15 @@ VM_RUNNING: Final = u64(1)
 VM_ENDED: Final = u64(2)
 VM_CRASHED: Final = u64(3)  # killed by the hypervisor for a fault
 VM_FAILED: Final = u64(4)  # powered itself off reporting a failure (SRST reason "system failure")
+
+VCPU_STOPPED: Final = u64(0)
+VCPU_STARTED: Final = u64(1)
+
+# Messages to the hart running a vCPU (Vcpu.mailbox slots, set with amoswap, followed by an IPI)
+MSG_VSSIP: Final = 0  # raise the guest's supervisor software interrupt
+MSG_FENCE: Final = 1  # hfence.vvma for the VM and fence.i before the vCPU runs on
+MSG_VSEIP: Final = 2  # re-evaluate the guest's external interrupt line
+MSG_COUNT: Final = 4
 
 PAGE_SIZE: Final = u64(4096)
 CONSOLE_LINE: Final = 160
@@ -41,6 +49,9 @@ class Vcpu:
     timer_deadline: u64  # SBI set_timer deadline when the hart has no Sstc
     wfi_exits: u64
     sbi_calls: u64
+    state: u64  # VCPU_STOPPED or VCPU_STARTED (SBI HSM)
+    mailbox: Array[u32, MSG_COUNT]
+    traps: u64
 
 
 @struct
@@ -55,8 +66,11 @@ class Vm:
     image_addr: u64
     image_size: u64
     entry: u64
+    dtb: u64
     boot_arg: u64
-    vcpu: u64  # index into VCPUS of its (first) vCPU
+    vcpu: u64  # index into VCPUS of its first vCPU
+    vcpus: u64  # how many
+    mem_owned: bool  # memory from the frame allocator (freed at the end) or a fixed region of the board
     console_len: u64
     console: Array[u8, CONSOLE_LINE]
 
@@ -77,6 +91,10 @@ def vcpu_vm(v: Ptr[Vcpu]) -> Ptr[Vm]:
     return addr_of(VMS[v.vm])
 
 
+def vm_vcpu(vm: Ptr[Vm], index: u64) -> Ptr[Vcpu]:
+    return addr_of(VCPUS[vm.vcpu + index])
+
+
 def vm_load_image(vm: Ptr[Vm]) -> None:
     """Copy the pristine image into the VM's memory (at its base) and zero the rest of the first pages."""
     dst = Ptr[u64](vm.mem_hpa)
@@ -87,22 +105,16 @@ def vm_load_image(vm: Ptr[Vm]) -> None:
     fence()
 
 
-def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_arg: u64, hart: u64) -> Ptr[Vm]:
-    """Create a VM from an image with one vCPU pinned to `hart`; null on failure (reported)."""
-    global vm_count, vcpu_count
-    if vm_count >= VM_MAX or vcpu_count >= VCPU_MAX or image_size > mem_size:
-        return Ptr[Vm](u64(0))
-    pages = mem_size // PAGE_SIZE
-    hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
-    if hpa == 0:
+def vm_setup(gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[Vm]:
+    """A new VM whose memory [gpa, gpa+size) is host memory at hpa, in a fresh stage-2 table; null on failure."""
+    global vm_count
+    if vm_count >= VM_MAX:
         return Ptr[Vm](u64(0))
     root = stage2_create()
     if root == 0:
-        frame_free(hpa, pages)
         return Ptr[Vm](u64(0))
     if not stage2_map(root, gpa, hpa, mem_size, S2_PERM_RWX):
         stage2_destroy(root)
-        frame_free(hpa, pages)
         return Ptr[Vm](u64(0))
     vm = addr_of(VMS[vm_count])
     vm.id = vm_count + 1
@@ -112,21 +124,54 @@ def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_ar
     vm.mem_gpa = gpa
     vm.mem_hpa = hpa
     vm.mem_size = mem_size
-    vm.image_addr = image_addr
-    vm.image_size = image_size
+    vm.mem_owned = owned
     vm.entry = gpa
-    vm.boot_arg = boot_arg
     vm.vcpu = vcpu_count
+    vm.vcpus = 0
     vm.console_len = 0
-    vm_load_image(vm)
+    vm_count += 1
+    return vm
+
+
+def vm_map_device(vm: Ptr[Vm], gpa: u64, hpa: u64, size: u64) -> bool:
+    """Passthrough: a device's registers mapped into the VM (read/write, no execute)."""
+    return stage2_map(vm.stage2_root, gpa, hpa, size, S2_PERM_RW)
+
+
+def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
+    """The VM's next vCPU, pinned to `hart`; vCPU 0 starts at the VM's entry, the others wait for HSM."""
+    global vcpu_count
+    if vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart] != 0:
+        return Ptr[Vcpu](u64(0))
     v = addr_of(VCPUS[vcpu_count])
-    v.vm = vm_count
-    v.vcpu_id = 0
+    v.vm = vm.id - 1
+    v.vcpu_id = vm.vcpus
     v.hart = hart
     vcpu_reset(v)
+    v.state = VCPU_STARTED if started else VCPU_STOPPED
     HART_VCPU[hart] = v.addr()
-    vm_count += 1
+    vm.vcpus += 1
     vcpu_count += 1
+    return v
+
+
+def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_arg: u64, hart: u64) -> Ptr[Vm]:
+    """Create a VM from an image with one vCPU pinned to `hart`; null on failure."""
+    if image_size > mem_size or vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart] != 0:
+        return Ptr[Vm](u64(0))
+    pages = mem_size // PAGE_SIZE
+    hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
+    if hpa == 0:
+        return Ptr[Vm](u64(0))
+    vm = vm_setup(gpa, hpa, mem_size, True)
+    if vm.addr() == 0:
+        frame_free(hpa, pages)
+        return vm
+    vm.image_addr = image_addr
+    vm.image_size = image_size
+    vm.boot_arg = boot_arg
+    vm_load_image(vm)
+    vcpu_add(vm, hart, True)
     return vm
 
 
@@ -136,11 +181,11 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
         v.regs[i] = 0
     v.sepc = vm.entry
     v.regs[10] = v.vcpu_id  # a0: hart id as the guest sees it
-    v.regs[11] = 0  # a1: device tree (none yet)
+    v.regs[11] = vm.dtb  # a1: the guest-physical address of its device tree (0: none)
     v.regs[12] = vm.boot_arg  # a2: the image's instance argument
     v.timer_deadline = ~u64(0)
-    if hart_has_sstc():
-        csr_write(VSTIMECMP, ~u64(0))
+    for i in range(MSG_COUNT):
+        v.mailbox[i] = 0
 
 
 def vm_console_flush(vm: Ptr[Vm]) -> None:
@@ -173,7 +218,8 @@ def vm_release(vm: Ptr[Vm]) -> None:
     vm_console_flush(vm)
     stage2_flush(vm.vmid)
     stage2_destroy(vm.stage2_root)
-    frame_free(vm.mem_hpa, vm.mem_size // PAGE_SIZE)
+    if vm.mem_owned:
+        frame_free(vm.mem_hpa, vm.mem_size // PAGE_SIZE)
     vm.stage2_root = 0
 
 
@@ -181,6 +227,14 @@ def vm_end(vm: Ptr[Vm], state: u64) -> None:
     """The VM stops for good (state VM_ENDED or VM_CRASHED); its memory returns to the allocator."""
     vm.state = state
     vm_release(vm)
+
+
+def vm_vcpus_started(vm: Ptr[Vm]) -> u64:
+    n = u64(0)
+    for i in range(vm.vcpus):
+        if VCPUS[vm.vcpu + u64(i)].state == VCPU_STARTED:
+            n += 1
+    return n
 
 
 def vm_all_ended() -> bool:

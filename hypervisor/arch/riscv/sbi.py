@@ -5,20 +5,21 @@ in a0 (error) and a1 (value). Extensions are found through a table (`SBI_EIDS` /
 """
 
 from compiler.prelude import (
-    HVIP, VSTIMECMP, Array, Callable, Final, Ptr, addr_of, cstr, csr_clear, csr_set, csr_write, fence_i, hfence_vvma_vmid,
-    i64, static, u8, u64,
+    HVIP, VSTIMECMP, Array, Callable, Final, Ptr, addr_of, amoswap_w, cstr, csr_clear, csr_set, csr_write, fence,
+    fence_i, hfence_vvma_vmid, i64, static, u8, u32, u64,
 )
 
 from hypervisor.arch.riscv.defs import MIP_VSSIP, MIP_VSTIP
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED, SBI_EXT_BASE, SBI_EXT_DBCN,
     SBI_EXT_HSM, SBI_EXT_IPI, SBI_EXT_LEGACY_GETCHAR, SBI_EXT_LEGACY_PUTCHAR, SBI_EXT_LEGACY_SET_TIMER,
-    SBI_EXT_PMU, SBI_EXT_RFENCE, SBI_EXT_SRST, SBI_EXT_TIME, SBI_HSM_STARTED, SBI_SRST_COLD_REBOOT,
-    SBI_SRST_REASON_NONE, SBI_SRST_WARM_REBOOT, SBI_SUCCESS, sbi_set_timer,
+    SBI_EXT_PMU, SBI_EXT_RFENCE, SBI_EXT_SRST, SBI_EXT_TIME, SBI_HSM_STARTED, SBI_HSM_STOPPED, SBI_SRST_COLD_REBOOT,
+    SBI_SRST_REASON_NONE, SBI_SRST_WARM_REBOOT, SBI_SUCCESS, sbi_send_ipi, sbi_set_timer,
 )
 from hypervisor.arch.riscv.stage2 import stage2_translate
 from hypervisor.core.vm import (
-    VM_ENDED, VM_FAILED, Vcpu, Vm, vcpu_reset, vcpu_vm, vm_console_putc, vm_end, vm_load_image, vm_report,
+    MSG_FENCE, MSG_VSSIP, VCPU_STARTED, VCPU_STOPPED, VM_ENDED, VM_FAILED, Vcpu, Vm, vcpu_reset, vcpu_vm,
+    vm_console_putc, vm_end, vm_load_image, vm_report, vm_vcpu, vm_vcpus_started,
 )
 from hypervisor.core.hart import hart_has_sstc
 
@@ -79,47 +80,95 @@ def sbi_legacy_set_timer(v: Ptr[Vcpu]) -> None:
     v.regs[A0] = 0
 
 
+def vcpu_send(v: Ptr[Vcpu], target: Ptr[Vcpu], msg: u64) -> None:
+    """Ask the hart running `target` to act (Vcpu.mailbox); on this very vCPU, act at once."""
+    if target.addr() == v.addr():
+        vcpu_handle_messages(v)
+        return
+    amoswap_w(addr_of(target.mailbox[msg]), u32(1))
+    fence()
+    sbi_send_ipi(u64(1), target.hart)
+
+
+def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
+    """Deliver msg to every vCPU of the caller's VM named by (hart_mask, hart_mask_base) (SBI 2.0, 3.3)."""
+    vm = vcpu_vm(v)
+    for i in range(vm.vcpus):
+        idx = u64(i)
+        hit = base == ~u64(0) or (idx >= base and idx - base < 64 and (mask >> (idx - base)) & 1 != 0)
+        if hit:
+            t = vm_vcpu(vm, idx)
+            if t.state == VCPU_STARTED:
+                if t.addr() == v.addr():
+                    amoswap_w(addr_of(t.mailbox[msg]), u32(1))
+                    vcpu_handle_messages(v)
+                else:
+                    vcpu_send(v, t, msg)
+    if base != ~u64(0) and base >= vm.vcpus:
+        return SBI_ERR_INVALID_PARAM
+    return SBI_SUCCESS
+
+
+def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
+    """Act on what other harts asked of this vCPU (on the hart that runs it: hvip and fences are per hart)."""
+    if amoswap_w(addr_of(v.mailbox[MSG_VSSIP]), u32(0)) != 0:
+        csr_set(HVIP, MIP_VSSIP)
+    if amoswap_w(addr_of(v.mailbox[MSG_FENCE]), u32(0)) != 0:
+        hfence_vvma_vmid(vcpu_vm(v).vmid)
+        fence_i()
+
+
 def sbi_ipi(v: Ptr[Vcpu]) -> None:
-    """send_ipi(hart_mask, hart_mask_base): one vCPU per VM for now, so only this vCPU can be a target."""
+    """send_ipi(hart_mask, hart_mask_base): the guest's supervisor software interrupt on each target."""
     if v.regs[A6] != 0:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
-    mask = v.regs[A0]
-    base = v.regs[A1]
-    if base == ~u64(0) or (base <= v.vcpu_id and base + 64 > v.vcpu_id and
-                           (mask >> (v.vcpu_id - base)) & 1 != 0):
-        csr_set(HVIP, MIP_VSSIP)
-    sbi_return(v, SBI_SUCCESS, u64(0))
+    sbi_return(v, sbi_for_each_target(v, v.regs[A0], v.regs[A1], u64(MSG_VSSIP)), u64(0))
 
 
 def sbi_rfence(v: Ptr[Vcpu]) -> None:
-    """remote fences: with one vCPU the only hart to fence is this one (SBI 2.0 chapter 8)."""
+    """Remote fences (SBI 2.0 chapter 8): each target hart runs hfence.vvma for the VM and fence.i.
+    A request is over-approximated (the whole VMID), which the spec allows."""
     fid = v.regs[A6]
-    if fid == 0:
-        fence_i()
-    elif fid <= 2:
-        hfence_vvma_vmid(vcpu_vm(v).vmid)
-    else:
+    if fid > 6:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
-    sbi_return(v, SBI_SUCCESS, u64(0))
+    sbi_return(v, sbi_for_each_target(v, v.regs[A0], v.regs[A1], u64(MSG_FENCE)), u64(0))
 
 
 def sbi_hsm(v: Ptr[Vcpu]) -> None:
+    """Hart state management over the VM's vCPUs (SBI 2.0 chapter 9): hart IDs are vCPU indexes."""
     fid = v.regs[A6]
+    vm = vcpu_vm(v)
     target = v.regs[A0]
-    if fid == 0:  # hart_start
-        sbi_return(v, SBI_ERR_ALREADY_AVAILABLE if target == v.vcpu_id else SBI_ERR_INVALID_PARAM, u64(0))
-    elif fid == 2:  # hart_get_status
-        if target == v.vcpu_id:
-            sbi_return(v, SBI_SUCCESS, SBI_HSM_STARTED)
-        else:
-            sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
-    elif fid == 1:  # hart_stop of the last vCPU: the VM has nothing left to run
-        vm_report(vcpu_vm(v), cstr(b"stopped its last vCPU, pc "), v.sepc)
-        vm_end(vcpu_vm(v), VM_ENDED)
-    else:
+    if fid == 1:  # hart_stop: this vCPU waits for a hart_start; its hart goes idle
+        v.state = VCPU_STOPPED
+        if vm_vcpus_started(vm) == 0:
+            vm_report(vm, cstr(b"stopped its last vCPU, pc "), v.sepc)
+            vm_end(vm, VM_ENDED)
+        return
+    if fid != 0 and fid != 2:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+        return
+    if target >= vm.vcpus:
+        sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
+        return
+    t = vm_vcpu(vm, target)
+    if fid == 2:  # hart_get_status
+        sbi_return(v, SBI_SUCCESS, SBI_HSM_STARTED if t.state == VCPU_STARTED else SBI_HSM_STOPPED)
+        return
+    if t.state == VCPU_STARTED:  # hart_start(hartid, start_addr, opaque)
+        sbi_return(v, SBI_ERR_ALREADY_AVAILABLE, u64(0))
+        return
+    vcpu_reset(t)
+    t.sepc = v.regs[A1]
+    t.regs[A0] = target
+    t.regs[A1] = v.regs[A2]
+    fence()
+    t.state = VCPU_STARTED
+    fence()
+    sbi_send_ipi(u64(1), t.hart)
+    sbi_return(v, SBI_SUCCESS, u64(0))
 
 
 def sbi_srst(v: Ptr[Vcpu]) -> None:
@@ -131,9 +180,15 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         sbi_return(v, SBI_ERR_INVALID_PARAM if v.regs[A6] == 0 else SBI_ERR_NOT_SUPPORTED, u64(0))
         return
     if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
+        if not vm.mem_owned or vm.vcpus != 1:
+            vm_report(vm, cstr(b"asked for a reboot, which it cannot have yet; it powers off, reason "), reason)
+            vm_end(vm, VM_ENDED)
+            return
         vm_report(vm, cstr(b"reboots, reason "), reason)
         vm_load_image(vm)
         vcpu_reset(v)
+        if hart_has_sstc():
+            csr_write(VSTIMECMP, ~u64(0))
         return
     vm_report(vm, cstr(b"powered off, reason "), reason)
     vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_FAILED)

@@ -6,23 +6,29 @@ exception) ends; the hypervisor and the other VMs run on (Priv 9.6 "Traps").
 """
 
 from compiler.prelude import (
-    HIE, HSTATUS, HTVAL, HVIP, SCAUSE, SEPC, SIE, SIP, SSTATUS, STVAL, TIME, VSCAUSE, VSEPC, VSSTATUS,
-    VSTVAL, VSTVEC, Array, Callable, Final, Ptr, csr_clear, csr_read, csr_write, cstr, export, extern, static,
+    HGATP, HIE, HSTATUS, HTVAL, HVIP, SCAUSE, SEPC, SIE, SIP, SSTATUS, STVAL, TIME, VSATP, VSCAUSE, VSEPC,
+    VSSTATUS, VSTIMECMP,
+    VSTVAL, VSTVEC, Array, Callable, Final, Ptr, csr_clear, csr_read, csr_write, cstr, export, extern, hfence_gvma_vmid,
+    hfence_vvma_vmid, static,
     addr_of, amoswap_w, u8, u32, u64, wfi,
 )
 
 from hypervisor.arch.riscv.defs import (
     EXC_COUNT, EXC_ECALL_VS, EXC_ILLEGAL_INST, EXC_INST_GUEST_PAGE_FAULT, EXC_LOAD_GUEST_PAGE_FAULT,
     EXC_STORE_GUEST_PAGE_FAULT, EXC_VIRTUAL_INST, HSTATUS_SPVP, INSN_WFI, IRQ_S_SOFT, IRQ_S_TIMER,
-    MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+    HSTATUS_SPV, HSTATUS_VTW, MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_FS, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
 )
-from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired
+from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
+from hypervisor.arch.riscv.stage2 import stage2_hgatp
+from hypervisor.board import MAX_HARTS
+from hypervisor.core.hart import hart_has_sstc
 from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE, SBI_SRST_REASON_NONE, SBI_SRST_SHUTDOWN, sbi_system_reset,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.vm import (
-    VM_CRASHED, VM_RUNNING, Vcpu, vcpu_vm, vm_all_ended, vm_any_failed, vm_end, vm_report,
+    HART_VCPU, VCPU_STARTED, VM_CRASHED, VM_RUNNING, Vcpu, vcpu_vm, vm_all_ended, vm_any_failed, vm_end,
+    vm_report,
 )
 
 IRQ_COUNT: Final = 16
@@ -110,7 +116,9 @@ def irq_timer(v: Ptr[Vcpu]) -> None:
 
 
 def irq_software(v: Ptr[Vcpu]) -> None:
+    """An IPI from another hart: clear it, then read this vCPU's mailbox."""
     csr_clear(SIP, MIP_SSIP)
+    vcpu_handle_messages(v)
 
 
 def irq_unexpected(v: Ptr[Vcpu]) -> None:
@@ -140,10 +148,31 @@ def trap_init_tables() -> None:
 power_off_claim = static(Array[u32, 1])
 
 
-def hart_idle() -> None:
-    """Nothing to run on this hart: when every VM has ended, power the machine off; otherwise sleep.
-    One hart (the first to claim it) does the power-off."""
+def vcpu_run(v: Ptr[Vcpu]) -> None:
+    """Enter a vCPU on this hart (Priv 9.2: hgatp, hstatus.SPV/SPVP, sstatus.SPP); never returns."""
+    vm = vcpu_vm(v)
+    csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
+    hfence_gvma_vmid(vm.vmid)
+    hfence_vvma_vmid(vm.vmid)
+    csr_write(VSATP, u64(0))
+    if hart_has_sstc():
+        csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
+    csr_write(HVIP, u64(0))
+    # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
+    csr_write(HSTATUS, csr_read(HSTATUS) | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
+    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS)
+    csr_write(SSTATUS, s | SSTATUS_SPP)
+    vcpu_enter(v)
+
+
+def hart_wait(hartid: u64) -> None:
+    """Nothing runs on this hart now: run its vCPU once HSM starts it; power the machine off when every VM has
+    ended (one hart, the first to claim it, does that); otherwise sleep until an IPI or interrupt."""
     while True:
+        if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
+            v = Ptr[Vcpu](HART_VCPU[hartid])
+            if v.state == VCPU_STARTED and vcpu_vm(v).state == VM_RUNNING:
+                vcpu_run(v)
         if vm_all_ended() and amoswap_w(addr_of(power_off_claim[0]), u32(1)) == 0:
             # A VM the hypervisor killed was reported when it ended and does not fail the machine; a VM that
             # powered itself off reporting a failure does (QEMU then exits non-zero).
@@ -152,6 +181,7 @@ def hart_idle() -> None:
             console_unlock()
             sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE if vm_any_failed() else SBI_SRST_REASON_NONE)
         wfi()
+        csr_clear(SIP, MIP_SSIP)
 
 
 @export("hyp_guest_trap")
@@ -166,8 +196,8 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
         EXCEPTION_HANDLERS[cause](v)
     else:
         trap_unexpected(v)
-    if vcpu_vm(v).state != VM_RUNNING:
-        hart_idle()
+    if vcpu_vm(v).state != VM_RUNNING or v.state != VCPU_STARTED:
+        hart_wait(v.hart)
     return v
 
 
