@@ -22,8 +22,9 @@ import fdt
 
 from boards import BOARDS_DIR, IRQ_MODES, Board, BoardError, load_board
 
-# What QEMU 10's `-M virt -cpu rv64` puts in every cpu node (read from `-M virt,dumpdtb=x.dtb -cpu rv64`); a
-# build for another CPU model passes its own string (see `host_cpu_from_qemu`).
+# What QEMU 10 puts in every cpu node for `-M virt,aia=aplic-imsic -cpu rv64` (read from its `dumpdtb=`; without
+# `aia=` QEMU leaves out smaia/ssaia, which PLIC mode removes anyway). A build for another CPU model passes its own
+# string (see `host_cpu_from_qemu`).
 QEMU_RV64_ISA = (
     "rv64imafdch_zic64b_zicbom_zicbop_zicboz_ziccamoa_ziccif_zicclsm_ziccrse_zicntr_zicsr_zifencei_zihintntl"
     "_zihintpause_zihpm_zmmul_za64rs_zaamo_zalrsc_zawrs_zfa_zca_zcd_zba_zbb_zbc_zbs_shcounterenw_shgatpa_shtvala"
@@ -257,16 +258,22 @@ def load_mvm(board_name: str = "qemu-virt", path: Path | None = None) -> MvmConf
     ram_end = board.ram_base + _mem_bytes(board.default_mem)
     reserved = [("the hypervisor region", board.hypervisor), ("the guest-image window", board.guest_images)]
     for m in top.table_list("memory"):
-        region = MemRegion(m.uint("ipa", align=0x1000), m.uint("host", align=0x1000),
-                           m.uint("size", positive=True, align=0x1000))
+        region = MemRegion(
+            m.uint("ipa", align=0x1000), m.uint("host", align=0x1000), m.uint("size", positive=True, align=0x1000)
+        )
         m.done()
         if not (board.ram_base <= region.host and region.host_end <= ram_end):
-            raise err(f"{m.where}.host", f"[{region.host:#x}, {region.host_end:#x}) is not inside the board's RAM "
-                      f"[{board.ram_base:#x}, {ram_end:#x}) (default_mem {board.default_mem})")
+            raise err(
+                f"{m.where}.host",
+                f"[{region.host:#x}, {region.host_end:#x}) is not inside the board's RAM "
+                f"[{board.ram_base:#x}, {ram_end:#x}) (default_mem {board.default_mem})",
+            )
         for what, r in reserved:
             if _overlap(region.host, region.size, r.base, r.size):
-                raise err(f"{m.where}.host", f"[{region.host:#x}, {region.host_end:#x}) overlaps {what} "
-                          f"[{r.base:#x}, {r.end:#x})")
+                raise err(
+                    f"{m.where}.host",
+                    f"[{region.host:#x}, {region.host_end:#x}) overlaps {what} [{r.base:#x}, {r.end:#x})",
+                )
         for prev in memory:
             if _overlap(region.ipa, region.size, prev.ipa, prev.size):
                 raise err(f"{m.where}.ipa", "overlaps an earlier memory region")
@@ -285,12 +292,17 @@ def load_mvm(board_name: str = "qemu-virt", path: Path | None = None) -> MvmConf
     windows = [("kernel", kernel), ("initrd", initrd), ("dtb", dtb)]
     for what, (ipa, size) in windows:
         if not any(m.ipa <= ipa and ipa + size <= m.ipa_end for m in memory):
-            raise err(f"image.{what}_load_ipa", f"[{ipa:#x}, {ipa + size:#x}) ({what}_load_ipa + {what}_max_size) "
-                      "is not inside one memory region")
-    for (wa, (a, a_size)), (wb, (b, _)) in zip(windows, windows[1:]):
+            raise err(
+                f"image.{what}_load_ipa",
+                f"[{ipa:#x}, {ipa + size:#x}) ({what}_load_ipa + {what}_max_size) is not inside one memory region",
+            )
+    for (wa, (a, a_size)), (wb, (b, _)) in zip(windows, windows[1:], strict=False):
         if a + a_size > b:
-            raise err(f"image.{wb}_load_ipa", f"{b:#x} is inside the {wa} window [{a:#x}, {a + a_size:#x}): "
-                      "the kernel, initrd and dtb windows must follow each other")
+            raise err(
+                f"image.{wb}_load_ipa",
+                f"{b:#x} is inside the {wa} window [{a:#x}, {a + a_size:#x}): "
+                "the kernel, initrd and dtb windows must follow each other",
+            )
     if dtb[0] + dtb[1] > 1 << 32:
         raise err("image.dtb_load_ipa", "the device tree must lie below 4 GiB")
     if not cmdline.strip():
@@ -305,8 +317,14 @@ def load_mvm(board_name: str = "qemu-virt", path: Path | None = None) -> MvmConf
         mode = e.get("irq_mode", str)
         if mode != EMULATED_KINDS[ename]:
             raise err(f"{e.where}.irq_mode", f"{ename} belongs to irq mode {EMULATED_KINDS[ename]!r}, not {mode!r}")
-        dev = EmulatedDevice(ename, mode, e.uint("base", align=0x1000), e.uint("size", positive=True),
-                             e.uint("num_sources", 0), e.uint("num_ids", 0))
+        dev = EmulatedDevice(
+            ename,
+            mode,
+            e.uint("base", align=0x1000),
+            e.uint("size", positive=True),
+            e.uint("num_sources", 0),
+            e.uint("num_ids", 0),
+        )
         e.done()
         limit = {"plic": board.plic_num_sources, "aplic": board.aplic_num_sources}.get(ename)
         if limit is not None and not 2 <= dev.num_sources <= limit:
@@ -336,10 +354,17 @@ def load_mvm(board_name: str = "qemu-virt", path: Path | None = None) -> MvmConf
     for p in top.table_list("passthrough"):
         pname = p.get("name", str)
         if pname not in board_devices:
-            raise err(f"{p.where}.name", f"{pname!r} is not a device of board {board.name!r} "
-                      f"({', '.join(board_devices)})")
-        dev = PassthroughDevice(pname, p.strings("compatible"), p.uint("base", align=4), p.uint("size", positive=True),
-                                p.uint("irq", 0), p.uint("clock_frequency", 0))
+            raise err(
+                f"{p.where}.name", f"{pname!r} is not a device of board {board.name!r} ({', '.join(board_devices)})"
+            )
+        dev = PassthroughDevice(
+            pname,
+            p.strings("compatible"),
+            p.uint("base", align=4),
+            p.uint("size", positive=True),
+            p.uint("irq", 0),
+            p.uint("clock_frequency", 0),
+        )
         p.done()
         if not dev.compatible:
             raise err(f"{p.where}.compatible", "must name at least one compatible string")
@@ -379,11 +404,27 @@ def load_mvm(board_name: str = "qemu-virt", path: Path | None = None) -> MvmConf
                 raise err("emulated", f"the {ctl.name} at {ctl.base:#x} overlaps passthrough {d.name}@{d.base:#x}")
 
     return MvmConfig(
-        board=board, path=path, name=name, vm_id=vm_id, description=description, vcpus=vcpus,
-        harts=tuple(harts_raw), mmu_type=mmu_type, isa_remove=isa_remove, isa_remove_plic=isa_remove_plic,
-        memory=tuple(memory), kernel_load_ipa=kernel[0], kernel_max_size=kernel[1], initrd_load_ipa=initrd[0],
-        initrd_max_size=initrd[1], dtb_load_ipa=dtb[0], dtb_max_size=dtb[1], cmdline=cmdline, stdout=stdout,
-        emulated=tuple(emulated), passthrough=tuple(passthrough),
+        board=board,
+        path=path,
+        name=name,
+        vm_id=vm_id,
+        description=description,
+        vcpus=vcpus,
+        harts=tuple(harts_raw),
+        mmu_type=mmu_type,
+        isa_remove=isa_remove,
+        isa_remove_plic=isa_remove_plic,
+        memory=tuple(memory),
+        kernel_load_ipa=kernel[0],
+        kernel_max_size=kernel[1],
+        initrd_load_ipa=initrd[0],
+        initrd_max_size=initrd[1],
+        dtb_load_ipa=dtb[0],
+        dtb_max_size=dtb[1],
+        cmdline=cmdline,
+        stdout=stdout,
+        emulated=tuple(emulated),
+        passthrough=tuple(passthrough),
     )
 
 
@@ -467,13 +508,20 @@ def host_cpu_from_qemu(qemu: str = "qemu-system-riscv64", machine: str = "virt",
     """What QEMU puts in cpu@0 of its own device tree for `-M <machine> -cpu <cpu>` (e.g. `rv64,svnapot=true`)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "qemu.dtb"
-        subprocess.run([qemu, "-M", f"{machine},dumpdtb={out}", "-cpu", cpu, "-nographic"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [qemu, "-M", f"{machine},dumpdtb={out}", "-cpu", cpu, "-nographic"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         tree = fdt.parse_dtb(out.read_bytes())
     node = tree.get_node("/cpus/cpu@0")
     size = node.get_property("riscv,cbom-block-size")
-    return HostCpu(node.get_property("riscv,isa").value, node.get_property("mmu-type").value,
-                   size.value if size is not None else QEMU_CBO_BLOCK_SIZE)
+    return HostCpu(
+        node.get_property("riscv,isa").value,
+        node.get_property("mmu-type").value,
+        size.value if size is not None else QEMU_CBO_BLOCK_SIZE,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -527,8 +575,10 @@ def mvm_device_tree(
     if irq not in IRQ_MODES:
         raise MvmError(f"irq mode must be one of {', '.join(IRQ_MODES)}, not {irq!r}")
     if irq == "aia" and not 1 <= aia_guests <= cfg.board.imsic_max_guests:
-        raise MvmError(f"AIA mode needs 1..{cfg.board.imsic_max_guests} guest interrupt files per hart for the "
-                       f"MVM's IMSIC pages, not {aia_guests}")
+        raise MvmError(
+            f"AIA mode needs 1..{cfg.board.imsic_max_guests} guest interrupt files per hart for the "
+            f"MVM's IMSIC pages, not {aia_guests}"
+        )
     if not 0 <= initrd_size <= cfg.initrd_max_size:
         raise MvmError(f"initrd_size {initrd_size:#x} does not fit image.initrd_max_size {cfg.initrd_max_size:#x}")
     isa = guest_isa(cfg, irq, host_isa)
@@ -536,8 +586,12 @@ def mvm_device_tree(
     ph = _Phandles()
     tree = fdt.FDT()
     root = tree.root
-    for p in (fdt.PropWords("#address-cells", 2), fdt.PropWords("#size-cells", 2),
-              fdt.PropStrings("compatible", "riscv-virtio"), fdt.PropStrings("model", model)):
+    for p in (
+        fdt.PropWords("#address-cells", 2),
+        fdt.PropWords("#size-cells", 2),
+        fdt.PropStrings("compatible", "riscv-virtio"),
+        fdt.PropStrings("model", model),
+    ):
         root.append(p)
 
     # /chosen, /aliases
@@ -551,28 +605,46 @@ def mvm_device_tree(
 
     # /memory@...
     for m in cfg.memory:
-        root.append(_node(f"memory@{m.ipa:x}", fdt.PropStrings("device_type", "memory"),
-                          fdt.PropWords("reg", *_cells64(m.ipa, m.size))))
+        root.append(
+            _node(
+                f"memory@{m.ipa:x}",
+                fdt.PropStrings("device_type", "memory"),
+                fdt.PropWords("reg", *_cells64(m.ipa, m.size)),
+            )
+        )
 
     # /cpus
-    cpus = _node("cpus", fdt.PropWords("#address-cells", 1), fdt.PropWords("#size-cells", 0),
-                 fdt.PropWords("timebase-frequency", cfg.board.timebase_frequency))
+    cpus = _node(
+        "cpus",
+        fdt.PropWords("#address-cells", 1),
+        fdt.PropWords("#size-cells", 0),
+        fdt.PropWords("timebase-frequency", cfg.board.timebase_frequency),
+    )
     cpu_phandles: list[int] = []
     intc: list[int] = []
     for i in range(cfg.vcpus):
         cpu = fdt.Node(f"cpu@{i:x}")
         cpu_phandles.append(ph.take(cpu))
-        for p in (fdt.PropStrings("device_type", "cpu"), fdt.PropWords("reg", i),
-                  fdt.PropStrings("status", "okay"), fdt.PropStrings("compatible", "riscv"),
-                  fdt.PropStrings("riscv,isa", isa.isa_string), fdt.PropStrings("riscv,isa-base", isa.isa_base),
-                  fdt.PropStrings("riscv,isa-extensions", *isa.extensions),
-                  fdt.PropStrings("mmu-type", cfg.mmu_type)):
+        for p in (
+            fdt.PropStrings("device_type", "cpu"),
+            fdt.PropWords("reg", i),
+            fdt.PropStrings("status", "okay"),
+            fdt.PropStrings("compatible", "riscv"),
+            fdt.PropStrings("riscv,isa", isa.isa_string),
+            fdt.PropStrings("riscv,isa-base", isa.isa_base),
+            fdt.PropStrings("riscv,isa-extensions", *isa.extensions),
+            fdt.PropStrings("mmu-type", cfg.mmu_type),
+        ):
             cpu.append(p)
         for ext in ("zicbom", "zicbop", "zicboz"):
             if ext in isa.extensions:
                 cpu.append(fdt.PropWords(f"riscv,{ext[2:]}-block-size", cbo_block_size))
-        ic = _node("interrupt-controller", fdt.PropWords("#interrupt-cells", 1), fdt.Property("interrupt-controller"),
-                   fdt.PropStrings("compatible", "riscv,cpu-intc"))
+        ic = _node(
+            "interrupt-controller",
+            fdt.PropWords("#interrupt-cells", 1),
+            fdt.Property("interrupt-controller"),
+            fdt.PropStrings("compatible", "riscv,cpu-intc"),
+        )
         intc.append(ph.take(ic))
         cpu.append(ic)
         cpus.append(cpu)
@@ -583,8 +655,13 @@ def mvm_device_tree(
     root.append(cpus)
 
     # /soc: the virtual interrupt controller(s), then the passthrough devices
-    soc = _node("soc", fdt.PropWords("#address-cells", 2), fdt.PropWords("#size-cells", 2),
-                fdt.PropStrings("compatible", "simple-bus"), fdt.Property("ranges"))
+    soc = _node(
+        "soc",
+        fdt.PropWords("#address-cells", 2),
+        fdt.PropWords("#size-cells", 2),
+        fdt.PropStrings("compatible", "simple-bus"),
+        fdt.Property("ranges"),
+    )
     if irq == "plic":
         plic = ctl["plic"]
         node = fdt.Node(f"interrupt-controller@{plic.base:x}")
@@ -592,12 +669,15 @@ def mvm_device_tree(
         ext: list[int] = []
         for p in intc:  # context 2*i: vCPU i's M-level context, 2*i+1: its S-level one (QEMU's layout)
             ext += [p, IRQ_M_EXT, p, IRQ_S_EXT]
-        for p in (fdt.PropWords("#address-cells", 0), fdt.PropWords("#interrupt-cells", 1),
-                  fdt.Property("interrupt-controller"),
-                  fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),
-                  fdt.PropWords("reg", *_cells64(plic.base, plic.size)),
-                  fdt.PropWords("interrupts-extended", *ext),
-                  fdt.PropWords("riscv,ndev", plic.num_sources - 1)):  # sources 1..n-1, as QEMU says
+        for p in (
+            fdt.PropWords("#address-cells", 0),
+            fdt.PropWords("#interrupt-cells", 1),
+            fdt.Property("interrupt-controller"),
+            fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),
+            fdt.PropWords("reg", *_cells64(plic.base, plic.size)),
+            fdt.PropWords("interrupts-extended", *ext),
+            fdt.PropWords("riscv,ndev", plic.num_sources - 1),
+        ):  # sources 1..n-1, as QEMU says
             node.append(p)
         soc.append(node)
     else:
@@ -607,26 +687,35 @@ def mvm_device_tree(
         ext = []
         for p in intc:
             ext += [p, IRQ_S_EXT]
-        for p in (fdt.PropWords("#interrupt-cells", 0), fdt.Property("interrupt-controller"),
-                  fdt.Property("msi-controller"), fdt.PropStrings("compatible", "qemu,imsics", "riscv,imsics"),
-                  fdt.PropWords("reg", *_cells64(imsic.base, imsic.size * cfg.vcpus)),
-                  fdt.PropWords("interrupts-extended", *ext),
-                  fdt.PropWords("riscv,num-ids", imsic.num_ids)):
+        for p in (
+            fdt.PropWords("#interrupt-cells", 0),
+            fdt.Property("interrupt-controller"),
+            fdt.Property("msi-controller"),
+            fdt.PropStrings("compatible", "qemu,imsics", "riscv,imsics"),
+            fdt.PropWords("reg", *_cells64(imsic.base, imsic.size * cfg.vcpus)),
+            fdt.PropWords("interrupts-extended", *ext),
+            fdt.PropWords("riscv,num-ids", imsic.num_ids),
+        ):
             inode.append(p)
         soc.append(inode)
         anode = fdt.Node(f"interrupt-controller@{aplic.base:x}")
         irq_parent = ph.take(anode)
-        for p in (fdt.PropWords("#address-cells", 0), fdt.PropWords("#interrupt-cells", 2),
-                  fdt.Property("interrupt-controller"), fdt.PropStrings("compatible", "qemu,aplic", "riscv,aplic"),
-                  fdt.PropWords("reg", *_cells64(aplic.base, aplic.size)),
-                  fdt.PropWords("msi-parent", imsic_ph),
-                  fdt.PropWords("riscv,num-sources", aplic.num_sources)):
+        for p in (
+            fdt.PropWords("#address-cells", 0),
+            fdt.PropWords("#interrupt-cells", 2),
+            fdt.Property("interrupt-controller"),
+            fdt.PropStrings("compatible", "qemu,aplic", "riscv,aplic"),
+            fdt.PropWords("reg", *_cells64(aplic.base, aplic.size)),
+            fdt.PropWords("msi-parent", imsic_ph),
+            fdt.PropWords("riscv,num-sources", aplic.num_sources),
+        ):
             anode.append(p)
         soc.append(anode)
 
     for d in cfg.passthrough:
-        node = _node(d.node_name, fdt.PropStrings("compatible", *d.compatible),
-                     fdt.PropWords("reg", *_cells64(d.base, d.size)))
+        node = _node(
+            d.node_name, fdt.PropStrings("compatible", *d.compatible), fdt.PropWords("reg", *_cells64(d.base, d.size))
+        )
         if d.name == "uart":
             node.append(fdt.PropWords("clock-frequency", d.clock_frequency or UART_CLOCK_DEFAULT))
         elif d.clock_frequency:
