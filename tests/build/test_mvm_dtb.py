@@ -227,6 +227,7 @@ def test_isa_parse_and_filter() -> None:
         assert "h" not in g.extensions and not any(e.startswith(("sh", "sm")) for e in g.extensions)
         assert {"i", "m", "a", "f", "d", "c", "sstc", "zicsr", "zifencei"} <= set(g.extensions)
         assert ("ssaia" in g.extensions) == (irq == "aia")
+        assert not {"svadu", "svpbmt", "zicbom", "zicboz", "zihpm", "zawrs"} & set(g.extensions)  # see mvm.toml
         assert parse_isa(g.isa_string) == g  # riscv,isa and riscv,isa-extensions say the same
     with_pbmt = parse_isa("rv64gch_svnapot_svpbmt_sstc").isa_string
     assert with_pbmt == "rv64imafdch_svnapot_svpbmt_sstc"
