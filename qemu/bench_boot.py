@@ -90,8 +90,14 @@ def boot_to_shell(cmd: list[str], timeout: float = 300.0, poweroff: bool = True,
             wall_ready = time.monotonic() - t0
         child.expect_exact(images.PROMPT)
         wall_prompt = time.monotonic() - t0
-        child.sendline("echo T=$(cat /run/pyshyper-shell-time /run/pyshyper-init-time 2>/dev/null | tr '\\n' ,)")
-        child.expect(r"T=([0-9,]*)\r")
+        # The shell may still be switching its terminal to raw mode, which discards typed-ahead input:
+        # send the first command again until it answers.
+        for attempt in range(6):
+            child.sendline("echo T=$(cat /run/pyshyper-shell-time /run/pyshyper-init-time 2>/dev/null | tr '\\n' ,)")
+            if child.expect([r"T=([0-9,]*)\r", pexpect.TIMEOUT], timeout=min(timeout, 10)) == 0:
+                break
+        else:
+            raise pexpect.TIMEOUT("the shell does not answer")
         vals = [int(v) for v in child.match.group(1).split(",") if v]
         shell_ticks = vals[0] if len(vals) > 0 else None
         init_ticks = vals[1] if len(vals) > 1 else None
