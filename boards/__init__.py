@@ -255,7 +255,64 @@ def render_hypervisor_module(cfg: BuildConfig) -> str:
             f"VIRTIO_MMIO_SIZES = static(Array[u64, {n}], init=({sizes}))",
             f"VIRTIO_MMIO_IRQS = static(Array[u64, {n}], init=({irqs}))",
         ]
+    lines += _render_mvm(cfg)
     return "\n".join(lines) + "\n"
+
+
+PAGE_SIZE = 0x1000
+
+
+def _page_up(n: int) -> int:
+    return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+def mvm_module_constants(cfg: BuildConfig) -> tuple[list[tuple[str, int, str]], dict[str, tuple[str, list[int]]]]:
+    """The management VM's part of `hypervisor.board`: (NAME, value, comment) scalars and NAME -> (length
+    expression, values) tables, from `boards/<board>/mvm.toml`. Every name is emitted in both IRQ modes."""
+    from boards.mvm import load_mvm, mvm_constants  # boards.mvm imports this module
+
+    mvm = load_mvm(cfg.board.name)
+    plic = mvm.emulated_for("plic")["plic"]
+    aia = mvm.emulated_for("aia")
+    aplic, imsic = aia["aplic"], aia["imsic"]
+    pt = mvm.passthrough
+    scalars = [
+        *mvm_constants(mvm),
+        ("MVM_PT_COUNT", len(pt), "passthrough devices: MMIO mapped at the same IPA, wired IRQ routed to the MVM"),
+        ("MVM_PLIC_BASE", plic.base, "the vPLIC window the MVM sees (the physical PLIC's range)"),
+        ("MVM_PLIC_SIZE", plic.size, ""),
+        ("MVM_PLIC_NDEV", plic.num_sources - 1, "riscv,ndev: sources 1..MVM_PLIC_NDEV"),
+        ("MVM_APLIC_BASE", aplic.base, "AIA mode: the emulated S-level APLIC"),
+        ("MVM_APLIC_SIZE", aplic.size, ""),
+        ("MVM_APLIC_NUM_SOURCES", aplic.num_sources, ""),
+        ("MVM_IMSIC_BASE", imsic.base, "AIA mode: vCPU i's IMSIC page at MVM_IMSIC_BASE + i * IMSIC_PAGE_SIZE"),
+        ("MVM_IMSIC_NUM_IDS", imsic.num_ids, ""),
+    ]
+    tables = {
+        "MVM_HARTS": ("MVM_NUM_VCPUS", list(mvm.harts)),
+        "MVM_PT_BASES": ("MVM_PT_COUNT", [d.base for d in pt]),
+        "MVM_PT_SIZES": ("MVM_PT_COUNT", [_page_up(d.size) for d in pt]),
+        "MVM_PT_IRQS": ("MVM_PT_COUNT", [d.irq for d in pt]),
+    }
+    return scalars, tables
+
+
+def _render_mvm(cfg: BuildConfig) -> list[str]:
+    scalars, tables = mvm_module_constants(cfg)
+    lines = ["", "# The management VM (VM 0), from mvm.toml."]
+    for name, value, comment in scalars:
+        tail = f"  # {comment}" if comment else ""
+        lines.append(f"{name}: Final = u64({value:#x}){tail}")
+    comments = {
+        "MVM_HARTS": "the physical hart that runs vCPU i",
+        "MVM_PT_BASES": "passthrough device i: base (IPA == host physical address)",
+        "MVM_PT_SIZES": "size rounded up to 4 KiB pages",
+        "MVM_PT_IRQS": "wired IRQ (0: none)",
+    }
+    for name, (length, values) in tables.items():
+        init = ", ".join(str(v) if name in ("MVM_HARTS", "MVM_PT_IRQS") else f"{v:#x}" for v in values) + ("," if len(values) == 1 else "")
+        lines.append(f"{name} = static(Array[u64, {length}], init=({init}))  # {comments[name]}")
+    return lines
 
 
 def render_asm_include(cfg: BuildConfig) -> str:
