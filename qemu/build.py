@@ -6,6 +6,8 @@ Stages (each prints a progress line with its time):
   3. assemble  runtime/*.S and the compiler's stubs with GNU as (includes from OUT/gen)
   4. link      pass 1 with an empty symbol table, then pass 2 with the function symbols of pass 1 embedded
   5. image     objcopy -O binary, post-link checks, size report
+     mvm-dtb   OUT/mvm-plic.dtb or OUT/mvm-aia.dtb: the management VM's device tree for the build's IRQ mode,
+               with the initrd range of the cached initramfs (~/.cache/pyshyper/mvm-initramfs.cpio) if present
   6. guests    every test guest tests/guests/NAME/ (guest.py, *.S, linker/guest.ld.j2 or its own guest.ld[.j2])
                compiled, assembled and linked the same way -> OUT/guests/NAME.elf and NAME.bin
 """
@@ -89,6 +91,43 @@ class BuildOutput:
     size: SizeReport
     seconds: float
     guests: tuple[GuestOutput, ...] = ()
+    mvm_dtb: Path | None = None
+
+
+@dataclass(frozen=True)
+class MvmDtb:
+    path: Path
+    initrd_size: int  # 0: made without a linux,initrd-* range (no cached initramfs)
+    initrd: Path  # the initramfs whose size it carries (or would carry)
+
+
+def mvm_dtb_path(cfg: BuildConfig, out: Path = DEFAULT_OUT) -> Path:
+    """`OUT/mvm-plic.dtb` or `OUT/mvm-aia.dtb`: the MVM's device tree for the build's IRQ mode."""
+    return out / f"mvm-{cfg.irq}.dtb"
+
+
+def mvm_initrd(cache: Path | None = None) -> Path:
+    from qemu import images
+
+    return (cache if cache is not None else images.default_cache()) / "mvm-initramfs.cpio"
+
+
+def write_mvm_dtb(cfg: BuildConfig, out: Path = DEFAULT_OUT, cache: Path | None = None) -> MvmDtb:
+    """Generate the MVM's device tree from boards/<board>/mvm.toml into OUT, with the initrd range of the cached
+    initramfs when there is one (`pyshyper run --guest mvm` makes the images and calls this again)."""
+    from boards.mvm import load_mvm, mvm_device_tree
+
+    initrd = mvm_initrd(cache)
+    try:
+        mvm = load_mvm(cfg.board.name)
+        size = initrd.stat().st_size if initrd.is_file() else 0
+        blob = mvm_device_tree(mvm, cfg.irq, cfg.aia_guests, initrd_size=size)
+    except (BoardError, OSError) as e:
+        raise BuildError(f"MVM device tree: {e}") from None
+    path = mvm_dtb_path(cfg, out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    return MvmDtb(path, size, initrd)
 
 
 def compile_with_driver(paths: list[Path], out_obj: Path, extra_modules: dict[str, Path]) -> CompileResult:
@@ -258,9 +297,11 @@ def build(
     runtime: list[Path] | None = None,
     guests: list[Path] | None = None,
     quiet: bool = False,
+    image_cache: Path | None = None,
 ) -> BuildOutput:
     """Build the hypervisor, then the test guests: `guests` folders, or by default every tests/guests/NAME/
-    when the real hypervisor is compiled (none for a prebuilt object or an explicit source list)."""
+    when the real hypervisor is compiled (none for a prebuilt object or an explicit source list). The MVM's
+    device tree takes its initrd size from `image_cache` (default: `qemu.images.default_cache()`)."""
     t_start = time.perf_counter()
     progress = Progress(quiet)
     board = cfg.board
@@ -281,6 +322,15 @@ def build(
         (gen / "board.S").write_text(render_asm_include(cfg))
         script = gen / "pyshyper.ld"
         script.write_text(render_linker_script(board))
+    with progress.stage("mvm-dtb", f"{_rel(mvm_dtb_path(cfg, out))}"):
+        dtb = write_mvm_dtb(cfg, out, image_cache)
+    if dtb.initrd_size:
+        progress.say(f"mvm-dtb   initrd range {dtb.initrd_size} bytes from {dtb.initrd}")
+    else:
+        progress.say(
+            f"mvm-dtb   made WITHOUT an initrd range: {dtb.initrd} is missing "
+            "(`pyshyper images` makes it; `pyshyper run` does that and rewrites the device tree)"
+        )
 
     if prebuilt is not None:
         compiled: CompileResult = prebuilt
@@ -350,7 +400,7 @@ def build(
     stamp = {**cfg.key(), "elf": elf.name, "seconds": round(seconds, 3), "guests": [g.name for g in guest_outputs]}
     (out / STAMP).write_text(json.dumps(stamp, indent=2))
     progress.say(f"done      {_rel(elf)} in {seconds:.2f} s")
-    return BuildOutput(cfg, elf, binary, size, seconds, guest_outputs)
+    return BuildOutput(cfg, elf, binary, size, seconds, guest_outputs, dtb.path)
 
 
 def stale_reason(cfg: BuildConfig, out: Path = DEFAULT_OUT, guest: str | None = None) -> str | None:
@@ -365,6 +415,9 @@ def stale_reason(cfg: BuildConfig, out: Path = DEFAULT_OUT, guest: str | None = 
         return "no build stamp"
     if any(stamp.get(k) != v for k, v in cfg.key().items()):
         return f"configuration changed ({stamp.get('irq')} -> {cfg.irq})"
+    dtb = mvm_dtb_path(cfg, out)
+    if not dtb.is_file():
+        return f"{_rel(dtb)} is missing"
     built = elf.stat().st_mtime
     names = set(stamp.get("guests", ()))
     if guest is not None and (GUESTS_DIR / guest / "guest.py").is_file():

@@ -1,4 +1,11 @@
-"""`pyshyper run`: build when needed, then start QEMU with OpenSBI and the hypervisor; exit with QEMU's status."""
+"""`pyshyper run`: build when needed, then start QEMU with OpenSBI and the hypervisor; exit with QEMU's status.
+
+By default (`--guest mvm`) the hypervisor boots the management VM: Debian's kernel `Image` and the MVM initramfs
+from the image cache (`pyshyper images`, made first when needed) and the MVM's device tree from the build
+(`OUT/mvm-<irq>.dtb`), each placed by QEMU's loader device at the host address behind its load IPA in
+`boards/<board>/mvm.toml`. `--guest selftest` (or any tests/guests/NAME) loads a test-guest image instead,
+`--guest none` nothing.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,71 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from boards import BoardError, BuildConfig
-from qemu.build import BuildError, add_config_arguments, build, config_from_args, positive_int, stale_reason
+from boards import BoardError, BuildConfig, make_config
+from qemu.build import (
+    DEFAULT_OUT,
+    BuildError,
+    add_config_arguments,
+    build,
+    config_from_args,
+    mvm_dtb_path,
+    positive_int,
+    stale_reason,
+    write_mvm_dtb,
+)
 
 QEMU = "qemu-system-riscv64"
 GDB_PORT = 1234
-DEFAULT_GUEST = "selftest"  # `pyshyper run` runs the self-test guest unless told otherwise (--guest none)
+MVM_GUEST = "mvm"  # the management VM: Debian's Linux from the image cache
+DEFAULT_GUEST = MVM_GUEST  # `pyshyper run` boots the MVM unless told otherwise (--guest selftest, --guest none)
+ICOUNT = ("-icount", "shift=0,sleep=off")
 _SIZE = re.compile(r"^(\d+)([KMGT]?)$")
+
+
+@dataclass(frozen=True)
+class MvmImages:
+    """What QEMU's loader puts in memory for the MVM: file and host-physical address of each image."""
+
+    kernel: Path
+    kernel_addr: int
+    initrd: Path
+    initrd_addr: int
+    dtb: Path
+    dtb_addr: int
+    min_mem: int  # bytes of RAM QEMU needs for the MVM's memory (from the board's RAM base)
+    min_smp: int  # harts QEMU needs for the MVM's vCPUs (highest pinned hart + 1)
+
+    def loader_args(self) -> list[str]:
+        return [
+            arg
+            for path, addr in (
+                (self.kernel, self.kernel_addr),
+                (self.initrd, self.initrd_addr),
+                (self.dtb, self.dtb_addr),
+            )
+            for arg in ("-device", f"loader,file={path},addr={addr:#x},force-raw=on")
+        ]
+
+
+def mvm_images(cfg: BuildConfig, out: Path = DEFAULT_OUT, cache: Path | None = None) -> MvmImages:
+    """The MVM's images for a build configuration: kernel and initramfs from `cache` (default: the image cache),
+    the device tree `OUT/mvm-<irq>.dtb`, at the host addresses of mvm.toml's load IPAs."""
+    from boards.mvm import load_mvm
+    from qemu import images
+
+    mvm = load_mvm(cfg.board.name)
+    cache = cache if cache is not None else images.default_cache()
+    b = cfg.board
+    return MvmImages(
+        kernel=cache / "Image",
+        kernel_addr=mvm.host_address(mvm.kernel_load_ipa),
+        initrd=cache / "mvm-initramfs.cpio",
+        initrd_addr=mvm.host_address(mvm.initrd_load_ipa),
+        dtb=mvm_dtb_path(cfg, out),
+        dtb_addr=mvm.host_address(mvm.dtb_load_ipa),
+        min_mem=max(b.hypervisor.end, *(m.host_end for m in mvm.memory)) - b.ram_base,
+        min_smp=max(mvm.harts) + 1,
+    )
 
 
 @dataclass(frozen=True)
@@ -29,6 +94,7 @@ class RunOptions:
     guest_image: Path | None = None
     gdb: bool = False
     extra: tuple[str, ...] = ()
+    mvm: MvmImages | None = None
 
 
 def parse_size(text: str) -> int:
@@ -63,6 +129,8 @@ def qemu_command(opts: RunOptions) -> list[str]:
     ]
     if opts.guest_image is not None:
         cmd += ["-device", f"loader,file={opts.guest_image},addr={b.guest_images.base:#x},force-raw=on"]
+    if opts.mvm is not None:
+        cmd += opts.mvm.loader_args()
     if opts.gdb:
         cmd += ["-s", "-S"]
     return cmd + list(opts.extra)
@@ -84,7 +152,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--guest",
         default=DEFAULT_GUEST,
         metavar="NAME",
-        help=f"guest image for the hypervisor to run: OUT/guests/NAME.bin or a path ({DEFAULT_GUEST}; none: no guest)",
+        help=f"what the hypervisor runs: {MVM_GUEST} (the management VM, Debian Linux), a test guest "
+        f"OUT/guests/NAME.bin (selftest) or a path, or none (default {DEFAULT_GUEST})",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="image cache for --guest mvm ($PYSHYPER_CACHE or ~/.cache/pyshyper)",
     )
     p.add_argument("--gdb", action="store_true", help=f"wait for gdb on port {GDB_PORT} (-s -S)")
     p.add_argument("--rebuild", action="store_true", help="build even when the image looks up to date")
@@ -100,10 +176,20 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     if not 1 <= smp <= b.max_harts:
         raise BoardError(f"--smp must be between 1 and {b.max_harts} on {b.name}, not {smp}")
     mem = args.mem if args.mem is not None else b.default_mem
-    guest = guest_image_path(args.guest, args.out) if args.guest and args.guest != "none" else None
-    needed = (b.guest_images.end if guest else b.hypervisor.end) - b.ram_base
+    mvm = None
+    guest = None
+    if args.guest == MVM_GUEST:
+        cache = args.cache.expanduser().resolve() if args.cache is not None else None
+        mvm = mvm_images(cfg, args.out.resolve(), cache)
+        if smp < mvm.min_smp:
+            raise BoardError(f"--smp {smp} is too few: the MVM's vCPUs run on harts 0..{mvm.min_smp - 1}")
+        needed = mvm.min_mem
+    else:
+        guest = guest_image_path(args.guest, args.out) if args.guest and args.guest != "none" else None
+        needed = (b.guest_images.end if guest else b.hypervisor.end) - b.ram_base
     if parse_size(mem) < needed:
-        raise BoardError(f"--mem {mem} is too small: {b.name} needs at least {needed >> 20}M")
+        what = "the MVM" if mvm is not None else b.name
+        raise BoardError(f"--mem {mem} is too small: {what} needs at least {needed >> 20}M")
     return RunOptions(
         cfg,
         args.out.resolve() / "pyshyper.elf",
@@ -113,7 +199,75 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         guest,
         args.gdb,
         tuple(args.qemu_args),
+        mvm,
     )
+
+
+def prepare_mvm(
+    cfg: BuildConfig, out: Path, mvm: MvmImages, cache: Path | None = None, fetch: bool = True
+) -> str | None:
+    """Make the MVM's images (`pyshyper images`, with its progress output; cached), rewrite its device tree with
+    the initramfs' size, and check that kernel and initramfs fit their windows. Returns an error or None."""
+    from boards.mvm import check_images, load_mvm
+    from qemu import images
+
+    cache = cache if cache is not None else mvm.kernel.parent
+    if fetch or not (mvm.kernel.is_file() and mvm.initrd.is_file()):
+        if images.main(["--cache", str(cache)]) != 0:
+            return f"the MVM images could not be made in {cache} (see `pyshyper images`)"
+    for p in (mvm.kernel, mvm.initrd):
+        if not p.is_file():
+            return f"{p} is missing after `pyshyper images`"
+    try:
+        dtb = write_mvm_dtb(cfg, out, cache)
+        header = images.check_image_header(mvm.kernel.read_bytes()[:64])
+        check_images(load_mvm(cfg.board.name), header["image_size"], dtb.initrd_size)
+    except (BuildError, BoardError, RuntimeError) as e:
+        return str(e)
+    return None
+
+
+def mvm_qemu_command(
+    icount: bool,
+    smp: int,
+    mem: str,
+    cache: Path | None = None,
+    irq: str = "plic",
+    aia_guests: int = 3,
+    *,
+    board: str = "qemu-virt",
+    out: Path | None = None,
+    quiet: bool = False,
+) -> list[str]:
+    """The QEMU command that boots the hypervisor with the MVM (used by `qemu.bench_boot`): builds into `out`
+    (default build/) when stale, makes the images when missing and writes the MVM's device tree first.
+
+    `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0xB000_0000 with the default
+    mvm.toml, and its vCPUs are pinned to harts 0..N-1): the MVM itself always sees mvm.toml's memory and vCPUs.
+    Raises BuildError or BoardError when something cannot be made."""
+    cfg = make_config(board, irq, aia_guests if irq == "aia" else None)
+    out = (out if out is not None else DEFAULT_OUT).resolve()
+    cache = cache.expanduser().resolve() if cache is not None else None
+    mvm = mvm_images(cfg, out, cache)
+    reason = stale_reason(cfg, out)
+    if reason is not None:
+        if not quiet:
+            print(f"[run] building: {reason}", flush=True)
+        build(cfg, out, quiet=quiet, image_cache=mvm.kernel.parent)
+    error = prepare_mvm(cfg, out, mvm, mvm.kernel.parent, fetch=False)
+    if error is not None:
+        raise BuildError(error)
+    mem_bytes = max(parse_size(mem), mvm.min_mem)
+    opts = RunOptions(
+        cfg,
+        out / "pyshyper.elf",
+        max(smp, mvm.min_smp),
+        mem if mem_bytes == parse_size(mem) else f"{mem_bytes >> 20}M",
+        cfg.board.qemu_cpu,
+        extra=ICOUNT if icount else (),
+        mvm=mvm,
+    )
+    return qemu_command(opts)
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -126,11 +280,21 @@ def run_run(args: argparse.Namespace) -> int:
     if args.print_command:
         print(shlex.join(cmd))
         return 0
+    image_cache = None
+    if opts.mvm is not None:
+        # The images first (cached: a quick check when they exist), so that the MVM's device tree, written here
+        # and by a build, carries the initramfs' size.
+        image_cache = opts.mvm.kernel.parent
+        print(f"[run] MVM images in {image_cache}", flush=True)
+        error = prepare_mvm(opts.config, args.out.resolve(), opts.mvm)
+        if error is not None:
+            print(f"pyshyper run: {error}", file=sys.stderr)
+            return 1
     reason = "--rebuild" if args.rebuild else stale_reason(opts.config, args.out, args.guest)
     if reason is not None:
         print(f"[run] building: {reason}", flush=True)
         try:
-            build(opts.config, args.out)
+            build(opts.config, args.out, image_cache=image_cache)
         except BuildError as e:
             print(f"pyshyper run: {e}", file=sys.stderr)
             return 1
