@@ -11,7 +11,7 @@ from compiler.prelude import (
 
 from hypervisor.arch.riscv.defs import (
     COUNTEREN_CY_TM_IR, HEDELEG_GUEST, HENVCFG_STCE, HIDELEG_GUEST, HSTATUS_SPV, HSTATUS_SPVP, HSTATUS_VTW,
-    MIP_SSIP, MIP_STIP, SSTATUS_FS, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+    MIP_SEIP, MIP_SSIP, MIP_STIP, SSTATUS_FS, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
 )
 from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_DBCN, SBI_EXT_HSM, SBI_SRST_REASON_FAILURE, SBI_SRST_SHUTDOWN, sbi_hart_start, sbi_probe_extension,
@@ -20,12 +20,14 @@ from hypervisor.arch.riscv.sbi_call import (
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
 from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
 from hypervisor.board import (
-    AIA_GUESTS, GUEST_IMAGE_ADDRESS, GUEST_IMAGE_MAX_SIZE, IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS,
+    AIA_GUESTS, GUEST_IMAGE_ADDRESS, GUEST_IMAGE_MAX_SIZE, IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS, MVM_MEM_HOST,
+    MVM_MEM_SIZE,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_has_extension, fdt_cpu_hartid, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_sstc
+from hypervisor.core.mvm import mvm_create
 from hypervisor.core.vm import HART_VCPU, Vcpu, vcpu_vm, vm_create
 
 # A guest image starts with `j` over a header: magic (b"PYSHGUST"), image size, number of VMs to start from it.
@@ -59,7 +61,7 @@ def hart_setup_csrs() -> None:
         csr_write(VSTIMECMP, ~u64(0))  # Sstc: no VS timer interrupt until the guest sets one (reset value is 0)
     # The hypervisor itself runs with interrupts off (sstatus.SIE = 0); its own interrupts are taken
     # only while a guest runs, where they trap to HS-mode regardless of SIE.
-    csr_write(SIE, MIP_STIP | MIP_SSIP)
+    csr_write(SIE, MIP_STIP | MIP_SSIP | MIP_SEIP)
     trap_enable_guest_interrupts()
 
 
@@ -186,8 +188,10 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
         boot_fail(cstr(b"the harts have no H extension"))
         return
 
-    # Frames for VMs and page tables: all RAM above the guest image area.
+    # Frames for VMs and page tables: all RAM above the guest image area and the management VM's memory.
     pool = GUEST_IMAGE_ADDRESS + GUEST_IMAGE_MAX_SIZE
+    if MVM_MEM_HOST + MVM_MEM_SIZE > pool:
+        pool = MVM_MEM_HOST + MVM_MEM_SIZE
     if ram_end <= pool or not frame_alloc_init(pool, ram_end - pool):
         boot_fail(cstr(b"no memory for the frame allocator"))
         return
@@ -199,7 +203,8 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
 
     trap_init_tables()
     hart_setup_csrs()
-    boot_guests(hartid, count)
+    if mvm_create(count).addr() == 0:
+        boot_guests(hartid, count)
     for i in range(count):
         other = hartids[i]
         if other != hartid:

@@ -56,7 +56,8 @@ class Vcpu:
 
 @struct
 class Vm:
-    id: u64
+    index: u64  # in VMS
+    id: u64  # as users see it: 0 is the management VM
     vmid: u64
     state: u64
     stage2_root: u64
@@ -81,6 +82,12 @@ VCPUS = static(Array[Vcpu, VCPU_MAX])
 HART_VCPU = static(Array[u64, MAX_HARTS])
 vm_count: u64 = 0
 vcpu_count: u64 = 0
+mvm_present: bool = False
+
+
+def vm_mark_mvm() -> None:
+    global mvm_present
+    mvm_present = True
 
 
 def vm_get(index: u64) -> Ptr[Vm]:
@@ -105,7 +112,7 @@ def vm_load_image(vm: Ptr[Vm]) -> None:
     fence()
 
 
-def vm_setup(gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[Vm]:
+def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[Vm]:
     """A new VM whose memory [gpa, gpa+size) is host memory at hpa, in a fresh stage-2 table; null on failure."""
     global vm_count
     if vm_count >= VM_MAX:
@@ -117,7 +124,8 @@ def vm_setup(gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[Vm]:
         stage2_destroy(root)
         return Ptr[Vm](u64(0))
     vm = addr_of(VMS[vm_count])
-    vm.id = vm_count + 1
+    vm.index = vm_count
+    vm.id = vm_id
     vm.vmid = vm_count + 1
     vm.state = VM_RUNNING
     vm.stage2_root = root
@@ -144,7 +152,7 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     if vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart] != 0:
         return Ptr[Vcpu](u64(0))
     v = addr_of(VCPUS[vcpu_count])
-    v.vm = vm.id - 1
+    v.vm = vm.index
     v.vcpu_id = vm.vcpus
     v.hart = hart
     vcpu_reset(v)
@@ -163,7 +171,7 @@ def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_ar
     hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
     if hpa == 0:
         return Ptr[Vm](u64(0))
-    vm = vm_setup(gpa, hpa, mem_size, True)
+    vm = vm_setup(vm_count + 1 - (1 if mvm_present else 0), gpa, hpa, mem_size, True)
     if vm.addr() == 0:
         frame_free(hpa, pages)
         return vm

@@ -14,14 +14,15 @@ from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED, SBI_EXT_BASE, SBI_EXT_DBCN,
     SBI_EXT_HSM, SBI_EXT_IPI, SBI_EXT_LEGACY_GETCHAR, SBI_EXT_LEGACY_PUTCHAR, SBI_EXT_LEGACY_SET_TIMER,
     SBI_EXT_PMU, SBI_EXT_RFENCE, SBI_EXT_SRST, SBI_EXT_TIME, SBI_HSM_STARTED, SBI_HSM_STOPPED, SBI_SRST_COLD_REBOOT,
-    SBI_SRST_REASON_NONE, SBI_SRST_WARM_REBOOT, SBI_SUCCESS, sbi_send_ipi, sbi_set_timer,
+    SBI_SRST_REASON_NONE, SBI_SRST_WARM_REBOOT, SBI_SUCCESS, sbi_send_ipi, sbi_set_timer, sbi_system_reset,
 )
 from hypervisor.arch.riscv.stage2 import stage2_translate
 from hypervisor.core.vm import (
-    MSG_FENCE, MSG_VSSIP, VCPU_STARTED, VCPU_STOPPED, VM_ENDED, VM_FAILED, Vcpu, Vm, vcpu_reset, vcpu_vm,
-    vm_console_putc, vm_end, vm_load_image, vm_report, vm_vcpu, vm_vcpus_started,
+    MSG_FENCE, MSG_VSEIP, MSG_VSSIP, VCPU_STARTED, VCPU_STOPPED, VM_ENDED, VM_FAILED, Vcpu, Vm, vcpu_reset, vcpu_vm,
+    vm_console_flush, vm_console_putc, vm_end, vm_load_image, vm_report, vm_vcpu, vm_vcpus_started,
 )
 from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.virq import virq_update_vcpu
 
 SBI_SPEC_VERSION: Final = u64(2) << 24  # 2.0 (SBI 4.1)
 SBI_IMPL_ID: Final = u64(0x50595348)  # "PYSH": not a registered implementation ID
@@ -116,6 +117,8 @@ def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
     if amoswap_w(addr_of(v.mailbox[MSG_FENCE]), u32(0)) != 0:
         hfence_vvma_vmid(vcpu_vm(v).vmid)
         fence_i()
+    if amoswap_w(addr_of(v.mailbox[MSG_VSEIP]), u32(0)) != 0:
+        virq_update_vcpu(v)
 
 
 def sbi_ipi(v: Ptr[Vcpu]) -> None:
@@ -178,6 +181,12 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
     vm = vcpu_vm(v)
     if v.regs[A6] != 0 or (kind > SBI_SRST_WARM_REBOOT and kind < 0xF0000000):
         sbi_return(v, SBI_ERR_INVALID_PARAM if v.regs[A6] == 0 else SBI_ERR_NOT_SUPPORTED, u64(0))
+        return
+    if vm.id == 0:
+        # The management VM's power-off or reboot is the machine's (DESIGN.md section 4).
+        vm_report(vm, cstr(b"(management VM) resets the machine, type "), kind)
+        vm_console_flush(vm)
+        sbi_system_reset(kind, reason)
         return
     if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
         if not vm.mem_owned or vm.vcpus != 1:

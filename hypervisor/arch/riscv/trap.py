@@ -15,13 +15,15 @@ from compiler.prelude import (
 
 from hypervisor.arch.riscv.defs import (
     EXC_COUNT, EXC_ECALL_VS, EXC_ILLEGAL_INST, EXC_INST_GUEST_PAGE_FAULT, EXC_LOAD_GUEST_PAGE_FAULT,
-    EXC_STORE_GUEST_PAGE_FAULT, EXC_VIRTUAL_INST, HSTATUS_SPVP, INSN_WFI, IRQ_S_SOFT, IRQ_S_TIMER,
-    HSTATUS_SPV, HSTATUS_VTW, MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_FS, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+    EXC_STORE_GUEST_PAGE_FAULT, EXC_VIRTUAL_INST, HSTATUS_SPVP, INSN_WFI, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER,
+    HSTATUS_SPV, HSTATUS_VTW, MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_FS, SSTATUS_FS_INITIAL, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
 )
+from hypervisor.arch.riscv.mmio import mmio_emulate
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.virq import virq_external
 from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE, SBI_SRST_REASON_NONE, SBI_SRST_SHUTDOWN, sbi_system_reset,
 )
@@ -61,6 +63,8 @@ def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
     (Priv 9.4.4). Nothing is emulated yet, so the access is outside the VM's memory: the VM ends."""
     cause = csr_read(SCAUSE)
     gpa = (csr_read(HTVAL) << 2) | (csr_read(STVAL) & 3)
+    if cause != EXC_INST_GUEST_PAGE_FAULT and mmio_emulate(v, gpa):
+        return
     vm = vcpu_vm(v)
     if cause == EXC_INST_GUEST_PAGE_FAULT:
         vm_report(vm, cstr(b"instruction guest-page fault at guest-physical "), gpa)
@@ -121,6 +125,10 @@ def irq_software(v: Ptr[Vcpu]) -> None:
     vcpu_handle_messages(v)
 
 
+def irq_external(v: Ptr[Vcpu]) -> None:
+    virq_external(v, v.hart)
+
+
 def irq_unexpected(v: Ptr[Vcpu]) -> None:
     cause = csr_read(SCAUSE) & ~SCAUSE_INTERRUPT
     csr_clear(SIE, u64(1) << cause)
@@ -143,6 +151,7 @@ def trap_init_tables() -> None:
     EXCEPTION_HANDLERS[EXC_VIRTUAL_INST] = trap_virtual_instruction
     INTERRUPT_HANDLERS[IRQ_S_TIMER] = irq_timer
     INTERRUPT_HANDLERS[IRQ_S_SOFT] = irq_software
+    INTERRUPT_HANDLERS[IRQ_S_EXT] = irq_external
 
 
 power_off_claim = static(Array[u32, 1])
@@ -160,8 +169,10 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     csr_write(HVIP, u64(0))
     # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
     csr_write(HSTATUS, csr_read(HSTATUS) | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
+    # sstatus.FS must not be Off while V=1, or the guest's own FP use traps (Priv 9.2.10 / 4.1.1). One vCPU
+    # per hart and a hypervisor built without F/D mean the FP registers are the guest's alone: no save needed.
     s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS)
-    csr_write(SSTATUS, s | SSTATUS_SPP)
+    csr_write(SSTATUS, s | SSTATUS_SPP | SSTATUS_FS_INITIAL)
     vcpu_enter(v)
 
 

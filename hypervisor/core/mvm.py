@@ -1,0 +1,66 @@
+"""The management VM (VM 0): Debian's Linux, loaded by QEMU's loader at the addresses the board's MVM data
+gives (boards/qemu-virt/mvm.toml), RAM identity-mapped (passthrough devices DMA to guest-physical addresses),
+its devices passed through, its PLIC emulated."""
+
+from compiler.prelude import Final, Ptr, cstr, u32, u64
+
+from hypervisor.board import (
+    MVM_DTB_IPA, MVM_HARTS, MVM_KERNEL_IPA, MVM_MEM_HOST, MVM_MEM_IPA, MVM_MEM_SIZE, MVM_NUM_VCPUS, MVM_PT_BASES,
+    MVM_PT_COUNT, MVM_PT_IRQS, MVM_PT_SIZES,
+)
+from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.fdt import fdt_valid
+from hypervisor.core.virq import virq_init, virq_route
+from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_setup
+
+# Linux RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst): magic2 "RSC\x05" at 0x38
+IMAGE_MAGIC2_OFFSET: Final = u64(0x38)
+IMAGE_MAGIC2: Final = u32(0x05435352)
+
+
+def mvm_image_present() -> bool:
+    return Ptr[u32](MVM_MEM_HOST + (MVM_KERNEL_IPA - MVM_MEM_IPA) + IMAGE_MAGIC2_OFFSET)[0] == IMAGE_MAGIC2
+
+
+def mvm_create(harts_present: u64) -> Ptr[Vm]:
+    """Set up VM 0 if its kernel was loaded; null (and a line saying why) if not."""
+    if not mvm_image_present():
+        return Ptr[Vm](u64(0))
+    dtb_host = MVM_MEM_HOST + (MVM_DTB_IPA - MVM_MEM_IPA)
+    if not fdt_valid(dtb_host):
+        console_puts(cstr(b"pyshyper: the MVM's device tree is missing or invalid at "))
+        console_hex(MVM_DTB_IPA)
+        console_puts(cstr(b"\n"))
+        return Ptr[Vm](u64(0))
+    vm = vm_setup(u64(0), MVM_MEM_IPA, MVM_MEM_HOST, MVM_MEM_SIZE, False)
+    if vm.addr() == 0:
+        return vm
+    vm_mark_mvm()
+    vm.entry = MVM_KERNEL_IPA
+    vm.dtb = MVM_DTB_IPA
+    for i in range(MVM_PT_COUNT):
+        if not vm_map_device(vm, MVM_PT_BASES[i], MVM_PT_BASES[i], MVM_PT_SIZES[i]):
+            console_puts(cstr(b"pyshyper: cannot map a passthrough device at "))
+            console_hex(MVM_PT_BASES[i])
+            console_puts(cstr(b"\n"))
+    for i in range(MVM_NUM_VCPUS):
+        if MVM_HARTS[i] < harts_present:
+            vcpu_add(vm, MVM_HARTS[i], i == 0)
+    virq_init(vm)
+    for i in range(MVM_PT_COUNT):
+        if MVM_PT_IRQS[i] != 0:
+            virq_route(vm, MVM_PT_IRQS[i], MVM_HARTS[0])
+    console_lock()
+    console_puts(cstr(b"pyshyper: vm0 (management VM): Linux at "))
+    console_hex(MVM_KERNEL_IPA)
+    console_puts(cstr(b", device tree at "))
+    console_hex(MVM_DTB_IPA)
+    console_puts(cstr(b", memory "))
+    console_hex(MVM_MEM_IPA)
+    console_puts(cstr(b"+"))
+    console_hex(MVM_MEM_SIZE)
+    console_puts(cstr(b", "))
+    console_dec(vm.vcpus)
+    console_puts(cstr(b" vCPUs\n"))
+    console_unlock()
+    return vm

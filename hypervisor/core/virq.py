@@ -1,0 +1,96 @@
+"""Virtual interrupts for the VM that owns a physical interrupt line (PLIC mode): the physical PLIC is claimed
+by the hypervisor, the source is made pending in the VM's virtual PLIC, and each vCPU's external interrupt
+line (hvip.VSEIP, Priv 9.2.4) follows its S-mode context. The physical source is completed only when the
+guest completes it, so a level-triggered device cannot storm the hypervisor meanwhile.
+"""
+
+from compiler.prelude import HVIP, Array, Final, Ptr, addr_of, amoswap_w, csr_clear, csr_set, fence, static, u32, u64
+
+from hypervisor.arch.riscv.defs import MIP_VSEIP
+from hypervisor.arch.riscv.plic import plic_claim, plic_complete, plic_enable, plic_set_priority, plic_set_threshold, \
+    plic_s_context
+from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
+from hypervisor.core.vm import MSG_VSEIP, Vcpu, Vm, vcpu_vm, vm_vcpu
+from hypervisor.core.vplic import Vplic, vplic_context_of_vcpu, vplic_context_pending, vplic_init, \
+    vplic_set_hw_owned, vplic_set_pending
+
+VIRQ_SOURCES: Final = 96
+NO_OWNER: Final = u64(0xFF)
+
+# One virtual PLIC, for the VM that owns the physical lines (the MVM); its lock guards it across harts.
+vplic_main = static(Vplic)
+vplic_lock_word = static(Array[u32, 1])
+virq_owner = static(Array[u64, VIRQ_SOURCES])  # VM index owning each physical source, or NO_OWNER
+virq_claimed_ctx = static(Array[u64, VIRQ_SOURCES])  # the physical context that claimed a source in service
+
+
+def virq_lock() -> None:
+    while amoswap_w(addr_of(vplic_lock_word[0]), u32(1)) != 0:
+        pass
+
+
+def virq_unlock() -> None:
+    fence()
+    amoswap_w(addr_of(vplic_lock_word[0]), u32(0))
+
+
+def virq_vplic() -> Ptr[Vplic]:
+    return addr_of(vplic_main)
+
+
+def virq_init(vm: Ptr[Vm]) -> None:
+    for i in range(VIRQ_SOURCES):
+        virq_owner[i] = NO_OWNER
+    vplic_init(addr_of(vplic_main), vm.vcpus * 2)
+
+
+def virq_route(vm: Ptr[Vm], src: u64, hartid: u64) -> None:
+    """Give physical source `src` to the VM; the physical PLIC signals it to `hartid`'s S-mode context."""
+    virq_owner[src] = vm.id
+    vplic_set_hw_owned(addr_of(vplic_main), src, True)
+    plic_set_priority(src, u32(1))
+    plic_enable(plic_s_context(hartid), src, True)
+    plic_set_threshold(plic_s_context(hartid), u32(0))
+
+
+def virq_update_vcpu(v: Ptr[Vcpu]) -> None:
+    """On the hart running v: its VSEIP follows whether its S context has an enabled pending source."""
+    if vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(v.vcpu_id)):
+        csr_set(HVIP, MIP_VSEIP)
+    else:
+        csr_clear(HVIP, MIP_VSEIP)
+
+
+def virq_update(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:
+    """After the virtual PLIC changed: this vCPU updates now, the others are told by IPI (hvip is per hart)."""
+    for i in range(vm.vcpus):
+        t = vm_vcpu(vm, u64(i))
+        if t.addr() == current.addr():
+            virq_update_vcpu(t)
+        else:
+            amoswap_w(addr_of(t.mailbox[MSG_VSEIP]), u32(1))
+            fence()
+            sbi_send_ipi(u64(1), t.hart)
+
+
+def virq_external(v: Ptr[Vcpu], hartid: u64) -> None:
+    """S-mode external interrupt: claim every pending physical source and make it pending in its VM."""
+    ctx = plic_s_context(hartid)
+    while True:
+        src = plic_claim(ctx)
+        if src == 0:
+            break
+        if src >= VIRQ_SOURCES or virq_owner[src] == NO_OWNER:
+            plic_complete(ctx, src)  # nobody's: drop it
+            continue
+        virq_claimed_ctx[src] = ctx
+        virq_lock()
+        vplic_set_pending(addr_of(vplic_main), src)
+        virq_unlock()
+    virq_update(vcpu_vm(v), v)
+
+
+def virq_guest_completed(src: u64) -> None:
+    """The guest completed a passthrough source in its virtual PLIC: complete it on the physical PLIC."""
+    if src < VIRQ_SOURCES and virq_owner[src] != NO_OWNER:
+        plic_complete(virq_claimed_ctx[src], src)
