@@ -49,9 +49,15 @@ def test_gdb_and_extra_arguments():
     assert cmd[-4:] == ["-s", "-S", "-d", "guest_errors"]
 
 
-def test_selftest_guest_is_the_default():
-    cmd = qemu_command(opts("--out", "/tmp/x"))
-    assert cmd[cmd.index("-device") + 1] == "loader,file=/tmp/x/guests/selftest.bin,addr=0x84000000,force-raw=on"
+def test_mvm_is_the_default():
+    cmd = qemu_command(opts("--out", "/tmp/x", "--cache", "/tmp/c"))
+    devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+    assert devices == [
+        "loader,file=/tmp/c/Image,addr=0x90200000,force-raw=on",
+        "loader,file=/tmp/c/mvm-initramfs.cpio,addr=0x94000000,force-raw=on",
+        "loader,file=/tmp/x/mvm-plic.dtb,addr=0x9c000000,force-raw=on",
+    ]
+    assert "/tmp/x/guests/selftest.bin" not in " ".join(cmd)
 
 
 def test_guest_image_loaded_at_board_address():

@@ -1,0 +1,270 @@
+"""The management VM's build and run side: the MVM part of the generated `hypervisor.board`, the device tree
+`pyshyper build` writes (OUT/mvm-<irq>.dtb), the `pyshyper run --guest mvm` command line and
+`qemu.run.mvm_qemu_command` (the boot benchmark's entry point)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import fdt
+import pytest
+
+from boards import make_config, render_hypervisor_module
+from boards.mvm import load_mvm, mvm_constants
+from qemu.build import PrebuiltObject, build, mvm_dtb_path, stale_reason, write_mvm_dtb
+from qemu.cli import make_parser
+from qemu.run import ICOUNT, RunOptions, mvm_images, mvm_qemu_command, options_from_args, qemu_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What the hypervisor imports from hypervisor.board to build VM 0: these names must not change.
+MVM_NAMES = (
+    "MVM_NUM_VCPUS",
+    "MVM_HARTS",
+    "MVM_MEM_IPA",
+    "MVM_MEM_HOST",
+    "MVM_MEM_SIZE",
+    "MVM_KERNEL_IPA",
+    "MVM_INITRD_IPA",
+    "MVM_DTB_IPA",
+    "MVM_PT_COUNT",
+    "MVM_PT_BASES",
+    "MVM_PT_SIZES",
+    "MVM_PT_IRQS",
+    "MVM_PLIC_BASE",
+    "MVM_PLIC_SIZE",
+    "MVM_APLIC_BASE",
+    "MVM_APLIC_SIZE",
+    "MVM_IMSIC_BASE",
+    "MVM_PLIC_NDEV",
+)
+
+
+def module_values(source: str) -> tuple[dict[str, int], dict[str, tuple[str, list[int]]]]:
+    """Final scalars NAME -> value and static tables NAME -> (length expression, init values) of a module."""
+    scalars: dict[str, int] = {}
+    tables: dict[str, tuple[str, list[int]]] = {}
+    for stmt in ast.parse(source).body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.value, ast.Call):
+            scalars[stmt.target.id] = ast.literal_eval(stmt.value.args[0])
+        elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call):
+            call = stmt.value
+            length = ast.unparse(call.args[0].slice.elts[1])
+            init = next(k.value for k in call.keywords if k.arg == "init")
+            tables[stmt.targets[0].id] = (length, list(ast.literal_eval(init)))
+    return scalars, tables
+
+
+@pytest.mark.parametrize("irq", ["plic", "aia"])
+def test_generated_module_has_the_mvm(irq):
+    cfg = make_config("qemu-virt", irq)
+    scalars, tables = module_values(render_hypervisor_module(cfg))
+    for name in MVM_NAMES:
+        assert name in scalars or name in tables, name
+    mvm = load_mvm("qemu-virt")
+    for name, value, _ in mvm_constants(mvm):
+        assert scalars[name] == value, name
+    assert scalars["MVM_NUM_VCPUS"] == 2
+    assert tables["MVM_HARTS"] == ("MVM_NUM_VCPUS", [0, 1])
+    assert (scalars["MVM_MEM_IPA"], scalars["MVM_MEM_HOST"], scalars["MVM_MEM_SIZE"]) == (
+        0x9000_0000,
+        0x9000_0000,
+        0x2000_0000,
+    )
+    assert (scalars["MVM_KERNEL_IPA"], scalars["MVM_INITRD_IPA"], scalars["MVM_DTB_IPA"]) == (
+        0x9020_0000,
+        0x9400_0000,
+        0x9C00_0000,
+    )
+    # passthrough: UART (0x100 bytes, rounded up to a page), RTC, the eight virtio-mmio slots
+    assert scalars["MVM_PT_COUNT"] == 10
+    assert tables["MVM_PT_BASES"] == (
+        "MVM_PT_COUNT",
+        [0x1000_0000, 0x10_1000, *(0x1000_1000 + 0x1000 * i for i in range(8))],
+    )
+    assert tables["MVM_PT_SIZES"] == ("MVM_PT_COUNT", [0x1000] * 10)
+    assert tables["MVM_PT_IRQS"] == ("MVM_PT_COUNT", [10, 11, 1, 2, 3, 4, 5, 6, 7, 8])
+    # the vPLIC window is the physical PLIC's range; AIA: the S-level APLIC and the guest IMSIC pages
+    b = cfg.board
+    assert (scalars["MVM_PLIC_BASE"], scalars["MVM_PLIC_SIZE"]) == (b.plic.base, b.plic.size)
+    assert scalars["MVM_PLIC_NDEV"] == 95
+    assert (scalars["MVM_APLIC_BASE"], scalars["MVM_APLIC_SIZE"]) == (0xD00_0000, 0x8000)
+    assert scalars["MVM_IMSIC_BASE"] == 0x2800_0000
+
+
+@pytest.mark.parametrize("irq", ["plic", "aia"])
+def test_generated_module_type_checks(tmp_path, irq):
+    from compiler.driver import check
+
+    path = tmp_path / "hypervisor" / "board.py"
+    path.parent.mkdir()
+    path.write_text(render_hypervisor_module(make_config("qemu-virt", irq)))
+    assert check([path]) == []
+
+
+@pytest.fixture
+def image_cache(tmp_path) -> Path:
+    """A stand-in image cache: an `Image` with a RISC-V Linux header (image_size 0x1E7_0000) and an initramfs."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    header = bytearray(64)
+    header[16:24] = (0x1E7_0000).to_bytes(8, "little")
+    header[48:56] = b"RISCV\0\0\0"
+    header[56:60] = b"RSC\x05"
+    (cache / "Image").write_bytes(bytes(header) + bytes(4096))
+    (cache / "mvm-initramfs.cpio").write_bytes(b"070701" + bytes(0x3_0000 - 6))
+    return cache
+
+
+def chosen(dtb: Path) -> dict[str, object]:
+    node = fdt.parse_dtb(dtb.read_bytes()).get_node("/chosen")
+    return {p.name: getattr(p, "data", None) for p in node.props}
+
+
+def initrd_range(dtb: Path) -> tuple[int, int] | None:
+    props = chosen(dtb)
+    if "linux,initrd-start" not in props:
+        return None
+    start, end = props["linux,initrd-start"], props["linux,initrd-end"]
+    return (start[0] << 32 | start[1], end[0] << 32 | end[1])
+
+
+def fake_build(out: Path, obj: Path, irq: str = "plic", cache: Path | None = None, aia_guests: int | None = None):
+    from qemu.build import RUNTIME_DIR
+
+    return build(
+        make_config("qemu-virt", irq, aia_guests),
+        out,
+        prebuilt=PrebuiltObject(obj),
+        runtime=[RUNTIME_DIR / "boot.S"],
+        quiet=True,
+        image_cache=cache,
+    )
+
+
+def test_build_writes_the_mvm_dtb_with_the_initrd(tmp_path, fake_hyp_object, image_cache):
+    result = fake_build(tmp_path / "out", fake_hyp_object, cache=image_cache)
+    assert result.mvm_dtb == tmp_path / "out" / "mvm-plic.dtb"
+    assert initrd_range(result.mvm_dtb) == (0x9400_0000, 0x9400_0000 + 0x3_0000)
+    tree = fdt.parse_dtb(result.mvm_dtb.read_bytes())
+    assert tree.exist_node("/soc/interrupt-controller@c000000")
+
+
+def test_build_writes_the_aia_dtb(tmp_path, fake_hyp_object, image_cache):
+    result = fake_build(tmp_path / "out", fake_hyp_object, "aia", image_cache, 3)
+    assert result.mvm_dtb == tmp_path / "out" / "mvm-aia.dtb"
+    tree = fdt.parse_dtb(result.mvm_dtb.read_bytes())
+    assert tree.exist_node("/soc/interrupt-controller@28000000")
+    assert tree.exist_node("/soc/interrupt-controller@d000000")
+    assert not tree.exist_node("/soc/interrupt-controller@c000000")
+
+
+def test_build_without_images_says_so(tmp_path, fake_hyp_object, capsys):
+    from qemu.build import RUNTIME_DIR
+
+    cfg = make_config("qemu-virt", "plic")
+    out = tmp_path / "out"
+    build(
+        cfg,
+        out,
+        prebuilt=PrebuiltObject(fake_hyp_object),
+        runtime=[RUNTIME_DIR / "boot.S"],
+        image_cache=tmp_path / "empty",
+    )
+    assert "made WITHOUT an initrd range" in capsys.readouterr().out
+    assert initrd_range(out / "mvm-plic.dtb") is None
+    # the images appear: writing the device tree again gives it the initrd range
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "mvm-initramfs.cpio").write_bytes(bytes(0x2000))
+    dtb = write_mvm_dtb(cfg, out, tmp_path / "empty")
+    assert dtb.initrd_size == 0x2000 and initrd_range(dtb.path) == (0x9400_0000, 0x9400_2000)
+
+
+def test_missing_dtb_makes_the_build_stale(tmp_path, fake_hyp_object, image_cache):
+    result = fake_build(tmp_path / "out", fake_hyp_object, cache=image_cache)
+    assert stale_reason(result.config, tmp_path / "out") is None
+    result.mvm_dtb.unlink()
+    assert "mvm-plic.dtb is missing" in stale_reason(result.config, tmp_path / "out")
+
+
+def run_opts(*argv: str) -> RunOptions:
+    return options_from_args(make_parser().parse_args(["run", *argv]))
+
+
+def devices(cmd: list[str]) -> list[str]:
+    return [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+
+
+@pytest.mark.parametrize("irq", ["plic", "aia"])
+def test_guest_mvm_command_line(irq):
+    o = run_opts("--guest", "mvm", "--irq", irq, "--out", "/tmp/o", "--cache", "/tmp/c")
+    cmd = qemu_command(o)
+    mvm = load_mvm("qemu-virt")
+    assert devices(cmd) == [
+        f"loader,file=/tmp/c/Image,addr={mvm.host_address(mvm.kernel_load_ipa):#x},force-raw=on",
+        f"loader,file=/tmp/c/mvm-initramfs.cpio,addr={mvm.host_address(mvm.initrd_load_ipa):#x},force-raw=on",
+        f"loader,file=/tmp/o/mvm-{irq}.dtb,addr={mvm.host_address(mvm.dtb_load_ipa):#x},force-raw=on",
+    ]
+    assert cmd[cmd.index("-kernel") + 1] == "/tmp/o/pyshyper.elf"
+    assert cmd[cmd.index("-m") + 1] == "1G" and cmd[cmd.index("-smp") + 1] == "4"
+    machine = cmd[cmd.index("-M") + 1]
+    assert machine == ("virt,aia=aplic-imsic,aia-guests=3" if irq == "aia" else "virt")
+
+
+def test_guest_mvm_default_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYSHYPER_CACHE", str(tmp_path))
+    assert (
+        devices(qemu_command(run_opts("--out", "/tmp/o")))[0]
+        == f"loader,file={tmp_path}/Image,addr=0x90200000,force-raw=on"
+    )
+
+
+def test_guest_selftest_and_none_have_no_mvm():
+    cmd = qemu_command(run_opts("--guest", "selftest", "--out", "/tmp/o"))
+    assert devices(cmd) == ["loader,file=/tmp/o/guests/selftest.bin,addr=0x84000000,force-raw=on"]
+    assert devices(qemu_command(run_opts("--guest", "none", "--out", "/tmp/o"))) == []
+
+
+def test_mvm_qemu_command(tmp_path, fake_hyp_object, image_cache, monkeypatch):
+    out = tmp_path / "out"
+    fake_build(out, fake_hyp_object, cache=image_cache)
+    (out / "mvm-plic.dtb").write_bytes(b"")  # written again, with the initrd range, by mvm_qemu_command
+    monkeypatch.setattr("qemu.run.stale_reason", lambda *a, **k: None)  # a concurrent source edit: no rebuild
+    cmd = mvm_qemu_command(icount=False, smp=2, mem="1G", cache=image_cache, out=out, quiet=True)
+    assert cmd[0] == "qemu-system-riscv64" and cmd[cmd.index("-kernel") + 1] == str(out / "pyshyper.elf")
+    assert devices(cmd) == [
+        f"loader,file={image_cache}/Image,addr=0x90200000,force-raw=on",
+        f"loader,file={image_cache}/mvm-initramfs.cpio,addr=0x94000000,force-raw=on",
+        f"loader,file={out}/mvm-plic.dtb,addr=0x9c000000,force-raw=on",
+    ]
+    assert initrd_range(out / "mvm-plic.dtb") == (0x9400_0000, 0x9403_0000)
+    assert "-icount" not in cmd
+    # icount, and a benchmark's smaller -m / -smp raised to what the MVM's layout needs
+    cmd = mvm_qemu_command(icount=True, smp=1, mem="512M", cache=image_cache, out=out, quiet=True)
+    assert cmd[-2:] == list(ICOUNT) == ["-icount", "shift=0,sleep=off"]
+    assert cmd[cmd.index("-m") + 1] == "768M" and cmd[cmd.index("-smp") + 1] == "2"
+
+
+def test_mvm_qemu_command_aia(tmp_path, fake_hyp_object, image_cache, monkeypatch):
+    out = tmp_path / "out"
+    fake_build(out, fake_hyp_object, "aia", image_cache, 3)
+    monkeypatch.setattr("qemu.run.stale_reason", lambda *a, **k: None)
+    cmd = mvm_qemu_command(icount=False, smp=4, mem="1G", cache=image_cache, irq="aia", aia_guests=3, out=out)
+    assert cmd[cmd.index("-M") + 1] == "virt,aia=aplic-imsic,aia-guests=3"
+    assert devices(cmd)[2] == f"loader,file={out}/mvm-aia.dtb,addr=0x9c000000,force-raw=on"
+
+
+def test_bench_boot_finds_the_hypervisor_configuration(tmp_path):
+    from qemu import bench_boot
+
+    cfg, why = bench_boot.hypervisor_config(tmp_path)
+    assert cfg is not None and why == ""
+
+
+def test_mvm_images_addresses_and_minimums():
+    cfg = make_config("qemu-virt", "plic")
+    m = mvm_images(cfg, Path("/o"), Path("/c"))
+    assert (m.kernel_addr, m.initrd_addr, m.dtb_addr) == (0x9020_0000, 0x9400_0000, 0x9C00_0000)
+    assert m.min_mem == 0xB000_0000 - 0x8000_0000 and m.min_smp == 2
+    assert m.dtb == mvm_dtb_path(cfg, Path("/o"))
