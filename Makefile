@@ -1,4 +1,5 @@
-# PyShyper: `make run` boots the hypervisor under QEMU, `make test` runs the test suite.
+# PyShyper: `make run` boots the hypervisor with the management VM (Debian Linux) under QEMU, `make test` runs the
+# test suite. `make run GUEST=selftest` boots the bare-metal self-test guest instead.
 # This file only bootstraps a fresh machine (host packages, .venv) and forwards to the justfile.
 # Compatibility form: ARCH=riscv64 IRQ=aia AIA_GUESTS=3 make run  ==  pyshyper run --irq aia --aia-guests 3
 

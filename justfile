@@ -5,18 +5,18 @@ set positional-arguments
 
 export PATH := justfile_directory() / ".venv/bin" + ":" + env_var("PATH")
 
-# Boot the hypervisor under QEMU (building it if needed)
+# Boot the hypervisor with the management VM (Debian Linux) under QEMU (building it and the images if needed)
 default: run
 
 # Build build/pyshyper.elf and .bin: just build --irq aia --aia-guests 3
 build *ARGS:
     pyshyper build "$@"
 
-# Boot under QEMU: just run --irq aia --aia-guests 3 --smp 4 --guest selftest
+# Boot under QEMU, the MVM by default: just run --irq aia --aia-guests 3 --smp 4 (--guest selftest: the self-test)
 run *ARGS:
     pyshyper run "$@"
 
-# Boot with the self-test guest (the default guest of `run`): just selftest --irq aia --aia-guests 3
+# Boot with the self-test guest instead of the MVM: just selftest --irq aia --aia-guests 3
 selftest *ARGS:
     pyshyper run --guest selftest "$@"
 
