@@ -310,7 +310,8 @@ def _render_mvm(cfg: BuildConfig) -> list[str]:
         "MVM_PT_IRQS": "wired IRQ (0: none)",
     }
     for name, (length, values) in tables.items():
-        init = ", ".join(str(v) if name in ("MVM_HARTS", "MVM_PT_IRQS") else f"{v:#x}" for v in values) + ("," if len(values) == 1 else "")
+        decimal = name in ("MVM_HARTS", "MVM_PT_IRQS")
+        init = ", ".join(str(v) if decimal else f"{v:#x}" for v in values) + ("," if len(values) == 1 else "")
         lines.append(f"{name} = static(Array[u64, {length}], init=({init}))  # {comments[name]}")
     return lines
 
