@@ -5,11 +5,12 @@ its devices passed through, its PLIC emulated."""
 from compiler.prelude import Final, Ptr, cstr, u32, u64
 
 from hypervisor.board import (
-    MVM_DTB_IPA, MVM_HARTS, MVM_KERNEL_IPA, MVM_MEM_HOST, MVM_MEM_IPA, MVM_MEM_SIZE, MVM_NUM_VCPUS, MVM_PT_BASES,
+    IMSIC_HART_STRIDE, IMSIC_PAGE_SIZE, IMSIC_S_BASE, IRQ_MODE, IRQ_MODE_AIA, MVM_IMSIC_BASE, MVM_DTB_IPA, MVM_HARTS, MVM_KERNEL_IPA, MVM_MEM_HOST, MVM_MEM_IPA, MVM_MEM_SIZE, MVM_NUM_VCPUS, MVM_PT_BASES,
     MVM_PT_COUNT, MVM_PT_IRQS, MVM_PT_SIZES,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_valid
+from hypervisor.core.vaplic import VGEIN_MVM, vaplic_init_physical, vaplic_own
 from hypervisor.core.virq import virq_init, virq_route
 from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_setup
 
@@ -46,10 +47,21 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
     for i in range(MVM_NUM_VCPUS):
         if MVM_HARTS[i] < harts_present:
             vcpu_add(vm, MVM_HARTS[i], i == 0)
-    virq_init(vm)
-    for i in range(MVM_PT_COUNT):
-        if MVM_PT_IRQS[i] != 0:
-            virq_route(vm, MVM_PT_IRQS[i], MVM_HARTS[0])
+    if IRQ_MODE == IRQ_MODE_AIA:
+        # Each vCPU's IMSIC page is its hart's guest interrupt file VGEIN (AIA 3.x, Priv 9.2.1 hstatus.VGEIN).
+        for i in range(vm.vcpus):
+            hart = MVM_HARTS[i]
+            file = IMSIC_S_BASE + hart * IMSIC_HART_STRIDE + VGEIN_MVM * IMSIC_PAGE_SIZE
+            vm_map_device(vm, MVM_IMSIC_BASE + u64(i) * IMSIC_PAGE_SIZE, file, IMSIC_PAGE_SIZE)
+        vaplic_init_physical()
+        for i in range(MVM_PT_COUNT):
+            if MVM_PT_IRQS[i] != 0:
+                vaplic_own(MVM_PT_IRQS[i])
+    else:
+        virq_init(vm)
+        for i in range(MVM_PT_COUNT):
+            if MVM_PT_IRQS[i] != 0:
+                virq_route(vm, MVM_PT_IRQS[i], MVM_HARTS[0])
     console_lock()
     console_puts(cstr(b"pyshyper: vm0 (management VM): Linux at "))
     console_hex(MVM_KERNEL_IPA)

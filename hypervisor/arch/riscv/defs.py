@@ -16,6 +16,7 @@ HSTATUS_SPV: Final = u64(1) << 7
 HSTATUS_SPVP: Final = u64(1) << 8
 HSTATUS_HU: Final = u64(1) << 9
 HSTATUS_VGEIN_SHIFT: Final = u64(12)
+HSTATUS_VGEIN: Final = u64(0x3F) << 12
 HSTATUS_VTVM: Final = u64(1) << 20
 HSTATUS_VTW: Final = u64(1) << 21
 HSTATUS_VTSR: Final = u64(1) << 22

@@ -16,12 +16,13 @@ from compiler.prelude import (
 from hypervisor.arch.riscv.defs import (
     EXC_COUNT, EXC_ECALL_VS, EXC_ILLEGAL_INST, EXC_INST_GUEST_PAGE_FAULT, EXC_LOAD_GUEST_PAGE_FAULT,
     EXC_STORE_GUEST_PAGE_FAULT, EXC_VIRTUAL_INST, HSTATUS_SPVP, INSN_WFI, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER,
-    HSTATUS_SPV, HSTATUS_VTW, MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_FS, SSTATUS_FS_INITIAL, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+    HSTATUS_SPV, HSTATUS_VGEIN, HSTATUS_VGEIN_SHIFT, HSTATUS_VTW, MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_FS, SSTATUS_FS_INITIAL, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
 )
 from hypervisor.arch.riscv.mmio import mmio_emulate
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
-from hypervisor.board import MAX_HARTS
+from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS
+from hypervisor.core.vaplic import VGEIN_MVM
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.virq import virq_external
 from hypervisor.arch.riscv.sbi_call import (
@@ -168,7 +169,10 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
         csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
     csr_write(HVIP, u64(0))
     # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
-    csr_write(HSTATUS, csr_read(HSTATUS) | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
+    hstatus = csr_read(HSTATUS) & ~HSTATUS_VGEIN
+    if IRQ_MODE == IRQ_MODE_AIA and vm.id == 0:
+        hstatus |= VGEIN_MVM << HSTATUS_VGEIN_SHIFT  # the vCPU's IMSIC is this guest interrupt file
+    csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
     # sstatus.FS must not be Off while V=1, or the guest's own FP use traps (Priv 9.2.10 / 4.1.1). One vCPU
     # per hart and a hypervisor built without F/D mean the FP registers are the guest's alone: no save needed.
     s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS)
