@@ -5,7 +5,7 @@ through its own stage-2 table and VMID. A VM that ends (power-off, or a fault th
 memory and tables; the other VMs run on.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, cstr, fence, static, struct, u8, u32, u64
+from compiler.prelude import TIME, Array, Final, Ptr, addr_of, csr_read, cstr, fence, static, struct, u8, u32, u64
 
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RW, S2_PERM_RWX, stage2_create, stage2_destroy, stage2_flush, stage2_map,
@@ -268,3 +268,24 @@ def vm_report(vm: Ptr[Vm], what: Ptr[u8], value: u64) -> None:
     console_hex(value)
     console_puts(cstr(b"\n"))
     console_unlock()
+
+
+def vm_print_stats(vm: Ptr[Vm]) -> None:
+    """One line per vCPU: exits to the hypervisor, of which WFI and SBI calls, and the time base now."""
+    for i in range(vm.vcpus):
+        v = addr_of(VCPUS[vm.vcpu + u64(i)])
+        console_lock()
+        console_puts(cstr(b"pyshyper: vm"))
+        console_dec(vm.id)
+        console_puts(cstr(b" vcpu"))
+        console_dec(u64(i))
+        console_puts(cstr(b": traps "))
+        console_dec(v.traps)
+        console_puts(cstr(b", wfi "))
+        console_dec(v.wfi_exits)
+        console_puts(cstr(b", sbi "))
+        console_dec(v.sbi_calls)
+        console_puts(cstr(b", time "))
+        console_dec(csr_read(TIME))
+        console_puts(cstr(b"\n"))
+        console_unlock()

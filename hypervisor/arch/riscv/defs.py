@@ -35,6 +35,7 @@ MIP_VSEIP: Final = u64(1) << 10
 MIP_STIP: Final = u64(1) << 5
 MIP_SSIP: Final = u64(1) << 1
 MIP_SEIP: Final = u64(1) << 9
+MIP_SGEIP: Final = u64(1) << 12
 
 SCAUSE_INTERRUPT: Final = u64(1) << 63
 

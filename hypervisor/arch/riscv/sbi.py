@@ -19,7 +19,7 @@ from hypervisor.arch.riscv.sbi_call import (
 from hypervisor.arch.riscv.stage2 import stage2_translate
 from hypervisor.core.vm import (
     MSG_FENCE, MSG_VSEIP, MSG_VSSIP, VCPU_STARTED, VCPU_STOPPED, VM_ENDED, VM_FAILED, Vcpu, Vm, vcpu_reset, vcpu_vm,
-    vm_console_flush, vm_console_putc, vm_end, vm_load_image, vm_report, vm_vcpu, vm_vcpus_started,
+    vm_console_flush, vm_console_putc, vm_end, vm_print_stats, vm_load_image, vm_report, vm_vcpu, vm_vcpus_started,
 )
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.virq import virq_update_vcpu
@@ -186,6 +186,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         # The management VM's power-off or reboot is the machine's (DESIGN.md section 4).
         vm_report(vm, cstr(b"(management VM) resets the machine, type "), kind)
         vm_console_flush(vm)
+        vm_print_stats(vm)
         sbi_system_reset(kind, reason)
         return
     if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:

@@ -6,9 +6,9 @@ exception) ends; the hypervisor and the other VMs run on (Priv 9.6 "Traps").
 """
 
 from compiler.prelude import (
-    HGATP, HIE, HSTATUS, HTVAL, HVIP, SCAUSE, SEPC, SIE, SIP, SSTATUS, STVAL, TIME, VSATP, VSCAUSE, VSEPC,
+    HGATP, HGEIE, HIE, HSTATUS, HTVAL, HVIP, SCAUSE, SEPC, SIE, SIP, SSTATUS, STVAL, TIME, VSATP, VSCAUSE, VSEPC,
     VSSTATUS, VSTIMECMP,
-    VSTVAL, VSTVEC, Array, Callable, Final, Ptr, csr_clear, csr_read, csr_write, cstr, export, extern, hfence_gvma_vmid,
+    VSTVAL, VSTVEC, Array, Callable, Final, Ptr, csr_clear, csr_read, csr_set, csr_write, cstr, export, extern, hfence_gvma_vmid,
     hfence_vvma_vmid, static,
     addr_of, amoswap_w, u8, u32, u64, wfi,
 )
@@ -16,7 +16,7 @@ from compiler.prelude import (
 from hypervisor.arch.riscv.defs import (
     EXC_COUNT, EXC_ECALL_VS, EXC_ILLEGAL_INST, EXC_INST_GUEST_PAGE_FAULT, EXC_LOAD_GUEST_PAGE_FAULT,
     EXC_STORE_GUEST_PAGE_FAULT, EXC_VIRTUAL_INST, HSTATUS_SPVP, INSN_WFI, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER,
-    HSTATUS_SPV, HSTATUS_VGEIN, HSTATUS_VGEIN_SHIFT, HSTATUS_VTW, MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_FS, SSTATUS_FS_INITIAL, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+    HSTATUS_SPV, HSTATUS_VGEIN, HSTATUS_VGEIN_SHIFT, HSTATUS_VTW, MIP_SGEIP, MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_FS, SSTATUS_FS_INITIAL, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
 )
 from hypervisor.arch.riscv.mmio import mmio_emulate
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
@@ -102,7 +102,16 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
         v.sepc += 4
         v.wfi_exits += 1
         # Wait in the hypervisor for any interrupt; the guest's own (VS-level) ones are enabled in hie,
-        # the hypervisor's in sie. Whatever woke the hart is taken once the vCPU resumes.
+        # the hypervisor's in sie. Whatever woke the hart is taken once the vCPU resumes. In AIA mode an MSI
+        # into the vCPU's guest interrupt file must wake the hart too: it raises SGEIP through hgeie (Priv
+        # 9.2.4), enabled only while waiting so a running guest's own interrupts never exit to the hypervisor.
+        if IRQ_MODE == IRQ_MODE_AIA and vcpu_vm(v).id == 0:
+            csr_write(HGEIE, u64(1) << VGEIN_MVM)
+            csr_set(SIE, MIP_SGEIP)
+            wfi()
+            csr_clear(SIE, MIP_SGEIP)
+            csr_write(HGEIE, u64(0))
+            return
         wfi()
         return
     trap_inject_exception(v, EXC_ILLEGAL_INST, insn)
@@ -203,6 +212,7 @@ def hart_wait(hartid: u64) -> None:
 def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     """Called by runtime/trap.S with the trapped vCPU; returns the vCPU to resume."""
     cause = csr_read(SCAUSE)
+    v.traps += 1
     if cause & SCAUSE_INTERRUPT != 0:
         code = cause & ~SCAUSE_INTERRUPT
         if code < IRQ_COUNT:
