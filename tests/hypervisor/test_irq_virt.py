@@ -1,0 +1,147 @@
+"""Interrupt virtualization for the management VM, run on the host under CPython with the physical PLIC and
+APLIC as mock MMIO: PLIC-mode routing (claim, virtual pending, VSEIP, completion after the guest's) and the
+AIA-mode virtual APLIC mirrored into the physical one with rewritten MSI targets."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from boards import make_config, render_hypervisor_module
+from compiler import prelude
+from compiler.csrs import CSRS
+
+POOL = 0x9000_0000
+MIP_VSEIP = 1 << 10
+
+
+def _load(tmp_path, irq: str):
+    board = tmp_path / "board.py"
+    board.write_text(render_hypervisor_module(make_config("qemu-virt", irq, 3 if irq == "aia" else None)))
+    prelude.install_import_hook(["hypervisor"])
+    for name in [n for n in sys.modules if n.startswith("hypervisor")]:
+        sys.modules.pop(name)
+    prelude.reset()
+    b = prelude.load_module(str(board), "hypervisor.board")
+    importlib.invalidate_caches()
+    mods = {n: importlib.import_module(f"hypervisor.{n}") for n in
+            ("core.frame_alloc", "core.vm", "core.virq", "core.vplic", "core.vaplic")}
+    prelude.memory.fill(POOL, 1 << 20)
+    assert mods["core.frame_alloc"].frame_alloc_init(prelude.u64(POOL), prelude.u64(1 << 20))
+    return b, mods
+
+
+class Mmio:
+    """A register file standing in for a physical interrupt controller."""
+
+    def __init__(self, base: int):
+        self.base, self.regs, self.writes, self.claims = base, {}, [], []
+
+    def read(self, off, width):
+        if self.claims and off == 0x200004 + 0x1000 * 1:  # hart 0's S context claim register
+            return self.claims.pop(0)
+        return self.regs.get(off, 0)
+
+    def write(self, off, width, value):
+        self.writes.append((off, value))
+        self.regs[off] = value
+
+
+@pytest.fixture
+def plic(tmp_path):
+    b, m = _load(tmp_path, "plic")
+    dev = Mmio(int(b.PLIC_BASE))
+    prelude.mock.map_mmio(int(b.PLIC_BASE), 0x4000000, dev.read, dev.write)
+    ipis = []
+    prelude.mock.sbi_handler = lambda eid, fid, *a: (ipis.append((eid, fid, a[0], a[1])), (0, 0))[1]
+    vm_mod = m["core.vm"]
+    vm = vm_mod.vm_setup(prelude.u64(0), prelude.u64(0x9000_0000), prelude.u64(0x9000_0000),
+                         prelude.u64(0x20_0000), False)
+    v0 = vm_mod.vcpu_add(vm, prelude.u64(0), True)
+    v1 = vm_mod.vcpu_add(vm, prelude.u64(1), True)
+    m["core.virq"].virq_init(vm)
+    m["core.virq"].virq_route(vm, prelude.u64(10), prelude.u64(0))
+    return m, dev, vm, v0, v1, ipis
+
+
+def test_plic_route_programs_the_physical_plic(plic):
+    m, dev, vm, v0, v1, ipis = plic
+    assert (4 * 10, 1) in dev.writes  # priority of source 10
+    assert (0x2000 + 0x80 * 1, 1 << 10) in dev.writes  # enabled for hart 0's S context
+    assert (0x200000 + 0x1000 * 1, 0) in dev.writes  # threshold 0
+
+
+def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_guest(plic):
+    m, dev, vm, v0, v1, ipis = plic
+    vp, virq = m["core.vplic"], m["core.virq"]
+    p = virq.virq_vplic()
+    u64 = prelude.u64
+    # the guest enables source 10 in vCPU 0's S context (context 1) with priority 1
+    vp.vplic_write(p, u64(4 * 10), u64(4), u64(1))
+    vp.vplic_write(p, u64(0x2000 + 0x80 * 1), u64(4), u64(1 << 10))
+    dev.claims = [10, 0]
+    virq.virq_external(v0, u64(0))
+    assert prelude.mock.csr[CSRS["HVIP"]] & MIP_VSEIP  # vCPU 0 (this hart) sees its external line
+    assert ipis and ipis[-1][0] == 0x735049 and ipis[-1][3] == 1  # vCPU 1's hart is told to re-evaluate
+    assert not any(off == 0x200004 + 0x1000 and val == 10 for off, val in dev.writes)  # not completed yet
+    src = vp.vplic_read(p, u64(0x200004 + 0x1000 * 1), u64(4))  # guest claims
+    assert int(src) == 10
+    virq.virq_update(vm, v0)
+    assert not prelude.mock.csr[CSRS["HVIP"]] & MIP_VSEIP
+    done = vp.vplic_write(p, u64(0x200004 + 0x1000 * 1), u64(4), u64(10))  # guest completes
+    assert int(done) == 10
+    virq.virq_guest_completed(done)
+    assert (0x200004 + 0x1000 * 1, 10) in dev.writes  # now the physical source is completed
+
+
+def test_plic_unowned_source_is_dropped(plic):
+    m, dev, vm, v0, v1, ipis = plic
+    dev.claims = [33, 0]
+    m["core.virq"].virq_external(v0, prelude.u64(0))
+    assert (0x200004 + 0x1000 * 1, 33) in dev.writes
+
+
+@pytest.fixture
+def aplic(tmp_path):
+    b, m = _load(tmp_path, "aia")
+    dev = Mmio(int(b.APLIC_S_BASE))
+    prelude.mock.map_mmio(int(b.APLIC_S_BASE), 0x8000, dev.read, dev.write)
+    va = m["core.vaplic"]
+    va.vaplic_init_physical()
+    va.vaplic_own(prelude.u64(10))
+    return va, dev, b
+
+
+def test_aplic_physical_domain_is_msi_and_enabled(aplic):
+    va, dev, b = aplic
+    assert (0x0, (1 << 8) | (1 << 2)) in dev.writes
+
+
+def test_aplic_owned_source_is_mirrored_with_rewritten_target(aplic):
+    va, dev, b = aplic
+    u64 = prelude.u64
+    va.vaplic_write(u64(0x4 + 4 * 9), u64(6 | (1 << 10)))  # sourcecfg[10]: level high, D bit refused
+    assert (0x4 + 4 * 9, 6) in dev.writes
+    assert int(va.vaplic_read(u64(0x4 + 4 * 9))) == 6
+    guest_target = (1 << 18) | 33  # vCPU 1, guest index 0, EIID 33
+    va.vaplic_write(u64(0x3004 + 4 * 9), u64(guest_target))
+    hart1 = int(b.MVM_HARTS[1])
+    assert (0x3004 + 4 * 9, (hart1 << 18) | (1 << 12) | 33) in dev.writes  # guest file VGEIN=1 on hart 1
+    assert int(va.vaplic_read(u64(0x3004 + 4 * 9))) == guest_target  # the guest reads back what it wrote
+    va.vaplic_write(u64(0x1EDC), u64(10))  # setienum
+    assert (0x1EDC, 10) in dev.writes
+    assert int(va.vaplic_read(u64(0x1E00))) == 1 << 10
+
+
+def test_aplic_unowned_source_never_reaches_hardware(aplic):
+    va, dev, b = aplic
+    u64 = prelude.u64
+    before = list(dev.writes)
+    va.vaplic_write(u64(0x4 + 4 * 19), u64(6))
+    va.vaplic_write(u64(0x3004 + 4 * 19), u64(5))
+    va.vaplic_write(u64(0x1EDC), u64(20))
+    assert dev.writes == before
+    assert int(va.vaplic_read(u64(0x0))) & 0x80000000  # domaincfg bit 31 reads as 1
+    assert not va.vaplic_access_ok(u64(0x2), u64(4)) and not va.vaplic_access_ok(u64(0x4), u64(2))
