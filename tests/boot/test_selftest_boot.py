@@ -202,6 +202,7 @@ def test_selftest_boot_without_sstc(built, boot):
     opts = run_options(cfg, out, smp=2)
     opts = RunOptions(opts.config, opts.elf, opts.smp, opts.mem, "rv64,sstc=false", opts.guest_image)
     b = boot(qemu_command(opts))
+    b.expect(r"PyShyper \d+\.\d+\.\d+", "banner")
     b.expect(r"extensions: +H=yes Sstc=no", "extensions line without Sstc")
     b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
     b.expect(r"all VMs have ended", "all VMs ended")
