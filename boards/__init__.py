@@ -86,6 +86,7 @@ class BuildConfig:
     board: Board
     irq: str = "plic"
     aia_guests: int = 0
+    debug_faults: bool = False  # test builds only: a guest may ask the hypervisor to fault (tests/boot)
 
     @property
     def aia(self) -> bool:
@@ -103,7 +104,8 @@ class BuildConfig:
 
     def key(self) -> dict[str, Any]:
         """What identifies the build output (stored next to the ELF so `run` rebuilds when it changes)."""
-        return {"board": self.board.name, "irq": self.irq, "aia_guests": self.aia_guests}
+        return {"board": self.board.name, "irq": self.irq, "aia_guests": self.aia_guests,
+                "debug_faults": self.debug_faults}
 
 
 def available_boards() -> list[str]:
@@ -190,6 +192,7 @@ def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
     """(NAME, value, comment) for every scalar constant shared by the hypervisor and assembly."""
     b = cfg.board
     return [
+        ("DEBUG_FAULTS", int(cfg.debug_faults), "1: the PyShyper test SBI extension may fault the hypervisor"),
         ("RAM_BASE", b.ram_base, "start of DRAM"),
         ("HYP_LOAD_ADDRESS", b.hypervisor.base, "entry point and start of the hypervisor image"),
         ("HYP_REGION_SIZE", b.hypervisor.size, "bytes the hypervisor image, stacks and data may use"),

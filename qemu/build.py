@@ -15,6 +15,7 @@ Stages (each prints a progress line with its time):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -468,6 +469,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="link this riscv64 object instead of compiling hypervisor/ (bring-up, tests)",
     )
     p.add_argument("--no-guests", action="store_true", help="do not build the test guests under tests/guests/")
+    p.add_argument(
+        "--debug-faults",
+        action="store_true",
+        help="test builds only: let a guest make the hypervisor take a fault (checks the fault report)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -479,6 +485,8 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 def run_build(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
+        if getattr(args, "debug_faults", False):
+            cfg = dataclasses.replace(cfg, debug_faults=True)
     except BoardError as e:
         print(f"pyshyper build: error: {e}", file=sys.stderr)
         return 2

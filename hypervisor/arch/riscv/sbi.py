@@ -6,7 +6,7 @@ in a0 (error) and a1 (value). Extensions are found through a table (`SBI_EIDS` /
 
 from compiler.prelude import (
     HVIP, VSTIMECMP, Array, Callable, Final, Ptr, addr_of, amoswap_w, cstr, csr_clear, csr_set, csr_write, fence,
-    fence_i, hfence_vvma_vmid, i64, static, u8, u32, u64,
+    fence_i, hfence_vvma_vmid, i64, noinline, static, u8, u32, u64,
 )
 
 from hypervisor.arch.riscv.defs import MIP_VSSIP, MIP_VSTIP
@@ -21,9 +21,11 @@ from hypervisor.core.vm import (
     MSG_FENCE, MSG_VSEIP, MSG_VSSIP, VCPU_STARTED, VCPU_STOPPED, VM_ENDED, VM_FAILED, Vcpu, Vm, vcpu_reset, vcpu_vm,
     vm_console_flush, vm_console_putc, vm_end, vm_print_stats, vm_load_image, vm_report, vm_vcpu, vm_vcpus_started,
 )
+from hypervisor.board import DEBUG_FAULTS
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.virq import virq_update_vcpu
 
+SBI_EXT_PYSHYPER_TEST: Final = u64(0x0A505354)  # firmware-specific range 0x0A000000..0x0AFFFFFF
 SBI_SPEC_VERSION: Final = u64(2) << 24  # 2.0 (SBI 4.1)
 SBI_IMPL_ID: Final = u64(0x50595348)  # "PYSH": not a registered implementation ID
 SBI_IMPL_VERSION: Final = u64(1)
@@ -253,6 +255,16 @@ def sbi_legacy_getchar(v: Ptr[Vcpu]) -> None:
     v.regs[A0] = ~u64(0)  # -1: no character
 
 
+@noinline
+def sbi_test_fault(v: Ptr[Vcpu]) -> None:
+    """The PyShyper test extension (firmware-specific EID space, SBI 2.0 3.x): in a `--debug-faults` build
+    only, make the hypervisor load from an address with no memory, so tests see its own fault report."""
+    if DEBUG_FAULTS == 0:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+        return
+    sbi_return(v, SBI_SUCCESS, Ptr[u64](u64(8))[0])
+
+
 def sbi_pmu(v: Ptr[Vcpu]) -> None:
     sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 
@@ -284,6 +296,8 @@ def sbi_handle_ecall(v: Ptr[Vcpu]) -> None:
         SBI_HANDLERS[i](v)
     elif v.regs[A7] == SBI_EXT_PMU:
         sbi_pmu(v)
+    elif v.regs[A7] == SBI_EXT_PYSHYPER_TEST:
+        sbi_test_fault(v)
     else:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 
