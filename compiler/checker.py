@@ -8,15 +8,32 @@ before `CompileError` is raised.
 from __future__ import annotations
 
 import ast
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler import intrinsics as intr
 from compiler.diagnostics import Reporter
 from compiler.types import (
-    BOOL, I64, INTS, LIT, U32, U64, VOID, ArrayT, BoolT, FnT, IntT, LitT, MmioT, PtrT, StructT, Type, VoidT,
-    alignof, is_int, layout_struct, sizeof,
+    BOOL,
+    I64,
+    INTS,
+    LIT,
+    U64,
+    VOID,
+    ArrayT,
+    BoolT,
+    FnT,
+    IntT,
+    LitT,
+    MmioT,
+    PtrT,
+    StructT,
+    Type,
+    VoidT,
+    alignof,
+    is_int,
+    layout_struct,
+    sizeof,
 )
 
 PRELUDE = "compiler.prelude"
@@ -427,7 +444,7 @@ class Checker:
                     r = self.type_expr(args[1], allow_void=True)
                     if None in ps or r is None:
                         return None
-                    for a, p in zip(args[0].elts, ps):
+                    for a, p in zip(args[0].elts, ps, strict=True):
                         if p.is_aggregate:
                             self.err("E310", "aggregates are places, not values: pass a Ptr", a)
                     return FnT(tuple(ps), r)  # type: ignore[arg-type]
@@ -1316,7 +1333,7 @@ class Checker:
             for a in e.args:
                 self.expr(a)
             return ret
-        for a, p in zip(e.args, params):
+        for a, p in zip(e.args, params, strict=True):
             t = self.expr(a, p)
             if t is not None:
                 if t.is_aggregate:
@@ -1547,6 +1564,3 @@ def check_program(paths: list[Path], extra: dict[str, Path] | None = None, root:
     c.rep.raise_if_any()
     return Program(c.modules, c.order, c.funcs, c.globals, c.structs, c.consts, main)
 
-
-__all__ = ["check_program", "Program", "FuncSym", "GlobalSym", "LocalSym", "ConstSym", "os"]
-_ = (os, U32)

@@ -14,7 +14,19 @@ from llvmlite import ir
 from compiler import intrinsics as intr
 from compiler.checker import ConstSym, FuncSym, GlobalSym, LocalSym, Program
 from compiler.types import (
-    BOOL, I64, PTR_IR, U64, ArrayT, BoolT, FnT, IntT, LitT, MmioT, PtrT, StructT, Type, VoidT, llvm_type,
+    BOOL,
+    PTR_IR,
+    ArrayT,
+    BoolT,
+    FnT,
+    IntT,
+    LitT,
+    MmioT,
+    PtrT,
+    StructT,
+    Type,
+    VoidT,
+    llvm_type,
 )
 
 I1 = ir.IntType(1)
@@ -97,7 +109,7 @@ class Lowering:
         b.ret(ir.Constant(I64_IR, 0))
         b.position_at_end(go)
         args = []
-        for (_, t), a in zip(f.params, fn.args):
+        for (_, t), a in zip(f.params, fn.args, strict=True):
             lt = llvm_type(t)
             if isinstance(t, (PtrT, MmioT, FnT)):
                 args.append(b.inttoptr(a, PTR_IR))
@@ -197,7 +209,7 @@ class Lowering:
                 slot.align = max(8, _align(loc.ty))
             self.b.store(ir.Constant(lt, None), slot)
             self.slots[loc] = slot
-        for (name, t), arg in zip(f.params, fn.args):
+        for (name, t), arg in zip(f.params, fn.args, strict=True):
             arg.name = name + ".arg"
             self._store(arg, self.slots[f.locals[name]], t)
         self.b.branch(body)
@@ -761,4 +773,4 @@ def lower_program(prog: Program, target: str) -> ir.Module:
     return Lowering(prog, target).lower()
 
 
-__all__ = ["lower_program", "PANIC", "I64", "U64", "MmioT"]
+

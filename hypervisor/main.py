@@ -3,32 +3,62 @@ creates the VMs and starts the other harts through SBI HSM; each hart then runs 
 """
 
 from compiler.prelude import (
-    HCOUNTEREN, HEDELEG, HENVCFG, HGATP, HIDELEG, HSTATUS, HTIMEDELTA, SIE, SSCRATCH, SSTATUS, STVEC, VSATP,
+    HCOUNTEREN,
+    HEDELEG,
+    HENVCFG,
+    HIDELEG,
+    HTIMEDELTA,
+    SIE,
+    SSCRATCH,
+    STVEC,
     VSTIMECMP,
-    Array, Final, Ptr, addr_of, csr_read, csr_write, cstr, export, extern_addr, hfence_gvma_vmid, static, u8,
+    Array,
+    Final,
+    Ptr,
+    addr_of,
+    csr_write,
+    cstr,
+    export,
+    extern_addr,
+    static,
+    u8,
     u64,
 )
-
 from hypervisor.arch.riscv.defs import (
-    COUNTEREN_CY_TM_IR, HEDELEG_GUEST, HENVCFG_STCE, HIDELEG_GUEST, HSTATUS_SPV, HSTATUS_SPVP, HSTATUS_VTW,
-    MIP_SEIP, MIP_SSIP, MIP_STIP, SSTATUS_FS, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+    COUNTEREN_CY_TM_IR,
+    HEDELEG_GUEST,
+    HENVCFG_STCE,
+    HIDELEG_GUEST,
+    MIP_SEIP,
+    MIP_SSIP,
+    MIP_STIP,
 )
 from hypervisor.arch.riscv.sbi_call import (
-    SBI_EXT_DBCN, SBI_EXT_HSM, SBI_SRST_REASON_FAILURE, SBI_SRST_SHUTDOWN, sbi_hart_start, sbi_probe_extension,
+    SBI_EXT_DBCN,
+    SBI_EXT_HSM,
+    SBI_SRST_REASON_FAILURE,
+    SBI_SRST_SHUTDOWN,
+    sbi_hart_start,
+    sbi_probe_extension,
     sbi_system_reset,
 )
-from hypervisor.arch.riscv.stage2 import stage2_hgatp
 from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
 from hypervisor.board import (
-    AIA_GUESTS, GUEST_IMAGE_ADDRESS, GUEST_IMAGE_MAX_SIZE, IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS, MVM_MEM_HOST,
+    AIA_GUESTS,
+    GUEST_IMAGE_ADDRESS,
+    GUEST_IMAGE_MAX_SIZE,
+    IRQ_MODE,
+    IRQ_MODE_AIA,
+    MAX_HARTS,
+    MVM_MEM_HOST,
     MVM_MEM_SIZE,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
-from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_has_extension, fdt_cpu_hartid, fdt_memory, fdt_valid
+from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_sstc
 from hypervisor.core.mvm import mvm_create
-from hypervisor.core.vm import HART_VCPU, Vcpu, vcpu_vm, vm_create
+from hypervisor.core.vm import vm_create
 
 # A guest image starts with `j` over a header: magic (b"PYSHGUST"), image size, number of VMs to start from it.
 GUEST_MAGIC: Final = u64(0x5453554748535950)

@@ -4,7 +4,6 @@ Lines from several harts do not interleave: a caller holds `console_lock` for a 
 """
 
 from compiler.prelude import Array, Ptr, addr_of, amoswap_w, fence, static, u8, u32, u64
-
 from hypervisor.arch.riscv.sbi_call import sbi_console_write
 
 console_lock_word = static(Array[u32, 1])

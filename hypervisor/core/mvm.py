@@ -3,10 +3,24 @@ gives (boards/qemu-virt/mvm.toml), RAM identity-mapped (passthrough devices DMA 
 its devices passed through, its PLIC emulated."""
 
 from compiler.prelude import Final, Ptr, cstr, u32, u64
-
 from hypervisor.board import (
-    IMSIC_HART_STRIDE, IMSIC_PAGE_SIZE, IMSIC_S_BASE, IRQ_MODE, IRQ_MODE_AIA, MVM_IMSIC_BASE, MVM_DTB_IPA, MVM_HARTS, MVM_KERNEL_IPA, MVM_MEM_HOST, MVM_MEM_IPA, MVM_MEM_SIZE, MVM_NUM_VCPUS, MVM_PT_BASES,
-    MVM_PT_COUNT, MVM_PT_IRQS, MVM_PT_SIZES,
+    IMSIC_HART_STRIDE,
+    IMSIC_PAGE_SIZE,
+    IMSIC_S_BASE,
+    IRQ_MODE,
+    IRQ_MODE_AIA,
+    MVM_DTB_IPA,
+    MVM_HARTS,
+    MVM_IMSIC_BASE,
+    MVM_KERNEL_IPA,
+    MVM_MEM_HOST,
+    MVM_MEM_IPA,
+    MVM_MEM_SIZE,
+    MVM_NUM_VCPUS,
+    MVM_PT_BASES,
+    MVM_PT_COUNT,
+    MVM_PT_IRQS,
+    MVM_PT_SIZES,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_valid

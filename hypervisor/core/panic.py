@@ -1,8 +1,8 @@
 """The language's panic handler (LANGUAGE.md section 9) for the hypervisor: report, then stop this hart."""
 
 from compiler.prelude import cstr, export, u64, wfi
-
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+
 
 @export("pyshyper_panic")
 def hyp_panic(kind: u64, a: u64, b: u64) -> None:

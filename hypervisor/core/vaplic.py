@@ -5,7 +5,6 @@ interrupt file VGEIN): the device's MSI then lands in the vCPU's guest interrupt
 """
 
 from compiler.prelude import Array, Final, Mmio, Ptr, addr_of, static, struct, u32, u64
-
 from hypervisor.board import APLIC_S_BASE, MVM_HARTS, MVM_NUM_VCPUS
 
 APLIC_SOURCES: Final = 96

@@ -5,14 +5,25 @@ guest completes it, so a level-triggered device cannot storm the hypervisor mean
 """
 
 from compiler.prelude import HVIP, Array, Final, Ptr, addr_of, amoswap_w, csr_clear, csr_set, fence, static, u32, u64
-
 from hypervisor.arch.riscv.defs import MIP_VSEIP
-from hypervisor.arch.riscv.plic import plic_claim, plic_complete, plic_enable, plic_set_priority, plic_set_threshold, \
-    plic_s_context
+from hypervisor.arch.riscv.plic import (
+    plic_claim,
+    plic_complete,
+    plic_enable,
+    plic_s_context,
+    plic_set_priority,
+    plic_set_threshold,
+)
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.core.vm import MSG_VSEIP, Vcpu, Vm, vcpu_vm, vm_vcpu
-from hypervisor.core.vplic import Vplic, vplic_context_of_vcpu, vplic_context_pending, vplic_init, \
-    vplic_set_hw_owned, vplic_set_pending
+from hypervisor.core.vplic import (
+    Vplic,
+    vplic_context_of_vcpu,
+    vplic_context_pending,
+    vplic_init,
+    vplic_set_hw_owned,
+    vplic_set_pending,
+)
 
 VIRQ_SOURCES: Final = 96
 NO_OWNER: Final = u64(0xFF)

@@ -6,13 +6,22 @@ memory and tables; the other VMs run on.
 """
 
 from compiler.prelude import TIME, Array, Final, Ptr, addr_of, csr_read, cstr, fence, static, struct, u8, u32, u64
-
 from hypervisor.arch.riscv.stage2 import (
-    S2_PERM_RW, S2_PERM_RWX, stage2_create, stage2_destroy, stage2_flush, stage2_map,
+    S2_PERM_RW,
+    S2_PERM_RWX,
+    stage2_create,
+    stage2_destroy,
+    stage2_flush,
+    stage2_map,
 )
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import (
-    console_dec, console_hex, console_lock, console_puts, console_unlock, console_write,
+    console_dec,
+    console_hex,
+    console_lock,
+    console_puts,
+    console_unlock,
+    console_write,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_free
 

@@ -3,9 +3,7 @@ instruction read back with hlvx.hu when htinst is zero: Priv 9.4.4 and 9.2.x) an
 emulator; the guest then continues after the instruction."""
 
 from compiler.prelude import HTINST, Array, Ptr, addr_of, csr_read, hlvx_hu, u64
-
-from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn_len, mmio_load_value, \
-    mmio_store_value
+from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn_len, mmio_load_value, mmio_store_value
 from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MVM_APLIC_BASE, MVM_APLIC_SIZE, MVM_PLIC_BASE, MVM_PLIC_SIZE
 from hypervisor.core.vaplic import vaplic_access_ok, vaplic_read, vaplic_write
 from hypervisor.core.virq import virq_guest_completed, virq_lock, virq_unlock, virq_update, virq_vplic

@@ -4,7 +4,6 @@ On QEMU virt, hart h has two contexts: 2h for M-mode and 2h + 1 for S-mode; the 
 """
 
 from compiler.prelude import Final, Mmio, u32, u64
-
 from hypervisor.board import PLIC_BASE
 
 PLIC_PRIORITY: Final = u64(0x0)

@@ -5,25 +5,79 @@ in a0 (error) and a1 (value). Extensions are found through a table (`SBI_EIDS` /
 """
 
 from compiler.prelude import (
-    HVIP, VSTIMECMP, Array, Callable, Final, Ptr, addr_of, amoswap_w, cstr, csr_clear, csr_set, csr_write, fence,
-    fence_i, hfence_vvma_vmid, i64, noinline, static, u8, u32, u64,
+    HVIP,
+    VSTIMECMP,
+    Array,
+    Callable,
+    Final,
+    Ptr,
+    addr_of,
+    amoswap_w,
+    csr_clear,
+    csr_set,
+    csr_write,
+    cstr,
+    fence,
+    fence_i,
+    hfence_vvma_vmid,
+    i64,
+    noinline,
+    static,
+    u8,
+    u32,
+    u64,
 )
-
 from hypervisor.arch.riscv.defs import MIP_VSSIP, MIP_VSTIP
 from hypervisor.arch.riscv.sbi_call import (
-    SBI_ERR_ALREADY_AVAILABLE, SBI_ERR_INVALID_PARAM, SBI_ERR_NOT_SUPPORTED, SBI_EXT_BASE, SBI_EXT_DBCN,
-    SBI_EXT_HSM, SBI_EXT_IPI, SBI_EXT_LEGACY_GETCHAR, SBI_EXT_LEGACY_PUTCHAR, SBI_EXT_LEGACY_SET_TIMER,
-    SBI_EXT_PMU, SBI_EXT_RFENCE, SBI_EXT_SRST, SBI_EXT_TIME, SBI_HSM_STARTED, SBI_HSM_STOPPED, SBI_SRST_COLD_REBOOT,
-    SBI_SRST_REASON_NONE, SBI_SRST_WARM_REBOOT, SBI_SUCCESS, sbi_send_ipi, sbi_set_timer, sbi_system_reset,
+    SBI_ERR_ALREADY_AVAILABLE,
+    SBI_ERR_INVALID_PARAM,
+    SBI_ERR_NOT_SUPPORTED,
+    SBI_EXT_BASE,
+    SBI_EXT_DBCN,
+    SBI_EXT_HSM,
+    SBI_EXT_IPI,
+    SBI_EXT_LEGACY_GETCHAR,
+    SBI_EXT_LEGACY_PUTCHAR,
+    SBI_EXT_LEGACY_SET_TIMER,
+    SBI_EXT_PMU,
+    SBI_EXT_RFENCE,
+    SBI_EXT_SRST,
+    SBI_EXT_TIME,
+    SBI_HSM_STARTED,
+    SBI_HSM_STOPPED,
+    SBI_SRST_COLD_REBOOT,
+    SBI_SRST_REASON_NONE,
+    SBI_SRST_WARM_REBOOT,
+    SBI_SUCCESS,
+    sbi_send_ipi,
+    sbi_set_timer,
+    sbi_system_reset,
 )
 from hypervisor.arch.riscv.stage2 import stage2_translate
-from hypervisor.core.vm import (
-    MSG_FENCE, MSG_VSEIP, MSG_VSSIP, VCPU_STARTED, VCPU_STOPPED, VM_ENDED, VM_FAILED, Vcpu, Vm, vcpu_reset, vcpu_vm,
-    vm_console_flush, vm_console_putc, vm_end, vm_print_stats, vm_load_image, vm_report, vm_vcpu, vm_vcpus_started,
-)
 from hypervisor.board import DEBUG_FAULTS
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.virq import virq_update_vcpu
+from hypervisor.core.vm import (
+    MSG_FENCE,
+    MSG_VSEIP,
+    MSG_VSSIP,
+    VCPU_STARTED,
+    VCPU_STOPPED,
+    VM_ENDED,
+    VM_FAILED,
+    Vcpu,
+    Vm,
+    vcpu_reset,
+    vcpu_vm,
+    vm_console_flush,
+    vm_console_putc,
+    vm_end,
+    vm_load_image,
+    vm_print_stats,
+    vm_report,
+    vm_vcpu,
+    vm_vcpus_started,
+)
 
 SBI_EXT_PYSHYPER_TEST: Final = u64(0x0A505354)  # firmware-specific range 0x0A000000..0x0AFFFFFF
 SBI_SPEC_VERSION: Final = u64(2) << 24  # 2.0 (SBI 4.1)

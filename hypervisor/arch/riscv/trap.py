@@ -6,31 +6,96 @@ exception) ends; the hypervisor and the other VMs run on (Priv 9.6 "Traps").
 """
 
 from compiler.prelude import (
-    HGATP, HGEIE, HIE, HSTATUS, HTVAL, HVIP, SCAUSE, SEPC, SIE, SIP, SSTATUS, STVAL, TIME, VSATP, VSCAUSE, VSEPC,
-    VSSTATUS, VSTIMECMP,
-    VSTVAL, VSTVEC, Array, Callable, Final, Ptr, csr_clear, csr_read, csr_set, csr_write, cstr, export, extern, hfence_gvma_vmid,
-    hfence_vvma_vmid, static,
-    addr_of, amoswap_w, u8, u32, u64, wfi,
+    HGATP,
+    HGEIE,
+    HIE,
+    HSTATUS,
+    HTVAL,
+    HVIP,
+    SCAUSE,
+    SIE,
+    SIP,
+    SSTATUS,
+    STVAL,
+    TIME,
+    VSATP,
+    VSCAUSE,
+    VSEPC,
+    VSSTATUS,
+    VSTIMECMP,
+    VSTVAL,
+    VSTVEC,
+    Array,
+    Callable,
+    Final,
+    Ptr,
+    addr_of,
+    amoswap_w,
+    csr_clear,
+    csr_read,
+    csr_set,
+    csr_write,
+    cstr,
+    export,
+    extern,
+    hfence_gvma_vmid,
+    hfence_vvma_vmid,
+    static,
+    u8,
+    u32,
+    u64,
+    wfi,
 )
-
 from hypervisor.arch.riscv.defs import (
-    EXC_COUNT, EXC_ECALL_VS, EXC_ILLEGAL_INST, EXC_INST_GUEST_PAGE_FAULT, EXC_LOAD_GUEST_PAGE_FAULT,
-    EXC_STORE_GUEST_PAGE_FAULT, EXC_VIRTUAL_INST, HSTATUS_SPVP, INSN_WFI, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER,
-    HSTATUS_SPV, HSTATUS_VGEIN, HSTATUS_VGEIN_SHIFT, HSTATUS_VTW, MIP_SGEIP, MIP_SSIP, SCAUSE_INTERRUPT, SSTATUS_FS, SSTATUS_FS_INITIAL, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP,
+    EXC_COUNT,
+    EXC_ECALL_VS,
+    EXC_ILLEGAL_INST,
+    EXC_INST_GUEST_PAGE_FAULT,
+    EXC_LOAD_GUEST_PAGE_FAULT,
+    EXC_STORE_GUEST_PAGE_FAULT,
+    EXC_VIRTUAL_INST,
+    HSTATUS_SPV,
+    HSTATUS_SPVP,
+    HSTATUS_VGEIN,
+    HSTATUS_VGEIN_SHIFT,
+    HSTATUS_VTW,
+    INSN_WFI,
+    IRQ_S_EXT,
+    IRQ_S_SOFT,
+    IRQ_S_TIMER,
+    MIP_SGEIP,
+    MIP_SSIP,
+    SCAUSE_INTERRUPT,
+    SSTATUS_FS,
+    SSTATUS_FS_INITIAL,
+    SSTATUS_SIE,
+    SSTATUS_SPIE,
+    SSTATUS_SPP,
 )
 from hypervisor.arch.riscv.mmio import mmio_emulate
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
+from hypervisor.arch.riscv.sbi_call import (
+    SBI_SRST_REASON_FAILURE,
+    SBI_SRST_REASON_NONE,
+    SBI_SRST_SHUTDOWN,
+    sbi_system_reset,
+)
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
 from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS
-from hypervisor.core.vaplic import VGEIN_MVM
-from hypervisor.core.hart import hart_has_sstc
-from hypervisor.core.virq import virq_external
-from hypervisor.arch.riscv.sbi_call import (
-    SBI_SRST_REASON_FAILURE, SBI_SRST_REASON_NONE, SBI_SRST_SHUTDOWN, sbi_system_reset,
-)
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.vaplic import VGEIN_MVM
+from hypervisor.core.virq import virq_external
 from hypervisor.core.vm import (
-    HART_VCPU, VCPU_STARTED, VM_CRASHED, VM_RUNNING, Vcpu, vcpu_vm, vm_all_ended, vm_any_failed, vm_end,
+    HART_VCPU,
+    VCPU_STARTED,
+    VM_CRASHED,
+    VM_RUNNING,
+    Vcpu,
+    vcpu_vm,
+    vm_all_ended,
+    vm_any_failed,
+    vm_end,
     vm_report,
 )
 
