@@ -1,6 +1,9 @@
 """Trap-and-emulate MMIO: a guest-page fault inside an emulated device's window is decoded (htinst, or the
 instruction read back with hlvx.hu when htinst is zero: Priv 9.4.4 and 9.2.x) and performed by the device's
-emulator; the guest then continues after the instruction."""
+emulator; the guest then continues after the instruction.
+
+The emulator is chosen by the build's interrupt mode (a compile-time constant): the virtual PLIC, or the
+virtual APLIC in AIA mode (whose IMSIC pages are mapped, never emulated)."""
 
 from compiler.prelude import HTINST, Array, Ptr, addr_of, csr_read, hlvx_hu, u64
 from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn_len, mmio_load_value, mmio_store_value
@@ -27,55 +30,58 @@ def mmio_decode_trap(v: Ptr[Vcpu], a: Ptr[MmioAccess]) -> bool:
     return mmio_decode(htinst, insn, a)
 
 
+# The two emulators' ops. A write returns a passthrough source the guest completed (virtual PLIC), else 0.
+def plic_ok(offset: u64, width: u64) -> bool:
+    return vplic_access_ok(offset, width)
+
+
+def plic_read(offset: u64, width: u64) -> u64:
+    return vplic_read(virq_vplic(), offset, width)
+
+
+def plic_write(offset: u64, width: u64, value: u64) -> u64:
+    return vplic_write(virq_vplic(), offset, width, value)
+
+
+def aplic_write(offset: u64, width: u64, value: u64) -> u64:
+    vaplic_write(offset, value)
+    return u64(0)
+
+
+def aplic_read(offset: u64, width: u64) -> u64:
+    return vaplic_read(offset)
+
+
 def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> bool:
     """Emulate the access at gpa if an emulated device covers it; false: nothing there (the caller faults)."""
     vm = vcpu_vm(v)
     if vm.id != 0:
         return False
-    if IRQ_MODE == IRQ_MODE_AIA:
-        return mmio_emulate_aplic(v, gpa)
-    if gpa < MVM_PLIC_BASE or gpa - MVM_PLIC_BASE >= MVM_PLIC_SIZE:
+    base = MVM_APLIC_BASE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_BASE
+    size = MVM_APLIC_SIZE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_SIZE
+    if gpa < base or gpa - base >= size:
         return False
     acc = Array[MmioAccess, 1]()
     a = addr_of(acc[0])
     if not mmio_decode_trap(v, a):
         return False
-    offset = gpa - MVM_PLIC_BASE
-    if not vplic_access_ok(offset, a.width):
+    offset = gpa - base
+    ok = vaplic_access_ok(offset, a.width) if IRQ_MODE == IRQ_MODE_AIA else plic_ok(offset, a.width)
+    if not ok:
         return False
     virq_lock()
     if a.is_store:
-        done = vplic_write(virq_vplic(), offset, a.width, mmio_store_value(a, v.regs[a.reg]))
+        value = mmio_store_value(a, v.regs[a.reg])
+        done = aplic_write(offset, a.width, value) if IRQ_MODE == IRQ_MODE_AIA else plic_write(offset, a.width, value)
         virq_unlock()
         if done != 0:
             virq_guest_completed(done)
     else:
-        value = vplic_read(virq_vplic(), offset, a.width)
+        value = aplic_read(offset, a.width) if IRQ_MODE == IRQ_MODE_AIA else plic_read(offset, a.width)
         virq_unlock()
         if a.reg != 0:
             v.regs[a.reg] = mmio_load_value(a, value)
-    virq_update(vm, v)
-    v.sepc += a.insn_len
-    return True
-
-
-def mmio_emulate_aplic(v: Ptr[Vcpu], gpa: u64) -> bool:
-    if gpa < MVM_APLIC_BASE or gpa - MVM_APLIC_BASE >= MVM_APLIC_SIZE:
-        return False
-    acc = Array[MmioAccess, 1]()
-    a = addr_of(acc[0])
-    if not mmio_decode_trap(v, a):
-        return False
-    offset = gpa - MVM_APLIC_BASE
-    if not vaplic_access_ok(offset, a.width):
-        return False
-    virq_lock()
-    if a.is_store:
-        vaplic_write(offset, mmio_store_value(a, v.regs[a.reg]))
-    else:
-        value = vaplic_read(offset)
-        if a.reg != 0:
-            v.regs[a.reg] = mmio_load_value(a, value)
-    virq_unlock()
+    if IRQ_MODE != IRQ_MODE_AIA:
+        virq_update(vm, v)
     v.sepc += a.insn_len
     return True
