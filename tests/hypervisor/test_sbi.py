@@ -118,3 +118,66 @@ def test_hsm_status_and_srst_ends_only_the_vm(hyp):
     assert int(hyp.vm.state) == vm_mod.VM_ENDED
     assert int(fa.frame_alloc_used_pages()) < used  # memory and tables returned
     assert int(fa.frame_alloc_used_pages()) == 0
+
+
+@pytest.fixture
+def two_vcpus(hyp):
+    """A second VM (the management VM's shape: fixed memory, two vCPUs on harts 2 and 3, the second stopped)."""
+    vm_mod = hyp.mods["core.vm"]
+    u64 = prelude.u64
+    prelude.memory.fill(0xA000_0000, 0x20_0000)
+    vm = vm_mod.vm_setup(u64(0), u64(0xA000_0000), u64(0xA000_0000), u64(0x20_0000), False)
+    v0 = vm_mod.vcpu_add(vm, u64(2), True)
+    v1 = vm_mod.vcpu_add(vm, u64(3), False)
+    hyp.v = v0
+    return vm, v0, v1
+
+
+def _ecall_on(hyp, v, eid, fid, *args):
+    saved = hyp.v
+    hyp.v = v
+    try:
+        for i in range(6):
+            v.regs[A0 + i] = prelude.u64(args[i] if i < len(args) else 0)
+        v.regs[A6] = prelude.u64(fid)
+        v.regs[A7] = prelude.u64(eid)
+        hyp.mods["arch.riscv.sbi"].sbi_handle_ecall(v)
+        return int(v.regs[A0]), int(v.regs[A1])
+    finally:
+        hyp.v = saved
+
+
+def test_hsm_start_wakes_the_second_vcpu_on_its_hart(hyp, two_vcpus):
+    vm, v0, v1 = two_vcpus
+    assert _ecall_on(hyp, v0, EID_HSM, 2, 1) == (0, 1)  # stopped
+    assert _ecall_on(hyp, v0, EID_HSM, 0, 1, 0xA000_1000, 0x55) == (0, 0)
+    assert int(v1.state) == hyp.mods["core.vm"].VCPU_STARTED
+    assert int(v1.sepc) == 0xA000_1000 and int(v1.regs[A0]) == 1 and int(v1.regs[A1]) == 0x55
+    assert (0x735049, 0, 1) in hyp.fw  # an IPI (mask 1, base = hart 3) wakes the target hart
+    assert _ecall_on(hyp, v0, EID_HSM, 2, 1) == (0, 0)  # started
+    assert _ecall_on(hyp, v0, EID_HSM, 0, 1, 0, 0)[0] == -6 & U64  # already available
+    assert _ecall_on(hyp, v0, EID_HSM, 0, 7, 0, 0)[0] == -3 & U64  # no such vCPU
+
+
+def test_ipi_to_self_and_to_the_other_vcpu(hyp, two_vcpus):
+    vm, v0, v1 = two_vcpus
+    v1.state = hyp.mods["core.vm"].VCPU_STARTED
+    prelude.mock.csr[CSRS["HVIP"]] = 0
+    assert _ecall_on(hyp, v0, 0x735049, 0, 0b01, 0) == (0, 0)
+    assert prelude.mock.csr[CSRS["HVIP"]] & (1 << 2)  # VSSIP on this hart
+    prelude.mock.csr[CSRS["HVIP"]] = 0
+    assert _ecall_on(hyp, v0, 0x735049, 0, 0b10, 0) == (0, 0)
+    assert not prelude.mock.csr[CSRS["HVIP"]] & (1 << 2)  # not here: the other hart's
+    assert int(v1.mailbox[hyp.mods["core.vm"].MSG_VSSIP]) == 1
+    hyp.mods["arch.riscv.sbi"].vcpu_handle_messages(v1)  # on hart 3, after the IPI
+    assert prelude.mock.csr[CSRS["HVIP"]] & (1 << 2) and int(v1.mailbox[0]) == 0
+    assert _ecall_on(hyp, v0, 0x735049, 0, 1, 5)[0] == -3 & U64  # base beyond the VM's vCPUs
+
+
+def test_rfence_fences_this_hart_and_asks_the_other(hyp, two_vcpus):
+    vm, v0, v1 = two_vcpus
+    v1.state = hyp.mods["core.vm"].VCPU_STARTED
+    prelude.mock.log.clear()
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, ~0 & U64, ~0 & U64, 0, 0) == (0, 0)  # all harts
+    assert prelude.mock.ops("hfence_vvma_vmid")
+    assert int(v1.mailbox[hyp.mods["core.vm"].MSG_FENCE]) == 1
