@@ -70,64 +70,148 @@ class BootError(RuntimeError):
         self.log = log
 
 
-def boot_to_shell(cmd: list[str], timeout: float = 300.0, poweroff: bool = True,
-                  commands: list[str] | None = None, ready: bool = True) -> BootResult:
-    """Boot ``cmd``, wait for the prompt, read the guest's boot timestamps, run ``commands`` and power off.
-    Raises BootError (with the serial log) on a timeout or an early exit."""
-    import io
+STATS_LINE = re.compile(r"pyshyper: vm(\d+) vcpu(\d+): traps (\d+), wfi (\d+), sbi (\d+), time (\d+)")
 
-    import pexpect
 
-    buf = io.StringIO()
-    t0 = time.monotonic()
-    child = pexpect.spawn(cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=timeout,
-                          dimensions=(50, 200))
-    child.logfile_read = buf
-    wall_ready = None
-    try:
+@dataclass
+class VcpuStats:
+    vm: int
+    vcpu: int
+    traps: int
+    wfi: int
+    sbi: int
+    ticks: int  # the time CSR when the statistics were printed (TIMEBASE_HZ)
+
+
+def parse_vcpu_stats(log: str) -> dict[int, VcpuStats]:
+    """The hypervisor's per-vCPU statistics lines of the MVM (vm0) printed at its reset, by vCPU id."""
+    out: dict[int, VcpuStats] = {}
+    for m in STATS_LINE.finditer(log):
+        vm, vcpu, traps, wfi, sbi, ticks = (int(g) for g in m.groups())
+        if vm == 0:
+            out[vcpu] = VcpuStats(vm, vcpu, traps, wfi, sbi, ticks)
+    return out
+
+
+class Shell:
+    """The MVM's serial console under pexpect: QEMU started with ``cmd``, the whole serial log kept in ``log``.
+
+    ``wait_prompt()`` waits for the first shell prompt (and for the init's ready line first when ``ready``),
+    ``run(command)`` returns what a command printed (between markers, so the terminal's echo of the typed line
+    never counts), ``poweroff()`` returns QEMU's exit status. pexpect's TIMEOUT and EOF propagate."""
+
+    def __init__(self, cmd: list[str], timeout: float = 300.0) -> None:
+        import io
+
+        import pexpect
+
+        self.cmd = cmd
+        self.timeout = timeout
+        self._buf = io.StringIO()
+        self.t0 = time.monotonic()
+        self.child = pexpect.spawn(
+            cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=timeout, dimensions=(50, 200)
+        )
+        self.child.logfile_read = self._buf
+        self._n = 0
+        self.exitstatus: int | None = None
+
+    @property
+    def log(self) -> str:
+        return self._buf.getvalue()
+
+    def wait_prompt(self, ready: bool = True) -> tuple[float, float | None]:
+        """(seconds from spawn to the prompt, to the ready line or None); then makes sure the shell answers."""
+        import pexpect
+
+        wall_ready = None
         if ready:
-            child.expect_exact(images.READY_LINE)
-            wall_ready = time.monotonic() - t0
-        child.expect_exact(images.PROMPT)
-        wall_prompt = time.monotonic() - t0
+            self.child.expect_exact(images.READY_LINE)
+            wall_ready = time.monotonic() - self.t0
+        self.child.expect_exact(images.PROMPT)
+        wall_prompt = time.monotonic() - self.t0
         # The shell may still be switching its terminal to raw mode, which discards typed-ahead input:
         # send the first command again until it answers.
-        for attempt in range(6):
-            child.sendline("echo T=$(cat /run/pyshyper-shell-time /run/pyshyper-init-time 2>/dev/null | tr '\\n' ,)")
-            if child.expect([r"T=([0-9,]*)\r", pexpect.TIMEOUT], timeout=min(timeout, 10)) == 0:
+        for _ in range(6):
+            self.child.sendline("echo @@REA''DY")
+            if self.child.expect(["@@READY\r", pexpect.TIMEOUT], timeout=min(self.timeout, 10)) == 0:
                 break
         else:
             raise pexpect.TIMEOUT("the shell does not answer")
-        vals = [int(v) for v in child.match.group(1).split(",") if v]
+        self.child.expect_exact(images.PROMPT)
+        return wall_prompt, wall_ready
+
+    def send(self, command: str) -> None:
+        self.child.sendline(command)
+
+    def expect(self, pattern: str, timeout: float | None = None):
+        """pexpect's expect (regex); returns the match."""
+        self.child.expect(pattern, timeout=self.timeout if timeout is None else timeout)
+        return self.child.match
+
+    def run(self, command: str, timeout: float | None = None) -> tuple[str, int]:
+        """Run ``command`` in the shell: (its output without carriage returns, its exit status)."""
+        self._n += 1
+        n = self._n
+        # The quotes split the markers in the echoed command line, so only the output matches.
+        self.child.sendline(f"echo @@B''EGIN{n}; {command}; echo @@E''ND{n}=$?")
+        t = self.timeout if timeout is None else timeout
+        self.child.expect(f"@@BEGIN{n}\r*\n", timeout=t)
+        self.child.expect(f"@@END{n}=(\\d+)\r*\n", timeout=t)
+        out = self.child.before.replace("\r", "")
+        status = int(self.child.match.group(1))
+        self.child.expect_exact(images.PROMPT, timeout=t)
+        return out, status
+
+    def poweroff(self, timeout: float = 60.0) -> int | None:
+        import pexpect
+
+        self.child.sendline("poweroff")
+        self.child.expect(pexpect.EOF, timeout=timeout)
+        self.child.close()
+        self.exitstatus = self.child.exitstatus
+        return self.exitstatus
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+
+
+def boot_to_shell(
+    cmd: list[str], timeout: float = 300.0, poweroff: bool = True, commands: list[str] | None = None, ready: bool = True
+) -> BootResult:
+    """Boot ``cmd``, wait for the prompt, read the guest's boot timestamps, run ``commands`` and power off.
+    Raises BootError (with the serial log) on a timeout or an early exit."""
+    import pexpect
+
+    sh = Shell(cmd, timeout)
+    try:
+        wall_prompt, wall_ready = sh.wait_prompt(ready)
+        out, _ = sh.run("echo T=$(cat /run/pyshyper-shell-time /run/pyshyper-init-time 2>/dev/null | tr '\\n' ,)")
+        m = re.search(r"T=([0-9,]*)", out)
+        vals = [int(v) for v in m.group(1).split(",") if v] if m else []
         shell_ticks = vals[0] if len(vals) > 0 else None
         init_ticks = vals[1] if len(vals) > 1 else None
-        child.expect_exact(images.PROMPT)
         for c in commands or []:
-            child.sendline(c)
-            child.expect_exact(images.PROMPT)
-        status = None
-        if poweroff:
-            child.sendline("poweroff")
-            child.expect(pexpect.EOF, timeout=60)
-            child.close()
-            status = child.exitstatus
-        return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, buf.getvalue())
+            sh.child.sendline(c)
+            sh.child.expect_exact(images.PROMPT)
+        status = sh.poweroff() if poweroff else None
+        return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, sh.log)
     except (pexpect.TIMEOUT, pexpect.EOF) as e:
-        raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", buf.getvalue()) from None
+        raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", sh.log) from None
     finally:
-        if child.isalive():
-            child.terminate(force=True)
+        sh.close()
 
 
-def measure(cfg: Config, runs: int, icount: bool, timeout: float, log_dir: Path | None, smp: int = 2,
-            icount_smp: int = 1) -> Measurement:
+def measure(
+    cfg: Config, runs: int, icount: bool, timeout: float, log_dir: Path | None, smp: int = 2, icount_smp: int = 1
+) -> Measurement:
     m = Measurement(cfg.name)
     try:
         for i in range(runs):
             r = boot_to_shell(cfg.command(False, smp), timeout=timeout)
             m.walls.append(r.wall_prompt)
-            print(f"bench-boot: {cfg.name}: run {i + 1}/{runs}: shell after {r.wall_prompt:.2f} s wall",
-                  flush=True)
+            print(f"bench-boot: {cfg.name}: run {i + 1}/{runs}: shell after {r.wall_prompt:.2f} s wall", flush=True)
         if icount:
             r = boot_to_shell(cfg.command(True, icount_smp), timeout=timeout * 4)
             if r.shell_ticks is not None:
@@ -175,9 +259,11 @@ def hypervisor_config(cache: Path | None = None, mem: str = "512M") -> tuple[Con
 
 def table(ms: list[Measurement], note: str = "") -> str:
     base = ms[0]
-    rows = ["| configuration | boot to shell, wall (s) | ratio | boot to shell, icount virtual (ms) | ratio |"
-            " /init started, icount (ms) |",
-            "|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| configuration | boot to shell, wall (s) | ratio | boot to shell, icount virtual (ms) | ratio |"
+        " /init started, icount (ms) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for m in ms:
         if m.error:
             rows.append(f"| {m.config} | failed | | | | |")
@@ -187,9 +273,11 @@ def table(ms: list[Measurement], note: str = "") -> str:
         wr = f"{w / bw:.2f}" if w and bw else ""
         iv = m.icount_shell_ms
         ir = f"{iv / base.icount_shell_ms:.2f}" if iv and base.icount_shell_ms and not base.error else ""
-        rows.append(f"| {m.config} | {w:.2f} (n={len(m.walls)}) | {wr} | "
-                    f"{'' if iv is None else f'{iv:.1f}'} | {ir} | "
-                    f"{'' if m.icount_init_ms is None else f'{m.icount_init_ms:.1f}'} |")
+        rows.append(
+            f"| {m.config} | {w:.2f} (n={len(m.walls)}) | {wr} | "
+            f"{'' if iv is None else f'{iv:.1f}'} | {ir} | "
+            f"{'' if m.icount_init_ms is None else f'{m.icount_init_ms:.1f}'} |"
+        )
     out = "\n".join(rows) + "\n"
     if note:
         out += f"\n{note}\n"
@@ -197,10 +285,12 @@ def table(ms: list[Measurement], note: str = "") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m qemu.bench_boot",
-                                 description="MVM boot-to-shell time: native QEMU vs under the hypervisor.")
-    ap.add_argument("--cache", type=Path, default=None, help="image cache (default: $PYSHYPER_CACHE or "
-                                                             "~/.cache/pyshyper)")
+    ap = argparse.ArgumentParser(
+        prog="python -m qemu.bench_boot", description="MVM boot-to-shell time: native QEMU vs under the hypervisor."
+    )
+    ap.add_argument(
+        "--cache", type=Path, default=None, help="image cache (default: $PYSHYPER_CACHE or ~/.cache/pyshyper)"
+    )
     ap.add_argument("--runs", type=int, default=3, help="wall-clock boots per configuration (median)")
     ap.add_argument("--no-icount", action="store_true", help="skip the -icount boot")
     ap.add_argument("--smp", type=int, default=2, help="harts for the wall-clock boots")
@@ -223,11 +313,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench-boot: {note}", flush=True)
         else:
             configs.append(hv)
-    ms = [measure(c, args.runs, not args.no_icount, args.timeout, args.logs, args.smp, args.icount_smp)
-          for c in configs]
+    ms = [
+        measure(c, args.runs, not args.no_icount, args.timeout, args.logs, args.smp, args.icount_smp) for c in configs
+    ]
     print()
-    print(f"MVM boot to shell, {args.mem}, kernel {cache / 'Image'}; wall clock with {args.smp} harts, "
-          f"icount ({' '.join(ICOUNT)}) with {args.icount_smp}:\n")
+    print(
+        f"MVM boot to shell, {args.mem}, kernel {cache / 'Image'}; wall clock with {args.smp} harts, "
+        f"icount ({' '.join(ICOUNT)}) with {args.icount_smp}:\n"
+    )
     print(table(ms, note), end="")
     return 0 if not ms[0].error else 1
 

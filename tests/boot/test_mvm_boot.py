@@ -1,0 +1,191 @@
+"""Boot the management VM (Debian's Linux, `pyshyper run --guest mvm`) under the hypervisor in QEMU and check it
+over the serial console, once per interrupt mode (`--irq plic`, `--irq aia --aia-guests 3`):
+
+the shell is reached; /proc/cpuinfo lists 2 harts; /proc/interrupts has the UART (ttyS0) line and its count goes up
+as more is typed; dmesg has no warnings or errors from the devices the hypervisor provides or passes through, and no
+oops at all; a script inside the MVM (busybox `sleep 5` between two markers) takes 5 s of host wall clock within 5%,
+and the guest's clocks (/proc/uptime, and `date`, real time from the passthrough goldfish RTC) agree with the host's;
+python3 computes a value; `poweroff` ends QEMU with status 0 after the hypervisor's per-vCPU statistics.
+
+Each mode boots once (a module-scoped fixture, built into its own temporary OUT with `qemu.run.mvm_qemu_command`,
+exactly the command `pyshyper run` uses); the tests below run in order on that boot. The serial log of a failing test
+is saved as logs/<test>.log.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from qemu import bench_boot
+
+pexpect = pytest.importorskip("pexpect")
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = ROOT / "logs"
+TIMEOUT = 120.0
+SLEEP = 5
+MODES = {"plic": ("plic", 3), "aia": ("aia", 3)}  # name -> (irq, aia_guests)
+
+# dmesg lines from the hypervisor's devices (interrupt controllers, the UART, the timer, SBI) ...
+DEVICE_WORDS = re.compile(r"plic|aplic|imsic|ttyS0|8250|serial|riscv-timer|\bsbi", re.I)
+# ... must not say any of these; and no line at all may say BAD_ANYWHERE.
+DEVICE_BAD = re.compile(r"warning|error|failed|timed out", re.I)
+BAD_ANYWHERE = re.compile(r"Oops|BUG:|Call Trace")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+class Mvm:
+    """One boot of the MVM: the shell, and what the tests learned along the way."""
+
+    def __init__(self, mode: str, shell: bench_boot.Shell) -> None:
+        self.mode = mode
+        self.shell = shell
+        self.powered_off = False
+
+    def run(self, command: str, timeout: float = TIMEOUT) -> str:
+        out, status = self.shell.run(command, timeout=timeout)
+        assert status == 0, f"`{command}` exited with status {status}:\n{out}"
+        return out
+
+    def save_log(self, name: str) -> Path:
+        LOG_DIR.mkdir(exist_ok=True)
+        p = LOG_DIR / f"{_safe(name)}.log"
+        p.write_text(self.shell.log)
+        return p
+
+
+@pytest.fixture(scope="module", params=list(MODES))
+def mvm(request, tmp_path_factory):
+    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    from qemu.run import mvm_qemu_command
+
+    mode = request.param
+    irq, aia_guests = MODES[mode]
+    out = tmp_path_factory.mktemp(f"mvm-{mode}")
+    cmd = mvm_qemu_command(False, 2, "1G", irq=irq, aia_guests=aia_guests, out=out, quiet=True)
+    shell = bench_boot.Shell(cmd, timeout=TIMEOUT)
+    m = Mvm(mode, shell)
+    try:
+        wall, _ = shell.wait_prompt()
+        print(f"\n[{mode}] shell after {wall:.2f} s")
+    except (pexpect.TIMEOUT, pexpect.EOF) as e:
+        p = m.save_log(f"test_mvm_boot-{mode}-boot")
+        shell.close()
+        pytest.fail(f"[{mode}] the MVM does not reach its shell ({type(e).__name__}); serial log: {p}")
+    yield m
+    shell.close()
+
+
+@pytest.fixture(autouse=True)
+def _log_on_failure(request, mvm):
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        p = mvm.save_log(request.node.name)
+        print(f"serial log: {p}")
+
+
+def test_shell(mvm: Mvm):
+    out = mvm.run("echo $((6 * 7)); uname -r")
+    assert out.splitlines()[0] == "42"
+    assert "PyShyper MVM ready" in mvm.shell.log
+
+
+def test_cpuinfo_two_harts(mvm: Mvm):
+    out = mvm.run("cat /proc/cpuinfo")
+    procs = [ln for ln in out.splitlines() if re.match(r"processor\s*:", ln)]
+    assert len(procs) == 2, out
+
+
+def _uart_irqs(mvm: Mvm) -> int:
+    out = mvm.run("cat /proc/interrupts")
+    lines = out.splitlines()
+    ncpu = len(lines[0].split())
+    for ln in lines[1:]:
+        if ln.rstrip().endswith("ttyS0"):
+            counts = ln.split(":", 1)[1].split()[:ncpu]
+            return sum(int(c) for c in counts)
+    pytest.fail(f"/proc/interrupts has no ttyS0 line:\n{out}")
+
+
+def test_uart_interrupts_count(mvm: Mvm):
+    first = _uart_irqs(mvm)
+    assert first > 0
+    for i in range(5):
+        assert mvm.run(f"echo typed {i} more characters on the console").strip().startswith("typed")
+    second = _uart_irqs(mvm)
+    assert second > first, f"ttyS0 interrupts do not count: {first} then {second}"
+
+
+def test_dmesg_clean(mvm: Mvm):
+    out = mvm.run("dmesg")
+    assert "Linux version" in out
+    bad = [ln for ln in out.splitlines() if DEVICE_WORDS.search(ln) and DEVICE_BAD.search(ln)]
+    assert not bad, "dmesg: the hypervisor's devices complain:\n" + "\n".join(bad)
+    oops = [ln for ln in out.splitlines() if BAD_ANYWHERE.search(ln)]
+    assert not oops, "dmesg: kernel oops/BUG:\n" + "\n".join(oops)
+    # the right interrupt controller is in use
+    want = {"plic": "riscv-plic", "aia": "riscv-aplic"}[mvm.mode]
+    assert want in out, f"no {want} in dmesg"
+    if mvm.mode == "aia":
+        assert "riscv-imsic" in out
+
+
+def test_timer_accuracy(mvm: Mvm):
+    """busybox `sleep 5` in the MVM against the host's monotonic clock (within 5%); the guest's /proc/uptime
+    over the same interval (within 5%) and its `date` (real time from the passthrough RTC) against the host's."""
+    script = (
+        "echo @@T''START $(date +%s) $(cut -d' ' -f1 /proc/uptime); "
+        f"sleep {SLEEP}; "
+        "echo @@T''END $(date +%s) $(cut -d' ' -f1 /proc/uptime)"
+    )
+    quoted = script.replace("$", "\\$")  # expanded when the script runs, not when it is written
+    out = mvm.run(f"printf '%s\\n' \"{quoted}\" > /tmp/timer.sh; cat /tmp/timer.sh")
+    assert out.strip() == script, out
+    sh = mvm.shell
+    sh.send("sh /tmp/timer.sh")
+    m1 = sh.expect(r"@@TSTART (\d+) ([0-9.]+)\r*\n", timeout=30)
+    h1, r1 = time.monotonic(), time.time()
+    m2 = sh.expect(r"@@TEND (\d+) ([0-9.]+)\r*\n", timeout=SLEEP * 4 + 30)
+    h2, r2 = time.monotonic(), time.time()
+    sh.expect(re.escape(bench_boot.images.PROMPT))
+    host = h2 - h1
+    uptime = float(m2.group(2)) - float(m1.group(2))
+    date_start, date_end = int(m1.group(1)), int(m2.group(1))
+    print(
+        f"\n[{mvm.mode}] sleep {SLEEP}: host {host:.3f} s, guest uptime {uptime:.3f} s, "
+        f"guest date {date_end - date_start} s; guest-host date offset {date_start - r1:+.2f} s"
+    )
+    assert abs(host / SLEEP - 1) <= 0.05, f"sleep {SLEEP} took {host:.3f} s of host time"
+    assert abs(uptime / host - 1) <= 0.05, f"guest uptime advanced {uptime:.3f} s in {host:.3f} s of host time"
+    # date has 1 s resolution: its interval is the host's within a second, and it is the host's real time
+    assert abs((date_end - date_start) - host) <= 1.05, (date_start, date_end, host)
+    assert abs(date_start - r1) <= 3 and abs(date_end - r2) <= 3, (date_start, r1, date_end, r2)
+
+
+def test_python3(mvm: Mvm):
+    out = mvm.run("python3 -c 'print(sum(range(1000)))'", timeout=TIMEOUT)
+    assert out.strip().splitlines()[-1] == "499500", out
+
+
+def test_poweroff(mvm: Mvm):
+    status = mvm.shell.poweroff(timeout=TIMEOUT)
+    log = mvm.shell.log
+    assert "pyshyper: vm0 (management VM) resets the machine, type 0x0" in log
+    stats = bench_boot.parse_vcpu_stats(log)
+    assert sorted(stats) == [0, 1], f"per-vCPU statistics: {stats}"
+    for s in stats.values():
+        assert s.traps > 0 and s.ticks > 0, s
+    assert status == 0, f"QEMU exited with status {status}"
