@@ -11,10 +11,10 @@
   the hypervisor leaves ``htimedelta`` at 0.
 
 Both configurations boot with the same harts (``--smp``/``--icount-smp``, default 2: the MVM's vCPUs are pinned
-to harts 0 and 1) and the baseline with the MVM's own memory (``--mem 512M``); under the hypervisor QEMU gets ``--hv-mem`` (1G,
-as ``pyshyper run``: the MVM's RAM ends at 0xB000_0000 and the hypervisor's frame allocator needs RAM above it),
-Linux sees the same. With several harts QEMU's
-round-robin vCPU scheduling makes even the icount figure vary a little from run to run (``--icount-runs``).
+to harts 0 and 1) and the baseline with the MVM's own memory (``--mem 512M``); under the hypervisor QEMU gets
+``--hv-mem`` (1G, as ``pyshyper run``: the MVM's RAM ends at 0xB000_0000 and the hypervisor's frame allocator
+needs RAM above it), Linux sees the same. With several harts QEMU's round-robin vCPU scheduling makes even the
+icount figure vary a little from run to run (``--icount-runs``).
 
 The idle figure: traps per second of each MVM vCPU while its shell runs ``sleep`` (``--idle``, default 10 s),
 from the hypervisor's per-vCPU statistics printed at the MVM's power-off, of a boot with the ``sleep`` minus one
