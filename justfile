@@ -35,7 +35,7 @@ bench: bench-compiler bench-boot
 bench-compiler *ARGS:
     python -m compiler.bench "$@"
 
-# Boot to banner, under the hypervisor and native
+# Boot to shell (MVM), under the hypervisor (PLIC, AIA) and native, plus idle traps/s: build/bench/boot.md
 bench-boot *ARGS:
     python -m qemu.bench_boot "$@"
 
