@@ -47,6 +47,7 @@ from hypervisor.board import (
     AIA_GUESTS,
     GUEST_IMAGE_ADDRESS,
     GUEST_IMAGE_MAX_SIZE,
+    HYP_REGION_END,
     IRQ_MODE,
     IRQ_MODE_AIA,
     MAX_HARTS,
@@ -222,7 +223,11 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     pool = GUEST_IMAGE_ADDRESS + GUEST_IMAGE_MAX_SIZE
     if MVM_MEM_HOST + MVM_MEM_SIZE > pool:
         pool = MVM_MEM_HOST + MVM_MEM_SIZE
-    if ram_end <= pool or not frame_alloc_init(pool, ram_end - pool):
+    if ram_end <= pool:
+        # No RAM above the management VM: the gap between the hypervisor's region and the test-guest images.
+        pool = HYP_REGION_END
+        ram_end = GUEST_IMAGE_ADDRESS
+    if not frame_alloc_init(pool, ram_end - pool):
         boot_fail(cstr(b"no memory for the frame allocator"))
         return
     console_puts(cstr(b"  frames:     "))

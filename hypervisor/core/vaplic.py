@@ -20,6 +20,8 @@ APLIC_SETIE: Final = u64(0x1E00)
 APLIC_SETIENUM: Final = u64(0x1EDC)
 APLIC_CLRIE: Final = u64(0x1F00)
 APLIC_CLRIENUM: Final = u64(0x1FDC)
+APLIC_SETIPNUM_LE: Final = u64(0x2000)  # 4.5.11: Linux's level re-trigger after each handled interrupt (4.9.2)
+APLIC_SETIPNUM_BE: Final = u64(0x2004)
 APLIC_GENMSI: Final = u64(0x3000)
 APLIC_TARGET: Final = u64(0x3004)  # 4.5.16: target[i] at 0x3004 + 4 * (i - 1)
 APLIC_SIZE_EMULATED: Final = u64(0x4000)  # no IDC (direct mode) registers in MSI mode
@@ -100,6 +102,8 @@ def vaplic_read(offset: u64) -> u64:
         return u64(p.enabled[(offset - APLIC_SETIE) // 4])
     if offset >= APLIC_SETIP and offset < APLIC_SETIP + 4 * APLIC_WORDS:
         return u64(aplic_reg(offset).read() & p.owned[(offset - APLIC_SETIP) // 4])
+    if offset >= APLIC_CLRIP and offset < APLIC_CLRIP + 4 * APLIC_WORDS:  # in_clrip: the rectified inputs
+        return u64(aplic_reg(offset).read() & p.owned[(offset - APLIC_CLRIP) // 4])
     return u64(0)  # msiaddrcfg (root domain only), genmsi, reserved
 
 
@@ -132,7 +136,11 @@ def vaplic_write(offset: u64, value: u64) -> None:
         for b in range(32):
             if (v >> u32(b)) & 1 != 0:
                 vaplic_set_enabled(p, word * 32 + u64(b), False)
-    elif offset == APLIC_SETIPNUM or offset == APLIC_CLRIPNUM:
+    elif offset == APLIC_SETIPNUM or offset == APLIC_CLRIPNUM or offset == APLIC_SETIPNUM_LE:
         if vaplic_is_owned(p, u64(v)):
             aplic_reg(offset).write(v)
+    elif offset == APLIC_SETIPNUM_BE:
+        swapped = ((v & u32(0xFF)) << 24) | ((v & u32(0xFF00)) << 8) | ((v >> 8) & u32(0xFF00)) | (v >> 24)
+        if vaplic_is_owned(p, u64(swapped)):
+            aplic_reg(APLIC_SETIPNUM_LE).write(swapped)
     # genmsi, msiaddrcfg and reserved offsets: ignored
