@@ -145,3 +145,17 @@ def test_aplic_unowned_source_never_reaches_hardware(aplic):
     assert dev.writes == before
     assert int(va.vaplic_read(u64(0x0))) & 0x80000000  # domaincfg bit 31 reads as 1
     assert not va.vaplic_access_ok(u64(0x2), u64(4)) and not va.vaplic_access_ok(u64(0x4), u64(2))
+
+
+def test_aplic_level_retrigger_reaches_hardware(aplic):
+    """Linux re-triggers a level-sensitive source by writing its number to setipnum_le after handling it
+    (AIA 4.9.2); dropping that write loses interrupts that arrived meanwhile (UART input)."""
+    va, dev, b = aplic
+    u64 = prelude.u64
+    va.vaplic_write(u64(0x2000), u64(10))
+    assert (0x2000, 10) in dev.writes
+    va.vaplic_write(u64(0x2004), u64(10 << 24))  # setipnum_be
+    assert dev.writes[-1] == (0x2000, 10)
+    n = len(dev.writes)
+    va.vaplic_write(u64(0x2000), u64(20))  # not the VM's source
+    assert len(dev.writes) == n
