@@ -189,3 +189,4 @@ def test_poweroff(mvm: Mvm):
     for s in stats.values():
         assert s.traps > 0 and s.ticks > 0, s
     assert status == 0, f"QEMU exited with status {status}"
+
