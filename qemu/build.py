@@ -461,13 +461,6 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument(
-        "--hyp-object",
-        type=Path,
-        default=None,
-        metavar="OBJ",
-        help="link this riscv64 object instead of compiling hypervisor/ (bring-up, tests)",
-    )
     p.add_argument("--no-guests", action="store_true", help="do not build the test guests under tests/guests/")
     p.add_argument(
         "--debug-faults",
@@ -490,12 +483,8 @@ def run_build(args: argparse.Namespace) -> int:
     except BoardError as e:
         print(f"pyshyper build: error: {e}", file=sys.stderr)
         return 2
-    prebuilt = PrebuiltObject(args.hyp_object.resolve()) if args.hyp_object else None
-    if prebuilt is not None and not prebuilt.obj.is_file():
-        print(f"pyshyper build: error: --hyp-object {args.hyp_object} does not exist", file=sys.stderr)
-        return 2
     try:
-        build(cfg, args.out, prebuilt=prebuilt, guests=[] if args.no_guests else None, quiet=args.quiet)
+        build(cfg, args.out, guests=[] if args.no_guests else None, quiet=args.quiet)
     except BuildError as e:
         print(f"pyshyper build: {e}", file=sys.stderr)
         return 1

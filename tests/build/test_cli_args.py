@@ -97,15 +97,3 @@ def test_makefile_compatibility_form():
         ["make", "--no-print-directory", "-n", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode != 0 and "riscv64 only" in proc.stderr
-
-
-def test_prebuilt_object_through_the_command_line(tmp_path, fake_hyp_object):
-    if sorted(p.name for p in (ROOT / "runtime").glob("*.S")) != ["boot.S"]:
-        pytest.skip("runtime/ has more than boot.S: the stand-in object does not define what it calls")
-    out = tmp_path / "out"
-    proc = pyshyper("build", "--hyp-object", str(fake_hyp_object), "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    assert (out / "pyshyper.elf").is_file() and (out / "pyshyper.bin").is_file()
-    stages = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("[build]")]
-    for stage in ("generate", "compile", "assemble", "link", "image", "size", "done"):
-        assert stage in stages
