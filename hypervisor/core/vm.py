@@ -5,7 +5,7 @@ through its own stage-2 table and VMID. A VM that ends (power-off, or a fault th
 memory and tables; the other VMs run on.
 """
 
-from compiler.prelude import TIME, Array, Final, Ptr, addr_of, csr_read, cstr, fence, static, struct, u8, u32, u64
+from compiler.prelude import TIME, Array, Final, Ptr, addr_of, amoadd_w, csr_read, cstr, fence, static, struct, u8, u32, u64
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RW,
     S2_PERM_RWX,
@@ -14,6 +14,7 @@ from hypervisor.arch.riscv.stage2 import (
     stage2_flush,
     stage2_map,
 )
+from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import (
     console_dec,
@@ -59,6 +60,7 @@ class Vcpu:
     wfi_exits: u64
     sbi_calls: u64
     state: u64  # VCPU_STOPPED or VCPU_STARTED (SBI HSM)
+    running: u32  # 1 while its hart runs it (set on entry, cleared when the hart parks), read atomically
     mailbox: Array[u32, MSG_COUNT]
     traps: u64
 
@@ -240,9 +242,18 @@ def vm_release(vm: Ptr[Vm]) -> None:
     vm.stage2_root = 0
 
 
-def vm_end(vm: Ptr[Vm], state: u64) -> None:
-    """The VM stops for good (state VM_ENDED or VM_CRASHED); its memory returns to the allocator."""
+def vm_end(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
+    """The VM stops for good (VM_ENDED, VM_CRASHED or VM_FAILED). Its other vCPUs are called off their harts
+    (an IPI makes each trap and park, since the VM no longer runs) before its tables and memory are released,
+    so no hart keeps translating through freed stage-2 tables."""
     vm.state = state
+    fence()
+    for i in range(vm.vcpus):
+        t = addr_of(VCPUS[vm.vcpu + u64(i)])
+        if t.addr() != current.addr() and amoadd_w(addr_of(t.running), u32(0)) != 0:
+            sbi_send_ipi(u64(1), t.hart)
+            while amoadd_w(addr_of(t.running), u32(0)) != 0:
+                pass
     vm_release(vm)
 
 
@@ -262,8 +273,9 @@ def vm_all_ended() -> bool:
 
 
 def vm_any_failed() -> bool:
+    """A VM reported a failure itself, or the management VM had to be killed: the machine's run failed."""
     for i in range(vm_count):
-        if VMS[i].state == VM_FAILED:
+        if VMS[i].state == VM_FAILED or (VMS[i].state == VM_CRASHED and VMS[i].id == 0):
             return True
     return False
 

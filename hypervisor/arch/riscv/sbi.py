@@ -204,7 +204,7 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
         v.state = VCPU_STOPPED
         if vm_vcpus_started(vm) == 0:
             vm_report(vm, cstr(b"stopped its last vCPU, pc "), v.sepc)
-            vm_end(vm, VM_ENDED)
+            vm_end(vm, VM_ENDED, v)
         return
     if fid != 0 and fid != 2:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
@@ -248,7 +248,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
     if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
         if not vm.mem_owned or vm.vcpus != 1:
             vm_report(vm, cstr(b"asked for a reboot, which it cannot have yet; it powers off, reason "), reason)
-            vm_end(vm, VM_ENDED)
+            vm_end(vm, VM_ENDED, v)
             return
         vm_report(vm, cstr(b"reboots, reason "), reason)
         vm_load_image(vm)
@@ -257,7 +257,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
             csr_write(VSTIMECMP, ~u64(0))
         return
     vm_report(vm, cstr(b"powered off, reason "), reason)
-    vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_FAILED)
+    vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_FAILED, v)
 
 
 def guest_byte(vm: Ptr[Vm], gpa: u64, out: Ptr[u64]) -> bool:

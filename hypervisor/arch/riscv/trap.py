@@ -28,6 +28,7 @@ from compiler.prelude import (
     Array,
     Callable,
     Final,
+    Mmio,
     Ptr,
     addr_of,
     amoswap_w,
@@ -81,7 +82,7 @@ from hypervisor.arch.riscv.sbi_call import (
     sbi_system_reset,
 )
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
-from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS
+from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS, TEST_FINISHER_BASE
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.vaplic import VGEIN_MVM
@@ -100,6 +101,7 @@ from hypervisor.core.vm import (
 )
 
 IRQ_COUNT: Final = 16
+TEST_FINISHER_FAIL: Final = u32(0x3333)  # QEMU sifive_test: FAIL, exit code in bits 31:16
 
 
 @extern("hyp_vcpu_enter")
@@ -121,7 +123,7 @@ def trap_guest_fault(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
     console_hex(csr_read(STVAL))
     console_puts(cstr(b"\n"))
     console_unlock()
-    vm_end(vm, VM_CRASHED)
+    vm_end(vm, VM_CRASHED, v)
 
 
 def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
@@ -235,6 +237,7 @@ power_off_claim = static(Array[u32, 1])
 def vcpu_run(v: Ptr[Vcpu]) -> None:
     """Enter a vCPU on this hart (Priv 9.2: hgatp, hstatus.SPV/SPVP, sstatus.SPP); never returns."""
     vm = vcpu_vm(v)
+    amoswap_w(addr_of(v.running), u32(1))
     csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
     hfence_gvma_vmid(vm.vmid)
     hfence_vvma_vmid(vm.vmid)
@@ -257,18 +260,25 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
 def hart_wait(hartid: u64) -> None:
     """Nothing runs on this hart now: run its vCPU once HSM starts it; power the machine off when every VM has
     ended (one hart, the first to claim it, does that); otherwise sleep until an IPI or interrupt."""
+    if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
+        amoswap_w(addr_of(Ptr[Vcpu](HART_VCPU[hartid]).running), u32(0))  # parked: not translating any more
     while True:
         if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
             v = Ptr[Vcpu](HART_VCPU[hartid])
             if v.state == VCPU_STARTED and vcpu_vm(v).state == VM_RUNNING:
                 vcpu_run(v)
         if vm_all_ended() and amoswap_w(addr_of(power_off_claim[0]), u32(1)) == 0:
-            # A VM the hypervisor killed was reported when it ended and does not fail the machine; a VM that
-            # powered itself off reporting a failure does (QEMU then exits non-zero).
+            # A VM the hypervisor killed was reported when it ended and does not fail the machine (unless it was
+            # the management VM); a VM that powered itself off reporting a failure does. SBI SRST carries no exit
+            # code out of QEMU, so a failed run says so through the board's test finisher (sifive,test0: FAIL
+            # with code 1), and falls back to SRST with reason "system failure".
             console_lock()
             console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
             console_unlock()
-            sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE if vm_any_failed() else SBI_SRST_REASON_NONE)
+            if vm_any_failed():
+                Mmio[u32](TEST_FINISHER_BASE).write(TEST_FINISHER_FAIL | (u32(1) << 16))
+                sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
+            sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_NONE)
         wfi()
         csr_clear(SIP, MIP_SSIP)
 

@@ -1,0 +1,74 @@
+"""The management VM's life cycle: `reboot` resets the machine and everything boots again; a bad access ends the VM."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qemu import bench_boot
+
+pexpect = pytest.importorskip("pexpect")
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = ROOT / "logs"
+TIMEOUT = 120.0
+
+
+
+def test_mvm_reboot_restarts_the_machine(tmp_path):
+    """`reboot` in the MVM resets the machine through SBI SRST: the hypervisor boots again, the MVM reaches its
+    shell again, and a `poweroff` then ends QEMU cleanly (never a panic)."""
+    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    from qemu.run import mvm_qemu_command
+
+    cmd = mvm_qemu_command(False, 2, "1G", irq="plic", out=tmp_path / "out", quiet=True)
+    shell = bench_boot.Shell(cmd, timeout=TIMEOUT)
+    try:
+        shell.wait_prompt()
+        shell.send("reboot")
+        shell.expect(r"vm0 \(management VM\) resets the machine, type 0x1")
+        shell.expect(r"PyShyper \d+\.\d+\.\d+: a Type-1 hypervisor")
+        shell.wait_prompt()
+        assert shell.poweroff() == 0
+        assert "PANIC" not in shell.log and "unexpected trap in the hypervisor" not in shell.log
+    except (pexpect.TIMEOUT, pexpect.EOF):
+        LOG_DIR.mkdir(exist_ok=True)
+        (LOG_DIR / "test_mvm_reboot.log").write_text(shell.log)
+        raise
+    finally:
+        shell.close()
+
+
+def test_mvm_bad_access_kills_only_the_vm(tmp_path):
+    """An MVM access outside its memory (busybox devmem on unmapped guest-physical 0x4000_0000) is reported and
+    ends that VM, with both its vCPUs called off their harts; the hypervisor itself stays up and powers the
+    machine off, with a failing exit status because the management VM was lost."""
+    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    from qemu.run import mvm_qemu_command
+
+    cmd = mvm_qemu_command(False, 2, "1G", irq="plic", out=tmp_path / "out", quiet=True)
+    shell = bench_boot.Shell(cmd, timeout=TIMEOUT)
+    try:
+        shell.wait_prompt()
+        shell.send("devmem 0x40000000 32")
+        shell.expect(r"pyshyper: vm0 load guest-page fault at guest-physical 0x40000000")
+        shell.expect(r"pyshyper: vm0 killed: access outside its memory at pc 0x[0-9a-f]+")
+        shell.expect(r"pyshyper: all VMs have ended, powering off")
+        shell.child.expect(pexpect.EOF, timeout=30)
+        shell.child.close()
+        assert shell.child.exitstatus == 1
+        assert "PANIC" not in shell.log and "unexpected trap in the hypervisor" not in shell.log
+    except (pexpect.TIMEOUT, pexpect.EOF):
+        LOG_DIR.mkdir(exist_ok=True)
+        (LOG_DIR / "test_mvm_bad_access.log").write_text(shell.log)
+        raise
+    finally:
+        shell.close()
