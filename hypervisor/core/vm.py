@@ -5,7 +5,23 @@ through its own stage-2 table and VMID. A VM that ends (power-off, or a fault th
 memory and tables; the other VMs run on.
 """
 
-from compiler.prelude import TIME, Array, Final, Ptr, addr_of, amoadd_w, csr_read, cstr, fence, static, struct, u8, u32, u64
+from compiler.prelude import (
+    TIME,
+    Array,
+    Final,
+    Ptr,
+    addr_of,
+    amoadd_w,
+    csr_read,
+    cstr,
+    fence,
+    static,
+    struct,
+    u8,
+    u32,
+    u64,
+)
+from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RW,
     S2_PERM_RWX,
@@ -14,7 +30,6 @@ from hypervisor.arch.riscv.stage2 import (
     stage2_flush,
     stage2_map,
 )
-from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import (
     console_dec,
