@@ -107,9 +107,38 @@ hyp_vcpu_enter:
     .size hyp_vcpu_enter, . - hyp_vcpu_enter
     .size hyp_trap_vector, . - hyp_trap_vector
 
-/* A trap in HS-mode: restore sp (sscratch is 0 again), report, stop this hart. */
+/*
+ * hyp_guest_hlvx_hu(gva) -> the halfword at a guest-virtual address read with execute permission (hlvx.hu,
+ * Priv 9.3.x), or -1 if that read faults: the guest may have unmapped the page meanwhile, which must end the
+ * guest, not the hypervisor. A fault here comes back through hs_trap to guest_read_failed; hstatus and sstatus
+ * (SPV, SPVP, SPP: the trapped guest's state) are restored from t2/t3 since the HS trap overwrote them.
+ */
+    .globl hyp_guest_hlvx_hu
+    .type hyp_guest_hlvx_hu, @function
+hyp_guest_hlvx_hu:
+    csrr    t2, hstatus
+    csrr    t3, sstatus
+guest_read_site:
+    hlvx.hu a0, (a0)
+    ret
+guest_read_failed:
+    csrw    hstatus, t2
+    csrw    sstatus, t3
+    li      a0, -1
+    ret
+    .size hyp_guest_hlvx_hu, . - hyp_guest_hlvx_hu
+
+/* A trap in HS-mode: restore sp (sscratch is 0 again); a fault of hyp_guest_hlvx_hu returns -1 from it;
+   anything else is a bug: report it and stop this hart. */
 hs_trap:
     csrrw   sp, sscratch, sp
+    csrr    t0, sepc
+    lla     t1, guest_read_site
+    bne     t0, t1, 1f
+    lla     t0, guest_read_failed
+    csrw    sepc, t0
+    sret
+1:
     addi    sp, sp, -16
     csrr    a0, sepc
     call    pyshyper_symtab_lookup      /* a0 = name or 0, a1 = offset into the function */

@@ -5,7 +5,7 @@ emulator; the guest then continues after the instruction.
 The emulator is chosen by the build's interrupt mode (a compile-time constant): the virtual PLIC, or the
 virtual APLIC in AIA mode (whose IMSIC pages are mapped, never emulated)."""
 
-from compiler.prelude import HTINST, Array, Ptr, addr_of, csr_read, hlvx_hu, u64
+from compiler.prelude import HTINST, Array, Ptr, addr_of, csr_read, extern, u64
 from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn_len, mmio_load_value, mmio_store_value
 from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MVM_APLIC_BASE, MVM_APLIC_SIZE, MVM_PLIC_BASE, MVM_PLIC_SIZE
 from hypervisor.core.vaplic import vaplic_access_ok, vaplic_read, vaplic_write
@@ -14,12 +14,24 @@ from hypervisor.core.vm import Vcpu, vcpu_vm
 from hypervisor.core.vplic import vplic_access_ok, vplic_read, vplic_write
 
 
+@extern("hyp_guest_hlvx_hu")
+def guest_hlvx_hu(gva: u64) -> u64:
+    """runtime/trap.S: hlvx.hu that returns ~0 instead of faulting in the hypervisor."""
+    ...
+
+
 def mmio_fetch(v: Ptr[Vcpu]) -> u64:
-    """The trapping instruction, read as the guest sees it (hlvx.hu: execute permission, VS translation)."""
-    lo = hlvx_hu(v.sepc)
+    """The trapping instruction, read as the guest sees it (hlvx.hu: execute permission, VS translation);
+    0 (an illegal encoding, which does not decode) when the guest's page is gone."""
+    lo = guest_hlvx_hu(v.sepc)
+    if lo == ~u64(0):
+        return u64(0)
     if mmio_insn_len(lo) == 2:
         return lo
-    return lo | (hlvx_hu(v.sepc + 2) << 16)
+    hi = guest_hlvx_hu(v.sepc + 2)
+    if hi == ~u64(0):
+        return u64(0)
+    return lo | (hi << 16)
 
 
 def mmio_decode_trap(v: Ptr[Vcpu], a: Ptr[MmioAccess]) -> bool:
