@@ -210,6 +210,8 @@ def build_guest(src: Path, out: Path, compiler: Compiler | None = None) -> Guest
     try:
         for s in sorted(src.glob("*.S")):
             objs.append(toolchain.assemble(s, objdir / f"{s.stem}.o", include_dirs))
+        # The memory routines code generation may call (the compiler emits no libc calls for loops itself).
+        objs.append(toolchain.assemble(RUNTIME_DIR / "libc.S", objdir / "runtime-libc.o", include_dirs))
         script = objdir / "guest.ld"
         if (src / "guest.ld").is_file():
             shutil.copyfile(src / "guest.ld", script)
