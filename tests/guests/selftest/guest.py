@@ -34,26 +34,23 @@ from compiler.prelude import (
     u64,
     wfi,
 )
+from hypervisor.arch.riscv.defs import EXC_ILLEGAL_INST, IRQ_S_TIMER, MIP_STIP, SCAUSE_INTERRUPT, SSTATUS_SIE
+from hypervisor.arch.riscv.sbi_call import (
+    SBI_ERR_NOT_SUPPORTED,
+    SBI_EXT_BASE,
+    SBI_EXT_DBCN,
+    SBI_EXT_HSM,
+    SBI_EXT_IPI,
+    SBI_EXT_LEGACY_PUTCHAR,
+    SBI_EXT_RFENCE,
+    SBI_EXT_SRST,
+    SBI_EXT_TIME,
+    SBI_SUCCESS,
+)
 
-# SBI extension IDs and errors (SBI 2.0)
-EXT_LEGACY_PUTCHAR: Final = u64(0x01)
-EXT_BASE: Final = u64(0x10)
-EXT_TIME: Final = u64(0x54494D45)
-EXT_IPI: Final = u64(0x735049)
-EXT_RFENCE: Final = u64(0x52464E43)
-EXT_HSM: Final = u64(0x48534D)
-EXT_SRST: Final = u64(0x53525354)
-EXT_DBCN: Final = u64(0x4442434E)
+# The SBI and privileged-architecture constants are the hypervisor's own (one declaration of each).
 EXT_UNKNOWN: Final = u64(0x0A0B0C0D)
-SBI_SUCCESS: Final = i64(0)
-SBI_ERR_NOT_SUPPORTED: Final = i64(-2)
 SPEC_VERSION_2_0: Final = u64(0x2000000)
-
-SCAUSE_INTERRUPT: Final = u64(1) << 63
-IRQ_S_TIMER: Final = u64(5)
-EXC_ILLEGAL_INST: Final = u64(2)
-MIP_STIP: Final = u64(1) << 5
-SSTATUS_SIE: Final = u64(2)
 
 TICKS_PER_MS: Final = u64(10000)  # the virt board's timebase: 10 MHz
 TIMER_DELAY: Final = u64(100000)  # 10 ms
@@ -98,11 +95,11 @@ def sbi(eid: u64, fid: u64, a0: u64, a1: u64, a2: u64) -> i64:
 
 
 def sbi_set_timer(deadline: u64) -> i64:
-    return sbi(EXT_TIME, u64(0), deadline, u64(0), u64(0))
+    return sbi(SBI_EXT_TIME, u64(0), deadline, u64(0), u64(0))
 
 
 def shutdown(reason: u64) -> None:
-    sbi(EXT_SRST, u64(0), u64(0), reason, u64(0))
+    sbi(SBI_EXT_SRST, u64(0), u64(0), reason, u64(0))
     while True:
         wfi()
 
@@ -119,7 +116,7 @@ def strlen(s: Ptr[u8]) -> u64:
 
 
 def console_write(p: Ptr[u8], n: u64) -> i64:
-    return sbi(EXT_DBCN, u64(0), n, p.addr(), u64(0))
+    return sbi(SBI_EXT_DBCN, u64(0), n, p.addr(), u64(0))
 
 
 def flush() -> None:
@@ -234,7 +231,7 @@ def test_dbcn() -> None:
     byte_msg = cstr(b"dbcn: console_write_byte works\n")
     i = u64(0)
     while byte_msg[i] != 0:
-        err = sbi(EXT_DBCN, u64(2), u64(byte_msg[i]), u64(0), u64(0))
+        err = sbi(SBI_EXT_DBCN, u64(2), u64(byte_msg[i]), u64(0), u64(0))
         if not check(name, err == SBI_SUCCESS, cstr(b"console_write_byte error "), u64(err)):
             return
         i += 1
@@ -245,7 +242,7 @@ def test_legacy_putchar() -> None:
     msg = cstr(b"legacy: putchar works\n")
     i = u64(0)
     while msg[i] != 0:
-        err = sbi(EXT_LEGACY_PUTCHAR, u64(0), u64(msg[i]), u64(0), u64(0))
+        err = sbi(SBI_EXT_LEGACY_PUTCHAR, u64(0), u64(msg[i]), u64(0), u64(0))
         if not check(cstr(b"legacy_putchar"), err == SBI_SUCCESS, cstr(b"a0 "), u64(err)):
             return
         i += 1
@@ -253,28 +250,28 @@ def test_legacy_putchar() -> None:
 
 
 def probe(eid: u64) -> u64:
-    if sbi(EXT_BASE, u64(3), eid, u64(0), u64(0)) != SBI_SUCCESS:
+    if sbi(SBI_EXT_BASE, u64(3), eid, u64(0), u64(0)) != SBI_SUCCESS:
         return u64(0xDEAD)
     return sbi_value[0]
 
 
 def test_base() -> None:
     name = cstr(b"base")
-    err = sbi(EXT_BASE, u64(0), u64(0), u64(0), u64(0))
+    err = sbi(SBI_EXT_BASE, u64(0), u64(0), u64(0), u64(0))
     if not check(name, err == SBI_SUCCESS and sbi_value[0] == SPEC_VERSION_2_0, cstr(b"spec version "),
                  sbi_value[0]):
         return
-    if not check(name, probe(EXT_TIME) == 1, cstr(b"probe TIME "), probe(EXT_TIME)):
+    if not check(name, probe(SBI_EXT_TIME) == 1, cstr(b"probe TIME "), probe(SBI_EXT_TIME)):
         return
-    if not check(name, probe(EXT_IPI) == 1, cstr(b"probe IPI "), probe(EXT_IPI)):
+    if not check(name, probe(SBI_EXT_IPI) == 1, cstr(b"probe IPI "), probe(SBI_EXT_IPI)):
         return
-    if not check(name, probe(EXT_RFENCE) == 1, cstr(b"probe RFENCE "), probe(EXT_RFENCE)):
+    if not check(name, probe(SBI_EXT_RFENCE) == 1, cstr(b"probe RFENCE "), probe(SBI_EXT_RFENCE)):
         return
-    if not check(name, probe(EXT_HSM) == 1, cstr(b"probe HSM "), probe(EXT_HSM)):
+    if not check(name, probe(SBI_EXT_HSM) == 1, cstr(b"probe HSM "), probe(SBI_EXT_HSM)):
         return
-    if not check(name, probe(EXT_SRST) == 1, cstr(b"probe SRST "), probe(EXT_SRST)):
+    if not check(name, probe(SBI_EXT_SRST) == 1, cstr(b"probe SRST "), probe(SBI_EXT_SRST)):
         return
-    if not check(name, probe(EXT_DBCN) == 1, cstr(b"probe DBCN "), probe(EXT_DBCN)):
+    if not check(name, probe(SBI_EXT_DBCN) == 1, cstr(b"probe DBCN "), probe(SBI_EXT_DBCN)):
         return
     if not check(name, probe(EXT_UNKNOWN) == 0, cstr(b"probe of an unknown extension "), probe(EXT_UNKNOWN)):
         return
@@ -325,7 +322,7 @@ def test_timer() -> None:
 
 def test_hsm() -> None:
     name = cstr(b"hsm")
-    err = sbi(EXT_HSM, u64(2), u64(0), u64(0), u64(0))
+    err = sbi(SBI_EXT_HSM, u64(2), u64(0), u64(0), u64(0))
     if not check(name, err == SBI_SUCCESS, cstr(b"hart_get_status error "), u64(err)):
         return
     if not check(name, sbi_value[0] == 0, cstr(b"hart 0 status "), sbi_value[0]):
