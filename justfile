@@ -32,12 +32,17 @@ test-fast *ARGS:
 bench: bench-compiler bench-boot
 
 # Compiler speed: lines per second and time per stage
-bench-compiler *ARGS:
+bench-compiler *ARGS: bench-deps
     python -m compiler.bench "$@"
 
 # Boot to shell (MVM), under the hypervisor (PLIC, AIA) and native, plus idle traps/s: build/bench/boot.md
-bench-boot *ARGS:
+bench-boot *ARGS: bench-deps
     python -m qemu.bench_boot "$@"
+
+# matplotlib for the benchmarks' PNG charts (the `bench` extra), installed once
+bench-deps:
+    python -c "import matplotlib" 2>/dev/null || python -m pip install -q 'matplotlib==3.*'
+
 
 # Guest kernel and MVM initramfs
 images *ARGS:

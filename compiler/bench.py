@@ -21,7 +21,7 @@ def hypervisor_sources(board_module: Path) -> tuple[list[Path], dict[str, Path]]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m compiler.bench", description=__doc__)
     ap.add_argument("--runs", type=int, default=5, help="compilations to take the median of (default 5)")
-    ap.add_argument("--out", type=Path, default=None, help="also write the Markdown report here")
+    ap.add_argument("--out", type=Path, default=None, help="Markdown report (default build/bench/compiler.md, PNG beside)")
     args = ap.parse_args(argv)
     from boards import make_config, render_hypervisor_module
     from compiler.driver import build_riscv_object
@@ -52,10 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in stages.items():
         m = statistics.median(v)
         out.append(f"| {k} | {m * 1000:.1f} | {m / total:.0%} |")
+    out_md = args.out or ROOT / "build" / "bench" / "compiler.md"
+    from qemu.bench_plot import bar_chart
+
+    names = list(stages)
+    if bar_chart(out_md.with_suffix(".png"), f"Compiling the hypervisor: {total * 1000:.0f} ms ({lines / total:,.0f} lines/s)",
+                 names, {"ms": [statistics.median(stages[k]) * 1000 for k in names]}, "median ms"):
+        out += ["", f"![time per stage]({out_md.with_suffix('.png').name})"]
     text = "\n".join(out)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text(text + "\n")
+    print(f"(report: {out_md})")
     return 0
 
 

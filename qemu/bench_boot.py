@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qemu import images
+from qemu.bench_plot import bar_chart
 
 ICOUNT = ["-icount", "shift=0,sleep=off"]
 TIMEBASE_HZ = 10_000_000
@@ -489,6 +490,24 @@ def main(argv: list[str] | None = None) -> int:
             "",
             idle_table(ims),
         ]
+    png = args.report.with_suffix(".png")
+    base_wall = ms[0].walls and sorted(ms[0].walls)[len(ms[0].walls) // 2]
+    base_icount = ms[0].icount_shell_ms
+
+    def ratio(v: float | None, base: float | None) -> float | None:
+        return v / base if v and base else None
+
+    if bar_chart(
+        png,
+        "MVM boot to shell, relative to native QEMU",
+        [m.config for m in ms],
+        {
+            "wall clock": [ratio(m.walls and sorted(m.walls)[len(m.walls) // 2], base_wall) for m in ms],
+            "icount": [ratio(m.icount_shell_ms, base_icount) for m in ms],
+        },
+        "time / native",
+    ):
+        report += [f"![boot ratios]({png.name})", ""]
     report += [f"{n}\n" for n in notes]
     text = "\n".join(report)
     args.report.parent.mkdir(parents=True, exist_ok=True)
