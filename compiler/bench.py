@@ -21,7 +21,9 @@ def hypervisor_sources(board_module: Path) -> tuple[list[Path], dict[str, Path]]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m compiler.bench", description=__doc__)
     ap.add_argument("--runs", type=int, default=5, help="compilations to take the median of (default 5)")
-    ap.add_argument("--out", type=Path, default=None, help="Markdown report (default build/bench/compiler.md, PNG beside)")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="Markdown report (default build/bench/compiler.md, PNG beside it)"
+    )
     args = ap.parse_args(argv)
     from boards import make_config, render_hypervisor_module
     from compiler.driver import build_riscv_object
@@ -56,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from qemu.bench_plot import bar_chart
 
     names = list(stages)
-    if bar_chart(out_md.with_suffix(".png"), f"Compiling the hypervisor: {total * 1000:.0f} ms ({lines / total:,.0f} lines/s)",
-                 names, {"ms": [statistics.median(stages[k]) * 1000 for k in names]}, "median ms"):
+    title = f"Compiling the hypervisor: {total * 1000:.0f} ms ({lines / total:,.0f} lines/s)"
+    per_stage = {"ms": [statistics.median(stages[k]) * 1000 for k in names]}
+    if bar_chart(out_md.with_suffix(".png"), title, names, per_stage, "median ms"):
         out += ["", f"![time per stage]({out_md.with_suffix('.png').name})"]
     text = "\n".join(out)
     print(text)

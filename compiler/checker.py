@@ -46,7 +46,8 @@ def _csrs() -> dict[str, int]:
 
 
 PRELUDE_FUNCS = {
-    "static", "cstr", "extern_addr", "len", "sizeof", "alignof", "offsetof", "addr_of", "null", "panic", "fence", "sbi_ecall",
+    "static", "cstr", "extern_addr", "len", "sizeof", "alignof", "offsetof", "addr_of", "null", "panic", "fence",
+    "sbi_ecall",
     *intr.CSR_OPS, *intr.PRIV, *intr.ATOMICS, *intr.LRSC,
 }
 PRELUDE_TYPES = {"Ptr", "Array", "Mmio", "Callable", "Final"}
