@@ -92,7 +92,12 @@ def hart_setup_csrs() -> None:
         csr_write(VSTIMECMP, ~u64(0))  # Sstc: no VS timer interrupt until the guest sets one (reset value is 0)
     # The hypervisor itself runs with interrupts off (sstatus.SIE = 0); its own interrupts are taken
     # only while a guest runs, where they trap to HS-mode regardless of SIE.
-    csr_write(SIE, MIP_STIP | MIP_SSIP | MIP_SEIP)
+    # PLIC mode: the physical PLIC's S-mode contexts interrupt the hypervisor; in AIA mode nothing targets the
+    # hypervisor's own interrupt files (devices' MSIs go straight to guest interrupt files).
+    if IRQ_MODE == IRQ_MODE_AIA:
+        csr_write(SIE, MIP_STIP | MIP_SSIP)
+    else:
+        csr_write(SIE, MIP_STIP | MIP_SSIP | MIP_SEIP)
     trap_enable_guest_interrupts()
 
 

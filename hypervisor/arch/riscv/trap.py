@@ -170,14 +170,12 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
         v.wfi_exits += 1
         # Wait in the hypervisor for any interrupt; the guest's own (VS-level) ones are enabled in hie,
         # the hypervisor's in sie. Whatever woke the hart is taken once the vCPU resumes. In AIA mode an MSI
-        # into the vCPU's guest interrupt file must wake the hart too: it raises SGEIP through hgeie (Priv
-        # 9.2.4), enabled only while waiting so a running guest's own interrupts never exit to the hypervisor.
+        # into the vCPU's guest interrupt file raises SGEIP (hgeie has its bit while the vCPU is on this hart,
+        # Priv 9.2.4); sie.SGEIE is enabled only while waiting, so a running guest's interrupts never exit.
         if IRQ_MODE == IRQ_MODE_AIA and vcpu_vm(v).id == 0:
-            csr_write(HGEIE, u64(1) << VGEIN_MVM)
             csr_set(SIE, MIP_SGEIP)
             wfi()
             csr_clear(SIE, MIP_SGEIP)
-            csr_write(HGEIE, u64(0))
             return
         wfi()
         return
@@ -203,6 +201,9 @@ def irq_software(v: Ptr[Vcpu]) -> None:
 
 
 def irq_external(v: Ptr[Vcpu]) -> None:
+    if IRQ_MODE == IRQ_MODE_AIA:
+        irq_unexpected(v)  # not enabled in sie in AIA mode; there is no PLIC to claim from
+        return
     virq_external(v, v.hart)
 
 
@@ -249,6 +250,10 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     hstatus = csr_read(HSTATUS) & ~HSTATUS_VGEIN
     if IRQ_MODE == IRQ_MODE_AIA and vm.id == 0:
         hstatus |= VGEIN_MVM << HSTATUS_VGEIN_SHIFT  # the vCPU's IMSIC is this guest interrupt file
+        # hgeie keeps its bit for as long as the vCPU is on this hart: every MSI into the file then also raises
+        # SGEIP (never taken while sie.SGEIE is clear), so the hart notices it even when it arrives while the
+        # hypervisor runs, and a waiting hart wakes up.
+        csr_write(HGEIE, u64(1) << VGEIN_MVM)
     csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
     # sstatus.FS must not be Off while V=1, or the guest's own FP use traps (Priv 9.2.10 / 4.1.1). One vCPU
     # per hart and a hypervisor built without F/D mean the FP registers are the guest's alone: no save needed.
