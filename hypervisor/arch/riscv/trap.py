@@ -82,7 +82,7 @@ from hypervisor.arch.riscv.sbi_call import (
     sbi_system_reset,
 )
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
-from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS, TEST_FINISHER_BASE
+from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS, TEST_FINISHER_BASE, TIMEBASE_FREQUENCY
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.vaplic import VGEIN_MVM
@@ -281,7 +281,12 @@ def hart_wait(hartid: u64) -> None:
             console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
             console_unlock()
             if vm_any_failed():
+                # QEMU queues the finisher's shutdown; an SRST right after it would overwrite its exit code with
+                # 0, so SRST is only the fallback when the finisher has not stopped the machine a while later.
                 Mmio[u32](TEST_FINISHER_BASE).write(TEST_FINISHER_FAIL | (u32(1) << 16))
+                until = csr_read(TIME) + TIMEBASE_FREQUENCY
+                while csr_read(TIME) < until:
+                    pass  # no wfi: nothing may be armed to wake this hart
                 sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
             sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_NONE)
         wfi()
