@@ -278,6 +278,9 @@ def mvm_module_constants(cfg: BuildConfig) -> tuple[list[tuple[str, int, str]], 
     plic = mvm.emulated_for("plic")["plic"]
     aia = mvm.emulated_for("aia")
     aplic, imsic = aia["aplic"], aia["imsic"]
+    stats = mvm.emulated_named("stats")
+    if stats is None:
+        raise BoardError(f"{mvm.path.name}: emulated: no 'stats' entry (the hypervisor's statistics page)")
     pt = mvm.passthrough
     scalars = [
         *mvm_constants(mvm),
@@ -290,6 +293,8 @@ def mvm_module_constants(cfg: BuildConfig) -> tuple[list[tuple[str, int, str]], 
         ("MVM_APLIC_NUM_SOURCES", aplic.num_sources, ""),
         ("MVM_IMSIC_BASE", imsic.base, "AIA mode: vCPU i's IMSIC page at MVM_IMSIC_BASE + i * IMSIC_PAGE_SIZE"),
         ("MVM_IMSIC_NUM_IDS", imsic.num_ids, ""),
+        ("MVM_STATS_BASE", stats.base, "the hypervisor's read-only statistics page (not in the device tree)"),
+        ("MVM_STATS_SIZE", stats.size, ""),
     ]
     tables = {
         "MVM_HARTS": ("MVM_NUM_VCPUS", list(mvm.harts)),

@@ -33,7 +33,9 @@ QEMU_RV64_ISA = (
 QEMU_CBO_BLOCK_SIZE = 64  # riscv,cbo{m,p,z}-block-size of QEMU's rv64
 
 MMU_TYPES = ("riscv,sv39", "riscv,sv48", "riscv,sv57")
-EMULATED_KINDS = {"plic": "plic", "aplic": "aia", "imsic": "aia"}  # name -> the IRQ mode it belongs to
+# name -> the IRQ mode it belongs to ("any": both). "stats" is the hypervisor's read-only statistics page
+# (per-vCPU exit counters), left out of the device tree so no driver claims it and /dev/mem can read it.
+EMULATED_KINDS = {"plic": "plic", "aplic": "aia", "imsic": "aia", "stats": "any"}
 IRQ_S_EXT = 9  # scause interrupt codes, the cells of a cpu-intc specifier
 IRQ_M_EXT = 11
 IRQ_TYPE_LEVEL_HIGH = 4  # second cell of an APLIC interrupt specifier
@@ -107,6 +109,9 @@ class MvmConfig:
     stdout: str
     emulated: tuple[EmulatedDevice, ...]
     passthrough: tuple[PassthroughDevice, ...]
+
+    def emulated_named(self, name: str) -> EmulatedDevice | None:
+        return next((e for e in self.emulated if e.name == name), None)
 
     def emulated_for(self, irq: str) -> dict[str, EmulatedDevice]:
         """The virtual interrupt controllers of one IRQ mode, by name."""

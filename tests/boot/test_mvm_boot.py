@@ -75,15 +75,15 @@ def mvm(request, tmp_path_factory):
     irq, aia_guests = MODES[mode]
     out = tmp_path_factory.mktemp(f"mvm-{mode}")
     cmd = mvm_qemu_command(False, 2, "1G", irq=irq, aia_guests=aia_guests, out=out, quiet=True)
-    shell = bench_boot.Shell(cmd, timeout=TIMEOUT)
-    m = Mvm(mode, shell)
     try:
-        wall, _ = shell.wait_prompt()
+        shell, wall, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
         print(f"\n[{mode}] shell after {wall:.2f} s")
-    except (pexpect.TIMEOUT, pexpect.EOF) as e:
-        p = m.save_log(f"test_mvm_boot-{mode}-boot")
-        shell.close()
-        pytest.fail(f"[{mode}] the MVM does not reach its shell ({type(e).__name__}); serial log: {p}")
+    except bench_boot.BootError as e:
+        LOG_DIR.mkdir(exist_ok=True)
+        p = LOG_DIR / f"test_mvm_boot-{mode}-boot.log"
+        p.write_text(e.log)
+        pytest.fail(f"[{mode}] the MVM does not reach a shell that answers ({e}); serial log: {p}")
+    m = Mvm(mode, shell)
     yield m
     shell.close()
 

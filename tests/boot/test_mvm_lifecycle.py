@@ -28,9 +28,8 @@ def test_mvm_reboot_restarts_the_machine(tmp_path):
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", irq="plic", out=tmp_path / "out", quiet=True)
-    shell = bench_boot.Shell(cmd, timeout=TIMEOUT)
+    shell, _, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
     try:
-        shell.wait_prompt()
         shell.send("reboot")
         shell.expect(r"vm0 \(management VM\) resets the machine, type 0x1")
         shell.expect(r"PyShyper \d+\.\d+\.\d+: a Type-1 hypervisor")
@@ -55,9 +54,8 @@ def test_mvm_bad_access_kills_only_the_vm(tmp_path):
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", irq="plic", out=tmp_path / "out", quiet=True)
-    shell = bench_boot.Shell(cmd, timeout=TIMEOUT)
+    shell, _, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
     try:
-        shell.wait_prompt()
         shell.send("devmem 0x40000000 32")
         shell.expect(r"pyshyper: vm0 load guest-page fault at guest-physical 0x40000000")
         shell.expect(r"pyshyper: vm0 killed: access outside its memory at pc 0x[0-9a-f]+")

@@ -5,12 +5,21 @@ emulator; the guest then continues after the instruction.
 The emulator is chosen by the build's interrupt mode (a compile-time constant): the virtual PLIC, or the
 virtual APLIC in AIA mode (whose IMSIC pages are mapped, never emulated)."""
 
-from compiler.prelude import HTINST, Array, Ptr, addr_of, csr_read, extern, u64
+from compiler.prelude import HTINST, TIME, Array, Final, Ptr, addr_of, csr_read, extern, u64
 from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn_len, mmio_load_value, mmio_store_value
-from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MVM_APLIC_BASE, MVM_APLIC_SIZE, MVM_PLIC_BASE, MVM_PLIC_SIZE
+from hypervisor.board import (
+    IRQ_MODE,
+    IRQ_MODE_AIA,
+    MVM_APLIC_BASE,
+    MVM_APLIC_SIZE,
+    MVM_PLIC_BASE,
+    MVM_PLIC_SIZE,
+    MVM_STATS_BASE,
+    MVM_STATS_SIZE,
+)
 from hypervisor.core.vaplic import vaplic_access_ok, vaplic_read, vaplic_write
 from hypervisor.core.virq import virq_guest_completed, virq_lock, virq_unlock, virq_update, virq_vplic
-from hypervisor.core.vm import Vcpu, vcpu_vm
+from hypervisor.core.vm import Vcpu, vcpu_vm, vm_get, vm_vcpu
 from hypervisor.core.vplic import vplic_access_ok, vplic_read, vplic_write
 
 
@@ -64,11 +73,48 @@ def aplic_read(offset: u64, width: u64) -> u64:
     return vaplic_read(offset)
 
 
+STATS_STRIDE: Final = u64(0x20)  # per vCPU: exits, WFI exits, SBI calls, the time CSR
+
+
+def stats_read(offset: u64) -> u64:
+    """The statistics page (mvm.toml "stats"): u64 counters of vCPU offset / 0x20 of the management VM."""
+    vm = vm_get(u64(0))
+    i = offset // STATS_STRIDE
+    if i >= vm.vcpus:
+        return u64(0)
+    t = vm_vcpu(vm, i)
+    field = (offset % STATS_STRIDE) // 8
+    if field == 0:
+        return t.traps
+    if field == 1:
+        return t.wfi_exits
+    if field == 2:
+        return t.sbi_calls
+    return csr_read(TIME)
+
+
+def mmio_emulate_stats(v: Ptr[Vcpu], gpa: u64) -> bool:
+    acc = Array[MmioAccess, 1]()
+    a = addr_of(acc[0])
+    if not mmio_decode_trap(v, a):
+        return False
+    offset = gpa - MVM_STATS_BASE
+    if offset % a.width != 0:
+        return False
+    if not a.is_store and a.reg != 0:  # stores are ignored: the page is read-only
+        value = stats_read(offset - offset % 8) >> ((offset % 8) * 8)
+        v.regs[a.reg] = mmio_load_value(a, value)
+    v.sepc += a.insn_len
+    return True
+
+
 def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> bool:
     """Emulate the access at gpa if an emulated device covers it; false: nothing there (the caller faults)."""
     vm = vcpu_vm(v)
     if vm.id != 0:
         return False
+    if gpa >= MVM_STATS_BASE and gpa - MVM_STATS_BASE < MVM_STATS_SIZE:
+        return mmio_emulate_stats(v, gpa)
     base = MVM_APLIC_BASE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_BASE
     size = MVM_APLIC_SIZE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_SIZE
     if gpa < base or gpa - base >= size:
