@@ -175,6 +175,21 @@ def test_timer_accuracy(mvm: Mvm):
     assert abs(date_start - r1) <= 3 and abs(date_end - r2) <= 3, (date_start, r1, date_end, r2)
 
 
+def test_hypervisor_statistics_page(mvm: Mvm):
+    """The hypervisor's statistics page (mvm.toml "stats", not in the device tree) reads from the MVM's shell:
+    each vCPU's exit counters and the time CSR, which advance."""
+    base = bench_boot.stats_base()
+    first = bench_boot.read_vcpu_stats(mvm.shell)
+    mvm.run("sleep 1")
+    second = bench_boot.read_vcpu_stats(mvm.shell)
+    assert sorted(first) == [0, 1]
+    for v in (0, 1):
+        assert second[v].traps > first[v].traps > 0, (v, first[v], second[v])
+        assert second[v].wfi >= first[v].wfi
+        assert 0.9 <= (second[v].ticks - first[v].ticks) / bench_boot.TIMEBASE_HZ < 10
+    assert "0x" in mvm.run(f"devmem {base + 0x1000 - 8:#x} 64")  # beyond the vCPUs: reads as 0, no fault
+
+
 def test_python3(mvm: Mvm):
     out = mvm.run("python3 -c 'print(sum(range(1000)))'", timeout=TIMEOUT)
     assert out.strip().splitlines()[-1] == "499500", out
