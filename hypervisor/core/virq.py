@@ -68,17 +68,20 @@ def virq_update_vcpu(v: Ptr[Vcpu]) -> None:
     """On the hart running v: its VSEIP follows whether its S context has an enabled pending source."""
     if vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(v.vcpu_id)):
         csr_set(HVIP, MIP_VSEIP)
+        v.vseip = u32(1)
     else:
         csr_clear(HVIP, MIP_VSEIP)
+        v.vseip = u32(0)
 
 
 def virq_update(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:
-    """After the virtual PLIC changed: this vCPU updates now, the others are told by IPI (hvip is per hart)."""
+    """After the virtual PLIC changed: this vCPU updates now; another is told by IPI (hvip is per hart), but only
+    when its line must change. Skipping is safe: a message still in flight makes it re-read the current state."""
     for i in range(vm.vcpus):
         t = vm_vcpu(vm, u64(i))
         if t.addr() == current.addr():
             virq_update_vcpu(t)
-        else:
+        elif vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
             amoswap_w(addr_of(t.mailbox[MSG_VSEIP]), u32(1))
             fence()
             sbi_send_ipi(u64(1), t.hart)

@@ -75,9 +75,12 @@ class Vcpu:
     wfi_exits: u64
     sbi_calls: u64
     state: u64  # VCPU_STOPPED or VCPU_STARTED (SBI HSM)
+    vseip: u32  # the external-interrupt line last applied on its hart (PLIC mode, core/virq.py)
     running: u32  # 1 while its hart runs it (set on entry, cleared when the hart parks), read atomically
     mailbox: Array[u32, MSG_COUNT]
-    traps: u64
+    traps: u64  # every exit to the hypervisor; of which:
+    irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
+    mmio_exits: u64  # emulated MMIO accesses
 
 
 @struct
@@ -323,5 +326,9 @@ def vm_print_stats(vm: Ptr[Vm]) -> None:
         console_dec(v.sbi_calls)
         console_puts(cstr(b", time "))
         console_dec(csr_read(TIME))
+        console_puts(cstr(b", irq "))
+        console_dec(v.irqs)
+        console_puts(cstr(b", mmio "))
+        console_dec(v.mmio_exits)
         console_puts(cstr(b"\n"))
         console_unlock()

@@ -44,6 +44,7 @@ def mmio_fetch(v: Ptr[Vcpu]) -> u64:
 
 
 def mmio_decode_trap(v: Ptr[Vcpu], a: Ptr[MmioAccess]) -> bool:
+    v.mmio_exits += 1
     htinst = csr_read(HTINST)
     insn = u64(0)
     if htinst & 1 == 0:

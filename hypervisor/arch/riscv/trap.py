@@ -300,6 +300,7 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     v.traps += 1
     if cause & SCAUSE_INTERRUPT != 0:
         code = cause & ~SCAUSE_INTERRUPT
+        v.irqs += 1
         if code < IRQ_COUNT:
             INTERRUPT_HANDLERS[code](v)
     elif cause < EXC_COUNT:
