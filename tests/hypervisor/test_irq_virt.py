@@ -84,7 +84,7 @@ def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_g
     dev.claims = [10, 0]
     virq.virq_external(v0, u64(0))
     assert prelude.mock.csr[CSRS["HVIP"]] & MIP_VSEIP  # vCPU 0 (this hart) sees its external line
-    assert ipis and ipis[-1][0] == 0x735049 and ipis[-1][3] == 1  # vCPU 1's hart is told to re-evaluate
+    assert not ipis  # vCPU 1's context has nothing enabled: its line does not change, no IPI
     assert not any(off == 0x200004 + 0x1000 and val == 10 for off, val in dev.writes)  # not completed yet
     src = vp.vplic_read(p, u64(0x200004 + 0x1000 * 1), u64(4))  # guest claims
     assert int(src) == 10
@@ -94,6 +94,23 @@ def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_g
     assert int(done) == 10
     virq.virq_guest_completed(done)
     assert (0x200004 + 0x1000 * 1, 10) in dev.writes  # now the physical source is completed
+
+
+def test_plic_other_vcpu_is_told_only_when_its_line_changes(plic):
+    m, dev, vm, v0, v1, ipis = plic
+    vp, virq = m["core.vplic"], m["core.virq"]
+    p = virq.virq_vplic()
+    u64 = prelude.u64
+    vp.vplic_write(p, u64(4 * 10), u64(4), u64(1))
+    vp.vplic_write(p, u64(0x2000 + 0x80 * 3), u64(4), u64(1 << 10))  # vCPU 1's S context (3) enables source 10
+    dev.claims = [10, 0]
+    virq.virq_external(v0, u64(0))
+    assert len(ipis) == 1 and ipis[0][0] == 0x735049 and ipis[0][3] == 1  # vCPU 1's hart must raise its line
+    assert int(v1.mailbox[m["core.vm"].MSG_VSEIP]) == 1
+    virq.virq_update_vcpu(v1)  # what vCPU 1's hart does with the message
+    assert int(v1.vseip) == 1
+    virq.virq_update(vm, v0)  # nothing changed for vCPU 1 since: no second IPI
+    assert len(ipis) == 1
 
 
 def test_plic_unowned_source_is_dropped(plic):
