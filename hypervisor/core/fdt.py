@@ -15,7 +15,7 @@ are the absolute addresses of their FDT_BEGIN_NODE tokens (0: none); property ha
 FDT_PROP tokens (0: none).  Every public function first checks `fdt_valid`, so a bad a1 gives 0 / False answers.
 """
 
-from compiler.prelude import Final, Ptr, cstr, u8, u32, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, cstr, null, u8, u32, u64
 
 FDT_MAGIC: Final = u32(0xD00DFEED)  # 5.2 magic
 FDT_BEGIN_NODE: Final = u32(1)  # 5.4.1 tokens
@@ -274,56 +274,42 @@ def fdt_cpus(dtb: u64) -> u64:
     return fdt_child(dtb, fdt_root(dtb), cstr(b"cpus"), 0)
 
 
-def fdt_cpu_node(dtb: u64, index: u64) -> u64:
-    """The index-th usable cpu node: a child of /cpus with device_type "cpu" (/cpus/cpu-map is not one)."""
-    if not fdt_valid(dtb):
-        return 0
-    cpus = fdt_cpus(dtb)
-    if cpus == 0:
-        return 0
-    tok = fdt_next(dtb, cpus)
-    depth = u64(0)
+def fdt_cpu_scan(dtb: u64, index: u64, count: Ptr[u64]) -> u64:
+    """Walk the children of /cpus: the index-th usable cpu node (device_type "cpu"; /cpus/cpu-map is not one, nor a
+    cpu whose status says disabled), or 0; the number of usable cpu nodes seen goes to count[0] unless null."""
     n = u64(0)
+    found = u64(0)
+    cpus = fdt_cpus(dtb) if fdt_valid(dtb) else u64(0)
+    tok = fdt_next(dtb, cpus) if cpus != 0 else u64(0)
+    depth = u64(0)
     while tok != 0:
         tag = fdt_be32(tok)
         if tag == FDT_BEGIN_NODE:
-            if depth == 0 and fdt_prop_is(dtb, tok, cstr(b"device_type"), cstr(b"cpu")) \
-                    and fdt_usable(dtb, tok):
+            if depth == 0 and fdt_prop_is(dtb, tok, cstr(b"device_type"), cstr(b"cpu")) and fdt_usable(dtb, tok):
                 if n == index:
-                    return tok
+                    found = tok
                 n += 1
             depth += 1
         elif tag == FDT_END_NODE:
             if depth == 0:
-                return 0
+                break
             depth -= 1
         tok = fdt_next(dtb, tok)
-    return 0
+    if count.addr() != 0:
+        count[0] = n
+    return found
+
+
+def fdt_cpu_node(dtb: u64, index: u64) -> u64:
+    """The index-th usable cpu node, or 0."""
+    return fdt_cpu_scan(dtb, index, null(u64))
 
 
 def fdt_cpu_count(dtb: u64) -> u64:
     """How many usable cpu nodes /cpus has (status "disabled" ones, e.g. a monitor-only hart, are not counted)."""
-    if not fdt_valid(dtb):
-        return 0
-    cpus = fdt_cpus(dtb)
-    if cpus == 0:
-        return 0
-    tok = fdt_next(dtb, cpus)
-    depth = u64(0)
-    n = u64(0)
-    while tok != 0:
-        tag = fdt_be32(tok)
-        if tag == FDT_BEGIN_NODE:
-            if depth == 0 and fdt_prop_is(dtb, tok, cstr(b"device_type"), cstr(b"cpu")) \
-                    and fdt_usable(dtb, tok):
-                n += 1
-            depth += 1
-        elif tag == FDT_END_NODE:
-            if depth == 0:
-                return n
-            depth -= 1
-        tok = fdt_next(dtb, tok)
-    return n
+    n = Array[u64, 1]()
+    fdt_cpu_scan(dtb, FDT_BAD, addr_of(n[0]))
+    return n[0]
 
 
 def fdt_cpu_hartid(dtb: u64, index: u64) -> u64:
