@@ -64,27 +64,47 @@ def virq_route(vm: Ptr[Vm], src: u64, hartid: u64) -> None:
     plic_set_threshold(plic_s_context(hartid), u32(0))
 
 
-def virq_update_vcpu(v: Ptr[Vcpu]) -> None:
-    """On the hart running v: its VSEIP follows whether its S context has an enabled pending source."""
-    if vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(v.vcpu_id)):
+def virq_line_locked(v: Ptr[Vcpu]) -> bool:
+    """With the lock held: v's line as its S context now asks for it, recorded as the line last applied."""
+    line = vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(v.vcpu_id))
+    v.vseip = u32(1) if line else u32(0)
+    return line
+
+
+def virq_apply(line: bool) -> None:
+    if line:
         csr_set(HVIP, MIP_VSEIP)
-        v.vseip = u32(1)
     else:
         csr_clear(HVIP, MIP_VSEIP)
-        v.vseip = u32(0)
+
+
+def virq_update_vcpu(v: Ptr[Vcpu]) -> None:
+    """On the hart running v: its VSEIP follows whether its S context has an enabled pending source."""
+    virq_lock()
+    line = virq_line_locked(v)
+    virq_unlock()
+    virq_apply(line)
 
 
 def virq_update(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:
     """After the virtual PLIC changed: this vCPU updates now; another is told by IPI (hvip is per hart), but only
-    when its line must change. Skipping is safe: a message still in flight makes it re-read the current state."""
+    when its line must change. The comparison with the line it last applied is made under the lock, as that
+    vCPU's own update is: either it already saw this change, or it is told, so no change is ever missed."""
+    line = False
+    mine = False
+    virq_lock()
     for i in range(vm.vcpus):
         t = vm_vcpu(vm, u64(i))
         if t.addr() == current.addr():
-            virq_update_vcpu(t)
+            line = virq_line_locked(t)
+            mine = True
         elif vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
             amoswap_w(addr_of(t.mailbox[MSG_VSEIP]), u32(1))
             fence()
             sbi_send_ipi(u64(1), t.hart)
+    virq_unlock()
+    if mine:
+        virq_apply(line)
 
 
 def virq_external(v: Ptr[Vcpu], hartid: u64) -> None:

@@ -54,9 +54,9 @@ VCPU_STOPPED: Final = u64(0)
 VCPU_STARTED: Final = u64(1)
 
 # Messages to the hart running a vCPU (Vcpu.mailbox slots, set with amoswap, followed by an IPI)
+# (remote fences are not a message: they are counted, Vcpu.fence_req / fence_done, and waited for)
 MSG_VSSIP: Final = 0  # raise the guest's supervisor software interrupt
-MSG_FENCE: Final = 1  # hfence.vvma for the VM and fence.i before the vCPU runs on
-MSG_VSEIP: Final = 2  # re-evaluate the guest's external interrupt line
+MSG_VSEIP: Final = 1  # re-evaluate the guest's external interrupt line
 MSG_COUNT: Final = 4
 
 PAGE_SIZE: Final = u64(4096)
@@ -78,6 +78,10 @@ class Vcpu:
     vseip: u32  # the external-interrupt line last applied on its hart (PLIC mode, core/virq.py)
     running: u32  # 1 while its hart runs it (set on entry, cleared when the hart parks), read atomically
     mailbox: Array[u32, MSG_COUNT]
+    # Remote fences (SBI RFENCE) are synchronous: a requester takes a ticket from fence_req and waits until the
+    # vCPU's hart has fenced and published fence_done >= ticket. Both only grow (never reset with the vCPU).
+    fence_req: u64
+    fence_done: u64
     traps: u64  # every exit to the hypervisor; of which:
     irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
     mmio_exits: u64  # emulated MMIO accesses

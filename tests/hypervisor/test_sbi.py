@@ -174,10 +174,74 @@ def test_ipi_to_self_and_to_the_other_vcpu(hyp, two_vcpus):
     assert _ecall_on(hyp, v0, 0x735049, 0, 1, 5)[0] == -3 & U64  # base beyond the VM's vCPUs
 
 
-def test_rfence_fences_this_hart_and_asks_the_other(hyp, two_vcpus):
+def _started_running(hyp, v):
+    v.state = hyp.mods["core.vm"].VCPU_STARTED
+    v.running = prelude.u32(1)
+
+
+def test_rfence_waits_until_the_other_hart_has_fenced(hyp, two_vcpus):
+    """SBI remote fences are synchronous: the call returns only once the target hart served the request (here
+    the firmware's IPI stands for that hart, which answers by reading its vCPU's requests)."""
+    vm, v0, v1 = two_vcpus
+    _started_running(hyp, v1)
+    sbi = hyp.mods["arch.riscv.sbi"]
+    served = []
+
+    def firmware(eid, fid, a0, a1, *rest):
+        if eid == 0x735049:  # the IPI to hart 3: that hart takes it and reads its messages
+            served.append(int(v1.fence_req))
+            sbi.vcpu_handle_messages(v1)
+        return 0, 0
+
+    prelude.mock.sbi_handler = firmware
+    prelude.mock.log.clear()
+    assert _ecall_on(hyp, v0, 0x52464E43, 0, ~0 & U64, ~0 & U64) == (0, 0)  # remote_fence_i, all harts
+    assert served == [1] and int(v1.fence_done) == 1 == int(v1.fence_req)
+    assert len(prelude.mock.ops("hfence_vvma_vmid")) == 2 and len(prelude.mock.ops("fence_i")) == 2
+    prelude.mock.log.clear()
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, 0b01, 0, 0, 0) == (0, 0)  # only vCPU 0: no request to hart 3
+    assert served == [1] and len(prelude.mock.ops("hfence_vvma_vmid")) == 1
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, 1, 7, 0, 0)[0] == -3 & U64  # base beyond the VM's vCPUs
+
+
+def test_rfence_keeps_waiting_and_serves_its_own_requests_meanwhile(hyp, two_vcpus, monkeypatch):
+    """The requester polls until the target's count reaches its ticket; a request made of the requester
+    meanwhile (the other hart fencing it at the same moment) is served inside that wait, so neither hart
+    waits for the other forever."""
+    vm, v0, v1 = two_vcpus
+    _started_running(hyp, v1)
+    _started_running(hyp, v0)
+    sbi = hyp.mods["arch.riscv.sbi"]
+    real = sbi.amoadd_d
+    polls = []
+
+    def amoadd_d(p, v):
+        if int(p.addr()) == int(prelude.addr_of(v1.fence_done).addr()):
+            polls.append(1)
+            if len(polls) == 3:  # hart 3 asks hart 2 for a fence while hart 2 waits for it
+                real(prelude.addr_of(v0.fence_req), prelude.u64(1))
+            if len(polls) == 6:  # and serves hart 2's request only then
+                sbi.vcpu_handle_messages(v1)
+        return real(p, v)
+
+    monkeypatch.setattr(sbi, "amoadd_d", amoadd_d)
+    prelude.mock.sbi_handler = lambda *a: (0, 0)
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, 0b10, 0, 0, 0) == (0, 0)  # remote_sfence_vma on vCPU 1 only
+    assert len(polls) >= 6 and int(v1.fence_done) == 1
+    assert int(v0.fence_done) == 1 == int(v0.fence_req)  # served while waiting
+
+
+def test_rfence_does_not_wait_for_a_vcpu_off_its_hart(hyp, two_vcpus):
+    """A started vCPU whose hart has not entered it yet (or parked it) fences in full when it is entered: the
+    request is left for then, and the caller does not wait; neither does it for a VM that has ended."""
     vm, v0, v1 = two_vcpus
     v1.state = hyp.mods["core.vm"].VCPU_STARTED
-    prelude.mock.log.clear()
-    assert _ecall_on(hyp, v0, 0x52464E43, 1, ~0 & U64, ~0 & U64, 0, 0) == (0, 0)  # all harts
-    assert prelude.mock.ops("hfence_vvma_vmid")
-    assert int(v1.mailbox[hyp.mods["core.vm"].MSG_FENCE]) == 1
+    prelude.mock.sbi_handler = lambda *a: (0, 0)
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, ~0 & U64, ~0 & U64, 0, 0) == (0, 0)
+    assert int(v1.fence_req) == 1 and int(v1.fence_done) == 0
+    hyp.mods["arch.riscv.sbi"].vcpu_handle_messages(v1)
+    assert int(v1.fence_done) == 1
+    v1.running = prelude.u32(1)
+    vm.state = hyp.mods["core.vm"].VM_CRASHED  # killed by another hart meanwhile
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, ~0 & U64, ~0 & U64, 0, 0) == (0, 0)
+    assert int(v1.fence_req) == 2 and int(v1.fence_done) == 1

@@ -12,6 +12,9 @@ from compiler.prelude import (
     Final,
     Ptr,
     addr_of,
+    amoadd_d,
+    amoadd_w,
+    amoswap_d,
     amoswap_w,
     csr_clear,
     csr_set,
@@ -58,12 +61,13 @@ from hypervisor.board import DEBUG_FAULTS
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.virq import virq_update_vcpu
 from hypervisor.core.vm import (
-    MSG_FENCE,
     MSG_VSEIP,
     MSG_VSSIP,
+    VCPU_MAX,
     VCPU_STARTED,
     VCPU_STOPPED,
     VM_ENDED,
+    VM_RUNNING,
     VM_FAILED,
     Vcpu,
     Vm,
@@ -147,13 +151,23 @@ def vcpu_send(v: Ptr[Vcpu], target: Ptr[Vcpu], msg: u64) -> None:
     sbi_send_ipi(u64(1), target.hart)
 
 
+def sbi_target_hit(idx: u64, mask: u64, base: u64) -> bool:
+    """Whether vCPU `idx` is named by (hart_mask, hart_mask_base) (SBI 2.0, 3.3; base ~0: every hart)."""
+    return base == ~u64(0) or (idx >= base and idx - base < 64 and (mask >> (idx - base)) & 1 != 0)
+
+
+def sbi_targets_ok(v: Ptr[Vcpu], base: u64) -> i64:
+    if base != ~u64(0) and base >= vcpu_vm(v).vcpus:
+        return SBI_ERR_INVALID_PARAM
+    return SBI_SUCCESS
+
+
 def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
-    """Deliver msg to every vCPU of the caller's VM named by (hart_mask, hart_mask_base) (SBI 2.0, 3.3)."""
+    """Deliver msg to every started vCPU of the caller's VM named by (hart_mask, hart_mask_base)."""
     vm = vcpu_vm(v)
     for i in range(vm.vcpus):
         idx = u64(i)
-        hit = base == ~u64(0) or (idx >= base and idx - base < 64 and (mask >> (idx - base)) & 1 != 0)
-        if hit:
+        if sbi_target_hit(idx, mask, base):
             t = vm_vcpu(vm, idx)
             if t.state == VCPU_STARTED:
                 if t.addr() == v.addr():
@@ -161,18 +175,62 @@ def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
                     vcpu_handle_messages(v)
                 else:
                     vcpu_send(v, t, msg)
-    if base != ~u64(0) and base >= vm.vcpus:
-        return SBI_ERR_INVALID_PARAM
-    return SBI_SUCCESS
+    return sbi_targets_ok(v, base)
+
+
+def vcpu_fence_local(v: Ptr[Vcpu]) -> None:
+    """Serve every fence requested of this vCPU so far: hfence.vvma for its VM and fence.i on this hart, then
+    publish how many requests that covers. The count is read before fencing, so each request it covers was
+    made (after its requester's page-table or code change) before these fences ran."""
+    asked = amoadd_d(addr_of(v.fence_req), u64(0))
+    if asked == amoadd_d(addr_of(v.fence_done), u64(0)):
+        return
+    hfence_vvma_vmid(vcpu_vm(v).vmid)
+    fence_i()
+    fence()
+    amoswap_d(addr_of(v.fence_done), asked)
+
+
+def vcpu_fence_pending(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> bool:
+    """Whether the requester v still waits for t to serve `ticket`. A target that left its hart (parked,
+    stopped, its VM ended) has nothing to serve: it fences in full when it is entered again (vcpu_run)."""
+    if amoadd_d(addr_of(t.fence_done), u64(0)) >= ticket:
+        return False
+    if amoadd_w(addr_of(t.running), u32(0)) == 0 or t.state != VCPU_STARTED:
+        return False
+    return vcpu_vm(t).state == VM_RUNNING and vcpu_vm(v).state == VM_RUNNING
+
+
+def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
+    """Remote fences are synchronous (SBI 2.0 chapter 8; Linux frees page tables and runs new code once the
+    call returns): each other target hart is asked and this one waits until all of them have fenced. While
+    waiting it serves requests made of its own vCPU, so two harts fencing each other never deadlock."""
+    vm = vcpu_vm(v)
+    tickets = Array[u64, VCPU_MAX]()
+    for i in range(vm.vcpus):
+        idx = u64(i)
+        tickets[i] = 0
+        t = vm_vcpu(vm, idx)
+        if sbi_target_hit(idx, mask, base) and t.state == VCPU_STARTED and t.addr() != v.addr():
+            tickets[i] = amoadd_d(addr_of(t.fence_req), u64(1)) + 1
+            fence()
+            sbi_send_ipi(u64(1), t.hart)
+    if sbi_target_hit(v.vcpu_id, mask, base):
+        hfence_vvma_vmid(vm.vmid)
+        fence_i()
+    for i in range(vm.vcpus):
+        if tickets[i] != 0:
+            t = vm_vcpu(vm, u64(i))
+            while vcpu_fence_pending(v, t, tickets[i]):
+                vcpu_fence_local(v)
+    return sbi_targets_ok(v, base)
 
 
 def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
     """Act on what other harts asked of this vCPU (on the hart that runs it: hvip and fences are per hart)."""
     if amoswap_w(addr_of(v.mailbox[MSG_VSSIP]), u32(0)) != 0:
         csr_set(HVIP, MIP_VSSIP)
-    if amoswap_w(addr_of(v.mailbox[MSG_FENCE]), u32(0)) != 0:
-        hfence_vvma_vmid(vcpu_vm(v).vmid)
-        fence_i()
+    vcpu_fence_local(v)
     if amoswap_w(addr_of(v.mailbox[MSG_VSEIP]), u32(0)) != 0:
         virq_update_vcpu(v)
 
@@ -192,7 +250,7 @@ def sbi_rfence(v: Ptr[Vcpu]) -> None:
     if fid > 6:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
-    sbi_return(v, sbi_for_each_target(v, v.regs[A0], v.regs[A1], u64(MSG_FENCE)), u64(0))
+    sbi_return(v, sbi_remote_fence(v, v.regs[A0], v.regs[A1]), u64(0))
 
 
 def sbi_hsm(v: Ptr[Vcpu]) -> None:

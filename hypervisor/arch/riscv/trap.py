@@ -38,6 +38,7 @@ from compiler.prelude import (
     csr_write,
     cstr,
     export,
+    fence_i,
     extern,
     hfence_gvma_vmid,
     hfence_vvma_vmid,
@@ -242,6 +243,7 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
     hfence_gvma_vmid(vm.vmid)
     hfence_vvma_vmid(vm.vmid)
+    fence_i()  # with the hfences, whatever remote fence was asked of this vCPU while it was off its hart
     csr_write(VSATP, u64(0))
     if hart_has_sstc():
         csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
