@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qemu import images
+from qemu import images, monitor
 from qemu.bench_plot import bar_chart
 
 ICOUNT = ["-icount", "shift=0,sleep=off"]
@@ -93,7 +93,14 @@ class BootError(RuntimeError):
         super().__init__(msg)
         self.log = log
 
+    @property
+    def diagnosis(self) -> str:
+        """The part of the log that says where the harts were (Shell.log_with_diagnosis), or ""."""
+        i = self.log.rfind(DIAGNOSIS_MARK)
+        return self.log[i + len(DIAGNOSIS_MARK) :].strip() if i >= 0 else ""
 
+
+DIAGNOSIS_MARK = "\n==== "
 STATS_LINE = re.compile(r"pyshyper: vm(\d+) vcpu(\d+): traps (\d+), wfi (\d+), sbi (\d+), time (\d+)")
 
 
@@ -135,13 +142,13 @@ def start_shell(cmd: list[str], timeout: float = 300.0, ready: bool = True, atte
             wall_prompt, wall_ready = sh.wait_prompt(ready)
             return sh, wall_prompt, wall_ready
         except ShellSilent as e:
-            log = sh.log
+            log = sh.log_with_diagnosis()
             sh.close()
             print(f"bench-boot: boot {attempt + 1}: the shell does not answer; starting again", file=sys.stderr)
             if attempt + 1 == attempts:
                 raise BootError(f"boot failed: {e} ({' '.join(cmd)})", log) from None
         except (pexpect.TIMEOUT, pexpect.EOF) as e:
-            log = sh.log
+            log = sh.log_with_diagnosis()
             sh.close()
             raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", log) from None
     raise AssertionError("unreachable")
@@ -152,13 +159,20 @@ class Shell:
 
     ``wait_prompt()`` waits for the first shell prompt (and for the init's ready line first when ``ready``),
     ``run(command)`` returns what a command printed (between markers, so the terminal's echo of the typed line
-    never counts), ``poweroff()`` returns QEMU's exit status. pexpect's TIMEOUT and EOF propagate."""
+    never counts), ``poweroff()`` returns QEMU's exit status. pexpect's TIMEOUT and EOF propagate.
+    QEMU also gets a monitor socket, so that ``diagnosis()`` can say where each hart is when the console stalls."""
 
     def __init__(self, cmd: list[str], timeout: float = 300.0) -> None:
         import io
+        import tempfile
 
         import pexpect
 
+        self._mon_dir = tempfile.TemporaryDirectory(prefix="pyshyper-mon-")
+        self.monitor = Path(self._mon_dir.name) / "monitor.sock"
+        if "-monitor" not in cmd:
+            cmd = [*cmd, *monitor.monitor_args(self.monitor)]
+        self.elf = Path(cmd[cmd.index("-kernel") + 1]) if "-kernel" in cmd else None
         self.cmd = cmd
         self.timeout = timeout
         self._buf = io.StringIO()
@@ -173,6 +187,27 @@ class Shell:
     @property
     def log(self) -> str:
         return self._buf.getvalue()
+
+    def diagnosis(self) -> str:
+        """Where each hart is now (qemu/monitor.py), or why that cannot be told."""
+        if not self.child.isalive():
+            return f"QEMU has exited (status {self.child.exitstatus})"
+        elf = self.elf if self.elf is not None and self.elf.name.startswith("pyshyper") else None
+        return monitor.diagnose(self.monitor, elf)
+
+    def log_with_diagnosis(self) -> str:
+        """The serial log, then where the harts are: what a stalled test saves and prints."""
+        return f"{self.log}\n{DIAGNOSIS_MARK}{self.diagnosis()}\n"
+
+    def save_failure(self, path: Path) -> str:
+        """Write the serial log and the diagnosis to `path`; print the diagnosis (pytest shows it with the
+        failure) and give it back."""
+        text = self.log_with_diagnosis()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        diag = text[len(self.log) :].strip()
+        print(f"serial log saved to {path}\n{diag}")
+        return diag
 
     def wait_prompt(self, ready: bool = True) -> tuple[float, float | None]:
         """(seconds from spawn to the prompt, to the ready line or None); then makes sure the shell answers."""
@@ -229,6 +264,7 @@ class Shell:
     def close(self) -> None:
         if self.child.isalive():
             self.child.terminate(force=True)
+        self._mon_dir.cleanup()
 
 
 def boot_to_shell(
@@ -251,7 +287,7 @@ def boot_to_shell(
         status = sh.poweroff() if poweroff else None
         return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, sh.log)
     except (pexpect.TIMEOUT, pexpect.EOF) as e:
-        raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", sh.log) from None
+        raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", sh.log_with_diagnosis()) from None
     finally:
         sh.close()
 
@@ -355,7 +391,7 @@ def read_vcpu_stats(shell: Shell, vcpus: int = 2) -> dict[int, VcpuStats]:
     values = [int(x, 16) for x in re.findall(r"0x[0-9A-Fa-f]+", out)]
     if status != 0 or len(values) != 4 * vcpus:
         raise BootError(f"cannot read the statistics page at {base:#x}: {out!r}", shell.log)
-    return {i: VcpuStats(0, i, *values[4 * i: 4 * i + 4]) for i in range(vcpus)}
+    return {i: VcpuStats(0, i, *values[4 * i : 4 * i + 4]) for i in range(vcpus)}
 
 
 def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, smp: int = 2) -> IdleMeasurement:

@@ -60,7 +60,7 @@ class Mvm:
     def save_log(self, name: str) -> Path:
         LOG_DIR.mkdir(exist_ok=True)
         p = LOG_DIR / f"{_safe(name)}.log"
-        p.write_text(self.shell.log)
+        self.shell.save_failure(p)
         return p
 
 
@@ -82,7 +82,7 @@ def mvm(request, tmp_path_factory):
         LOG_DIR.mkdir(exist_ok=True)
         p = LOG_DIR / f"test_mvm_boot-{mode}-boot.log"
         p.write_text(e.log)
-        pytest.fail(f"[{mode}] the MVM does not reach a shell that answers ({e}); serial log: {p}")
+        pytest.fail(f"[{mode}] the MVM does not reach a shell that answers ({e}); serial log: {p}\n{e.diagnosis}")
     m = Mvm(mode, shell)
     yield m
     shell.close()
@@ -188,6 +188,19 @@ def test_hypervisor_statistics_page(mvm: Mvm):
         assert second[v].wfi >= first[v].wfi
         assert 0.9 <= (second[v].ticks - first[v].ticks) / bench_boot.TIMEBASE_HZ < 10
     assert "0x" in mvm.run(f"devmem {base + 0x1000 - 8:#x} 64")  # beyond the vCPUs: reads as 0, no fault
+
+
+def test_stall_diagnosis_says_where_each_hart_is(mvm: Mvm):
+    """What a stalled boot test prints: both harts, each in the guest or in a named hypervisor function, read
+    through QEMU's monitor while the MVM runs (qemu/monitor.py)."""
+    text = mvm.shell.diagnosis()
+    for hart in (0, 1):
+        lines = [ln for ln in text.splitlines() if f" hart {hart}: " in ln]
+        assert len(lines) == 3, text
+        where = re.compile(r": guest, pc 0x[0-9a-f]+ \((kernel|user)\)|: hypervisor, pc 0x[0-9a-f]+ in [\w.]+\+0x")
+        for ln in lines:
+            assert where.search(ln), ln
+    assert mvm.run("echo still-here").strip() == "still-here"  # asking the monitor did not disturb the VM
 
 
 def test_python3(mvm: Mvm):

@@ -37,8 +37,7 @@ def test_mvm_reboot_restarts_the_machine(tmp_path):
         assert shell.poweroff() == 0
         assert "PANIC" not in shell.log and "unexpected trap in the hypervisor" not in shell.log
     except (pexpect.TIMEOUT, pexpect.EOF):
-        LOG_DIR.mkdir(exist_ok=True)
-        (LOG_DIR / "test_mvm_reboot.log").write_text(shell.log)
+        shell.save_failure(LOG_DIR / "test_mvm_reboot.log")
         raise
     finally:
         shell.close()
@@ -65,8 +64,7 @@ def test_mvm_bad_access_kills_only_the_vm(tmp_path):
         assert shell.child.exitstatus == 1
         assert "PANIC" not in shell.log and "unexpected trap in the hypervisor" not in shell.log
     except (pexpect.TIMEOUT, pexpect.EOF):
-        LOG_DIR.mkdir(exist_ok=True)
-        (LOG_DIR / "test_mvm_bad_access.log").write_text(shell.log)
+        shell.save_failure(LOG_DIR / "test_mvm_bad_access.log")
         raise
     finally:
         shell.close()

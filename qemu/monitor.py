@@ -1,0 +1,132 @@
+"""Where each hart is when a boot stalls: QEMU's human monitor on a Unix socket, read by the boot tests.
+
+A test that times out waiting for the console asks the monitor for every CPU's registers (`info registers -a`)
+a few times, a moment apart, and says for each hart whether it runs the guest (V=1) or the hypervisor, which
+hypervisor function (from the ELF's symbol table) or OpenSBI, and whether it moved between the samples. That
+turns "the console went silent" into "hart 1 spins in sbi_remote_fence, hart 0 is in the guest's idle loop".
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CPU_HEADER = re.compile(r"^CPU#(\d+)", re.M)
+FIELD = re.compile(r"^ (V|pc|sepc|scause|vsepc|vscause|mip|hstatus)\s+=?\s*([0-9a-fA-F]+)", re.M)
+FIRMWARE_END = 0x8020_0000  # OpenSBI fw_dynamic below the hypervisor's entry on QEMU virt
+
+
+def monitor_args(sock: Path) -> list[str]:
+    """QEMU options for a human monitor on `sock`, which the serial console on stdio does not need."""
+    return ["-monitor", f"unix:{sock},server=on,wait=off"]
+
+
+@dataclass
+class HartState:
+    cpu: int
+    virt: bool  # V: the hart runs a guest (VS or VU mode)
+    pc: int
+    sepc: int
+    scause: int
+    mip: int
+
+
+def parse_registers(text: str) -> list[HartState]:
+    """The harts of an `info registers -a` answer (QEMU's RISC-V register dump)."""
+    out = []
+    heads = list(CPU_HEADER.finditer(text))
+    for i, h in enumerate(heads):
+        body = text[h.end() : heads[i + 1].start() if i + 1 < len(heads) else len(text)]
+        f = {m.group(1): int(m.group(2), 16) for m in FIELD.finditer(body)}
+        if "pc" in f:
+            out.append(
+                HartState(
+                    int(h.group(1)), f.get("V", 0) == 1, f["pc"], f.get("sepc", 0), f.get("scause", 0), f.get("mip", 0)
+                )
+            )
+    return out
+
+
+def query(sock: Path, command: str, timeout: float = 3.0) -> str:
+    """One monitor command's answer (everything printed until the monitor goes quiet)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock))
+        buf = b""
+        s.settimeout(0.3)
+        try:  # the banner and first prompt
+            while b"(qemu)" not in buf:
+                buf += s.recv(65536) or b""
+        except TimeoutError:
+            pass
+        s.sendall(command.encode() + b"\n")
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                d = s.recv(65536)
+            except TimeoutError:
+                if b"CPU#" in out:
+                    break
+                continue
+            if not d:
+                break
+            out += d
+    return out.decode(errors="replace")
+
+
+class Symbols:
+    """Function symbols of the hypervisor's ELF, for naming a pc."""
+
+    def __init__(self, elf: Path | None) -> None:
+        self.funcs: list[tuple[int, int, str]] = []
+        if elf is None or not elf.exists():
+            return
+        from elftools.elf.elffile import ELFFile
+
+        with elf.open("rb") as f:
+            tab = ELFFile(f).get_section_by_name(".symtab")
+            for sym in tab.iter_symbols() if tab else []:
+                if sym["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE") and sym["st_value"] and sym.name:
+                    self.funcs.append((sym["st_value"], sym["st_size"], sym.name))
+        self.funcs.sort()
+
+    def name(self, pc: int) -> str | None:
+        """`function+offset` of the closest symbol at or below pc, or None."""
+        i = bisect.bisect_right(self.funcs, (pc, float("inf"), "")) - 1
+        if i < 0:
+            return None
+        addr, _, name = self.funcs[i]
+        return f"{name}+{pc - addr:#x}"
+
+
+def where(h: HartState, syms: Symbols) -> str:
+    if h.virt:
+        return f"guest, pc {h.pc:#x} ({'kernel' if h.pc >= 1 << 63 else 'user'})"
+    if h.pc < FIRMWARE_END:
+        return f"OpenSBI (M-mode), pc {h.pc:#x}"
+    name = syms.name(h.pc)
+    return f"hypervisor, pc {h.pc:#x}" + (f" in {name}" if name else "")
+
+
+def diagnose(sock: Path, elf: Path | None, samples: int = 3, interval: float = 0.5) -> str:
+    """A few samples of every hart, as lines of text; says so when the monitor cannot be reached."""
+    syms = Symbols(elf)
+    lines = [f"where the harts are ({samples} samples {interval} s apart, QEMU monitor):"]
+    for n in range(samples):
+        if n:
+            time.sleep(interval)
+        try:
+            harts = parse_registers(query(sock, "info registers -a"))
+        except OSError as e:
+            lines.append(f"  sample {n + 1}: the monitor does not answer ({e})")
+            continue
+        for h in harts:
+            lines.append(
+                f"  sample {n + 1} hart {h.cpu}: {where(h, syms)}; sepc {h.sepc:#x} scause {h.scause:#x} mip {h.mip:#x}"
+            )
+    return "\n".join(lines)
