@@ -87,6 +87,7 @@ class BuildConfig:
     irq: str = "plic"
     aia_guests: int = 0
     debug_faults: bool = False  # test builds only: a guest may ask the hypervisor to fault (tests/boot)
+    mmio_decode: str = "htinst"  # "fetch": test builds decode every trapped access from the fetched instruction
 
     @property
     def aia(self) -> bool:
@@ -104,8 +105,13 @@ class BuildConfig:
 
     def key(self) -> dict[str, Any]:
         """What identifies the build output (stored next to the ELF so `run` rebuilds when it changes)."""
-        return {"board": self.board.name, "irq": self.irq, "aia_guests": self.aia_guests,
-                "debug_faults": self.debug_faults}
+        return {
+            "board": self.board.name,
+            "irq": self.irq,
+            "aia_guests": self.aia_guests,
+            "debug_faults": self.debug_faults,
+            "mmio_decode": self.mmio_decode,
+        }
 
 
 def available_boards() -> list[str]:
@@ -193,6 +199,7 @@ def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
     b = cfg.board
     return [
         ("DEBUG_FAULTS", int(cfg.debug_faults), "1: the PyShyper test SBI extension may fault the hypervisor"),
+        ("MMIO_DECODE_FETCH", int(cfg.mmio_decode == "fetch"), "1: MMIO traps ignore htinst, decode the fetched insn"),
         ("RAM_BASE", b.ram_base, "start of DRAM"),
         ("HYP_LOAD_ADDRESS", b.hypervisor.base, "entry point and start of the hypervisor image"),
         ("HYP_REGION_SIZE", b.hypervisor.size, "bytes the hypervisor image, stacks and data may use"),

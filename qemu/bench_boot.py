@@ -101,7 +101,10 @@ class BootError(RuntimeError):
 
 
 DIAGNOSIS_MARK = "\n==== "
-STATS_LINE = re.compile(r"pyshyper: vm(\d+) vcpu(\d+): traps (\d+), wfi (\d+), sbi (\d+), time (\d+)")
+STATS_LINE = re.compile(
+    r"pyshyper: vm(\d+) vcpu(\d+): traps (\d+), wfi (\d+), sbi (\d+), time (\d+)"
+    r"(?:, irq (\d+), mmio (\d+), fetched (\d+))?"
+)
 
 
 @dataclass
@@ -112,15 +115,18 @@ class VcpuStats:
     wfi: int
     sbi: int
     ticks: int  # the time CSR when the statistics were printed (TIMEBASE_HZ)
+    irqs: int = 0  # the hypervisor's own interrupts
+    mmio: int = 0  # emulated MMIO accesses
+    fetched: int = 0  # of which decoded from the instruction read back with hlvx.hu (no htinst)
 
 
 def parse_vcpu_stats(log: str) -> dict[int, VcpuStats]:
     """The hypervisor's per-vCPU statistics lines of the MVM (vm0) printed at its reset, by vCPU id."""
     out: dict[int, VcpuStats] = {}
     for m in STATS_LINE.finditer(log):
-        vm, vcpu, traps, wfi, sbi, ticks = (int(g) for g in m.groups())
+        vm, vcpu, traps, wfi, sbi, ticks, irqs, mmio, fetched = (int(g or 0) for g in m.groups())
         if vm == 0:
-            out[vcpu] = VcpuStats(vm, vcpu, traps, wfi, sbi, ticks)
+            out[vcpu] = VcpuStats(vm, vcpu, traps, wfi, sbi, ticks, irqs, mmio, fetched)
     return out
 
 

@@ -469,6 +469,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="test builds only: let a guest make the hypervisor take a fault (checks the fault report)",
     )
+    p.add_argument(
+        "--mmio-decode",
+        choices=("htinst", "fetch"),
+        default="htinst",
+        help="how a trapped MMIO access is decoded: from htinst when the hart gives it (default), or always from "
+        "the guest's instruction read back with hlvx.hu (test builds: covers the path real hardware without "
+        "htinst takes)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -482,6 +490,7 @@ def run_build(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
         if getattr(args, "debug_faults", False):
             cfg = dataclasses.replace(cfg, debug_faults=True)
+        cfg = dataclasses.replace(cfg, mmio_decode=getattr(args, "mmio_decode", "htinst"))
     except BoardError as e:
         print(f"pyshyper build: error: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from the image cache (`pyshyper images`, made first when needed) and the MVM's d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import shlex
 import subprocess
@@ -238,6 +239,7 @@ def mvm_qemu_command(
     board: str = "qemu-virt",
     out: Path | None = None,
     quiet: bool = False,
+    mmio_decode: str = "htinst",
 ) -> list[str]:
     """The QEMU command that boots the hypervisor with the MVM (used by `qemu.bench_boot`): builds into `out`
     (default build/) when stale, makes the images when missing and writes the MVM's device tree first.
@@ -245,7 +247,7 @@ def mvm_qemu_command(
     `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0xB000_0000 with the default
     mvm.toml, and its vCPUs are pinned to harts 0..N-1): the MVM itself always sees mvm.toml's memory and vCPUs.
     Raises BuildError or BoardError when something cannot be made."""
-    cfg = make_config(board, irq, aia_guests if irq == "aia" else None)
+    cfg = dataclasses.replace(make_config(board, irq, aia_guests if irq == "aia" else None), mmio_decode=mmio_decode)
     out = (out if out is not None else DEFAULT_OUT).resolve()
     cache = cache.expanduser().resolve() if cache is not None else None
     mvm = mvm_images(cfg, out, cache)

@@ -85,6 +85,7 @@ class Vcpu:
     traps: u64  # every exit to the hypervisor; of which:
     irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
     mmio_exits: u64  # emulated MMIO accesses
+    mmio_fetched: u64  # of which decoded from the instruction read back (no htinst)
 
 
 @struct
@@ -334,5 +335,7 @@ def vm_print_stats(vm: Ptr[Vm]) -> None:
         console_dec(v.irqs)
         console_puts(cstr(b", mmio "))
         console_dec(v.mmio_exits)
+        console_puts(cstr(b", fetched "))
+        console_dec(v.mmio_fetched)
         console_puts(cstr(b"\n"))
         console_unlock()

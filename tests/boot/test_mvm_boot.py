@@ -1,5 +1,7 @@
 """Boot the management VM (Debian's Linux, `pyshyper run --guest mvm`) under the hypervisor in QEMU and check it
-over the serial console, once per interrupt mode (`--irq plic`, `--irq aia --aia-guests 3`):
+over the serial console, once per interrupt mode (`--irq plic`, `--irq aia --aia-guests 3`), and once more in PLIC
+mode with a build that decodes every trapped MMIO access from the instruction it reads back (`--mmio-decode fetch`,
+the path of harts without htinst):
 
 the shell is reached; /proc/cpuinfo lists 2 harts; /proc/interrupts has the UART (ttyS0) line and its count goes up
 as more is typed; dmesg has no warnings or errors from the devices the hypervisor provides or passes through, and no
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = ROOT / "logs"
 TIMEOUT = 120.0
 SLEEP = 5
-MODES = {"plic": ("plic", 3), "aia": ("aia", 3)}  # name -> (irq, aia_guests)
+MODES = {"plic": ("plic", "htinst"), "aia": ("aia", "htinst"), "plic-fetch": ("plic", "fetch")}  # (irq, mmio_decode)
 
 # dmesg lines from the hypervisor's devices (interrupt controllers, the UART, the timer, SBI) ...
 DEVICE_WORDS = re.compile(r"plic|aplic|imsic|ttyS0|8250|serial|riscv-timer|\bsbi", re.I)
@@ -49,6 +51,7 @@ class Mvm:
 
     def __init__(self, mode: str, shell: bench_boot.Shell) -> None:
         self.mode = mode
+        self.irq, self.mmio_decode = MODES[mode]
         self.shell = shell
         self.powered_off = False
 
@@ -72,9 +75,9 @@ def mvm(request, tmp_path_factory):
     from qemu.run import mvm_qemu_command
 
     mode = request.param
-    irq, aia_guests = MODES[mode]
+    irq, mmio_decode = MODES[mode]
     out = tmp_path_factory.mktemp(f"mvm-{mode}")
-    cmd = mvm_qemu_command(False, 2, "1G", irq=irq, aia_guests=aia_guests, out=out, quiet=True)
+    cmd = mvm_qemu_command(False, 2, "1G", irq=irq, aia_guests=3, out=out, quiet=True, mmio_decode=mmio_decode)
     try:
         shell, wall, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
         print(f"\n[{mode}] shell after {wall:.2f} s")
@@ -137,9 +140,9 @@ def test_dmesg_clean(mvm: Mvm):
     oops = [ln for ln in out.splitlines() if BAD_ANYWHERE.search(ln)]
     assert not oops, "dmesg: kernel oops/BUG:\n" + "\n".join(oops)
     # the right interrupt controller is in use
-    want = {"plic": "riscv-plic", "aia": "riscv-aplic"}[mvm.mode]
+    want = {"plic": "riscv-plic", "aia": "riscv-aplic"}[mvm.irq]
     assert want in out, f"no {want} in dmesg"
-    if mvm.mode == "aia":
+    if mvm.irq == "aia":
         assert "riscv-imsic" in out
 
 
@@ -216,5 +219,10 @@ def test_poweroff(mvm: Mvm):
     assert sorted(stats) == [0, 1], f"per-vCPU statistics: {stats}"
     for s in stats.values():
         assert s.traps > 0 and s.ticks > 0, s
+    mmio, fetched = sum(s.mmio for s in stats.values()), sum(s.fetched for s in stats.values())
+    print(f"\n[{mvm.mode}] emulated MMIO accesses {mmio}, decoded from the fetched instruction {fetched}")
+    assert mmio > 0, stats  # the interrupt controller's registers are emulated in both modes
+    if mvm.mmio_decode == "fetch":
+        assert fetched == mmio, stats  # every one through hlvx.hu and the full decoder, compressed forms included
     assert status == 0, f"QEMU exited with status {status}"
 

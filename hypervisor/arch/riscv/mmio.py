@@ -10,6 +10,7 @@ from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn
 from hypervisor.board import (
     IRQ_MODE,
     IRQ_MODE_AIA,
+    MMIO_DECODE_FETCH,
     MVM_APLIC_BASE,
     MVM_APLIC_SIZE,
     MVM_PLIC_BASE,
@@ -45,10 +46,11 @@ def mmio_fetch(v: Ptr[Vcpu]) -> u64:
 
 def mmio_decode_trap(v: Ptr[Vcpu], a: Ptr[MmioAccess]) -> bool:
     v.mmio_exits += 1
-    htinst = csr_read(HTINST)
+    htinst = csr_read(HTINST) if MMIO_DECODE_FETCH == 0 else u64(0)
     insn = u64(0)
-    if htinst & 1 == 0:
+    if htinst & 1 == 0:  # no transformed instruction (Priv 9.4.4): read the guest's own
         insn = mmio_fetch(v)
+        v.mmio_fetched += 1
     return mmio_decode(htinst, insn, a)
 
 
