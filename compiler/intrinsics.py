@@ -26,7 +26,7 @@ _P = [
     Priv("hfence_gvma", 0, VOID, "hfence.gvma"),
     Priv("hfence_vvma", 0, VOID, "hfence.vvma"),
     Priv("hfence_gvma_vmid", 1, VOID, "hfence.gvma zero, a0"),
-    Priv("hfence_vvma_vmid", 1, VOID, "hfence.vvma zero, a0"),
+    Priv("hfence_vvma_asid", 1, VOID, "hfence.vvma zero, a0"),
     Priv("hfence_gvma_gpa", 1, VOID, "srli a0, a0, 2\n\thfence.gvma a0, zero"),
 ]
 for _w in ("b", "bu", "h", "hu", "w", "wu", "d"):

@@ -37,7 +37,7 @@ __all__ = [
     "Final", "Callable", "struct", "Array", "Ptr", "Mmio", "static", "sizeof", "alignof", "offsetof", "addr_of",
     "null", "len", "panic", "Panic", "MemoryFault", "export", "extern", "inline", "noinline", "cstr", "extern_addr",
     "csr_read", "csr_write", "csr_set", "csr_clear", "csr_swap",
-    "fence", "fence_i", "wfi", "sfence_vma", "hfence_gvma", "hfence_vvma", "hfence_gvma_vmid", "hfence_vvma_vmid",
+    "fence", "fence_i", "wfi", "sfence_vma", "hfence_gvma", "hfence_vvma", "hfence_gvma_vmid", "hfence_vvma_asid",
     "hlv_b", "hlv_bu", "hlv_h", "hlv_hu", "hlv_w", "hlv_wu", "hlv_d", "hlvx_hu", "hlvx_wu",
     "hsv_b", "hsv_h", "hsv_w", "hsv_d",
     "amoswap_w", "amoswap_d", "amoadd_w", "amoadd_d", "lr_w", "lr_d", "sc_w", "sc_d", "sbi_ecall",
@@ -1185,8 +1185,8 @@ def hfence_gvma_vmid(vmid) -> None:
     mock.instr("hfence_gvma_vmid", int(_expect_u64(vmid, "hfence_gvma_vmid")))
 
 
-def hfence_vvma_vmid(vmid) -> None:
-    mock.instr("hfence_vvma_vmid", int(_expect_u64(vmid, "hfence_vvma_vmid")))
+def hfence_vvma_asid(asid) -> None:
+    mock.instr("hfence_vvma_asid", int(_expect_u64(asid, "hfence_vvma_asid")))
 
 
 def _hlv(addr, width: int, signed: bool, exec_: bool = False) -> u64:

@@ -12,6 +12,7 @@ from compiler.prelude import (
     Ptr,
     addr_of,
     amoadd_w,
+    amoswap_w,
     csr_read,
     cstr,
     fence,
@@ -77,6 +78,7 @@ class Vcpu:
     state: u64  # VCPU_STOPPED or VCPU_STARTED (SBI HSM)
     vseip: u32  # the external-interrupt line last applied on its hart (PLIC mode, core/virq.py)
     running: u32  # 1 while its hart runs it (set on entry, cleared when the hart parks), read atomically
+    parking: u32  # set by its own hart_stop: the trap returns through hart_wait (trap.py), never straight back
     mailbox: Array[u32, MSG_COUNT]
     # Remote fences (SBI RFENCE) are synchronous: a requester takes a ticket from fence_req and waits until the
     # vCPU's hart has fenced and published fence_done >= ticket. Both only grow (never reset with the vCPU).
@@ -107,6 +109,7 @@ class Vm:
     vcpus: u64  # how many
     mem_owned: bool  # memory from the frame allocator (freed at the end) or a fixed region of the board
     console_len: u64
+    console_busy: u32  # a lock: the VM's vCPUs may write their console on several harts at once
     console: Array[u8, CONSOLE_LINE]
 
 
@@ -171,6 +174,7 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     vm.vcpu = vcpu_count
     vm.vcpus = 0
     vm.console_len = 0
+    vm.console_busy = 0
     vm_count += 1
     return vm
 
@@ -230,7 +234,24 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
         v.mailbox[i] = 0
 
 
+def vm_console_lock(vm: Ptr[Vm]) -> None:
+    while amoswap_w(addr_of(vm.console_busy), u32(1)) != 0:
+        pass
+
+
+def vm_console_unlock(vm: Ptr[Vm]) -> None:
+    fence()
+    amoswap_w(addr_of(vm.console_busy), u32(0))
+
+
 def vm_console_flush(vm: Ptr[Vm]) -> None:
+    """Print what the VM's console holds of an unfinished line (the VM's lock, then the console's)."""
+    vm_console_lock(vm)
+    vm_console_flush_locked(vm)
+    vm_console_unlock(vm)
+
+
+def vm_console_flush_locked(vm: Ptr[Vm]) -> None:
     if vm.console_len == 0:
         return
     console_lock()
@@ -245,15 +266,15 @@ def vm_console_flush(vm: Ptr[Vm]) -> None:
 
 def vm_console_putc(vm: Ptr[Vm], c: u8) -> None:
     """A guest's console byte; whole lines go out prefixed with the VM's id."""
+    vm_console_lock(vm)
     if c == 10:
-        vm_console_flush(vm)
-        return
-    if c == 13:
-        return
-    vm.console[vm.console_len] = c
-    vm.console_len += 1
-    if vm.console_len == CONSOLE_LINE:
-        vm_console_flush(vm)
+        vm_console_flush_locked(vm)
+    elif c != 13:
+        vm.console[vm.console_len] = c
+        vm.console_len += 1
+        if vm.console_len == CONSOLE_LINE:
+            vm_console_flush_locked(vm)
+    vm_console_unlock(vm)
 
 
 def vm_release(vm: Ptr[Vm]) -> None:

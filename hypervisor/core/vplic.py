@@ -152,18 +152,22 @@ def vplic_claim(p: Ptr[Vplic], ctx: u64) -> u64:
 def vplic_complete(p: Ptr[Vplic], ctx: u64, src: u64) -> u64:
     """A write of `src` to the claim/complete register (chapter 9). Ignored (0) unless the source is in service
     and enabled for the context ("If the completion ID does not match an interrupt source that is currently
-    enabled for the target, the completion is silently ignored"). A request held meanwhile becomes pending.
+    enabled for the target, the completion is silently ignored"). A passthrough (hw_owned) source in service is
+    completed from any of the VM's contexts, as QEMU's PLIC does: a guest that moves the source's affinity
+    between its claim and its completion must not leave the physical source in service, its device silenced
+    for good. A request held meanwhile becomes pending.
     Gives `src` when it is hw_owned, so the caller completes it on the physical PLIC, otherwise 0."""
     if ctx >= p.contexts or not vplic_source_ok(src):
         return 0
     enabled = vplic_test(addr_of(p.enable[ctx * VPLIC_WORDS]), src)
-    if not enabled or not vplic_test(addr_of(p.in_service[0]), src):
+    hw = vplic_test(addr_of(p.hw_owned[0]), src)
+    if not (enabled or hw) or not vplic_test(addr_of(p.in_service[0]), src):
         return 0
     vplic_assign(addr_of(p.in_service[0]), src, False)
     if vplic_test(addr_of(p.deferred[0]), src):
         vplic_assign(addr_of(p.deferred[0]), src, False)
         vplic_assign(addr_of(p.pending[0]), src, True)
-    if vplic_test(addr_of(p.hw_owned[0]), src):
+    if hw:
         return src
     return 0
 

@@ -230,14 +230,32 @@ def test_complete_needs_enable_for_that_context(plic):
     plic_irq_eoi enables a masked source around its completion for this reason)."""
     plic.wr(prio(6), 1)
     plic.enable_all(1, 6)
-    plic.hw(6)
     plic.raise_(6)
     assert plic.claim(1) == 6
     plic.enable_all(1)
-    assert plic.complete(1, 6) == 0
-    assert plic.complete(3, 6) == 0  # another context, not enabled there either
+    plic.complete(1, 6)
+    plic.complete(3, 6)  # another context, not enabled there either
     plic.enable_all(1, 6)
-    assert plic.complete(1, 6) == 6
+    plic.raise_(6)
+    assert plic.claim(1) == 0  # still in service: the request is held
+    plic.complete(1, 6)
+    assert plic.claim(1) == 6  # completed now: the held request is taken
+
+
+def test_passthrough_completion_from_a_context_it_moved_away_from(plic):
+    """A passthrough source the guest moved to another vCPU between claim and completion (its enable bit gone
+    from the claiming context) is still completed, on the physical PLIC too: never left in service forever."""
+    plic.wr(prio(10), 1)
+    plic.hw(10)
+    plic.enable_all(1, 10)
+    plic.raise_(10)
+    assert plic.claim(1) == 10
+    plic.enable_all(1)
+    plic.enable_all(3, 10)  # affinity moved to vCPU 1
+    assert plic.complete(1, 10) == 10
+    assert plic.complete(1, 10) == 0  # once
+    plic.raise_(10)
+    assert plic.claim(3) == 10
 
 
 def test_enable_per_context(plic):

@@ -69,6 +69,8 @@ HEDELEG_GUEST: Final = (
 )
 # VS-level interrupts go to the guest (hideleg, Priv 9.2.2).
 HIDELEG_GUEST: Final = MIP_VSSIP | MIP_VSTIP | MIP_VSEIP
+# ... and are enabled in hie while a vCPU runs on the hart, which also lets them wake its WFI (Priv 9.2.3).
+HIE_GUEST: Final = MIP_VSSIP | MIP_VSTIP | MIP_VSEIP
 
 # hcounteren / scounteren (Priv 4.1.5): CY, TM, IR
 COUNTEREN_CY_TM_IR: Final = u64(7)

@@ -22,7 +22,7 @@ from compiler.prelude import (
     cstr,
     fence,
     fence_i,
-    hfence_vvma_vmid,
+    hfence_vvma,
     i64,
     noinline,
     static,
@@ -179,13 +179,14 @@ def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
 
 
 def vcpu_fence_local(v: Ptr[Vcpu]) -> None:
-    """Serve every fence requested of this vCPU so far: hfence.vvma for its VM and fence.i on this hart, then
+    """Serve every fence requested of this vCPU so far: hfence.vvma (every VS-stage entry of the current VMID,
+    which on this hart is v's VM: rs2 of hfence.vvma would be a guest ASID, Priv 9.3.2) and fence.i, then
     publish how many requests that covers. The count is read before fencing, so each request it covers was
     made (after its requester's page-table or code change) before these fences ran."""
     asked = amoadd_d(addr_of(v.fence_req), u64(0))
     if asked == amoadd_d(addr_of(v.fence_done), u64(0)):
         return
-    hfence_vvma_vmid(vcpu_vm(v).vmid)
+    hfence_vvma()
     fence_i()
     fence()
     amoswap_d(addr_of(v.fence_done), asked)
@@ -216,7 +217,7 @@ def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
             fence()
             sbi_send_ipi(u64(1), t.hart)
     if sbi_target_hit(v.vcpu_id, mask, base):
-        hfence_vvma_vmid(vm.vmid)
+        hfence_vvma()  # this hart runs v: the current VMID is its VM's
         fence_i()
     for i in range(vm.vcpus):
         if tickets[i] != 0:
@@ -260,6 +261,7 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
     target = v.regs[A0]
     if fid == 1:  # hart_stop: this vCPU waits for a hart_start; its hart goes idle
         v.state = VCPU_STOPPED
+        v.parking = u32(1)  # leave through hart_wait even if a hart_start comes before this trap returns
         if vm_vcpus_started(vm) == 0:
             vm_report(vm, cstr(b"stopped its last vCPU, pc "), v.sepc)
             vm_end(vm, VM_ENDED, v)

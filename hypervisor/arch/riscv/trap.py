@@ -31,17 +31,18 @@ from compiler.prelude import (
     Mmio,
     Ptr,
     addr_of,
+    amoadd_d,
+    amoswap_d,
     amoswap_w,
     csr_clear,
     csr_read,
-    csr_set,
     csr_write,
     cstr,
     export,
     extern,
     fence_i,
     hfence_gvma_vmid,
-    hfence_vvma_vmid,
+    hfence_vvma,
     static,
     u8,
     u32,
@@ -56,6 +57,7 @@ from hypervisor.arch.riscv.defs import (
     EXC_LOAD_GUEST_PAGE_FAULT,
     EXC_STORE_GUEST_PAGE_FAULT,
     EXC_VIRTUAL_INST,
+    HIE_GUEST,
     HSTATUS_SPV,
     HSTATUS_SPVP,
     HSTATUS_VGEIN,
@@ -65,7 +67,6 @@ from hypervisor.arch.riscv.defs import (
     IRQ_S_EXT,
     IRQ_S_SOFT,
     IRQ_S_TIMER,
-    MIP_SGEIP,
     MIP_SSIP,
     SCAUSE_INTERRUPT,
     SSTATUS_FS,
@@ -80,6 +81,7 @@ from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE,
     SBI_SRST_REASON_NONE,
     SBI_SRST_SHUTDOWN,
+    sbi_set_timer,
     sbi_system_reset,
 )
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
@@ -87,7 +89,7 @@ from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS, TEST_FINISHER_BA
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.vaplic import VGEIN_MVM
-from hypervisor.core.virq import virq_external
+from hypervisor.core.virq import virq_external, virq_update_vcpu
 from hypervisor.core.vm import (
     HART_VCPU,
     VCPU_STARTED,
@@ -169,15 +171,10 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
     if insn == INSN_WFI:
         v.sepc += 4
         v.wfi_exits += 1
-        # Wait in the hypervisor for any interrupt; the guest's own (VS-level) ones are enabled in hie,
-        # the hypervisor's in sie. Whatever woke the hart is taken once the vCPU resumes. In AIA mode an MSI
-        # into the vCPU's guest interrupt file raises SGEIP (hgeie has its bit while the vCPU is on this hart,
-        # Priv 9.2.4); sie.SGEIE is enabled only while waiting, so a running guest's interrupts never exit.
-        if IRQ_MODE == IRQ_MODE_AIA and vcpu_vm(v).id == 0:
-            csr_set(SIE, MIP_SGEIP)
-            wfi()
-            csr_clear(SIE, MIP_SGEIP)
-            return
+        # Wait in the hypervisor for any interrupt: WFI wakes on one pending and enabled in sie or hie, even
+        # with sstatus.SIE clear (Priv 3.3.3). The guest's own (VS-level) ones are enabled in hie, and hip.VSEIP
+        # includes, in AIA mode, the guest interrupt file that hstatus.VGEIN selects (Priv 9.2.3, AIA 6.3.1),
+        # so an MSI into the vCPU's IMSIC wakes the hart too. Whatever woke it is taken once the vCPU resumes.
         wfi()
         return
     trap_inject_exception(v, EXC_ILLEGAL_INST, insn)
@@ -240,21 +237,29 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     """Enter a vCPU on this hart (Priv 9.2: hgatp, hstatus.SPV/SPVP, sstatus.SPP); never returns."""
     vm = vcpu_vm(v)
     amoswap_w(addr_of(v.running), u32(1))
+    asked = amoadd_d(addr_of(v.fence_req), u64(0))
     csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
     hfence_gvma_vmid(vm.vmid)
-    hfence_vvma_vmid(vm.vmid)
-    fence_i()  # with the hfences, whatever remote fence was asked of this vCPU while it was off its hart
+    hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
+    fence_i()
+    amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
     csr_write(VSATP, u64(0))
     if hart_has_sstc():
         csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
     csr_write(HVIP, u64(0))
+    csr_write(HIE, HIE_GUEST)
+    # What other harts asked of the vCPU since it was started, and its external line as its VM's virtual PLIC
+    # has it now (the IPIs that said so may have been taken, and cleared, while the hart was parked).
+    vcpu_handle_messages(v)
+    if IRQ_MODE != IRQ_MODE_AIA and vm.id == 0:
+        virq_update_vcpu(v)
     # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
     hstatus = csr_read(HSTATUS) & ~HSTATUS_VGEIN
     if IRQ_MODE == IRQ_MODE_AIA and vm.id == 0:
         hstatus |= VGEIN_MVM << HSTATUS_VGEIN_SHIFT  # the vCPU's IMSIC is this guest interrupt file
-        # hgeie keeps its bit for as long as the vCPU is on this hart: every MSI into the file then also raises
-        # SGEIP (never taken while sie.SGEIE is clear), so the hart notices it even when it arrives while the
-        # hypervisor runs, and a waiting hart wakes up.
+        # Its bit in hgeie too, while the vCPU is on this hart: an MSI into the file then also raises
+        # mip.SGEIP (never taken: hie.SGEIE stays clear). By the spec hip.VSEIP alone wakes a waiting hart;
+        # QEMU (10.0) wakes a halted hart only when its mip changes, which this makes an MSI do.
         csr_write(HGEIE, u64(1) << VGEIN_MVM)
     csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
     # sstatus.FS must not be Off while V=1, or the guest's own FP use traps (Priv 9.2.10 / 4.1.1). One vCPU
@@ -264,11 +269,23 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     vcpu_enter(v)
 
 
+def hart_park(v: Ptr[Vcpu]) -> None:
+    """v leaves its hart (stopped, or its VM ended): it translates nothing any more, and nothing of it may wake
+    the hart (its VS interrupts in hie and hvip, its timer), or the hart's WFI would return at once, forever."""
+    amoswap_w(addr_of(v.running), u32(0))
+    csr_write(HIE, u64(0))
+    csr_write(HVIP, u64(0))
+    csr_write(HGEIE, u64(0))
+    if not hart_has_sstc():
+        v.timer_deadline = ~u64(0)
+        sbi_set_timer(~u64(0))
+
+
 def hart_wait(hartid: u64) -> None:
     """Nothing runs on this hart now: run its vCPU once HSM starts it; power the machine off when every VM has
     ended (one hart, the first to claim it, does that); otherwise sleep until an IPI or interrupt."""
     if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
-        amoswap_w(addr_of(Ptr[Vcpu](HART_VCPU[hartid]).running), u32(0))  # parked: not translating any more
+        hart_park(Ptr[Vcpu](HART_VCPU[hartid]))
     while True:
         if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
             v = Ptr[Vcpu](HART_VCPU[hartid])
@@ -309,7 +326,8 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
         EXCEPTION_HANDLERS[cause](v)
     else:
         trap_unexpected(v)
-    if vcpu_vm(v).state != VM_RUNNING or v.state != VCPU_STARTED:
+    if vcpu_vm(v).state != VM_RUNNING or v.state != VCPU_STARTED or v.parking != 0:
+        v.parking = u32(0)
         hart_wait(v.hart)
     return v
 
@@ -336,6 +354,7 @@ def hyp_hs_fault(scause: u64, sepc: u64, stval: u64, name: u64, offset: u64) -> 
 
 
 def trap_enable_guest_interrupts() -> None:
-    """VS-level interrupts reach the guest (hideleg) and wake a hart waiting in WFI (hie)."""
-    csr_write(HIE, u64(0x444))
+    """No VS-level interrupt until a vCPU runs here (vcpu_run enables them in hie, which also lets them wake a
+    hart waiting in WFI)."""
+    csr_write(HIE, u64(0))
     csr_write(HVIP, u64(0))

@@ -12,7 +12,7 @@ from compiler.prelude import (
     hfence_gvma,
     hfence_gvma_vmid,
     hfence_vvma,
-    hfence_vvma_vmid,
+    hfence_vvma_asid,
     hlv_b,
     hlv_bu,
     hlv_d,
@@ -52,7 +52,7 @@ def fences() -> u32:
     hfence_gvma()
     hfence_vvma()
     hfence_gvma_vmid(3)
-    hfence_vvma_vmid(u64(4))
+    hfence_vvma_asid(u64(4))
     return 1
 
 
