@@ -94,6 +94,13 @@ class BuildConfig:
         return self.irq == "aia"
 
     @property
+    def qemu_machine(self) -> str:
+        """QEMU's -M for this build: the board's machine, with the AIA options in AIA mode."""
+        if self.aia:
+            return f"{self.board.qemu_machine},aia=aplic-imsic,aia-guests={self.aia_guests}"
+        return self.board.qemu_machine
+
+    @property
     def imsic_guest_index_bits(self) -> int:
         # QEMU virt: riscv,guest-index-bits = ceil(log2(aia-guests + 1)).
         return (self.aia_guests).bit_length() if self.aia else 0

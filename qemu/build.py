@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -113,16 +114,30 @@ def mvm_initrd(cache: Path | None = None) -> Path:
     return (cache if cache is not None else images.default_cache()) / "mvm-initramfs.cpio"
 
 
-def write_mvm_dtb(cfg: BuildConfig, out: Path = DEFAULT_OUT, cache: Path | None = None) -> MvmDtb:
+def write_mvm_dtb(
+    cfg: BuildConfig, out: Path = DEFAULT_OUT, cache: Path | None = None, cpu: str | None = None
+) -> MvmDtb:
     """Generate the MVM's device tree from boards/<board>/mvm.toml into OUT, with the initrd range of the cached
-    initramfs when there is one (`pyshyper run --guest mvm` makes the images and calls this again)."""
-    from boards.mvm import load_mvm, mvm_device_tree
+    initramfs when there is one (`pyshyper run --guest mvm` makes the images and calls this again). For a QEMU
+    `-cpu` model other than the board's (`pyshyper run --cpu rv64,sstc=false`), the MVM's `riscv,isa` starts from
+    what QEMU itself reports for that model, so the guest is never told of an extension its harts lack."""
+    from boards.mvm import QEMU_CBO_BLOCK_SIZE, QEMU_RV64_ISA, host_cpu_from_qemu, load_mvm, mvm_device_tree
 
     initrd = mvm_initrd(cache)
+    host_isa, cbo = QEMU_RV64_ISA, QEMU_CBO_BLOCK_SIZE
+    if cpu is not None and cpu != cfg.board.qemu_cpu:
+        try:
+            host = host_cpu_from_qemu(machine=cfg.qemu_machine, cpu=cpu)
+        except subprocess.CalledProcessError as e:
+            why = (e.stderr or b"").decode(errors="replace").strip().splitlines()
+            raise BuildError(f"QEMU does not take -cpu {cpu}: {why[-1] if why else f'exit {e.returncode}'}") from None
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BuildError(f"cannot ask QEMU what -cpu {cpu} has: {e}") from None
+        host_isa, cbo = host.isa, host.cbo_block_size
     try:
         mvm = load_mvm(cfg.board.name)
         size = initrd.stat().st_size if initrd.is_file() else 0
-        blob = mvm_device_tree(mvm, cfg.irq, cfg.aia_guests, initrd_size=size)
+        blob = mvm_device_tree(mvm, cfg.irq, cfg.aia_guests, host_isa, initrd_size=size, cbo_block_size=cbo)
     except (BoardError, OSError) as e:
         raise BuildError(f"MVM device tree: {e}") from None
     path = mvm_dtb_path(cfg, out)

@@ -109,9 +109,7 @@ def parse_size(text: str) -> int:
 def qemu_command(opts: RunOptions) -> list[str]:
     """The full QEMU command line for a run (reused by the boot tests)."""
     b = opts.config.board
-    machine = b.qemu_machine
-    if opts.config.aia:
-        machine += f",aia=aplic-imsic,aia-guests={opts.config.aia_guests}"
+    machine = opts.config.qemu_machine
     cmd = [
         QEMU,
         "-M",
@@ -205,10 +203,16 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 
 
 def prepare_mvm(
-    cfg: BuildConfig, out: Path, mvm: MvmImages, cache: Path | None = None, fetch: bool = True
+    cfg: BuildConfig,
+    out: Path,
+    mvm: MvmImages,
+    cache: Path | None = None,
+    fetch: bool = True,
+    cpu: str | None = None,
 ) -> str | None:
     """Make the MVM's images (`pyshyper images`, with its progress output; cached), rewrite its device tree with
-    the initramfs' size, and check that kernel and initramfs fit their windows. Returns an error or None."""
+    the initramfs' size (and the ISA of QEMU's `-cpu` model `cpu`), and check that kernel and initramfs fit their
+    windows. Returns an error or None."""
     from boards.mvm import check_images, load_mvm
     from qemu import images
 
@@ -220,7 +224,7 @@ def prepare_mvm(
         if not p.is_file():
             return f"{p} is missing after `pyshyper images`"
     try:
-        dtb = write_mvm_dtb(cfg, out, cache)
+        dtb = write_mvm_dtb(cfg, out, cache, cpu)
         header = images.check_image_header(mvm.kernel.read_bytes()[:64])
         check_images(load_mvm(cfg.board.name), header["image_size"], dtb.initrd_size)
     except (BuildError, BoardError, RuntimeError) as e:
@@ -240,6 +244,7 @@ def mvm_qemu_command(
     out: Path | None = None,
     quiet: bool = False,
     mmio_decode: str = "htinst",
+    cpu: str | None = None,
 ) -> list[str]:
     """The QEMU command that boots the hypervisor with the MVM (used by `qemu.bench_boot`): builds into `out`
     (default build/) when stale, makes the images when missing and writes the MVM's device tree first.
@@ -256,7 +261,7 @@ def mvm_qemu_command(
         if not quiet:
             print(f"[run] building: {reason}", flush=True)
         build(cfg, out, quiet=quiet, image_cache=mvm.kernel.parent)
-    error = prepare_mvm(cfg, out, mvm, mvm.kernel.parent, fetch=False)
+    error = prepare_mvm(cfg, out, mvm, mvm.kernel.parent, fetch=False, cpu=cpu)
     if error is not None:
         raise BuildError(error)
     mem_bytes = max(parse_size(mem), mvm.min_mem)
@@ -265,7 +270,7 @@ def mvm_qemu_command(
         out / "pyshyper.elf",
         max(smp, mvm.min_smp),
         mem if mem_bytes == parse_size(mem) else f"{mem_bytes >> 20}M",
-        cfg.board.qemu_cpu,
+        cpu or cfg.board.qemu_cpu,
         extra=ICOUNT if icount else (),
         mvm=mvm,
     )
@@ -288,7 +293,7 @@ def run_run(args: argparse.Namespace) -> int:
         # and by a build, carries the initramfs' size.
         image_cache = opts.mvm.kernel.parent
         print(f"[run] MVM images in {image_cache}", flush=True)
-        error = prepare_mvm(opts.config, args.out.resolve(), opts.mvm)
+        error = prepare_mvm(opts.config, args.out.resolve(), opts.mvm, cpu=opts.cpu)
         if error is not None:
             print(f"pyshyper run: {error}", file=sys.stderr)
             return 1

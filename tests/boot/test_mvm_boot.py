@@ -1,7 +1,8 @@
 """Boot the management VM (Debian's Linux, `pyshyper run --guest mvm`) under the hypervisor in QEMU and check it
 over the serial console, once per interrupt mode (`--irq plic`, `--irq aia --aia-guests 3`), and once more in PLIC
-mode with a build that decodes every trapped MMIO access from the instruction it reads back (`--mmio-decode fetch`,
-the path of harts without htinst):
+mode as on a lean hart: no Sstc (`-cpu rv64,sstc=false`: Linux's timer is the SBI one, which the hypervisor keeps
+with its own timer and hvip.VSTIP) and no htinst (a `--mmio-decode fetch` build decodes every trapped MMIO access
+from the instruction it reads back):
 
 the shell is reached; /proc/cpuinfo lists 2 harts; /proc/interrupts has the UART (ttyS0) line and its count goes up
 as more is typed; dmesg has no warnings or errors from the devices the hypervisor provides or passes through, and no
@@ -33,7 +34,12 @@ ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = ROOT / "logs"
 TIMEOUT = 120.0
 SLEEP = 5
-MODES = {"plic": ("plic", "htinst"), "aia": ("aia", "htinst"), "plic-fetch": ("plic", "fetch")}  # (irq, mmio_decode)
+# name -> (irq, mmio_decode, QEMU -cpu or None for the board's)
+MODES = {
+    "plic": ("plic", "htinst", None),
+    "aia": ("aia", "htinst", None),
+    "plic-lean": ("plic", "fetch", "rv64,sstc=false"),
+}
 
 # dmesg lines from the hypervisor's devices (interrupt controllers, the UART, the timer, SBI) ...
 DEVICE_WORDS = re.compile(r"plic|aplic|imsic|ttyS0|8250|serial|riscv-timer|\bsbi", re.I)
@@ -51,7 +57,7 @@ class Mvm:
 
     def __init__(self, mode: str, shell: bench_boot.Shell) -> None:
         self.mode = mode
-        self.irq, self.mmio_decode = MODES[mode]
+        self.irq, self.mmio_decode, self.cpu = MODES[mode]
         self.shell = shell
         self.powered_off = False
 
@@ -75,9 +81,9 @@ def mvm(request, tmp_path_factory):
     from qemu.run import mvm_qemu_command
 
     mode = request.param
-    irq, mmio_decode = MODES[mode]
+    irq, mmio_decode, cpu = MODES[mode]
     out = tmp_path_factory.mktemp(f"mvm-{mode}")
-    cmd = mvm_qemu_command(False, 2, "1G", irq=irq, aia_guests=3, out=out, quiet=True, mmio_decode=mmio_decode)
+    cmd = mvm_qemu_command(False, 2, "1G", irq=irq, aia_guests=3, out=out, quiet=True, mmio_decode=mmio_decode, cpu=cpu)
     try:
         shell, wall, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
         print(f"\n[{mode}] shell after {wall:.2f} s")
@@ -110,6 +116,10 @@ def test_cpuinfo_two_harts(mvm: Mvm):
     out = mvm.run("cat /proc/cpuinfo")
     procs = [ln for ln in out.splitlines() if re.match(r"processor\s*:", ln)]
     assert len(procs) == 2, out
+    # the ISA Linux was told: never H; Sstc exactly when the harts have it
+    isa = re.search(r"^isa\s*:\s*(\S+)", out, re.M).group(1)
+    assert "h" not in isa.split("_")[0][4:], isa
+    assert ("_sstc" in isa) == (mvm.cpu is None or "sstc=false" not in mvm.cpu), isa
 
 
 def _uart_irqs(mvm: Mvm) -> int:

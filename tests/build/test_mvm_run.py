@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
 
 import fdt
@@ -12,7 +13,7 @@ import pytest
 
 from boards import make_config, render_hypervisor_module
 from boards.mvm import load_mvm, mvm_constants
-from qemu.build import PrebuiltObject, build, mvm_dtb_path, stale_reason, write_mvm_dtb
+from qemu.build import BuildError, PrebuiltObject, build, mvm_dtb_path, stale_reason, write_mvm_dtb
 from qemu.cli import make_parser
 from qemu.run import ICOUNT, RunOptions, mvm_images, mvm_qemu_command, options_from_args, qemu_command
 
@@ -179,6 +180,28 @@ def test_build_without_images_says_so(tmp_path, fake_hyp_object, capsys):
     (tmp_path / "empty" / "mvm-initramfs.cpio").write_bytes(bytes(0x2000))
     dtb = write_mvm_dtb(cfg, out, tmp_path / "empty")
     assert dtb.initrd_size == 0x2000 and initrd_range(dtb.path) == (0x9400_0000, 0x9400_2000)
+
+
+def _dtb_isa(path: Path) -> str:
+    return fdt.parse_dtb(path.read_bytes()).get_node("/cpus/cpu@0").get_property("riscv,isa").value
+
+
+@pytest.mark.parametrize("irq", ["plic", "aia"])
+def test_mvm_dtb_follows_the_qemu_cpu_model(tmp_path, irq):
+    """`pyshyper run --cpu rv64,sstc=false`: the MVM's riscv,isa is what QEMU reports for that model (no Sstc,
+    so Linux takes the SBI timer), never the board's default; a model QEMU refuses is one clear error."""
+    if shutil.which("qemu-system-riscv64") is None:
+        pytest.skip("qemu-system-riscv64 is not installed")
+    cfg = make_config("qemu-virt", irq, 3 if irq == "aia" else None)
+    default = _dtb_isa(write_mvm_dtb(cfg, tmp_path / "a", tmp_path / "none").path)
+    assert "_sstc" in default and "_zbc" in default
+    lean = _dtb_isa(write_mvm_dtb(cfg, tmp_path / "b", tmp_path / "none", "rv64,sstc=false,zbc=false").path)
+    assert "_sstc" not in lean and "_zbc" not in lean and lean.startswith("rv64imafdc_")
+    assert lean.replace("_", " ").split()[1:] == [
+        e for e in default.replace("_", " ").split()[1:] if e not in ("sstc", "zbc")
+    ]
+    with pytest.raises(BuildError, match=r"QEMU does not take -cpu rv64,nosuchext=true: .*nosuchext"):
+        write_mvm_dtb(cfg, tmp_path / "c", tmp_path / "none", "rv64,nosuchext=true")
 
 
 def test_missing_dtb_makes_the_build_stale(tmp_path, fake_hyp_object, image_cache):
