@@ -113,6 +113,32 @@ def test_plic_other_vcpu_is_told_only_when_its_line_changes(plic):
     assert len(ipis) == 1
 
 
+def test_plic_lines_are_decided_under_the_lock(plic, monkeypatch):
+    """Each vCPU's line is read from the virtual PLIC, and compared with the line its hart last applied, with the
+    lock held: then a change made on another hart is either seen by that vCPU's own update or announced to it,
+    never lost between its read and its write of `vseip` (the race the lock closes)."""
+    m, dev, vm, v0, v1, ipis = plic
+    vp, virq = m["core.vplic"], m["core.virq"]
+    p = virq.virq_vplic()
+    u64 = prelude.u64
+    held = []
+    real = virq.vplic_context_pending
+
+    def pending(pl, ctx):
+        held.append(int(virq.vplic_lock_word[0]))
+        return real(pl, ctx)
+
+    monkeypatch.setattr(virq, "vplic_context_pending", pending)
+    vp.vplic_write(p, u64(4 * 10), u64(4), u64(1))
+    vp.vplic_write(p, u64(0x2000 + 0x80 * 3), u64(4), u64(1 << 10))
+    dev.claims = [10, 0]
+    virq.virq_external(v0, u64(0))
+    virq.virq_update_vcpu(v1)
+    virq.virq_update(vm, v1)
+    assert len(held) >= 4 and set(held) == {1}, held
+    assert int(virq.vplic_lock_word[0]) == 0  # and released
+
+
 def test_plic_unowned_source_is_dropped(plic):
     m, dev, vm, v0, v1, ipis = plic
     dev.claims = [33, 0]
