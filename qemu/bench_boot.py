@@ -392,22 +392,33 @@ def stats_base() -> int:
     return dev.base
 
 
-def read_vcpu_stats(shell: Shell, vcpus: int = 2) -> dict[int, VcpuStats]:
-    """The hypervisor's counters of each MVM vCPU, read in the MVM with busybox devmem from the statistics page:
-    per vCPU i at base + 0x20 * i: exits, WFI exits, SBI calls, time CSR (each read is one exit itself)."""
+def stats_reads(vcpus: int = 2) -> str:
+    """Shell commands reading the hypervisor's counters of each MVM vCPU from the statistics page with busybox
+    devmem: per vCPU i at base + 0x20 * i, exits, WFI exits, SBI calls, time CSR (each read is one exit itself)."""
     base = stats_base()
-    cmd = "; ".join(f"devmem {base + 0x20 * i + 8 * f:#x} 64" for i in range(vcpus) for f in range(4))
-    out, status = shell.run(cmd)
-    values = [int(x, 16) for x in re.findall(r"0x[0-9A-Fa-f]+", out)]
-    if status != 0 or len(values) != 4 * vcpus:
-        raise BootError(f"cannot read the statistics page at {base:#x}: {out!r}", shell.log)
+    return "; ".join(f"devmem {base + 0x20 * i + 8 * f:#x} 64" for i in range(vcpus) for f in range(4))
+
+
+def parse_stats(text: str, vcpus: int = 2) -> dict[int, VcpuStats] | None:
+    values = [int(x, 16) for x in re.findall(r"0x[0-9A-Fa-f]+", text)]
+    if len(values) != 4 * vcpus:
+        return None
     return {i: VcpuStats(0, i, *values[4 * i : 4 * i + 4]) for i in range(vcpus)}
+
+
+def read_vcpu_stats(shell: Shell, vcpus: int = 2) -> dict[int, VcpuStats]:
+    """The hypervisor's counters of each MVM vCPU, read in the MVM's shell (see `stats_reads`)."""
+    out, status = shell.run(stats_reads(vcpus))
+    stats = parse_stats(out, vcpus) if status == 0 else None
+    if stats is None:
+        raise BootError(f"cannot read the statistics page at {stats_base():#x}: {out!r}", shell.log)
+    return stats
 
 
 def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, smp: int = 2) -> IdleMeasurement:
     """Exits per second of each vCPU while the MVM idles: the hypervisor's counters read from its statistics page
-    around ``sleep N`` and around ``sleep 0`` in the same boot: the difference of the two windows over the
-    difference of their time CSR intervals, so the shell's own typing and output (the same in both) cancels."""
+    around ``sleep N`` and around ``sleep 0`` within one shell command: the difference of the two windows over the
+    difference of their time CSR intervals, so the cost of the reads themselves cancels."""
     im = IdleMeasurement(cfg.name, sleep)
     try:
         shell, _, _ = start_shell(cfg.command(False, smp), timeout=timeout, attempts=2)
@@ -415,13 +426,20 @@ def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, 
         im.error = str(e) + _save_log(log_dir, f"{cfg.name}-idle", e.log)
         return im
     try:
-        # Window A (`sleep 0`) and window B (`sleep N`) cost the same typing and echo on the serial console
-        # (UART interrupts, and in PLIC mode their claim/complete exits); B - A is the idle time alone.
-        s0 = read_vcpu_stats(shell)
-        shell.run("sleep 0")
-        s1 = read_vcpu_stats(shell)
-        shell.run(f"sleep {sleep}", timeout=timeout + sleep)
-        s2 = read_vcpu_stats(shell)
+        # One command line, so nothing is typed or printed on the console inside the windows: window A
+        # (`sleep 0`) and window B (`sleep N`) each hold one set of counter reads, whose exits B - A cancels,
+        # leaving the idle time alone. (Typing between separate commands did not cancel: how many characters
+        # one UART interrupt carries varies, and in AIA mode a window could come out negative.)
+        reads = stats_reads()
+        out, status = shell.run(
+            f"S0=$({reads}); sleep 0; S1=$({reads}); sleep {sleep}; S2=$({reads}); echo @S0 $S0 @S1 $S1 @S2 $S2",
+            timeout=timeout + sleep,
+        )
+        m = re.search(r"@S0 (.*) @S1 (.*) @S2 (.*)", out)
+        snaps = [parse_stats(g) for g in m.groups()] if m and status == 0 else [None]
+        if any(s is None for s in snaps):
+            raise BootError(f"cannot read the statistics page at {stats_base():#x}: {out!r}", shell.log)
+        s0, s1, s2 = snaps
         for v in sorted(s2):
             a = [s1[v].traps - s0[v].traps, s1[v].wfi - s0[v].wfi, s1[v].sbi - s0[v].sbi, s1[v].ticks - s0[v].ticks]
             b = [s2[v].traps - s1[v].traps, s2[v].wfi - s1[v].wfi, s2[v].sbi - s1[v].sbi, s2[v].ticks - s1[v].ticks]
@@ -588,8 +606,9 @@ def main(argv: list[str] | None = None) -> int:
             f"## Idle traps per second (`sleep {args.idle}` in the MVM's shell)",
             "",
             "Per vCPU: the hypervisor's exit counters, read in the MVM's shell (busybox `devmem` on the hypervisor's "
-            f"statistics page) around `sleep {args.idle}` and around `sleep 0` in one boot; the difference of the two "
-            "windows over the difference of their durations, so the typing and echo on the console cancel out.",
+            f"statistics page) around `sleep {args.idle}` and around `sleep 0`, all in one shell command so nothing "
+            "is typed or printed inside the windows; the difference of the two windows over the difference of their "
+            "durations, so the exits of the reads themselves cancel out.",
             "",
             idle_table(ims),
         ]

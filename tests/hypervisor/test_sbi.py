@@ -105,7 +105,8 @@ def test_dbcn_write_goes_through_stage2_with_vm_prefix(hyp):
     assert hyp.ecall(EID_DBCN, 0, 10, gpa, 0) == (0, 10)
     out = b"".join(hyp.console)
     assert b"[vm1] hello\n" in out
-    assert hyp.ecall(EID_DBCN, 0, 4, 0x4000_0000, 0)[0] == -5 & U64  # outside the VM: invalid address
+    assert hyp.ecall(EID_DBCN, 0, 4, 0x4000_0000, 0)[0] == -3 & U64  # outside the VM: INVALID_PARAM (12.1)
+    assert hyp.ecall(EID_DBCN, 0, 4, gpa, 1)[0] == -3 & U64  # base_addr_hi beyond any RAM
 
 
 def test_hsm_status_and_srst_ends_only_the_vm(hyp):
@@ -245,3 +246,60 @@ def test_rfence_does_not_wait_for_a_vcpu_off_its_hart(hyp, two_vcpus):
     vm.state = hyp.mods["core.vm"].VM_CRASHED  # killed by another hart meanwhile
     assert _ecall_on(hyp, v0, 0x52464E43, 1, ~0 & U64, ~0 & U64, 0, 0) == (0, 0)
     assert int(v1.fence_req) == 2 and int(v1.fence_done) == 1
+
+
+def test_dbcn_never_reads_a_device_the_vm_has_mapped(hyp):
+    """A VM's passthrough windows are in its stage-2 table, but not its RAM: DBCN refuses to read them (a byte
+    load from a device register could fault the hypervisor or eat a received character)."""
+    stage2 = hyp.mods["arch.riscv.stage2"]
+    assert stage2.stage2_map(hyp.vm.stage2_root, prelude.u64(0x1000_0000), prelude.u64(0x1000_0000),
+                             prelude.u64(0x1000), stage2.S2_PERM_RW)
+    prelude.mock.map_mmio(0x1000_0000, 0x1000, lambda off, w: pytest.fail("the device was read"),
+                          lambda off, w, v: None)
+    assert hyp.ecall(EID_DBCN, 0, 4, 0x1000_0000, 0)[0] == -3 & U64
+
+
+def test_srst_reserved_and_vendor_values(hyp):
+    """SBI 2.0 section 10.1: reserved types and reasons are INVALID_PARAM, vendor types NOT_SUPPORTED; the VM
+    runs on after each."""
+    vm_mod = hyp.mods["core.vm"]
+    assert hyp.ecall(EID_SRST, 0, 3, 0)[0] == -3 & U64  # reserved type
+    assert hyp.ecall(EID_SRST, 0, 1 << 32, 0)[0] == -3 & U64  # types are 32-bit
+    assert hyp.ecall(EID_SRST, 0, 0, 2)[0] == -3 & U64  # reserved reason
+    assert hyp.ecall(EID_SRST, 0, 0, 0xDFFF_FFFF)[0] == -3 & U64
+    assert hyp.ecall(EID_SRST, 0, 0xF000_0000, 0)[0] == -2 & U64  # vendor type
+    assert hyp.ecall(EID_SRST, 1, 0, 0)[0] == -2 & U64  # no such function
+    assert int(hyp.vm.state) == vm_mod.VM_RUNNING
+
+
+def test_test_guest_reboot_reloads_the_image_and_reenters_through_vcpu_run(hyp):
+    """A single-vCPU test guest's reboot: its image is copied in again, the vCPU starts over at the entry, and
+    the trap returns through hart_wait/vcpu_run (parking), which fences and resets the VS-level state."""
+    v, vm = hyp.v, hyp.vm
+    hpa = int(vm.mem_hpa)
+    prelude.memory.write(hpa, b"\xff" * 8)  # the guest overwrote its own code
+    v.regs[5] = prelude.u64(0x1234)
+    for i in range(6):
+        v.regs[A0 + i] = prelude.u64(0)
+    v.regs[A0] = prelude.u64(1)  # cold reboot
+    v.regs[A6] = prelude.u64(0)
+    v.regs[A7] = prelude.u64(EID_SRST)
+    hyp.mods["arch.riscv.sbi"].sbi_handle_ecall(v)
+    assert prelude.memory.read(hpa, 4) == b"\x6f\x00\x00\x00"  # the pristine image again
+    assert int(v.sepc) == int(vm.entry) and int(v.regs[5]) == 0
+    assert int(v.parking) == 1 and int(vm.state) == hyp.mods["core.vm"].VM_RUNNING
+    assert b"vm1 reboots, reason 0x0" in b"".join(hyp.console)
+
+
+def test_ipi_and_rfence_refuse_harts_the_vm_does_not_have(hyp, two_vcpus):
+    """SBI 2.0 section 3.3: a mask naming a hart the VM lacks is INVALID_PARAM, and nothing is sent at all; the
+    HFENCE functions of RFENCE are NOT_SUPPORTED (no guest has the H extension)."""
+    vm, v0, v1 = two_vcpus
+    _started_running(hyp, v1)
+    prelude.mock.sbi_handler = lambda *a: pytest.fail("an IPI was sent")
+    assert _ecall_on(hyp, v0, 0x735049, 0, 0b110, 0)[0] == -3 & U64  # vCPU 2 does not exist
+    assert _ecall_on(hyp, v0, 0x735049, 0, 0b11, 1)[0] == -3 & U64  # base 1: vCPUs 1 and 2
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, 0b100, 0, 0, 0)[0] == -3 & U64
+    assert int(v1.mailbox[0]) == 0 and int(v1.fence_req) == 0
+    for fid in (3, 4, 5, 6):
+        assert _ecall_on(hyp, v0, 0x52464E43, fid, 0b11, 0, 0, 0)[0] == -2 & U64

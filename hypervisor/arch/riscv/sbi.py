@@ -49,6 +49,7 @@ from hypervisor.arch.riscv.sbi_call import (
     SBI_HSM_STARTED,
     SBI_HSM_STOPPED,
     SBI_SRST_COLD_REBOOT,
+    SBI_SRST_REASON_FAILURE,
     SBI_SRST_REASON_NONE,
     SBI_SRST_WARM_REBOOT,
     SBI_SUCCESS,
@@ -156,8 +157,15 @@ def sbi_target_hit(idx: u64, mask: u64, base: u64) -> bool:
     return base == ~u64(0) or (idx >= base and idx - base < 64 and (mask >> (idx - base)) & 1 != 0)
 
 
-def sbi_targets_ok(v: Ptr[Vcpu], base: u64) -> i64:
-    if base != ~u64(0) and base >= vcpu_vm(v).vcpus:
+def sbi_targets_ok(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
+    """SBI 2.0 section 3.3: INVALID_PARAM when any hart the (hart_mask, hart_mask_base) pair names is not one of
+    the VM's vCPUs; base ~0 names them all."""
+    if base == ~u64(0):
+        return SBI_SUCCESS
+    vcpus = vcpu_vm(v).vcpus
+    if base >= vcpus:
+        return SBI_ERR_INVALID_PARAM
+    if vcpus - base < 64 and (mask >> (vcpus - base)) != 0:
         return SBI_ERR_INVALID_PARAM
     return SBI_SUCCESS
 
@@ -165,6 +173,9 @@ def sbi_targets_ok(v: Ptr[Vcpu], base: u64) -> i64:
 def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
     """Deliver msg to every started vCPU of the caller's VM named by (hart_mask, hart_mask_base)."""
     vm = vcpu_vm(v)
+    ok = sbi_targets_ok(v, mask, base)
+    if ok != SBI_SUCCESS:
+        return ok
     for i in range(vm.vcpus):
         idx = u64(i)
         if sbi_target_hit(idx, mask, base):
@@ -175,7 +186,7 @@ def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
                     vcpu_handle_messages(v)
                 else:
                     vcpu_send(v, t, msg)
-    return sbi_targets_ok(v, base)
+    return SBI_SUCCESS
 
 
 def vcpu_fence_local(v: Ptr[Vcpu]) -> None:
@@ -207,6 +218,9 @@ def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
     call returns): each other target hart is asked and this one waits until all of them have fenced. While
     waiting it serves requests made of its own vCPU, so two harts fencing each other never deadlock."""
     vm = vcpu_vm(v)
+    ok = sbi_targets_ok(v, mask, base)
+    if ok != SBI_SUCCESS:
+        return ok
     tickets = Array[u64, VCPU_MAX]()
     for i in range(vm.vcpus):
         idx = u64(i)
@@ -224,7 +238,7 @@ def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
             t = vm_vcpu(vm, u64(i))
             while vcpu_fence_pending(v, t, tickets[i]):
                 vcpu_fence_local(v)
-    return sbi_targets_ok(v, base)
+    return SBI_SUCCESS
 
 
 def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
@@ -246,9 +260,10 @@ def sbi_ipi(v: Ptr[Vcpu]) -> None:
 
 def sbi_rfence(v: Ptr[Vcpu]) -> None:
     """Remote fences (SBI 2.0 chapter 8): each target hart runs hfence.vvma for the VM and fence.i.
-    A request is over-approximated (the whole VMID), which the spec allows."""
+    A request is over-approximated (the whole VMID), which the spec allows. The HFENCE functions (3..6) are
+    NOT_SUPPORTED: they need the H extension on the targets, and no guest is given it."""
     fid = v.regs[A6]
-    if fid > 6:
+    if fid > 2:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
     sbi_return(v, sbi_remote_fence(v, v.regs[A0], v.regs[A1]), u64(0))
@@ -295,8 +310,19 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
     kind = v.regs[A0]
     reason = v.regs[A1]
     vm = vcpu_vm(v)
-    if v.regs[A6] != 0 or (kind > SBI_SRST_WARM_REBOOT and kind < 0xF0000000):
-        sbi_return(v, SBI_ERR_INVALID_PARAM if v.regs[A6] == 0 else SBI_ERR_NOT_SUPPORTED, u64(0))
+    if v.regs[A6] != 0:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+        return
+    # SBI 2.0 section 10.1: types 3..0xEFFFFFFF and reasons 2..0xDFFFFFFF are reserved (and both are 32-bit);
+    # vendor types 0xF0000000.. are not supported here, vendor/platform reasons are passed on.
+    if kind > 0xFFFFFFFF or (kind > SBI_SRST_WARM_REBOOT and kind < 0xF0000000):
+        sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
+        return
+    if reason > 0xFFFFFFFF or (reason > SBI_SRST_REASON_FAILURE and reason < 0xE0000000):
+        sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
+        return
+    if kind >= 0xF0000000:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
     if vm.id == 0:
         # The management VM's power-off or reboot is the machine's (DESIGN.md section 4).
@@ -313,15 +339,17 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vm_report(vm, cstr(b"reboots, reason "), reason)
         vm_load_image(vm)
         vcpu_reset(v)
-        if hart_has_sstc():
-            csr_write(VSTIMECMP, ~u64(0))
+        v.parking = u32(1)  # re-entered through hart_wait and vcpu_run: fences, fence.i, fresh VS-level state
         return
     vm_report(vm, cstr(b"powered off, reason "), reason)
     vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_FAILED, v)
 
 
 def guest_byte(vm: Ptr[Vm], gpa: u64, out: Ptr[u64]) -> bool:
-    """One byte of guest memory through the VM's stage-2 table (false if it is not mapped)."""
+    """One byte of the VM's RAM through its stage-2 table (false outside its RAM: a device window it has mapped,
+    a passthrough UART or its IMSIC pages, is never read by the hypervisor on its behalf)."""
+    if gpa < vm.mem_gpa or gpa - vm.mem_gpa >= vm.mem_size:
+        return False
     hpa = Array[u64, 1]()
     if not stage2_translate(vm.stage2_root, gpa, addr_of(hpa[0])):
         return False
@@ -337,7 +365,7 @@ def sbi_dbcn(v: Ptr[Vcpu]) -> None:
         if n > DBCN_MAX_WRITE:
             n = DBCN_MAX_WRITE
         if v.regs[A2] != 0:
-            sbi_return(v, i64(-5), u64(0))
+            sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))  # SBI 2.0 section 12.1: memory outside the VM's RAM
             return
         base = v.regs[A1]
         b = Array[u64, 1]()
@@ -348,7 +376,7 @@ def sbi_dbcn(v: Ptr[Vcpu]) -> None:
             vm_console_putc(vm, u8(b[0]))
             done += 1
         if done == 0 and n != 0:
-            sbi_return(v, i64(-5), u64(0))  # SBI_ERR_INVALID_ADDRESS
+            sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
         else:
             sbi_return(v, SBI_SUCCESS, done)
     elif fid == 1:  # console_read: no input for guests yet

@@ -75,7 +75,7 @@ from hypervisor.arch.riscv.defs import (
     SSTATUS_SPIE,
     SSTATUS_SPP,
 )
-from hypervisor.arch.riscv.mmio import mmio_emulate
+from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
 from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE,
@@ -168,6 +168,12 @@ def trap_inject_exception(v: Ptr[Vcpu], cause: u64, tval: u64) -> None:
 def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
     """scause 22: WFI traps here because hstatus.VTW is set; anything else is illegal for the guest."""
     insn = csr_read(STVAL)
+    if insn == 0:  # stval may be 0 without Sstvala (Priv 9.6.3): read the instruction itself
+        insn = mmio_fetch(v)
+    if insn == INSN_WFI and (csr_read(HSTATUS) & HSTATUS_SPVP) == 0:
+        # From VU-mode WFI is illegal whatever hstatus.VTW says (Priv 9.6.2): the guest kernel's business.
+        trap_inject_exception(v, EXC_ILLEGAL_INST, insn)
+        return
     if insn == INSN_WFI:
         v.sepc += 4
         v.wfi_exits += 1
@@ -244,6 +250,7 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     fence_i()
     amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
     csr_write(VSATP, u64(0))
+    csr_clear(VSSTATUS, SSTATUS_SIE | SSTATUS_SPIE)  # a started hart has interrupts off (SBI 2.0 section 9.1)
     if hart_has_sstc():
         csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
     csr_write(HVIP, u64(0))
