@@ -7,6 +7,7 @@ from compiler.prelude import (
     HEDELEG,
     HENVCFG,
     HIDELEG,
+    HSTATEEN0,
     HTIMEDELTA,
     SIE,
     SSCRATCH,
@@ -29,6 +30,7 @@ from hypervisor.arch.riscv.defs import (
     HEDELEG_GUEST,
     HENVCFG_STCE,
     HIDELEG_GUEST,
+    HSTATEEN0_GUEST,
     MIP_SEIP,
     MIP_SSIP,
     MIP_STIP,
@@ -57,7 +59,7 @@ from hypervisor.board import (
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
-from hypervisor.core.hart import hart_features_set, hart_has_sstc
+from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
 from hypervisor.core.mvm import mvm_create
 from hypervisor.core.vm import vm_create
 
@@ -88,6 +90,8 @@ def hart_setup_csrs() -> None:
     csr_write(HCOUNTEREN, COUNTEREN_CY_TM_IR)
     csr_write(HENVCFG, HENVCFG_STCE if hart_has_sstc() else u64(0))
     csr_write(HTIMEDELTA, u64(0))
+    if hart_has_smstateen():
+        csr_write(HSTATEEN0, HSTATEEN0_GUEST)
     if hart_has_sstc():
         csr_write(VSTIMECMP, ~u64(0))  # Sstc: no VS timer interrupt until the guest sets one (reset value is 0)
     # The hypervisor itself runs with interrupts off (sstatus.SIE = 0); its own interrupts are taken
@@ -186,6 +190,7 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     svnapot = fdt_cpu_has_extension(dtb, u64(0), cstr(b"svnapot"))
     aia = fdt_cpu_has_extension(dtb, u64(0), cstr(b"ssaia"))
     hart_features_set(sstc, svnapot, aia)
+    hart_stateen_set(fdt_cpu_has_extension(dtb, u64(0), cstr(b"smstateen")))
     mem = Array[u64, 2]()
     if not fdt_memory(dtb, u64(0), addr_of(mem[0])):
         boot_fail(cstr(b"the device tree has no memory node"))

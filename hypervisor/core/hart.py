@@ -5,6 +5,7 @@ from compiler.prelude import u64
 hart_sstc: bool = False
 hart_svnapot: bool = False
 hart_aia: bool = False
+hart_smstateen: bool = False
 
 
 def hart_features_set(sstc: bool, svnapot: bool, aia: bool) -> None:
@@ -12,6 +13,15 @@ def hart_features_set(sstc: bool, svnapot: bool, aia: bool) -> None:
     hart_sstc = sstc
     hart_svnapot = svnapot
     hart_aia = aia
+
+
+def hart_stateen_set(smstateen: bool) -> None:
+    global hart_smstateen
+    hart_smstateen = smstateen
+
+
+def hart_has_smstateen() -> bool:
+    return hart_smstateen
 
 
 def hart_has_sstc() -> bool:

@@ -117,6 +117,10 @@ def vaplic_write(offset: u64, value: u64) -> None:
         p.sourcecfg[src] = v & ~SOURCECFG_D & u32(7)
         if vaplic_is_owned(p, src):
             aplic_reg(offset).write(p.sourcecfg[src])
+            # An inactive source's target is read-only zero (4.5.16): a target the guest wrote before making the
+            # source active never reached the physical APLIC, so it goes there now.
+            if p.sourcecfg[src] != 0:
+                aplic_reg(APLIC_TARGET + 4 * (src - 1)).write(vaplic_physical_target(p.target[src]))
     elif offset >= APLIC_TARGET and offset < APLIC_TARGET + 4 * (APLIC_SOURCES - 1):
         src = (offset - APLIC_TARGET) // 4 + 1
         p.target[src] = v

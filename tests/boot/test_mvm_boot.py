@@ -2,7 +2,8 @@
 over the serial console, once per interrupt mode (`--irq plic`, `--irq aia --aia-guests 3`), and once more in PLIC
 mode as on a lean hart: no Sstc (`-cpu rv64,sstc=false`: Linux's timer is the SBI one, which the hypervisor keeps
 with its own timer and hvip.VSTIP) and no htinst (a `--mmio-decode fetch` build decodes every trapped MMIO access
-from the instruction it reads back):
+from the instruction it reads back), and in AIA mode on QEMU's `max` hart (vector, Smstateen, Zkr, Sv57...: the
+guest gets V with its state enabled, its AIA CSRs through hstateen0, and is not told of what it cannot use):
 
 the shell is reached; /proc/cpuinfo lists 2 harts; /proc/interrupts has the UART (ttyS0) line and its count goes up
 as more is typed; dmesg has no warnings or errors from the devices the hypervisor provides or passes through, and no
@@ -39,6 +40,7 @@ MODES = {
     "plic": ("plic", "htinst", None),
     "aia": ("aia", "htinst", None),
     "plic-lean": ("plic", "fetch", "rv64,sstc=false"),
+    "aia-max": ("aia", "htinst", "max"),
 }
 
 # dmesg lines from the hypervisor's devices (interrupt controllers, the UART, the timer, SBI) ...
@@ -120,6 +122,8 @@ def test_cpuinfo_two_harts(mvm: Mvm):
     isa = re.search(r"^isa\s*:\s*(\S+)", out, re.M).group(1)
     assert "h" not in isa.split("_")[0][4:], isa
     assert ("_sstc" in isa) == (mvm.cpu is None or "sstc=false" not in mvm.cpu), isa
+    if mvm.cpu == "max":
+        assert "v" in isa.split("_")[0][4:] and "_zkr" not in isa, isa  # vector passed on, the seed CSR not
 
 
 def _uart_irqs(mvm: Mvm) -> int:

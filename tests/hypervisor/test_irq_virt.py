@@ -178,6 +178,20 @@ def test_aplic_owned_source_is_mirrored_with_rewritten_target(aplic):
     assert int(va.vaplic_read(u64(0x1E00))) == 1 << 10
 
 
+def test_aplic_target_written_before_the_source_is_active_reaches_hardware(aplic):
+    """AIA 4.5.16: an inactive source's target is read-only zero in a real APLIC, so a target the guest programs
+    before its sourcecfg is written again to the physical APLIC once the source becomes active."""
+    va, dev, b = aplic
+    u64 = prelude.u64
+    va.vaplic_write(u64(0x3004 + 4 * 9), u64(45))  # vCPU 0, EIID 45, source 10 still inactive
+    va.vaplic_write(u64(0x4 + 4 * 9), u64(4))  # sourcecfg[10]: edge rising
+    want = (int(b.MVM_HARTS[0]) << 18) | (1 << 12) | 45
+    assert dev.writes[-2:] == [(0x4 + 4 * 9, 4), (0x3004 + 4 * 9, want)]
+    n = len(dev.writes)
+    va.vaplic_write(u64(0x4 + 4 * 9), u64(0))  # inactive again: nothing to re-send
+    assert dev.writes[n:] == [(0x4 + 4 * 9, 0)]
+
+
 def test_aplic_unowned_source_never_reaches_hardware(aplic):
     va, dev, b = aplic
     u64 = prelude.u64

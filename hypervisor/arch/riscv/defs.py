@@ -9,6 +9,8 @@ SSTATUS_SPIE: Final = u64(1) << 5
 SSTATUS_SPP: Final = u64(1) << 8
 SSTATUS_FS: Final = u64(3) << 13
 SSTATUS_FS_INITIAL: Final = u64(1) << 13
+SSTATUS_VS: Final = u64(3) << 9  # vector state (V extension); reads 0 on harts without V
+SSTATUS_VS_INITIAL: Final = u64(1) << 9
 
 # hstatus (Priv 9.2.1)
 HSTATUS_GVA: Final = u64(1) << 6
@@ -76,6 +78,10 @@ HIE_GUEST: Final = MIP_VSSIP | MIP_VSTIP | MIP_VSEIP
 COUNTEREN_CY_TM_IR: Final = u64(7)
 # henvcfg (Priv 9.2.5)
 HENVCFG_STCE: Final = u64(1) << 63
+# hstateen0 (Smstateen 1.0): what VS-mode may touch where the hart has state-enable CSRs. Without these bits the
+# guest's own AIA CSRs (siselect/sireg, stopei, stopi: its IMSIC driver), senvcfg and sstateen0 would each raise
+# a virtual-instruction exception.
+HSTATEEN0_GUEST: Final = (u64(1) << 63) | (u64(1) << 62) | (u64(1) << 60) | (u64(1) << 59) | (u64(1) << 58)
 HENVCFG_PBMTE: Final = u64(1) << 62
 HENVCFG_ADUE: Final = u64(1) << 61
 

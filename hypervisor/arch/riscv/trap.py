@@ -74,6 +74,8 @@ from hypervisor.arch.riscv.defs import (
     SSTATUS_SIE,
     SSTATUS_SPIE,
     SSTATUS_SPP,
+    SSTATUS_VS,
+    SSTATUS_VS_INITIAL,
 )
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
@@ -269,10 +271,11 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
         # QEMU (10.0) wakes a halted hart only when its mip changes, which this makes an MSI do.
         csr_write(HGEIE, u64(1) << VGEIN_MVM)
     csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
-    # sstatus.FS must not be Off while V=1, or the guest's own FP use traps (Priv 9.2.10 / 4.1.1). One vCPU
-    # per hart and a hypervisor built without F/D mean the FP registers are the guest's alone: no save needed.
-    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS)
-    csr_write(SSTATUS, s | SSTATUS_SPP | SSTATUS_FS_INITIAL)
+    # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,
+    # 4.1.1). One vCPU per hart and a hypervisor built without F/D/V mean those registers are the guest's alone:
+    # no save needed. (VS is WARL zero on a hart without V.)
+    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS | SSTATUS_VS)
+    csr_write(SSTATUS, s | SSTATUS_SPP | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
     vcpu_enter(v)
 
 
