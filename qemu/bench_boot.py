@@ -89,9 +89,13 @@ class IdleMeasurement:
 
 
 class BootError(RuntimeError):
+    """A boot that failed: the message says how, and where the harts were when the log has that (so an uncaught
+    BootError in a test shows it); ``log`` is the whole serial log."""
+
     def __init__(self, msg: str, log: str):
-        super().__init__(msg)
         self.log = log
+        diag = self.diagnosis
+        super().__init__(f"{msg}\n{diag}" if diag else msg)
 
     @property
     def diagnosis(self) -> str:

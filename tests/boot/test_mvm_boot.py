@@ -93,7 +93,7 @@ def mvm(request, tmp_path_factory):
         LOG_DIR.mkdir(exist_ok=True)
         p = LOG_DIR / f"test_mvm_boot-{mode}-boot.log"
         p.write_text(e.log)
-        pytest.fail(f"[{mode}] the MVM does not reach a shell that answers ({e}); serial log: {p}\n{e.diagnosis}")
+        pytest.fail(f"[{mode}] the MVM does not reach a shell that answers; serial log: {p}\n{e}")
     m = Mvm(mode, shell)
     yield m
     shell.close()

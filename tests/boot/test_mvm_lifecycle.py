@@ -19,6 +19,17 @@ TIMEOUT = 120.0
 
 
 
+def _boot(cmd: list[str], name: str) -> bench_boot.Shell:
+    try:
+        shell, _, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
+    except bench_boot.BootError as e:
+        p = LOG_DIR / f"test_mvm_lifecycle-{name.replace(' ', '-')}.log"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(e.log)
+        pytest.fail(f"the MVM does not reach a shell that answers; serial log: {p}\n{e}")
+    return shell
+
+
 def test_mvm_reboot_restarts_the_machine(tmp_path):
     """`reboot` in the MVM resets the machine through SBI SRST: the hypervisor boots again, the MVM reaches its
     shell again, and a `poweroff` then ends QEMU cleanly (never a panic)."""
@@ -28,7 +39,7 @@ def test_mvm_reboot_restarts_the_machine(tmp_path):
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", irq="plic", out=tmp_path / "out", quiet=True)
-    shell, _, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
+    shell = _boot(cmd, "reboot test")
     try:
         shell.send("reboot")
         shell.expect(r"vm0 \(management VM\) resets the machine, type 0x1")
@@ -53,7 +64,7 @@ def test_mvm_bad_access_kills_only_the_vm(tmp_path):
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", irq="plic", out=tmp_path / "out", quiet=True)
-    shell, _, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
+    shell = _boot(cmd, "bad-access boot")
     try:
         shell.send("devmem 0x40000000 32")
         shell.expect(r"pyshyper: vm0 load guest-page fault at guest-physical 0x40000000")

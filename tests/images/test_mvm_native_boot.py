@@ -34,7 +34,7 @@ def _boot(cmd: list[str], name: str, commands: list[str]) -> bench_boot.BootResu
     except bench_boot.BootError as e:
         LOGS.mkdir(exist_ok=True)
         (LOGS / f"{name}.log").write_text(e.log)
-        pytest.fail(f"{e} (serial log: {LOGS / (name + '.log')})\n{e.diagnosis}")
+        pytest.fail(f"serial log: {LOGS / (name + '.log')}\n{e}")
     return r
 
 
