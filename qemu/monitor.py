@@ -84,6 +84,7 @@ class Symbols:
 
     def __init__(self, elf: Path | None) -> None:
         self.funcs: list[tuple[int, int, str]] = []
+        self.objects: list[tuple[str, int]] = []
         if elf is None or not elf.exists():
             return
         from elftools.elf.elffile import ELFFile
@@ -93,6 +94,8 @@ class Symbols:
             for sym in tab.iter_symbols() if tab else []:
                 if sym["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE") and sym["st_value"] and sym.name:
                     self.funcs.append((sym["st_value"], sym["st_size"], sym.name))
+                elif sym["st_info"]["type"] == "STT_OBJECT" and sym["st_value"] and sym.name:
+                    self.objects.append((sym.name, sym["st_value"]))
         self.funcs.sort()
 
     def name(self, pc: int) -> str | None:
@@ -113,8 +116,72 @@ def where(h: HartState, syms: Symbols) -> str:
     return f"hypervisor, pc {h.pc:#x}" + (f" in {name}" if name else "")
 
 
+XP_LINE = re.compile(r"^([0-9a-fA-F]+):((?:\s+0x[0-9a-fA-F]+)+)", re.M)
+PLIC_BASE = 0x0C00_0000  # QEMU virt (boards/qemu-virt/board.toml); only side-effect-free registers are read
+
+
+def read_words(sock: Path, addr: int, count: int) -> list[int]:
+    """`count` 32-bit words of guest-physical memory (the monitor's `xp`)."""
+    out = query(sock, f"xp /{count}wx {addr:#x}")
+    words = [int(w, 16) for m in XP_LINE.finditer(out) for w in m.group(2).split()]
+    if len(words) < count:
+        raise OSError(f"xp at {addr:#x} gave {len(words)} of {count} words")
+    return words[:count]
+
+
+def read_offsets(elf: Path) -> dict[str, int]:
+    """The struct offsets the build generated for assembly (gen/offsets.S next to the ELF)."""
+    out: dict[str, int] = {}
+    path = elf.parent / "gen" / "offsets.S"
+    for m in re.finditer(r"^\.equ (\w+), (-?\d+)$", path.read_text() if path.exists() else "", re.M):
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def interrupt_state(sock: Path, elf: Path, vcpus: int = 2) -> list[str]:
+    """The interrupt path's state, for a stall in PLIC mode: the physical PLIC's pending bits and hart 0's S
+    context enables, the virtual PLIC's bitmaps and each vCPU's line and
+    mailbox. Everything read through the monitor (no side effects: never a claim register)."""
+    syms = Symbols(elf)
+    objs = dict(syms.objects)
+    off = read_offsets(elf)
+    lines = []
+    pend = read_words(sock, PLIC_BASE + 0x1000, 3)
+    en = read_words(sock, PLIC_BASE + 0x2000 + 0x80 * 1, 3)
+    lines.append(
+        f"  physical PLIC: pending {' '.join(f'{w:08x}' for w in pend)}, hart 0 S enable "
+        f"{' '.join(f'{w:08x}' for w in en)}"
+    )
+    vp = objs.get("hypervisor.core.virq.vplic_main")
+    if vp is not None and "VPLIC_PENDING" in off:
+
+        def bitmap(name: str, extra: int = 0) -> str:
+            return " ".join(f"{w:08x}" for w in read_words(sock, vp + off[name] + extra, 3))
+
+        lines.append(
+            f"  virtual PLIC: pending {bitmap('VPLIC_PENDING')}, deferred {bitmap('VPLIC_DEFERRED')}, "
+            f"in service {bitmap('VPLIC_IN_SERVICE')}, vCPU0 S enable {bitmap('VPLIC_ENABLE', 12)}, "
+            f"vCPU1 S enable {bitmap('VPLIC_ENABLE', 36)}"
+        )
+    vc = objs.get("hypervisor.core.vm.VCPUS")
+    if vc is not None and "VCPU_SIZE" in off:
+        for i in range(vcpus):
+            base = vc + i * off["VCPU_SIZE"]
+            w = read_words(sock, base + off["VCPU_VSEIP"], 4)
+            st = read_words(sock, base + off["VCPU_STATE"], 1)[0]
+            tr = read_words(sock, base + off["VCPU_TRAPS"], 2)
+            wf = read_words(sock, base + off["VCPU_WFI_EXITS"], 2)
+            lines.append(
+                f"  vCPU{i}: state {st}, vseip {w[0]}, running {w[1]}, parking {w[2]}, "
+                f"mailbox {' '.join(str(x) for x in read_words(sock, base + off['VCPU_MAILBOX'], 2))}, "
+                f"traps {tr[0] | tr[1] << 32}, wfi exits {wf[0] | wf[1] << 32}"
+            )
+    return lines
+
+
 def diagnose(sock: Path, elf: Path | None, samples: int = 3, interval: float = 0.5) -> str:
-    """A few samples of every hart, as lines of text; says so when the monitor cannot be reached."""
+    """A few samples of every hart, as lines of text; says so when the monitor cannot be reached. With the
+    hypervisor's ELF, then the interrupt path's state (interrupt_state)."""
     syms = Symbols(elf)
     lines = [f"where the harts are ({samples} samples {interval} s apart, QEMU monitor):"]
     for n in range(samples):
@@ -129,4 +196,12 @@ def diagnose(sock: Path, elf: Path | None, samples: int = 3, interval: float = 0
             lines.append(
                 f"  sample {n + 1} hart {h.cpu}: {where(h, syms)}; sepc {h.sepc:#x} scause {h.scause:#x} mip {h.mip:#x}"
             )
+    if elf is not None:
+        for n in range(2):  # twice, a second apart: do the vCPUs still exit (wake up) at all?
+            if n:
+                time.sleep(1.0)
+            try:
+                lines += interrupt_state(sock, elf)
+            except (OSError, ValueError) as e:
+                lines.append(f"  interrupt state: cannot be read ({e})")
     return "\n".join(lines)
