@@ -12,17 +12,22 @@ from compiler.prelude import (
     SIE,
     SSCRATCH,
     STVEC,
+    TIME,
     VSTIMECMP,
     Array,
     Final,
     Ptr,
     addr_of,
+    amoadd_w,
+    amoswap_w,
+    csr_read,
     csr_write,
     cstr,
     export,
     extern_addr,
     static,
     u8,
+    u32,
     u64,
 )
 from hypervisor.arch.riscv.defs import (
@@ -42,6 +47,7 @@ from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_SHUTDOWN,
     sbi_hart_start,
     sbi_probe_extension,
+    sbi_send_ipi,
     sbi_system_reset,
 )
 from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
@@ -55,13 +61,14 @@ from hypervisor.board import (
     MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
+    TIMEBASE_FREQUENCY,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
 from hypervisor.core.mvm import mvm_create
-from hypervisor.core.vm import vm_create
+from hypervisor.core.vm import vm_create, vm_mark_created
 
 # A guest image starts with `j` over a header: magic (b"PYSHGUST"), image size, number of VMs to start from it.
 GUEST_MAGIC: Final = u64(0x5453554748535950)
@@ -74,6 +81,7 @@ GUEST_INSTANCES_MAX: Final = u64(4)
 MIB: Final = u64(1) << 20
 
 hartids = static(Array[u64, MAX_HARTS])
+hart_up = static(Array[u32, MAX_HARTS])  # by index in hartids: the hart reached hyp_secondary_main
 
 
 def banner_flag(name: Ptr[u8], present: bool) -> None:
@@ -248,8 +256,23 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
 
     trap_init_tables()
     hart_setup_csrs()
+    harts_start_others(hartid, count)
     if mvm_create(count).addr() == 0:
         boot_guests(hartid, count)
+    vm_mark_created()
+    for i in range(count):  # the other harts wait in hart_wait: each now has its vCPU (or none) to look at
+        if hartids[i] != hartid and amoadd_w(addr_of(hart_up[i]), u32(0)) != 0:
+            sbi_send_ipi(u64(1), hartids[i])
+    hart_wait(hartid)
+
+
+def harts_start_others(hartid: u64, count: u64) -> None:
+    """Start every other hart (SBI HSM) and wait until each has checked in from hyp_secondary_main. Only then
+    are VMs made: a hart's start in the firmware resets that hart's own interrupt state (OpenSBI's warm
+    start disables every source in the hart's PLIC contexts), which must not undo what the hypervisor sets up
+    for it. OpenSBI's cold boot may run on any hart (hart 1 about one boot in fifty on QEMU), so the boot hart
+    is not always hart 0 and hart 0 itself may start after it. A hart that does not check in within a second
+    is reported and left out."""
     for i in range(count):
         other = hartids[i]
         if other != hartid:
@@ -257,10 +280,19 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
                 console_puts(cstr(b"pyshyper: hart "))
                 console_dec(other)
                 console_puts(cstr(b" did not start\n"))
-    hart_wait(hartid)
+            else:
+                deadline = csr_read(TIME) + TIMEBASE_FREQUENCY
+                while amoadd_w(addr_of(hart_up[i]), u32(0)) == 0 and csr_read(TIME) < deadline:
+                    pass
+                if amoadd_w(addr_of(hart_up[i]), u32(0)) == 0:
+                    console_puts(cstr(b"pyshyper: hart "))
+                    console_dec(other)
+                    console_puts(cstr(b" started but did not check in\n"))
 
 
 @export("hyp_secondary_main")
 def hyp_secondary_main(hartid: u64, index: u64) -> None:
     hart_setup_csrs()
+    if index < MAX_HARTS:
+        amoswap_w(addr_of(hart_up[index]), u32(1))  # through the firmware's start: the boot hart may go on
     hart_wait(hartid)

@@ -122,6 +122,16 @@ vcpu_count: u64 = 0
 mvm_present: bool = False
 
 
+vms_created: bool = False  # the boot hart has made every VM it will make (until then none has "ended")
+
+
+def vm_mark_created() -> None:
+    global vms_created
+    fence()
+    vms_created = True
+    fence()
+
+
 def vm_mark_mvm() -> None:
     global mvm_present
     mvm_present = True
@@ -310,6 +320,9 @@ def vm_vcpus_started(vm: Ptr[Vm]) -> u64:
 
 
 def vm_all_ended() -> bool:
+    """Every VM has ended (false while the boot hart is still making them)."""
+    if not vms_created:
+        return False
     for i in range(vm_count):
         if VMS[i].state == VM_RUNNING:
             return False
