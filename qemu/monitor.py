@@ -52,7 +52,7 @@ def parse_registers(text: str) -> list[HartState]:
 
 
 def query(sock: Path, command: str, timeout: float = 3.0) -> str:
-    """One monitor command's answer (everything printed until the monitor goes quiet)."""
+    """One monitor command's answer: what it prints until the monitor's next prompt."""
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(timeout)
         s.connect(str(sock))
@@ -70,12 +70,13 @@ def query(sock: Path, command: str, timeout: float = 3.0) -> str:
             try:
                 d = s.recv(65536)
             except TimeoutError:
-                if b"CPU#" in out:
-                    break
                 continue
             if not d:
                 break
             out += d
+            # the echo of the command line, then its answer, then the next prompt
+            if b"\n" in out and out.rstrip().endswith(b"(qemu)"):
+                break
     return out.decode(errors="replace")
 
 
