@@ -139,13 +139,11 @@ def read_offsets(elf: Path) -> dict[str, int]:
     return out
 
 
-def interrupt_state(sock: Path, elf: Path, vcpus: int = 2) -> list[str]:
+def interrupt_state(sock: Path, syms: Symbols, off: dict[str, int], vcpus: int = 2) -> list[str]:
     """The interrupt path's state, for a stall in PLIC mode: the physical PLIC's pending bits and hart 0's S
-    context enables, the virtual PLIC's bitmaps and each vCPU's line and
-    mailbox. Everything read through the monitor (no side effects: never a claim register)."""
-    syms = Symbols(elf)
+    context enables, the virtual PLIC's bitmaps, and each vCPU's line, mailbox and exits. Everything is read
+    through the monitor, with no side effects (never a claim register)."""
     objs = dict(syms.objects)
-    off = read_offsets(elf)
     lines = []
     pend = read_words(sock, PLIC_BASE + 0x1000, 3)
     en = read_words(sock, PLIC_BASE + 0x2000 + 0x80 * 1, 3)
@@ -198,11 +196,12 @@ def diagnose(sock: Path, elf: Path | None, samples: int = 3, interval: float = 0
                 f"  sample {n + 1} hart {h.cpu}: {where(h, syms)}; sepc {h.sepc:#x} scause {h.scause:#x} mip {h.mip:#x}"
             )
     if elf is not None:
+        offsets = read_offsets(elf)
         for n in range(2):  # twice, a second apart: do the vCPUs still exit (wake up) at all?
             if n:
                 time.sleep(1.0)
             try:
-                lines += interrupt_state(sock, elf)
+                lines += interrupt_state(sock, syms, offsets)
             except (OSError, ValueError) as e:
                 lines.append(f"  interrupt state: cannot be read ({e})")
     return "\n".join(lines)

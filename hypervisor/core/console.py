@@ -70,3 +70,9 @@ def console_dec(v: u64) -> None:
         if v == 0:
             break
     console_write(addr_of(buf[n]).addr(), 20 - n)
+
+
+def console_field(label: Ptr[u8], value: u64) -> None:
+    """A label and a decimal number (a statistics line is made of these)."""
+    console_puts(label)
+    console_dec(value)

@@ -14,8 +14,7 @@ from hypervisor.arch.riscv.plic import (
     plic_set_priority,
     plic_set_threshold,
 )
-from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
-from hypervisor.core.vm import MSG_VSEIP, Vcpu, Vm, vcpu_vm, vm_vcpu
+from hypervisor.core.vm import MSG_VSEIP, Vcpu, Vm, vcpu_post, vcpu_vm, vm_vcpu
 from hypervisor.core.vplic import (
     Vplic,
     vplic_context_of_vcpu,
@@ -86,30 +85,35 @@ def virq_update_vcpu(v: Ptr[Vcpu]) -> None:
     virq_apply(line)
 
 
-def virq_update(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:
-    """After the virtual PLIC changed: this vCPU updates now; another is told by IPI (hvip is per hart), but only
-    when its line must change. The comparison with the line it last applied is made under the lock, as that
-    vCPU's own update is: either it already saw this change, or it is told, so no change is ever missed."""
+def virq_lines_locked(current: Ptr[Vcpu]) -> bool:
+    """With the lock held, after the virtual PLIC changed: the line of `current` (the vCPU on this hart, which
+    the caller applies), and an IPI to each other vCPU of its VM whose line must change (hvip is per hart).
+    The comparison with the line a vCPU last applied is made under the lock, as that vCPU's own update is:
+    either it already saw this change, or it is told, so no change is ever missed."""
+    vm = vcpu_vm(current)
     line = False
-    mine = False
-    virq_lock()
     for i in range(vm.vcpus):
         t = vm_vcpu(vm, u64(i))
         if t.addr() == current.addr():
             line = virq_line_locked(t)
-            mine = True
         elif vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
-            amoswap_w(addr_of(t.mailbox[MSG_VSEIP]), u32(1))
-            fence()
-            sbi_send_ipi(u64(1), t.hart)
+            vcpu_post(t, u64(MSG_VSEIP))
+    return line
+
+
+def virq_update(current: Ptr[Vcpu]) -> None:
+    """virq_lines_locked in a critical section of its own, and the line applied on this hart."""
+    virq_lock()
+    line = virq_lines_locked(current)
     virq_unlock()
-    if mine:
-        virq_apply(line)
+    virq_apply(line)
 
 
 def virq_external(v: Ptr[Vcpu], hartid: u64) -> None:
-    """S-mode external interrupt: claim every pending physical source and make it pending in its VM."""
+    """S-mode external interrupt: claim every pending physical source and make it pending in its VM; then the
+    lines, in the same critical section."""
     ctx = plic_s_context(hartid)
+    virq_lock()
     while True:
         src = plic_claim(ctx)
         if src == 0:
@@ -118,10 +122,10 @@ def virq_external(v: Ptr[Vcpu], hartid: u64) -> None:
             plic_complete(ctx, src)  # nobody's: drop it
             continue
         virq_claimed_ctx[src] = ctx
-        virq_lock()
         vplic_set_pending(addr_of(vplic_main), src)
-        virq_unlock()
-    virq_update(vcpu_vm(v), v)
+    line = virq_lines_locked(v)
+    virq_unlock()
+    virq_apply(line)
 
 
 def virq_guest_completed(src: u64) -> None:

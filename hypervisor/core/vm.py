@@ -34,6 +34,7 @@ from hypervisor.arch.riscv.stage2 import (
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import (
     console_dec,
+    console_field,
     console_hex,
     console_lock,
     console_puts,
@@ -231,6 +232,14 @@ def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_ar
     return vm
 
 
+def vcpu_post(t: Ptr[Vcpu], msg: u64) -> None:
+    """Leave msg in t's mailbox and interrupt t's hart (an SBI IPI); that hart reads the mailbox after clearing
+    its SSIP, so a message is never left unread (sbi.py vcpu_handle_messages)."""
+    amoswap_w(addr_of(t.mailbox[msg]), u32(1))
+    fence()
+    sbi_send_ipi(u64(1), t.hart)
+
+
 def vcpu_reset(v: Ptr[Vcpu]) -> None:
     vm = vcpu_vm(v)
     for i in range(32):
@@ -353,23 +362,14 @@ def vm_print_stats(vm: Ptr[Vm]) -> None:
     for i in range(vm.vcpus):
         v = addr_of(VCPUS[vm.vcpu + u64(i)])
         console_lock()
-        console_puts(cstr(b"pyshyper: vm"))
-        console_dec(vm.id)
-        console_puts(cstr(b" vcpu"))
-        console_dec(u64(i))
-        console_puts(cstr(b": traps "))
-        console_dec(v.traps)
-        console_puts(cstr(b", wfi "))
-        console_dec(v.wfi_exits)
-        console_puts(cstr(b", sbi "))
-        console_dec(v.sbi_calls)
-        console_puts(cstr(b", time "))
-        console_dec(csr_read(TIME))
-        console_puts(cstr(b", irq "))
-        console_dec(v.irqs)
-        console_puts(cstr(b", mmio "))
-        console_dec(v.mmio_exits)
-        console_puts(cstr(b", fetched "))
-        console_dec(v.mmio_fetched)
+        console_field(cstr(b"pyshyper: vm"), vm.id)
+        console_field(cstr(b" vcpu"), u64(i))
+        console_field(cstr(b": traps "), v.traps)
+        console_field(cstr(b", wfi "), v.wfi_exits)
+        console_field(cstr(b", sbi "), v.sbi_calls)
+        console_field(cstr(b", time "), csr_read(TIME))
+        console_field(cstr(b", irq "), v.irqs)
+        console_field(cstr(b", mmio "), v.mmio_exits)
+        console_field(cstr(b", fetched "), v.mmio_fetched)
         console_puts(cstr(b"\n"))
         console_unlock()

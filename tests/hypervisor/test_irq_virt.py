@@ -88,7 +88,7 @@ def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_g
     assert not any(off == 0x200004 + 0x1000 and val == 10 for off, val in dev.writes)  # not completed yet
     src = vp.vplic_read(p, u64(0x200004 + 0x1000 * 1), u64(4))  # guest claims
     assert int(src) == 10
-    virq.virq_update(vm, v0)
+    virq.virq_update(v0)
     assert not prelude.mock.csr[CSRS["HVIP"]] & MIP_VSEIP
     done = vp.vplic_write(p, u64(0x200004 + 0x1000 * 1), u64(4), u64(10))  # guest completes
     assert int(done) == 10
@@ -109,7 +109,7 @@ def test_plic_other_vcpu_is_told_only_when_its_line_changes(plic):
     assert int(v1.mailbox[m["core.vm"].MSG_VSEIP]) == 1
     virq.virq_update_vcpu(v1)  # what vCPU 1's hart does with the message
     assert int(v1.vseip) == 1
-    virq.virq_update(vm, v0)  # nothing changed for vCPU 1 since: no second IPI
+    virq.virq_update(v0)  # nothing changed for vCPU 1 since: no second IPI
     assert len(ipis) == 1
 
 
@@ -134,7 +134,7 @@ def test_plic_lines_are_decided_under_the_lock(plic, monkeypatch):
     dev.claims = [10, 0]
     virq.virq_external(v0, u64(0))
     virq.virq_update_vcpu(v1)
-    virq.virq_update(vm, v1)
+    virq.virq_update(v1)
     assert len(held) >= 4 and set(held) == {1}, held
     assert int(virq.vplic_lock_word[0]) == 0  # and released
 

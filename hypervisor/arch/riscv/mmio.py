@@ -19,7 +19,7 @@ from hypervisor.board import (
     MVM_STATS_SIZE,
 )
 from hypervisor.core.vaplic import vaplic_access_ok, vaplic_read, vaplic_write
-from hypervisor.core.virq import virq_guest_completed, virq_lock, virq_unlock, virq_update, virq_vplic
+from hypervisor.core.virq import virq_apply, virq_guest_completed, virq_lines_locked, virq_lock, virq_unlock, virq_vplic
 from hypervisor.core.vm import Vcpu, vcpu_vm, vm_get, vm_vcpu
 from hypervisor.core.vplic import vplic_access_ok, vplic_read, vplic_write
 
@@ -130,19 +130,20 @@ def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> bool:
     ok = vaplic_access_ok(offset, a.width) if IRQ_MODE == IRQ_MODE_AIA else plic_ok(offset, a.width)
     if not ok:
         return False
+    done = u64(0)
     virq_lock()
     if a.is_store:
         value = mmio_store_value(a, v.regs[a.reg])
         done = aplic_write(offset, a.width, value) if IRQ_MODE == IRQ_MODE_AIA else plic_write(offset, a.width, value)
-        virq_unlock()
-        if done != 0:
-            virq_guest_completed(done)
     else:
         value = aplic_read(offset, a.width) if IRQ_MODE == IRQ_MODE_AIA else plic_read(offset, a.width)
-        virq_unlock()
         if a.reg != 0:
             v.regs[a.reg] = mmio_load_value(a, value)
+    line = virq_lines_locked(v) if IRQ_MODE != IRQ_MODE_AIA else False  # PLIC mode: in the same section
+    virq_unlock()
+    if done != 0:
+        virq_guest_completed(done)
     if IRQ_MODE != IRQ_MODE_AIA:
-        virq_update(vm, v)
+        virq_apply(line)
     v.sepc += a.insn_len
     return True

@@ -72,6 +72,7 @@ from hypervisor.core.vm import (
     VM_RUNNING,
     Vcpu,
     Vm,
+    vcpu_post,
     vcpu_reset,
     vcpu_vm,
     vm_console_flush,
@@ -142,16 +143,6 @@ def sbi_legacy_set_timer(v: Ptr[Vcpu]) -> None:
     v.regs[A0] = 0
 
 
-def vcpu_send(v: Ptr[Vcpu], target: Ptr[Vcpu], msg: u64) -> None:
-    """Ask the hart running `target` to act (Vcpu.mailbox); on this very vCPU, act at once."""
-    if target.addr() == v.addr():
-        vcpu_handle_messages(v)
-        return
-    amoswap_w(addr_of(target.mailbox[msg]), u32(1))
-    fence()
-    sbi_send_ipi(u64(1), target.hart)
-
-
 def sbi_target_hit(idx: u64, mask: u64, base: u64) -> bool:
     """Whether vCPU `idx` is named by (hart_mask, hart_mask_base) (SBI 2.0, 3.3; base ~0: every hart)."""
     return base == ~u64(0) or (idx >= base and idx - base < 64 and (mask >> (idx - base)) & 1 != 0)
@@ -181,11 +172,11 @@ def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
         if sbi_target_hit(idx, mask, base):
             t = vm_vcpu(vm, idx)
             if t.state == VCPU_STARTED:
-                if t.addr() == v.addr():
+                if t.addr() == v.addr():  # this very vCPU: act at once
                     amoswap_w(addr_of(t.mailbox[msg]), u32(1))
                     vcpu_handle_messages(v)
                 else:
-                    vcpu_send(v, t, msg)
+                    vcpu_post(t, msg)
     return SBI_SUCCESS
 
 

@@ -172,11 +172,8 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
     insn = csr_read(STVAL)
     if insn == 0:  # stval may be 0 without Sstvala (Priv 9.6.3): read the instruction itself
         insn = mmio_fetch(v)
-    if insn == INSN_WFI and (csr_read(HSTATUS) & HSTATUS_SPVP) == 0:
-        # From VU-mode WFI is illegal whatever hstatus.VTW says (Priv 9.6.2): the guest kernel's business.
-        trap_inject_exception(v, EXC_ILLEGAL_INST, insn)
-        return
-    if insn == INSN_WFI:
+    # A WFI from VU-mode is illegal whatever hstatus.VTW says (Priv 9.6.2): the guest kernel's business, below.
+    if insn == INSN_WFI and (csr_read(HSTATUS) & HSTATUS_SPVP) != 0:
         v.sepc += 4
         v.wfi_exits += 1
         # Wait in the hypervisor for any interrupt: WFI wakes on one pending and enabled in sie or hie, even
