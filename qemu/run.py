@@ -22,6 +22,7 @@ from boards import BoardError, BuildConfig, make_config
 from qemu.build import (
     DEFAULT_OUT,
     BuildError,
+    _rel,
     add_config_arguments,
     build,
     config_from_args,
@@ -96,6 +97,49 @@ class RunOptions:
     gdb: bool = False
     extra: tuple[str, ...] = ()
     mvm: MvmImages | None = None
+    boot_hart: int | None = None  # the hart OpenSBI must cold-boot on (None: QEMU's start-up race decides)
+    dtb: Path | None = None  # QEMU's own device tree with that choice in it (`-dtb`), from write_boot_hart_dtb
+
+
+def write_boot_hart_dtb(opts: RunOptions, path: Path) -> Path:
+    """QEMU's device tree for this machine (`-M ...,dumpdtb=`, with the same -cpu, -smp and -m) plus OpenSBI's
+    configuration node `/chosen/opensbi-config { compatible = "opensbi,config"; cold-boot-harts = <&cpuN>; }`
+    (OpenSBI docs/opensbi_config.md): only hart N may win OpenSBI's cold-boot lottery, so the hypervisor's boot
+    hart is N. Without it QEMU's thread start-up picks, usually hart 0 and about one boot in fifty another one;
+    this makes that rarer path one a test can take every time. OpenSBI deletes the node before it passes the tree
+    on, so the hypervisor and its guests see QEMU's tree unchanged. Raises BoardError."""
+    import fdt
+
+    assert opts.boot_hart is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dump = path.with_suffix(".qemu.dtb")
+    cmd = [QEMU, "-M", f"{opts.config.qemu_machine},dumpdtb={dump}", "-cpu", opts.cpu, "-smp", str(opts.smp),
+           "-m", opts.mem, "-nographic"]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+        tree = fdt.parse_dtb(dump.read_bytes())
+    except FileNotFoundError:
+        raise BoardError(f"{QEMU} not found: run qemu/setup-host.sh") from None
+    except subprocess.CalledProcessError as e:
+        why = (e.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise BoardError(f"QEMU cannot dump its device tree: {why[-1] if why else f'exit {e.returncode}'}") from None
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BoardError(f"QEMU cannot dump its device tree: {e}") from None
+    finally:
+        dump.unlink(missing_ok=True)
+    cpu = f"/cpus/cpu@{opts.boot_hart:x}"
+    if not tree.exist_node(cpu) or tree.get_node(cpu).get_property("phandle") is None:
+        raise BoardError(f"--boot-hart {opts.boot_hart}: QEMU's device tree has no {cpu} with a phandle")
+    config = fdt.Node("opensbi-config")
+    config.append(fdt.PropStrings("compatible", "opensbi,config"))
+    config.append(fdt.PropWords("cold-boot-harts", tree.get_node(cpu).get_property("phandle").value))
+    tree.get_node("/chosen").append(config)
+    path.write_bytes(tree.to_dtb(version=17))
+    return path
+
+
+def boot_hart_dtb_path(out: Path, hart: int) -> Path:
+    return out / f"qemu-boot-hart{hart}.dtb"
 
 
 def parse_size(text: str) -> int:
@@ -130,6 +174,8 @@ def qemu_command(opts: RunOptions) -> list[str]:
         cmd += ["-device", f"loader,file={opts.guest_image},addr={b.guest_images.base:#x},force-raw=on"]
     if opts.mvm is not None:
         cmd += opts.mvm.loader_args()
+    if opts.dtb is not None:
+        cmd += ["-dtb", str(opts.dtb)]
     if opts.gdb:
         cmd += ["-s", "-S"]
     return cmd + list(opts.extra)
@@ -161,6 +207,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="image cache for --guest mvm ($PYSHYPER_CACHE or ~/.cache/pyshyper)",
     )
+    p.add_argument(
+        "--boot-hart",
+        type=int,
+        default=None,
+        metavar="N",
+        help="make OpenSBI cold-boot on hart N, so the hypervisor's boot hart is N (default: QEMU's start-up "
+        "race picks, nearly always 0): QEMU's device tree plus OpenSBI's cold-boot-harts, given with -dtb",
+    )
     p.add_argument("--gdb", action="store_true", help=f"wait for gdb on port {GDB_PORT} (-s -S)")
     p.add_argument("--rebuild", action="store_true", help="build even when the image looks up to date")
     p.add_argument("--print-command", action="store_true", help="print the QEMU command line and exit")
@@ -189,6 +243,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     if parse_size(mem) < needed:
         what = "the MVM" if mvm is not None else b.name
         raise BoardError(f"--mem {mem} is too small: {what} needs at least {needed >> 20}M")
+    check_boot_hart(args.boot_hart, smp)
     return RunOptions(
         cfg,
         args.out.resolve() / "pyshyper.elf",
@@ -199,7 +254,14 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         args.gdb,
         tuple(args.qemu_args),
         mvm,
+        args.boot_hart,
+        None if args.boot_hart is None else boot_hart_dtb_path(args.out.resolve(), args.boot_hart),
     )
+
+
+def check_boot_hart(hart: int | None, smp: int) -> None:
+    if hart is not None and not 0 <= hart < smp:
+        raise BoardError(f"--boot-hart must be a hart of the machine, 0..{smp - 1}, not {hart}")
 
 
 def prepare_mvm(
@@ -245,13 +307,14 @@ def mvm_qemu_command(
     quiet: bool = False,
     mmio_decode: str = "htinst",
     cpu: str | None = None,
+    boot_hart: int | None = None,
 ) -> list[str]:
     """The QEMU command that boots the hypervisor with the MVM (used by `qemu.bench_boot`): builds into `out`
     (default build/) when stale, makes the images when missing and writes the MVM's device tree first.
 
     `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0xB000_0000 with the default
     mvm.toml, and its vCPUs are pinned to harts 0..N-1): the MVM itself always sees mvm.toml's memory and vCPUs.
-    Raises BuildError or BoardError when something cannot be made."""
+    `boot_hart`: as `pyshyper run --boot-hart`. Raises BuildError or BoardError when something cannot be made."""
     cfg = dataclasses.replace(make_config(board, irq, aia_guests if irq == "aia" else None), mmio_decode=mmio_decode)
     out = (out if out is not None else DEFAULT_OUT).resolve()
     cache = cache.expanduser().resolve() if cache is not None else None
@@ -265,15 +328,21 @@ def mvm_qemu_command(
     if error is not None:
         raise BuildError(error)
     mem_bytes = max(parse_size(mem), mvm.min_mem)
+    smp = max(smp, mvm.min_smp)
+    check_boot_hart(boot_hart, smp)
     opts = RunOptions(
         cfg,
         out / "pyshyper.elf",
-        max(smp, mvm.min_smp),
+        smp,
         mem if mem_bytes == parse_size(mem) else f"{mem_bytes >> 20}M",
         cpu or cfg.board.qemu_cpu,
         extra=ICOUNT if icount else (),
         mvm=mvm,
+        boot_hart=boot_hart,
+        dtb=None if boot_hart is None else boot_hart_dtb_path(out, boot_hart),
     )
+    if opts.dtb is not None:
+        write_boot_hart_dtb(opts, opts.dtb)
     return qemu_command(opts)
 
 
@@ -284,6 +353,14 @@ def run_run(args: argparse.Namespace) -> int:
         print(f"pyshyper run: error: {e}", file=sys.stderr)
         return 2
     cmd = qemu_command(opts)
+    if opts.dtb is not None:  # written first, so that a printed command runs as it is
+        try:
+            write_boot_hart_dtb(opts, opts.dtb)
+        except BoardError as e:
+            print(f"pyshyper run: error: {e}", file=sys.stderr)
+            return 2
+        if not args.print_command:
+            print(f"[run] OpenSBI cold-boots on hart {opts.boot_hart} ({_rel(opts.dtb)})", flush=True)
     if args.print_command:
         print(shlex.join(cmd))
         return 0

@@ -18,7 +18,7 @@ import pytest
 
 from boards import make_config
 from qemu.build import build
-from qemu.run import RunOptions, guest_image_path, qemu_command
+from qemu.run import RunOptions, boot_hart_dtb_path, guest_image_path, qemu_command, write_boot_hart_dtb
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -210,3 +210,25 @@ def test_selftest_boot_without_sstc(built, boot):
     check_selftest(b)
     assert status == 0, f"QEMU exit status {status}"
     report("no-sstc", b)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_selftest_boot_on_hart_3(name, built, boot):
+    """OpenSBI cold-boots on hart 3 (`pyshyper run --boot-hart 3`): the hypervisor's boot hart is 3, it starts
+    harts 0..2 through SBI HSM before making any VM, and both guest instances run as on hart 0."""
+    import dataclasses
+
+    cfg, out = built(name)
+    opts = dataclasses.replace(run_options(cfg, out), boot_hart=3, dtb=boot_hart_dtb_path(out, 3))
+    write_boot_hart_dtb(opts, opts.dtb)
+    b = boot(qemu_command(opts))
+    b.expect(r"Boot HART ID\s*: 3\s", "OpenSBI's cold boot on hart 3")
+    check_banner(b, CONFIGS[name][2], 4)
+    assert re.search(r"harts: +4 \(boot hart 3\)", b.text()), "the banner names another boot hart"
+    b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
+    b.expect(r"all VMs have ended", "all VMs ended")
+    status = b.wait_exit()
+    check_selftest(b)
+    assert re.search(r"^pyshyper: vm2 killed: .* at pc 0x[0-9a-f]+", b.text(), re.M)  # the fault probe, as always
+    assert status == 0, f"QEMU exit status {status}"
+    report(f"{name}, boot hart 3", b)

@@ -69,3 +69,39 @@ def test_options_dataclass_is_usable_directly():
     cfg = make_config("qemu-virt", "plic")
     cmd = qemu_command(RunOptions(cfg, Path("e.elf"), 1, "256M", "rv64"))
     assert "-kernel" in cmd and cmd[cmd.index("-kernel") + 1] == "e.elf"
+
+
+def test_boot_hart_adds_qemus_tree_with_opensbis_choice(tmp_path):
+    """`--boot-hart N`: QEMU's own device tree for the same machine, plus /chosen/opensbi-config naming cpu@N by its
+    phandle as the only cold-boot hart, given with -dtb (and written before the command is printed)."""
+    import shutil
+
+    import fdt
+    import pytest
+
+    from qemu.run import write_boot_hart_dtb
+
+    if shutil.which("qemu-system-riscv64") is None:
+        pytest.skip("qemu-system-riscv64 is not installed (qemu/setup-host.sh)")
+    o = opts("--out", str(tmp_path), "--guest", "none", "--irq", "aia", "--smp", "3", "--boot-hart", "2")
+    cmd = qemu_command(o)
+    assert cmd[cmd.index("-dtb") + 1] == str(tmp_path / "qemu-boot-hart2.dtb")
+    tree = fdt.parse_dtb(write_boot_hart_dtb(o, o.dtb).read_bytes())
+    config = tree.get_node("/chosen/opensbi-config")
+    assert config.get_property("compatible").value == "opensbi,config"
+    phandle = config.get_property("cold-boot-harts").data
+    assert phandle == tree.get_node("/cpus/cpu@2").get_property("phandle").data
+    assert len([n for n in tree.get_node("/cpus").nodes if n.name.startswith("cpu@")]) == 3
+    compatibles = {str(v) for n in tree.get_node("/soc").nodes if (c := n.get_property("compatible")) for v in c}
+    assert "riscv,aplic" in compatibles and "riscv,plic0" not in compatibles  # the same machine: AIA's controllers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qemu-boot-hart2.dtb"]  # QEMU's dump is removed
+
+
+def test_boot_hart_must_be_a_hart_of_the_machine(capsys):
+    from qemu.cli import main
+
+    assert main(["run", "--guest", "none", "--smp", "2", "--boot-hart", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "pyshyper run: error: --boot-hart must be a hart of the machine, 0..1, not 2"
+    assert main(["run", "--guest", "none", "--boot-hart", "-1"]) == 2
+    assert "0..3, not -1" in capsys.readouterr().err
