@@ -30,6 +30,9 @@ DOMAINCFG_RO1: Final = u32(0x80000000)  # 4.5.1: bit 31 reads as 1
 DOMAINCFG_IE: Final = u32(1) << 8
 DOMAINCFG_DM: Final = u32(1) << 2  # MSI delivery mode
 SOURCECFG_D: Final = u32(1) << 10  # delegate: never granted to the guest
+SOURCECFG_SM: Final = u32(7)  # 4.5.2: source mode; 2 and 3 are reserved
+SM_RESERVED_2: Final = u32(2)
+SM_RESERVED_3: Final = u32(3)
 TARGET_HART_SHIFT: Final = u32(18)
 TARGET_GUEST_SHIFT: Final = u32(12)
 TARGET_EIID_MASK: Final = u32(0x7FF)
@@ -114,7 +117,10 @@ def vaplic_write(offset: u64, value: u64) -> None:
         p.domaincfg = v & (DOMAINCFG_IE | DOMAINCFG_DM)
     elif offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
         src = (offset - APLIC_SOURCECFG) // 4 + 1
-        p.sourcecfg[src] = v & ~SOURCECFG_D & u32(7)
+        sm = v & SOURCECFG_SM  # D is never granted, so the register is SM alone
+        if sm == SM_RESERVED_2 or sm == SM_RESERVED_3:
+            sm = u32(0)  # a reserved mode makes the source inactive: never passed to the physical APLIC
+        p.sourcecfg[src] = sm
         if vaplic_is_owned(p, src):
             aplic_reg(offset).write(p.sourcecfg[src])
             # An inactive source's target is read-only zero (4.5.16): a target the guest wrote before making the

@@ -192,6 +192,20 @@ def test_aplic_target_written_before_the_source_is_active_reaches_hardware(aplic
     assert dev.writes[n:] == [(0x4 + 4 * 9, 0)]
 
 
+def test_aplic_reserved_source_mode_makes_the_source_inactive(aplic):
+    """AIA 4.5.2: source modes 2 and 3 are reserved. The guest reads its source back as inactive, and the physical
+    APLIC is told inactive, never the reserved value."""
+    va, dev, b = aplic
+    u64 = prelude.u64
+    for sm in (2, 3, 2 | (1 << 10)):
+        n = len(dev.writes)
+        va.vaplic_write(u64(0x4 + 4 * 9), u64(sm))
+        assert int(va.vaplic_read(u64(0x4 + 4 * 9))) == 0, sm
+        assert dev.writes[n:] == [(0x4 + 4 * 9, 0)], sm
+    va.vaplic_write(u64(0x4 + 4 * 9), u64(7))  # level low: a real mode is kept
+    assert int(va.vaplic_read(u64(0x4 + 4 * 9))) == 7
+
+
 def test_aplic_unowned_source_never_reaches_hardware(aplic):
     va, dev, b = aplic
     u64 = prelude.u64

@@ -303,3 +303,20 @@ def test_ipi_and_rfence_refuse_harts_the_vm_does_not_have(hyp, two_vcpus):
     assert int(v1.mailbox[0]) == 0 and int(v1.fence_req) == 0
     for fid in (3, 4, 5, 6):
         assert _ecall_on(hyp, v0, 0x52464E43, fid, 0b11, 0, 0, 0)[0] == -2 & U64
+
+
+def test_guest_page_fault_without_htval_ends_the_vm_and_says_so(hyp):
+    """Priv 9.4.4: a hart may write htval = 0 instead of the guest-physical address. The hypervisor cannot emulate
+    an access it cannot place: it reports the guest's own address and ends only that VM (never treats the access
+    as one at guest-physical 0)."""
+    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    vm_mod = hyp.mods["core.vm"]
+    prelude.mock.csr[CSRS["SCAUSE"]] = 21  # load guest-page fault
+    prelude.mock.csr[CSRS["HTVAL"]] = 0
+    prelude.mock.csr[CSRS["STVAL"]] = 0xFFFF_FFC0_0000_1234
+    trap.trap_guest_page_fault(hyp.v)
+    text = b"".join(hyp.console).decode()
+    assert "vm1 guest-page fault, guest-physical address not given (htval 0), guest address 0xffffffc000001234" in text
+    assert "guest-physical 0x" not in text
+    assert "vm1 killed: access outside its memory" in text
+    assert int(hyp.vm.state) == vm_mod.VM_CRASHED

@@ -22,6 +22,7 @@ HSTATUS_VGEIN: Final = u64(0x3F) << 12
 HSTATUS_VTVM: Final = u64(1) << 20
 HSTATUS_VTW: Final = u64(1) << 21
 HSTATUS_VTSR: Final = u64(1) << 22
+HSTATUS_VSXL: Final = u64(3) << 32  # WARL, possibly read-only: kept as the hart has it
 
 # Interrupt numbers (Priv 4.1.3 and 9.2.3): bit positions in sip/sie/hip/hie/hvip/hideleg
 IRQ_S_SOFT: Final = u64(1)

@@ -60,8 +60,8 @@ from hypervisor.arch.riscv.defs import (
     HIE_GUEST,
     HSTATUS_SPV,
     HSTATUS_SPVP,
-    HSTATUS_VGEIN,
     HSTATUS_VGEIN_SHIFT,
+    HSTATUS_VSXL,
     HSTATUS_VTW,
     INSN_WFI,
     IRQ_S_EXT,
@@ -135,10 +135,18 @@ def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
     """Guest-page faults (scause 20, 21, 23): the guest-physical address is htval << 2 | stval[1:0]
     (Priv 9.4.4). Nothing is emulated yet, so the access is outside the VM's memory: the VM ends."""
     cause = csr_read(SCAUSE)
-    gpa = (csr_read(HTVAL) << 2) | (csr_read(STVAL) & 3)
+    htval = csr_read(HTVAL)
+    vm = vcpu_vm(v)
+    if htval == 0:
+        # The hart may write zero instead of the address (Priv 9.4.4): nothing can be emulated without it, and
+        # guest-physical 0..3 is never one of the VM's devices. The report says what is known, the guest address.
+        vm_report(vm, cstr(b"guest-page fault, guest-physical address not given (htval 0), guest address "),
+                  csr_read(STVAL))
+        trap_guest_fault(v, cstr(b"access outside its memory"))
+        return
+    gpa = (htval << 2) | (csr_read(STVAL) & 3)
     if cause != EXC_INST_GUEST_PAGE_FAULT and mmio_emulate(v, gpa):
         return
-    vm = vcpu_vm(v)
     if cause == EXC_INST_GUEST_PAGE_FAULT:
         vm_report(vm, cstr(b"instruction guest-page fault at guest-physical "), gpa)
     elif cause == EXC_LOAD_GUEST_PAGE_FAULT:
@@ -260,7 +268,9 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     if IRQ_MODE != IRQ_MODE_AIA and vm.id == 0:
         virq_update_vcpu(v)
     # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
-    hstatus = csr_read(HSTATUS) & ~HSTATUS_VGEIN
+    # Built whole, not read-modified-written: nothing a former vCPU or the firmware left (HU, VTVM, VTSR, VSBE,
+    # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
+    hstatus = csr_read(HSTATUS) & HSTATUS_VSXL
     if IRQ_MODE == IRQ_MODE_AIA and vm.id == 0:
         hstatus |= VGEIN_MVM << HSTATUS_VGEIN_SHIFT  # the vCPU's IMSIC is this guest interrupt file
         # Its bit in hgeie too, while the vCPU is on this hart: an MSI into the file then also raises
