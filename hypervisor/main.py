@@ -70,6 +70,7 @@ from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has
 from hypervisor.core.mvm import mvm_create
 from hypervisor.core.vm import vm_create, vm_mark_created
 
+HART_CHECKIN_SECONDS: Final = u64(10)  # a started hart checks in within milliseconds; generous for a loaded host
 # A guest image starts with `j` over a header: magic (b"PYSHGUST"), image size, number of VMs to start from it.
 GUEST_MAGIC: Final = u64(0x5453554748535950)
 GUEST_HDR_MAGIC: Final = u64(8)
@@ -271,8 +272,8 @@ def harts_start_others(hartid: u64, count: u64) -> None:
     are VMs made: a hart's start in the firmware resets that hart's own interrupt state (OpenSBI's warm
     start disables every source in the hart's PLIC contexts), which must not undo what the hypervisor sets up
     for it. OpenSBI's cold boot may run on any hart (hart 1 about one boot in fifty on QEMU), so the boot hart
-    is not always hart 0 and hart 0 itself may start after it. A hart that does not check in within a second
-    is reported and left out."""
+    is not always hart 0 and hart 0 itself may start after it. A hart that does not check in within
+    HART_CHECKIN_SECONDS (a loaded host may hold a started hart's thread for a while) is reported and left out."""
     for i in range(count):
         other = hartids[i]
         if other != hartid:
@@ -281,7 +282,7 @@ def harts_start_others(hartid: u64, count: u64) -> None:
                 console_dec(other)
                 console_puts(cstr(b" did not start\n"))
             else:
-                deadline = csr_read(TIME) + TIMEBASE_FREQUENCY
+                deadline = csr_read(TIME) + HART_CHECKIN_SECONDS * TIMEBASE_FREQUENCY
                 while amoadd_w(addr_of(hart_up[i]), u32(0)) == 0 and csr_read(TIME) < deadline:
                     pass
                 if amoadd_w(addr_of(hart_up[i]), u32(0)) == 0:

@@ -410,6 +410,7 @@ class Apt:
             "APT::Architectures": ARCH,
             "APT::Sandbox::User": "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody"),
             "Debug::NoLocking": "1",
+            "Acquire::Retries": "3",  # a registry's passing hiccup is retried, not a failed image build
         }
         out = []
         for k, v in o.items():

@@ -52,17 +52,23 @@ def parse_registers(text: str) -> list[HartState]:
 
 
 def query(sock: Path, command: str, timeout: float = 3.0) -> str:
-    """One monitor command's answer: what it prints until the monitor's next prompt."""
+    """One monitor command's answer: what it prints until the monitor's next prompt. The greeting and first prompt
+    are read first (up to the whole timeout: a busy QEMU may be slow to send them), so they are never taken for
+    the answer; the answer is complete once the command's echo has been followed by a prompt."""
+    deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(timeout)
         s.connect(str(sock))
-        buf = b""
-        s.settimeout(0.3)
-        try:  # the banner and first prompt
-            while b"(qemu)" not in buf:
-                buf += s.recv(65536) or b""
-        except TimeoutError:
-            pass
+        s.settimeout(0.1)
+        greeting = b""
+        while b"(qemu)" not in greeting and time.monotonic() < deadline:
+            try:
+                d = s.recv(65536)
+            except TimeoutError:
+                continue
+            if not d:
+                return ""  # QEMU closed the monitor
+            greeting += d
         s.sendall(command.encode() + b"\n")
         out = b""
         deadline = time.monotonic() + timeout
@@ -75,7 +81,8 @@ def query(sock: Path, command: str, timeout: float = 3.0) -> str:
                 break
             out += d
             # the echo of the command line, then its answer, then the next prompt
-            if b"\n" in out and out.rstrip().endswith(b"(qemu)"):
+            echoed = out.find(command.encode())
+            if echoed >= 0 and b"\n" in out[echoed:] and out.rstrip().endswith(b"(qemu)"):
                 break
     return out.decode(errors="replace")
 

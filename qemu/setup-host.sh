@@ -51,6 +51,6 @@ SRC
 fi
 echo "setup-host: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+$SUDO apt-get -o Acquire::Retries=3 update -qq
+$SUDO apt-get -o Acquire::Retries=3 install -y -qq --no-install-recommends "${need[@]}"
 qemu_ok || { echo "setup-host: qemu-system-riscv64 >= 9 is still missing" >&2; exit 1; }

@@ -31,7 +31,7 @@ def _boot(cmd: list[str], name: str) -> bench_boot.Shell:
     return shell
 
 
-def test_mvm_reboot_restarts_the_machine(tmp_path):
+def test_mvm_reboot_restarts_the_machine(tmp_path, mvm_image_cache):
     """`reboot` in the MVM resets the machine through SBI SRST: the hypervisor boots again, the MVM reaches its
     shell again, and a `poweroff` then ends QEMU cleanly (never a panic)."""
     for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
@@ -39,7 +39,7 @@ def test_mvm_reboot_restarts_the_machine(tmp_path):
             pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
     from qemu.run import mvm_qemu_command
 
-    cmd = mvm_qemu_command(False, 2, "1G", irq="plic", out=tmp_path / "out", quiet=True)
+    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=tmp_path / "out", quiet=True)
     shell = _boot(cmd, "reboot test")
     try:
         shell.send("reboot")
@@ -55,7 +55,7 @@ def test_mvm_reboot_restarts_the_machine(tmp_path):
         shell.close()
 
 
-def test_mvm_bad_access_kills_only_the_vm(tmp_path):
+def test_mvm_bad_access_kills_only_the_vm(tmp_path, mvm_image_cache):
     """An MVM access outside its memory (busybox devmem on unmapped guest-physical 0x4000_0000) is reported and
     ends that VM, with both its vCPUs called off their harts; the hypervisor itself stays up and powers the
     machine off, with a failing exit status because the management VM was lost."""
@@ -64,7 +64,7 @@ def test_mvm_bad_access_kills_only_the_vm(tmp_path):
             pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
     from qemu.run import mvm_qemu_command
 
-    cmd = mvm_qemu_command(False, 2, "1G", irq="plic", out=tmp_path / "out", quiet=True)
+    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=tmp_path / "out", quiet=True)
     shell = _boot(cmd, "bad-access boot")
     try:
         shell.send("devmem 0x40000000 32")
@@ -83,7 +83,7 @@ def test_mvm_bad_access_kills_only_the_vm(tmp_path):
 
 
 @pytest.mark.parametrize("irq", ["plic", "aia"])
-def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path):
+def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path, mvm_image_cache):
     """OpenSBI cold-boots on whichever hart wins its lottery: under QEMU nearly always hart 0, about one boot in
     fifty hart 1. The hypervisor then starts hart 0 through SBI HSM, and OpenSBI's start of a hart disables every
     source in that hart's PLIC contexts; the hypervisor used to route the MVM's interrupts before that, and the
@@ -96,7 +96,9 @@ def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path):
             pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
     from qemu.run import mvm_qemu_command
 
-    cmd = mvm_qemu_command(False, 2, "1G", irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True, boot_hart=1)
+    cmd = mvm_qemu_command(
+        False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True, boot_hart=1
+    )
     shell = _boot(cmd, f"boot hart 1 {irq}")
     try:
         assert re.search(r"Boot HART ID\s*: 1\s", shell.log), "OpenSBI did not cold-boot on hart 1"

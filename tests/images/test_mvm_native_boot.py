@@ -22,10 +22,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def cache() -> Path:
-    c = images.default_cache()
-    assert images.main(["--cache", str(c)]) == 0, "pyshyper images failed"
-    return c
+def cache(mvm_image_cache: Path) -> Path:
+    return mvm_image_cache
 
 
 def _boot(cmd: list[str], name: str, commands: list[str]) -> bench_boot.BootResult:

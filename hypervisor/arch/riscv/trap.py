@@ -107,6 +107,7 @@ from hypervisor.core.vm import (
 
 IRQ_COUNT: Final = 16
 TEST_FINISHER_FAIL: Final = u32(0x3333)  # QEMU sifive_test: FAIL, exit code in bits 31:16
+FINISHER_WAIT_SECONDS: Final = u64(10)  # QEMU acts on it within milliseconds; generous for a loaded host
 
 
 @extern("hyp_vcpu_enter")
@@ -320,7 +321,7 @@ def hart_wait(hartid: u64) -> None:
                 # QEMU queues the finisher's shutdown; an SRST right after it would overwrite its exit code with
                 # 0, so SRST is only the fallback when the finisher has not stopped the machine a while later.
                 Mmio[u32](TEST_FINISHER_BASE).write(TEST_FINISHER_FAIL | (u32(1) << 16))
-                until = csr_read(TIME) + TIMEBASE_FREQUENCY
+                until = csr_read(TIME) + FINISHER_WAIT_SECONDS * TIMEBASE_FREQUENCY
                 while csr_read(TIME) < until:
                     pass  # no wfi: nothing may be armed to wake this hart
                 sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)

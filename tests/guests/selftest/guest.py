@@ -56,6 +56,7 @@ TICKS_PER_MS: Final = u64(10000)  # the virt board's timebase: 10 MHz
 TIMER_DELAY: Final = u64(100000)  # 10 ms
 # The interrupt must come within 5 ms of its deadline: QEMU (TCG) takes ~0.2 ms; the margin is for loaded hosts.
 TIMER_SLACK: Final = u64(50000)
+TIMER_TRIES: Final = 3
 FAULT_GPA: Final = u64(0x40000000)  # not in any VM's memory (RAM is at 0x8000_0000)
 
 LINE_MAX: Final = 200
@@ -292,32 +293,39 @@ def test_timer_idle() -> None:
 
 
 def test_timer() -> None:
+    """A timer TIMER_DELAY ahead fires once, never early, and within TIMER_SLACK of its deadline. A late one is
+    tried again, up to TIMER_TRIES times: one late delivery can be the host's scheduler holding QEMU's thread,
+    the same lateness every time is the hypervisor's."""
     name = cstr(b"timer")
-    volatile_write(addr_of(timer_hits[0]), u64(0))
-    now = csr_read(TIME)
-    deadline = now + TIMER_DELAY
-    err = sbi_set_timer(deadline)
-    if not check(name, err == SBI_SUCCESS, cstr(b"set_timer error "), u64(err)):
-        return
-    csr_set(SIE, MIP_STIP)
-    csr_set(SSTATUS, SSTATUS_SIE)
-    waits = u64(0)
-    while volatile_read(addr_of(timer_hits[0])) == 0:
-        wfi()
-        waits += 1
-        if waits > 1000000:
-            break
-    csr_clear(SSTATUS, SSTATUS_SIE)
-    csr_clear(SIE, MIP_STIP)
-    hits = volatile_read(addr_of(timer_hits[0]))
-    at = volatile_read(addr_of(timer_at[0]))
-    if not check(name, hits == 1, cstr(b"timer interrupts seen "), hits):
-        return
-    if not check(name, at >= deadline, cstr(b"interrupt before the deadline by ticks "), deadline - at):
-        return
-    if not check(name, at - deadline <= TIMER_SLACK, cstr(b"interrupt late by ticks "), at - deadline):
-        return
-    test_ok_note(name, cstr(b"latency ticks "), at - deadline, False)
+    late = u64(0)
+    for _attempt in range(TIMER_TRIES):
+        volatile_write(addr_of(timer_hits[0]), u64(0))
+        now = csr_read(TIME)
+        deadline = now + TIMER_DELAY
+        err = sbi_set_timer(deadline)
+        if not check(name, err == SBI_SUCCESS, cstr(b"set_timer error "), u64(err)):
+            return
+        csr_set(SIE, MIP_STIP)
+        csr_set(SSTATUS, SSTATUS_SIE)
+        waits = u64(0)
+        while volatile_read(addr_of(timer_hits[0])) == 0:
+            wfi()
+            waits += 1
+            if waits > 1000000:
+                break
+        csr_clear(SSTATUS, SSTATUS_SIE)
+        csr_clear(SIE, MIP_STIP)
+        hits = volatile_read(addr_of(timer_hits[0]))
+        at = volatile_read(addr_of(timer_at[0]))
+        if not check(name, hits == 1, cstr(b"timer interrupts seen "), hits):
+            return
+        if not check(name, at >= deadline, cstr(b"interrupt before the deadline by ticks "), deadline - at):
+            return
+        if at - deadline <= TIMER_SLACK:
+            test_ok_note(name, cstr(b"latency ticks "), at - deadline, False)
+            return
+        late = at - deadline
+    check(name, False, cstr(b"interrupt late, every try, last by ticks "), late)
 
 
 def test_hsm() -> None:
