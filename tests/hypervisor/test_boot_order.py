@@ -11,12 +11,11 @@ from __future__ import annotations
 import importlib
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from boards import make_config, render_hypervisor_module
 from compiler import prelude
+from tests.hypervisor.hyp_env import load_board
 
 EID_BASE, EID_DBCN, EID_HSM, EID_IPI = 0x10, 0x4442434E, 0x48534D, 0x735049
 DTB_ADDR = 0x8F00_0000
@@ -54,14 +53,7 @@ def boot(tmp_path, monkeypatch):
         capture_output=True,
         timeout=60,
     )
-    board = tmp_path / "board.py"
-    board.write_text(render_hypervisor_module(make_config("qemu-virt", "plic")))
-    prelude.install_import_hook(["hypervisor"])
-    for name in [n for n in sys.modules if n.startswith("hypervisor")]:
-        sys.modules.pop(name)
-    prelude.reset()
-    b = prelude.load_module(str(board), "hypervisor.board")
-    importlib.invalidate_caches()
+    b = load_board(tmp_path, "plic")
     main = importlib.import_module("hypervisor.main")
     blob = dtb.read_bytes()
     prelude.memory.write(DTB_ADDR, blob)

@@ -5,27 +5,19 @@ AIA-mode virtual APLIC mirrored into the physical one with rewritten MSI targets
 from __future__ import annotations
 
 import importlib
-import sys
 
 import pytest
 
-from boards import make_config, render_hypervisor_module
 from compiler import prelude
 from compiler.csrs import CSRS
+from tests.hypervisor.hyp_env import load_board
 
 POOL = 0x9000_0000
 MIP_VSEIP = 1 << 10
 
 
 def _load(tmp_path, irq: str):
-    board = tmp_path / "board.py"
-    board.write_text(render_hypervisor_module(make_config("qemu-virt", irq, 3 if irq == "aia" else None)))
-    prelude.install_import_hook(["hypervisor"])
-    for name in [n for n in sys.modules if n.startswith("hypervisor")]:
-        sys.modules.pop(name)
-    prelude.reset()
-    b = prelude.load_module(str(board), "hypervisor.board")
-    importlib.invalidate_caches()
+    b = load_board(tmp_path, irq)
     mods = {n: importlib.import_module(f"hypervisor.{n}") for n in
             ("core.frame_alloc", "core.vm", "core.virq", "core.vplic", "core.vaplic")}
     prelude.memory.fill(POOL, 1 << 20)

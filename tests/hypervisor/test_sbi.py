@@ -4,13 +4,12 @@ registers in, the guest-visible results out, and the side effects (CSRs, firmwar
 from __future__ import annotations
 
 import importlib
-import sys
 
 import pytest
 
-from boards import make_config, render_hypervisor_module
 from compiler import prelude
 from compiler.csrs import CSRS
+from tests.hypervisor.hyp_env import load_board
 
 EID_BASE, EID_TIME, EID_SRST, EID_DBCN, EID_HSM = 0x10, 0x54494D45, 0x53525354, 0x4442434E, 0x48534D
 A0, A1, A6, A7 = 10, 11, 16, 17
@@ -20,14 +19,7 @@ U64 = (1 << 64) - 1
 
 @pytest.fixture
 def hyp(tmp_path):
-    board = tmp_path / "board.py"
-    board.write_text(render_hypervisor_module(make_config("qemu-virt", "plic")))
-    prelude.install_import_hook(["hypervisor"])
-    for name in [n for n in sys.modules if n.startswith("hypervisor")]:
-        sys.modules.pop(name)
-    prelude.reset()
-    prelude.load_module(str(board), "hypervisor.board")
-    importlib.invalidate_caches()
+    load_board(tmp_path, "plic")
     mods = {n: importlib.import_module(f"hypervisor.{n}") for n in
             ("core.frame_alloc", "arch.riscv.stage2", "core.vm", "core.hart", "arch.riscv.sbi")}
     console: list[bytes] = []
