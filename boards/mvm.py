@@ -509,17 +509,25 @@ class HostCpu:
     cbo_block_size: int
 
 
-def host_cpu_from_qemu(qemu: str = "qemu-system-riscv64", machine: str = "virt", cpu: str = "rv64") -> HostCpu:
-    """What QEMU puts in cpu@0 of its own device tree for `-M <machine> -cpu <cpu>` (e.g. `rv64,svnapot=true`)."""
+def qemu_device_tree(
+    qemu: str = "qemu-system-riscv64", machine: str = "virt", cpu: str = "rv64", smp: int = 1, mem: str = "128M"
+) -> bytes:
+    """QEMU's own device tree (`-M <machine>,dumpdtb=`) for that machine, -cpu, -smp and -m. Raises what
+    subprocess.run raises (OSError, CalledProcessError with QEMU's stderr, TimeoutExpired)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "qemu.dtb"
         subprocess.run(
-            [qemu, "-M", f"{machine},dumpdtb={out}", "-cpu", cpu, "-nographic"],
+            [qemu, "-M", f"{machine},dumpdtb={out}", "-cpu", cpu, "-smp", str(smp), "-m", mem, "-nographic"],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        tree = fdt.parse_dtb(out.read_bytes())
+        return out.read_bytes()
+
+
+def host_cpu_from_qemu(qemu: str = "qemu-system-riscv64", machine: str = "virt", cpu: str = "rv64") -> HostCpu:
+    """What QEMU puts in cpu@0 of its own device tree for `-M <machine> -cpu <cpu>` (e.g. `rv64,svnapot=true`)."""
+    tree = fdt.parse_dtb(qemu_device_tree(qemu, machine, cpu))
     node = tree.get_node("/cpus/cpu@0")
     size = node.get_property("riscv,cbom-block-size")
     return HostCpu(

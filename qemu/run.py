@@ -110,14 +110,11 @@ def write_boot_hart_dtb(opts: RunOptions, path: Path) -> Path:
     on, so the hypervisor and its guests see QEMU's tree unchanged. Raises BoardError."""
     import fdt
 
+    from boards.mvm import qemu_device_tree
+
     assert opts.boot_hart is not None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dump = path.with_suffix(".qemu.dtb")
-    cmd = [QEMU, "-M", f"{opts.config.qemu_machine},dumpdtb={dump}", "-cpu", opts.cpu, "-smp", str(opts.smp),
-           "-m", opts.mem, "-nographic"]
     try:
-        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-        tree = fdt.parse_dtb(dump.read_bytes())
+        tree = fdt.parse_dtb(qemu_device_tree(QEMU, opts.config.qemu_machine, opts.cpu, opts.smp, opts.mem))
     except FileNotFoundError:
         raise BoardError(f"{QEMU} not found: run qemu/setup-host.sh") from None
     except subprocess.CalledProcessError as e:
@@ -125,8 +122,6 @@ def write_boot_hart_dtb(opts: RunOptions, path: Path) -> Path:
         raise BoardError(f"QEMU cannot dump its device tree: {why[-1] if why else f'exit {e.returncode}'}") from None
     except (OSError, subprocess.TimeoutExpired) as e:
         raise BoardError(f"QEMU cannot dump its device tree: {e}") from None
-    finally:
-        dump.unlink(missing_ok=True)
     cpu = f"/cpus/cpu@{opts.boot_hart:x}"
     if not tree.exist_node(cpu) or tree.get_node(cpu).get_property("phandle") is None:
         raise BoardError(f"--boot-hart {opts.boot_hart}: QEMU's device tree has no {cpu} with a phandle")
@@ -134,6 +129,7 @@ def write_boot_hart_dtb(opts: RunOptions, path: Path) -> Path:
     config.append(fdt.PropStrings("compatible", "opensbi,config"))
     config.append(fdt.PropWords("cold-boot-harts", tree.get_node(cpu).get_property("phandle").value))
     tree.get_node("/chosen").append(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(tree.to_dtb(version=17))
     return path
 

@@ -65,16 +65,24 @@ def test_plic_route_programs_the_physical_plic(plic):
     assert (0x200000 + 0x1000 * 1, 0) in dev.writes  # threshold 0
 
 
-def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_guest(plic):
+def _source_10_enabled_and_raised(plic, context: int):
+    """The guest gives source 10 priority 1 and enables it in one S context of its virtual PLIC; then the
+    physical PLIC raises source 10 on vCPU 0's hart. Returns (vplic module, virq module, the virtual PLIC)."""
     m, dev, vm, v0, v1, ipis = plic
     vp, virq = m["core.vplic"], m["core.virq"]
     p = virq.virq_vplic()
     u64 = prelude.u64
-    # the guest enables source 10 in vCPU 0's S context (context 1) with priority 1
     vp.vplic_write(p, u64(4 * 10), u64(4), u64(1))
-    vp.vplic_write(p, u64(0x2000 + 0x80 * 1), u64(4), u64(1 << 10))
+    vp.vplic_write(p, u64(0x2000 + 0x80 * context), u64(4), u64(1 << 10))
     dev.claims = [10, 0]
     virq.virq_external(v0, u64(0))
+    return vp, virq, p
+
+
+def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_guest(plic):
+    m, dev, vm, v0, v1, ipis = plic
+    vp, virq, p = _source_10_enabled_and_raised(plic, context=1)  # vCPU 0's S context
+    u64 = prelude.u64
     assert prelude.mock.csr[CSRS["HVIP"]] & MIP_VSEIP  # vCPU 0 (this hart) sees its external line
     assert not ipis  # vCPU 1's context has nothing enabled: its line does not change, no IPI
     assert not any(off == 0x200004 + 0x1000 and val == 10 for off, val in dev.writes)  # not completed yet
@@ -90,13 +98,7 @@ def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_g
 
 def test_plic_other_vcpu_is_told_only_when_its_line_changes(plic):
     m, dev, vm, v0, v1, ipis = plic
-    vp, virq = m["core.vplic"], m["core.virq"]
-    p = virq.virq_vplic()
-    u64 = prelude.u64
-    vp.vplic_write(p, u64(4 * 10), u64(4), u64(1))
-    vp.vplic_write(p, u64(0x2000 + 0x80 * 3), u64(4), u64(1 << 10))  # vCPU 1's S context (3) enables source 10
-    dev.claims = [10, 0]
-    virq.virq_external(v0, u64(0))
+    _, virq, _ = _source_10_enabled_and_raised(plic, context=3)  # vCPU 1's S context
     assert len(ipis) == 1 and ipis[0][0] == 0x735049 and ipis[0][3] == 1  # vCPU 1's hart must raise its line
     assert int(v1.mailbox[m["core.vm"].MSG_VSEIP]) == 1
     virq.virq_update_vcpu(v1)  # what vCPU 1's hart does with the message
