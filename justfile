@@ -50,5 +50,6 @@ images *ARGS:
 
 # Lint and format check
 lint:
-    ruff check compiler qemu boards linker tests
-    ruff format --check qemu boards linker tests/build
+    python -c "import ruff" 2>/dev/null || python -m pip install -q 'ruff==0.17.*'
+    ruff check compiler hypervisor qemu boards linker tests
+    ruff format --check --exclude '*.md' compiler hypervisor qemu boards linker tests/build

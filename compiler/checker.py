@@ -46,9 +46,22 @@ def _csrs() -> dict[str, int]:
 
 
 PRELUDE_FUNCS = {
-    "static", "cstr", "extern_addr", "len", "sizeof", "alignof", "offsetof", "addr_of", "null", "panic", "fence",
+    "static",
+    "cstr",
+    "extern_addr",
+    "len",
+    "sizeof",
+    "alignof",
+    "offsetof",
+    "addr_of",
+    "null",
+    "panic",
+    "fence",
     "sbi_ecall",
-    *intr.CSR_OPS, *intr.PRIV, *intr.ATOMICS, *intr.LRSC,
+    *intr.CSR_OPS,
+    *intr.PRIV,
+    *intr.ATOMICS,
+    *intr.LRSC,
 }
 PRELUDE_TYPES = {"Ptr", "Array", "Mmio", "Callable", "Final"}
 PRELUDE_DECOS = {"struct", "export", "extern", "inline", "noinline"}
@@ -56,6 +69,7 @@ PY_BUILTINS = {"range", "len", "bool", "True", "False", "None"}
 
 
 # ---------------------------------------------------------------- symbols
+
 
 @dataclass(eq=False)
 class Module:
@@ -133,6 +147,7 @@ class LocalSym:
 
 
 # ---------------------------------------------------------------- loader
+
 
 @dataclass
 class Program:
@@ -262,8 +277,11 @@ class Checker:
     def _declare(self, m: Module) -> None:
         body = m.tree.body
         for i, stmt in enumerate(body):
-            if i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(
-                stmt.value.value, str
+            if (
+                i == 0
+                and isinstance(stmt, ast.Expr)
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
             ):
                 continue
             if isinstance(stmt, ast.ImportFrom):
@@ -316,18 +334,17 @@ class Checker:
             elif isinstance(stmt, ast.Pass):
                 continue
             elif isinstance(stmt, ast.Assign):
-                self.err("E110", "a module-level assignment must be a `Final` constant, an annotated global or "
-                         "`static(...)`", stmt)
+                self.err(
+                    "E110",
+                    "a module-level assignment must be a `Final` constant, an annotated global or `static(...)`",
+                    stmt,
+                )
             else:
                 self.err("E110", f"`{type(stmt).__name__}` is not allowed at module level", stmt)
 
     @staticmethod
     def _is_main_guard(test: ast.expr) -> bool:
-        return (
-            isinstance(test, ast.Compare)
-            and isinstance(test.left, ast.Name)
-            and test.left.id == "__name__"
-        )
+        return isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
 
     def _bind(self, m: Module, name: str, sym: object, node: ast.AST) -> None:
         if name in m.scope:
@@ -617,23 +634,34 @@ class Checker:
                 f.ret = r or VOID
         for d in node.decorator_list:
             name = self._deco_name(d)
-            if name in ("export", "extern") and isinstance(d, ast.Call) and len(d.args) == 1 and isinstance(
-                d.args[0], ast.Constant
-            ) and isinstance(d.args[0].value, str):
+            if (
+                name in ("export", "extern")
+                and isinstance(d, ast.Call)
+                and len(d.args) == 1
+                and isinstance(d.args[0], ast.Constant)
+                and isinstance(d.args[0].value, str)
+            ):
                 setattr(f, name, d.args[0].value)
                 if name == "extern" and not self._is_ellipsis_body(node.body):
                     self.err("E135", "an @extern function's body is `...`: it is defined in assembly", node)
             elif name in ("inline", "noinline") and isinstance(d, ast.Name):
                 f.inline = name
             else:
-                self.err("E131", "decorators are @export(\"symbol\"), @inline and @noinline", d)
+                self.err("E131", 'decorators are @export("symbol"), @inline and @noinline', d)
 
     @staticmethod
     def _is_ellipsis_body(body: list[ast.stmt]) -> bool:
-        body = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
-                                        and isinstance(s.value.value, str))]
-        return len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+        body = [
+            s
+            for s in body
+            if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str))
+        ]
+        return (
+            len(body) == 1
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
             and body[0].value.value is Ellipsis
+        )
 
     def check_bodies(self) -> None:
         for f in self.funcs:
@@ -659,9 +687,13 @@ class Checker:
             stack.append(f)
             for g in f.calls:
                 if state.get(g) == 1:
-                    cyc = stack[stack.index(g):] + [g]
-                    self.err("E140", "recursion is not allowed (bounded stacks): "
-                             + " -> ".join(x.name for x in cyc), g.node, g.module)
+                    cyc = stack[stack.index(g) :] + [g]
+                    self.err(
+                        "E140",
+                        "recursion is not allowed (bounded stacks): " + " -> ".join(x.name for x in cyc),
+                        g.node,
+                        g.module,
+                    )
                 elif g not in state:
                     visit(g, stack)
             stack.pop()
@@ -680,8 +712,12 @@ class Checker:
             if isinstance(s, ast.While) and isinstance(s.test, ast.Constant) and s.test.value is True:
                 if not any(isinstance(n, ast.Break) for n in self._loop_level_nodes(s.body)):
                     return True
-            if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Name) \
-                    and s.value.func.id == "panic":
+            if (
+                isinstance(s, ast.Expr)
+                and isinstance(s.value, ast.Call)
+                and isinstance(s.value.func, ast.Name)
+                and s.value.func.id == "panic"
+            ):
                 return True
         return False
 
@@ -697,8 +733,11 @@ class Checker:
     # ------------------------------------------------------------ statements
     def block(self, body: list[ast.stmt]) -> None:
         for i, s in enumerate(body):
-            if i == 0 and isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(
-                s.value.value, str
+            if (
+                i == 0
+                and isinstance(s, ast.Expr)
+                and isinstance(s.value, ast.Constant)
+                and isinstance(s.value.value, str)
             ):
                 continue
             self.stmt(s)
@@ -708,7 +747,8 @@ class Checker:
         if m is None:
             code = "E131" if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else "E150"
             what = {"FunctionDef": "nested functions", "ClassDef": "classes inside functions"}.get(
-                type(s).__name__, f"`{type(s).__name__}` statements")
+                type(s).__name__, f"`{type(s).__name__}` statements"
+            )
             self.err(code, f"{what} are not part of the language", s)
             return
         m(s)
@@ -763,10 +803,16 @@ class Checker:
         if s.orelse:
             self.err("E132", "`for ... else` is not part of the language", s.orelse[0])
         it = s.iter
-        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
-                and 1 <= len(it.args) <= 3 and not it.keywords):
-            self.err("E133", "`for` loops only over `range(stop)`, `range(start, stop)` or "
-                     "`range(start, stop, step)`", it)
+        if not (
+            isinstance(it, ast.Call)
+            and isinstance(it.func, ast.Name)
+            and it.func.id == "range"
+            and 1 <= len(it.args) <= 3
+            and not it.keywords
+        ):
+            self.err(
+                "E133", "`for` loops only over `range(stop)`, `range(start, stop)` or `range(start, stop, step)`", it
+            )
             return
         if not isinstance(s.target, ast.Name):
             self.err("E133", "the loop variable must be a plain name", s.target)
@@ -1451,7 +1497,7 @@ class Checker:
             return VOID
         if name in ("cstr", "extern_addr"):
             if len(a) != 1 or not (isinstance(a[0], ast.Constant) and isinstance(a[0].value, (str, bytes))):
-                self.err("E152", f'{name}() takes one string literal', e)
+                self.err("E152", f"{name}() takes one string literal", e)
                 return None
             v = a[0].value
             e.text = v.encode() if isinstance(v, str) else v  # type: ignore[attr-defined]
@@ -1534,9 +1580,12 @@ _FOLD = {
     ast.RShift: None,
 }
 _CMP = {
-    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
-    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
-    ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
 }
 
 
@@ -1564,4 +1613,3 @@ def check_program(paths: list[Path], extra: dict[str, Path] | None = None, root:
     c.check_bodies()
     c.rep.raise_if_any()
     return Program(c.modules, c.order, c.funcs, c.globals, c.structs, c.consts, main)
-

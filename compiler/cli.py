@@ -12,17 +12,26 @@ from compiler.diagnostics import CompileError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyshyper cc", description="The PyShyper compiler (see compiler/LANGUAGE.md).")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{check,run,emit}")
-    c = sub.add_parser("check", help="type-check files; exit 1 with diagnostics if any",
-                       description="Type-check a program; every error of every file is reported.")
+    c = sub.add_parser(
+        "check",
+        help="type-check files; exit 1 with diagnostics if any",
+        description="Type-check a program; every error of every file is reported.",
+    )
     c.add_argument("files", nargs="+", metavar="FILE")
-    r = sub.add_parser("run", help="compile for the host and call a function, printing its value",
-                       description="Compile FILE for the host (MCJIT) and call NAME() -> int; its value is "
-                       "printed in decimal on the last line.")
+    r = sub.add_parser(
+        "run",
+        help="compile for the host and call a function, printing its value",
+        description="Compile FILE for the host (MCJIT) and call NAME() -> int; its value is "
+        "printed in decimal on the last line.",
+    )
     r.add_argument("file", metavar="FILE")
     r.add_argument("--entry", default="main", metavar="NAME", help="function to call (default: main)")
     r.add_argument("--cpython", action="store_true", help="run the same function under CPython instead")
-    e = sub.add_parser("emit", help="emit LLVM IR, assembly or an object for riscv64",
-                       description="Compile a program for a target and write LLVM IR, assembly or an object.")
+    e = sub.add_parser(
+        "emit",
+        help="emit LLVM IR, assembly or an object for riscv64",
+        description="Compile a program for a target and write LLVM IR, assembly or an object.",
+    )
     e.add_argument("files", nargs="+", metavar="FILE")
     e.add_argument("--target", default="riscv64", choices=["riscv64", "host"])
     e.add_argument("--emit", default="obj", choices=["llvm", "asm", "obj"])
@@ -80,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             out.write_text(c.llvm_ir)
         elif args.target != "riscv64":
             out.write_bytes(c.tm.emit_object(c.module)) if args.emit == "obj" else out.write_text(
-                c.tm.emit_assembly(c.module))
+                c.tm.emit_assembly(c.module)
+            )
         elif args.emit == "asm":
             out.write_text(driver.riscv_assembly(c))
         else:

@@ -53,8 +53,9 @@ def target_machine(target: str, opt: int = 2) -> llvm.TargetMachine:
     _init()
     if target == "riscv64":
         t = llvm.Target.from_triple(RISCV_TRIPLE)
-        return t.create_target_machine(cpu="generic-rv64", features=RISCV_FEATURES, opt=opt, reloc="static",
-                                       codemodel="medium")
+        return t.create_target_machine(
+            cpu="generic-rv64", features=RISCV_FEATURES, opt=opt, reloc="static", codemodel="medium"
+        )
     if target == "host":
         t = llvm.Target.from_default_triple()
         return t.create_target_machine(opt=opt, reloc="default", codemodel="jitdefault")
@@ -74,8 +75,13 @@ class Compiled:
         return str(self.module)
 
 
-def compile_program(paths: list[str | Path], target: str = "riscv64", opt: int = 2,
-                    extra_modules: dict[str, Path] | None = None, root: Path | None = None) -> Compiled:
+def compile_program(
+    paths: list[str | Path],
+    target: str = "riscv64",
+    opt: int = 2,
+    extra_modules: dict[str, Path] | None = None,
+    root: Path | None = None,
+) -> Compiled:
     """Check, lower and optimize; raises CompileError with every diagnostic."""
     timings = Timings()
     t0 = time.perf_counter()
@@ -143,8 +149,9 @@ class BuildResult:
     program: Program
 
 
-def build_riscv_object(paths: list[str | Path], out_obj: Path, extra_modules: dict[str, Path] | None = None,
-                       root: Path | None = None) -> BuildResult:
+def build_riscv_object(
+    paths: list[str | Path], out_obj: Path, extra_modules: dict[str, Path] | None = None, root: Path | None = None
+) -> BuildResult:
     """Compile a program to one riscv64 object, plus the `.equ` include of its struct offsets and constants."""
     out_obj = Path(out_obj)
     out_obj.parent.mkdir(parents=True, exist_ok=True)

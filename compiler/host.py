@@ -32,7 +32,9 @@ def _guard(default):
             except BaseException as e:  # an exception must not cross the JIT frames
                 _error.append(e)
                 return default
+
         return inner
+
     return wrap
 
 

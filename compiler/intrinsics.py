@@ -66,10 +66,10 @@ def marker_asm(name: str) -> str | None:
     """The instructions that replace a call to marker `name`, or None if it is not a marker."""
     if not name.startswith(MARKER):
         return None
-    op = name[len(MARKER):]
+    op = name[len(MARKER) :]
     for c in CSR_OPS:
         if op.startswith(c + "_0x"):
-            return CSR_ASM[c].format(num=op[len(c) + 1:])
+            return CSR_ASM[c].format(num=op[len(c) + 1 :])
     if op in PRIV:
         return PRIV[op].asm
     if op in LRSC_ASM:

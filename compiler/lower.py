@@ -303,7 +303,7 @@ class Lowering:
         self.b.branch(head)
         self.b.position_at_end(head)
         c = self.b.load(counter, typ=lt)
-        op = ("<" if step > 0 else ">")
+        op = "<" if step > 0 else ">"
         more = self.b.icmp_signed(op, c, stop) if t.signed else self.b.icmp_unsigned(op, c, stop)
         self.b.cbranch(more, body, end)
         self.b.position_at_end(body)
@@ -392,8 +392,7 @@ class Lowering:
             st: StructT = bt.target if isinstance(bt, PtrT) else bt
             base = self.val(e.value) if isinstance(bt, PtrT) else self.addr(e.value)
             i = st.field_index(e.attr)
-            return self._gep(base, [ir.Constant(I32, 0), ir.Constant(I32, i)], inbounds=True,
-                              source_etype=st.llvm)
+            return self._gep(base, [ir.Constant(I32, 0), ir.Constant(I32, i)], inbounds=True, source_etype=st.llvm)
         if isinstance(e, ast.Subscript):
             base_e = e.base  # type: ignore[attr-defined]
             bt = base_e.ty
@@ -402,8 +401,7 @@ class Lowering:
                 base = self.addr(base_e)
                 if not e.unchecked and getattr(e.slice, "cv", None) is None:  # type: ignore[attr-defined]
                     self._bounds_check(idx, bt.n)
-                return self._gep(base, [ir.Constant(I64_IR, 0), idx], inbounds=True,
-                                  source_etype=llvm_type(bt, True))
+                return self._gep(base, [ir.Constant(I64_IR, 0), idx], inbounds=True, source_etype=llvm_type(bt, True))
             base = self.val(base_e)
             return self._gep(base, [idx], source_etype=llvm_type(bt.target, True))
         if isinstance(e, ast.Call) and getattr(e, "kind", None) == "builtin" and e.builtin == "addr_of":  # type: ignore
@@ -555,8 +553,7 @@ class Lowering:
     def e_Compare(self, e: ast.Compare) -> ir.Value:
         a = self.val(e.left)
         c = self.val(e.comparators[0])
-        op = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[
-            type(e.ops[0])]
+        op = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[type(e.ops[0])]
         t = e.left.ty  # type: ignore[attr-defined]
         if isinstance(t, IntT) and t.signed:
             return self.b.icmp_signed(op, a, c)
@@ -710,8 +707,14 @@ class Lowering:
         ret = ir.VoidType() if op in ("csr_write", "csr_set", "csr_clear") else I64_IR
         if self.host:
             fn = self._extern("pyshyper_host_csr", I64_IR, [I64_IR] * 3)
-            r = self.b.call(fn, [ir.Constant(I64_IR, intr.CSR_OPS.index(op)), ir.Constant(I64_IR, csr),
-                                 args[0] if args else ir.Constant(I64_IR, 0)])
+            r = self.b.call(
+                fn,
+                [
+                    ir.Constant(I64_IR, intr.CSR_OPS.index(op)),
+                    ir.Constant(I64_IR, csr),
+                    args[0] if args else ir.Constant(I64_IR, 0),
+                ],
+            )
             return r
         fn = self._extern(intr.marker_name(op, csr), ret, [I64_IR] * len(args))
         return self.b.call(fn, args)
@@ -740,8 +743,9 @@ class Lowering:
         if name.startswith("lr"):
             self.b.store(args[0], res)
             return self.b.load(args[0], typ=it)
-        held = self.b.icmp_unsigned("==", self.b.ptrtoint(self.b.load(res, typ=PTR_IR), I64_IR),
-                                    self.b.ptrtoint(args[0], I64_IR))
+        held = self.b.icmp_unsigned(
+            "==", self.b.ptrtoint(self.b.load(res, typ=PTR_IR), I64_IR), self.b.ptrtoint(args[0], I64_IR)
+        )
         with self.b.if_then(held):
             self.b.store(args[1], args[0])
         self.b.store(ir.Constant(PTR_IR, None), res)
@@ -771,6 +775,3 @@ def _align(t: Type) -> int:
 
 def lower_program(prog: Program, target: str) -> ir.Module:
     return Lowering(prog, target).lower()
-
-
-

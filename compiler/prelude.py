@@ -33,16 +33,84 @@ from typing import Final
 from compiler.csrs import CSRS
 
 __all__ = [
-    "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "usize", "INT_TYPES",
-    "Final", "Callable", "struct", "Array", "Ptr", "Mmio", "static", "sizeof", "alignof", "offsetof", "addr_of",
-    "null", "len", "panic", "Panic", "MemoryFault", "export", "extern", "inline", "noinline", "cstr", "extern_addr",
-    "csr_read", "csr_write", "csr_set", "csr_clear", "csr_swap",
-    "fence", "fence_i", "wfi", "sfence_vma", "hfence_gvma", "hfence_vvma", "hfence_gvma_vmid", "hfence_vvma_asid",
-    "hlv_b", "hlv_bu", "hlv_h", "hlv_hu", "hlv_w", "hlv_wu", "hlv_d", "hlvx_hu", "hlvx_wu",
-    "hsv_b", "hsv_h", "hsv_w", "hsv_d",
-    "amoswap_w", "amoswap_d", "amoadd_w", "amoadd_d", "lr_w", "lr_d", "sc_w", "sc_d", "sbi_ecall",
-    "mock", "Mock", "memory", "Memory", "reset", "fn_id", "layout_of", "StructLayout",
-    "install_import_hook", "load_module", "CSRS",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "usize",
+    "INT_TYPES",
+    "Final",
+    "Callable",
+    "struct",
+    "Array",
+    "Ptr",
+    "Mmio",
+    "static",
+    "sizeof",
+    "alignof",
+    "offsetof",
+    "addr_of",
+    "null",
+    "len",
+    "panic",
+    "Panic",
+    "MemoryFault",
+    "export",
+    "extern",
+    "inline",
+    "noinline",
+    "cstr",
+    "extern_addr",
+    "csr_read",
+    "csr_write",
+    "csr_set",
+    "csr_clear",
+    "csr_swap",
+    "fence",
+    "fence_i",
+    "wfi",
+    "sfence_vma",
+    "hfence_gvma",
+    "hfence_vvma",
+    "hfence_gvma_vmid",
+    "hfence_vvma_asid",
+    "hlv_b",
+    "hlv_bu",
+    "hlv_h",
+    "hlv_hu",
+    "hlv_w",
+    "hlv_wu",
+    "hlv_d",
+    "hlvx_hu",
+    "hlvx_wu",
+    "hsv_b",
+    "hsv_h",
+    "hsv_w",
+    "hsv_d",
+    "amoswap_w",
+    "amoswap_d",
+    "amoadd_w",
+    "amoadd_d",
+    "lr_w",
+    "lr_d",
+    "sc_w",
+    "sc_d",
+    "sbi_ecall",
+    "mock",
+    "Mock",
+    "memory",
+    "Memory",
+    "reset",
+    "fn_id",
+    "layout_of",
+    "StructLayout",
+    "install_import_hook",
+    "load_module",
+    "CSRS",
 ] + list(CSRS)
 
 _U64_MASK = (1 << 64) - 1
@@ -253,10 +321,15 @@ def _tname(t) -> str:
 
 def _make_int(name: str, bits: int, signed: bool):
     mask = (1 << bits) - 1
-    attrs = dict(BITS=bits, SIGNED=signed, MASK=mask,
-                 MIN=-(1 << (bits - 1)) if signed else 0,
-                 MAX=(1 << (bits - 1)) - 1 if signed else mask,
-                 __module__=__name__, __qualname__=name)
+    attrs = dict(
+        BITS=bits,
+        SIGNED=signed,
+        MASK=mask,
+        MIN=-(1 << (bits - 1)) if signed else 0,
+        MAX=(1 << (bits - 1)) - 1 if signed else mask,
+        __module__=__name__,
+        __qualname__=name,
+    )
     return type(name, (_Int,), attrs)
 
 
@@ -315,7 +388,7 @@ class Memory:
             pno, off = divmod(addr, self.PAGE)
             k = min(n, self.PAGE - off)
             page = self.pages.get(pno)
-            out += page[off:off + k] if page is not None else bytes(k)
+            out += page[off : off + k] if page is not None else bytes(k)
             addr += k
             n -= k
         return bytes(out)
@@ -331,7 +404,7 @@ class Memory:
             page = self.pages.get(pno)
             if page is None:
                 page = self.pages[pno] = bytearray(self.PAGE)
-            page[off:off + k] = data[i:i + k]
+            page[off : off + k] = data[i : i + k]
             i += k
 
     def load(self, addr: int, size: int, signed: bool = False) -> int:
@@ -1390,14 +1463,24 @@ class _Typer(ast.NodeTransformer):
         for a in node.args.posonlyargs + node.args.args:
             t = _int_ann(a.annotation) if a.annotation is not None else None
             if t is not None:
-                assign = ast.Assign(targets=[ast.Name(id=a.arg, ctx=ast.Store())],
-                                    value=self._call("__ps_coerce__", ast.Name(id=t, ctx=ast.Load()),
-                                                     ast.Name(id=a.arg, ctx=ast.Load()), like=node), lineno=node.lineno)
+                assign = ast.Assign(
+                    targets=[ast.Name(id=a.arg, ctx=ast.Store())],
+                    value=self._call(
+                        "__ps_coerce__", ast.Name(id=t, ctx=ast.Load()), ast.Name(id=a.arg, ctx=ast.Load()), like=node
+                    ),
+                    lineno=node.lineno,
+                )
                 pre.append(ast.copy_location(assign, node))
         if pre:
             body = node.body
-            k = 1 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str) else 0
+            k = (
+                1
+                if body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+                else 0
+            )
             node.body = body[:k] + pre + body[k:]
         return node
 
@@ -1420,8 +1503,7 @@ class _Typer(ast.NodeTransformer):
     def visit_Assert(self, node):
         self.generic_visit(node)
         fail = ast.Expr(value=self._call("__ps_assert_failed__", ast.Constant(node.lineno), like=node))
-        new = ast.If(test=ast.UnaryOp(op=ast.Not(), operand=node.test), body=[ast.copy_location(fail, node)],
-                     orelse=[])
+        new = ast.If(test=ast.UnaryOp(op=ast.Not(), operand=node.test), body=[ast.copy_location(fail, node)], orelse=[])
         return ast.copy_location(new, node)
 
     def visit_ImportFrom(self, node):
@@ -1430,8 +1512,9 @@ class _Typer(ast.NodeTransformer):
         if node.level != 0 or node.module is None or node.module.split(".")[0] in ("compiler", "__future__", "typing"):
             return node
         names = ast.Tuple(elts=[ast.Constant(a.name) for a in node.names], ctx=ast.Load())
-        call = self._call("__ps_import__", self._call("globals", like=node), ast.Constant(node.module), names,
-                          like=node)
+        call = self._call(
+            "__ps_import__", self._call("globals", like=node), ast.Constant(node.module), names, like=node
+        )
         return ast.copy_location(ast.Expr(value=call), node)
 
     def visit_For(self, node):
@@ -1476,8 +1559,12 @@ def _resolve_pending() -> None:
         raise ImportError(f"cannot import name {n!r} from {mod.__name__!r} (E103)")
 
 
-_HOOK_NAMES = {"__ps_coerce__": _coerce, "__ps_range__": _range, "__ps_assert_failed__": _assert_failed,
-               "__ps_import__": _import_from}
+_HOOK_NAMES = {
+    "__ps_coerce__": _coerce,
+    "__ps_range__": _range,
+    "__ps_assert_failed__": _assert_failed,
+    "__ps_import__": _import_from,
+}
 
 
 class _TypedLoader(importlib.abc.Loader):

@@ -140,8 +140,14 @@ class StructT(Type):
 INTS: dict[str, IntT] = {
     n: IntT(n, b, s)
     for n, b, s in [
-        ("u8", 8, False), ("u16", 16, False), ("u32", 32, False), ("u64", 64, False),
-        ("i8", 8, True), ("i16", 16, True), ("i32", 32, True), ("i64", 64, True),
+        ("u8", 8, False),
+        ("u16", 16, False),
+        ("u32", 32, False),
+        ("u64", 64, False),
+        ("i8", 8, True),
+        ("i16", 16, True),
+        ("i32", 32, True),
+        ("i64", 64, True),
     ]
 }
 INTS["usize"] = INTS["u64"]

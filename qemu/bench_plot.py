@@ -28,8 +28,9 @@ def bar_chart(path: Path, title: str, groups: list[str], series: dict[str, list[
         bars = ax.bar(xs, ys, width, label=name)
         for b, v in zip(bars, values, strict=True):
             if v is not None:
-                ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
-                            fontsize=8)
+                ax.annotate(
+                    f"{v:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8
+                )
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups)
     ax.set_ylabel(ylabel)

@@ -157,8 +157,7 @@ def parse_print_uris(text: str) -> list[dict]:
     for line in text.splitlines():
         m = re.match(r"^'([^']+)'\s+(\S+)\s+(\d+)\s+SHA256:([0-9a-f]{64})", line.strip())
         if m:
-            out.append({"url": m.group(1), "filename": m.group(2), "size": int(m.group(3)),
-                        "sha256": m.group(4)})
+            out.append({"url": m.group(1), "filename": m.group(2), "size": int(m.group(3)), "sha256": m.group(4)})
     return out
 
 
@@ -184,8 +183,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def manifest_up_to_date(manifest: dict | None, packages: dict[str, str], recipe: str, out_dir: Path,
-                        verify: bool = True) -> str | None:
+def manifest_up_to_date(
+    manifest: dict | None, packages: dict[str, str], recipe: str, out_dir: Path, verify: bool = True
+) -> str | None:
     """None when the outputs in ``out_dir`` match ``manifest`` for these package versions and recipe,
     otherwise the reason to rebuild."""
     if not manifest:
@@ -227,7 +227,7 @@ def modinfo_depends(ko: bytes) -> list[str]:
         data = ko
     for field_ in data.split(b"\0"):
         if field_.startswith(b"depends="):
-            value = field_[len(b"depends="):].decode()
+            value = field_[len(b"depends=") :].decode()
             return [d.replace("-", "_") for d in value.split(",") if d]
     return []
 
@@ -339,8 +339,9 @@ class Tree:
         return total + pad
 
 
-def _cpio_record(out: io.BufferedIOBase, name: str, mode: int, data: bytes, nlink: int, ino: int,
-                 rdev: tuple[int, int]) -> int:
+def _cpio_record(
+    out: io.BufferedIOBase, name: str, mode: int, data: bytes, nlink: int, ino: int, rdev: tuple[int, int]
+) -> int:
     nameb = name.encode() + b"\0"
     fields = [ino, mode, 0, 0, nlink, FIXED_MTIME, len(data), 0, 0, rdev[0], rdev[1], len(nameb), 0]
     hdr = b"070701" + b"".join(b"%08X" % f for f in fields)
@@ -357,16 +358,16 @@ def read_cpio(data: bytes) -> dict[str, tuple[int, bytes]]:
     out = {}
     pos = 0
     while pos + 110 <= len(data):
-        hdr = data[pos:pos + 110]
+        hdr = data[pos : pos + 110]
         if hdr[:6] != b"070701":
             raise ValueError(f"bad cpio magic at {pos}")
-        f = [int(hdr[6 + 8 * i: 14 + 8 * i], 16) for i in range(13)]
+        f = [int(hdr[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
         mode, size, namesize = f[1], f[6], f[11]
         name_start = pos + 110
-        name = data[name_start:name_start + namesize - 1].decode()
+        name = data[name_start : name_start + namesize - 1].decode()
         pos = name_start + namesize
         pos += (-pos) % 4
-        body = data[pos:pos + size]
+        body = data[pos : pos + size]
         pos += size
         pos += (-pos) % 4
         if name == "TRAILER!!!":
@@ -510,8 +511,7 @@ def fetch(apt: Apt, names: list[str], debs: Path) -> tuple[list[dict], int]:
         for r in missing:
             name, version = package_of(r["filename"])
             log(f"  {name} {version} ({_human(r['size'])})")
-        apt.download([package_of(r["filename"])[0] + "=" + package_of(r["filename"])[1] for r in missing],
-                     debs)
+        apt.download([package_of(r["filename"])[0] + "=" + package_of(r["filename"])[1] for r in missing], debs)
         for r in missing:
             p = debs / r["filename"]
             if not p.is_file() or sha256_file(p) != r["sha256"]:
@@ -561,8 +561,7 @@ def _keep_payload(path: str) -> bool:
 def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: Path) -> dict:
     t = Tree()
     # usr-merged layout, as trixie
-    for d in ("usr/bin", "usr/sbin", "usr/lib", "proc", "sys", "dev", "tmp", "run", "root", "etc",
-              "var", "mnt"):
+    for d in ("usr/bin", "usr/sbin", "usr/lib", "proc", "sys", "dev", "tmp", "run", "root", "etc", "var", "mnt"):
         t.dir(d)
     t.dir("tmp", 0o1777)
     for l, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib")):
@@ -593,8 +592,9 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
         t.link(ld, f"{TRIPLET}/ld-linux-riscv64-lp64d.so.1")
 
     # kernel modules
-    mod_base = next(p for p in (kernel_root / "usr/lib/modules" / kver, kernel_root / "lib/modules" / kver)
-                    if p.exists())
+    mod_base = next(
+        p for p in (kernel_root / "usr/lib/modules" / kver, kernel_root / "lib/modules" / kver) if p.exists()
+    )
     by_name: dict[str, Path] = {}
     for p in mod_base.rglob("*.ko*"):
         by_name[module_name(p.name)] = p
@@ -616,8 +616,9 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
     rel = {m: str(by_name[m].relative_to(mod_base)).replace(".ko.xz", ".ko") for m in order}
     for m in order:
         t.file(f"{mod_dir}/{rel[m]}", blobs[m])
-    dep_lines = [f"{rel[m]}: {' '.join(rel[d] for d in module_load_order([m], deps)[:-1][::-1])}".rstrip()
-                 for m in order]
+    dep_lines = [
+        f"{rel[m]}: {' '.join(rel[d] for d in module_load_order([m], deps)[:-1][::-1])}".rstrip() for m in order
+    ]
     t.file(f"{mod_dir}/modules.dep", ("\n".join(dep_lines) + "\n").encode())
     t.file("etc/pyshyper/modules", ("\n".join(f"{kver}/{rel[m]}" for m in order) + "\n").encode())
     for f in ("modules.builtin", "modules.order"):
@@ -655,8 +656,7 @@ def build_rdtime(work: Path) -> bytes | None:
         return None
     work.mkdir(parents=True, exist_ok=True)
     obj, exe = work / "rdtime.o", work / "rdtime"
-    subprocess.run([as_, "-march=rv64ima_zicsr", "-mabi=lp64", "-o", str(obj), str(GUEST_DIR / "rdtime.S")],
-                   check=True)
+    subprocess.run([as_, "-march=rv64ima_zicsr", "-mabi=lp64", "-o", str(obj), str(GUEST_DIR / "rdtime.S")], check=True)
     subprocess.run([ld, "-static", "-nostdlib", "-s", "-e", "_start", "-o", str(exe), str(obj)], check=True)
     data = exe.read_bytes()
     shutil.rmtree(work, ignore_errors=True)
@@ -714,7 +714,7 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     if kernel_pkg is None:
         log(f"no linux-image-{KERNEL_SERIES}.*-riscv64 in {SUITE}")
         return 1
-    kver = kernel_pkg[len("linux-image-"):]
+    kver = kernel_pkg[len("linux-image-") :]
     names = [kernel_pkg, "busybox-static", *resolve_python_closure(apt)]
     records = apt.print_uris(names)
     versions = {package_of(r["filename"])[0]: package_of(r["filename"])[1] for r in records}
@@ -722,8 +722,10 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     if not force:
         why = manifest_up_to_date(manifest, versions, recipe, cache)
         if why is None:
-            log(f"up to date, nothing to do: kernel {kver}, {len(versions)} packages "
-                f"({cache / 'Image'}, {cache / 'mvm-initramfs.cpio'})")
+            log(
+                f"up to date, nothing to do: kernel {kver}, {len(versions)} packages "
+                f"({cache / 'Image'}, {cache / 'mvm-initramfs.cpio'})"
+            )
             return 0
         log(f"building: {why}")
 
@@ -753,9 +755,15 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
         "arch": ARCH,
         "kernel_release": kver,
         "recipe": recipe,
-        "packages": {package_of(r["filename"])[0]: {"version": package_of(r["filename"])[1],
-                                                    "filename": r["filename"], "size": r["size"],
-                                                    "sha256": r["sha256"]} for r in records},
+        "packages": {
+            package_of(r["filename"])[0]: {
+                "version": package_of(r["filename"])[1],
+                "filename": r["filename"],
+                "size": r["size"],
+                "sha256": r["sha256"],
+            }
+            for r in records
+        },
         "modules": info["modules"],
         "outputs": outputs,
     }
@@ -763,8 +771,10 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     tmp.write_text(json.dumps(new_manifest, indent=2, sort_keys=True) + "\n")
     tmp.replace(manifest_path)
     total_debs = sum(r["size"] for r in records)
-    log(f"done in {time.monotonic() - t0:.1f} s: fetched {_human(fetched)} "
-        f"({len(records)} packages, {_human(total_debs)} in all)")
+    log(
+        f"done in {time.monotonic() - t0:.1f} s: fetched {_human(fetched)} "
+        f"({len(records)} packages, {_human(total_debs)} in all)"
+    )
     for name, o in outputs.items():
         log(f"  {cache / name}: {_human(o['size'])} sha256 {o['sha256'][:16]}")
     log(f"  {manifest_path}")
@@ -776,25 +786,47 @@ READY_LINE = "PyShyper MVM ready"
 PROMPT = "mvm# "
 
 
-def native_qemu_command(cache: Path | None = None, smp: int = 2, mem: str = "512M", cmdline: str = MVM_CMDLINE,
-                        extra: Iterable[str] = ()) -> list[str]:
+def native_qemu_command(
+    cache: Path | None = None, smp: int = 2, mem: str = "512M", cmdline: str = MVM_CMDLINE, extra: Iterable[str] = ()
+) -> list[str]:
     """QEMU command booting the MVM kernel and initramfs natively (no hypervisor): the baseline."""
     cache = cache or default_cache()
-    return ["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64", "-smp", str(smp), "-m", mem,
-            "-bios", "default", "-nographic", "-kernel", str(cache / "Image"),
-            "-initrd", str(cache / "mvm-initramfs.cpio"), "-append", cmdline, *extra]
+    return [
+        "qemu-system-riscv64",
+        "-M",
+        "virt",
+        "-cpu",
+        "rv64",
+        "-smp",
+        str(smp),
+        "-m",
+        mem,
+        "-bios",
+        "default",
+        "-nographic",
+        "-kernel",
+        str(cache / "Image"),
+        "-initrd",
+        str(cache / "mvm-initramfs.cpio"),
+        "-append",
+        cmdline,
+        *extra,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="pyshyper images",
         description="Fetch Debian trixie riscv64 packages and build the guest kernel Image and the MVM "
-                    "initramfs (cached; a second run does nothing).")
-    ap.add_argument("--cache", type=Path, default=None,
-                    help="cache directory (default: $PYSHYPER_CACHE or ~/.cache/pyshyper)")
+        "initramfs (cached; a second run does nothing).",
+    )
+    ap.add_argument(
+        "--cache", type=Path, default=None, help="cache directory (default: $PYSHYPER_CACHE or ~/.cache/pyshyper)"
+    )
     ap.add_argument("--force", action="store_true", help="refresh the package lists and rebuild everything")
-    ap.add_argument("--update", action="store_true",
-                    help="refresh the package lists (newer versions rebuild the images)")
+    ap.add_argument(
+        "--update", action="store_true", help="refresh the package lists (newer versions rebuild the images)"
+    )
     args = ap.parse_args(argv)
     cache = (args.cache.expanduser() if args.cache else default_cache()).resolve()
     try:

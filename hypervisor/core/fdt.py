@@ -262,8 +262,9 @@ def fdt_usable(dtb: u64, node: u64) -> bool:
     prop = fdt_prop(dtb, node, cstr(b"status"))
     if prop == 0:
         return True
-    return fdt_prop_is(dtb, node, cstr(b"status"), cstr(b"okay")) or \
-        fdt_prop_is(dtb, node, cstr(b"status"), cstr(b"ok"))
+    return fdt_prop_is(dtb, node, cstr(b"status"), cstr(b"okay")) or fdt_prop_is(
+        dtb, node, cstr(b"status"), cstr(b"ok")
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -419,8 +420,7 @@ def fdt_memory(dtb: u64, index: u64, out: Ptr[u64]) -> bool:
     while tok != 0:
         tag = fdt_be32(tok)
         if tag == FDT_BEGIN_NODE:
-            if depth == 0 and fdt_prop_is(dtb, tok, cstr(b"device_type"), cstr(b"memory")) \
-                    and fdt_usable(dtb, tok):
+            if depth == 0 and fdt_prop_is(dtb, tok, cstr(b"device_type"), cstr(b"memory")) and fdt_usable(dtb, tok):
                 reg = fdt_prop(dtb, tok, cstr(b"reg"))
                 if reg != 0:
                     count = fdt_prop_len(reg) // entry

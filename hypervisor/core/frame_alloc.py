@@ -7,6 +7,7 @@ two: a stage-2 root needs 4 frames aligned to 4), and their memory is zeroed.
 No lock yet: only one hart allocates (the boot hart, while it builds and tears down VMs).  Once several harts can
 allocate or free concurrently, every entry point must take a spinlock around the bitmap and the counters.
 """
+
 from compiler.prelude import Array, Final, Ptr, static, u64
 
 FRAME_SIZE: Final = u64(4096)

@@ -73,8 +73,11 @@ def vaplic_physical_target(guest: u32) -> u32:
     vcpu = u64(guest >> TARGET_HART_SHIFT)
     if vcpu >= MVM_NUM_VCPUS:
         vcpu = u64(0)
-    return (u32(MVM_HARTS[vcpu]) << TARGET_HART_SHIFT) | (u32(VGEIN_MVM) << TARGET_GUEST_SHIFT) | (
-        guest & TARGET_EIID_MASK)
+    return (
+        (u32(MVM_HARTS[vcpu]) << TARGET_HART_SHIFT)
+        | (u32(VGEIN_MVM) << TARGET_GUEST_SHIFT)
+        | (guest & TARGET_EIID_MASK)
+    )
 
 
 def vaplic_set_enabled(p: Ptr[Vaplic], src: u64, on: bool) -> None:

@@ -66,9 +66,15 @@ EXC_COUNT: Final = 24
 # Exceptions a guest handles itself (hedeleg, Priv 9.2.2): everything but VS ecalls, guest page faults
 # and virtual instructions, which the hypervisor must see.
 HEDELEG_GUEST: Final = (
-    (u64(1) << EXC_INST_MISALIGNED) | (u64(1) << EXC_ILLEGAL_INST) | (u64(1) << EXC_BREAKPOINT)
-    | (u64(1) << EXC_LOAD_MISALIGNED) | (u64(1) << EXC_STORE_MISALIGNED) | (u64(1) << EXC_ECALL_U)
-    | (u64(1) << EXC_INST_PAGE_FAULT) | (u64(1) << EXC_LOAD_PAGE_FAULT) | (u64(1) << EXC_STORE_PAGE_FAULT)
+    (u64(1) << EXC_INST_MISALIGNED)
+    | (u64(1) << EXC_ILLEGAL_INST)
+    | (u64(1) << EXC_BREAKPOINT)
+    | (u64(1) << EXC_LOAD_MISALIGNED)
+    | (u64(1) << EXC_STORE_MISALIGNED)
+    | (u64(1) << EXC_ECALL_U)
+    | (u64(1) << EXC_INST_PAGE_FAULT)
+    | (u64(1) << EXC_LOAD_PAGE_FAULT)
+    | (u64(1) << EXC_STORE_PAGE_FAULT)
 )
 # VS-level interrupts go to the guest (hideleg, Priv 9.2.2).
 HIDELEG_GUEST: Final = MIP_VSSIP | MIP_VSTIP | MIP_VSEIP

@@ -403,14 +403,36 @@ def sbi_pmu(v: Ptr[Vcpu]) -> None:
 
 
 SBI_EXTENSIONS: Final = 10
-SBI_EIDS = static(Array[u64, SBI_EXTENSIONS], init=(
-    SBI_EXT_BASE, SBI_EXT_TIME, SBI_EXT_IPI, SBI_EXT_RFENCE, SBI_EXT_HSM, SBI_EXT_SRST, SBI_EXT_DBCN,
-    SBI_EXT_LEGACY_SET_TIMER, SBI_EXT_LEGACY_PUTCHAR, SBI_EXT_LEGACY_GETCHAR,
-))
-SBI_HANDLERS = static(Array[Callable[[Ptr[Vcpu]], None], SBI_EXTENSIONS], init=(
-    sbi_base, sbi_time, sbi_ipi, sbi_rfence, sbi_hsm, sbi_srst, sbi_dbcn,
-    sbi_legacy_set_timer, sbi_legacy_putchar, sbi_legacy_getchar,
-))
+SBI_EIDS = static(
+    Array[u64, SBI_EXTENSIONS],
+    init=(
+        SBI_EXT_BASE,
+        SBI_EXT_TIME,
+        SBI_EXT_IPI,
+        SBI_EXT_RFENCE,
+        SBI_EXT_HSM,
+        SBI_EXT_SRST,
+        SBI_EXT_DBCN,
+        SBI_EXT_LEGACY_SET_TIMER,
+        SBI_EXT_LEGACY_PUTCHAR,
+        SBI_EXT_LEGACY_GETCHAR,
+    ),
+)
+SBI_HANDLERS = static(
+    Array[Callable[[Ptr[Vcpu]], None], SBI_EXTENSIONS],
+    init=(
+        sbi_base,
+        sbi_time,
+        sbi_ipi,
+        sbi_rfence,
+        sbi_hsm,
+        sbi_srst,
+        sbi_dbcn,
+        sbi_legacy_set_timer,
+        sbi_legacy_putchar,
+        sbi_legacy_getchar,
+    ),
+)
 
 
 def sbi_extension_index(eid: u64) -> u64:

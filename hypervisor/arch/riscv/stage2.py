@@ -10,6 +10,7 @@ Leaves are 1 GiB (level 2), 2 MiB (level 1) or 4 KiB (level 0): the largest whos
 fits the remaining length.  Table pages come from the frame allocator; `stage2_destroy` gives every one back.
 After changing a live table the caller calls `stage2_flush(vmid)`.
 """
+
 from compiler.prelude import Final, Ptr, hfence_gvma_vmid, u64
 from hypervisor.core.frame_alloc import frame_alloc, frame_free
 
@@ -361,8 +362,11 @@ def stage2_count_leaves(root: u64, counts: Ptr[u64]) -> None:
 
 def stage2_hgatp(root: u64, vmid: u64) -> u64:
     """The hgatp value for this table: MODE=Sv39x4 (63:60), VMID (57:44), PPN of the root (43:0)."""
-    return ((HGATP_MODE_SV39X4 << HGATP_MODE_SHIFT) | ((vmid & HGATP_VMID_MASK) << HGATP_VMID_SHIFT)
-            | ((root >> S2_PAGE_SHIFT) & HGATP_PPN_MASK))
+    return (
+        (HGATP_MODE_SV39X4 << HGATP_MODE_SHIFT)
+        | ((vmid & HGATP_VMID_MASK) << HGATP_VMID_SHIFT)
+        | ((root >> S2_PAGE_SHIFT) & HGATP_PPN_MASK)
+    )
 
 
 def stage2_flush(vmid: u64) -> None:

@@ -141,8 +141,9 @@ def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
     if htval == 0:
         # The hart may write zero instead of the address (Priv 9.4.4): nothing can be emulated without it, and
         # guest-physical 0..3 is never one of the VM's devices. The report says what is known, the guest address.
-        vm_report(vm, cstr(b"guest-page fault, guest-physical address not given (htval 0), guest address "),
-                  csr_read(STVAL))
+        vm_report(
+            vm, cstr(b"guest-page fault, guest-physical address not given (htval 0), guest address "), csr_read(STVAL)
+        )
         trap_guest_fault(v, cstr(b"access outside its memory"))
         return
     gpa = (htval << 2) | (csr_read(STVAL) & 3)
