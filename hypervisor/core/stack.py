@@ -51,3 +51,20 @@ def stack_top(hart: u64) -> u64:
     if hart >= MAX_HARTS:
         return u64(0)
     return extern_addr("__stacks_start") + (hart + 1) * HART_STACK_SIZE
+
+
+def stack_report() -> None:
+    """One line: each started hart's stack high-water mark (a hart never started has no paint to wear)."""
+    console_lock()
+    console_puts(cstr(b"pyshyper: stack high-water (bytes of "))
+    console_dec(HART_STACK_SIZE)
+    console_puts(cstr(b"):"))
+    for h in range(MAX_HARTS):
+        top = stack_top(u64(h))
+        if Ptr[u64](top - HART_STACK_SIZE)[0] == HART_STACK_PAINT:
+            console_puts(cstr(b" hart"))
+            console_dec(u64(h))
+            console_puts(cstr(b" "))
+            console_dec(stack_high_water(top))
+    console_puts(cstr(b"\n"))
+    console_unlock()

@@ -46,10 +46,10 @@ from hypervisor.core.console import (
     console_unlock,
     console_write,
 )
-from hypervisor.core.frame_alloc import frame_alloc, frame_free
+from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_alloc_total_pages, frame_free
 from hypervisor.core.machine import machine_power_off
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
-from hypervisor.core.stack import stack_top
+from hypervisor.core.stack import stack_report, stack_top
 
 VM_MAX: Final = 8
 VCPU_MAX: Final = 8
@@ -306,12 +306,20 @@ def vm_console_putc(vm: Ptr[Vm], c: u8) -> None:
 
 
 def vm_release(vm: Ptr[Vm]) -> None:
+    """Give back the VM's stage-2 tables and, if the frame allocator gave it, its memory; say how many pages
+    came back (the count is of the pool as a whole, so it is exact while no other VM allocates or frees)."""
     vm_console_flush(vm)
+    before = frame_alloc_free_pages()
     stage2_flush(vm.vmid)
     stage2_destroy(vm.stage2_root)
     if vm.mem_owned:
         frame_free(vm.mem_hpa, vm.mem_size // PAGE_SIZE)
     vm.stage2_root = 0
+    console_lock()
+    console_field(cstr(b"pyshyper: vm"), vm.id)
+    console_field(cstr(b" released "), frame_alloc_free_pages() - before)
+    console_puts(cstr(b" pages\n"))
+    console_unlock()
 
 
 def vm_claim_end(vm: Ptr[Vm]) -> bool:
@@ -353,7 +361,18 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
         console_puts(cstr(b"): the machine powers off\n"))
         console_unlock()
         vm_print_stats(vm)
+        machine_report()
         machine_power_off(state != VM_ENDED)
+
+
+def machine_report() -> None:
+    """What the hypervisor holds at the end: free page frames and each hart's stack high-water mark."""
+    console_lock()
+    console_field(cstr(b"pyshyper: free pages "), frame_alloc_free_pages())
+    console_field(cstr(b" of "), frame_alloc_total_pages())
+    console_puts(cstr(b"\n"))
+    console_unlock()
+    stack_report()
 
 
 def vm_state_name(state: u64) -> Ptr[u8]:

@@ -101,6 +101,7 @@ from hypervisor.core.vm import (
     VM_CRASHED,
     VM_RUNNING,
     Vcpu,
+    machine_report,
     vcpu_vm,
     vm_all_ended,
     vm_any_failed,
@@ -366,6 +367,7 @@ def hart_wait(hartid: u64) -> None:
             console_lock()
             console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
             console_unlock()
+            machine_report()
             machine_power_off(vm_any_failed())
         wfi()
         csr_clear(SIP, MIP_SSIP)
