@@ -20,8 +20,10 @@ U64 = (1 << 64) - 1
 @pytest.fixture
 def hyp(tmp_path):
     load_board(tmp_path, "plic")
-    mods = {n: importlib.import_module(f"hypervisor.{n}") for n in
-            ("core.frame_alloc", "arch.riscv.stage2", "core.vm", "core.hart", "arch.riscv.sbi")}
+    mods = {
+        n: importlib.import_module(f"hypervisor.{n}")
+        for n in ("core.frame_alloc", "arch.riscv.stage2", "core.vm", "core.hart", "arch.riscv.sbi")
+    }
     console: list[bytes] = []
     fw_calls: list[tuple] = []
 
@@ -37,8 +39,14 @@ def hyp(tmp_path):
     assert mods["core.frame_alloc"].frame_alloc_init(prelude.u64(POOL), prelude.u64(8 << 20))
     image = 0x8400_0000
     prelude.memory.write(image, b"\x6f\x00\x00\x00" + bytes(60))
-    vm = mods["core.vm"].vm_create(prelude.u64(image), prelude.u64(64), prelude.u64(0x8000_0000),
-                                   prelude.u64(0x200000), prelude.u64(0), prelude.u64(0))
+    vm = mods["core.vm"].vm_create(
+        prelude.u64(image),
+        prelude.u64(64),
+        prelude.u64(0x8000_0000),
+        prelude.u64(0x200000),
+        prelude.u64(0),
+        prelude.u64(0),
+    )
     assert vm.addr() != 0
     v = prelude.Ptr[mods["core.vm"].Vcpu](prelude.u64(mods["core.vm"].HART_VCPU[0]))
 
@@ -244,10 +252,12 @@ def test_dbcn_never_reads_a_device_the_vm_has_mapped(hyp):
     """A VM's passthrough windows are in its stage-2 table, but not its RAM: DBCN refuses to read them (a byte
     load from a device register could fault the hypervisor or eat a received character)."""
     stage2 = hyp.mods["arch.riscv.stage2"]
-    assert stage2.stage2_map(hyp.vm.stage2_root, prelude.u64(0x1000_0000), prelude.u64(0x1000_0000),
-                             prelude.u64(0x1000), stage2.S2_PERM_RW)
-    prelude.mock.map_mmio(0x1000_0000, 0x1000, lambda off, w: pytest.fail("the device was read"),
-                          lambda off, w, v: None)
+    assert stage2.stage2_map(
+        hyp.vm.stage2_root, prelude.u64(0x1000_0000), prelude.u64(0x1000_0000), prelude.u64(0x1000), stage2.S2_PERM_RW
+    )
+    prelude.mock.map_mmio(
+        0x1000_0000, 0x1000, lambda off, w: pytest.fail("the device was read"), lambda off, w, v: None
+    )
     assert hyp.ecall(EID_DBCN, 0, 4, 0x1000_0000, 0)[0] == -3 & U64
 
 
@@ -359,8 +369,9 @@ def test_vcpu_run_does_not_enter_a_vm_being_ended(hyp):
     vm_mod = hyp.mods["core.vm"]
     trap = importlib.import_module("hypervisor.arch.riscv.trap")
     assert vm_mod.vm_claim_end(hyp.vm)
-X
-    assert int(hyp.v.running) == 0
+    prelude.mock.csr[CSRS["HGATP"]] = 0
+    trap.vcpu_run(hyp.v)
+    assert int(hyp.v.running) == 0 and prelude.mock.csr[CSRS["HGATP"]] == 0  # backed out before hgatp
 
 
 def test_access_fault_goes_to_the_guests_handler(hyp):
