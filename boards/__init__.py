@@ -63,6 +63,8 @@ class Board:
     clint: Region
     plic: Region
     plic_num_sources: int
+    plic_contexts_per_hart: int
+    plic_s_context: int
     aplic_m_base: int
     aplic_s_base: int
     aplic_size: int
@@ -164,6 +166,8 @@ def load_board(name: str) -> Board:
             clint=_region(d["clint"], "clint"),
             plic=_region(d["plic"], "plic"),
             plic_num_sources=d["plic"]["num_sources"],
+            plic_contexts_per_hart=d["plic"]["contexts_per_hart"],
+            plic_s_context=d["plic"]["s_context"],
             aplic_m_base=d["aplic"]["m_base"],
             aplic_s_base=d["aplic"]["s_base"],
             aplic_size=d["aplic"]["size"],
@@ -229,6 +233,8 @@ def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
         ("PLIC_BASE", b.plic.base, ""),
         ("PLIC_SIZE", b.plic.size, ""),
         ("PLIC_NUM_SOURCES", b.plic_num_sources, ""),
+        ("PLIC_CONTEXTS_PER_HART", b.plic_contexts_per_hart, "hart h's first context is h * this"),
+        ("PLIC_S_CONTEXT", b.plic_s_context, "the S-mode context within a hart's"),
         ("APLIC_M_BASE", b.aplic_m_base, ""),
         ("APLIC_S_BASE", b.aplic_s_base, ""),
         ("APLIC_SIZE", b.aplic_size, ""),

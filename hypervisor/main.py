@@ -9,7 +9,6 @@ from compiler.prelude import (
     HIDELEG,
     HSTATEEN0,
     HTIMEDELTA,
-    SIE,
     SSCRATCH,
     STVEC,
     TIME,
@@ -36,10 +35,8 @@ from hypervisor.arch.riscv.defs import (
     HENVCFG_STCE,
     HIDELEG_GUEST,
     HSTATEEN0_GUEST,
-    MIP_SEIP,
-    MIP_SSIP,
-    MIP_STIP,
 )
+from hypervisor.arch.riscv.irqc import irqc_cpu_init, irqc_describe, irqc_init
 from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_DBCN,
     SBI_EXT_HSM,
@@ -52,12 +49,9 @@ from hypervisor.arch.riscv.sbi_call import (
 )
 from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
 from hypervisor.board import (
-    AIA_GUESTS,
     GUEST_IMAGE_ADDRESS,
     GUEST_IMAGE_MAX_SIZE,
     HYP_REGION_END,
-    IRQ_MODE,
-    IRQ_MODE_AIA,
     MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
@@ -68,6 +62,7 @@ from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_exten
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
 from hypervisor.core.mvm import mvm_create
+from hypervisor.core.stats import stats_attach
 from hypervisor.core.vm import vm_create, vm_mark_created
 
 HART_CHECKIN_SECONDS: Final = u64(10)  # a started hart checks in within milliseconds; generous for a loaded host
@@ -103,14 +98,7 @@ def hart_setup_csrs() -> None:
         csr_write(HSTATEEN0, HSTATEEN0_GUEST)
     if hart_has_sstc():
         csr_write(VSTIMECMP, ~u64(0))  # Sstc: no VS timer interrupt until the guest sets one (reset value is 0)
-    # The hypervisor itself runs with interrupts off (sstatus.SIE = 0); its own interrupts are taken
-    # only while a guest runs, where they trap to HS-mode regardless of SIE.
-    # PLIC mode: the physical PLIC's S-mode contexts interrupt the hypervisor; in AIA mode nothing targets the
-    # hypervisor's own interrupt files (devices' MSIs go straight to guest interrupt files).
-    if IRQ_MODE == IRQ_MODE_AIA:
-        csr_write(SIE, MIP_STIP | MIP_SSIP)
-    else:
-        csr_write(SIE, MIP_STIP | MIP_SSIP | MIP_SEIP)
+    irqc_cpu_init()
     trap_enable_guest_interrupts()
 
 
@@ -176,6 +164,7 @@ def boot_guests(boot_hart: u64, count: u64) -> u64:
         console_puts(cstr(b", hart "))
         console_dec(hart_id)
         console_puts(cstr(b"\n"))
+        stats_attach(vm)
         made += 1
     return made
 
@@ -221,12 +210,8 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     console_puts(cstr(b" ("))
     console_dec(mem[1] // MIB)
     console_puts(cstr(b" MiB)\n  irq:        "))
-    if IRQ_MODE == IRQ_MODE_AIA:
-        console_puts(cstr(b"aia (APLIC + IMSIC, "))
-        console_dec(AIA_GUESTS)
-        console_puts(cstr(b" guest interrupt files per hart)\n"))
-    else:
-        console_puts(cstr(b"plic\n"))
+    irqc_describe()
+    console_puts(cstr(b"\n"))
     console_puts(cstr(b"  extensions: "))
     banner_flag(cstr(b"H"), has_h)
     banner_flag(cstr(b"Sstc"), sstc)
@@ -256,6 +241,7 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     console_puts(cstr(b"\n"))
 
     trap_init_tables()
+    irqc_init()
     hart_setup_csrs()
     harts_start_others(hartid, count)
     if mvm_create(count).addr() == 0:

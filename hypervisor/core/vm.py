@@ -13,6 +13,7 @@ shared and accessed with AMOs; each VM's console line is under its `console_spin
 from compiler.prelude import (
     TIME,
     Array,
+    Callable,
     Final,
     Ptr,
     addr_of,
@@ -53,6 +54,7 @@ from hypervisor.core.stack import stack_report, stack_top
 
 VM_MAX: Final = 8
 VCPU_MAX: Final = 8
+EMUL_MAX: Final = 4  # emulated MMIO regions per VM (core/emul.py)
 
 VM_RUNNING: Final = u64(1)
 VM_ENDED: Final = u64(2)
@@ -99,6 +101,17 @@ class Vcpu:
 
 
 @struct
+class EmulMem:
+    """An emulated MMIO region of a VM (core/emul.py): [base, base + size) of guest-physical space, and the
+    device model that performs an access at `offset` into it (width in bytes; a store takes *value, a load
+    leaves the value there) and answers EMUL_DONE or EMUL_FAULT."""
+
+    base: u64
+    size: u64
+    handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64]
+
+
+@struct
 class Vm:
     index: u64  # in VMS
     id: u64  # as users see it: 0 is the management VM
@@ -121,6 +134,9 @@ class Vm:
     released: u32  # set by that hart once its tables and memory are back (vm_all_ended waits for it)
     boots: u64  # how many times it was started: 1, plus one per SRST reboot
     console_spin: Spinlock  # the VM's vCPUs may write their console on several harts at once
+    emuls: u64  # how many of `emul` are in use (written while the VM is made, read by its vCPUs' traps)
+    emul: Array[EmulMem, EMUL_MAX]
+    irqc: bool  # it has a virtual interrupt controller (arch/riscv/irqc.py)
     console: Array[u8, CONSOLE_LINE]
 
 
@@ -195,6 +211,8 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     vm.vcpu = vcpu_count
     vm.vcpus = 0
     vm.console_len = 0
+    vm.emuls = 0
+    vm.irqc = False
     vm.ending = 0
     vm.released = 0
     vm.boots = 1

@@ -403,6 +403,7 @@ def test_emulated_access_the_device_cannot_do_is_an_access_fault(hyp, cause, hti
     store/AMO access fault at its own address, the VM runs on (it used to end)."""
     trap = importlib.import_module("hypervisor.arch.riscv.trap")
     board = importlib.import_module("hypervisor.board")
+    assert importlib.import_module("hypervisor.core.stats").stats_attach(hyp.vm)
     gpa = board.MVM_STATS_BASE + offset
     prelude.mock.csr[CSRS["VSTVEC"]] = 0x8000_0100
     prelude.mock.csr[CSRS["SCAUSE"]] = cause
@@ -416,8 +417,15 @@ def test_emulated_access_the_device_cannot_do_is_an_access_fault(hyp, cause, hti
 
 
 def test_statistics_page_is_every_vms_and_reports_free_pages(hyp):
+    """Any VM may have the statistics page (an emulated region of its own, core/stats.py); one it was not given
+    is outside its memory."""
     trap = importlib.import_module("hypervisor.arch.riscv.trap")
     board = importlib.import_module("hypervisor.board")
+    mmio = importlib.import_module("hypervisor.arch.riscv.mmio")
+    emul = importlib.import_module("hypervisor.core.emul")
+    assert mmio.mmio_emulate(hyp.v, prelude.u64(board.MVM_STATS_BASE)) == emul.EMUL_NONE
+    stats = importlib.import_module("hypervisor.core.stats")
+    assert stats.stats_attach(hyp.vm) and not stats.stats_attach(hyp.vm)  # once: regions never overlap
     fa = hyp.mods["core.frame_alloc"]
     prelude.mock.csr[CSRS["SCAUSE"]] = 21
     prelude.mock.csr[CSRS["HTVAL"]] = (board.MVM_STATS_BASE + 0x800) >> 2

@@ -10,7 +10,6 @@ other VMs run on (Priv 9.6 "Traps").
 
 from compiler.prelude import (
     HGATP,
-    HGEIE,
     HIE,
     HSTATUS,
     HTVAL,
@@ -67,7 +66,6 @@ from hypervisor.arch.riscv.defs import (
     HIE_GUEST,
     HSTATUS_SPV,
     HSTATUS_SPVP,
-    HSTATUS_VGEIN_SHIFT,
     HSTATUS_VSXL,
     HSTATUS_VTW,
     INSN_WFI,
@@ -84,17 +82,17 @@ from hypervisor.arch.riscv.defs import (
     SSTATUS_VS,
     SSTATUS_VS_INITIAL,
 )
-from hypervisor.arch.riscv.mmio import MMIO_DONE, MMIO_FAULT, mmio_emulate, mmio_fetch
+from hypervisor.arch.riscv.irqc import irqc_handle, irqc_vcpu_enter, irqc_vcpu_leave
+from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
 from hypervisor.arch.riscv.sbi_call import sbi_set_timer
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
-from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS
+from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.machine import machine_power_off
 from hypervisor.core.stack import stack_check, stack_top
-from hypervisor.core.vaplic import VGEIN_MVM
-from hypervisor.core.virq import virq_external, virq_update_vcpu
 from hypervisor.core.vm import (
     HART_VCPU,
     VCPU_STARTED,
@@ -174,9 +172,9 @@ def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
     gpa = (htval << 2) | (csr_read(STVAL) & 3)
     if cause != EXC_INST_GUEST_PAGE_FAULT:
         done = mmio_emulate(v, gpa)
-        if done == MMIO_DONE:
+        if done == EMUL_DONE:
             return
-        if done == MMIO_FAULT:
+        if done == EMUL_FAULT:
             # What a device answers with a bus error: an access fault at the guest's own (virtual) address,
             # which stval still holds (Priv 9.4.4, 3.1.15).
             trap_inject_exception(
@@ -254,10 +252,8 @@ def irq_software(v: Ptr[Vcpu]) -> None:
 
 
 def irq_external(v: Ptr[Vcpu]) -> None:
-    if IRQ_MODE == IRQ_MODE_AIA:
-        irq_unexpected(v)  # not enabled in sie in AIA mode; there is no PLIC to claim from
-        return
-    virq_external(v, v.hart)
+    if not irqc_handle(v):
+        irq_unexpected(v)
 
 
 def irq_unexpected(v: Ptr[Vcpu]) -> None:
@@ -312,21 +308,14 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
         csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
     csr_write(HVIP, u64(0))
     csr_write(HIE, HIE_GUEST)
-    # What other harts asked of the vCPU since it was started, and its external line as its VM's virtual PLIC
-    # has it now (the IPIs that said so may have been taken, and cleared, while the hart was parked).
+    # What other harts asked of the vCPU since it was started, then its interrupt controller's part (its line,
+    # its guest interrupt file).
     vcpu_handle_messages(v)
-    if IRQ_MODE != IRQ_MODE_AIA and vm.id == 0:
-        virq_update_vcpu(v)
+    irqc_bits = irqc_vcpu_enter(v)
     # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
     # Built whole, not read-modified-written: nothing a former vCPU or the firmware left (HU, VTVM, VTSR, VSBE,
     # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
-    hstatus = csr_read(HSTATUS) & HSTATUS_VSXL
-    if IRQ_MODE == IRQ_MODE_AIA and vm.id == 0:
-        hstatus |= VGEIN_MVM << HSTATUS_VGEIN_SHIFT  # the vCPU's IMSIC is this guest interrupt file
-        # Its bit in hgeie too, while the vCPU is on this hart: an MSI into the file then also raises
-        # mip.SGEIP (never taken: hie.SGEIE stays clear). By the spec hip.VSEIP alone wakes a waiting hart;
-        # QEMU (10.0) wakes a halted hart only when its mip changes, which this makes an MSI do.
-        csr_write(HGEIE, u64(1) << VGEIN_MVM)
+    hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits
     csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
     # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,
     # 4.1.1). One vCPU per hart and a hypervisor built without F/D/V mean those registers are the guest's alone:
@@ -342,7 +331,7 @@ def hart_park(v: Ptr[Vcpu]) -> None:
     amoswap_w(addr_of(v.running), u32(0))
     csr_write(HIE, u64(0))
     csr_write(HVIP, u64(0))
-    csr_write(HGEIE, u64(0))
+    irqc_vcpu_leave()
     if not hart_has_sstc():
         v.timer_deadline = ~u64(0)
         sbi_set_timer(~u64(0))
