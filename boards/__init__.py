@@ -205,10 +205,39 @@ def make_config(board_name: str, irq: str = "plic", aia_guests: int | None = Non
     return BuildConfig(board, "plic", 0)
 
 
+# The test-guest image (README "Test guests"): the hypervisor loads it (hypervisor.board), each guest's assembly
+# writes its header (board.S) and the host build checks it (qemu/build.py).
+GUEST_MAGIC = 0x5453554748535950  # b"PYSHGUST" little-endian
+GUEST_HDR_MAGIC, GUEST_HDR_SIZE, GUEST_HDR_INSTANCES = 8, 16, 24  # header offsets: magic, image bytes, VMs
+GUEST_GPA = 0x8000_0000  # where each test-guest VM's memory (and the image) starts, guest-physical
+GUEST_MEM_SIZE = 0x40_0000  # 4 MiB of memory per test-guest VM
+GUEST_INSTANCES_MAX = 4
+
+
+def project_version() -> tuple[int, int, int]:
+    """pyproject.toml's version, the one the hypervisor's banner prints."""
+    import tomllib
+
+    text = (BOARDS_DIR.parent / "pyproject.toml").read_text()
+    major, minor, patch = (int(x) for x in tomllib.loads(text)["project"]["version"].split(".")[:3])
+    return major, minor, patch
+
+
 def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
     """(NAME, value, comment) for every scalar constant shared by the hypervisor and assembly."""
     b = cfg.board
+    major, minor, patch = project_version()
     return [
+        ("VERSION_MAJOR", major, "pyproject.toml"),
+        ("VERSION_MINOR", minor, ""),
+        ("VERSION_PATCH", patch, ""),
+        ("GUEST_MAGIC", GUEST_MAGIC, 'a test-guest image header: b"PYSHGUST" at GUEST_HDR_MAGIC'),
+        ("GUEST_HDR_MAGIC", GUEST_HDR_MAGIC, ""),
+        ("GUEST_HDR_SIZE", GUEST_HDR_SIZE, "the image's size in bytes"),
+        ("GUEST_HDR_INSTANCES", GUEST_HDR_INSTANCES, "how many VMs to start from it"),
+        ("GUEST_GPA", GUEST_GPA, "a test-guest VM's memory, guest-physical"),
+        ("GUEST_MEM_SIZE", GUEST_MEM_SIZE, ""),
+        ("GUEST_INSTANCES_MAX", GUEST_INSTANCES_MAX, ""),
         ("DEBUG_FAULTS", int(cfg.debug_faults), "1: the PyShyper test SBI extension may fault the hypervisor"),
         ("MMIO_DECODE_FETCH", int(cfg.mmio_decode == "fetch"), "1: MMIO traps ignore htinst, decode the fetched insn"),
         ("RAM_BASE", b.ram_base, "start of DRAM"),

@@ -49,13 +49,23 @@ from hypervisor.arch.riscv.sbi_call import (
 )
 from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
 from hypervisor.board import (
+    GUEST_GPA,
+    GUEST_HDR_INSTANCES,
+    GUEST_HDR_MAGIC,
+    GUEST_HDR_SIZE,
     GUEST_IMAGE_ADDRESS,
     GUEST_IMAGE_MAX_SIZE,
+    GUEST_INSTANCES_MAX,
+    GUEST_MAGIC,
+    GUEST_MEM_SIZE,
     HYP_REGION_END,
     MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
     TIMEBASE_FREQUENCY,
+    VERSION_MAJOR,
+    VERSION_MINOR,
+    VERSION_PATCH,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
@@ -66,14 +76,6 @@ from hypervisor.core.stats import stats_attach
 from hypervisor.core.vm import vm_create, vm_mark_created
 
 HART_CHECKIN_SECONDS: Final = u64(10)  # a started hart checks in within milliseconds; generous for a loaded host
-# A guest image starts with `j` over a header: magic (b"PYSHGUST"), image size, number of VMs to start from it.
-GUEST_MAGIC: Final = u64(0x5453554748535950)
-GUEST_HDR_MAGIC: Final = u64(8)
-GUEST_HDR_SIZE: Final = u64(16)
-GUEST_HDR_INSTANCES: Final = u64(24)
-GUEST_GPA: Final = u64(0x80000000)
-GUEST_MEM_SIZE: Final = u64(0x400000)  # 4 MiB per test-guest VM
-GUEST_INSTANCES_MAX: Final = u64(4)
 MIB: Final = u64(1) << 20
 
 hartids = static(Array[u64, MAX_HARTS])
@@ -197,7 +199,11 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
 
     console_lock()
     console_puts(cstr(b"\nPyShyper "))
-    console_puts(cstr(b"0.1.0"))
+    console_dec(VERSION_MAJOR)
+    console_puts(cstr(b"."))
+    console_dec(VERSION_MINOR)
+    console_puts(cstr(b"."))
+    console_dec(VERSION_PATCH)
     console_puts(cstr(b": a Type-1 hypervisor for RISC-V, in HS-mode\n"))
     console_puts(cstr(b"  harts:      "))
     console_dec(count)

@@ -13,13 +13,9 @@
  * If hyp_main or hyp_secondary_main return, the hart parks in a wfi loop with interrupts disabled.
  */
     .include "board.S"
+    .include "runtime.S"    /* SSTATUS_*, SBI_EXT_HSM, SBI_HSM_HART_STOP: the hypervisor's own, generated */
 
     .option norelax
-
-    .equ SSTATUS_SIE, 0x2
-    .equ SSTATUS_FS, 0x6000
-    .equ SBI_EXT_HSM, 0x48534D
-    .equ SBI_HSM_HART_STOP, 1
 
     .section .text.boot, "ax", @progbits
 

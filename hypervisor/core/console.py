@@ -40,12 +40,6 @@ def console_puts(s: Ptr[u8]) -> None:
     console_write(s.addr(), cstr_len(s))
 
 
-def console_putc(c: u8) -> None:
-    buf = Array[u8, 1]()
-    buf[0] = c
-    console_write(addr_of(buf[0]).addr(), u64(1))
-
-
 def console_hex(v: u64) -> None:
     """0x-prefixed lower-case hexadecimal, no leading zeros."""
     buf = Array[u8, 18]()

@@ -88,7 +88,7 @@ class Vcpu:
     state: u64  # VCPU_STOPPED or VCPU_STARTED (SBI HSM)
     vseip: u32  # the external-interrupt line last applied on its hart (PLIC mode, core/virq.py)
     running: u32  # 1 while its hart runs it (set on entry, cleared when the hart parks), read atomically
-    parking: u32  # set by its own hart_stop: the trap returns through hart_wait (trap.py), never straight back
+    parking: u32  # it leaves its hart when the trap ends (HSM stop, SRST reboot, its VM's end): trap.S unwinds
     mailbox: Array[u32, MSG_COUNT]
     # Remote fences (SBI RFENCE) are synchronous: a requester takes a ticket from fence_req and waits until the
     # vCPU's hart has fenced and published fence_done >= ticket. Both only grow (never reset with the vCPU).
@@ -177,7 +177,8 @@ def vm_vcpu(vm: Ptr[Vm], index: u64) -> Ptr[Vcpu]:
 
 
 def vm_load_image(vm: Ptr[Vm]) -> None:
-    """Copy the pristine image into the VM's memory (at its base) and zero the rest of the first pages."""
+    """Copy the pristine image into the VM's memory (at its base); the rest of its memory is left as it is (zero
+    from the frame allocator at the first boot, whatever the guest left there after a reboot)."""
     dst = Ptr[u64](vm.mem_hpa)
     src = Ptr[u64](vm.image_addr)
     words = (vm.image_size + 7) // 8

@@ -13,14 +13,16 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from boards import GUEST_MAGIC
+
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "logs"
-GUEST = """
+GUEST = f"""
     .option norelax
     .text
 _start: j 1f
     .balign 8
-    .quad 0x5453554748535950    /* "PYSHGUST" */
+    .quad {GUEST_MAGIC:#x}    /* "PYSHGUST" */
     .quad end - _start
     .quad 1
 1:  li a7, 0x0A505354           /* the PyShyper test extension */

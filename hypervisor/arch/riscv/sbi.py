@@ -43,10 +43,12 @@ from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_LEGACY_GETCHAR,
     SBI_EXT_LEGACY_PUTCHAR,
     SBI_EXT_LEGACY_SET_TIMER,
-    SBI_EXT_PMU,
     SBI_EXT_RFENCE,
     SBI_EXT_SRST,
     SBI_EXT_TIME,
+    SBI_HSM_HART_GET_STATUS,
+    SBI_HSM_HART_START,
+    SBI_HSM_HART_STOP,
     SBI_HSM_STARTED,
     SBI_HSM_STOPPED,
     SBI_SRST_COLD_REBOOT,
@@ -268,21 +270,21 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
     fid = v.regs[A6]
     vm = vcpu_vm(v)
     target = v.regs[A0]
-    if fid == 1:  # hart_stop: this vCPU waits for a hart_start; its hart goes idle
+    if fid == SBI_HSM_HART_STOP:  # this vCPU waits for a hart_start; its hart goes idle
         v.state = VCPU_STOPPED
         v.parking = u32(1)  # leave through hart_wait even if a hart_start comes before this trap returns
         if vm_vcpus_started(vm) == 0:
             vm_report(vm, cstr(b"stopped its last vCPU, pc "), v.sepc)
             vm_end(vm, VM_ENDED, v)
         return
-    if fid != 0 and fid != 2:
+    if fid != SBI_HSM_HART_START and fid != SBI_HSM_HART_GET_STATUS:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
     if target >= vm.vcpus:
         sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
         return
     t = vm_vcpu(vm, target)
-    if fid == 2:  # hart_get_status
+    if fid == SBI_HSM_HART_GET_STATUS:
         sbi_return(v, SBI_SUCCESS, SBI_HSM_STARTED if t.state == VCPU_STARTED else SBI_HSM_STOPPED)
         return
     if t.state == VCPU_STARTED:  # hart_start(hartid, start_addr, opaque)
@@ -424,10 +426,6 @@ def sbi_pyshyper_test(v: Ptr[Vcpu]) -> None:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 
 
-def sbi_pmu(v: Ptr[Vcpu]) -> None:
-    sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
-
-
 SBI_EXTENSIONS: Final = 10
 SBI_EIDS = static(
     Array[u64, SBI_EXTENSIONS],
@@ -469,14 +467,13 @@ def sbi_extension_index(eid: u64) -> u64:
 
 
 def sbi_handle_ecall(v: Ptr[Vcpu]) -> None:
-    """scause 10 (ecall from VS): dispatch by extension ID; unknown extensions get NOT_SUPPORTED."""
+    """scause 10 (ecall from VS): dispatch by extension ID; unknown extensions (PMU among them: no counters are
+    offered, and probing says so) get NOT_SUPPORTED."""
     v.sepc += 4
     v.sbi_calls += 1
     i = sbi_extension_index(v.regs[A7])
     if i < SBI_EXTENSIONS:
         SBI_HANDLERS[i](v)
-    elif v.regs[A7] == SBI_EXT_PMU:
-        sbi_pmu(v)
     elif v.regs[A7] == SBI_EXT_PYSHYPER_TEST:
         sbi_pyshyper_test(v)
     else:

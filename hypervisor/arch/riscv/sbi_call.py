@@ -35,6 +35,11 @@ SBI_SRST_WARM_REBOOT: Final = u64(2)
 SBI_SRST_REASON_NONE: Final = u64(0)
 SBI_SRST_REASON_FAILURE: Final = u64(1)
 
+# HSM functions (SBI 2.0, chapter 9)
+SBI_HSM_HART_START: Final = u64(0)
+SBI_HSM_HART_STOP: Final = u64(1)
+SBI_HSM_HART_GET_STATUS: Final = u64(2)
+
 # HSM states (SBI 2.0, 9.1)
 SBI_HSM_STARTED: Final = u64(0)
 SBI_HSM_STOPPED: Final = u64(1)
@@ -74,7 +79,7 @@ def sbi_set_timer(deadline: u64) -> None:
 
 
 def sbi_hart_start(hartid: u64, start: u64, opaque: u64) -> i64:
-    return sbi_call(SBI_EXT_HSM, u64(0), hartid, start, opaque)
+    return sbi_call(SBI_EXT_HSM, SBI_HSM_HART_START, hartid, start, opaque)
 
 
 def sbi_send_ipi(hart_mask: u64, hart_mask_base: u64) -> i64:

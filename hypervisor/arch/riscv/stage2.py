@@ -27,25 +27,19 @@ PTE_RWX: Final = PTE_R | PTE_W | PTE_X
 PTE_PPN_SHIFT: Final = u64(10)
 PTE_PPN_MASK: Final = u64((1 << 44) - 1)
 
-# mapping permissions accepted by stage2_map (any non-empty combination of R, W, X but W without R)
-S2_PERM_R: Final = PTE_R
-S2_PERM_W: Final = PTE_W
-S2_PERM_X: Final = PTE_X
+# mapping permissions given by callers of stage2_map (it accepts any non-empty R, W, X but W without R)
 S2_PERM_RW: Final = PTE_R | PTE_W
-S2_PERM_RX: Final = PTE_R | PTE_X
 S2_PERM_RWX: Final = PTE_RWX
 
 S2_PAGE_SHIFT: Final = u64(12)
 S2_PAGE_SIZE: Final = u64(1 << 12)
 S2_SIZE_2M: Final = u64(1 << 21)
 S2_SIZE_1G: Final = u64(1 << 30)
-S2_GPA_BITS: Final = u64(41)
 S2_GPA_LIMIT: Final = u64(1 << 41)
 S2_HPA_LIMIT: Final = u64(1 << 56)
 S2_ROOT_ENTRIES: Final = u64(2048)
 S2_TABLE_ENTRIES: Final = u64(512)
 S2_ROOT_PAGES: Final = u64(4)  # 16 KiB, aligned to 16 KiB
-S2_LEVELS: Final = 3
 
 # hgatp
 HGATP_MODE_SV39X4: Final = u64(8)
@@ -59,7 +53,6 @@ S2_COUNT_1G: Final = 0
 S2_COUNT_2M: Final = 1
 S2_COUNT_4K: Final = 2
 S2_COUNT_TABLES: Final = 3  # table pages in 4 KiB frames, root included (4)
-S2_COUNT_SLOTS: Final = 4
 
 
 def _level_shift(level: u64) -> u64:
