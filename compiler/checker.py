@@ -273,6 +273,29 @@ class Checker:
             self._resolve_signature(f)
         for g in self.globals:
             self._resolve_global(g)
+        self._check_symbols()
+
+    def _check_symbols(self) -> None:
+        """Every symbol of the object is defined once: `export=` statics, `@export` functions and the internal
+        `module.name` symbols must all differ; `@extern` declarations of one symbol must agree on its signature."""
+        seen: dict[str, object] = {}
+        decls = sorted(
+            [*self.funcs, *self.globals],
+            key=lambda x: (self.order.index(x.module), x.node.lineno, x.node.col_offset),
+        )
+        for d in decls:
+            sym = d.symbol
+            first = seen.setdefault(sym, d)
+            if first is d or not (d.export or getattr(d, "extern", None) or first.export or getattr(first, "extern", None)):
+                continue  # two internal symbols meet only for a name defined twice in a module (E111 already)
+            if isinstance(d, FuncSym) and isinstance(first, FuncSym) and d.extern and first.extern:
+                if d.fnty == first.fnty:
+                    continue
+                what = f"`@extern(\"{sym}\")` is declared with another signature ({first.fnty})"
+            else:
+                what = f"the symbol `{sym}` is defined twice in the program"
+            node = d.node.decorator_list[0] if isinstance(d, FuncSym) and d.node.decorator_list else d.node
+            self.err("E111", what, node, d.module)
 
     def _declare(self, m: Module) -> None:
         body = m.tree.body

@@ -132,6 +132,9 @@ class Lowering:
         sym = f.symbol
         if self.host and sym == PANIC:
             sym = PANIC + ".program"
+        if f.extern and sym in self.module.globals:  # one declaration per symbol (the checker made them agree)
+            self.funcs[f] = self.module.globals[sym]
+            return
         fn = ir.Function(self.module, _fnty(f.fnty), sym)
         fn.linkage = "external" if (f.export and not self.host) or f.extern else "internal"
         fn.attributes.add("nounwind")
@@ -144,7 +147,10 @@ class Lowering:
     def _define_global(self, g: GlobalSym) -> None:
         lt = llvm_type(g.ty, True)
         gv = ir.GlobalVariable(self.module, lt, g.symbol)
-        gv.linkage = "external" if g.export else "internal"
+        # An exported global is a definition with the default (external) linkage: LLVM reads `external global`
+        # as a declaration, which takes no initializer. On the host, as for @export functions, it stays internal.
+        if not g.export or self.host:
+            gv.linkage = "internal"
         gv.initializer = self._const_init(g.ty, g.init)
         if g.align:
             gv.align = g.align

@@ -958,6 +958,8 @@ def static(t, init=None, align=None, section=None, export=None):
     a = _alloc(size, max(_align(t), align or 1))
     memory.fill(a, size)
     _statics.append((a, t, section))
+    if export is not None:
+        _exported[export] = a  # extern_addr(export) is this global's address, as the linker makes it
     rt = _resolve(t)
     if init is not None:
         if isinstance(rt, type) and issubclass(rt, Array):
@@ -976,6 +978,7 @@ def static(t, init=None, align=None, section=None, export=None):
 def export(symbol: str):
     def deco(f):
         f.__export__ = symbol
+        _exported_fns[symbol] = f  # extern_addr(symbol) is the function's address (its fn_id)
         return f
 
     if not isinstance(symbol, str):
@@ -1015,10 +1018,17 @@ def cstr(text) -> "Ptr":
 
 
 _externs_addr: dict[str, int] = {}
+_exported: dict[str, int] = {}  # export= symbol of a static -> its address (cleared by reset())
+_exported_fns: dict[str, object] = {}  # @export symbol -> the function
 
 
 def extern_addr(symbol: str) -> "u64":
-    """The address of an assembly symbol: under CPython a stable made-up address per name."""
+    """The address of an assembly symbol: under CPython a stable made-up address per name; a symbol the program
+    exports itself (`static(..., export=)`, `@export`) gives that global's address or the function's id."""
+    if symbol in _exported:
+        return u64(_exported[symbol])
+    if symbol in _exported_fns:
+        return u64(fn_id(_exported_fns[symbol]))
     if symbol not in _externs_addr:
         _externs_addr[symbol] = 0x0E00_0000_0000 + 0x100 * len(_externs_addr)
     return u64(_externs_addr[symbol])
@@ -1190,6 +1200,7 @@ def reset() -> None:
     _cstrs.clear()
     _heap[0] = HEAP_BASE
     _statics.clear()
+    _exported.clear()
     _fn_by_id.clear()
     _fn_ids.clear()
     mock.reset()
