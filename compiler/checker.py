@@ -947,10 +947,8 @@ class Checker:
                 if want is not None and want != ctor:
                     self.err("E201", f"`{name}` is a {want}; it cannot become a {ctor}", value)
                     return
-                if local is not None:
-                    self.err("E310", f"aggregate local `{name}` is made once", tgt)
-                    return
-                f.locals[name] = LocalSym(name, ctor)
+                if local is None:  # a later `x = T()` makes the same local zeroed again (LANGUAGE.md 5)
+                    f.locals[name] = LocalSym(name, ctor)
                 tgt.sym = f.locals[name]  # type: ignore[attr-defined]
                 value.ty, value.cv, value.ctor = ctor, None, True  # type: ignore[attr-defined]
                 return

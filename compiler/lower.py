@@ -362,8 +362,10 @@ class Lowering:
         self._assign(s.targets[0], s.value)
 
     def _assign(self, tgt: ast.expr, value: ast.expr) -> None:
-        if getattr(value, "ctor", False):
-            return  # aggregate locals are zeroed in the entry block
+        if getattr(value, "ctor", False):  # `x = T()` zeroes x's place each time it runs
+            slot = self.slots[tgt.sym]  # type: ignore[attr-defined]
+            self.b.store(ir.Constant(llvm_type(tgt.sym.ty, True), None), slot)  # type: ignore[attr-defined]
+            return
         t = tgt.ty if not isinstance(tgt, ast.Name) else tgt.sym.ty  # type: ignore[attr-defined]
         v = self.val(value)
         self._store(v, self.addr(tgt), t)

@@ -1446,6 +1446,16 @@ def _range(*args):
         yield t(i)
 
 
+def _make(t, old):
+    """`x = T()` in a function: a zeroed T every time it runs; a local that already holds a T is zeroed in place, so
+    the local keeps one place per call, as compiled (LANGUAGE.md 5).  Any other zero-argument call is just called."""
+    if isinstance(t, _StructMeta) or (isinstance(t, type) and issubclass(t, Array)):
+        if type(old) is t:
+            memory.fill(old._addr, _size(t))
+            return old
+    return t()
+
+
 def _assert_failed(line: int):
     raise AssertPanic(3, line, 0)
 
@@ -1509,7 +1519,28 @@ class _Typer(ast.NodeTransformer):
         t = _int_ann(node.annotation)
         if t is not None and node.value is not None:
             node.value = self._call("__ps_coerce__", ast.Name(id=t, ctx=ast.Load()), node.value, like=node.value)
+        elif node.value is not None:
+            node.value = self._constructor(node.target, node.value)
         return node
+
+    def visit_Assign(self, node):
+        self.generic_visit(node)
+        if len(node.targets) == 1:
+            node.value = self._constructor(node.targets[0], node.value)
+        return node
+
+    def _constructor(self, target, value):
+        """`x = T()` in a function -> `x = __ps_make__(T, locals().get("x"))` (zeroes x's place again)."""
+        if not (self.ret and isinstance(target, ast.Name) and isinstance(value, ast.Call)):
+            return value
+        if value.args or value.keywords or not isinstance(value.func, (ast.Name, ast.Subscript)):
+            return value
+        old = ast.Call(
+            func=ast.Attribute(value=self._call("locals", like=value), attr="get", ctx=ast.Load()),
+            args=[ast.Constant(target.id)],
+            keywords=[],
+        )
+        return self._call("__ps_make__", value.func, ast.copy_location(old, value), like=value)
 
     def visit_Assert(self, node):
         self.generic_visit(node)
@@ -1573,6 +1604,7 @@ def _resolve_pending() -> None:
 _HOOK_NAMES = {
     "__ps_coerce__": _coerce,
     "__ps_range__": _range,
+    "__ps_make__": _make,
     "__ps_assert_failed__": _assert_failed,
     "__ps_import__": _import_from,
 }
