@@ -286,12 +286,12 @@ class Checker:
         for d in decls:
             sym = d.symbol
             first = seen.setdefault(sym, d)
-            if first is d or not (d.export or getattr(d, "extern", None) or first.export or getattr(first, "extern", None)):
+            if first is d or not any(x.export or getattr(x, "extern", None) for x in (d, first)):
                 continue  # two internal symbols meet only for a name defined twice in a module (E111 already)
             if isinstance(d, FuncSym) and isinstance(first, FuncSym) and d.extern and first.extern:
                 if d.fnty == first.fnty:
                     continue
-                what = f"`@extern(\"{sym}\")` is declared with another signature ({first.fnty})"
+                what = f'`@extern("{sym}")` is declared with another signature ({first.fnty})'
             else:
                 what = f"the symbol `{sym}` is defined twice in the program"
             node = d.node.decorator_list[0] if isinstance(d, FuncSym) and d.node.decorator_list else d.node
@@ -775,6 +775,12 @@ class Checker:
             self.err(code, f"{what} are not part of the language", s)
             return
         m(s)
+        # A literal form that nothing gave a type (e.g. `(1 << n) == (1 << m)` folded away) is i64.
+        for child in ast.iter_child_nodes(s):
+            if isinstance(child, ast.expr):
+                for n in ast.walk(child):
+                    if isinstance(getattr(n, "ty", None), LitT) and getattr(n, "cv", 0) is None:
+                        self.coerce(n, I64)
 
     def s_Pass(self, s: ast.Pass) -> None:
         pass
@@ -1040,10 +1046,21 @@ class Checker:
         return True
 
     def coerce(self, e: ast.expr, t: Type) -> bool:
-        """Give an untyped literal expression the type t, checking that its value fits."""
+        """Give an untyped literal expression the type t, checking that its value fits. A literal form that is not
+        constant (`1 << n`, `4 if c else 8`, and arithmetic of such forms) takes t down to its literals."""
         if not isinstance(e.ty, LitT) or not isinstance(t, IntT):  # type: ignore[attr-defined]
             return True
         v = e.cv  # type: ignore[attr-defined]
+        if v is None:
+            e.ty = t  # type: ignore[attr-defined]
+            if isinstance(e, ast.BinOp):
+                ok = self.coerce(e.left, t)
+                return ok and (isinstance(e.op, (ast.LShift, ast.RShift)) or self.coerce(e.right, t))
+            if isinstance(e, ast.IfExp):
+                return self.coerce(e.body, t) and self.coerce(e.orelse, t)
+            if isinstance(e, ast.UnaryOp):
+                return self.coerce(e.operand, t)
+            return True
         if v is None or not (t.min <= v <= t.max):
             self.err("E204", f"{v} does not fit in {t} ({t.min}..{t.max})", e)
             e.ty = t  # type: ignore[attr-defined]
@@ -1147,6 +1164,8 @@ class Checker:
                 return None
         if shift:
             t = lt
+            if isinstance(rt, LitT) and e.right.cv is None:  # type: ignore[attr-defined]
+                self.coerce(e.right, I64)  # a literal form as a count has no context: i64
         elif isinstance(lt, LitT) and isinstance(rt, IntT):
             self.coerce(e.left, rt)
             t = rt
@@ -1164,10 +1183,12 @@ class Checker:
             return t
         if a is not None and b is not None:
             e.cv = _fold(e.op, a, b, t)  # type: ignore[attr-defined]
-        elif isinstance(t, LitT):
-            # a literal shifted by a variable count: the literal takes the context's type
-            t = want if isinstance(want, IntT) else I64
-            self.coerce(e.left, t)
+        elif isinstance(t, LitT) and isinstance(want, IntT):
+            # a literal form that is not constant takes the context's type; with no context yet it stays a
+            # literal form (LIT, no value) until the other operand or its consumer gives one (else i64)
+            e.ty = LIT  # type: ignore[attr-defined]
+            self.coerce(e, want)
+            t = want
         return t
 
     def e_BinOp(self, e: ast.BinOp, want: Type | None) -> Type | None:
@@ -1204,6 +1225,10 @@ class Checker:
         elif isinstance(rt, LitT) and isinstance(lt, IntT):
             self.coerce(right, lt)
             rt = lt
+        elif isinstance(lt, LitT) and isinstance(rt, LitT) and None in (e.left.cv, right.cv):  # type: ignore
+            self.coerce(e.left, I64)  # literal forms with no typed side compare as i64
+            self.coerce(right, I64)
+            lt = rt = I64
         if lt != rt:
             self.err("E202", f"operands have types {lt} and {rt}", e)
             return None
@@ -1239,10 +1264,10 @@ class Checker:
         tv, av, bv = e.test.cv, e.body.cv, e.orelse.cv  # type: ignore[attr-defined]
         if tv is not None and av is not None and bv is not None:
             e.cv = av if tv else bv  # type: ignore[attr-defined]
-        elif isinstance(a, LitT):
-            a = want if isinstance(want, IntT) else I64
-            self.coerce(e.body, a)
-            self.coerce(e.orelse, a)
+        elif isinstance(a, LitT) and isinstance(want, IntT):
+            e.ty = LIT  # type: ignore[attr-defined]
+            self.coerce(e, want)
+            a = want
         return a
 
     def e_Attribute(self, e: ast.Attribute, want: Type | None) -> Type | None:
@@ -1423,7 +1448,9 @@ class Checker:
             self.err("E205", f"cannot convert {at} to {t}", a)
             return None
         v = a.cv  # type: ignore[attr-defined]
-        if isinstance(at, LitT):
+        if isinstance(at, LitT) and v is None:  # a literal form: a conversion gives it no context, so i64
+            self.coerce(a, I64)
+        elif isinstance(at, LitT):
             wraps = isinstance(t, IntT) and not t.signed and -(1 << t.bits) <= v < 0
             if isinstance(t, IntT) and not (t.min <= v <= t.max or wraps):
                 self.err("E204", f"{v} does not fit in {t} ({t.min}..{t.max})", a)

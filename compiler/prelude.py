@@ -190,13 +190,13 @@ class _Int(int):
     def __hash__(self):
         return int.__hash__(self)
 
-    # operand of a binary operator: same type, or a plain int literal
+    # operand of a binary operator: same type, or a plain int literal (or literal form, computed in this type)
     def _other(self, o, op):
         t = type(o)
         if t is type(self):
             return int(o)
-        if t is int:
-            return int(type(self)(o))
+        if t is int or t is _LitForm:
+            return int(_lit_to(type(self), o))
         if isinstance(o, (int, bool)):
             raise TypeError(f"operands have types {type(self).__name__} and {_tname(t)} for {op} (E202)")
         return NotImplemented
@@ -267,16 +267,16 @@ class _Int(int):
     def __rshift__(self, o):
         return type(self)(int(self) >> self._count(o))  # Python's >> is arithmetic; unsigned values are >= 0
 
-    # `literal << x`: the literal has no type of its own; it stays a plain int (masked as for 64 bits)
+    # `literal << x`: the literal has no type of its own; it is a literal form that takes the type it meets
     def __rlshift__(self, o):
-        if type(o) is not int:
+        if type(o) is not int and type(o) is not _LitForm:
             return NotImplemented
-        return o << (int(self) & 63)
+        return _LitForm.of(int(o) << (int(self) & 63), (o, self, True))
 
     def __rrshift__(self, o):
-        if type(o) is not int:
+        if type(o) is not int and type(o) is not _LitForm:
             return NotImplemented
-        return o >> (int(self) & 63)
+        return _LitForm.of(int(o) >> (int(self) & 63), (o, self, False))
 
     def __neg__(self):
         return type(self)(-int(self))
@@ -296,6 +296,8 @@ class _Int(int):
             t = type(o)
             if t is type(self) or t is int:
                 return fn(int(self), int(o))
+            if t is _LitForm:
+                return fn(int(self), int(_lit_to(type(self), o)))
             if isinstance(o, (int, bool)):
                 raise TypeError(f"comparison of {type(self).__name__} and {_tname(t)} (E202)")
             return NotImplemented
@@ -313,6 +315,89 @@ class _Int(int):
 
     def __reduce__(self):
         return (type(self), (int(self),))
+
+
+class _LitForm(int):
+    """A literal form that is not constant (LANGUAGE.md 3): `1 << n`, `4 if c else 8` is a plain int already, and
+    arithmetic of them.  It has no type of its own: it takes the type of the typed operand, annotated target,
+    parameter or result it meets (`_lit_to`), and is an i64 when bound to a new local.  Its int value is the shift
+    done on 64 bits; `_shift` (literal, count, left?) lets `_lit_to` redo a shift at the width of its type, as
+    compiled (`u16`: only the count's low 4 bits count)."""
+
+    @staticmethod
+    def of(v: int, shift=None) -> "_LitForm":
+        r = _LitForm(v)
+        r._shift = shift
+        return r
+
+    def _op(op_name, fn):
+        def method(self, o):
+            if type(o) is not int and type(o) is not _LitForm:
+                return NotImplemented
+            return _LitForm.of(fn(int(self), int(o)))
+
+        method.__name__ = op_name
+        return method
+
+    __add__ = __radd__ = _op("__add__", operator.add)
+    __mul__ = __rmul__ = _op("__mul__", operator.mul)
+    __and__ = __rand__ = _op("__and__", operator.and_)
+    __or__ = __ror__ = _op("__or__", operator.or_)
+    __xor__ = __rxor__ = _op("__xor__", operator.xor)
+    __sub__ = _op("__sub__", operator.sub)
+    __rsub__ = _op("__rsub__", lambda a, b: b - a)
+    __floordiv__ = _op("__floordiv__", operator.floordiv)
+    __rfloordiv__ = _op("__rfloordiv__", lambda a, b: b // a)
+    __mod__ = _op("__mod__", operator.mod)
+    __rmod__ = _op("__rmod__", lambda a, b: b % a)
+    del _op
+
+    def __lshift__(self, o):
+        if isinstance(o, bool) or not isinstance(o, int):
+            return NotImplemented
+        return _LitForm.of(int(self) << (int(o) & 63), (self, o, True))
+
+    def __rshift__(self, o):
+        if isinstance(o, bool) or not isinstance(o, int):
+            return NotImplemented
+        return _LitForm.of(int(self) >> (int(o) & 63), (self, o, False))
+
+    def _cmp(op_name, fn):
+        def method(self, o):  # a typed operand decides (its reflected comparison converts the form)
+            if type(o) is not int and type(o) is not _LitForm:
+                return NotImplemented
+            return fn(int(self), int(o))
+
+        method.__name__ = op_name
+        return method
+
+    __eq__ = _cmp("__eq__", operator.eq)
+    __ne__ = _cmp("__ne__", operator.ne)
+    __lt__ = _cmp("__lt__", operator.lt)
+    __le__ = _cmp("__le__", operator.le)
+    __gt__ = _cmp("__gt__", operator.gt)
+    __ge__ = _cmp("__ge__", operator.ge)
+    __hash__ = int.__hash__
+    del _cmp
+
+    def __neg__(self):
+        return _LitForm.of(-int(self))
+
+    def __invert__(self):
+        return _LitForm.of(~int(self))
+
+    def __pos__(self):
+        return self
+
+
+def _lit_to(t, v):
+    """A plain int literal or a literal form as a value of integer type t."""
+    shift = getattr(v, "_shift", None) if type(v) is _LitForm else None
+    if shift is None:
+        return t(int(v))
+    base, count, left = shift
+    b = _lit_to(t, base)
+    return b << count if left else b >> count
 
 
 def _tname(t) -> str:
@@ -354,8 +439,8 @@ def _coerce_int(t, v, what="value"):
     tv = type(v)
     if tv is t:
         return v
-    if tv is int:
-        return t(v)
+    if tv is int or tv is _LitForm:
+        return _lit_to(t, v)
     raise TypeError(f"{what}: expected {t.__name__}, got {_tname(tv)} (E206)")
 
 
@@ -1426,8 +1511,8 @@ def _coerce(t, v):
     """Annotated parameters, results and assignments: a plain int takes the annotated integer type."""
     if _is_int_type(t):
         tv = type(v)
-        if tv is int:
-            return t(v)
+        if tv is int or tv is _LitForm:
+            return _lit_to(t, v)
         if tv is not t and isinstance(v, (int, bool)):
             raise TypeError(f"expected {t.__name__}, got {_tname(tv)} (E206)")
     elif t is bool and type(v) is not bool:
@@ -1436,24 +1521,41 @@ def _coerce(t, v):
 
 
 def _range(*args):
-    ts = {type(a) for a in args if type(a) is not int}
+    ts = {type(a) for a in args if type(a) is not int and type(a) is not _LitForm}
     if _builtin_len(ts) > 1:
         raise TypeError(f"range bounds of types {sorted(t.__name__ for t in ts)} (E202)")
     t = ts.pop() if ts else i64
     if not _is_int_type(t):
         raise TypeError(f"range bound of type {_tname(t)}")
-    for i in range(*[int(a) for a in args]):
+    bounds = [int(_lit_to(t, a)) if type(a) is not t else int(a) for a in args[:2]]
+    for i in range(*bounds, *[int(a) for a in args[2:]]):
         yield t(i)
 
 
-def _make(t, old):
-    """`x = T()` in a function: a zeroed T every time it runs; a local that already holds a T is zeroed in place, so
-    the local keeps one place per call, as compiled (LANGUAGE.md 5).  Any other zero-argument call is just called."""
+def _old(name: str, glob: bool, depth: int = 2):
+    f = sys._getframe(depth)
+    return (f.f_globals if glob else f.f_locals).get(name)
+
+
+def _bind(v, name: str, glob: bool = False, depth: int = 1):
+    """`name = v`: a plain int literal or literal form takes the type of the variable (i64 for a new local)."""
+    tv = type(v)
+    if tv is not int and tv is not _LitForm:
+        return v
+    old = _old(name, glob, depth + 1)
+    return _lit_to(type(old) if _is_int_type(type(old)) else i64, v)
+
+
+def _make(t, name: str, glob: bool = False):
+    """`name = T()` in a function: a zeroed T every time it runs; a local that already holds a T is zeroed in place,
+    so the local keeps one place per call, as compiled (LANGUAGE.md 5).  Any other zero-argument call is called."""
     if isinstance(t, _StructMeta) or (isinstance(t, type) and issubclass(t, Array)):
+        old = _old(name, glob)
         if type(old) is t:
             memory.fill(old._addr, _size(t))
             return old
-    return t()
+        return t()
+    return _bind(t(), name, glob, 2)
 
 
 def _assert_failed(line: int):
@@ -1472,13 +1574,16 @@ def _int_ann(node):
 class _Typer(ast.NodeTransformer):
     def __init__(self):
         self.ret: list = []
+        self.globs: list = []  # per function: the names of its `global` statements
 
     def _call(self, fn: str, *args, like):
         return ast.copy_location(ast.Call(func=ast.Name(id=fn, ctx=ast.Load()), args=list(args), keywords=[]), like)
 
     def visit_FunctionDef(self, node):
         self.ret.append(_int_ann(node.returns) if node.returns is not None else None)
+        self.globs.append({n for g in ast.walk(node) if isinstance(g, ast.Global) for n in g.names})
         self.generic_visit(node)
+        self.globs.pop()
         self.ret.pop()
         pre = []
         for a in node.args.posonlyargs + node.args.args:
@@ -1519,28 +1624,35 @@ class _Typer(ast.NodeTransformer):
         t = _int_ann(node.annotation)
         if t is not None and node.value is not None:
             node.value = self._call("__ps_coerce__", ast.Name(id=t, ctx=ast.Load()), node.value, like=node.value)
-        elif node.value is not None:
-            node.value = self._constructor(node.target, node.value)
+        elif node.value is not None and self._is_zero_arg_call(node.value):
+            node.value = self._bind(node.target, node.value)
         return node
 
     def visit_Assign(self, node):
         self.generic_visit(node)
         if len(node.targets) == 1:
-            node.value = self._constructor(node.targets[0], node.value)
+            node.value = self._bind(node.targets[0], node.value)
         return node
 
-    def _constructor(self, target, value):
-        """`x = T()` in a function -> `x = __ps_make__(T, locals().get("x"))` (zeroes x's place again)."""
-        if not (self.ret and isinstance(target, ast.Name) and isinstance(value, ast.Call)):
-            return value
-        if value.args or value.keywords or not isinstance(value.func, (ast.Name, ast.Subscript)):
-            return value
-        old = ast.Call(
-            func=ast.Attribute(value=self._call("locals", like=value), attr="get", ctx=ast.Load()),
-            args=[ast.Constant(target.id)],
-            keywords=[],
+    @staticmethod
+    def _is_zero_arg_call(value) -> bool:
+        return (
+            isinstance(value, ast.Call)
+            and not value.args
+            and not value.keywords
+            and isinstance(value.func, (ast.Name, ast.Subscript))
         )
-        return self._call("__ps_make__", value.func, ast.copy_location(old, value), like=value)
+
+    def _bind(self, target, value):
+        """`x = v` in a function -> `x = __ps_bind__(v, "x", is_global)`: a plain int (a literal, a literal form)
+        takes x's type, or i64 for a new local (LANGUAGE.md 3); `x = T()` -> `x = __ps_make__(T, "x", is_global)`,
+        which zeroes x's place again when x already holds a T (LANGUAGE.md 5)."""
+        if not (self.ret and isinstance(target, ast.Name)):
+            return value
+        glob = ast.Constant(target.id in self.globs[-1])
+        if self._is_zero_arg_call(value):
+            return self._call("__ps_make__", value.func, ast.Constant(target.id), glob, like=value)
+        return self._call("__ps_bind__", value, ast.Constant(target.id), glob, like=value)
 
     def visit_Assert(self, node):
         self.generic_visit(node)
@@ -1605,6 +1717,7 @@ _HOOK_NAMES = {
     "__ps_coerce__": _coerce,
     "__ps_range__": _range,
     "__ps_make__": _make,
+    "__ps_bind__": _bind,
     "__ps_assert_failed__": _assert_failed,
     "__ps_import__": _import_from,
 }
