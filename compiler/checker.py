@@ -8,6 +8,9 @@ before `CompileError` is raised.
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +163,30 @@ class Program:
     main: Module
 
 
+def decode_source(data: bytes) -> tuple[str, tuple[int, int, str] | None]:
+    """A source file's text, decoded as CPython decodes a module it imports (a UTF-8 BOM or a PEP 263 coding line,
+    else UTF-8), and the (line, column, message) of the first thing that stops it, if any; bytes that do not
+    decode are replaced in the text (it is still shown in diagnostics)."""
+    try:
+        enc, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as e:  # an unknown encoding, a BOM with another coding line, undecodable first lines
+        line = next((i for i, ln in enumerate(data.split(b"\n", 2)[:2], 1) if _CODING.match(ln)), None)
+        if line is not None:
+            return data.decode("utf-8", errors="replace"), (line, 1, str(e))
+        enc = "utf-8"  # no coding line: the strict decode below says where
+    try:
+        return data.decode(enc), None
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        hint = " (a file in another encoding declares it in a coding line, PEP 263)" if enc == "utf-8" else ""
+        msg = f"the file is not valid {enc}: byte {data[e.start]:#04x} cannot be decoded{hint}"
+        return data.decode(enc, errors="replace"), (line, col, msg)
+
+
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
+
+
 def find_root(path: Path) -> Path:
     """The project root: the nearest parent holding pyproject.toml, else the file's own folder."""
     for p in [path.parent, *path.parent.parents]:
@@ -218,20 +245,25 @@ class Checker:
         if name in self.modules:
             return self.modules[name]
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as e:
             m = Module(name, str(path), ast.Module(body=[], type_ignores=[]), [])
             self.modules[name] = m
             self.err("E100", f"cannot read {path}: {e.strerror}", None, m)
             return m
+        text, bad = decode_source(data)
         lines = text.splitlines()
-        try:
-            tree = ast.parse(text, filename=str(path))
-        except SyntaxError as e:
+        if bad is None:
+            try:
+                tree = ast.parse(text, filename=str(path))
+            except (SyntaxError, ValueError) as e:  # ValueError: NUL bytes (CPython before 3.11.4)
+                msg = getattr(e, "msg", None) or str(e)
+                bad = (getattr(e, "lineno", None) or 1, getattr(e, "offset", None) or 1, f"syntax error: {msg}")
+        if bad is not None:
             m = Module(name, str(path), ast.Module(body=[], type_ignores=[]), lines)
             self.modules[name] = m
-            node = ast.Pass(lineno=e.lineno or 1, col_offset=(e.offset or 1) - 1)
-            self.err("E100", f"syntax error: {e.msg}", node, m)
+            node = ast.Pass(lineno=bad[0], col_offset=max(bad[1], 1) - 1)
+            self.err("E100", bad[2], node, m)
             return m
         m = Module(name, str(path), tree, lines)
         self.modules[name] = m

@@ -1731,9 +1731,7 @@ class _TypedLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module):
-        with open(self.path, encoding="utf-8") as f:
-            source = f.read()
-        code = _typed_code(source, self.path)
+        code = _typed_code(self.get_source(module.__name__), self.path)
         module.__dict__.update(_HOOK_NAMES)
         _loading[0] += 1
         try:
@@ -1747,8 +1745,9 @@ class _TypedLoader(importlib.abc.Loader):
         _resolve_pending()
 
     def get_source(self, name):
-        with open(self.path, encoding="utf-8") as f:
-            return f.read()
+        # decoded as CPython's own loader does: a UTF-8 BOM or a PEP 263 coding line, else UTF-8
+        with open(self.path, "rb") as f:
+            return importlib.util.decode_source(f.read())
 
 
 class _TypedFinder(importlib.abc.MetaPathFinder):

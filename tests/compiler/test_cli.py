@@ -119,6 +119,24 @@ def test_syntax_error(files, args):
     assert "error[E100]" in r.stderr and f"{files / 'syntax.py'}:1:" in r.stderr
 
 
+UNDECODABLE = {
+    "random.py": bytes((i * 167 + 91) % 256 for i in range(600)),  # bytes that are no text at all
+    "latin1.py": b"def f() -> None:\n    pass  # caf\xe9\n",  # latin-1 without a coding line
+    "nosuch.py": b"# coding: nosuch\nx = 1\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNDECODABLE))
+@pytest.mark.parametrize("args", [("check",), ("run",), ("run", "--cpython"), ("emit", "-o", "OUT.o")])
+def test_undecodable_file(files, args, name):
+    (files / name).write_bytes(UNDECODABLE[name])
+    args = tuple(str(files / a) if a == "OUT.o" else a for a in args)
+    r = cc(*args, files / name)
+    assert r.returncode == 1
+    no_traceback(r)
+    assert "error[E100]" in r.stderr and f"{files / name}:" in r.stderr
+
+
 @pytest.mark.parametrize("cpython", [False, True])
 def test_run(files, cpython):
     flags = ["--cpython"] if cpython else []
