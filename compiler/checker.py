@@ -8,8 +8,10 @@ before `CompileError` is raised.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import re
+import sys
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +153,15 @@ class LocalSym:
 
 # ---------------------------------------------------------------- loader
 
+# Deepest expression nesting (a flat sum of MAX_DEPTH operands): CPython itself compiles about 3000 levels.
+MAX_DEPTH = 2000
+
+
+class TooDeep(ast.expr):
+    """Stands for an expression nested deeper than MAX_DEPTH, already reported (E150)."""
+
+    _fields = ()
+
 
 @dataclass
 class Program:
@@ -182,6 +193,24 @@ def decode_source(data: bytes) -> tuple[str, tuple[int, int, str] | None]:
         hint = " (a file in another encoding declares it in a coding line, PEP 263)" if enc == "utf-8" else ""
         msg = f"the file is not valid {enc}: byte {data[e.start]:#04x} cannot be decoded{hint}"
         return data.decode(enc, errors="replace"), (line, col, msg)
+
+
+def _deepest_line(text: str) -> tuple[int, int]:
+    """Where the parser gave up on nesting: the start of the logical line with the most operators."""
+    best, where, count, start = -1, (1, 1), 0, None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if start is None and tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+                start = (tok.start[0], tok.start[1] + 1)
+            if tok.type == tokenize.OP:
+                count += 1
+            elif tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                if count > best and start is not None:
+                    best, where = count, start
+                count, start = 0, None
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return where
 
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
@@ -259,6 +288,9 @@ class Checker:
             except (SyntaxError, ValueError) as e:  # ValueError: NUL bytes (CPython before 3.11.4)
                 msg = getattr(e, "msg", None) or str(e)
                 bad = (getattr(e, "lineno", None) or 1, getattr(e, "offset", None) or 1, f"syntax error: {msg}")
+            except (RecursionError, MemoryError):  # CPython's parser stops at about 3000 levels of nesting
+                line, col = _deepest_line(text)
+                bad = (line, col, "expression nested too deeply for CPython's parser: split it")
         if bad is not None:
             m = Module(name, str(path), ast.Module(body=[], type_ignores=[]), lines)
             self.modules[name] = m
@@ -268,6 +300,7 @@ class Checker:
         m = Module(name, str(path), tree, lines)
         self.modules[name] = m
         self.order.append(m)
+        self._cut_deep(m)
         for stmt in tree.body:
             if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
                 if stmt.module in (PRELUDE, "__future__") or stmt.module in self.modules:
@@ -276,6 +309,38 @@ class Checker:
                 if target is not None:
                     self._load_file(target, stmt.module)
         return m
+
+    def _cut_deep(self, m: Module) -> None:
+        """An expression nested more than MAX_DEPTH levels (a flat sum of more operands) is E150, and is replaced by
+        a `TooDeep` node that the checker takes as already rejected; everything below recurses per level."""
+        heights: dict[int, int] = {}
+        stack: list[tuple[ast.AST, bool]] = [(m.tree, False)]
+        while stack:  # post-order, without recursion
+            n, seen = stack.pop()
+            kids = list(ast.iter_child_nodes(n))
+            if not seen:
+                stack.append((n, True))
+                stack.extend((k, False) for k in kids)
+                continue
+            h = max((heights[id(k)] for k in kids), default=0)
+            heights[id(n)] = h + 1 if isinstance(n, ast.expr) else h
+        todo: list[ast.AST] = [m.tree]
+        while todo:  # top-down: the first too-deep expression on each path is cut
+            n = todo.pop()
+            for fname, value in ast.iter_fields(n):
+                items = value if isinstance(value, list) else [value]
+                for i, k in enumerate(items):
+                    if not isinstance(k, ast.AST):
+                        continue
+                    if isinstance(k, ast.expr) and heights[id(k)] > MAX_DEPTH:
+                        self.err("E150", f"expression nested more than {MAX_DEPTH} levels deep: split it", k, m)
+                        cut = ast.copy_location(TooDeep(), k)
+                        if isinstance(value, list):
+                            value[i] = cut
+                        else:
+                            setattr(n, fname, cut)
+                    else:
+                        todo.append(k)
 
     def _find_module(self, dotted: str, importer: Path) -> Path | None:
         if dotted in self.extra:
@@ -1635,6 +1700,9 @@ class Checker:
                 self.expect(e.args[1], vt, "E205", "value")
         return U64 if name.startswith("sc") else vt
 
+    def e_TooDeep(self, e: ast.expr, want: Type | None) -> None:
+        return None  # reported when the file was loaded
+
     # unsupported expressions, reported with their own words
     def e_Lambda(self, e: ast.expr, want: Type | None) -> None:
         self.err("E131", "lambdas are not part of the language", e)
@@ -1684,12 +1752,28 @@ def _fold(op: ast.operator, a: int, b: int, t: Type) -> int:
     return _FOLD[type(op)](a, b)
 
 
+# The checker and lowering recurse a few times per level of an expression, up to MAX_DEPTH levels, so they run
+# with room for that. Python-to-Python calls do not use the C stack (CPython 3.11+): a higher limit costs nothing.
+RECURSION_LIMIT = 20000
+
+
+@contextlib.contextmanager
+def deep_recursion():
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def check_program(paths: list[Path], extra: dict[str, Path] | None = None, root: Path | None = None) -> Program:
     """Load, gate, resolve and type-check a program; raise CompileError with every diagnostic."""
     c = Checker()
-    main = c.load([Path(p) for p in paths], extra or {}, root)
+    main = c.load([Path(p) for p in paths], extra or {}, root)  # CPython's parser keeps its own limits
     c.rep.raise_if_any() if not c.order else None
-    c.declare_all()
-    c.check_bodies()
+    with deep_recursion():
+        c.declare_all()
+        c.check_bodies()
     c.rep.raise_if_any()
     return Program(c.modules, c.order, c.funcs, c.globals, c.structs, c.consts, main)

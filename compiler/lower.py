@@ -12,7 +12,7 @@ import ast
 from llvmlite import ir
 
 from compiler import intrinsics as intr
-from compiler.checker import ConstSym, FuncSym, GlobalSym, LocalSym, Program
+from compiler.checker import ConstSym, FuncSym, GlobalSym, LocalSym, Program, deep_recursion
 from compiler.types import (
     BOOL,
     PTR_IR,
@@ -782,4 +782,5 @@ def _align(t: Type) -> int:
 
 
 def lower_program(prog: Program, target: str) -> ir.Module:
-    return Lowering(prog, target).lower()
+    with deep_recursion():  # as deep as the checker went (a flat sum of thousands of operands)
+        return Lowering(prog, target).lower()

@@ -1680,10 +1680,17 @@ class _Typer(ast.NodeTransformer):
 
 
 def _typed_code(source: str, path: str):
+    # The rewrite and compile() of the tree recurse per level of an expression: room for what the compiler
+    # accepts (2000 levels, compiler.checker.MAX_DEPTH; CPython's parser keeps its own limit).
     tree = ast.parse(source, filename=path)
-    tree = _Typer().visit(tree)
-    ast.fix_missing_locations(tree)
-    return compile(tree, path, "exec", dont_inherit=True)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 20000))
+    try:
+        tree = _Typer().visit(tree)
+        ast.fix_missing_locations(tree)
+        return compile(tree, path, "exec", dont_inherit=True)
+    finally:
+        sys.setrecursionlimit(old)
 
 
 _pending: list = []  # (globals, module, name) waiting for a module of an import cycle to finish

@@ -137,6 +137,34 @@ def test_undecodable_file(files, args, name):
     assert "error[E100]" in r.stderr and f"{files / name}:" in r.stderr
 
 
+DEEP = """\
+from compiler.prelude import u64
+
+
+def f(x: u64) -> u64:
+    return {}
+
+
+def main() -> u64:
+    return f(1)
+"""
+
+
+@pytest.mark.parametrize("args", [("check",), ("run",), ("run", "--cpython")])
+@pytest.mark.parametrize("n,code", [(330, None), (2001, "E150"), (100000, "E100")])
+def test_long_flat_sum(files, args, n, code):
+    """A flat sum of n operands on one line: runs, or is reported at the expression (E150 past 2000 levels, E100
+    where CPython's parser itself gives up), never 'maximum recursion depth exceeded' without a code."""
+    (files / "deep.py").write_text(DEEP.format(" + ".join(["x"] * n)))
+    r = cc(*args, files / "deep.py")
+    no_traceback(r)
+    if code is None:
+        out = r.stdout.strip().splitlines()
+        assert r.returncode == 0 and (out[-1] if out else "") == ("" if args == ("check",) else "330")
+    else:
+        assert r.returncode == 1 and f"error[{code}]" in r.stderr and f"{files / 'deep.py'}:5:" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("cpython", [False, True])
 def test_run(files, cpython):
     flags = ["--cpython"] if cpython else []
