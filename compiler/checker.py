@@ -70,6 +70,13 @@ PRELUDE_FUNCS = {
 }
 PRELUDE_TYPES = {"Ptr", "Array", "Mmio", "Callable", "Final"}
 PRELUDE_DECOS = {"struct", "export", "extern", "inline", "noinline"}
+# Field names that a Ptr or an array already uses (LANGUAGE.md 5): `p.addr()`, `p.offset(n)` and `a.unchecked[i]`
+# would be ambiguous compiled and, under CPython, name the method instead of the field.
+RESERVED_FIELDS = {
+    "addr": "a field cannot be named `addr`: `p.addr()` of a Ptr to the struct is the pointer's address",
+    "offset": "a field cannot be named `offset`: `p.offset(n)` of a Ptr to the struct moves the pointer",
+    "unchecked": "a field cannot be named `unchecked`: `x.unchecked[i]` is unchecked indexing",
+}
 PY_BUILTINS = {"range", "len", "bool", "True", "False", "None"}
 
 
@@ -599,6 +606,9 @@ class Checker:
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
                 continue
             if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is None:
+                if stmt.target.id in RESERVED_FIELDS:
+                    self.err("E112", RESERVED_FIELDS[stmt.target.id], stmt.target)
+                    continue
                 t = self.type_expr(stmt.annotation)
                 if t is not None:
                     s.fields.append((stmt.target.id, t))
@@ -800,38 +810,88 @@ class Checker:
         self._check_recursion()
 
     def _check_recursion(self) -> None:
-        state: dict[FuncSym, int] = {}
+        """E140 once per set of mutually recursive functions (a strongly connected component of the call graph with
+        a cycle), at the def of its function that comes first in the program: modules in load order, functions in
+        source order (LANGUAGE.md 7)."""
+        order = {f: i for i, f in enumerate(self.funcs)}
+        index: dict[FuncSym, int] = {}
+        low: dict[FuncSym, int] = {}
+        stack: list[FuncSym] = []
+        on_stack: set[FuncSym] = set()
+        sccs: list[list[FuncSym]] = []
+        for root in self.funcs:  # Tarjan's algorithm, without recursion
+            if root in index:
+                continue
+            work = [(root, iter(sorted(root.calls, key=order.__getitem__)))]
+            index[root] = low[root] = len(index)
+            stack.append(root)
+            on_stack.add(root)
+            while work:
+                f, it = work[-1]
+                g = next(it, None)
+                if g is not None:
+                    if g not in index:
+                        index[g] = low[g] = len(index)
+                        stack.append(g)
+                        on_stack.add(g)
+                        work.append((g, iter(sorted(g.calls, key=order.__getitem__))))
+                    elif g in on_stack:
+                        low[f] = min(low[f], index[g])
+                    continue
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[f])
+                if low[f] == index[f]:
+                    comp = []
+                    while True:
+                        h = stack.pop()
+                        on_stack.discard(h)
+                        comp.append(h)
+                        if h is f:
+                            break
+                    if len(comp) > 1 or f in f.calls:
+                        sccs.append(sorted(comp, key=order.__getitem__))
+        for comp in sccs:
+            first = comp[0]
+            names = " -> ".join(x.name for x in self._cycle_from(first, set(comp), order))
+            self.err("E140", f"recursion is not allowed (bounded stacks): {names}", first.node, first.module)
 
-        def visit(f: FuncSym, stack: list[FuncSym]) -> None:
-            state[f] = 1
-            stack.append(f)
-            for g in f.calls:
-                if state.get(g) == 1:
-                    cyc = stack[stack.index(g) :] + [g]
-                    self.err(
-                        "E140",
-                        "recursion is not allowed (bounded stacks): " + " -> ".join(x.name for x in cyc),
-                        g.node,
-                        g.module,
-                    )
-                elif g not in state:
-                    visit(g, stack)
-            stack.pop()
-            state[f] = 2
-
-        for f in self.funcs:
-            if f not in state:
-                visit(f, [])
+    @staticmethod
+    def _cycle_from(first: FuncSym, comp: set, order: dict) -> list[FuncSym]:
+        """A shortest call cycle through `first` inside its component, for the message."""
+        prev: dict[FuncSym, FuncSym | None] = {first: None}
+        queue = [first]
+        for f in queue:
+            for g in sorted(f.calls & comp, key=order.__getitem__):
+                if g is first:
+                    path = [f]
+                    while prev[path[-1]] is not None:
+                        path.append(prev[path[-1]])  # type: ignore[arg-type]
+                    return path[::-1] + [first]
+                if g not in prev:
+                    prev[g] = f
+                    queue.append(g)
+        return [first, first]
 
     def terminates(self, body: list[ast.stmt]) -> bool:
+        """Whether control cannot leave the end of body (E134, LANGUAGE.md 7): one of its statements is a `return`,
+        a `panic(...)` call, an `if` whose branches that can run all terminate (a constant condition runs one), a
+        `while` whose condition is constant true and which has no `break` of its own, or an `assert` of a constant
+        false condition. A `for` loop never counts, nor does a condition that is not constant."""
         for s in body:
             if isinstance(s, ast.Return):
                 return True
-            if isinstance(s, ast.If) and s.orelse and self.terminates(s.body) and self.terminates(s.orelse):
-                return True
-            if isinstance(s, ast.While) and isinstance(s.test, ast.Constant) and s.test.value is True:
+            if isinstance(s, ast.If):
+                cv = getattr(s.test, "cv", None)
+                if cv is not None and self.terminates(s.body if cv else s.orelse):
+                    return True
+                if cv is None and s.orelse and self.terminates(s.body) and self.terminates(s.orelse):
+                    return True
+            if isinstance(s, ast.While) and getattr(s.test, "cv", None) == 1:
                 if not any(isinstance(n, ast.Break) for n in self._loop_level_nodes(s.body)):
                     return True
+            if isinstance(s, ast.Assert) and getattr(s.test, "cv", None) == 0:
+                return True
             if (
                 isinstance(s, ast.Expr)
                 and isinstance(s.value, ast.Call)
@@ -1493,7 +1553,7 @@ class Checker:
                 bt = self.expr(f.value)
             if isinstance(bt, PtrT) and f.attr in ("addr", "offset"):
                 return self.method(e, bt, f.attr)
-            if isinstance(bt, MmioT) and f.attr in ("read", "write", "offset"):
+            if isinstance(bt, MmioT) and f.attr in ("read", "write", "offset", "addr"):
                 return self.method(e, bt, f.attr)
             if bt is not None and isinstance(bt.target if isinstance(bt, PtrT) else bt, StructT):
                 return self.indirect(e)
@@ -1548,9 +1608,11 @@ class Checker:
         if isinstance(at, LitT) and v is None:  # a literal form: a conversion gives it no context, so i64
             self.coerce(a, I64)
         elif isinstance(at, LitT):
-            wraps = isinstance(t, IntT) and not t.signed and -(1 << t.bits) <= v < 0
-            if isinstance(t, IntT) and not (t.min <= v <= t.max or wraps):
-                self.err("E204", f"{v} does not fit in {t} ({t.min}..{t.max})", a)
+            # A literal converts if it fits the width read signed or unsigned, and is taken modulo 2**bits
+            # (LANGUAGE.md 3): u8(-1) == 255, i8(0xFF) == -1, u8(-129) and i8(256) are E204.
+            lo, hi = -(1 << (t.bits - 1)) if isinstance(t, IntT) else 0, (1 << t.bits) - 1 if isinstance(t, IntT) else 0
+            if isinstance(t, IntT) and not lo <= v <= hi:
+                self.err("E204", f"{v} does not fit in the {t.bits} bits of {t} ({lo}..{hi})", a)
                 return t
             a.ty = I64 if -(1 << 63) <= v < (1 << 63) else U64  # type: ignore[attr-defined]
             a.cv = a.ty.wrap(v)  # type: ignore[attr-defined]
@@ -1626,6 +1688,15 @@ class Checker:
                 if isinstance(sym, FuncSym):
                     self.err("E311", "a function used as a value is already a Callable", a[0])
                     return None
+                if isinstance(sym, GlobalSym):  # resolved before any function body
+                    if sym.ty is not None and not sym.ty.is_aggregate:
+                        # Under CPython a scalar global is a Python variable, not memory (LANGUAGE.md 6)
+                        self.err(
+                            "E311",
+                            f"`{a[0].id}` is a scalar global: it has no address (use static(Array[T, 1]))",
+                            a[0],
+                        )
+                        return None
             t = self.place(a[0])
             return PtrT(t) if t is not None else None
         if name == "null":

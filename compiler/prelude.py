@@ -1048,16 +1048,28 @@ def static(t, init=None, align=None, section=None, export=None):
     rt = _resolve(t)
     if init is not None:
         if isinstance(rt, type) and issubclass(rt, Array):
-            if not isinstance(init, tuple) or _builtin_len(init) > rt._n:
-                raise TypeError(f"static: init for {rt.__name__} must be a tuple of at most {rt._n} values")
-            view = rt._view(a)
-            for i, v in enumerate(init):
-                view._set(i, v)
+            _init_array(rt, a, init)
         elif _is_aggregate(rt):
             raise TypeError("static: init is for scalars and arrays of scalars")
         else:
             _store(rt, a, init)
     return _load(rt, a)
+
+
+def _init_array(t, addr: int, init) -> None:
+    """`init=` of an array: a tuple of at most N values (a tuple again for each element that is an array); the
+    elements it does not give stay zero (LANGUAGE.md 4)."""
+    if not isinstance(init, tuple) or _builtin_len(init) > t._n:
+        raise TypeError(f"static: init for {t.__name__} must be a tuple of at most {t._n} values")
+    elem = _resolve(t._elem)
+    for i, v in enumerate(init):
+        at = addr + i * _size(elem)
+        if isinstance(elem, type) and issubclass(elem, Array):
+            _init_array(elem, at, v)
+        elif _is_aggregate(elem):
+            raise TypeError("static: init is for scalars and arrays of scalars")
+        else:
+            _store(elem, at, v)
 
 
 def export(symbol: str):
@@ -1521,7 +1533,8 @@ def _coerce(t, v):
 
 
 def _range(*args):
-    ts = {type(a) for a in args if type(a) is not int and type(a) is not _LitForm}
+    # the bounds give the type; the step is a constant of any type and sign, never converted (LANGUAGE.md 7)
+    ts = {type(a) for a in args[:2] if type(a) is not int and type(a) is not _LitForm}
     if _builtin_len(ts) > 1:
         raise TypeError(f"range bounds of types {sorted(t.__name__ for t in ts)} (E202)")
     t = ts.pop() if ts else i64
