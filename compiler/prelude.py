@@ -1091,7 +1091,17 @@ def extern(symbol: str):
     def deco(f):
         def call(*args):
             impl = mock.externs.get(symbol)
-            return impl(*args) if impl is not None else 0
+            v = impl(*args) if impl is not None else 0
+            # the declared result type, as the host target gives it (a plain int from the mock would become an
+            # i64 when bound to a new local)
+            t = f.__annotations__.get("return")
+            if isinstance(t, str):
+                t = eval(t, f.__globals__, _NAMESPACE)
+            if _is_int_type(t) and isinstance(v, int) and not isinstance(v, bool):
+                return t(int(v))
+            if t is bool and v is not None:
+                return bool(v)
+            return v
 
         call.__extern__ = symbol
         call.__name__ = f.__name__
@@ -1738,6 +1748,7 @@ _HOOK_NAMES = {
     "__ps_range__": _range,
     "__ps_make__": _make,
     "__ps_bind__": _bind,
+    "len": len,  # the language's len (a u64 for arrays) even where the module does not import it
     "__ps_assert_failed__": _assert_failed,
     "__ps_import__": _import_from,
 }
