@@ -271,12 +271,12 @@ class _Int(int):
     def __rlshift__(self, o):
         if type(o) is not int and type(o) is not _LitForm:
             return NotImplemented
-        return _LitForm.of(int(o) << (int(self) & 63), (o, self, True))
+        return _LitForm.of(int(o) << (int(self) & 63), ("shift", operator.lshift, o, self))
 
     def __rrshift__(self, o):
         if type(o) is not int and type(o) is not _LitForm:
             return NotImplemented
-        return _LitForm.of(int(o) >> (int(self) & 63), (o, self, False))
+        return _LitForm.of(int(o) >> (int(self) & 63), ("shift", operator.rshift, o, self))
 
     def __neg__(self):
         return type(self)(-int(self))
@@ -318,49 +318,57 @@ class _Int(int):
 
 
 class _LitForm(int):
-    """A literal form that is not constant (LANGUAGE.md 3): `1 << n`, `4 if c else 8` is a plain int already, and
-    arithmetic of them.  It has no type of its own: it takes the type of the typed operand, annotated target,
-    parameter or result it meets (`_lit_to`), and is an i64 when bound to a new local.  Its int value is the shift
-    done on 64 bits; `_shift` (literal, count, left?) lets `_lit_to` redo a shift at the width of its type, as
-    compiled (`u16`: only the count's low 4 bits count)."""
+    """A literal form that is not constant (LANGUAGE.md 3): `1 << n`, arithmetic of it with literals and other
+    forms (`4 if c else 8` is a plain int already).  It has no type of its own: it takes the type of the typed
+    operand, annotated target, parameter or result it meets (`_lit_to`), and is an i64 when bound to a new local.
+    Its int value is the form computed on Python ints (a shift count's low 6 bits); `_form` keeps how it was made,
+    so that `_lit_to` computes it again in its type, as compiled (`u16`: a count's low 4 bits, wrapping sums)."""
 
     @staticmethod
-    def of(v: int, shift=None) -> "_LitForm":
+    def of(v: int, form) -> "_LitForm":
         r = _LitForm(v)
-        r._shift = shift
+        r._form = form
         return r
 
-    def _op(op_name, fn):
+    def _op(op_name, fn, reflected=False):
         def method(self, o):
             if type(o) is not int and type(o) is not _LitForm:
-                return NotImplemented
-            return _LitForm.of(fn(int(self), int(o)))
+                return NotImplemented  # a typed operand converts the form (its reflected operator)
+            a, b = (o, self) if reflected else (self, o)
+            if fn in (operator.floordiv, operator.mod) and int(b) == 0:
+                raise Panic(2, int(a), 0)  # as compiled: division by zero panics (LANGUAGE.md 3)
+            return _LitForm.of(fn(int(a), int(b)), ("op", fn, a, b))
 
         method.__name__ = op_name
         return method
 
-    __add__ = __radd__ = _op("__add__", operator.add)
-    __mul__ = __rmul__ = _op("__mul__", operator.mul)
-    __and__ = __rand__ = _op("__and__", operator.and_)
-    __or__ = __ror__ = _op("__or__", operator.or_)
-    __xor__ = __rxor__ = _op("__xor__", operator.xor)
+    __add__ = _op("__add__", operator.add)
+    __radd__ = _op("__radd__", operator.add, True)
     __sub__ = _op("__sub__", operator.sub)
-    __rsub__ = _op("__rsub__", lambda a, b: b - a)
+    __rsub__ = _op("__rsub__", operator.sub, True)
+    __mul__ = _op("__mul__", operator.mul)
+    __rmul__ = _op("__rmul__", operator.mul, True)
     __floordiv__ = _op("__floordiv__", operator.floordiv)
-    __rfloordiv__ = _op("__rfloordiv__", lambda a, b: b // a)
+    __rfloordiv__ = _op("__rfloordiv__", operator.floordiv, True)
     __mod__ = _op("__mod__", operator.mod)
-    __rmod__ = _op("__rmod__", lambda a, b: b % a)
+    __rmod__ = _op("__rmod__", operator.mod, True)
+    __and__ = _op("__and__", operator.and_)
+    __rand__ = _op("__rand__", operator.and_, True)
+    __or__ = _op("__or__", operator.or_)
+    __ror__ = _op("__ror__", operator.or_, True)
+    __xor__ = _op("__xor__", operator.xor)
+    __rxor__ = _op("__rxor__", operator.xor, True)
     del _op
 
     def __lshift__(self, o):
         if isinstance(o, bool) or not isinstance(o, int):
             return NotImplemented
-        return _LitForm.of(int(self) << (int(o) & 63), (self, o, True))
+        return _LitForm.of(int(self) << (int(o) & 63), ("shift", operator.lshift, self, o))
 
     def __rshift__(self, o):
         if isinstance(o, bool) or not isinstance(o, int):
             return NotImplemented
-        return _LitForm.of(int(self) >> (int(o) & 63), (self, o, False))
+        return _LitForm.of(int(self) >> (int(o) & 63), ("shift", operator.rshift, self, o))
 
     def _cmp(op_name, fn):
         def method(self, o):  # a typed operand decides (its reflected comparison converts the form)
@@ -381,23 +389,42 @@ class _LitForm(int):
     del _cmp
 
     def __neg__(self):
-        return _LitForm.of(-int(self))
+        return _LitForm.of(-int(self), ("unary", operator.neg, self))
 
     def __invert__(self):
-        return _LitForm.of(~int(self))
+        return _LitForm.of(~int(self), ("unary", operator.invert, self))
 
     def __pos__(self):
         return self
 
 
 def _lit_to(t, v):
-    """A plain int literal or a literal form as a value of integer type t."""
-    shift = getattr(v, "_shift", None) if type(v) is _LitForm else None
-    if shift is None:
-        return t(int(v))
-    base, count, left = shift
-    b = _lit_to(t, base)
-    return b << count if left else b >> count
+    """A plain int literal or a literal form as a value of integer type t: the form computed again with t's
+    operators (without recursion: a form may be a sum of thousands of terms)."""
+    out: list = []
+    todo: list = [(v, False)]
+    while todo:
+        x, ready = todo.pop()
+        form = x._form if type(x) is _LitForm else None
+        if form is None:
+            out.append(t(int(x)))
+        elif form[0] == "shift":  # the count stays as it is: only the shifted literal takes the type
+            if not ready:
+                todo += [(x, True), (form[2], False)]
+            else:
+                out.append(form[1](out.pop(), form[3]))
+        elif form[0] == "unary":
+            if not ready:
+                todo += [(x, True), (form[2], False)]
+            else:
+                out.append(form[1](out.pop()))
+        elif not ready:  # ("op", fn, a, b)
+            todo += [(x, True), (form[3], False), (form[2], False)]
+        else:
+            b = out.pop()
+            a = out.pop()
+            out.append(form[1](a, b))
+    return out[0]
 
 
 def _tname(t) -> str:

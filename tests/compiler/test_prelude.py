@@ -135,6 +135,12 @@ def test_shifts():
     assert (1 << u8(17)) & u16(0xFFFF) == 2 and type((1 << u8(17)) & u16(0xFFFF)) is u16
     assert u16(2) == (1 << u8(17)) and (1 << u8(7)) == i8(-128) and (1 << u8(7)) < i8(0)
     assert ((1 << u8(3)) | (1 << u8(1))) + u8(250) == 4
+    # a compound form is computed again in its type, without recursion however long it is
+    assert ((1 << u8(17)) + 1) + u16(0) == 3 and -(1 << u8(17)) + u16(0) == 0xFFFE
+    form = 1 << u8(3)
+    for _ in range(5000):
+        form = form + 1
+    assert form + u8(0) == (8 + 5000) % 256 and P._lit_to(u16, form) == 5008
 
 
 def test_unary_and_comparisons():

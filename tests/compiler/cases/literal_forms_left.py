@@ -80,6 +80,15 @@ def counts_and_conversions(m: u8, n: u32) -> u64:
     return a + b + u64(u8(1 << n))
 
 
+def compound_narrow(m: u8, h: u16) -> u16:
+    x: u16 = (1 << m) + 1  # the whole form is a u16: (u16(1) << m) + 1
+    y = (1 << m) - 1 & h
+    z = -(1 << m) + h
+    return x + y + z
+
+
+#: compound_narrow(17, 0xFFFF) == 1
+#: compound_narrow(3, 0xFFFF) == 7
 #: left_compare(3, 8) == 105
 #: left_compare(2, 8) == 14
 #: left_compare(4, 8) == 50
