@@ -84,9 +84,15 @@ class Expect:
         return f"{self.fn}{self.args} {want}"
 
 
+def _lines(path: Path) -> list:
+    """The file's lines for its `#:` / `#!` lines, which are ASCII: any file decodes (a case may be in latin-1, an
+    error file may not decode at all)."""
+    return path.read_bytes().decode("latin-1").splitlines()
+
+
 def parse_expectations(path: Path) -> list:
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(_lines(path), 1):
         if not line.startswith("#:"):
             continue
         m = EXPECT_RE.match(line)
@@ -221,7 +227,7 @@ def test_compiled(paths, e):
 
 def parse_errors(path: Path) -> set:
     out = set()
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(_lines(path), 1):
         if line.startswith("#!"):
             m = ERROR_RE.match(line)
             if m is None:
