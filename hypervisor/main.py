@@ -6,6 +6,7 @@ from compiler.prelude import (
     HCOUNTEREN,
     HEDELEG,
     HENVCFG,
+    HGEIE,
     HIDELEG,
     HSTATEEN0,
     HTIMEDELTA,
@@ -16,6 +17,7 @@ from compiler.prelude import (
     VSTIMECMP,
     Array,
     Final,
+    Mmio,
     Ptr,
     addr_of,
     amoadd_w,
@@ -50,7 +52,14 @@ from hypervisor.arch.riscv.sbi_call import (
     sbi_send_ipi,
     sbi_system_reset,
 )
-from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
+from hypervisor.arch.riscv.stage2 import HGATP_NO_SV39X4, stage2_probe, stage2_vmids
+from hypervisor.arch.riscv.trap import (
+    FINISHER_WAIT_SECONDS,
+    TEST_FINISHER_FAIL,
+    hart_wait,
+    trap_enable_guest_interrupts,
+    trap_init_tables,
+)
 from hypervisor.board import (
     AIA_GUESTS,
     GUEST_IMAGE_ADDRESS,
@@ -61,13 +70,15 @@ from hypervisor.board import (
     MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
+    TEST_FINISHER_BASE,
     TIMEBASE_FREQUENCY,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
-from hypervisor.core.mvm import mvm_create
+from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check
+from hypervisor.core.mvm import mvm_create, mvm_image_present
 from hypervisor.core.vm import vm_create, vm_mark_created
 
 HART_CHECKIN_SECONDS: Final = u64(10)  # a started hart checks in within milliseconds; generous for a loaded host
@@ -114,17 +125,52 @@ def hart_setup_csrs() -> None:
     trap_enable_guest_interrupts()
 
 
+def boot_stop() -> None:
+    """Power the machine off reporting a failure, as hart_wait does when a VM failed: the board's test finisher
+    (sifive,test0: FAIL with code 1, so QEMU exits 1), then SBI SRST with reason "system failure" should the
+    finisher not have stopped the machine (SRST carries no exit code out of QEMU)."""
+    Mmio[u32](TEST_FINISHER_BASE).write(TEST_FINISHER_FAIL | (u32(1) << 16))
+    until = csr_read(TIME) + FINISHER_WAIT_SECONDS * TIMEBASE_FREQUENCY
+    while csr_read(TIME) < until:
+        pass
+    sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
+
+
 def boot_fail(why: Ptr[u8]) -> None:
     console_lock()
     console_puts(cstr(b"pyshyper: cannot boot: "))
     console_puts(why)
     console_puts(cstr(b"\n"))
     console_unlock()
-    sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
+    boot_stop()
 
 
-def boot_guests(boot_hart: u64, count: u64) -> u64:
-    """Create the VMs of the guest image QEMU's loader placed at GUEST_IMAGE_ADDRESS, one hart each."""
+def hgeie_geilen() -> u64:
+    """GEILEN, the number of guest external interrupts (guest interrupt files) of this hart: Priv 9.2.4, hgeie bits
+    GEILEN:1 are writable and the others read 0. Ones written, read back, hgeie cleared again."""
+    csr_write(HGEIE, ~u64(1))
+    back = csr_read(HGEIE)
+    csr_write(HGEIE, u64(0))
+    n = u64(0)
+    while n < 63 and (back >> (n + 1)) & 1 != 0:
+        n += 1
+    return n
+
+
+def vmid_left(vms_before: u64) -> bool:
+    """The next VM gets VMID vms_before + 1 (core/vm.py: VMs in the order made, from VMID 1): False, and a line
+    saying so, when the harts have no such VMID (stage2_probe found VMIDLEN)."""
+    if vms_before + 1 < stage2_vmids():
+        return True
+    console_puts(cstr(b"pyshyper: no VMID left for another VM: the harts have "))
+    console_dec(stage2_vmids())
+    console_puts(cstr(b" (hgatp VMIDLEN) and VMID 0 is not given to a VM\n"))
+    return False
+
+
+def boot_guests(boot_hart: u64, count: u64, vms_before: u64) -> u64:
+    """Create the VMs of the guest image QEMU's loader placed at GUEST_IMAGE_ADDRESS, one hart each (after
+    vms_before VMs already made)."""
     if Ptr[u64](GUEST_IMAGE_ADDRESS + GUEST_HDR_MAGIC)[0] != GUEST_MAGIC:
         console_puts(cstr(b"pyshyper: no guest image at "))
         console_hex(GUEST_IMAGE_ADDRESS)
@@ -154,6 +200,8 @@ def boot_guests(boot_hart: u64, count: u64) -> u64:
             console_puts(cstr(b"pyshyper: not enough harts for guest instance "))
             console_dec(u64(i))
             console_puts(cstr(b"\n"))
+            break
+        if not vmid_left(vms_before + made):
             break
         vm = vm_create(GUEST_IMAGE_ADDRESS, size, GUEST_GPA, GUEST_MEM_SIZE, u64(i), hart_id)
         if vm.addr() == 0:
@@ -237,6 +285,18 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     if not has_h:
         boot_fail(cstr(b"the harts have no H extension"))
         return
+    vmid_bits = stage2_probe()
+    if vmid_bits == HGATP_NO_SV39X4:
+        boot_fail(cstr(b"the harts' hgatp has no Sv39x4 mode (Priv 9.2.10), which PyShyper's stage 2 is"))
+        return
+    if not machine_irq_check(dtb, hgeie_geilen()):
+        boot_stop()
+        return
+    console_puts(cstr(b"  stage 2:    Sv39x4, "))
+    console_dec(stage2_vmids())
+    console_puts(cstr(b" VMIDs (VMIDLEN "))
+    console_dec(vmid_bits)
+    console_puts(cstr(b")\n"))
 
     # Frames for VMs and page tables: all RAM above the guest image area and the management VM's memory.
     pool = GUEST_IMAGE_ADDRESS + GUEST_IMAGE_MAX_SIZE
@@ -258,8 +318,12 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     trap_init_tables()
     hart_setup_csrs()
     harts_start_others(hartid, count)
-    if mvm_create(count).addr() == 0:
-        boot_guests(hartid, count)
+    vms = u64(0)
+    if machine_mvm_memory_check(dtb) and mvm_image_present() and vmid_left(vms):
+        if mvm_create(count).addr() != 0:
+            vms = 1
+    if vms == 0:
+        boot_guests(hartid, count, vms)
     vm_mark_created()
     for i in range(count):  # the other harts wait in hart_wait: each now has its vCPU (or none) to look at
         if hartids[i] != hartid and amoadd_w(addr_of(hart_up[i]), u32(0)) != 0:
