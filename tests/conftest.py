@@ -1,10 +1,30 @@
-"""Fixtures shared by the test layers."""
+"""Fixtures and helpers shared by the test layers."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+
+
+def in_ci() -> bool:
+    """CI=true: the environment `.ci/run` and CI services set, where `make test` has installed every host tool."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_tool(*tools: str, hint: str = "qemu/setup-host.sh installs it") -> None:
+    """A test that needs host programs (qemu-system-riscv64, riscv64-unknown-elf-as, gdb-multiarch, ...) calls
+    this first: when one is missing it skips on a developer's machine, but FAILS under CI=true, where a missing
+    tool means the environment is broken and a skip would hide every test behind it."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not missing:
+        return
+    why = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed ({hint})"
+    if in_ci():
+        pytest.fail(f"{why}; CI=true: a test that needs a host tool fails instead of skipping", pytrace=False)
+    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
