@@ -224,8 +224,10 @@ def load_board(name: str) -> Board:
     file, the field and the reason."""
     path = board_dir(name) / "board.toml"
     if (name.startswith(".") and "/" not in name) or not path.is_file():
+        if "/" in name:
+            raise BoardError(f"unknown board {name!r}: no {shown_path(path)}")
         known = ", ".join(available_boards()) or "none"
-        raise BoardError(f"unknown board {name!r}: no {shown_path(path)} (known: {known})")
+        raise BoardError(f"unknown board {name!r} (known: {known})")
     fname = shown_path(path)
     try:
         d = tomllib.loads(path.read_text())

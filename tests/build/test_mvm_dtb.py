@@ -202,7 +202,7 @@ def test_bad_field_is_named(tmp_path: Path, pattern: str, replacement: str, fiel
     with pytest.raises(MvmError) as e:
         load_mvm(BOARD, path)
     message = str(e.value)
-    assert message.startswith(f"mvm.toml: {field_name}: "), message
+    assert message.startswith(f"{path}: {field_name}: "), message  # the file as given, the field, the reason
     assert reason in message, message
     assert isinstance(e.value, BoardError)  # the CLI reports board errors as one line
 
