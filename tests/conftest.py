@@ -14,17 +14,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
+def missing_in_ci(why: str) -> None:
+    """Something a test needs from the host is not there: skip on a developer's machine, but FAIL under CI=true,
+    where `make test` has set the host up and a skip would hide every test behind it."""
+    if in_ci():
+        pytest.fail(f"{why}; CI=true: a test that cannot run fails instead of skipping", pytrace=False)
+    pytest.skip(why)
+
+
 def require_tool(*tools: str, hint: str = "qemu/setup-host.sh installs it") -> None:
     """A test that needs host programs (qemu-system-riscv64, riscv64-unknown-elf-as, gdb-multiarch, ...) calls
-    this first: when one is missing it skips on a developer's machine, but FAILS under CI=true, where a missing
-    tool means the environment is broken and a skip would hide every test behind it."""
+    this first: a missing one skips the test on a developer's machine and fails it under CI=true."""
     missing = [t for t in tools if shutil.which(t) is None]
-    if not missing:
-        return
-    why = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed ({hint})"
-    if in_ci():
-        pytest.fail(f"{why}; CI=true: a test that needs a host tool fails instead of skipping", pytrace=False)
-    pytest.skip(why)
+    if missing:
+        missing_in_ci(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed ({hint})")
 
 
 @pytest.fixture(scope="session")

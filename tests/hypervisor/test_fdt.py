@@ -8,7 +8,6 @@ nodes, FDT_NOP tokens, version 16, broken headers).  Expected values for QEMU tr
 from __future__ import annotations
 
 import ctypes
-import shutil
 import struct
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import fdt as pyfdt
 import pytest
+
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -192,11 +193,11 @@ def test_qemu_dtb(reader, name):
     check_all(reader, data, want)
 
 
-@pytest.mark.skipif(shutil.which(QEMU) is None, reason=f"{QEMU} is not installed")
 @pytest.mark.parametrize("name", sorted(QEMU_DTBS))
 def test_qemu_regenerated(tmp_path, name):
     """The installed QEMU still makes trees the reader handles, with what the committed copy says about the
     machine (bytes differ: /chosen/rng-seed is random; extension lists follow the QEMU version)."""
+    require_tool(QEMU)
     out = tmp_path / name
     subprocess.run([QEMU, "-M", f"{QEMU_DTBS[name]},dumpdtb={out}", "-cpu", "rv64", "-smp", "3", "-m", "512M",
                     "-nographic"], check=True, capture_output=True, timeout=60)
@@ -403,8 +404,7 @@ def test_null_and_misaligned(reader):
 def test_riscv64_object(tmp_path):
     """The module compiles for riscv64 (the CLI the build uses), alone and with exported wrappers that keep all of
     its code; the object needs no outside symbol (LLVM turns an unbounded NUL search into a strlen call)."""
-    if shutil.which("riscv64-unknown-elf-as") is None:
-        pytest.skip("binutils-riscv64-unknown-elf is not installed")
+    require_tool("riscv64-unknown-elf-as", hint="binutils-riscv64-unknown-elf")
     from elftools.elf.elffile import ELFFile
 
     for files in ([FDT_PY], [DATA / "fdt_exports.py", FDT_PY]):
