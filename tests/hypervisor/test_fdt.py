@@ -58,8 +58,12 @@ class CPython:
         return self.DTB
 
     def string(self, s: bytes):
-        prelude.memory.write(self.STR, s + b"\0")
-        return prelude.Ptr[prelude.u8](prelude.u64(self.STR))
+        """A NUL-terminated string in one of 8 slots of 256 bytes, used in turn: a call may take two strings."""
+        assert len(s) < 256
+        self.slot = (getattr(self, "slot", -1) + 1) % 8
+        addr = self.STR + 256 * self.slot
+        prelude.memory.write(addr, s + b"\0")
+        return prelude.Ptr[prelude.u8](prelude.u64(addr))
 
     def out(self):
         prelude.memory.write(self.OUT, bytes(16))
@@ -191,6 +195,46 @@ def test_qemu_dtb(reader, name):
     assert len(want["hartids"]) == 3 and want["memory"] == [(0x8000_0000, 512 << 20)]
     assert {"h", "sstc", "svadu"} <= want["exts"][0]
     check_all(reader, data, want)
+
+
+COMPATIBLES = ["riscv,imsics", "riscv,aplic", "riscv,plic0", "sifive,plic-1.0.0", "virtio,mmio", "ns16550a", "no,such"]
+
+
+def compatible_nodes(data: bytes, compat: str) -> list[list[int]]:
+    """The reg cells of every node listing compat, in tree order (the `fdt` package's parse)."""
+    found = []
+
+    def visit(node) -> None:
+        prop = node.get_property("compatible")
+        if prop is not None and compat in list(prop.data):
+            found.append(list(node.get_property("reg").data))
+        for child in node.nodes:
+            visit(child)
+
+    visit(pyfdt.parse_dtb(data).root)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(QEMU_DTBS))
+def test_compatible_and_cells(reader, name):
+    """fdt_compatible walks the whole tree in order; fdt_prop_cell reads one cell; fdt_prop_has_string one string
+    of a list (the interrupt controllers the boot-time machine checks look for)."""
+    data = (DATA / name).read_bytes()
+    dtb = reader.load(data)
+    for compat in COMPATIBLES:
+        want = compatible_nodes(data, compat)
+        got = []
+        while True:
+            node = reader.call("fdt_compatible", dtb, reader.string(compat.encode()), len(got))
+            if node == 0:
+                break
+            name_ptr, value_ptr = reader.string(b"compatible"), reader.string(compat.encode())
+            assert reader.call("fdt_prop_has_string", dtb, node, name_ptr, value_ptr)
+            reg = reader.string(b"reg")
+            got.append([reader.call("fdt_prop_cell", dtb, node, reg, i, FDT_BAD) for i in range(len(want[len(got)]))])
+            assert reader.call("fdt_prop_cell", dtb, node, reg, len(want[len(got) - 1]), 7) == 7  # past the end
+        assert got == want, compat
+    assert ("aia" in name) == bool(compatible_nodes(data, "riscv,imsics"))
 
 
 @pytest.mark.parametrize("name", sorted(QEMU_DTBS))
