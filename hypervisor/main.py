@@ -52,7 +52,7 @@ from hypervisor.arch.riscv.sbi_call import (
     sbi_send_ipi,
     sbi_system_reset,
 )
-from hypervisor.arch.riscv.stage2 import HGATP_NO_SV39X4, stage2_probe, stage2_vmids
+from hypervisor.arch.riscv.stage2 import HGATP_NO_SV39X4, stage2_probe, stage2_vmid_len, stage2_vmids
 from hypervisor.arch.riscv.trap import (
     FINISHER_WAIT_SECONDS,
     TEST_FINISHER_FAIL,
@@ -158,19 +158,21 @@ def hgeie_geilen() -> u64:
 
 
 def vmid_left(vms_before: u64) -> bool:
-    """The next VM gets VMID vms_before + 1 (core/vm.py: VMs in the order made, from VMID 1): False, and a line
-    saying so, when the harts have no such VMID (stage2_probe found VMIDLEN)."""
+    """The next VM gets VMID vms_before + 1 (core/vm.py gives VMs VMIDs from 1 in the order they are made): False,
+    and a line saying so, when the harts have no such VMID (stage2_probe found VMIDLEN)."""
     if vms_before + 1 < stage2_vmids():
         return True
     console_puts(cstr(b"pyshyper: no VMID left for another VM: the harts have "))
     console_dec(stage2_vmids())
-    console_puts(cstr(b" (hgatp VMIDLEN) and VMID 0 is not given to a VM\n"))
+    console_puts(cstr(b" (hgatp VMIDLEN "))
+    console_dec(stage2_vmid_len())
+    console_puts(cstr(b") and VMs take VMIDs from 1\n"))
     return False
 
 
-def boot_guests(boot_hart: u64, count: u64, vms_before: u64) -> u64:
-    """Create the VMs of the guest image QEMU's loader placed at GUEST_IMAGE_ADDRESS, one hart each (after
-    vms_before VMs already made)."""
+def boot_guests(boot_hart: u64, count: u64) -> u64:
+    """Create the VMs of the guest image QEMU's loader placed at GUEST_IMAGE_ADDRESS, one hart each (no other VM
+    exists then)."""
     if Ptr[u64](GUEST_IMAGE_ADDRESS + GUEST_HDR_MAGIC)[0] != GUEST_MAGIC:
         console_puts(cstr(b"pyshyper: no guest image at "))
         console_hex(GUEST_IMAGE_ADDRESS)
@@ -201,7 +203,7 @@ def boot_guests(boot_hart: u64, count: u64, vms_before: u64) -> u64:
             console_dec(u64(i))
             console_puts(cstr(b"\n"))
             break
-        if not vmid_left(vms_before + made):
+        if not vmid_left(made):
             break
         vm = vm_create(GUEST_IMAGE_ADDRESS, size, GUEST_GPA, GUEST_MEM_SIZE, u64(i), hart_id)
         if vm.addr() == 0:
@@ -287,7 +289,7 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
         return
     vmid_bits = stage2_probe()
     if vmid_bits == HGATP_NO_SV39X4:
-        boot_fail(cstr(b"the harts' hgatp has no Sv39x4 mode (Priv 9.2.10), which PyShyper's stage 2 is"))
+        boot_fail(cstr(b"the harts' hgatp does not take MODE Sv39x4 (Priv 9.2.10): PyShyper's G-stage is Sv39x4"))
         return
     if not machine_irq_check(dtb, hgeie_geilen()):
         boot_stop()
@@ -318,12 +320,11 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     trap_init_tables()
     hart_setup_csrs()
     harts_start_others(hartid, count)
-    vms = u64(0)
-    if machine_mvm_memory_check(dtb) and mvm_image_present() and vmid_left(vms):
-        if mvm_create(count).addr() != 0:
-            vms = 1
-    if vms == 0:
-        boot_guests(hartid, count, vms)
+    mvm_made = False
+    if machine_mvm_memory_check(dtb) and mvm_image_present() and vmid_left(u64(0)):
+        mvm_made = mvm_create(count).addr() != 0
+    if not mvm_made:
+        boot_guests(hartid, count)
     vm_mark_created()
     for i in range(count):  # the other harts wait in hart_wait: each now has its vCPU (or none) to look at
         if hartids[i] != hartid and amoadd_w(addr_of(hart_up[i]), u32(0)) != 0:

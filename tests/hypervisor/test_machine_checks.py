@@ -275,7 +275,7 @@ def test_no_sv39x4_is_refused(machine):
     m.sv39x4 = False
     m.boot(dtb("qemu-virt.dtb"))
     assert m.lines() == [
-        "pyshyper: cannot boot: the harts' hgatp has no Sv39x4 mode (Priv 9.2.10), which PyShyper's stage 2 is"
+        "pyshyper: cannot boot: the harts' hgatp does not take MODE Sv39x4 (Priv 9.2.10): PyShyper's G-stage is Sv39x4"
     ]
     assert [(c[2], c[3]) for c in m.srst()] == [(0, 1)]
     assert "vm0" not in m.text()
@@ -298,7 +298,7 @@ def test_vm_creation_stops_when_vmids_run_out(machine):
     made = [line for line in m.lines() if ": guest image " in line]
     assert len(made) == 1 and made[0].startswith("pyshyper: vm1: guest image "), made
     assert (
-        "pyshyper: no VMID left for another VM: the harts have 2 (hgatp VMIDLEN) and VMID 0 is not given to a VM"
+        "pyshyper: no VMID left for another VM: the harts have 2 (hgatp VMIDLEN 1) and VMs take VMIDs from 1"
         in m.lines()
     )
 
@@ -307,7 +307,7 @@ def test_no_vmid_no_mvm(machine):
     m = machine("plic")
     m.vmidlen = 0
     m.boot(dtb("qemu-virt.dtb"))
-    assert "pyshyper: no VMID left for another VM: the harts have 1" in m.text()
+    assert "pyshyper: no VMID left for another VM: the harts have 1 (hgatp VMIDLEN 0)" in m.text()
     assert "vm0" not in m.text()
 
 

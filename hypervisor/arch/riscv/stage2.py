@@ -395,6 +395,11 @@ def stage2_probe() -> u64:
     return bits
 
 
+def stage2_vmid_len() -> u64:
+    """VMIDLEN, as stage2_probe found it."""
+    return stage2_vmid_bits
+
+
 def stage2_vmids() -> u64:
     """How many VMIDs the hart has: 2**VMIDLEN (1 when VMIDLEN is 0: every VM would share VMID 0)."""
     return u64(1) << stage2_vmid_bits
