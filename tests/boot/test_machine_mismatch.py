@@ -1,7 +1,8 @@
 """An image booted on a machine it was not built for stops at once, before any VM, with one line naming the build
 the machine needs, and QEMU exits non-zero (hypervisor/core/machine.py): a --irq plic image on an AIA machine
-(`-M virt,aia=aplic-imsic,aia-guests=3`) and a --irq aia image on a PLIC machine, each with the MVM's images
-loaded as `pyshyper run` loads them (the trap it replaces was in mvm_create)."""
+(`-M virt,aia=aplic-imsic,aia-guests=3`), a --irq aia image on a PLIC machine and on an AIA machine with other
+guest files per hart (GEILEN, from hgeie), each with the MVM's images loaded as `pyshyper run` loads them (the
+trap it replaces was in mvm_create)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ CASES = {
         ("plic", None),
         "pyshyper: this machine has a PLIC; this image was built for --irq aia --aia-guests 3:"
         " rebuild with pyshyper build --irq plic",
+    ),
+    "aia-guests-3-image-on-aia-guests-2-machine": (
+        ("aia", 3),
+        ("aia", 2),
+        "pyshyper: this machine has an AIA (APLIC+IMSIC, 2 guest files per hart); this image was built for"
+        " --irq aia --aia-guests 3: rebuild with pyshyper build --irq aia --aia-guests 2",
     ),
 }
 
