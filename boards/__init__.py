@@ -386,6 +386,8 @@ def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
         ("GUEST_IMAGE_MAX_SIZE", b.guest_images.size, ""),
         ("MAX_HARTS", b.max_harts, "harts with a stack and per-hart data"),
         ("HART_STACK_SIZE", b.hart_stack_size, ""),
+        ("HART_STACK_PAINT", 0x5059_5348_5354_4B21, "runtime/boot.S fills each hart's stack with it ('PYSHSTK!')"),
+        ("HART_STACK_GUARD", 256, "bytes at each stack's bottom that must keep the paint (core/stack.py)"),
         ("TIMEBASE_FREQUENCY", b.timebase_frequency, "Hz of the time CSR"),
         ("UART_BASE", b.uart.base, "ns16550a"),
         ("UART_SIZE", b.uart.size, ""),

@@ -17,7 +17,6 @@ from compiler.prelude import (
     VSTIMECMP,
     Array,
     Final,
-    Mmio,
     Ptr,
     addr_of,
     amoadd_w,
@@ -45,21 +44,12 @@ from hypervisor.arch.riscv.defs import (
 from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_DBCN,
     SBI_EXT_HSM,
-    SBI_SRST_REASON_FAILURE,
-    SBI_SRST_SHUTDOWN,
     sbi_hart_start,
     sbi_probe_extension,
     sbi_send_ipi,
-    sbi_system_reset,
 )
 from hypervisor.arch.riscv.stage2 import HGATP_NO_SV39X4, stage2_probe, stage2_vmid_len, stage2_vmids
-from hypervisor.arch.riscv.trap import (
-    FINISHER_WAIT_SECONDS,
-    TEST_FINISHER_FAIL,
-    hart_wait,
-    trap_enable_guest_interrupts,
-    trap_init_tables,
-)
+from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
 from hypervisor.board import (
     AIA_GUESTS,
     GUEST_IMAGE_ADDRESS,
@@ -70,14 +60,13 @@ from hypervisor.board import (
     MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
-    TEST_FINISHER_BASE,
     TIMEBASE_FREQUENCY,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
-from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check
+from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
 from hypervisor.core.mvm import mvm_create, mvm_image_present
 from hypervisor.core.vm import vm_create, vm_mark_created
 
@@ -125,24 +114,13 @@ def hart_setup_csrs() -> None:
     trap_enable_guest_interrupts()
 
 
-def boot_stop() -> None:
-    """Power the machine off reporting a failure, as hart_wait does when a VM failed: the board's test finisher
-    (sifive,test0: FAIL with code 1, so QEMU exits 1), then SBI SRST with reason "system failure" should the
-    finisher not have stopped the machine (SRST carries no exit code out of QEMU)."""
-    Mmio[u32](TEST_FINISHER_BASE).write(TEST_FINISHER_FAIL | (u32(1) << 16))
-    until = csr_read(TIME) + FINISHER_WAIT_SECONDS * TIMEBASE_FREQUENCY
-    while csr_read(TIME) < until:
-        pass
-    sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
-
-
 def boot_fail(why: Ptr[u8]) -> None:
     console_lock()
     console_puts(cstr(b"pyshyper: cannot boot: "))
     console_puts(why)
     console_puts(cstr(b"\n"))
     console_unlock()
-    boot_stop()
+    machine_power_off(True)
 
 
 def hgeie_geilen() -> u64:
@@ -292,7 +270,7 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
         boot_fail(cstr(b"the harts' hgatp does not take MODE Sv39x4 (Priv 9.2.10): PyShyper's G-stage is Sv39x4"))
         return
     if not machine_irq_check(dtb, hgeie_geilen()):
-        boot_stop()
+        machine_power_off(True)
         return
     console_puts(cstr(b"  stage 2:    Sv39x4, "))
     console_dec(stage2_vmids())

@@ -217,7 +217,7 @@ def build_guest(src: Path, out: Path, compiler: Compiler | None = None) -> Guest
     except Exception as e:
         kind = "" if type(e).__name__ == "CompileError" else f"{type(e).__name__}: "
         raise BuildError(f"guest {name}: compile failed: {kind}{e}") from e
-    include_dirs = [src, out / "gen"]
+    include_dirs = [src, src.parent / "common", out / "gen"]  # common/: what every test guest includes
     if compiled.offsets_asm is not None:
         shutil.copyfile(compiled.offsets_asm, objdir / "offsets.S")
         include_dirs.insert(0, objdir)

@@ -3,20 +3,20 @@
 Lines from several harts do not interleave: a caller holds `console_lock` for a whole line.
 """
 
-from compiler.prelude import Array, Ptr, addr_of, amoswap_w, fence, static, u8, u32, u64
+from compiler.prelude import Array, Ptr, addr_of, static, u8, u64
 from hypervisor.arch.riscv.sbi_call import sbi_console_write
+from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 
-console_lock_word = static(Array[u32, 1])
+# Any hart prints; a line is written under this lock (the SBI console below is one device).
+console_spin = static(Spinlock)
 
 
 def console_lock() -> None:
-    while amoswap_w(addr_of(console_lock_word[0]), u32(1)) != 0:
-        pass
+    spin_lock(addr_of(console_spin))
 
 
 def console_unlock() -> None:
-    fence()
-    amoswap_w(addr_of(console_lock_word[0]), u32(0))
+    spin_unlock(addr_of(console_spin))
 
 
 def cstr_len(s: Ptr[u8]) -> u64:

@@ -1,16 +1,27 @@
-"""Boot-time checks of the machine against the build: what the firmware's device tree says the machine is (its
-interrupt controller, its memory) must be what this image was built for (`hypervisor.board`). A mismatch is one
-line saying what the machine has and what to do; the caller then stops, before any VM is made.
+"""The machine as a whole: checked against the build at boot, and powered off at the end.
 
-Interrupt controllers by their device-tree bindings: a PLIC is `riscv,plic0` or `sifive,plic-1.0.0`
-(sifive,plic-1.0.0.yaml); an AIA is an IMSIC `riscv,imsics` (riscv,imsics.yaml) whose `interrupts-extended`
-targets the harts' supervisor external interrupt (cause 9: the S-level files; the M-level ones target 11), with
-an APLIC `riscv,aplic` in MSI mode in front of it. The S-level IMSIC's `riscv,guest-index-bits` lays out each
-hart's guest interrupt files; how many the hart has is hgeie's GEILEN (Priv 9.2.4), which the caller reads.
+Boot-time checks: what the firmware's device tree says the machine is (its interrupt controller, its memory) must
+be what this image was built for (`hypervisor.board`). A mismatch is one line saying what the machine has and what
+to do; the caller then powers off with a failure, before any VM is made. Interrupt controllers by their
+device-tree bindings: a PLIC is `riscv,plic0` or `sifive,plic-1.0.0` (sifive,plic-1.0.0.yaml); an AIA is an IMSIC
+`riscv,imsics` (riscv,imsics.yaml) whose `interrupts-extended` targets the harts' supervisor external interrupt
+(cause 9: the S-level files; the M-level ones target 11), with an APLIC `riscv,aplic` in MSI mode in front of it.
+The S-level IMSIC's `riscv,guest-index-bits` lays out each hart's guest interrupt files; how many the hart has is
+hgeie's GEILEN (Priv 9.2.4), which the caller reads.
+
+Power-off: SBI SRST carries no exit code out of QEMU, so a failed run also says so through the board's test
+finisher (sifive,test0, QEMU hw/misc/sifive_test.c: FAIL with the exit code in bits 31:16) and falls back to SRST
+with reason "system failure" when the finisher has not stopped the machine a while later.
 """
 
-from compiler.prelude import Array, Final, addr_of, cstr, u64
+from compiler.prelude import TIME, Array, Final, Mmio, addr_of, csr_read, cstr, u32, u64
 from hypervisor.arch.riscv.defs import IRQ_S_EXT
+from hypervisor.arch.riscv.sbi_call import (
+    SBI_SRST_REASON_FAILURE,
+    SBI_SRST_REASON_NONE,
+    SBI_SRST_SHUTDOWN,
+    sbi_system_reset,
+)
 from hypervisor.board import (
     AIA_GUESTS,
     IMSIC_GUEST_INDEX_BITS,
@@ -18,9 +29,33 @@ from hypervisor.board import (
     IRQ_MODE_AIA,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
+    TEST_FINISHER_BASE,
+    TIMEBASE_FREQUENCY,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_compatible, fdt_memory, fdt_prop_cell, fdt_prop_u64
+
+TEST_FINISHER_FAIL: Final = u32(0x3333)  # sifive,test0: FAIL, exit code in bits 31:16
+FINISHER_WAIT_SECONDS: Final = u64(10)  # QEMU acts on it within milliseconds; generous for a loaded host
+
+
+def machine_power_off(failed: bool) -> None:
+    """Power the machine off; never returns. `failed`: QEMU exits 1, else 0."""
+    if failed:
+        # QEMU queues the finisher's shutdown; an SRST right after it would overwrite its exit code with 0, so
+        # SRST is only the fallback when the finisher has not stopped the machine a while later.
+        Mmio[u32](TEST_FINISHER_BASE).write(TEST_FINISHER_FAIL | (u32(1) << 16))
+        until = csr_read(TIME) + FINISHER_WAIT_SECONDS * TIMEBASE_FREQUENCY
+        while csr_read(TIME) < until:
+            pass  # no wfi: nothing may be armed to wake this hart
+        sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
+    sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_NONE)
+    while True:
+        pass  # the firmware did not stop the machine: nothing else is safe to do
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Boot-time checks
 
 MACHINE_IRQ_NONE: Final = u64(0)
 MACHINE_IRQ_PLIC: Final = u64(1)

@@ -4,7 +4,7 @@ line (hvip.VSEIP, Priv 9.2.4) follows its S-mode context. The physical source is
 guest completes it, so a level-triggered device cannot storm the hypervisor meanwhile.
 """
 
-from compiler.prelude import HVIP, Array, Final, Ptr, addr_of, amoswap_w, csr_clear, csr_set, fence, static, u32, u64
+from compiler.prelude import HVIP, Array, Final, Ptr, addr_of, csr_clear, csr_set, static, u32, u64
 from hypervisor.arch.riscv.defs import MIP_VSEIP
 from hypervisor.arch.riscv.plic import (
     plic_claim,
@@ -14,6 +14,7 @@ from hypervisor.arch.riscv.plic import (
     plic_set_priority,
     plic_set_threshold,
 )
+from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.vm import MSG_VSEIP, Vcpu, Vm, vcpu_post, vcpu_vm, vm_vcpu
 from hypervisor.core.vplic import (
     Vplic,
@@ -29,19 +30,17 @@ NO_OWNER: Final = u64(0xFF)
 
 # One virtual PLIC, for the VM that owns the physical lines (the MVM); its lock guards it across harts.
 vplic_main = static(Vplic)
-vplic_lock_word = static(Array[u32, 1])
+vplic_spin = static(Spinlock)  # taken by any hart: MMIO exits of the VM's vCPUs, its external interrupts
 virq_owner = static(Array[u64, VIRQ_SOURCES])  # VM index owning each physical source, or NO_OWNER
 virq_claimed_ctx = static(Array[u64, VIRQ_SOURCES])  # the physical context that claimed a source in service
 
 
 def virq_lock() -> None:
-    while amoswap_w(addr_of(vplic_lock_word[0]), u32(1)) != 0:
-        pass
+    spin_lock(addr_of(vplic_spin))
 
 
 def virq_unlock() -> None:
-    fence()
-    amoswap_w(addr_of(vplic_lock_word[0]), u32(0))
+    spin_unlock(addr_of(vplic_spin))
 
 
 def virq_vplic() -> Ptr[Vplic]:

@@ -29,7 +29,7 @@ GUEST_MAGIC = b"PYSHGUST"
 
 
 class StopBoot(Exception):
-    """hart_wait: where the boot hart's start-up ends when nothing stopped it before."""
+    """Where the boot hart's start-up ends: hart_wait, or SBI SRST (the machine powered off)."""
 
 
 def dtb(name: str, mem: int = 0x4000_0000, drop: tuple[str, ...] = (), **props: tuple[str, object]) -> bytes:
@@ -110,6 +110,8 @@ def machine(tmp_path, monkeypatch):
                 return 0, a0
             if eid == EID_HSM and fid == 0:
                 main.hart_up[int(a2)] = prelude.u32(1)
+            if eid == EID_SRST:
+                raise StopBoot()  # the machine is off
             return 0, 0
 
         def csr_write(num, value):

@@ -3,13 +3,16 @@ instruction read back with hlvx.hu when htinst is zero: Priv 9.4.4 and 9.2.x) an
 emulator; the guest then continues after the instruction.
 
 The emulator is chosen by the build's interrupt mode (a compile-time constant): the virtual PLIC, or the
-virtual APLIC in AIA mode (whose IMSIC pages are mapped, never emulated)."""
+virtual APLIC in AIA mode (whose IMSIC pages are mapped, never emulated), for the management VM; the
+statistics page for every VM. An access a device cannot do is the guest's mistake: it gets an access fault
+(trap.py), the VM runs on."""
 
-from compiler.prelude import HTINST, TIME, Array, Final, Ptr, addr_of, csr_read, extern, u64
+from compiler.prelude import HTINST, TIME, Final, Ptr, addr_of, csr_read, extern, u64
 from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn_len, mmio_load_value, mmio_store_value
 from hypervisor.board import (
     IRQ_MODE,
     IRQ_MODE_AIA,
+    MAX_HARTS,
     MMIO_DECODE_FETCH,
     MVM_APLIC_BASE,
     MVM_APLIC_SIZE,
@@ -18,9 +21,11 @@ from hypervisor.board import (
     MVM_STATS_BASE,
     MVM_STATS_SIZE,
 )
+from hypervisor.core.frame_alloc import frame_alloc_free_pages, frame_alloc_total_pages
+from hypervisor.core.stack import stack_high_water, stack_top
 from hypervisor.core.vaplic import vaplic_access_ok, vaplic_read, vaplic_write
 from hypervisor.core.virq import virq_apply, virq_guest_completed, virq_lines_locked, virq_lock, virq_unlock, virq_vplic
-from hypervisor.core.vm import Vcpu, vcpu_vm, vm_get, vm_vcpu
+from hypervisor.core.vm import Vcpu, vcpu_vm, vm_vcpu
 from hypervisor.core.vplic import vplic_access_ok, vplic_read, vplic_write
 
 
@@ -77,11 +82,24 @@ def aplic_read(offset: u64, width: u64) -> u64:
 
 
 STATS_STRIDE: Final = u64(0x20)  # per vCPU: exits, WFI exits, SBI calls, the time CSR
+STATS_HYP: Final = u64(0x800)  # the hypervisor's own: free pages, total pages, then each hart's stack high-water
+STATS_HYP_STACKS: Final = u64(0x810)
+
+# What mmio_emulate did with an access
+MMIO_NONE: Final = u64(0)  # no emulated device there: outside the VM's memory
+MMIO_DONE: Final = u64(1)  # emulated; the guest goes on after the instruction
+MMIO_FAULT: Final = u64(2)  # a device is there but cannot do this access (width, alignment, AMO): an access fault
 
 
-def stats_read(offset: u64) -> u64:
-    """The statistics page (mvm.toml "stats"): u64 counters of vCPU offset / 0x20 of the management VM."""
-    vm = vm_get(u64(0))
+def stats_read(v: Ptr[Vcpu], offset: u64) -> u64:
+    """The statistics page (mvm.toml "stats"), as each VM sees it: u64 counters of its vCPU offset / 0x20, then
+    from STATS_HYP the hypervisor's free and total pages and each hart's stack high-water mark in bytes."""
+    if offset >= STATS_HYP_STACKS:
+        hart = (offset - STATS_HYP_STACKS) // 8
+        return stack_high_water(stack_top(hart)) if hart < MAX_HARTS else u64(0)
+    if offset >= STATS_HYP:
+        return frame_alloc_free_pages() if offset == STATS_HYP else frame_alloc_total_pages()
+    vm = vcpu_vm(v)
     i = offset // STATS_STRIDE
     if i >= vm.vcpus:
         return u64(0)
@@ -96,40 +114,39 @@ def stats_read(offset: u64) -> u64:
     return csr_read(TIME)
 
 
-def mmio_emulate_stats(v: Ptr[Vcpu], gpa: u64) -> bool:
-    acc = Array[MmioAccess, 1]()
-    a = addr_of(acc[0])
-    if not mmio_decode_trap(v, a):
-        return False
-    offset = gpa - MVM_STATS_BASE
+def mmio_emulate_stats(v: Ptr[Vcpu], a: Ptr[MmioAccess], offset: u64) -> u64:
     if offset % a.width != 0:
-        return False
+        return MMIO_FAULT
     if not a.is_store and a.reg != 0:  # stores are ignored: the page is read-only
-        value = stats_read(offset - offset % 8) >> ((offset % 8) * 8)
+        value = stats_read(v, offset - offset % 8) >> ((offset % 8) * 8)
         v.regs[a.reg] = mmio_load_value(a, value)
     v.sepc += a.insn_len
-    return True
+    return MMIO_DONE
 
 
-def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> bool:
-    """Emulate the access at gpa if an emulated device covers it; false: nothing there (the caller faults)."""
+def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> u64:
+    """Emulate the access at gpa if an emulated device covers it: MMIO_DONE, MMIO_FAULT when the device is
+    there but the access cannot be emulated (an access the instruction decoder does not know, an AMO, a width
+    or alignment the device does not have), MMIO_NONE when no device is there."""
     vm = vcpu_vm(v)
-    if vm.id != 0:
-        return False
+    acc = MmioAccess()
+    a = addr_of(acc)
     if gpa >= MVM_STATS_BASE and gpa - MVM_STATS_BASE < MVM_STATS_SIZE:
-        return mmio_emulate_stats(v, gpa)
+        if not mmio_decode_trap(v, a):
+            return MMIO_FAULT
+        return mmio_emulate_stats(v, a, gpa - MVM_STATS_BASE)
+    if vm.id != 0:
+        return MMIO_NONE
     base = MVM_APLIC_BASE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_BASE
     size = MVM_APLIC_SIZE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_SIZE
     if gpa < base or gpa - base >= size:
-        return False
-    acc = Array[MmioAccess, 1]()
-    a = addr_of(acc[0])
+        return MMIO_NONE
     if not mmio_decode_trap(v, a):
-        return False
+        return MMIO_FAULT
     offset = gpa - base
     ok = vaplic_access_ok(offset, a.width) if IRQ_MODE == IRQ_MODE_AIA else plic_ok(offset, a.width)
     if not ok:
-        return False
+        return MMIO_FAULT
     done = u64(0)
     virq_lock()
     if a.is_store:
@@ -146,4 +163,4 @@ def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> bool:
     if IRQ_MODE != IRQ_MODE_AIA:
         virq_apply(line)
     v.sepc += a.insn_len
-    return True
+    return MMIO_DONE
