@@ -118,6 +118,7 @@ class Vm:
     mem_owned: bool  # memory from the frame allocator (freed at the end) or a fixed region of the board
     console_len: u64
     ending: u32  # claimed (amoswap) by the one hart that ends the VM (vm_end)
+    released: u32  # set by that hart once its tables and memory are back (vm_all_ended waits for it)
     boots: u64  # how many times it was started: 1, plus one per SRST reboot
     console_spin: Spinlock  # the VM's vCPUs may write their console on several harts at once
     console: Array[u8, CONSOLE_LINE]
@@ -195,6 +196,7 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     vm.vcpus = 0
     vm.console_len = 0
     vm.ending = 0
+    vm.released = 0
     vm.boots = 1
     vm_count += 1
     return vm
@@ -354,7 +356,11 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
             while amoadd_w(addr_of(t.running), u32(0)) != 0:
                 pass
     vm_release(vm)
-    if vm.id == 0:
+    if vm.id != 0:
+        fence()
+        amoswap_w(addr_of(vm.released), u32(1))
+        return
+    if vm.id == 0:  # never marked released: no other hart powers off meanwhile, this one does it
         console_lock()
         console_puts(cstr(b"pyshyper: the management VM has ended ("))
         console_puts(vm_state_name(state))
@@ -394,11 +400,11 @@ def vm_vcpus_started(vm: Ptr[Vm]) -> u64:
 
 
 def vm_all_ended() -> bool:
-    """Every VM has ended (false while the boot hart is still making them)."""
+    """Every VM has ended and given its pages back (false while the boot hart is still making them)."""
     if not vms_created:
         return False
     for i in range(vm_count):
-        if VMS[i].state == VM_RUNNING:
+        if amoadd_w(addr_of(VMS[i].released), u32(0)) == 0:
             return False
     return True
 

@@ -84,7 +84,7 @@ def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path, mvm_image_ca
     """OpenSBI cold-boots on whichever hart wins its lottery: under QEMU nearly always hart 0, about one boot in
     fifty hart 1. The hypervisor then starts hart 0 through SBI HSM, and OpenSBI's start of a hart disables every
     source in that hart's PLIC contexts; the hypervisor used to route the MVM's interrupts before that, and the
-    MVM's console went silent at its first interrupt-driven output (session 1's CI failure).
+    MVM's console went silent at its first interrupt-driven output (fixed by starting the other harts first).
     `pyshyper run --boot-hart 1` (OpenSBI's cold-boot-harts in QEMU's device tree) makes hart 1 win every time:
     the MVM's shell answers what is typed (UART receive interrupts), its UART line counts in /proc/interrupts,
     and `poweroff` ends QEMU with 0."""
