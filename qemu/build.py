@@ -34,7 +34,6 @@ from boards import (
     GUEST_HDR_SIZE,
     GUEST_MAGIC,
     GUEST_MEM_SIZE,
-    BoardError,
     BuildConfig,
     make_config,
     render_asm_include,
@@ -143,12 +142,12 @@ def write_mvm_dtb(
         except (OSError, subprocess.TimeoutExpired) as e:
             raise BuildError(f"cannot ask QEMU what -cpu {cpu} has: {e}") from None
         host_isa, cbo = host.isa, host.cbo_block_size
+    mvm = load_mvm(cfg.board)  # bad board data: a BoardError, which `pyshyper` reports as one line
     try:
-        mvm = load_mvm(cfg.board.name)
         size = initrd.stat().st_size if initrd.is_file() else 0
-        blob = mvm_device_tree(mvm, cfg.irq, cfg.aia_guests, host_isa, initrd_size=size, cbo_block_size=cbo)
-    except (BoardError, OSError) as e:
+    except OSError as e:
         raise BuildError(f"MVM device tree: {e}") from None
+    blob = mvm_device_tree(mvm, cfg.irq, cfg.aia_guests, host_isa, initrd_size=size, cbo_block_size=cbo)
     path = mvm_dtb_path(cfg, out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(blob)
@@ -581,14 +580,11 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    try:
-        cfg = config_from_args(args)
-        if getattr(args, "debug_faults", False):
-            cfg = dataclasses.replace(cfg, debug_faults=True)
-        cfg = dataclasses.replace(cfg, mmio_decode=getattr(args, "mmio_decode", "htinst"))
-    except BoardError as e:
-        print(f"pyshyper build: error: {e}", file=sys.stderr)
-        return 2
+    """`pyshyper build`; a BoardError (bad options or board data) goes up to the CLI, which reports it."""
+    cfg = config_from_args(args)
+    if getattr(args, "debug_faults", False):
+        cfg = dataclasses.replace(cfg, debug_faults=True)
+    cfg = dataclasses.replace(cfg, mmio_decode=getattr(args, "mmio_decode", "htinst"))
     try:
         build(cfg, args.out, guests=[] if args.no_guests else None, quiet=args.quiet)
     except BuildError as e:

@@ -27,13 +27,14 @@ def cstr_len(s: Ptr[u8]) -> u64:
 
 
 def console_write(addr: u64, length: u64) -> None:
-    """Write length bytes at addr; DBCN may write fewer per call, so loop until all are out."""
+    """Write length bytes at addr; DBCN may write fewer per call, so loop until all are out. A failed call, or
+    one that writes nothing, drops the rest rather than spin."""
     done = u64(0)
     while done < length:
-        r = sbi_console_write(addr + done, length - done)
-        if r <= 0:
+        n = sbi_console_write(addr + done, length - done)
+        if n == 0 or n > length - done:
             return
-        done += u64(r)
+        done += n
 
 
 def console_puts(s: Ptr[u8]) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from qemu import bench_boot
-
-pexpect = pytest.importorskip("pexpect")
+from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -36,9 +35,7 @@ def _boot(cmd: list[str], name: str) -> bench_boot.Shell:
 def test_mvm_reboot_restarts_the_machine(tmp_path, mvm_image_cache):
     """`reboot` in the MVM resets the machine through SBI SRST: the hypervisor boots again, the MVM reaches its
     shell again, and a `poweroff` then ends QEMU cleanly (never a panic)."""
-    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=tmp_path / "out", quiet=True)
@@ -61,9 +58,7 @@ def test_mvm_bad_access_kills_only_the_vm(tmp_path, mvm_image_cache):
     """An MVM access outside its memory (busybox devmem on unmapped guest-physical 0x4000_0000) is reported and
     ends that VM, with both its vCPUs called off their harts; the hypervisor itself stays up and powers the
     machine off, with a failing exit status because the management VM was lost."""
-    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=tmp_path / "out", quiet=True)
@@ -93,9 +88,7 @@ def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path, mvm_image_ca
     `pyshyper run --boot-hart 1` (OpenSBI's cold-boot-harts in QEMU's device tree) makes hart 1 win every time:
     the MVM's shell answers what is typed (UART receive interrupts), its UART line counts in /proc/interrupts,
     and `poweroff` ends QEMU with 0."""
-    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(
@@ -138,9 +131,7 @@ def test_mvm_cpu_hotplug_cycles(irq, tmp_path, mvm_image_cache):
     stack frame deeper every cycle, until the stack ran into its neighbour's and the machine died (150 cycles
     were enough). Now the hypervisor's stack high-water mark on both harts is the same after HOTPLUG_CYCLES
     cycles as after the first, both CPUs are online, the shell answers and `poweroff` exits 0."""
-    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True)
@@ -175,9 +166,7 @@ def test_mvm_two_vcpus_faulting_at_once(irq, tmp_path, mvm_image_cache):
     """Both MVM vCPUs make a bad access at the same moment (unmapped guest-physical 0x0300_0000 from each CPU).
     The VM's end is claimed once: one report, one `vm0 killed`, the other vCPU parks; and since the management VM
     is gone the machine powers off, with a failing status, within 10 s (it printed two kills and hung before)."""
-    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from qemu.run import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from boards import make_config
 from qemu.build import build
 from qemu.run import RunOptions, boot_hart_dtb_path, guest_image_path, qemu_command, write_boot_hart_dtb
-
-pexpect = pytest.importorskip("pexpect")
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.qemu
 
@@ -37,9 +36,7 @@ CONFIGS = {
 
 
 def _need_tools() -> None:
-    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
 
 
 @pytest.fixture(scope="module")

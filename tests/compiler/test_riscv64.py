@@ -6,12 +6,13 @@ layout LLVM's TargetData gives for the program's struct types.
 """
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -23,7 +24,11 @@ from elftools.elf.relocation import RelocationSection  # noqa: E402
 from compiler import driver, types  # noqa: E402
 
 OBJDUMP = "riscv64-unknown-elf-objdump"
-pytestmark = pytest.mark.skipif(shutil.which(driver.GNU_AS) is None, reason=f"{driver.GNU_AS} not installed")
+
+
+@pytest.fixture(autouse=True)
+def gnu_as() -> None:
+    require_tool(driver.GNU_AS, hint="binutils-riscv64-unknown-elf")
 
 PROGRAM = '''
 from compiler.prelude import (HGATP, SSCRATCH, Array, Mmio, Ptr, addr_of, csr_read, csr_write, export, extern,
@@ -164,8 +169,7 @@ def elf(built):
 
 @pytest.fixture(scope="module")
 def disasm(built):
-    if shutil.which(OBJDUMP) is None:
-        pytest.skip(f"{OBJDUMP} not installed")
+    require_tool(OBJDUMP, hint="binutils-riscv64-unknown-elf")
     out = subprocess.run([OBJDUMP, "-d", str(built[2].obj)], capture_output=True, text=True, check=True).stdout
     funcs: dict[str, list[str]] = {}
     cur = None
