@@ -41,13 +41,13 @@ from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import (
     console_dec,
     console_field,
-    console_hex,
     console_lock,
     console_puts,
     console_unlock,
     console_write,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_alloc_total_pages, frame_free
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log2, log3
 from hypervisor.core.machine import machine_power_off
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.stack import stack_report, stack_top
@@ -336,11 +336,7 @@ def vm_release(vm: Ptr[Vm]) -> None:
     if vm.mem_owned:
         frame_free(vm.mem_hpa, vm.mem_size // PAGE_SIZE)
     vm.stage2_root = 0
-    console_lock()
-    console_field(cstr(b"pyshyper: vm"), vm.id)
-    console_field(cstr(b" released "), frame_alloc_free_pages() - before)
-    console_puts(cstr(b" pages\n"))
-    console_unlock()
+    log2(LOG_INFO, cstr(b"pyshyper: vm%d released %d pages\n"), vm.id, frame_alloc_free_pages() - before)
 
 
 def vm_claim_end(vm: Ptr[Vm]) -> bool:
@@ -380,11 +376,11 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
         amoswap_w(addr_of(vm.released), u32(1))
         return
     if vm.id == 0:  # never marked released: no other hart powers off meanwhile, this one does it
-        console_lock()
-        console_puts(cstr(b"pyshyper: the management VM has ended ("))
-        console_puts(vm_state_name(state))
-        console_puts(cstr(b"): the machine powers off\n"))
-        console_unlock()
+        log1(
+            LOG_ERROR if state != VM_ENDED else LOG_INFO,
+            cstr(b"pyshyper: the management VM has ended (%s): the machine powers off\n"),
+            vm_state_name(state).addr(),
+        )
         vm_print_stats(vm)
         machine_report()
         machine_power_off(state != VM_ENDED)
@@ -392,11 +388,7 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
 
 def machine_report() -> None:
     """What the hypervisor holds at the end: free page frames and each hart's stack high-water mark."""
-    console_lock()
-    console_field(cstr(b"pyshyper: free pages "), frame_alloc_free_pages())
-    console_field(cstr(b" of "), frame_alloc_total_pages())
-    console_puts(cstr(b"\n"))
-    console_unlock()
+    log2(LOG_INFO, cstr(b"pyshyper: free pages %d of %d\n"), frame_alloc_free_pages(), frame_alloc_total_pages())
     stack_report()
 
 
@@ -437,14 +429,7 @@ def vm_any_failed() -> bool:
 
 
 def vm_report(vm: Ptr[Vm], what: Ptr[u8], value: u64) -> None:
-    console_lock()
-    console_puts(cstr(b"pyshyper: vm"))
-    console_dec(vm.id)
-    console_puts(cstr(b" "))
-    console_puts(what)
-    console_hex(value)
-    console_puts(cstr(b"\n"))
-    console_unlock()
+    log3(LOG_INFO, cstr(b"pyshyper: vm%d %s%x\n"), vm.id, what.addr(), value)
 
 
 def vm_print_stats(vm: Ptr[Vm]) -> None:

@@ -88,9 +88,10 @@ from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_ha
 from hypervisor.arch.riscv.sbi_call import sbi_set_timer
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
 from hypervisor.board import MAX_HARTS
-from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.console import console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, log0, log4
 from hypervisor.core.machine import machine_power_off
 from hypervisor.core.stack import stack_check, stack_top
 from hypervisor.core.vm import (
@@ -139,18 +140,14 @@ def trap_guest_fault(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
 
 
 def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
-    vm = vcpu_vm(v)
-    console_lock()
-    console_puts(cstr(b"pyshyper: vm"))
-    console_dec(vm.id)
-    console_puts(cstr(b" killed: "))
-    console_puts(what)
-    console_puts(cstr(b" at pc "))
-    console_hex(v.sepc)
-    console_puts(cstr(b", stval "))
-    console_hex(csr_read(STVAL))
-    console_puts(cstr(b"\n"))
-    console_unlock()
+    log4(
+        LOG_ERROR,
+        cstr(b"pyshyper: vm%d killed: %s at pc %x, stval %x\n"),
+        vcpu_vm(v).id,
+        what.addr(),
+        v.sepc,
+        csr_read(STVAL),
+    )
 
 
 def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
@@ -353,9 +350,7 @@ def hart_wait(hartid: u64) -> None:
         if vm_all_ended() and amoswap_w(addr_of(power_off_claim[0]), u32(1)) == 0:
             # A VM the hypervisor killed was reported when it ended and does not fail the machine (unless it was
             # the management VM); a VM that powered itself off reporting a failure does.
-            console_lock()
-            console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
-            console_unlock()
+            log0(LOG_INFO, cstr(b"pyshyper: all VMs have ended, powering off\n"))
             machine_report()
             machine_power_off(vm_any_failed())
         wfi()
