@@ -46,7 +46,8 @@ from hypervisor.arch.riscv.sbi_call import (
     sbi_send_ipi,
 )
 from hypervisor.arch.riscv.stage2 import HGATP_NO_SV39X4, stage2_probe, stage2_vmid_len, stage2_vmids
-from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
+from hypervisor.arch.riscv.trap import trap_init_tables
+from hypervisor.arch.riscv.vcpu import vcpu_hart_init
 from hypervisor.board import (
     AIA_GUESTS,
     GUEST_GPA,
@@ -71,6 +72,7 @@ from hypervisor.core.console import console_dec, console_hex, console_lock, cons
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
+from hypervisor.core.idle import hart_wait
 from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log2, log3, log4, log6
 from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
 from hypervisor.core.mvm import mvm_create, mvm_image_present
@@ -102,7 +104,7 @@ def hart_setup_csrs() -> None:
     if hart_has_sstc():
         csr_write(VSTIMECMP, ~u64(0))  # Sstc: no VS timer interrupt until the guest sets one (reset value is 0)
     irqc_cpu_init()
-    trap_enable_guest_interrupts()
+    vcpu_hart_init()
 
 
 def boot_fail(why: Ptr[u8]) -> None:

@@ -2,7 +2,7 @@
 gives (boards/qemu-virt/mvm.toml), RAM identity-mapped (passthrough devices DMA to guest-physical addresses),
 its devices passed through, its interrupt controller emulated."""
 
-from compiler.prelude import Final, Ptr, cstr, u32, u64
+from compiler.prelude import Final, Ptr, cstr, null, u32, u64
 from hypervisor.arch.riscv.irqc import irqc_config_irq, irqc_vcpu_init, irqc_vm_init, irqc_window
 from hypervisor.board import (
     IMSIC_PAGE_SIZE,
@@ -36,11 +36,11 @@ def mvm_image_present() -> bool:
 def mvm_create(harts_present: u64) -> Ptr[Vm]:
     """Set up VM 0 if its kernel was loaded; null (and a line saying why) if not."""
     if not mvm_image_present():
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     dtb_host = MVM_MEM_HOST + (MVM_DTB_IPA - MVM_MEM_IPA)
     if not fdt_valid(dtb_host):
         log1(LOG_ERROR, cstr(b"pyshyper: the MVM's device tree is missing or invalid at %x\n"), MVM_DTB_IPA)
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     vm = vm_setup(u64(0), MVM_MEM_IPA, MVM_MEM_HOST, MVM_MEM_SIZE, False)
     if vm.addr() == 0:
         return vm

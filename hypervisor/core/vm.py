@@ -22,6 +22,7 @@ from compiler.prelude import (
     csr_read,
     cstr,
     fence,
+    null,
     static,
     struct,
     u8,
@@ -142,8 +143,8 @@ class Vm:
 
 VMS = static(Array[Vm, VM_MAX])
 VCPUS = static(Array[Vcpu, VCPU_MAX])
-# The vCPU each hart runs, as an address (0: none); written before the hart starts.
-HART_VCPU = static(Array[u64, MAX_HARTS])
+# The vCPU each hart runs (null: none); written before the hart starts.
+HART_VCPU = static(Array[Ptr[Vcpu], MAX_HARTS])
 vm_count: u64 = 0
 vcpu_count: u64 = 0
 mvm_present: bool = False
@@ -191,13 +192,13 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     """A new VM whose memory [gpa, gpa+size) is host memory at hpa, in a fresh stage-2 table; null on failure."""
     global vm_count
     if vm_count >= VM_MAX:
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     root = stage2_create()
     if root == 0:
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     if not stage2_map(root, gpa, hpa, mem_size, S2_PERM_RWX):
         stage2_destroy(root)
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     vm = addr_of(VMS[vm_count])
     vm.index = vm_count
     vm.id = vm_id
@@ -229,8 +230,8 @@ def vm_map_device(vm: Ptr[Vm], gpa: u64, hpa: u64, size: u64) -> bool:
 def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     """The VM's next vCPU, pinned to `hart`; vCPU 0 starts at the VM's entry, the others wait for HSM."""
     global vcpu_count
-    if vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart] != 0:
-        return Ptr[Vcpu](u64(0))
+    if vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart].addr() != 0:
+        return null(Vcpu)
     v = addr_of(VCPUS[vcpu_count])
     v.vm = vm.index
     v.vcpu_id = vm.vcpus
@@ -238,7 +239,7 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     v.hyp_sp = stack_top(hart)
     vcpu_reset(v)
     v.state = VCPU_STARTED if started else VCPU_STOPPED
-    HART_VCPU[hart] = v.addr()
+    HART_VCPU[hart] = v
     vm.vcpus += 1
     vcpu_count += 1
     return v
@@ -246,12 +247,12 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
 
 def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_arg: u64, hart: u64) -> Ptr[Vm]:
     """Create a VM from an image with one vCPU pinned to `hart`; null on failure."""
-    if image_size > mem_size or vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart] != 0:
-        return Ptr[Vm](u64(0))
+    if image_size > mem_size or vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart].addr() != 0:
+        return null(Vm)
     pages = mem_size // PAGE_SIZE
     hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
     if hpa == 0:
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     vm = vm_setup(vm_count + 1 - (1 if mvm_present else 0), gpa, hpa, mem_size, True)
     if vm.addr() == 0:
         frame_free(hpa, pages)

@@ -48,7 +48,7 @@ def hyp(tmp_path):
         prelude.u64(0),
     )
     assert vm.addr() != 0
-    v = prelude.Ptr[mods["core.vm"].Vcpu](prelude.u64(mods["core.vm"].HART_VCPU[0]))
+    v = mods["core.vm"].HART_VCPU[0]
 
     class H:
         pass
@@ -367,10 +367,10 @@ def test_a_vm_ends_once_and_gives_every_page_back(hyp):
 def test_vcpu_run_does_not_enter_a_vm_being_ended(hyp):
     """A hart that publishes `running` after another hart claimed the VM's end backs out (never enters it)."""
     vm_mod = hyp.mods["core.vm"]
-    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    vcpu = importlib.import_module("hypervisor.arch.riscv.vcpu")
     assert vm_mod.vm_claim_end(hyp.vm)
     prelude.mock.csr[CSRS["HGATP"]] = 0
-    trap.vcpu_run(hyp.v)
+    vcpu.vcpu_run(hyp.v)
     assert int(hyp.v.running) == 0 and prelude.mock.csr[CSRS["HGATP"]] == 0  # backed out before hgatp
 
 
