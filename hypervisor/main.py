@@ -30,7 +30,7 @@ from compiler.prelude import (
     u32,
     u64,
 )
-from hypervisor.arch.riscv.defs import (
+from hypervisor.arch.riscv.encoding import (
     COUNTEREN_CY_TM_IR,
     HEDELEG_GUEST,
     HENVCFG_STCE,

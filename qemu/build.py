@@ -208,7 +208,7 @@ def _elf_symbol(elf: Path, name: str) -> int | None:
 
 # What runtime/*.S needs of the hypervisor's own constants (each declared once, in these modules), as `.equ`.
 RUNTIME_CONSTANTS = {
-    "hypervisor/arch/riscv/defs.py": ("SSTATUS_SIE", "SSTATUS_FS"),
+    "hypervisor/arch/riscv/encoding.py": ("SSTATUS_SIE", "SSTATUS_FS"),
     "hypervisor/arch/riscv/sbi_call.py": ("SBI_EXT_HSM", "SBI_HSM_HART_STOP"),
 }
 

@@ -6,7 +6,7 @@ stack unwound to its top, main.py at the end of a hart's boot; it never returns.
 """
 
 from compiler.prelude import SIP, Array, addr_of, amoswap_w, csr_clear, cstr, export, static, u32, u64, wfi
-from hypervisor.arch.riscv.defs import MIP_SSIP
+from hypervisor.arch.riscv.encoding import MIP_SSIP
 from hypervisor.arch.riscv.vcpu import hart_park, vcpu_run
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.log import LOG_INFO, log0

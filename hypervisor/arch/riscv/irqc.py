@@ -11,7 +11,7 @@ each of its vCPUs a guest interrupt file of its hart mapped as its IMSIC page.
 
 from compiler.prelude import HGEIE, SIE, Ptr, csr_write, cstr, u8, u64
 from hypervisor.arch.riscv.aplic import aplic_init
-from hypervisor.arch.riscv.defs import HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SSIP, MIP_STIP
+from hypervisor.arch.riscv.encoding import HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SSIP, MIP_STIP
 from hypervisor.board import (
     IMSIC_HART_STRIDE,
     IMSIC_PAGE_SIZE,

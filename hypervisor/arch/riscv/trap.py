@@ -38,7 +38,7 @@ from compiler.prelude import (
     u64,
     wfi,
 )
-from hypervisor.arch.riscv.defs import (
+from hypervisor.arch.riscv.encoding import (
     EXC_COUNT,
     EXC_ECALL_VS,
     EXC_ILLEGAL_INST,
@@ -62,7 +62,7 @@ from hypervisor.arch.riscv.defs import (
 )
 from hypervisor.arch.riscv.irqc import irqc_handle
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
-from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
+from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
 from hypervisor.core.console import console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.log import LOG_ERROR, log4

@@ -29,7 +29,7 @@ from compiler.prelude import (
     u32,
     u64,
 )
-from hypervisor.arch.riscv.defs import (
+from hypervisor.arch.riscv.encoding import (
     HIE_GUEST,
     HSTATUS_SPV,
     HSTATUS_SPVP,
@@ -44,9 +44,9 @@ from hypervisor.arch.riscv.defs import (
     SSTATUS_VS_INITIAL,
 )
 from hypervisor.arch.riscv.irqc import irqc_vcpu_enter, irqc_vcpu_leave
-from hypervisor.arch.riscv.sbi import vcpu_handle_messages
 from hypervisor.arch.riscv.sbi_call import sbi_set_timer
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
+from hypervisor.arch.riscv.vsbi import vcpu_handle_messages
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.vm import VCPU_STARTED, VM_RUNNING, Vcpu, vcpu_vm
 
