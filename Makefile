@@ -64,5 +64,5 @@ $(HOST_STAMP): qemu/setup-host.sh
 # The venv, re-installed when pyproject.toml changes.
 $(VENV_STAMP): pyproject.toml $(HOST_STAMP)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install -q --no-input -e .
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install -q --no-input -e '.[test,dev]'
 	touch $@
