@@ -16,7 +16,7 @@ from pathlib import Path
 import llvmlite.binding as llvm
 
 from compiler import asm as asmtools
-from compiler.checker import Program, check_program
+from compiler.checker import Program, check_program, find_root
 from compiler.diagnostics import CompileError, Diagnostic
 from compiler.lower import lower_program
 
@@ -81,13 +81,16 @@ def compile_program(
     opt: int = 2,
     extra_modules: dict[str, Path] | None = None,
     root: Path | None = None,
+    debug: bool = False,
 ) -> Compiled:
-    """Check, lower and optimize; raises CompileError with every diagnostic."""
+    """Check, lower and optimize; raises CompileError with every diagnostic. `debug`: with debug info (DWARF),
+    its file names relative to the project root."""
     timings = Timings()
     t0 = time.perf_counter()
     prog = check_program([Path(p) for p in paths], extra_modules, root)
     t0 = timings.add("check", t0)
-    irmod = lower_program(prog, target)
+    debug_root = (root or find_root(Path(prog.main.path).resolve())).resolve() if debug else None
+    irmod = lower_program(prog, target, debug_root)
     tm = target_machine(target, opt)
     irmod.triple = tm.triple
     irmod.data_layout = str(tm.target_data)
@@ -150,12 +153,17 @@ class BuildResult:
 
 
 def build_riscv_object(
-    paths: list[str | Path], out_obj: Path, extra_modules: dict[str, Path] | None = None, root: Path | None = None
+    paths: list[str | Path],
+    out_obj: Path,
+    extra_modules: dict[str, Path] | None = None,
+    root: Path | None = None,
+    debug: bool = True,
 ) -> BuildResult:
-    """Compile a program to one riscv64 object, plus the `.equ` include of its struct offsets and constants."""
+    """Compile a program to one riscv64 object, plus the `.equ` include of its struct offsets and constants.
+    With DWARF (`debug`, the default: it is not part of the loaded image, only of the ELF)."""
     out_obj = Path(out_obj)
     out_obj.parent.mkdir(parents=True, exist_ok=True)
-    c = compile_program(paths, "riscv64", 2, extra_modules, root)
+    c = compile_program(paths, "riscv64", 2, extra_modules, root, debug)
     text = riscv_assembly(c)
     assemble(text, out_obj, c.timings)
     offsets = out_obj.with_name(out_obj.stem + "_offsets.S")
