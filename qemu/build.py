@@ -31,7 +31,7 @@ from boards import BoardError, BuildConfig, make_config, render_asm_include, ren
 from linker import render_guest_linker_script, render_linker_script
 from qemu import toolchain
 from qemu.elfcheck import SizeReport, check_elf, size_report
-from qemu.symtab import function_symbols, render_symtab_asm
+from qemu.symtab import function_symbols, line_rows, render_symtab_asm
 
 ROOT = Path(__file__).resolve().parent.parent
 HYPERVISOR_DIR = ROOT / "hypervisor"
@@ -387,18 +387,22 @@ def build(
         elf = out / "pyshyper.elf"
         symtab_s = gen / "symtab.S"
         symtab_o = objdir / "symtab.o"
-        with progress.stage("link", "pass 1 (empty symbol table)"):
+        with progress.stage("link", "pass 1 (empty symbol and line tables)"):
             symtab_s.write_text(render_symtab_asm([]))
             toolchain.assemble(symtab_s, symtab_o)
             toolchain.link([*objs, symtab_o], script, out / "pyshyper.pass1.elf")
             symbols = function_symbols(out / "pyshyper.pass1.elf")
-        with progress.stage("link", f"pass 2 ({len(symbols)} function symbols embedded) -> {_rel(elf)}"):
-            symtab_s.write_text(render_symtab_asm(symbols))
+            lines = line_rows(out / "pyshyper.pass1.elf")
+        what = f"{len(symbols)} function symbols, {len(lines)} line rows embedded"
+        with progress.stage("link", f"pass 2 ({what}) -> {_rel(elf)}"):
+            symtab_s.write_text(render_symtab_asm(symbols, lines))
             toolchain.assemble(symtab_s, symtab_o)
             toolchain.link([*objs, symtab_o], script, elf, map_file=out / "pyshyper.map")
             moved = sorted(set(function_symbols(elf)) ^ set(symbols))
             if moved:
                 raise BuildError(f"functions moved between link passes: {', '.join(s.name for s in moved[:5])}")
+            if line_rows(elf) != lines:
+                raise BuildError("the line table changed between link passes")
         binary = out / "pyshyper.bin"
         with progress.stage("image", f"{_rel(binary)}, post-link checks"):
             toolchain.objcopy_binary(elf, binary)

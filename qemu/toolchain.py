@@ -34,7 +34,9 @@ def _run(args: list[str]) -> None:
 
 def assemble(src: Path, obj: Path, include_dirs: Sequence[Path] = ()) -> Path:
     obj.parent.mkdir(parents=True, exist_ok=True)
-    args = [tool("as"), f"-march={MARCH}", f"-mabi={MABI}"]
+    # --gdwarf-4: line info for the assembly source too (runtime/*.S in gdb and in the panic's line table); the
+    # same DWARF version as the compiler's (compiler/debuginfo.py). Not loaded: the image does not change.
+    args = [tool("as"), f"-march={MARCH}", f"-mabi={MABI}", "--gdwarf-4"]
     for d in include_dirs:
         args += ["-I", str(d)]
     _run([*args, "-o", str(obj), str(src)])

@@ -351,9 +351,23 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     return v
 
 
+@extern("pyshyper_line_file")
+def line_file(pc: u64) -> u64:
+    """The source file of the code at pc, from the line table `pyshyper build` embeds (qemu/symtab.py): the
+    address of its name, or 0."""
+    ...
+
+
+@extern("pyshyper_line_number")
+def line_number(pc: u64) -> u64:
+    """The source line of the code at pc (the same table), or 0."""
+    ...
+
+
 @export("hyp_hs_fault")
 def hyp_hs_fault(scause: u64, sepc: u64, stval: u64, name: u64, offset: u64) -> None:
-    """A trap taken in the hypervisor itself: report it and stop this hart (runtime/trap.S looked up the name)."""
+    """A trap taken in the hypervisor itself: report it with the function (runtime/trap.S looked up the name)
+    and the Python file and line of sepc, and stop this hart."""
     console_lock()
     console_puts(cstr(b"pyshyper: unexpected trap in the hypervisor: scause "))
     console_hex(scause)
@@ -366,6 +380,12 @@ def hyp_hs_fault(scause: u64, sepc: u64, stval: u64, name: u64, offset: u64) -> 
         console_puts(Ptr[u8](name))
         console_puts(cstr(b"+"))
         console_hex(offset)
+    file = line_file(sepc)
+    if file != 0:
+        console_puts(cstr(b" at "))
+        console_puts(Ptr[u8](file))
+        console_puts(cstr(b":"))
+        console_dec(line_number(sepc))
     console_puts(cstr(b"\npyshyper: this hart stops\n"))
     console_unlock()
     while True:
