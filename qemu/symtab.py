@@ -76,6 +76,23 @@ def _text(v: object) -> str:
     return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
 
 
+def file_names(cu, lp) -> dict[int, str]:
+    """File index -> name (relative to the project root when inside it) of a unit's line program."""
+    top = cu.get_top_DIE()
+    comp_dir = _text(top.attributes["DW_AT_comp_dir"].value) if "DW_AT_comp_dir" in top.attributes else ""
+    v5 = lp.header.version >= 5
+    dirs = [_text(d) for d in lp.header.include_directory]
+    names: dict[int, str] = {}
+    for i, fe in enumerate(lp.header.file_entry):
+        index = i if v5 else i + 1  # DWARF 5 numbers files (and directories) from 0, DWARF 4 from 1
+        d = fe.dir_index if v5 else fe.dir_index - 1
+        name = _text(fe.name)
+        if 0 <= d < len(dirs) and not (v5 and d == 0):
+            name = str(Path(dirs[d]) / name)
+        names[index] = _display_name(name, comp_dir)
+    return names
+
+
 def line_rows(elf_path: Path) -> list[LineRow]:
     """The address -> file:line map of an ELF's DWARF line programs, one row where the file or line changes.
     Line 0 (code the compiler made with no line of its own) counts as no line."""
@@ -89,18 +106,7 @@ def line_rows(elf_path: Path) -> list[LineRow]:
             lp = dwarf.line_program_for_CU(cu)
             if lp is None:
                 continue
-            top = cu.get_top_DIE()
-            comp_dir = _text(top.attributes["DW_AT_comp_dir"].value) if "DW_AT_comp_dir" in top.attributes else ""
-            v5 = lp.header.version >= 5
-            dirs = [_text(d) for d in lp.header.include_directory]
-            names: dict[int, str] = {}
-            for i, fe in enumerate(lp.header.file_entry):
-                index = i if v5 else i + 1  # DWARF 5 numbers files (and directories) from 0, DWARF 4 from 1
-                d = fe.dir_index if v5 else fe.dir_index - 1
-                name = _text(fe.name)
-                if 0 <= d < len(dirs) and not (v5 and d == 0):
-                    name = str(Path(dirs[d]) / name)
-                names[index] = _display_name(name, comp_dir)
+            names = file_names(cu, lp)
             prev = None
             for entry in lp.get_entries():
                 st = entry.state
