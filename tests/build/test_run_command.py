@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from boards import make_config
 from qemu.cli import make_parser
 from qemu.run import RunOptions, options_from_args, qemu_command
@@ -46,7 +48,32 @@ def test_aia_default_guests():
 
 def test_gdb_and_extra_arguments():
     cmd = qemu_command(opts("--gdb", "--", "-d", "guest_errors"))
-    assert cmd[-4:] == ["-s", "-S", "-d", "guest_errors"]
+    assert cmd[-5:] == ["-gdb", "tcp:127.0.0.1:1234", "-S", "-d", "guest_errors"]
+
+
+def test_gdb_port_implies_gdb():
+    cmd = qemu_command(opts("--gdb-port", "4321"))
+    assert cmd[-3:] == ["-gdb", "tcp:127.0.0.1:4321", "-S"]
+    assert "-S" not in qemu_command(opts())
+
+
+def test_gdb_command_attaches_to_the_stub(capsys):
+    from qemu.cli import main
+
+    assert main(["gdb", "--out", "/tmp/x", "--port", "4321", "--print-command", "--", "-batch", "-ex", "bt"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line == (
+        "gdb-multiarch -q -ex 'set pagination off' -ex 'target remote 127.0.0.1:4321' -batch -ex bt /tmp/x/pyshyper.elf"
+    )
+
+
+def test_gdb_rejects_a_bad_port(capsys):
+    from qemu.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["gdb", "--port", "70000"])
+    assert e.value.code == 2
+    assert "a TCP port is 1..65535" in capsys.readouterr().err
 
 
 def test_mvm_is_the_default():
