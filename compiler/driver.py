@@ -158,12 +158,13 @@ def build_riscv_object(
     extra_modules: dict[str, Path] | None = None,
     root: Path | None = None,
     debug: bool = True,
+    opt: int = 2,
 ) -> BuildResult:
     """Compile a program to one riscv64 object, plus the `.equ` include of its struct offsets and constants.
     With DWARF (`debug`, the default: it is not part of the loaded image, only of the ELF)."""
     out_obj = Path(out_obj)
     out_obj.parent.mkdir(parents=True, exist_ok=True)
-    c = compile_program(paths, "riscv64", 2, extra_modules, root, debug)
+    c = compile_program(paths, "riscv64", opt, extra_modules, root, debug)
     text = riscv_assembly(c)
     assemble(text, out_obj, c.timings)
     offsets = out_obj.with_name(out_obj.stem + "_offsets.S")

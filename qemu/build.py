@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import shutil
 import subprocess
@@ -146,7 +147,9 @@ def write_mvm_dtb(
     return MvmDtb(path, size, initrd)
 
 
-def compile_with_driver(paths: list[Path], out_obj: Path, extra_modules: dict[str, Path]) -> CompileResult:
+def compile_with_driver(
+    paths: list[Path], out_obj: Path, extra_modules: dict[str, Path], opt: int = 2
+) -> CompileResult:
     try:
         from compiler.driver import build_riscv_object
     except ImportError as e:
@@ -154,7 +157,7 @@ def compile_with_driver(paths: list[Path], out_obj: Path, extra_modules: dict[st
             f"the compiler driver is not available ({e}): compiler/driver.py must define "
             "build_riscv_object(paths, out_obj, extra_modules)"
         ) from None
-    return build_riscv_object(paths, out_obj, extra_modules)
+    return build_riscv_object(paths, out_obj, extra_modules, opt=opt)
 
 
 class Progress:
@@ -331,6 +334,7 @@ def build(
     progress.say(
         f"board {board.name}, irq {cfg.irq}"
         + (f", {cfg.aia_guests} AIA guests" if cfg.aia else "")
+        + (f", -O{cfg.opt} (--debug)" if cfg.opt != 2 else "")
         + f", out {_rel(out)}"
     )
 
@@ -350,6 +354,8 @@ def build(
             "(`pyshyper images` makes it; `pyshyper run` does that and rewrites the device tree)"
         )
 
+    if compiler is compile_with_driver and cfg.opt != 2:
+        compiler = functools.partial(compile_with_driver, opt=cfg.opt)
     if prebuilt is not None:
         compiled: CompileResult = prebuilt
         progress.say(f"compile   skipped: linking the prebuilt object {_rel(prebuilt.obj)}")
@@ -478,6 +484,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         help="guest interrupt files per hart with --irq aia (1..7, default 3)",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (build/)")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="compile the hypervisor without optimization (-O0): in gdb every Python line has code and every "
+        "local a value (debug info is always there; -O2 inlines and keeps locals in registers)",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -501,7 +513,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """Raises BoardError with a one-line message for any bad choice."""
-    return make_config(args.board, args.irq, args.aia_guests)
+    cfg = make_config(args.board, args.irq, args.aia_guests)
+    return dataclasses.replace(cfg, opt=0) if getattr(args, "debug", False) else cfg
 
 
 def run_build(args: argparse.Namespace) -> int:

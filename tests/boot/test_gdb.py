@@ -63,28 +63,58 @@ def _section(out: str, name: str) -> str:
     return m.group(1)
 
 
+def _start(out: Path, port: int, *flags: str) -> pexpect.spawn:
+    """`pyshyper run --guest selftest --gdb-port P`: it builds into OUT, says how to attach, starts QEMU halted."""
+    run = pexpect.spawn(
+        sys.executable,
+        ["-m", "qemu.cli", "run", "--guest", "selftest", "--smp", "2", "--out", str(out), "--gdb-port", str(port)]
+        + list(flags),
+        cwd=str(ROOT),
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=300,
+    )
+    run.expect(r"\[run\]   (pyshyper gdb [^\r\n]*?)\s+\(that is: (gdb-multiarch [^\r\n]*)\)")
+    hint, gdb_line = run.match.group(1), run.match.group(2)
+    assert f"--port {port}" in hint and f"--out {out}" in hint
+    assert f"target remote 127.0.0.1:{port}" in gdb_line and gdb_line.endswith(f"{out}/pyshyper.elf")
+    run.expect(r"\[run\] qemu-system-riscv64 .*-S")
+    return run
+
+
+def _gdb(out: Path, port: int, commands: list[str]) -> str:
+    """`pyshyper gdb --port P --out OUT -- -batch -ex ...`: gdb's whole output."""
+    args = [a for c in commands for a in ("-ex", c)]
+    gdb = subprocess.run(
+        [sys.executable, "-m", "qemu.cli", "gdb", "--port", str(port), "--out", str(out), "--", "-batch", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    print(gdb.stdout + gdb.stderr)
+    return gdb.stdout + gdb.stderr
+
+
+def _line_of(fn: str, text: str) -> int:
+    """The line in sbi.py's function `fn` that reads `text`."""
+    source = SBI.read_text()
+    node = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef) and n.name == fn)
+    lines = source.splitlines()
+    found = [i for i in range(node.lineno, node.end_lineno + 1) if lines[i - 1].strip() == text]
+    assert len(found) == 1, (fn, text, found)
+    return found[0]
+
+
 def test_breakpoint_on_a_python_line_backtrace_and_list(tmp_path):
     _need_tools()
     port = _free_port()
     out = tmp_path / "out"
     ecall_line, ecall_text = _first_body_line("sbi_handle_ecall")
     base_line, base_text = _first_body_line("sbi_base")
-    run = pexpect.spawn(
-        sys.executable,
-        ["-m", "qemu.cli", "run", "--guest", "selftest", "--smp", "2", "--out", str(out), "--gdb-port", str(port)],
-        cwd=str(ROOT),
-        encoding="utf-8",
-        codec_errors="replace",
-        timeout=300,
-    )
+    run = _start(out, port)
     gdb_out = ""
     try:
-        # `pyshyper run` builds into OUT, then says how to attach before QEMU starts (halted).
-        run.expect(r"\[run\]   (pyshyper gdb [^\r\n]*?)\s+\(that is: (gdb-multiarch [^\r\n]*)\)")
-        hint, gdb_line = run.match.group(1), run.match.group(2)
-        assert f"--port {port}" in hint and f"--out {out}" in hint
-        assert f"target remote 127.0.0.1:{port}" in gdb_line and gdb_line.endswith(f"{out}/pyshyper.elf")
-        run.expect(r"\[run\] qemu-system-riscv64 .*-S")
         commands = [
             f"break {SBI_REL}:{ecall_line}",
             "continue",
@@ -104,16 +134,7 @@ def test_breakpoint_on_a_python_line_backtrace_and_list(tmp_path):
             "echo ==end==\\n",
             "kill",
         ]
-        args = [a for c in commands for a in ("-ex", c)]
-        gdb = subprocess.run(
-            [sys.executable, "-m", "qemu.cli", "gdb", "--port", str(port), "--out", str(out), "--", "-batch", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        gdb_out = gdb.stdout + gdb.stderr
-        print(gdb_out)
+        gdb_out = _gdb(out, port, commands)
 
         # Breakpoint 1: sbi_handle_ecall is inlined into trap_ecall; gdb shows both, with their Python files.
         bt1 = _section(gdb_out, "bt1")
@@ -145,6 +166,52 @@ def test_breakpoint_on_a_python_line_backtrace_and_list(tmp_path):
     except BaseException:
         LOGS.mkdir(exist_ok=True)
         (LOGS / "gdb.log").write_text(f"{run.before}\n--- gdb ---\n{gdb_out}")
+        raise
+    finally:
+        run.terminate(force=True)
+
+
+def test_debug_build_steps_every_line_with_every_local(tmp_path):
+    """`pyshyper run --debug` (-O0): nothing is inlined, so the backtrace has a frame per Python call, and the
+    local `i` of sbi_handle_ecall has its value on the line after its assignment."""
+    _need_tools()
+    port = _free_port()
+    out = tmp_path / "out"
+    line = _line_of("sbi_handle_ecall", "if i < SBI_EXTENSIONS:")
+    run = _start(out, port, "--debug")
+    gdb_out = ""
+    try:
+        commands = [
+            f"break {SBI_REL}:{line}",
+            "continue",
+            "echo ==bt==\\n",
+            "bt",
+            "echo ==vars==\\n",
+            "info locals",
+            "p/x v->regs[17]",
+            "p/x SBI_EIDS",
+            "echo ==end==\\n",
+            "kill",
+        ]
+        gdb_out = _gdb(out, port, commands)
+        bt = _section(gdb_out, "bt")
+        frames = re.findall(r"^#(\d+)\s+0x[0-9a-f]+ in (\w+) \(.*?\) at (\S+):(\d+)$|^#0\s+(\w+) \(", bt, re.M)
+        names = [f[1] or f[4] for f in frames]
+        assert names[:3] == ["sbi_handle_ecall", "trap_ecall", "hyp_guest_trap"], bt
+        assert "inlined" not in bt  # gdb marks no frame as inlined: at -O0 each is a real call
+        values = _section(gdb_out, "vars")
+        local = re.search(r"^i = (\d+)$", values, re.M)
+        eid = re.search(r"^\$\d+ = (0x[0-9a-f]+)$", values, re.M)
+        table = re.search(r"^\$\d+ = \{(.*)\}$", values, re.M)  # a global array, read through its DWARF type
+        assert local and eid and table, values
+        eids = [int(x, 16) for x in table.group(1).split(", ")]
+        # i is sbi_extension_index(a7): the extension's place in SBI_EIDS, or their count when it has none.
+        want = eids.index(int(eid.group(1), 16)) if int(eid.group(1), 16) in eids else len(eids)
+        assert int(local.group(1)) == want, values
+        run.expect(pexpect.EOF, timeout=30)
+    except BaseException:
+        LOGS.mkdir(exist_ok=True)
+        (LOGS / "gdb-debug.log").write_text(f"{run.before}\n--- gdb ---\n{gdb_out}")
         raise
     finally:
         run.terminate(force=True)

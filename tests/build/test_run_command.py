@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,16 @@ def test_boot_hart_must_be_a_hart_of_the_machine(capsys):
     assert err.strip() == "pyshyper run: error: --boot-hart must be a hart of the machine, 0..1, not 2"
     assert main(["run", "--guest", "none", "--boot-hart", "-1"]) == 2
     assert "0..3, not -1" in capsys.readouterr().err
+
+
+def test_debug_is_an_unoptimized_build_configuration(tmp_path):
+    from qemu.build import config_from_args, stale_reason
+
+    assert opts("--debug").config.opt == 0 and opts().config.opt == 2
+    built = config_from_args(make_parser().parse_args(["build", "--debug"]))
+    assert built.opt == 0 and built.key()["opt"] == 0
+    # An image built one way is stale for the other: `pyshyper run` rebuilds rather than boot the wrong one.
+    (tmp_path / "pyshyper.elf").write_bytes(b"")
+    (tmp_path / "build.json").write_text(json.dumps({**built.key(), "elf": "pyshyper.elf"}))
+    assert stale_reason(opts().config, tmp_path) is not None
+    assert not (stale_reason(built, tmp_path) or "").startswith("configuration changed")
