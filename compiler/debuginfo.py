@@ -73,6 +73,7 @@ class DebugInfo:
         self.files: dict[str, ir.DIValue] = {}
         self.types: dict[Type, ir.DIValue | None] = {}
         self.globals: list[ir.DIValue] = []
+        self.locations: dict[tuple[int, int, int], ir.DIValue] = {}
         main_file = self.file(prog.main)
         self.cu = self.distinct(
             "DICompileUnit",
@@ -119,11 +120,16 @@ class DebugInfo:
         line = getattr(node, "lineno", None)
         if line is None:
             return None
-        col = getattr(node, "col_offset", -1) + 1
-        return self.m.add_debug_info("DILocation", {"line": line, "column": col, "scope": scope})
+        return self.line_location(line, scope, getattr(node, "col_offset", -1) + 1)
 
-    def line_location(self, line: int, scope: ir.DIValue) -> ir.DIValue:
-        return self.m.add_debug_info("DILocation", {"line": line, "column": 0, "scope": scope})
+    def line_location(self, line: int, scope: ir.DIValue, column: int = 0) -> ir.DIValue:
+        key = (line, column, id(scope))
+        loc = self.locations.get(key)
+        if loc is None:  # made directly: llvmlite's own cache of nodes costs more than the rest of the lowering
+            ops = (("column", column), ("line", line), ("scope", scope))
+            loc = ir.values.DIValue(self.m, False, "DILocation", ops, name=str(len(self.m.metadata)))
+            self.locations[key] = loc
+        return loc
 
     # ---------------------------------------------------------------- functions and variables
     def subprogram(self, f: FuncSym, fn: ir.Function) -> ir.DIValue:
