@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.emit == "asm":
             out.write_text(driver.riscv_assembly(c))
         else:
-            driver.assemble(driver.riscv_assembly(c), out)
+            driver.assemble(driver.riscv_assembly(c), out, debug=args.debug)
         return 0
     except CompileError as e:
         print(e.render(), file=sys.stderr)

@@ -11,8 +11,9 @@ debugger prints a `Ptr[Vcpu]` as a pointer to a structure with named fields.
 LLVM turns this into `.debug_info`, `.debug_abbrev`, `.debug_line` (`.file`/`.loc` directives in the assembly,
 which GNU as encodes), `.debug_frame` (from `.cfi_*` directives: LLVM emits them for every function once the
 module has debug info) and friends. None of it is loaded: the image (`objcopy -O binary`) is the same with or
-without it. DWARF 4: what GNU as 2.40 takes from LLVM's assembly without rewriting (its DWARF 5 `.file 0` with
-MD5 sums is refused) and what every gdb reads.
+without it. DWARF 4, which every gdb reads: GNU as 2.40 takes LLVM's `.file N "dir" "name"` directives only in
+its DWARF 5 mode (where directory 0 becomes the assembler's working directory), so compiler.asm keeps the name
+alone and GNU as writes a DWARF 4 line program to match the unit.
 """
 
 from __future__ import annotations

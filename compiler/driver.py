@@ -25,6 +25,8 @@ RISCV_TRIPLE = "riscv64-unknown-none-elf"
 RISCV_FEATURES = "+m,+a,+c,+zicsr,+zifencei,-relax"
 GNU_AS = "riscv64-unknown-elf-as"
 GNU_AS_FLAGS = ["-march=rv64imac_zicsr_zifencei_h", "-mabi=lp64", "-mno-relax"]
+# With debug info: the line program GNU as makes from the `.loc` directives gets the compiler's DWARF version.
+GNU_AS_DEBUG_FLAGS = ["--gdwarf-4"]
 
 _initialized = False
 
@@ -128,13 +130,14 @@ def riscv_assembly(c: Compiled) -> str:
     return out
 
 
-def assemble(asm_text: str, out_obj: Path, timings: Timings | None = None) -> None:
+def assemble(asm_text: str, out_obj: Path, timings: Timings | None = None, debug: bool = False) -> None:
     if shutil.which(GNU_AS) is None:
         raise RuntimeError(f"{GNU_AS} not found: install binutils-riscv64-unknown-elf (make setup does it)")
     t0 = time.perf_counter()
     src = out_obj.with_suffix(".s")
     src.write_text(asm_text)
-    r = subprocess.run([GNU_AS, *GNU_AS_FLAGS, "-o", str(out_obj), str(src)], capture_output=True, text=True)
+    flags = GNU_AS_FLAGS + (GNU_AS_DEBUG_FLAGS if debug else [])
+    r = subprocess.run([GNU_AS, *flags, "-o", str(out_obj), str(src)], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{GNU_AS} failed on {src}:\n{r.stderr}")
     if timings:
@@ -166,7 +169,7 @@ def build_riscv_object(
     out_obj.parent.mkdir(parents=True, exist_ok=True)
     c = compile_program(paths, "riscv64", opt, extra_modules, root, debug)
     text = riscv_assembly(c)
-    assemble(text, out_obj, c.timings)
+    assemble(text, out_obj, c.timings, debug)
     offsets = out_obj.with_name(out_obj.stem + "_offsets.S")
     offsets.write_text(asmtools.offsets_include(c.program))
     return BuildResult(out_obj, offsets, out_obj.with_suffix(".s"), None, c.timings, c.lines, c.program)

@@ -101,6 +101,7 @@ def test_compile_unit_is_dwarf4_rooted_at_the_project(built):
         assert len(python) == 1
         top = python[0].get_top_DIE()
         assert python[0]["version"] == 4
+        assert {dwarf.line_program_for_CU(cu).header.version for cu in cus} == {4}
         assert top.attributes["DW_AT_comp_dir"].value.decode() == str(ROOT)
         assert top.attributes["DW_AT_producer"].value.decode().startswith("pyshyper compiler")
         # GNU as adds a unit per runtime/*.S, named relative to the root as well.
