@@ -31,6 +31,7 @@ from compiler.prelude import (
     csr_write,
     cstr,
     export,
+    extern,
     null,
     static,
     u8,
@@ -63,9 +64,9 @@ from hypervisor.arch.riscv.encoding import (
 from hypervisor.arch.riscv.irqc import irqc_handle
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
-from hypervisor.core.console import console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
-from hypervisor.core.log import LOG_ERROR, log4
+from hypervisor.core.log import LOG_ERROR, hart_halt, log4
 from hypervisor.core.stack import stack_check
 from hypervisor.core.vm import (
     VCPU_STARTED,
@@ -266,9 +267,23 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     return v
 
 
+@extern("pyshyper_line_file")
+def line_file(pc: u64) -> u64:
+    """The source file of the code at pc, from the line table `pyshyper build` embeds (qemu/symtab.py): the
+    address of its name, or 0."""
+    ...
+
+
+@extern("pyshyper_line_number")
+def line_number(pc: u64) -> u64:
+    """The source line of the code at pc (the same table), or 0."""
+    ...
+
+
 @export("hyp_hs_fault")
 def hyp_hs_fault(scause: u64, sepc: u64, stval: u64, name: u64, offset: u64) -> None:
-    """A trap taken in the hypervisor itself: report it and stop this hart (runtime/trap.S looked up the name)."""
+    """A trap taken in the hypervisor itself: report it with the function (runtime/trap.S looked up the name)
+    and the Python file and line of sepc, and stop this hart."""
     console_lock()
     console_puts(cstr(b"pyshyper: unexpected trap in the hypervisor: scause "))
     console_hex(scause)
@@ -281,7 +296,12 @@ def hyp_hs_fault(scause: u64, sepc: u64, stval: u64, name: u64, offset: u64) -> 
         console_puts(Ptr[u8](name))
         console_puts(cstr(b"+"))
         console_hex(offset)
+    file = line_file(sepc)
+    if file != 0:
+        console_puts(cstr(b" at "))
+        console_puts(Ptr[u8](file))
+        console_puts(cstr(b":"))
+        console_dec(line_number(sepc))
     console_puts(cstr(b"\npyshyper: this hart stops\n"))
     console_unlock()
-    while True:
-        wfi()
+    hart_halt()
