@@ -37,11 +37,11 @@ bench: bench-compiler bench-boot
 
 # Compiler speed: lines per second and time per stage
 bench-compiler *ARGS: bench-deps
-    python -m compiler.bench "$@"
+    python -m pyshyper_host.bench.compiler "$@"
 
 # Boot to shell (MVM), under the hypervisor (PLIC, AIA) and native, plus idle traps/s: build/bench/boot.md
 bench-boot *ARGS: bench-deps
-    python -m qemu.bench_boot "$@"
+    python -m pyshyper_host.bench.boot "$@"
 
 # matplotlib for the benchmarks' PNG charts (the `bench` extra), installed once
 bench-deps:

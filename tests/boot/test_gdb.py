@@ -67,7 +67,19 @@ def _start(out: Path, port: int, *flags: str) -> pexpect.spawn:
     """`pyshyper run --guest selftest --gdb-port P`: it builds into OUT, says how to attach, starts QEMU halted."""
     run = pexpect.spawn(
         sys.executable,
-        ["-m", "qemu.cli", "run", "--guest", "selftest", "--smp", "2", "--out", str(out), "--gdb-port", str(port)]
+        [
+            "-m",
+            "pyshyper_host.cli",
+            "run",
+            "--guest",
+            "selftest",
+            "--smp",
+            "2",
+            "--out",
+            str(out),
+            "--gdb-port",
+            str(port),
+        ]
         + list(flags),
         cwd=str(ROOT),
         encoding="utf-8",
@@ -86,7 +98,19 @@ def _gdb(out: Path, port: int, commands: list[str]) -> str:
     """`pyshyper gdb --port P --out OUT -- -batch -ex ...`: gdb's whole output."""
     args = [a for c in commands for a in ("-ex", c)]
     gdb = subprocess.run(
-        [sys.executable, "-m", "qemu.cli", "gdb", "--port", str(port), "--out", str(out), "--", "-batch", *args],
+        [
+            sys.executable,
+            "-m",
+            "pyshyper_host.cli",
+            "gdb",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+            "--",
+            "-batch",
+            *args,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

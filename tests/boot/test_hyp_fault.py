@@ -48,8 +48,10 @@ def host_tools() -> None:
 def _guest(tmp: Path) -> Path:
     (tmp / "g.S").write_text(GUEST)
     subprocess.run(["riscv64-unknown-elf-as", "-march=rv64imac_zicsr", "-o", tmp / "g.o", tmp / "g.S"], check=True)
-    subprocess.run(["riscv64-unknown-elf-ld", "-e", "0x80000000", "-Ttext=0x80000000", "-o", tmp / "g.elf",
-                    tmp / "g.o"], check=True)
+    subprocess.run(
+        ["riscv64-unknown-elf-ld", "-e", "0x80000000", "-Ttext=0x80000000", "-o", tmp / "g.elf", tmp / "g.o"],
+        check=True,
+    )
     subprocess.run(["riscv64-unknown-elf-objcopy", "-O", "binary", tmp / "g.elf", tmp / "g.bin"], check=True)
     return tmp / "g.bin"
 
@@ -70,16 +72,40 @@ def _faulting_load_line() -> int:
 
 
 def _build(out: Path, *flags: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "qemu.cli", "build", "--no-guests", "--out", str(out), *flags],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pyshyper_host.cli", "build", "--no-guests", "--out", str(out), *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
 
 
 def _boot(elf: Path, guest: Path) -> pexpect.spawn:
-    return pexpect.spawn("qemu-system-riscv64", ["-M", "virt", "-cpu", "rv64", "-smp", "2", "-m", "1G", "-bios",
-                                                 "default", "-nographic", "-kernel", str(elf), "-device",
-                                                 f"loader,file={guest},addr=0x84000000,force-raw=on"],
-                         encoding="utf-8", codec_errors="replace", timeout=60)
+    return pexpect.spawn(
+        "qemu-system-riscv64",
+        [
+            "-M",
+            "virt",
+            "-cpu",
+            "rv64",
+            "-smp",
+            "2",
+            "-m",
+            "1G",
+            "-bios",
+            "default",
+            "-nographic",
+            "-kernel",
+            str(elf),
+            "-device",
+            f"loader,file={guest},addr=0x84000000,force-raw=on",
+        ],
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=60,
+    )
 
 
 def test_hypervisor_fault_is_reported_with_function_name_and_line(tmp_path):
@@ -87,8 +113,10 @@ def test_hypervisor_fault_is_reported_with_function_name_and_line(tmp_path):
     _build(out, "--debug-faults")
     child = _boot(out / "pyshyper.elf", _guest(tmp_path))
     try:
-        child.expect(r"unexpected trap in the hypervisor: scause (0x[0-9a-f]+) sepc (0x[0-9a-f]+) "
-                     r"stval (0x[0-9a-f]+) in (\S+)\+(0x[0-9a-f]+) at (\S+):(\d+)\s")
+        child.expect(
+            r"unexpected trap in the hypervisor: scause (0x[0-9a-f]+) sepc (0x[0-9a-f]+) "
+            r"stval (0x[0-9a-f]+) in (\S+)\+(0x[0-9a-f]+) at (\S+):(\d+)\s"
+        )
         scause, sepc, stval, name, _, file, line = child.match.groups()
         assert int(scause, 16) == 5  # load access fault
         assert int(stval, 16) == 8

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from boards import make_config
-from qemu.build import build
-from qemu.run import RunOptions, mvm_images, qemu_command
+from pyshyper_host.build.pipeline import build
+from pyshyper_host.run.command import RunOptions, mvm_images, qemu_command
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.qemu

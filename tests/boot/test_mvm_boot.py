@@ -11,7 +11,7 @@ oops at all; a script inside the MVM (busybox `sleep 5` between two markers) tak
 and the guest's clocks (/proc/uptime, and `date`, real time from the passthrough goldfish RTC) agree with the host's;
 python3 computes a value; `poweroff` ends QEMU with status 0 after the hypervisor's per-vCPU statistics.
 
-Each mode boots once (a module-scoped fixture, built into its own temporary OUT with `qemu.run.mvm_qemu_command`,
+Each mode boots once (a module-scoped fixture, built into its own temporary OUT with `mvm_qemu_command`,
 exactly the command `pyshyper run` uses); the tests below run in order on that boot. The serial log of a failing test
 is saved as logs/<test>.log.
 """
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from qemu import bench_boot
+from pyshyper_host.bench import console, stats
+from pyshyper_host.images import initramfs as images
 from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
@@ -55,7 +56,7 @@ def _safe(name: str) -> str:
 class Mvm:
     """One boot of the MVM: the shell, and what the tests learned along the way."""
 
-    def __init__(self, mode: str, shell: bench_boot.Shell) -> None:
+    def __init__(self, mode: str, shell: console.Shell) -> None:
         self.mode = mode
         self.irq, self.mmio_decode, self.cpu = MODES[mode]
         self.shell = shell
@@ -76,17 +77,18 @@ class Mvm:
 @pytest.fixture(scope="module", params=list(MODES))
 def mvm(request, tmp_path_factory, mvm_image_cache):
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
-    from qemu.run import mvm_qemu_command
+    from pyshyper_host.run.command import mvm_qemu_command
 
     mode = request.param
     irq, mmio_decode, cpu = MODES[mode]
     out = tmp_path_factory.mktemp(f"mvm-{mode}")
-    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=out, quiet=True,
-                           mmio_decode=mmio_decode, cpu=cpu)
+    cmd = mvm_qemu_command(
+        False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=out, quiet=True, mmio_decode=mmio_decode, cpu=cpu
+    )
     try:
-        shell, wall, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
+        shell, wall, _ = console.start_shell(cmd, timeout=TIMEOUT)
         print(f"\n[{mode}] shell after {wall:.2f} s")
-    except bench_boot.BootError as e:
+    except console.BootError as e:
         LOG_DIR.mkdir(exist_ok=True)
         p = LOG_DIR / f"test_mvm_boot-{mode}-boot.log"
         p.write_text(e.log)
@@ -177,7 +179,7 @@ def test_timer_accuracy(mvm: Mvm):
     m2 = sh.expect(r"@@TEND ([0-9.]+)\r*\n", timeout=SLEEP * 4 + 30)
     h2, r2 = time.monotonic(), time.time()
     m3 = sh.expect(r"@@TDATE (\d+)\r*\n", timeout=30)
-    sh.expect(re.escape(bench_boot.images.PROMPT))
+    sh.expect(re.escape(images.PROMPT))
     host = h2 - h1
     uptime = float(m2.group(1)) - float(m1.group(2))
     date_start, date_end = int(m1.group(1)), int(m3.group(1))
@@ -197,21 +199,21 @@ def test_timer_accuracy(mvm: Mvm):
 def test_hypervisor_statistics_page(mvm: Mvm):
     """The hypervisor's statistics page (mvm.toml "stats", not in the device tree) reads from the MVM's shell:
     each vCPU's exit counters and the time CSR, which advance."""
-    base = bench_boot.stats_base()
-    first = bench_boot.read_vcpu_stats(mvm.shell)
+    base = stats.stats_base()
+    first = stats.read_vcpu_stats(mvm.shell)
     mvm.run("sleep 1")
-    second = bench_boot.read_vcpu_stats(mvm.shell)
+    second = stats.read_vcpu_stats(mvm.shell)
     assert sorted(first) == [0, 1]
     for v in (0, 1):
         assert second[v].traps > first[v].traps > 0, (v, first[v], second[v])
         assert second[v].wfi >= first[v].wfi
-        assert 0.9 <= (second[v].ticks - first[v].ticks) / bench_boot.TIMEBASE_HZ < 10
+        assert 0.9 <= (second[v].ticks - first[v].ticks) / stats.TIMEBASE_HZ < 10
     assert "0x" in mvm.run(f"devmem {base + 0x1000 - 8:#x} 64")  # beyond the vCPUs: reads as 0, no fault
 
 
 def test_stall_diagnosis_says_where_each_hart_is(mvm: Mvm):
     """What a stalled boot test prints: both harts, each in the guest, in a named hypervisor function or in
-    OpenSBI, read through QEMU's monitor while the MVM runs (qemu/monitor.py). OpenSBI is a place a running hart
+    OpenSBI, read through QEMU's monitor while the MVM runs (run/monitor.py). OpenSBI is a place a running hart
     can be: without Sstc (plic-lean) every guest timer goes through SBI set_timer to M-mode, and an idle hart's
     timer interrupt is taken there first."""
     text = mvm.shell.diagnosis()
@@ -239,14 +241,13 @@ def test_poweroff(mvm: Mvm):
     status = mvm.shell.poweroff(timeout=TIMEOUT)
     log = mvm.shell.log
     assert "pyshyper: vm0 (management VM) resets the machine, type 0x0" in log
-    stats = bench_boot.parse_vcpu_stats(log)
-    assert sorted(stats) == [0, 1], f"per-vCPU statistics: {stats}"
-    for s in stats.values():
+    vcpus = stats.parse_vcpu_stats(log)
+    assert sorted(vcpus) == [0, 1], f"per-vCPU statistics: {vcpus}"
+    for s in vcpus.values():
         assert s.traps > 0 and s.ticks > 0, s
-    mmio, fetched = sum(s.mmio for s in stats.values()), sum(s.fetched for s in stats.values())
+    mmio, fetched = sum(s.mmio for s in vcpus.values()), sum(s.fetched for s in vcpus.values())
     print(f"\n[{mvm.mode}] emulated MMIO accesses {mmio}, decoded from the fetched instruction {fetched}")
-    assert mmio > 0, stats  # the interrupt controller's registers are emulated in both modes
+    assert mmio > 0, vcpus  # the interrupt controller's registers are emulated in both modes
     if mvm.mmio_decode == "fetch":
-        assert fetched == mmio, stats  # every one through hlvx.hu and the full decoder, compressed forms included
+        assert fetched == mmio, vcpus  # every one through hlvx.hu and the full decoder, compressed forms included
     assert status == 0, f"QEMU exited with status {status}"
-

@@ -10,7 +10,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from qemu import bench_boot
+from pyshyper_host.bench import console, stats
 from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
@@ -20,11 +20,10 @@ LOG_DIR = ROOT / "logs"
 TIMEOUT = 120.0
 
 
-
-def _boot(cmd: list[str], name: str) -> bench_boot.Shell:
+def _boot(cmd: list[str], name: str) -> console.Shell:
     try:
-        shell, _, _ = bench_boot.start_shell(cmd, timeout=TIMEOUT)
-    except bench_boot.BootError as e:
+        shell, _, _ = console.start_shell(cmd, timeout=TIMEOUT)
+    except console.BootError as e:
         p = LOG_DIR / f"test_mvm_lifecycle-{name.replace(' ', '-')}.log"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(e.log)
@@ -36,7 +35,7 @@ def test_mvm_reboot_restarts_the_machine(tmp_path, mvm_image_cache):
     """`reboot` in the MVM resets the machine through SBI SRST: the hypervisor boots again, the MVM reaches its
     shell again, and a `poweroff` then ends QEMU cleanly (never a panic)."""
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
-    from qemu.run import mvm_qemu_command
+    from pyshyper_host.run.command import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=tmp_path / "out", quiet=True)
     shell = _boot(cmd, "reboot test")
@@ -59,7 +58,7 @@ def test_mvm_bad_access_kills_only_the_vm(tmp_path, mvm_image_cache):
     ends that VM, with both its vCPUs called off their harts; the hypervisor itself stays up and powers the
     machine off, with a failing exit status because the management VM was lost."""
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
-    from qemu.run import mvm_qemu_command
+    from pyshyper_host.run.command import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=tmp_path / "out", quiet=True)
     shell = _boot(cmd, "bad-access boot")
@@ -89,7 +88,7 @@ def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path, mvm_image_ca
     the MVM's shell answers what is typed (UART receive interrupts), its UART line counts in /proc/interrupts,
     and `poweroff` ends QEMU with 0."""
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
-    from qemu.run import mvm_qemu_command
+    from pyshyper_host.run.command import mvm_qemu_command
 
     cmd = mvm_qemu_command(
         False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True, boot_hart=1
@@ -115,9 +114,9 @@ def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path, mvm_image_ca
 HOTPLUG_CYCLES = int(os.environ.get("PYSHYPER_HOTPLUG_CYCLES", "100"))
 
 
-def _hyp_stack_high_water(shell: bench_boot.Shell) -> list[int]:
+def _hyp_stack_high_water(shell: console.Shell) -> list[int]:
     """The stack high-water marks of harts 0 and 1 from the statistics page (hypervisor part at 0x810)."""
-    base = bench_boot.stats_base()
+    base = stats.stats_base()
     out, status = shell.run(f"devmem {base + 0x810:#x} 64; devmem {base + 0x818:#x} 64")
     values = [int(x, 16) for x in re.findall(r"0x[0-9A-Fa-f]+", out)]
     assert status == 0 and len(values) == 2, out
@@ -132,7 +131,7 @@ def test_mvm_cpu_hotplug_cycles(irq, tmp_path, mvm_image_cache):
     were enough). Now the hypervisor's stack high-water mark on both harts is the same after HOTPLUG_CYCLES
     cycles as after the first, both CPUs are online, the shell answers and `poweroff` exits 0."""
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
-    from qemu.run import mvm_qemu_command
+    from pyshyper_host.run.command import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True)
     shell = _boot(cmd, f"hotplug {irq}")
@@ -167,7 +166,7 @@ def test_mvm_two_vcpus_faulting_at_once(irq, tmp_path, mvm_image_cache):
     The VM's end is claimed once: one report, one `vm0 killed`, the other vCPU parks; and since the management VM
     is gone the machine powers off, with a failing status, within 10 s (it printed two kills and hung before)."""
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
-    from qemu.run import mvm_qemu_command
+    from pyshyper_host.run.command import mvm_qemu_command
 
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True)
     shell = _boot(cmd, f"double fault {irq}")

@@ -1,8 +1,8 @@
 """Boot the hypervisor under QEMU with the self-test guest (tests/guests/selftest) and check the serial console:
 the banner, every self-test line, the fault probe's report (vm2 ends, vm1 runs on) and a clean power-off.
 
-Each configuration is built once into a temporary OUT (`qemu.build.build`, guests included) and started with
-`qemu.run.qemu_command`, exactly as `pyshyper run` does. The serial log of a failing boot is kept in
+Each configuration is built once into a temporary OUT (`build.pipeline.build`, guests included) and started with
+`run.command.qemu_command`, exactly as `pyshyper run` does. The serial log of a failing boot is kept in
 logs/<test>.log. The boot-to-banner and total run times are printed (pytest -s shows them).
 """
 
@@ -17,8 +17,14 @@ import pexpect
 import pytest
 
 from boards import make_config
-from qemu.build import build
-from qemu.run import RunOptions, boot_hart_dtb_path, guest_image_path, qemu_command, write_boot_hart_dtb
+from pyshyper_host.build.pipeline import build
+from pyshyper_host.run.command import (
+    RunOptions,
+    boot_hart_dtb_path,
+    guest_image_path,
+    qemu_command,
+    write_boot_hart_dtb,
+)
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.qemu

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qemu import toolchain
+from pyshyper_host.build import toolchain
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qemu import cli
+from pyshyper_host import cli
 from tests.build.test_mvm_dtb import BAD_FIELDS as MVM_BAD_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_the_command_prints_no_traceback(tmp_path, pattern, replacement, line):
     """The installed command itself, as a user runs it (the two cases a traceback was seen for)."""
     board = broken_board(tmp_path, "mvm.toml", pattern, replacement)
     proc = subprocess.run(
-        [sys.executable, "-m", "qemu.cli", "build", "--board", str(board), "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "pyshyper_host.cli", "build", "--board", str(board), "--out", str(tmp_path / "out")],
         cwd=ROOT,
         capture_output=True,
         text=True,

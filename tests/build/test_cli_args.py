@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def pyshyper(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "qemu.cli", *args],
+        [sys.executable, "-m", "pyshyper_host.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

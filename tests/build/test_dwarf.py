@@ -18,9 +18,9 @@ from elftools.elf.elffile import ELFFile
 from boards import make_config
 from compiler.checker import check_program
 from compiler.driver import build_riscv_object
-from qemu import toolchain
-from qemu.build import BOARD_MODULE, build, hypervisor_sources
-from qemu.symtab import file_names, line_rows
+from pyshyper_host.build import toolchain
+from pyshyper_host.build.pipeline import BOARD_MODULE, build, hypervisor_sources
+from pyshyper_host.build.symtab import file_names, line_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DW_LANG_PYTHON = 0x14

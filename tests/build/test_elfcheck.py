@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from boards import Region
-from qemu import toolchain
-from qemu.elfcheck import check_elf, size_report
+from pyshyper_host.build import toolchain
+from pyshyper_host.build.elfcheck import check_elf, size_report
 
 BASE = 0x8020_0000
 REGION = Region(BASE, 0x10_0000)

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from boards import Region, load_board
 from linker import render_linker_script
-from qemu import toolchain
-from qemu.elfcheck import check_elf
+from pyshyper_host.build import toolchain
+from pyshyper_host.build.elfcheck import check_elf
 
 
 def test_renders_board_addresses():

@@ -15,17 +15,9 @@ from pathlib import Path
 import pytest
 
 from boards import BoardError, load_board
-from boards.mvm import (
-    QEMU_RV64_ISA,
-    MvmError,
-    check_images,
-    guest_isa,
-    host_cpu_from_qemu,
-    load_mvm,
-    mvm_constants,
-    mvm_device_tree,
-    parse_isa,
-)
+from boards.mvm import MvmError, check_images, load_mvm, mvm_constants
+from boards.mvm_fdt import QEMU_RV64_ISA, guest_isa, mvm_device_tree, parse_isa
+from pyshyper_host.run.machine import host_cpu_from_qemu
 from tests.conftest import missing_in_ci, require_tool
 
 BOARD = "qemu-virt"

@@ -1,6 +1,6 @@
 """The management VM's build and run side: the MVM part of the generated `hypervisor.board`, the device tree
 `pyshyper build` writes (OUT/mvm-<irq>.dtb), the `pyshyper run --guest mvm` command line and
-`qemu.run.mvm_qemu_command` (the boot benchmark's entry point)."""
+`pyshyper_host.run.command.mvm_qemu_command` (the boot benchmark's entry point)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 import fdt
 import pytest
 
-from boards import make_config, render_hypervisor_module
+from boards import make_config
+from boards.constants import render_hypervisor_module
 from boards.mvm import load_mvm, mvm_constants
-from qemu.build import BuildError, PrebuiltObject, build, mvm_dtb_path, stale_reason, write_mvm_dtb
-from qemu.cli import make_parser
-from qemu.run import ICOUNT, RunOptions, mvm_images, mvm_qemu_command, options_from_args, qemu_command
+from pyshyper_host.build.pipeline import BuildError, PrebuiltObject, build, mvm_dtb_path, stale_reason, write_mvm_dtb
+from pyshyper_host.cli import make_parser
+from pyshyper_host.run.command import ICOUNT, RunOptions, mvm_images, mvm_qemu_command, options_from_args, qemu_command
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +133,7 @@ def initrd_range(dtb: Path) -> tuple[int, int] | None:
 
 
 def fake_build(out: Path, obj: Path, irq: str = "plic", cache: Path | None = None, aia_guests: int | None = None):
-    from qemu.build import RUNTIME_DIR
+    from pyshyper_host.build.pipeline import RUNTIME_DIR
 
     return build(
         make_config("qemu-virt", irq, aia_guests),
@@ -162,7 +163,7 @@ def test_build_writes_the_aia_dtb(tmp_path, fake_hyp_object, image_cache):
 
 
 def test_build_without_images_says_so(tmp_path, fake_hyp_object, capsys):
-    from qemu.build import RUNTIME_DIR
+    from pyshyper_host.build.pipeline import RUNTIME_DIR
 
     cfg = make_config("qemu-virt", "plic")
     out = tmp_path / "out"
@@ -252,7 +253,8 @@ def test_mvm_qemu_command(tmp_path, fake_hyp_object, image_cache, monkeypatch):
     out = tmp_path / "out"
     fake_build(out, fake_hyp_object, cache=image_cache)
     (out / "mvm-plic.dtb").write_bytes(b"")  # written again, with the initrd range, by mvm_qemu_command
-    monkeypatch.setattr("qemu.run.stale_reason", lambda *a, **k: None)  # a concurrent source edit: no rebuild
+    # a concurrent source edit: no rebuild
+    monkeypatch.setattr("pyshyper_host.run.command.stale_reason", lambda *a, **k: None)
     cmd = mvm_qemu_command(icount=False, smp=2, mem="1G", cache=image_cache, out=out, quiet=True)
     assert cmd[0] == "qemu-system-riscv64" and cmd[cmd.index("-kernel") + 1] == str(out / "pyshyper.elf")
     assert devices(cmd) == [
@@ -271,17 +273,21 @@ def test_mvm_qemu_command(tmp_path, fake_hyp_object, image_cache, monkeypatch):
 def test_mvm_qemu_command_aia(tmp_path, fake_hyp_object, image_cache, monkeypatch):
     out = tmp_path / "out"
     fake_build(out, fake_hyp_object, "aia", image_cache, 3)
-    monkeypatch.setattr("qemu.run.stale_reason", lambda *a, **k: None)
+    monkeypatch.setattr("pyshyper_host.run.command.stale_reason", lambda *a, **k: None)
     cmd = mvm_qemu_command(icount=False, smp=4, mem="1G", cache=image_cache, irq="aia", aia_guests=3, out=out)
     assert cmd[cmd.index("-M") + 1] == "virt,aia=aplic-imsic,aia-guests=3"
     assert devices(cmd)[2] == f"loader,file={out}/mvm-aia.dtb,addr=0x9c000000,force-raw=on"
 
 
-def test_bench_boot_finds_the_hypervisor_configuration(tmp_path):
-    from qemu import bench_boot
+def test_bench_boot_finds_the_hypervisor_configuration(tmp_path, monkeypatch):
+    from pyshyper_host.bench import boot
 
-    cfg, why = bench_boot.hypervisor_config(tmp_path)
-    assert cfg is not None and why == ""
+    made = []
+    monkeypatch.setattr(boot, "mvm_qemu_command", lambda *a, **k: made.append((a, k)) or ["qemu"])
+    cfg = boot.hypervisor_config(tmp_path, irq="aia", aia_guests=2, out=tmp_path / "out")
+    assert cfg.name == "hypervisor, aia --aia-guests 2" and made == []  # nothing built until a command is made
+    assert cfg.command(True, 2) == ["qemu"]
+    assert made == [((True, 2, "512M", tmp_path, "aia", 2), {"out": tmp_path / "out", "quiet": True})]
 
 
 def test_mvm_images_addresses_and_minimums():

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from boards import make_config, render_asm_include, render_hypervisor_module
-from qemu.build import PrebuiltObject, build, stale_reason
-from qemu.run import RunOptions, qemu_command
-from qemu.symtab import FunctionSymbol, function_symbols, render_symtab_asm
+from boards import make_config
+from boards.constants import render_asm_include, render_hypervisor_module
+from pyshyper_host.build.pipeline import PrebuiltObject, build, stale_reason
+from pyshyper_host.build.symtab import FunctionSymbol, function_symbols, render_symtab_asm
+from pyshyper_host.run.command import RunOptions, qemu_command
 from tests.conftest import require_tool
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -21,7 +22,7 @@ ROOT_RUNTIME = ["boot.S"]
 
 @pytest.fixture
 def built(tmp_path, fake_hyp_object):
-    from qemu.build import RUNTIME_DIR
+    from pyshyper_host.build.pipeline import RUNTIME_DIR
 
     cfg = make_config("qemu-virt", "plic")
     return build(
@@ -117,7 +118,7 @@ def test_compiled_minimal_hypervisor_boots(tmp_path, binutils, irq, mode):
     """The real compiler, the generated hypervisor.board module, boot.S and the linker script, end to end."""
     require_tool("qemu-system-riscv64")
     import compiler.driver  # noqa: F401  (a compiler that cannot be imported fails this test)
-    from qemu.build import RUNTIME_DIR
+    from pyshyper_host.build.pipeline import RUNTIME_DIR
 
     cfg = make_config("qemu-virt", irq)
     built = build(

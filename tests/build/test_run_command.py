@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from boards import make_config
-from qemu.cli import make_parser
-from qemu.run import RunOptions, options_from_args, qemu_command
+from pyshyper_host.cli import make_parser
+from pyshyper_host.run.command import RunOptions, options_from_args, qemu_command
 
 
 def opts(*argv: str) -> RunOptions:
@@ -59,7 +59,7 @@ def test_gdb_port_implies_gdb():
 
 
 def test_gdb_command_attaches_to_the_stub(capsys):
-    from qemu.cli import main
+    from pyshyper_host.cli import main
 
     assert main(["gdb", "--out", "/tmp/x", "--port", "4321", "--print-command", "--", "-batch", "-ex", "bt"]) == 0
     line = capsys.readouterr().out.strip()
@@ -69,7 +69,7 @@ def test_gdb_command_attaches_to_the_stub(capsys):
 
 
 def test_gdb_rejects_a_bad_port(capsys):
-    from qemu.cli import main
+    from pyshyper_host.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["gdb", "--port", "70000"])
@@ -104,7 +104,7 @@ def test_boot_hart_adds_qemus_tree_with_opensbis_choice(tmp_path):
     phandle as the only cold-boot hart, given with -dtb (and written before the command is printed)."""
     import fdt
 
-    from qemu.run import write_boot_hart_dtb
+    from pyshyper_host.run.command import write_boot_hart_dtb
     from tests.conftest import require_tool
 
     require_tool("qemu-system-riscv64")
@@ -123,7 +123,7 @@ def test_boot_hart_adds_qemus_tree_with_opensbis_choice(tmp_path):
 
 
 def test_boot_hart_must_be_a_hart_of_the_machine(capsys):
-    from qemu.cli import main
+    from pyshyper_host.cli import main
 
     assert main(["run", "--guest", "none", "--smp", "2", "--boot-hart", "2"]) == 2
     err = capsys.readouterr().err
@@ -133,7 +133,7 @@ def test_boot_hart_must_be_a_hart_of_the_machine(capsys):
 
 
 def test_debug_is_an_unoptimized_build_configuration(tmp_path):
-    from qemu.build import config_from_args, stale_reason
+    from pyshyper_host.build.pipeline import config_from_args, stale_reason
 
     assert opts("--debug").config.opt == 0 and opts().config.opt == 2
     built = config_from_args(make_parser().parse_args(["build", "--debug"]))

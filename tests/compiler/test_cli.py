@@ -1,5 +1,5 @@
-"""`pyshyper cc` as a user runs it: subprocesses of `python -m qemu.cli cc ...` (the `pyshyper` entry point) and
-`python -m compiler.cli ...`, checking exit codes, diagnostics (never a traceback) and the files `emit` writes."""
+"""`pyshyper cc` as a user runs it: subprocesses of `python -m pyshyper_host.cli cc ...` (the `pyshyper` entry point)
+and `python -m compiler.cli ...`, checking exit codes, diagnostics (never a traceback) and the files `emit` writes."""
 
 import subprocess
 import sys
@@ -56,8 +56,8 @@ def f(a: u32, b: u64) -> u64:
 """
 
 
-def cc(*args, module="qemu.cli", cwd=ROOT):
-    argv = [sys.executable, "-m", module] + (["cc"] if module == "qemu.cli" else []) + [str(a) for a in args]
+def cc(*args, module="pyshyper_host.cli", cwd=ROOT):
+    argv = [sys.executable, "-m", module] + (["cc"] if module == "pyshyper_host.cli" else []) + [str(a) for a in args]
     return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
@@ -73,7 +73,7 @@ def files(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("module", ["qemu.cli", "compiler.cli"])
+@pytest.mark.parametrize("module", ["pyshyper_host.cli", "compiler.cli"])
 def test_check_good(files, module):
     r = cc("check", files / "good.py", module=module)
     assert r.returncode == 0, r.stderr
@@ -240,7 +240,7 @@ def test_emit_bad_file(files, tmp_path):
 
 
 @pytest.mark.parametrize("sub", [[], ["check"], ["run"], ["emit"]])
-@pytest.mark.parametrize("module", ["qemu.cli", "compiler.cli"])
+@pytest.mark.parametrize("module", ["pyshyper_host.cli", "compiler.cli"])
 def test_help(sub, module):
     r = cc(*sub, "--help", module=module)
     assert r.returncode == 0, r.stderr

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qemu import toolchain
-from qemu.build import (
+from pyshyper_host.build import toolchain
+from pyshyper_host.build.pipeline import (
     GUEST_BASE,
     GUEST_MAGIC,
     BuildError,

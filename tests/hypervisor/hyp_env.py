@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from boards import make_config, render_hypervisor_module
+from boards import make_config
+from boards.constants import render_hypervisor_module
 from compiler import prelude
 
 

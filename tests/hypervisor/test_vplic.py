@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from boards import make_config, render_hypervisor_module
+from boards import make_config
+from boards.constants import render_hypervisor_module
 from compiler import prelude
 from tests.hypervisor.hyp_env import load_board
 

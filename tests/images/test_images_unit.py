@@ -1,4 +1,5 @@
-"""Unit tests for the pure helpers of qemu/images.py: no network, no QEMU."""
+"""Unit tests for the pure helpers of the image builder (pyshyper_host.images: apt, cpio, initramfs): no network,
+no QEMU."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qemu import images
+from pyshyper_host.images import apt, cpio, initramfs
 
 DEBIAN_SOURCES = """\
 Types: deb
@@ -33,31 +34,38 @@ deb [arch=amd64 signed-by=/x.gpg] http://plain.example/debian bookworm main cont
 
 
 def test_uri_from_deb822_first_uris_line():
-    assert images.derive_archive_uri(DEBIAN_SOURCES, SOURCES_LIST) == "http://mirror.example/debian"
+    assert apt.derive_archive_uri(DEBIAN_SOURCES, SOURCES_LIST) == "http://mirror.example/debian"
 
 
 def test_uri_from_sources_list_skips_comments_security_and_options():
-    assert images.derive_archive_uri(None, SOURCES_LIST) == "http://plain.example/debian"
-    assert images.derive_archive_uri("", "deb http://a.example/debian trixie main\n") == "http://a.example/debian"
+    assert apt.derive_archive_uri(None, SOURCES_LIST) == "http://plain.example/debian"
+    assert apt.derive_archive_uri("", "deb http://a.example/debian trixie main\n") == "http://a.example/debian"
 
 
 def test_uri_missing():
-    assert images.derive_archive_uri(None, None) is None
-    assert images.derive_archive_uri("Types: deb\n", "# nothing\n") is None
+    assert apt.derive_archive_uri(None, None) is None
+    assert apt.derive_archive_uri("Types: deb\n", "# nothing\n") is None
 
 
 def test_sources_line_is_riscv64_trixie_signed():
-    line = images.sources_line("http://m.example/debian")
-    assert line == ("deb [arch=riscv64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-                    "http://m.example/debian trixie main\n")
+    line = apt.sources_line("http://m.example/debian")
+    assert line == (
+        "deb [arch=riscv64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+        "http://m.example/debian trixie main\n"
+    )
 
 
 def test_newest_kernel_by_numeric_version():
-    names = ["linux-image-6.12.94+deb13-riscv64", "linux-image-6.12.107+deb13-riscv64",
-             "linux-image-6.12.107+deb13-riscv64-dbg", "linux-image-6.12.9+deb13-riscv64",
-             "linux-image-6.16.3+deb13-riscv64", "linux-image-riscv64"]
-    assert images.newest_kernel(names) == "linux-image-6.12.107+deb13-riscv64"
-    assert images.newest_kernel(["linux-image-riscv64"]) is None
+    names = [
+        "linux-image-6.12.94+deb13-riscv64",
+        "linux-image-6.12.107+deb13-riscv64",
+        "linux-image-6.12.107+deb13-riscv64-dbg",
+        "linux-image-6.12.9+deb13-riscv64",
+        "linux-image-6.16.3+deb13-riscv64",
+        "linux-image-riscv64",
+    ]
+    assert apt.newest_kernel(names) == "linux-image-6.12.107+deb13-riscv64"
+    assert apt.newest_kernel(["linux-image-riscv64"]) is None
 
 
 def test_parse_depends_alternatives_and_virtuals():
@@ -74,103 +82,119 @@ python3.13-minimal
   PreDepends: libc6
   Depends: zlib1g
 """
-    deps = images.parse_depends(text)
-    assert deps["libpython3.13-stdlib"] == [["libpython3.13-minimal"], ["media-types", "<mime-support>"],
-                                            ["libffi8"]]
+    deps = apt.parse_depends(text)
+    assert deps["libpython3.13-stdlib"] == [["libpython3.13-minimal"], ["media-types", "<mime-support>"], ["libffi8"]]
     assert deps["python3.13-minimal"] == [["libc6"], ["zlib1g"]]
-    assert images.pick_alternative(["<virt>", "real"]) == "real"
-    assert images.pick_alternative(["<virt>"]) is None
+    assert apt.pick_alternative(["<virt>", "real"]) == "real"
+    assert apt.pick_alternative(["<virt>"]) is None
 
 
 def test_wanted_library_filter():
-    assert images.wanted_library("libc6")
-    assert images.wanted_library("zlib1g")
-    assert not images.wanted_library("tzdata")
-    assert not images.wanted_library("media-types")
-    assert not images.wanted_library("libdb5.3t64")
+    assert apt.wanted_library("libc6")
+    assert apt.wanted_library("zlib1g")
+    assert not apt.wanted_library("tzdata")
+    assert not apt.wanted_library("media-types")
+    assert not apt.wanted_library("libdb5.3t64")
 
 
 def test_parse_print_uris_and_package_of():
-    text = ("'http://m.example/debian/pool/main/b/busybox/busybox-static_1%3a1.37.0-6+b9_riscv64.deb' "
-            "busybox-static_1%3a1.37.0-6+b9_riscv64.deb 941532 SHA256:" + "ab" * 32 + "\n")
-    recs = images.parse_print_uris(text)
-    assert recs == [{"url": "http://m.example/debian/pool/main/b/busybox/busybox-static_1%3a1.37.0-6+b9_riscv64.deb",
-                     "filename": "busybox-static_1%3a1.37.0-6+b9_riscv64.deb", "size": 941532,
-                     "sha256": "ab" * 32}]
-    assert images.package_of(recs[0]["filename"]) == ("busybox-static", "1:1.37.0-6+b9")
+    text = (
+        "'http://m.example/debian/pool/main/b/busybox/busybox-static_1%3a1.37.0-6+b9_riscv64.deb' "
+        "busybox-static_1%3a1.37.0-6+b9_riscv64.deb 941532 SHA256:" + "ab" * 32 + "\n"
+    )
+    recs = apt.parse_print_uris(text)
+    assert recs == [
+        {
+            "url": "http://m.example/debian/pool/main/b/busybox/busybox-static_1%3a1.37.0-6+b9_riscv64.deb",
+            "filename": "busybox-static_1%3a1.37.0-6+b9_riscv64.deb",
+            "size": 941532,
+            "sha256": "ab" * 32,
+        }
+    ]
+    assert apt.package_of(recs[0]["filename"]) == ("busybox-static", "1:1.37.0-6+b9")
 
 
 def _outputs(tmp: Path) -> dict:
     out = {}
     for name, data in (("Image", b"kernel"), ("mvm-initramfs.cpio", b"cpio")):
         (tmp / name).write_bytes(data)
-        out[name] = {"size": len(data), "sha256": images.sha256_file(tmp / name)}
+        out[name] = {"size": len(data), "sha256": apt.sha256_file(tmp / name)}
     return out
 
 
 def test_manifest_up_to_date_and_reasons(tmp_path: Path):
     pkgs = {"busybox-static": "1:1.37.0-6+b9", "libc6": "2.41-12"}
-    manifest = {"recipe": "r1", "packages": {k: {"version": v} for k, v in pkgs.items()},
-                "outputs": _outputs(tmp_path)}
+    manifest = {"recipe": "r1", "packages": {k: {"version": v} for k, v in pkgs.items()}, "outputs": _outputs(tmp_path)}
     manifest = json.loads(json.dumps(manifest))  # as read back from manifest.json
-    assert images.manifest_up_to_date(manifest, pkgs, "r1", tmp_path) is None
-    assert images.manifest_up_to_date(None, pkgs, "r1", tmp_path) == "no manifest"
-    assert images.manifest_up_to_date(manifest, pkgs, "r2", tmp_path) == "build recipe changed"
-    why = images.manifest_up_to_date(manifest, {**pkgs, "libc6": "2.41-13"}, "r1", tmp_path)
+    assert initramfs.manifest_up_to_date(manifest, pkgs, "r1", tmp_path) is None
+    assert initramfs.manifest_up_to_date(None, pkgs, "r1", tmp_path) == "no manifest"
+    assert initramfs.manifest_up_to_date(manifest, pkgs, "r2", tmp_path) == "build recipe changed"
+    why = initramfs.manifest_up_to_date(manifest, {**pkgs, "libc6": "2.41-13"}, "r1", tmp_path)
     assert why is not None and "package versions changed" in why and "2.41-13" in why
     (tmp_path / "Image").write_bytes(b"KERNEL")  # same size, other content
-    assert images.manifest_up_to_date(manifest, pkgs, "r1", tmp_path) == "Image checksum differs"
-    assert images.manifest_up_to_date(manifest, pkgs, "r1", tmp_path, verify=False) is None
+    assert initramfs.manifest_up_to_date(manifest, pkgs, "r1", tmp_path) == "Image checksum differs"
+    assert initramfs.manifest_up_to_date(manifest, pkgs, "r1", tmp_path, verify=False) is None
     (tmp_path / "mvm-initramfs.cpio").unlink()
-    assert "missing" in images.manifest_up_to_date(manifest, pkgs, "r1", tmp_path, verify=False)
+    assert "missing" in initramfs.manifest_up_to_date(manifest, pkgs, "r1", tmp_path, verify=False)
 
 
 def test_recipe_digest_changes_with_content(tmp_path: Path):
     a = tmp_path / "init"
     a.write_text("one")
-    d1 = images.recipe_digest([a])
+    d1 = initramfs.recipe_digest([a])
     a.write_text("two")
-    assert images.recipe_digest([a]) != d1
+    assert initramfs.recipe_digest([a]) != d1
 
 
 def test_default_cache_honours_env(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("PYSHYPER_CACHE", str(tmp_path / "c"))
-    assert images.default_cache() == tmp_path / "c"
+    assert initramfs.default_cache() == tmp_path / "c"
     monkeypatch.delenv("PYSHYPER_CACHE")
-    assert images.default_cache() == Path("~/.cache/pyshyper").expanduser()
+    assert initramfs.default_cache() == Path("~/.cache/pyshyper").expanduser()
 
 
 def test_module_names_and_load_order():
-    assert images.module_name("vmw_vsock_virtio_transport.ko.xz") == "vmw_vsock_virtio_transport"
-    assert images.module_name("nf-nat.ko") == "nf_nat"
-    deps = {"virtio_net": ["net_failover"], "net_failover": ["failover"], "failover": [],
-            "vmw_vsock_virtio_transport": ["vmw_vsock_virtio_transport_common", "vsock"],
-            "vmw_vsock_virtio_transport_common": ["vsock"], "vsock": []}
-    order = images.module_load_order(["virtio_net", "vmw_vsock_virtio_transport"], deps)
-    assert order == ["failover", "net_failover", "virtio_net", "vsock", "vmw_vsock_virtio_transport_common",
-                     "vmw_vsock_virtio_transport"]
+    assert initramfs.module_name("vmw_vsock_virtio_transport.ko.xz") == "vmw_vsock_virtio_transport"
+    assert initramfs.module_name("nf-nat.ko") == "nf_nat"
+    deps = {
+        "virtio_net": ["net_failover"],
+        "net_failover": ["failover"],
+        "failover": [],
+        "vmw_vsock_virtio_transport": ["vmw_vsock_virtio_transport_common", "vsock"],
+        "vmw_vsock_virtio_transport_common": ["vsock"],
+        "vsock": [],
+    }
+    order = initramfs.module_load_order(["virtio_net", "vmw_vsock_virtio_transport"], deps)
+    assert order == [
+        "failover",
+        "net_failover",
+        "virtio_net",
+        "vsock",
+        "vmw_vsock_virtio_transport_common",
+        "vmw_vsock_virtio_transport",
+    ]
     with pytest.raises(ValueError, match="cycle"):
-        images.module_load_order(["a"], {"a": ["b"], "b": ["a"]})
+        initramfs.module_load_order(["a"], {"a": ["b"], "b": ["a"]})
 
 
 def test_modinfo_depends_byte_scan():
     blob = b"junk\0license=GPL\0depends=net_failover,vsock\0vermagic=6.12\0"
-    assert images.modinfo_depends(blob) == ["net_failover", "vsock"]
-    assert images.modinfo_depends(b"\0depends=\0") == []
+    assert initramfs.modinfo_depends(blob) == ["net_failover", "vsock"]
+    assert initramfs.modinfo_depends(b"\0depends=\0") == []
     # what the builder does with .ko.xz
-    assert images.modinfo_depends(lzma.decompress(lzma.compress(blob))) == ["net_failover", "vsock"]
+    assert initramfs.modinfo_depends(lzma.decompress(lzma.compress(blob))) == ["net_failover", "vsock"]
 
 
 def test_cpio_round_trip_and_layout():
-    t = images.Tree()
+    t = cpio.Tree()
     t.file("usr/bin/hello", b"hi\n", 0o755)
     t.link("bin", "usr/bin")
-    t.add("dev/console", images.Entry("chr", 0o600, rdev=(5, 1)))
+    t.add("dev/console", cpio.Entry("chr", 0o600, rdev=(5, 1)))
     buf = io.BytesIO()
     n = t.write_cpio(buf)
     data = buf.getvalue()
     assert n == len(data) and n % 512 == 0
-    entries = images.read_cpio(data)
+    entries = cpio.read_cpio(data)
     assert list(entries) == ["bin", "dev", "dev/console", "usr", "usr/bin", "usr/bin/hello"]
     mode, body = entries["usr/bin/hello"]
     assert body == b"hi\n" and mode == 0o100755
@@ -188,13 +212,13 @@ def test_image_header_check():
     hdr[16:24] = (0x1E6B000).to_bytes(8, "little")
     hdr[48:56] = b"RISCV\0\0\0"
     hdr[56:60] = b"RSC\x05"
-    assert images.check_image_header(bytes(hdr)) == {"text_offset": 0x200000, "image_size": 0x1E6B000}
+    assert initramfs.check_image_header(bytes(hdr)) == {"text_offset": 0x200000, "image_size": 0x1E6B000}
     with pytest.raises(RuntimeError):
-        images.check_image_header(b"\x7fELF" + bytes(60))
+        initramfs.check_image_header(b"\x7fELF" + bytes(60))
 
 
 def test_stdlib_pruning():
-    keep = images._keep_payload
+    keep = initramfs._keep_payload
     assert keep("usr/lib/python3.13/os.py")
     assert keep("usr/lib/python3.13/lib-dynload/_ssl.cpython-313-riscv64-linux-gnu.so")
     assert not keep("usr/lib/python3.13/test/test_os.py")
@@ -206,7 +230,7 @@ def test_stdlib_pruning():
 
 
 def test_native_command_uses_cache(tmp_path: Path):
-    cmd = images.native_qemu_command(tmp_path, smp=2, mem="512M")
+    cmd = initramfs.native_qemu_command(tmp_path, smp=2, mem="512M")
     assert cmd[0] == "qemu-system-riscv64"
     assert cmd[cmd.index("-kernel") + 1] == str(tmp_path / "Image")
     assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "mvm-initramfs.cpio")
@@ -215,6 +239,6 @@ def test_native_command_uses_cache(tmp_path: Path):
 
 def test_help_exits_zero(capsys):
     with pytest.raises(SystemExit) as e:
-        images.main(["--help"])
+        initramfs.main(["--help"])
     assert e.value.code == 0
     assert "--cache" in capsys.readouterr().out

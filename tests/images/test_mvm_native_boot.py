@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qemu import bench_boot, images
+from pyshyper_host.bench import console
+from pyshyper_host.images import initramfs as images
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +32,10 @@ def cache(mvm_image_cache: Path) -> Path:
     return mvm_image_cache
 
 
-def _boot(cmd: list[str], name: str, commands: list[str]) -> bench_boot.BootResult:
+def _boot(cmd: list[str], name: str, commands: list[str]) -> console.BootResult:
     try:
-        r = bench_boot.boot_to_shell(cmd, timeout=300, commands=commands)
-    except bench_boot.BootError as e:
+        r = console.boot_to_shell(cmd, timeout=300, commands=commands)
+    except console.BootError as e:
         LOGS.mkdir(exist_ok=True)
         (LOGS / f"{name}.log").write_text(e.log)
         pytest.fail(f"serial log: {LOGS / (name + '.log')}\n{e}")
@@ -50,8 +51,14 @@ def test_cache_outputs_match_manifest(cache: Path):
     assert any(k.startswith("linux-image-6.12.") for k in versions)
     images.check_image_header((cache / "Image").read_bytes()[:64])
     files = images.read_cpio((cache / "mvm-initramfs.cpio").read_bytes())
-    for path in ("init", "usr/bin/busybox", "usr/bin/python3", "usr/lib/python3.13/os.py", "dev/console",
-                 "etc/inittab"):
+    for path in (
+        "init",
+        "usr/bin/busybox",
+        "usr/bin/python3",
+        "usr/lib/python3.13/os.py",
+        "dev/console",
+        "etc/inittab",
+    ):
         assert path in files, path
     assert not any(p.endswith(".ko.xz") for p in files)
     assert any(p.endswith("/virtio_mmio.ko") for p in files)
@@ -70,7 +77,7 @@ def test_native_boot_shell_python_poweroff(cache: Path):
         "cat /proc/interrupts > /tmp/irq.out",
         "grep -c ^processor /proc/cpuinfo > /tmp/cpus.out",
         "lsmod > /tmp/lsmod.out",
-        "for f in py irq cpus lsmod; do echo \"== $f\"; cat /tmp/$f.out; done",
+        'for f in py irq cpus lsmod; do echo "== $f"; cat /tmp/$f.out; done',
     ]
     r = _boot(cmd, name, checks)
     log = r.log

@@ -1,12 +1,12 @@
-"""The stall diagnosis (qemu/monitor.py) on its own: parsing QEMU's register dump and naming a pc (function and
-source line)."""
+"""The stall diagnosis (pyshyper_host/run/monitor.py) on its own: parsing QEMU's register dump and naming a pc
+(function and source line)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from qemu import monitor
+from pyshyper_host.run import monitor
 from tests.conftest import require_tool
 
 DUMP = """info registers -a

@@ -269,8 +269,8 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
 
 @extern("pyshyper_line_file")
 def line_file(pc: u64) -> u64:
-    """The source file of the code at pc, from the line table `pyshyper build` embeds (qemu/symtab.py): the
-    address of its name, or 0."""
+    """The source file of the code at pc, from the line table `pyshyper build` embeds
+    (qemu/pyshyper_host/build/symtab.py): the address of its name, or 0."""
     ...
 
 

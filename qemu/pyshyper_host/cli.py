@@ -7,7 +7,8 @@ import sys
 from collections.abc import Callable
 
 from boards import BoardError
-from qemu import build, gdb, run
+from pyshyper_host.build import pipeline
+from pyshyper_host.run import command, gdb
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -19,20 +20,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _forward_cc(argv: list[str]) -> int:
-    try:
-        from compiler.cli import main as cc_main
-    except ImportError as e:
-        print(f"pyshyper cc: the compiler command line is not available ({e})", file=sys.stderr)
-        return 1
+    from compiler.cli import main as cc_main
+
     return int(cc_main(argv) or 0)
 
 
 def _forward_images(argv: list[str]) -> int:
-    try:
-        from qemu.images import main as images_main
-    except ImportError as e:
-        print(f"pyshyper images: the image builder is not available ({e})", file=sys.stderr)
-        return 1
+    from pyshyper_host.images.initramfs import main as images_main
+
     return int(images_main(argv) or 0)
 
 
@@ -53,15 +48,15 @@ def make_parser() -> argparse.ArgumentParser:
         help="compile, assemble and link build/pyshyper.elf and .bin",
         description="Build the hypervisor image for a board and IRQ mode.",
     )
-    build.add_arguments(p)
-    p.set_defaults(func=build.run_build)
+    pipeline.add_arguments(p)
+    p.set_defaults(func=pipeline.run_build)
     p = sub.add_parser(
         "run",
         help="build if needed and boot the hypervisor under QEMU",
         description="Boot the hypervisor under QEMU with OpenSBI; exits with QEMU's status.",
     )
-    run.add_arguments(p)
-    p.set_defaults(func=run.run_run)
+    command.add_arguments(p)
+    p.set_defaults(func=command.run_run)
     p = sub.add_parser(
         "gdb",
         help="gdb-multiarch on build/pyshyper.elf, attached to a QEMU started by `pyshyper run --gdb`",

@@ -10,7 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from pyshyper_host import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 
 
 def hypervisor_sources(board_module: Path) -> tuple[list[Path], dict[str, Path]]:
@@ -19,13 +21,14 @@ def hypervisor_sources(board_module: Path) -> tuple[list[Path], dict[str, Path]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m compiler.bench", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m pyshyper_host.bench.compiler", description=__doc__)
     ap.add_argument("--runs", type=int, default=5, help="compilations to take the median of (default 5)")
     ap.add_argument(
         "--out", type=Path, default=None, help="Markdown report (default build/bench/compiler.md, PNG beside it)"
     )
     args = ap.parse_args(argv)
-    from boards import make_config, render_hypervisor_module
+    from boards import make_config
+    from boards.constants import render_hypervisor_module
     from compiler.driver import build_riscv_object
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         m = statistics.median(v)
         out.append(f"| {k} | {m * 1000:.1f} | {m / total:.0%} |")
     out_md = args.out or ROOT / "build" / "bench" / "compiler.md"
-    from qemu.bench_plot import bar_chart
+    from pyshyper_host.bench.plot import bar_chart
 
     names = list(stages)
     title = f"Compiling the hypervisor: {total * 1000:.0f} ms ({lines / total:,.0f} lines/s)"

@@ -1,6 +1,6 @@
 """Guest images for PyShyper: Debian trixie's riscv64 kernel and the MVM initramfs.
 
-``pyshyper images`` (or ``python -m qemu.images``) fetches riscv64 packages from Debian trixie with
+``pyshyper images`` (or ``python -m pyshyper_host.images.initramfs``) fetches riscv64 packages from Debian trixie with
 ``apt-get download`` through a private apt configuration under the cache directory (the host's own apt
 configuration is never touched), extracts them with ``dpkg-deb -x`` and builds:
 
@@ -23,32 +23,32 @@ import io
 import json
 import lzma
 import os
-import re
 import shutil
-import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
-SUITE = "trixie"
-ARCH = "riscv64"
+from pyshyper_host.images.apt import (
+    ARCH,
+    KERNEL_SERIES,
+    SUITE,
+    Apt,
+    extract,
+    fetch,
+    host_archive_uri,
+    human,
+    log,
+    newest_kernel,
+    package_of,
+    resolve_python_closure,
+    sha256_file,
+)
+from pyshyper_host.images.cpio import Entry, Tree
+
 TRIPLET = "riscv64-linux-gnu"
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-DEBIAN_SOURCES = "/etc/apt/sources.list.d/debian.sources"
-SOURCES_LIST = "/etc/apt/sources.list"
-KERNEL_SERIES = "6.12"
 PY = "python3.13"
-
-# Roots of the python closure; their Depends/PreDepends are followed recursively, but only into shared
-# libraries (names starting with "lib", plus zlib1g), which keeps data and tool packages out.
-PYTHON_ROOTS = ("python3.13-minimal", "libpython3.13-minimal", "libpython3.13-stdlib")
-LIBRARY_EXTRA = ("zlib1g",)
-# Shared libraries python3.13 may pull in that the MVM does not need.
-LIBRARY_SKIP = frozenset({"libdb5.3t64", "gcc-14-base"})
-
 # Kernel modules the MVM loads at boot (their dependencies are added from .modinfo).
 MVM_MODULES = (
     "virtio_mmio",
@@ -58,128 +58,21 @@ MVM_MODULES = (
     "vmw_vsock_virtio_transport",
 )
 
+
 # Pruned from the python standard library to keep the initramfs small.
 STDLIB_PRUNE = frozenset(
     {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data", "__pycache__"}
 )
 
+
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
-FIXED_MTIME = 0
-
-
-def log(msg: str) -> None:
-    print(f"images: {msg}", flush=True)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# pure helpers
-
-
-def derive_archive_uri(debian_sources: str | None, sources_list: str | None) -> str | None:
-    """The Debian archive URI from deb822 ``debian.sources`` text (first ``URIs:`` line) or, failing that,
-    from a one-line ``sources.list`` (first ``deb`` line that is not a security archive)."""
-    if debian_sources:
-        for line in debian_sources.splitlines():
-            m = re.match(r"\s*URIs:\s*(\S+)", line)
-            if m:
-                return m.group(1).rstrip("/")
-    if sources_list:
-        for line in sources_list.splitlines():
-            line = line.split("#", 1)[0].strip()
-            if not line.startswith("deb "):
-                continue
-            words = line.split()[1:]
-            if words and words[0].startswith("["):  # options: [arch=... signed-by=...]
-                while words and not words[0].endswith("]"):
-                    words.pop(0)
-                words = words[1:]
-            if words and "security" not in words[0]:
-                return words[0].rstrip("/")
-    return None
-
-
-def sources_line(uri: str, suite: str = SUITE, keyring: str = KEYRING) -> str:
-    return f"deb [arch={ARCH} signed-by={keyring}] {uri} {suite} main\n"
-
-
-def _version_key(name: str) -> tuple[int, ...]:
-    m = re.match(r"linux-image-(\d+)\.(\d+)\.(\d+)", name)
-    return tuple(int(x) for x in m.groups()) if m else ()
-
-
-def newest_kernel(names: Iterable[str], series: str = KERNEL_SERIES) -> str | None:
-    """Newest ``linux-image-<series>.N+debXX-riscv64`` package name (not -dbg, -unsigned)."""
-    pat = re.compile(r"^linux-image-" + re.escape(series) + r"\.\d+[^ ]*-riscv64$")
-    found = [n for n in names if pat.match(n)]
-    return max(found, key=_version_key) if found else None
-
-
-def parse_depends(text: str) -> dict[str, list[list[str]]]:
-    """Parse ``apt-cache depends`` output: package -> list of Depends/PreDepends groups (alternatives)."""
-    out: dict[str, list[list[str]]] = {}
-    cur: list[list[str]] | None = None
-    continuing = False
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if not line.startswith(" "):
-            cur = out.setdefault(line.strip(), [])
-            continuing = False
-            continue
-        m = re.match(r"^ ( |\|)(PreDepends|Depends): (\S+)", line)
-        if m is None or cur is None:
-            if not line.startswith("    "):  # a provider line does not end an alternatives group
-                continuing = False
-            continue
-        alt, _, name = m.groups()
-        if continuing and cur:
-            cur[-1].append(name)
-        else:
-            cur.append([name])
-        continuing = alt == "|"
-    return out
-
-
-def wanted_library(name: str) -> bool:
-    return (name.startswith("lib") or name in LIBRARY_EXTRA) and name not in LIBRARY_SKIP
-
-
-def pick_alternative(group: list[str]) -> str | None:
-    for name in group:
-        if not name.startswith("<"):
-            return name
-    return None
-
-
-def parse_print_uris(text: str) -> list[dict]:
-    """``apt-get download --print-uris`` lines -> [{url, filename, size, sha256}]."""
-    out = []
-    for line in text.splitlines():
-        m = re.match(r"^'([^']+)'\s+(\S+)\s+(\d+)\s+SHA256:([0-9a-f]{64})", line.strip())
-        if m:
-            out.append({"url": m.group(1), "filename": m.group(2), "size": int(m.group(3)), "sha256": m.group(4)})
-    return out
-
-
-def package_of(filename: str) -> tuple[str, str]:
-    """``name_version_arch.deb`` -> (name, version) with ``%3a`` decoded."""
-    name, version, _ = filename[: -len(".deb")].split("_")
-    return name, version.replace("%3a", ":")
 
 
 def recipe_digest(paths: Iterable[Path]) -> str:
-    """A digest of the build recipe (this module and the guest files): a change rebuilds the images."""
+    """A digest of the build recipe (the image builder's modules and the guest files): a change rebuilds the images."""
     h = hashlib.sha256()
     for p in sorted(paths):
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
     return h.hexdigest()
 
 
@@ -252,284 +145,9 @@ def module_load_order(wanted: Iterable[str], deps: dict[str, list[str]]) -> list
     return order
 
 
-# ----------------------------------------------------------------------------------------------------------
-# cpio (newc) writer
-
-
-@dataclass
-class Entry:
-    kind: str  # "dir", "file", "link", "chr"
-    mode: int = 0o755
-    data: bytes = b""
-    src: Path | None = None
-    target: str = ""
-    rdev: tuple[int, int] = (0, 0)
-
-
-@dataclass
-class Tree:
-    entries: dict[str, Entry] = field(default_factory=dict)
-
-    def _parents(self, path: str) -> None:
-        parts = path.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            p = "/".join(parts[:i])
-            if p and p not in self.entries:
-                self.entries[p] = Entry("dir", 0o755)
-
-    def add(self, path: str, entry: Entry) -> None:
-        path = path.strip("/")
-        self._parents(path)
-        self.entries[path] = entry
-
-    def dir(self, path: str, mode: int = 0o755) -> None:
-        self.add(path, Entry("dir", mode))
-
-    def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        self.add(path, Entry("file", mode, data=data))
-
-    def link(self, path: str, target: str) -> None:
-        self.add(path, Entry("link", 0o777, target=target))
-
-    def add_tree(self, root: Path, prefix: str = "", keep: Callable[[str], bool] = lambda p: True) -> None:
-        """Copy a directory tree (as extracted by dpkg-deb) into the image under ``prefix``."""
-        for dirpath, dirnames, filenames in os.walk(root):
-            rel_dir = os.path.relpath(dirpath, root)
-            rel_dir = "" if rel_dir == "." else rel_dir
-            dirnames.sort()
-            for name in list(dirnames) + sorted(filenames):
-                rel = os.path.join(rel_dir, name)
-                dest = os.path.join(prefix, rel).strip("/")
-                if not keep(dest):
-                    if name in dirnames:
-                        dirnames.remove(name)
-                    continue
-                full = Path(dirpath) / name
-                st = full.lstat()
-                if stat.S_ISLNK(st.st_mode):
-                    self.add(dest, Entry("link", 0o777, target=os.readlink(full)))
-                    if name in dirnames:
-                        dirnames.remove(name)  # do not follow
-                elif stat.S_ISDIR(st.st_mode):
-                    self.add(dest, Entry("dir", stat.S_IMODE(st.st_mode)))
-                elif stat.S_ISREG(st.st_mode):
-                    self.add(dest, Entry("file", stat.S_IMODE(st.st_mode), src=full))
-
-    def write_cpio(self, out: io.BufferedIOBase) -> int:
-        total = 0
-        ino = 1
-        for path in sorted(self.entries):
-            e = self.entries[path]
-            if e.kind == "dir":
-                mode, data, nlink = stat.S_IFDIR | e.mode, b"", 2
-            elif e.kind == "file":
-                data = e.src.read_bytes() if e.src is not None else e.data
-                mode, nlink = stat.S_IFREG | e.mode, 1
-            elif e.kind == "link":
-                mode, data, nlink = stat.S_IFLNK | 0o777, e.target.encode(), 1
-            elif e.kind == "chr":
-                mode, data, nlink = stat.S_IFCHR | e.mode, b"", 1
-            else:
-                raise ValueError(e.kind)
-            total += _cpio_record(out, path, mode, data, nlink, ino, e.rdev)
-            ino += 1
-        total += _cpio_record(out, "TRAILER!!!", 0, b"", 1, 0, (0, 0))
-        pad = (-total) % 512
-        out.write(b"\0" * pad)
-        return total + pad
-
-
-def _cpio_record(
-    out: io.BufferedIOBase, name: str, mode: int, data: bytes, nlink: int, ino: int, rdev: tuple[int, int]
-) -> int:
-    nameb = name.encode() + b"\0"
-    fields = [ino, mode, 0, 0, nlink, FIXED_MTIME, len(data), 0, 0, rdev[0], rdev[1], len(nameb), 0]
-    hdr = b"070701" + b"".join(b"%08X" % f for f in fields)
-    rec = hdr + nameb
-    rec += b"\0" * ((-len(rec)) % 4)
-    rec += data
-    rec += b"\0" * ((-len(rec)) % 4)
-    out.write(rec)
-    return len(rec)
-
-
-def read_cpio(data: bytes) -> dict[str, tuple[int, bytes]]:
-    """Parse a newc cpio: name -> (mode, data). For tests and inspection."""
-    out = {}
-    pos = 0
-    while pos + 110 <= len(data):
-        hdr = data[pos : pos + 110]
-        if hdr[:6] != b"070701":
-            raise ValueError(f"bad cpio magic at {pos}")
-        f = [int(hdr[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
-        mode, size, namesize = f[1], f[6], f[11]
-        name_start = pos + 110
-        name = data[name_start : name_start + namesize - 1].decode()
-        pos = name_start + namesize
-        pos += (-pos) % 4
-        body = data[pos : pos + size]
-        pos += size
-        pos += (-pos) % 4
-        if name == "TRAILER!!!":
-            break
-        out[name] = (mode, body)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------
-# private apt
-
-
-class Apt:
-    """apt-get/apt-cache with their state, cache and sources under ``root``: the host's apt is untouched."""
-
-    def __init__(self, root: Path, uri: str):
-        self.root = root
-        self.uri = uri
-        self.state = root / "state"
-        self.cache = root / "cache"
-        self.sources = root / "sources.list"
-        for d in (self.state / "lists" / "partial", self.cache / "archives" / "partial"):
-            d.mkdir(parents=True, exist_ok=True)
-        (self.state / "status").touch()
-        line = sources_line(uri)
-        if not self.sources.exists() or self.sources.read_text() != line:
-            self.sources.write_text(line)
-            for f in (self.state / "lists").glob("*_Packages*"):
-                f.unlink()
-
-    def opts(self) -> list[str]:
-        o = {
-            "Dir::State": self.state,
-            "Dir::State::status": self.state / "status",
-            "Dir::Cache": self.cache,
-            "Dir::Etc::SourceList": self.sources,
-            "Dir::Etc::SourceParts": "/nonexistent",
-            "Dir::Etc::Preferences": "/nonexistent",
-            "Dir::Etc::PreferencesParts": "/nonexistent",
-            "APT::Architecture": ARCH,
-            "APT::Architectures": ARCH,
-            "APT::Sandbox::User": "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody"),
-            "Debug::NoLocking": "1",
-            "Acquire::Retries": "3",  # a registry's passing hiccup is retried, not a failed image build
-        }
-        out = []
-        for k, v in o.items():
-            out += ["-o", f"{k}={v}"]
-        return out
-
-    def run(self, tool: str, *args: str, cwd: Path | None = None, quiet: bool = True) -> str:
-        cmd = [tool, *self.opts(), *args]
-        r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-        if r.returncode != 0:
-            err = "\n".join(l for l in r.stderr.splitlines() if "/nonexistent" not in l)
-            raise RuntimeError(f"{tool} {' '.join(args)} failed ({r.returncode}):\n{err}")
-        return r.stdout
-
-    def has_lists(self) -> bool:
-        return any((self.state / "lists").glob("*_Packages*"))
-
-    def update(self) -> None:
-        self.run("apt-get", "-q", "update")
-
-    def pkgnames(self, prefix: str) -> list[str]:
-        return self.run("apt-cache", "pkgnames", prefix).split()
-
-    def depends(self, names: list[str]) -> dict[str, list[list[str]]]:
-        return parse_depends(self.run("apt-cache", "depends", *names))
-
-    def print_uris(self, names: list[str]) -> list[dict]:
-        return parse_print_uris(self.run("apt-get", "download", "--print-uris", *names))
-
-    def download(self, names: list[str], dest: Path) -> None:
-        self.run("apt-get", "-q", "download", *names, cwd=dest)
-
-
-def host_archive_uri() -> str:
-    def read(p: str) -> str | None:
-        try:
-            return Path(p).read_text()
-        except OSError:
-            return None
-
-    uri = derive_archive_uri(read(DEBIAN_SOURCES), read(SOURCES_LIST))
-    if not uri:
-        raise RuntimeError(f"cannot find the Debian archive URI in {DEBIAN_SOURCES} or {SOURCES_LIST}")
-    return uri
-
-
-def resolve_python_closure(apt: Apt) -> list[str]:
-    want: list[str] = list(PYTHON_ROOTS)
-    seen = set(want)
-    frontier = list(want)
-    while frontier:
-        deps = apt.depends(frontier)
-        frontier = []
-        for pkg in sorted(deps):
-            for group in deps[pkg]:
-                name = pick_alternative(group)
-                if name and name not in seen and wanted_library(name):
-                    seen.add(name)
-                    want.append(name)
-                    frontier.append(name)
-    return want
-
-
-# ----------------------------------------------------------------------------------------------------------
-# the build
-
-
 def default_cache() -> Path:
     env = os.environ.get("PYSHYPER_CACHE")
     return Path(env).expanduser() if env else Path("~/.cache/pyshyper").expanduser()
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def fetch(apt: Apt, names: list[str], debs: Path) -> tuple[list[dict], int]:
-    """Download what is missing from ``debs`` (checked by sha256); returns the package records and the
-    number of bytes fetched."""
-    records = apt.print_uris(names)
-    if len(records) != len(names):
-        got = {package_of(r["filename"])[0] for r in records}
-        raise RuntimeError(f"apt could not resolve: {', '.join(sorted(set(names) - got))}")
-    missing = []
-    for r in records:
-        p = debs / r["filename"]
-        if not (p.is_file() and p.stat().st_size == r["size"] and sha256_file(p) == r["sha256"]):
-            missing.append(r)
-    fetched = 0
-    if missing:
-        total = sum(r["size"] for r in missing)
-        log(f"fetching {len(missing)} package(s), {_human(total)}:")
-        for r in missing:
-            name, version = package_of(r["filename"])
-            log(f"  {name} {version} ({_human(r['size'])})")
-        apt.download([package_of(r["filename"])[0] + "=" + package_of(r["filename"])[1] for r in missing], debs)
-        for r in missing:
-            p = debs / r["filename"]
-            if not p.is_file() or sha256_file(p) != r["sha256"]:
-                raise RuntimeError(f"download of {r['filename']} failed its checksum")
-        fetched = total
-    else:
-        log(f"all {len(records)} packages already downloaded")
-    return records, fetched
-
-
-def extract(deb: Path, dest: Path) -> Path:
-    if not (dest / ".done").exists():
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
-        (dest / ".done").touch()
-    return dest
 
 
 def _stdlib_keep(path: str) -> bool:
@@ -625,7 +243,7 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
         if (mod_base / f).exists():
             t.add(f"{mod_dir}/{f}", Entry("file", 0o644, src=mod_base / f))
 
-    # rdtime: the `time` CSR, for boot-time measurements (qemu/bench_boot.py); optional
+    # rdtime: the `time` CSR, for boot-time measurements (pyshyper_host/bench/boot.py); optional
     rdtime = build_rdtime(out.parent / "rdtime")
     if rdtime is not None:
         t.add("usr/bin/rdtime", Entry("file", 0o755, data=rdtime))
@@ -702,7 +320,9 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
             manifest = json.loads(manifest_path.read_text())
         except ValueError:
             manifest = None
-    recipe = recipe_digest([Path(__file__).resolve(), *sorted(p for p in GUEST_DIR.iterdir() if p.is_file())])
+    # The recipe: the image builder's modules (this one, apt.py, cpio.py) and the guest files.
+    here = Path(__file__).resolve().parent
+    recipe = recipe_digest([*here.glob("*.py"), *(p for p in GUEST_DIR.iterdir() if p.is_file())])
 
     uri = host_archive_uri()
     apt = Apt(cache / "apt", uri)
@@ -772,11 +392,11 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     tmp.replace(manifest_path)
     total_debs = sum(r["size"] for r in records)
     log(
-        f"done in {time.monotonic() - t0:.1f} s: fetched {_human(fetched)} "
-        f"({len(records)} packages, {_human(total_debs)} in all)"
+        f"done in {time.monotonic() - t0:.1f} s: fetched {human(fetched)} "
+        f"({len(records)} packages, {human(total_debs)} in all)"
     )
     for name, o in outputs.items():
-        log(f"  {cache / name}: {_human(o['size'])} sha256 {o['sha256'][:16]}")
+        log(f"  {cache / name}: {human(o['size'])} sha256 {o['sha256'][:16]}")
     log(f"  {manifest_path}")
     return 0
 

@@ -18,8 +18,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import fdt
+
 from boards import BoardError, BuildConfig, make_config
-from qemu.build import (
+from boards.mvm import check_images, load_mvm
+from pyshyper_host.build.pipeline import (
     DEFAULT_OUT,
     BuildError,
     _rel,
@@ -31,7 +34,9 @@ from qemu.build import (
     stale_reason,
     write_mvm_dtb,
 )
-from qemu.gdb import GDB_PORT, attach_hint, port_number
+from pyshyper_host.images import initramfs as images
+from pyshyper_host.run.gdb import GDB_PORT, attach_hint, port_number
+from pyshyper_host.run.machine import qemu_device_tree
 
 QEMU = "qemu-system-riscv64"
 MVM_GUEST = "mvm"  # the management VM: Debian's Linux from the image cache
@@ -68,9 +73,6 @@ class MvmImages:
 def mvm_images(cfg: BuildConfig, out: Path = DEFAULT_OUT, cache: Path | None = None) -> MvmImages:
     """The MVM's images for a build configuration: kernel and initramfs from `cache` (default: the image cache),
     the device tree `OUT/mvm-<irq>.dtb`, at the host addresses of mvm.toml's load IPAs."""
-    from boards.mvm import load_mvm
-    from qemu import images
-
     mvm = load_mvm(cfg.board)
     cache = cache if cache is not None else images.default_cache()
     b = cfg.board
@@ -109,10 +111,6 @@ def write_boot_hart_dtb(opts: RunOptions, path: Path) -> Path:
     hart is N. Without it QEMU's thread start-up picks, usually hart 0 and about one boot in fifty another one;
     this makes that rarer path one a test can take every time. OpenSBI deletes the node before it passes the tree
     on, so the hypervisor and its guests see QEMU's tree unchanged. Raises BoardError."""
-    import fdt
-
-    from boards.mvm import qemu_device_tree
-
     assert opts.boot_hart is not None
     try:
         tree = fdt.parse_dtb(qemu_device_tree(QEMU, opts.config.qemu_machine, opts.cpu, opts.smp, opts.mem))
@@ -281,9 +279,6 @@ def prepare_mvm(
     the initramfs' size (and the ISA of QEMU's `-cpu` model `cpu`), and check that kernel and initramfs fit their
     windows. Returns an error or None; bad board data (kernel or initramfs too big for its window) raises
     MvmError."""
-    from boards.mvm import check_images, load_mvm
-    from qemu import images
-
     cache = cache if cache is not None else mvm.kernel.parent
     if fetch or not (mvm.kernel.is_file() and mvm.initrd.is_file()):
         if images.main(["--cache", str(cache)]) != 0:
@@ -315,7 +310,7 @@ def mvm_qemu_command(
     cpu: str | None = None,
     boot_hart: int | None = None,
 ) -> list[str]:
-    """The QEMU command that boots the hypervisor with the MVM (used by `qemu.bench_boot`): builds into `out`
+    """The QEMU command that boots the hypervisor with the MVM (used by `pyshyper_host.bench.boot`): builds into `out`
     (default build/) when stale, makes the images when missing and writes the MVM's device tree first.
 
     `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0xB000_0000 with the default

@@ -37,15 +37,19 @@ from boards import (
     GUEST_MEM_SIZE,
     BuildConfig,
     make_config,
-    render_asm_include,
-    render_hypervisor_module,
 )
+from boards.constants import render_asm_include, render_hypervisor_module
+from boards.mvm import load_mvm
+from boards.mvm_fdt import QEMU_CBO_BLOCK_SIZE, QEMU_RV64_ISA, mvm_device_tree
 from linker import render_guest_linker_script, render_linker_script
-from qemu import toolchain
-from qemu.elfcheck import SizeReport, check_elf, size_report
-from qemu.symtab import function_symbols, line_rows, render_symtab_asm
+from pyshyper_host import PROJECT_ROOT
+from pyshyper_host.build import toolchain
+from pyshyper_host.build.elfcheck import SizeReport, check_elf, size_report
+from pyshyper_host.build.symtab import function_symbols, line_rows, render_symtab_asm
+from pyshyper_host.images.initramfs import default_cache
+from pyshyper_host.run.machine import host_cpu_from_qemu
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 HYPERVISOR_DIR = ROOT / "hypervisor"
 RUNTIME_DIR = ROOT / "runtime"
 DEFAULT_OUT = ROOT / "build"
@@ -118,9 +122,7 @@ def mvm_dtb_path(cfg: BuildConfig, out: Path = DEFAULT_OUT) -> Path:
 
 
 def mvm_initrd(cache: Path | None = None) -> Path:
-    from qemu import images
-
-    return (cache if cache is not None else images.default_cache()) / "mvm-initramfs.cpio"
+    return (cache if cache is not None else default_cache()) / "mvm-initramfs.cpio"
 
 
 def write_mvm_dtb(
@@ -130,8 +132,6 @@ def write_mvm_dtb(
     initramfs when there is one (`pyshyper run --guest mvm` makes the images and calls this again). For a QEMU
     `-cpu` model other than the board's (`pyshyper run --cpu rv64,sstc=false`), the MVM's `riscv,isa` starts from
     what QEMU itself reports for that model, so the guest is never told of an extension its harts lack."""
-    from boards.mvm import QEMU_CBO_BLOCK_SIZE, QEMU_RV64_ISA, host_cpu_from_qemu, load_mvm, mvm_device_tree
-
     initrd = mvm_initrd(cache)
     host_isa, cbo = QEMU_RV64_ISA, QEMU_CBO_BLOCK_SIZE
     if cpu is not None and cpu != cfg.board.qemu_cpu:
@@ -400,7 +400,7 @@ def build(
 ) -> BuildOutput:
     """Build the hypervisor, then the test guests: `guests` folders, or by default every tests/guests/NAME/
     when the real hypervisor is compiled (none for a prebuilt object or an explicit source list). The MVM's
-    device tree takes its initrd size from `image_cache` (default: `qemu.images.default_cache()`)."""
+    device tree takes its initrd size from `image_cache` (default: `pyshyper_host.images.initramfs.default_cache()`)."""
     t_start = time.perf_counter()
     progress = Progress(quiet)
     board = cfg.board

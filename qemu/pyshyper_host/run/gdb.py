@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from qemu.build import DEFAULT_OUT, _rel
+from pyshyper_host.build.pipeline import DEFAULT_OUT, _rel
 
 GDB = "gdb-multiarch"
 GDB_PORT = 1234

@@ -96,7 +96,7 @@ class Symbols:
         self.lines: list[tuple[int, str, int]] = []
         if elf is None or not elf.exists():
             return
-        from qemu.symtab import line_rows
+        from pyshyper_host.build.symtab import line_rows
 
         self.lines = [(r.addr, r.file, r.line) for r in line_rows(elf)]
         from elftools.elf.elffile import ELFFile

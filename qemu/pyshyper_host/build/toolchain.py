@@ -7,7 +7,9 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from pyshyper_host import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 PREFIX = "riscv64-unknown-elf-"
 # No F/D: the hypervisor has no floating point (guest FP state is saved with integer loads of the FP CSRs'
 # owners' choosing, not by hypervisor code). H needs the explicit _h extension in GNU as 2.40.

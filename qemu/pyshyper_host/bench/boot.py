@@ -1,6 +1,6 @@
 """Boot-to-shell benchmark: the MVM kernel and initramfs natively under QEMU, and under the hypervisor.
 
-``python -m qemu.bench_boot`` (``just bench-boot``) boots each configuration and measures, in one run:
+``python -m pyshyper_host.bench.boot`` (``just bench-boot``) boots each configuration and measures, in one run:
 
 - wall clock from starting QEMU to the MVM's shell prompt on the serial console (median of ``--runs``);
 - with ``-icount shift=0,sleep=off`` (one guest instruction = 1 ns of virtual time, idle time skipped to the
@@ -19,7 +19,7 @@ icount figure vary a little from run to run (``--icount-runs``).
 The idle figure: traps per second of each MVM vCPU while its shell runs ``sleep`` (``--idle``, default 10 s),
 from the hypervisor's per-vCPU statistics printed at the MVM's power-off, of a boot with the ``sleep`` minus one
 without it. The hypervisor configurations (``--irq plic``, ``--irq aia``, both by default) are built with
-``qemu.run.mvm_qemu_command`` into build/bench/<irq>/; a build failure is reported in the table, not a crash.
+``mvm_qemu_command`` (run/command.py) into build/bench/<irq>/; a build failure is reported in the table, not a crash.
 Output: Markdown tables with ratios against the baseline measured in the same run, printed and written to
 build/bench/boot.md.
 """
@@ -35,12 +35,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from boards import load_board
-from qemu import images, monitor
-from qemu.bench_plot import bar_chart
+from pyshyper_host import PROJECT_ROOT
+from pyshyper_host.bench.console import BootError, boot_to_shell, start_shell
+from pyshyper_host.bench.plot import bar_chart
+from pyshyper_host.bench.stats import TIMEBASE_HZ, parse_stats, stats_base, stats_reads
+from pyshyper_host.images import initramfs as images
+from pyshyper_host.run.command import mvm_qemu_command
 
 ICOUNT = ["-icount", "shift=0,sleep=off"]
-TIMEBASE_HZ = load_board("qemu-virt").timebase_frequency  # the time CSR's rate, boards/qemu-virt/board.toml
 
 CommandBuilder = Callable[[bool, int], list[str]]  # (icount, harts) -> QEMU command
 
@@ -49,16 +51,6 @@ CommandBuilder = Callable[[bool, int], list[str]]  # (icount, harts) -> QEMU com
 class Config:
     name: str
     command: CommandBuilder
-
-
-@dataclass
-class BootResult:
-    wall_prompt: float  # seconds from spawn to the shell prompt
-    wall_ready: float | None  # seconds from spawn to the ready line
-    shell_ticks: int | None  # guest `time` CSR when the first shell started
-    init_ticks: int | None  # guest `time` CSR when /init started
-    poweroff_status: int | None
-    log: str = ""
 
 
 @dataclass
@@ -89,226 +81,8 @@ class IdleMeasurement:
     error: str | None = None
 
 
-class BootError(RuntimeError):
-    """A boot that failed: the message says how, and where the harts were when the log has that (so an uncaught
-    BootError in a test shows it); ``log`` is the whole serial log."""
-
-    def __init__(self, msg: str, log: str):
-        self.log = log
-        diag = self.diagnosis
-        super().__init__(f"{msg}\n{diag}" if diag else msg)
-
-    @property
-    def diagnosis(self) -> str:
-        """The part of the log that says where the harts were (Shell.log_with_diagnosis), or ""."""
-        i = self.log.rfind(DIAGNOSIS_MARK)
-        return self.log[i + len(DIAGNOSIS_MARK) :].strip() if i >= 0 else ""
-
-
-DIAGNOSIS_MARK = "\n==== "
-STATS_LINE = re.compile(
-    r"pyshyper: vm(\d+) vcpu(\d+): traps (\d+), wfi (\d+), sbi (\d+), time (\d+)"
-    r"(?:, irq (\d+), mmio (\d+), fetched (\d+))?"
-)
-
-
-@dataclass
-class VcpuStats:
-    vm: int
-    vcpu: int
-    traps: int
-    wfi: int
-    sbi: int
-    ticks: int  # the time CSR when the statistics were printed (TIMEBASE_HZ)
-    irqs: int = 0  # the hypervisor's own interrupts
-    mmio: int = 0  # emulated MMIO accesses
-    fetched: int = 0  # of which decoded from the instruction read back with hlvx.hu (no htinst)
-
-
-def parse_vcpu_stats(log: str) -> dict[int, VcpuStats]:
-    """The hypervisor's per-vCPU statistics lines of the MVM (vm0) printed at its reset, by vCPU id."""
-    out: dict[int, VcpuStats] = {}
-    for m in STATS_LINE.finditer(log):
-        vm, vcpu, traps, wfi, sbi, ticks, irqs, mmio, fetched = (int(g or 0) for g in m.groups())
-        if vm == 0:
-            out[vcpu] = VcpuStats(vm, vcpu, traps, wfi, sbi, ticks, irqs, mmio, fetched)
-    return out
-
-
-class ShellSilent(Exception):
-    """The shell printed its prompt and then never answered typed input."""
-
-
-def start_shell(cmd: list[str], timeout: float = 300.0, ready: bool = True, attempts: int = 1):
-    """A Shell at its first prompt: (shell, wall seconds to the prompt, to the ready line). Tests take one boot:
-    a silent shell is a bug to see. The benchmarks may allow more `attempts` (a boot whose shell stays silent is
-    started again, said on stderr), so one bad boot does not cost a whole report.
-    Raises BootError with the serial log and the harts' whereabouts when no boot gets there."""
-    import pexpect
-
-    for attempt in range(attempts):
-        sh = Shell(cmd, timeout)
-        try:
-            wall_prompt, wall_ready = sh.wait_prompt(ready)
-            return sh, wall_prompt, wall_ready
-        except ShellSilent as e:
-            log = sh.log_with_diagnosis()
-            sh.close()
-            print(f"bench-boot: boot {attempt + 1}: the shell does not answer; starting again", file=sys.stderr)
-            if attempt + 1 == attempts:
-                raise BootError(f"boot failed: {e} ({' '.join(cmd)})", log) from None
-        except (pexpect.TIMEOUT, pexpect.EOF) as e:
-            log = sh.log_with_diagnosis()
-            sh.close()
-            raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", log) from None
-    raise AssertionError("unreachable")
-
-
-class Shell:
-    """The MVM's serial console under pexpect: QEMU started with ``cmd``, the whole serial log kept in ``log``.
-
-    ``wait_prompt()`` waits for the first shell prompt (and for the init's ready line first when ``ready``),
-    ``run(command)`` returns what a command printed (between markers, so the terminal's echo of the typed line
-    never counts), ``poweroff()`` returns QEMU's exit status. pexpect's TIMEOUT and EOF propagate.
-    QEMU also gets a monitor socket, so that ``diagnosis()`` can say where each hart is when the console stalls."""
-
-    def __init__(self, cmd: list[str], timeout: float = 300.0) -> None:
-        import io
-        import tempfile
-
-        import pexpect
-
-        self._mon_dir = tempfile.TemporaryDirectory(prefix="pyshyper-mon-")
-        self.monitor = Path(self._mon_dir.name) / "monitor.sock"
-        if "-monitor" not in cmd:
-            cmd = [*cmd, *monitor.monitor_args(self.monitor)]
-        self.elf = Path(cmd[cmd.index("-kernel") + 1]) if "-kernel" in cmd else None
-        self.cmd = cmd
-        self.timeout = timeout
-        self._buf = io.StringIO()
-        self.t0 = time.monotonic()
-        self.child = pexpect.spawn(
-            cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=timeout, dimensions=(50, 200)
-        )
-        self.child.logfile_read = self._buf
-        self._n = 0
-        self.exitstatus: int | None = None
-
-    @property
-    def log(self) -> str:
-        return self._buf.getvalue()
-
-    def diagnosis(self) -> str:
-        """Where each hart is now (qemu/monitor.py), or why that cannot be told."""
-        if not self.child.isalive():
-            return f"QEMU has exited (status {self.child.exitstatus})"
-        elf = self.elf if self.elf is not None and self.elf.name.startswith("pyshyper") else None
-        return monitor.diagnose(self.monitor, elf)
-
-    def log_with_diagnosis(self) -> str:
-        """The serial log, then where the harts are: what a stalled test saves and prints."""
-        return f"{self.log}\n{DIAGNOSIS_MARK}{self.diagnosis()}\n"
-
-    def save_failure(self, path: Path) -> str:
-        """Write the serial log and the diagnosis to `path`; print the diagnosis (pytest shows it with the
-        failure) and give it back."""
-        text = self.log_with_diagnosis()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        diag = text[len(self.log) :].strip()
-        print(f"serial log saved to {path}\n{diag}")
-        return diag
-
-    def wait_prompt(self, ready: bool = True) -> tuple[float, float | None]:
-        """(seconds from spawn to the prompt, to the ready line or None); then makes sure the shell answers."""
-        import pexpect
-
-        wall_ready = None
-        if ready:
-            self.child.expect_exact(images.READY_LINE)
-            wall_ready = time.monotonic() - self.t0
-        self.child.expect_exact(images.PROMPT)
-        wall_prompt = time.monotonic() - self.t0
-        # The shell may still be switching its terminal to raw mode, which discards typed-ahead input:
-        # send the first command again until it answers.
-        for _ in range(6):
-            self.child.sendline("echo @@REA''DY")
-            if self.child.expect(["@@READY\r", pexpect.TIMEOUT], timeout=min(self.timeout, 10)) == 0:
-                break
-        else:
-            raise ShellSilent("the shell printed its prompt but does not answer")
-        self.child.expect_exact(images.PROMPT)
-        return wall_prompt, wall_ready
-
-    def send(self, command: str) -> None:
-        self.child.sendline(command)
-
-    def expect(self, pattern: str, timeout: float | None = None):
-        """pexpect's expect (regex); returns the match."""
-        self.child.expect(pattern, timeout=self.timeout if timeout is None else timeout)
-        return self.child.match
-
-    def run(self, command: str, timeout: float | None = None) -> tuple[str, int]:
-        """Run ``command`` in the shell: (its output without carriage returns, its exit status)."""
-        self._n += 1
-        n = self._n
-        # The quotes split the markers in the echoed command line, so only the output matches.
-        self.child.sendline(f"echo @@B''EGIN{n}; {command}; echo @@E''ND{n}=$?")
-        t = self.timeout if timeout is None else timeout
-        self.child.expect(f"@@BEGIN{n}\r*\n", timeout=t)
-        self.child.expect(f"@@END{n}=(\\d+)\r*\n", timeout=t)
-        out = self.child.before.replace("\r", "")
-        status = int(self.child.match.group(1))
-        self.child.expect_exact(images.PROMPT, timeout=t)
-        return out, status
-
-    def poweroff(self, timeout: float = 60.0) -> int | None:
-        import pexpect
-
-        self.child.sendline("poweroff")
-        self.child.expect(pexpect.EOF, timeout=timeout)
-        self.child.close()
-        self.exitstatus = self.child.exitstatus
-        return self.exitstatus
-
-    def close(self) -> None:
-        if self.child.isalive():
-            self.child.terminate(force=True)
-        self._mon_dir.cleanup()
-
-
-def boot_to_shell(
-    cmd: list[str],
-    timeout: float = 300.0,
-    poweroff: bool = True,
-    commands: list[str] | None = None,
-    ready: bool = True,
-    attempts: int = 1,
-) -> BootResult:
-    """Boot ``cmd``, wait for the prompt, read the guest's boot timestamps, run ``commands`` and power off.
-    Raises BootError (with the serial log) on a timeout or an early exit."""
-    import pexpect
-
-    sh, wall_prompt, wall_ready = start_shell(cmd, timeout, ready, attempts)
-    try:
-        out, _ = sh.run("echo T=$(cat /run/pyshyper-shell-time /run/pyshyper-init-time 2>/dev/null | tr '\\n' ,)")
-        m = re.search(r"T=([0-9,]*)", out)
-        vals = [int(v) for v in m.group(1).split(",") if v] if m else []
-        shell_ticks = vals[0] if len(vals) > 0 else None
-        init_ticks = vals[1] if len(vals) > 1 else None
-        for c in commands or []:
-            sh.child.sendline(c)
-            sh.child.expect_exact(images.PROMPT)
-        status = sh.poweroff() if poweroff else None
-        return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, sh.log)
-    except (pexpect.TIMEOUT, pexpect.EOF) as e:
-        raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", sh.log_with_diagnosis()) from None
-    finally:
-        sh.close()
-
-
 READY_RE = re.compile(r"PyShyper MVM ready: \S+, (\d+) cpu\(s\), (\d+) kB")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 REPORT = ROOT / "build" / "bench" / "boot.md"
 
 
@@ -387,39 +161,6 @@ def measure(
     return m
 
 
-def stats_base() -> int:
-    """Guest-physical address of the hypervisor's statistics page (boards/<board>/mvm.toml, "stats")."""
-    from boards.mvm import load_mvm
-
-    dev = load_mvm().emulated_named("stats")
-    if dev is None:
-        raise RuntimeError("mvm.toml has no 'stats' page")
-    return dev.base
-
-
-def stats_reads(vcpus: int = 2) -> str:
-    """Shell commands reading the hypervisor's counters of each MVM vCPU from the statistics page with busybox
-    devmem: per vCPU i at base + 0x20 * i, exits, WFI exits, SBI calls, time CSR (each read is one exit itself)."""
-    base = stats_base()
-    return "; ".join(f"devmem {base + 0x20 * i + 8 * f:#x} 64" for i in range(vcpus) for f in range(4))
-
-
-def parse_stats(text: str, vcpus: int = 2) -> dict[int, VcpuStats] | None:
-    values = [int(x, 16) for x in re.findall(r"0x[0-9A-Fa-f]+", text)]
-    if len(values) != 4 * vcpus:
-        return None
-    return {i: VcpuStats(0, i, *values[4 * i : 4 * i + 4]) for i in range(vcpus)}
-
-
-def read_vcpu_stats(shell: Shell, vcpus: int = 2) -> dict[int, VcpuStats]:
-    """The hypervisor's counters of each MVM vCPU, read in the MVM's shell (see `stats_reads`)."""
-    out, status = shell.run(stats_reads(vcpus))
-    stats = parse_stats(out, vcpus) if status == 0 else None
-    if stats is None:
-        raise BootError(f"cannot read the statistics page at {stats_base():#x}: {out!r}", shell.log)
-    return stats
-
-
 def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, smp: int = 2) -> IdleMeasurement:
     """Exits per second of each vCPU while the MVM idles: the hypervisor's counters read from its statistics page
     around ``sleep N`` and around ``sleep 0`` within one shell command: the difference of the two windows over the
@@ -472,21 +213,17 @@ def native_config(cache: Path | None = None, mem: str = "512M") -> Config:
 
 def hypervisor_config(
     cache: Path | None = None, mem: str = "512M", irq: str = "plic", aia_guests: int = 3, out: Path | None = None
-) -> tuple[Config | None, str]:
-    """The hypervisor configuration through ``qemu.run.mvm_qemu_command`` (the command ``pyshyper run`` uses),
+) -> Config:
+    """The hypervisor configuration through ``mvm_qemu_command`` (the command ``pyshyper run`` uses),
     building into ``out`` (default build/bench/<irq>, away from the default build directory) when a command is
-    made. Returns (None, reason) when ``qemu.run`` cannot make it; see ``prebuild`` for the build itself."""
+    made; see ``prebuild`` for the build itself."""
     name = "hypervisor, " + ("plic" if irq == "plic" else f"aia --aia-guests {aia_guests}")
     out = out if out is not None else ROOT / "build" / "bench" / (irq if irq == "plic" else f"{irq}{aia_guests}")
-    try:
-        from qemu.run import mvm_qemu_command
-    except Exception as e:  # noqa: BLE001 - any import problem means: not available
-        return None, f"{name}: qemu.run is not importable ({e})"
 
     def cmd(icount: bool, smp: int) -> list[str]:
         return list(mvm_qemu_command(icount, smp, mem, cache, irq, aia_guests, out=out, quiet=True))
 
-    return Config(name, cmd), ""
+    return Config(name, cmd)
 
 
 def prebuild(cfg: Config, smp: int = 2) -> str | None:
@@ -539,7 +276,8 @@ def idle_table(ims: list[IdleMeasurement]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m qemu.bench_boot", description="MVM boot-to-shell time: native QEMU vs under the hypervisor."
+        prog="python -m pyshyper_host.bench.boot",
+        description="MVM boot-to-shell time: native QEMU vs under the hypervisor.",
     )
     ap.add_argument(
         "--cache", type=Path, default=None, help="image cache (default: $PYSHYPER_CACHE or ~/.cache/pyshyper)"
@@ -573,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     if not args.native_only:
         for irq in args.irq or ["plic", "aia"]:
-            hv, why = hypervisor_config(cache, args.hv_mem, irq, args.aia_guests)
-            why = why if hv is None else prebuild(hv, args.smp)
+            hv = hypervisor_config(cache, args.hv_mem, irq, args.aia_guests)
+            why = prebuild(hv, args.smp)
             if why:
                 notes.append(f"Not measured: {why}")
                 failed.append(why)

@@ -27,7 +27,9 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-ROOT = Path(__file__).resolve().parent.parent
+from pyshyper_host import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 
 
 @dataclass(frozen=True, order=True)

@@ -1,1 +1,0 @@
-"""Host side of PyShyper: the `pyshyper` command, the build pipeline, and QEMU runs."""

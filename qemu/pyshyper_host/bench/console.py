@@ -1,0 +1,216 @@
+"""The MVM's serial console under pexpect: QEMU started with a command, waited on to its shell prompt, commands run
+in the shell with their output and exit status, power-off; a boot that fails raises BootError with the serial log
+and where the harts were (QEMU's monitor, run/monitor.py). The boot benchmark and the MVM boot tests drive the MVM
+with it."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyshyper_host.images import initramfs as images
+from pyshyper_host.run import monitor
+
+
+@dataclass
+class BootResult:
+    wall_prompt: float  # seconds from spawn to the shell prompt
+    wall_ready: float | None  # seconds from spawn to the ready line
+    shell_ticks: int | None  # guest `time` CSR when the first shell started
+    init_ticks: int | None  # guest `time` CSR when /init started
+    poweroff_status: int | None
+    log: str = ""
+
+
+class BootError(RuntimeError):
+    """A boot that failed: the message says how, and where the harts were when the log has that (so an uncaught
+    BootError in a test shows it); ``log`` is the whole serial log."""
+
+    def __init__(self, msg: str, log: str):
+        self.log = log
+        diag = self.diagnosis
+        super().__init__(f"{msg}\n{diag}" if diag else msg)
+
+    @property
+    def diagnosis(self) -> str:
+        """The part of the log that says where the harts were (Shell.log_with_diagnosis), or ""."""
+        i = self.log.rfind(DIAGNOSIS_MARK)
+        return self.log[i + len(DIAGNOSIS_MARK) :].strip() if i >= 0 else ""
+
+
+DIAGNOSIS_MARK = "\n==== "
+
+
+class ShellSilent(Exception):
+    """The shell printed its prompt and then never answered typed input."""
+
+
+def start_shell(cmd: list[str], timeout: float = 300.0, ready: bool = True, attempts: int = 1):
+    """A Shell at its first prompt: (shell, wall seconds to the prompt, to the ready line). Tests take one boot:
+    a silent shell is a bug to see. The benchmarks may allow more `attempts` (a boot whose shell stays silent is
+    started again, said on stderr), so one bad boot does not cost a whole report.
+    Raises BootError with the serial log and the harts' whereabouts when no boot gets there."""
+    import pexpect
+
+    for attempt in range(attempts):
+        sh = Shell(cmd, timeout)
+        try:
+            wall_prompt, wall_ready = sh.wait_prompt(ready)
+            return sh, wall_prompt, wall_ready
+        except ShellSilent as e:
+            log = sh.log_with_diagnosis()
+            sh.close()
+            print(f"bench-boot: boot {attempt + 1}: the shell does not answer; starting again", file=sys.stderr)
+            if attempt + 1 == attempts:
+                raise BootError(f"boot failed: {e} ({' '.join(cmd)})", log) from None
+        except (pexpect.TIMEOUT, pexpect.EOF) as e:
+            log = sh.log_with_diagnosis()
+            sh.close()
+            raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", log) from None
+    raise AssertionError("unreachable")
+
+
+class Shell:
+    """The MVM's serial console under pexpect: QEMU started with ``cmd``, the whole serial log kept in ``log``.
+
+    ``wait_prompt()`` waits for the first shell prompt (and for the init's ready line first when ``ready``),
+    ``run(command)`` returns what a command printed (between markers, so the terminal's echo of the typed line
+    never counts), ``poweroff()`` returns QEMU's exit status. pexpect's TIMEOUT and EOF propagate.
+    QEMU also gets a monitor socket, so that ``diagnosis()`` can say where each hart is when the console stalls."""
+
+    def __init__(self, cmd: list[str], timeout: float = 300.0) -> None:
+        import io
+        import tempfile
+
+        import pexpect
+
+        self._mon_dir = tempfile.TemporaryDirectory(prefix="pyshyper-mon-")
+        self.monitor = Path(self._mon_dir.name) / "monitor.sock"
+        if "-monitor" not in cmd:
+            cmd = [*cmd, *monitor.monitor_args(self.monitor)]
+        self.elf = Path(cmd[cmd.index("-kernel") + 1]) if "-kernel" in cmd else None
+        self.cmd = cmd
+        self.timeout = timeout
+        self._buf = io.StringIO()
+        self.t0 = time.monotonic()
+        self.child = pexpect.spawn(
+            cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=timeout, dimensions=(50, 200)
+        )
+        self.child.logfile_read = self._buf
+        self._n = 0
+        self.exitstatus: int | None = None
+
+    @property
+    def log(self) -> str:
+        return self._buf.getvalue()
+
+    def diagnosis(self) -> str:
+        """Where each hart is now (run/monitor.py), or why that cannot be told."""
+        if not self.child.isalive():
+            return f"QEMU has exited (status {self.child.exitstatus})"
+        elf = self.elf if self.elf is not None and self.elf.name.startswith("pyshyper") else None
+        return monitor.diagnose(self.monitor, elf)
+
+    def log_with_diagnosis(self) -> str:
+        """The serial log, then where the harts are: what a stalled test saves and prints."""
+        return f"{self.log}\n{DIAGNOSIS_MARK}{self.diagnosis()}\n"
+
+    def save_failure(self, path: Path) -> str:
+        """Write the serial log and the diagnosis to `path`; print the diagnosis (pytest shows it with the
+        failure) and give it back."""
+        text = self.log_with_diagnosis()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        diag = text[len(self.log) :].strip()
+        print(f"serial log saved to {path}\n{diag}")
+        return diag
+
+    def wait_prompt(self, ready: bool = True) -> tuple[float, float | None]:
+        """(seconds from spawn to the prompt, to the ready line or None); then makes sure the shell answers."""
+        import pexpect
+
+        wall_ready = None
+        if ready:
+            self.child.expect_exact(images.READY_LINE)
+            wall_ready = time.monotonic() - self.t0
+        self.child.expect_exact(images.PROMPT)
+        wall_prompt = time.monotonic() - self.t0
+        # The shell may still be switching its terminal to raw mode, which discards typed-ahead input:
+        # send the first command again until it answers.
+        for _ in range(6):
+            self.child.sendline("echo @@REA''DY")
+            if self.child.expect(["@@READY\r", pexpect.TIMEOUT], timeout=min(self.timeout, 10)) == 0:
+                break
+        else:
+            raise ShellSilent("the shell printed its prompt but does not answer")
+        self.child.expect_exact(images.PROMPT)
+        return wall_prompt, wall_ready
+
+    def send(self, command: str) -> None:
+        self.child.sendline(command)
+
+    def expect(self, pattern: str, timeout: float | None = None):
+        """pexpect's expect (regex); returns the match."""
+        self.child.expect(pattern, timeout=self.timeout if timeout is None else timeout)
+        return self.child.match
+
+    def run(self, command: str, timeout: float | None = None) -> tuple[str, int]:
+        """Run ``command`` in the shell: (its output without carriage returns, its exit status)."""
+        self._n += 1
+        n = self._n
+        # The quotes split the markers in the echoed command line, so only the output matches.
+        self.child.sendline(f"echo @@B''EGIN{n}; {command}; echo @@E''ND{n}=$?")
+        t = self.timeout if timeout is None else timeout
+        self.child.expect(f"@@BEGIN{n}\r*\n", timeout=t)
+        self.child.expect(f"@@END{n}=(\\d+)\r*\n", timeout=t)
+        out = self.child.before.replace("\r", "")
+        status = int(self.child.match.group(1))
+        self.child.expect_exact(images.PROMPT, timeout=t)
+        return out, status
+
+    def poweroff(self, timeout: float = 60.0) -> int | None:
+        import pexpect
+
+        self.child.sendline("poweroff")
+        self.child.expect(pexpect.EOF, timeout=timeout)
+        self.child.close()
+        self.exitstatus = self.child.exitstatus
+        return self.exitstatus
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+        self._mon_dir.cleanup()
+
+
+def boot_to_shell(
+    cmd: list[str],
+    timeout: float = 300.0,
+    poweroff: bool = True,
+    commands: list[str] | None = None,
+    ready: bool = True,
+    attempts: int = 1,
+) -> BootResult:
+    """Boot ``cmd``, wait for the prompt, read the guest's boot timestamps, run ``commands`` and power off.
+    Raises BootError (with the serial log) on a timeout or an early exit."""
+    import pexpect
+
+    sh, wall_prompt, wall_ready = start_shell(cmd, timeout, ready, attempts)
+    try:
+        out, _ = sh.run("echo T=$(cat /run/pyshyper-shell-time /run/pyshyper-init-time 2>/dev/null | tr '\\n' ,)")
+        m = re.search(r"T=([0-9,]*)", out)
+        vals = [int(v) for v in m.group(1).split(",") if v] if m else []
+        shell_ticks = vals[0] if len(vals) > 0 else None
+        init_ticks = vals[1] if len(vals) > 1 else None
+        for c in commands or []:
+            sh.child.sendline(c)
+            sh.child.expect_exact(images.PROMPT)
+        status = sh.poweroff() if poweroff else None
+        return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, sh.log)
+    except (pexpect.TIMEOUT, pexpect.EOF) as e:
+        raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", sh.log_with_diagnosis()) from None
+    finally:
+        sh.close()
