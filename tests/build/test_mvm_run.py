@@ -10,12 +10,20 @@ from pathlib import Path
 import fdt
 import pytest
 
-from boards import make_config
+from boards import BoardError, make_config
 from boards.constants import render_hypervisor_module
 from boards.mvm import load_mvm, mvm_constants
 from pyshyper_host.build.pipeline import BuildError, PrebuiltObject, build, mvm_dtb_path, stale_reason, write_mvm_dtb
 from pyshyper_host.cli import make_parser
-from pyshyper_host.run.command import ICOUNT, RunOptions, mvm_images, mvm_qemu_command, options_from_args, qemu_command
+from pyshyper_host.run.command import (
+    ICOUNT,
+    RunOptions,
+    mvm_images,
+    mvm_qemu_command,
+    mvm_run_options,
+    options_from_args,
+    qemu_command,
+)
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,6 +285,23 @@ def test_mvm_qemu_command_aia(tmp_path, fake_hyp_object, image_cache, monkeypatc
     cmd = mvm_qemu_command(icount=False, smp=4, mem="1G", cache=image_cache, irq="aia", aia_guests=3, out=out)
     assert cmd[cmd.index("-M") + 1] == "virt,aia=aplic-imsic,aia-guests=3"
     assert devices(cmd)[2] == f"loader,file={out}/mvm-aia.dtb,addr=0x9c000000,force-raw=on"
+
+
+def test_mvm_run_options_make_nothing(tmp_path):
+    """The options and command of an MVM run are made without building or writing anything; the benchmark's
+    smaller -m / -smp are raised to what the MVM's layout needs."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    opts = mvm_run_options(True, 1, "512M", cache, "aia", 2, out=out, boot_hart=1)
+    assert not out.exists() and not cache.exists()
+    cmd = qemu_command(opts)
+    assert cmd[cmd.index("-M") + 1] == "virt,aia=aplic-imsic,aia-guests=2"
+    assert cmd[cmd.index("-m") + 1] == "768M" and cmd[cmd.index("-smp") + 1] == "2"
+    assert cmd[cmd.index("-kernel") + 1] == str(out.resolve() / "pyshyper.elf")
+    assert cmd[cmd.index("-dtb") + 1] == str(out.resolve() / "qemu-boot-hart1.dtb")
+    assert devices(cmd)[0] == f"loader,file={cache.resolve()}/Image,addr=0x90200000,force-raw=on"
+    assert cmd[-2:] == list(ICOUNT)
+    with pytest.raises(BoardError, match="--boot-hart must be a hart of the machine, 0..1, not 2"):
+        mvm_run_options(False, 2, "1G", cache, out=out, boot_hart=2)
 
 
 def test_bench_boot_finds_the_hypervisor_configuration(tmp_path, monkeypatch):

@@ -295,6 +295,64 @@ def prepare_mvm(
     return None
 
 
+def mvm_run_options(
+    icount: bool,
+    smp: int,
+    mem: str,
+    cache: Path | None = None,
+    irq: str = "plic",
+    aia_guests: int = 3,
+    *,
+    board: str = "qemu-virt",
+    out: Path | None = None,
+    mmio_decode: str = "htinst",
+    cpu: str | None = None,
+    boot_hart: int | None = None,
+) -> RunOptions:
+    """The options of a run that boots the hypervisor with the MVM, built into `out` (default build/) with the
+    images of `cache` (default: the image cache): nothing is built or written here (`prepare_mvm_run` does that).
+
+    `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0xB000_0000 with the default
+    mvm.toml, and its vCPUs are pinned to harts 0..N-1): the MVM itself always sees mvm.toml's memory and vCPUs.
+    `boot_hart`: as `pyshyper run --boot-hart`. Raises BoardError for a bad choice."""
+    cfg = dataclasses.replace(make_config(board, irq, aia_guests if irq == "aia" else None), mmio_decode=mmio_decode)
+    out = (out if out is not None else DEFAULT_OUT).resolve()
+    cache = cache.expanduser().resolve() if cache is not None else None
+    mvm = mvm_images(cfg, out, cache)
+    mem_bytes = max(parse_size(mem), mvm.min_mem)
+    smp = max(smp, mvm.min_smp)
+    check_boot_hart(boot_hart, smp)
+    return RunOptions(
+        cfg,
+        out / "pyshyper.elf",
+        smp,
+        mem if mem_bytes == parse_size(mem) else f"{mem_bytes >> 20}M",
+        cpu or cfg.board.qemu_cpu,
+        extra=ICOUNT if icount else (),
+        mvm=mvm,
+        boot_hart=boot_hart,
+        dtb=None if boot_hart is None else boot_hart_dtb_path(out, boot_hart),
+    )
+
+
+def prepare_mvm_run(opts: RunOptions, quiet: bool = False) -> None:
+    """Make what `opts` (from `mvm_run_options`) boots: the hypervisor when its build is stale, the MVM's device
+    tree with the initramfs' size (the images must be in the cache: `pyshyper images`), and QEMU's device tree for
+    `boot_hart`. Raises BuildError or BoardError when something cannot be made."""
+    assert opts.mvm is not None
+    out = opts.elf.parent
+    reason = stale_reason(opts.config, out)
+    if reason is not None:
+        if not quiet:
+            print(f"[run] building: {reason}", flush=True)
+        build(opts.config, out, quiet=quiet, image_cache=opts.mvm.kernel.parent)
+    error = prepare_mvm(opts.config, out, opts.mvm, opts.mvm.kernel.parent, fetch=False, cpu=opts.cpu)
+    if error is not None:
+        raise BuildError(error)
+    if opts.dtb is not None:
+        write_boot_hart_dtb(opts, opts.dtb)
+
+
 def mvm_qemu_command(
     icount: bool,
     smp: int,
@@ -310,40 +368,22 @@ def mvm_qemu_command(
     cpu: str | None = None,
     boot_hart: int | None = None,
 ) -> list[str]:
-    """The QEMU command that boots the hypervisor with the MVM (used by `pyshyper_host.bench.boot`): builds into `out`
-    (default build/) when stale, makes the images when missing and writes the MVM's device tree first.
-
-    `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0xB000_0000 with the default
-    mvm.toml, and its vCPUs are pinned to harts 0..N-1): the MVM itself always sees mvm.toml's memory and vCPUs.
-    `boot_hart`: as `pyshyper run --boot-hart`. Raises BuildError or BoardError when something cannot be made."""
-    cfg = dataclasses.replace(make_config(board, irq, aia_guests if irq == "aia" else None), mmio_decode=mmio_decode)
-    out = (out if out is not None else DEFAULT_OUT).resolve()
-    cache = cache.expanduser().resolve() if cache is not None else None
-    mvm = mvm_images(cfg, out, cache)
-    reason = stale_reason(cfg, out)
-    if reason is not None:
-        if not quiet:
-            print(f"[run] building: {reason}", flush=True)
-        build(cfg, out, quiet=quiet, image_cache=mvm.kernel.parent)
-    error = prepare_mvm(cfg, out, mvm, mvm.kernel.parent, fetch=False, cpu=cpu)
-    if error is not None:
-        raise BuildError(error)
-    mem_bytes = max(parse_size(mem), mvm.min_mem)
-    smp = max(smp, mvm.min_smp)
-    check_boot_hart(boot_hart, smp)
-    opts = RunOptions(
-        cfg,
-        out / "pyshyper.elf",
+    """The QEMU command that boots the hypervisor with the MVM (the boot benchmark and the MVM boot tests), after
+    preparing it: `mvm_run_options`, then `prepare_mvm_run`, then `qemu_command`."""
+    opts = mvm_run_options(
+        icount,
         smp,
-        mem if mem_bytes == parse_size(mem) else f"{mem_bytes >> 20}M",
-        cpu or cfg.board.qemu_cpu,
-        extra=ICOUNT if icount else (),
-        mvm=mvm,
+        mem,
+        cache,
+        irq,
+        aia_guests,
+        board=board,
+        out=out,
+        mmio_decode=mmio_decode,
+        cpu=cpu,
         boot_hart=boot_hart,
-        dtb=None if boot_hart is None else boot_hart_dtb_path(out, boot_hart),
     )
-    if opts.dtb is not None:
-        write_boot_hart_dtb(opts, opts.dtb)
+    prepare_mvm_run(opts, quiet)
     return qemu_command(opts)
 
 
