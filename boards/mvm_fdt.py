@@ -17,7 +17,7 @@ from boards.mvm import MvmConfig, MvmError
 
 # What QEMU 10 puts in every cpu node for `-M virt,aia=aplic-imsic -cpu rv64` (read from its `dumpdtb=`; without
 # `aia=` QEMU leaves out smaia/ssaia, which PLIC mode removes anyway). A build for another CPU model passes its own
-# string (`pyshyper_host.run.machine.host_cpu_from_qemu` reads it from QEMU).
+# string (`pyshyper_host.build.qemu_machine.host_cpu_from_qemu` reads it from QEMU).
 QEMU_RV64_ISA = (
     "rv64imafdch_zic64b_zicbom_zicbop_zicboz_ziccamoa_ziccif_zicclsm_ziccrse_zicntr_zicsr_zifencei_zihintntl"
     "_zihintpause_zihpm_zmmul_za64rs_zaamo_zalrsc_zawrs_zfa_zca_zcd_zba_zbb_zbc_zbs_shcounterenw_shgatpa_shtvala"

@@ -5,8 +5,8 @@ otherwise sleeps in WFI until an IPI or interrupt. runtime/trap.S calls it (as h
 stack unwound to its top, main.py at the end of a hart's boot; it never returns.
 """
 
-from compiler.prelude import SIP, Array, addr_of, amoswap_w, csr_clear, cstr, export, static, u32, u64, wfi
-from hypervisor.arch.riscv.encoding import MIP_SSIP
+from compiler.prelude import Array, addr_of, amoswap_w, cstr, export, static, u32, u64, wfi
+from hypervisor.arch.riscv.hart import hart_ipi_clear
 from hypervisor.arch.riscv.vcpu import hart_park, vcpu_run
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.log import LOG_INFO, log0
@@ -45,4 +45,4 @@ def hart_wait(hartid: u64) -> None:
             machine_report()
             machine_power_off(vm_any_failed())
         wfi()
-        csr_clear(SIP, MIP_SSIP)
+        hart_ipi_clear()

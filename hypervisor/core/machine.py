@@ -14,8 +14,9 @@ finisher (sifive,test0, QEMU hw/misc/sifive_test.c: FAIL with the exit code in b
 with reason "system failure" when the finisher has not stopped the machine a while later.
 """
 
-from compiler.prelude import TIME, Array, Final, Mmio, addr_of, csr_read, cstr, u32, u64
+from compiler.prelude import Array, Final, Mmio, addr_of, cstr, u32, u64
 from hypervisor.arch.riscv.encoding import IRQ_S_EXT
+from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE,
     SBI_SRST_REASON_NONE,
@@ -45,8 +46,8 @@ def machine_power_off(failed: bool) -> None:
         # QEMU queues the finisher's shutdown; an SRST right after it would overwrite its exit code with 0, so
         # SRST is only the fallback when the finisher has not stopped the machine a while later.
         Mmio[u32](TEST_FINISHER_BASE).write(TEST_FINISHER_FAIL | (u32(1) << 16))
-        until = csr_read(TIME) + FINISHER_WAIT_SECONDS * TIMEBASE_FREQUENCY
-        while csr_read(TIME) < until:
+        until = hart_time() + FINISHER_WAIT_SECONDS * TIMEBASE_FREQUENCY
+        while hart_time() < until:
             pass  # no wfi: nothing may be armed to wake this hart
         sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
     sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_NONE)

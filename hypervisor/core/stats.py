@@ -6,7 +6,8 @@ own: free page frames, all page frames, then at 0x810 + 8 * h hart h's stack hig
 ignored; an access that is not naturally aligned is an access fault for the guest.
 """
 
-from compiler.prelude import TIME, Final, Ptr, csr_read, u64
+from compiler.prelude import Final, Ptr, u64
+from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.board import MAX_HARTS, MVM_STATS_BASE, MVM_STATS_SIZE
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, emul_add
 from hypervisor.core.frame_alloc import frame_alloc_free_pages, frame_alloc_total_pages
@@ -37,7 +38,7 @@ def stats_read(v: Ptr[Vcpu], offset: u64) -> u64:
         return t.wfi_exits
     if field == 2:
         return t.sbi_calls
-    return csr_read(TIME)
+    return hart_time()
 
 
 def stats_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64]) -> u64:

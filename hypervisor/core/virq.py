@@ -4,8 +4,8 @@ line (hvip.VSEIP, Priv 9.2.4) follows its S-mode context. The physical source is
 guest completes it, so a level-triggered device cannot storm the hypervisor meanwhile.
 """
 
-from compiler.prelude import HVIP, Array, Final, Ptr, addr_of, csr_clear, csr_set, static, u32, u64
-from hypervisor.arch.riscv.encoding import MIP_VSEIP
+from compiler.prelude import Array, Final, Ptr, addr_of, static, u32, u64
+from hypervisor.arch.riscv.hart import hart_vseip_set
 from hypervisor.arch.riscv.plic import (
     PLIC_SOURCES,
     plic_claim,
@@ -75,10 +75,7 @@ def virq_line_locked(v: Ptr[Vcpu]) -> bool:
 
 
 def virq_apply(line: bool) -> None:
-    if line:
-        csr_set(HVIP, MIP_VSEIP)
-    else:
-        csr_clear(HVIP, MIP_VSEIP)
+    hart_vseip_set(line)
 
 
 def virq_update_vcpu(v: Ptr[Vcpu]) -> None:

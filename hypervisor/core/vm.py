@@ -11,7 +11,6 @@ shared and accessed with AMOs; each VM's console line is under its `console_spin
 """
 
 from compiler.prelude import (
-    TIME,
     Array,
     Callable,
     Final,
@@ -19,7 +18,6 @@ from compiler.prelude import (
     addr_of,
     amoadd_w,
     amoswap_w,
-    csr_read,
     cstr,
     fence,
     null,
@@ -29,6 +27,7 @@ from compiler.prelude import (
     u32,
     u64,
 )
+from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RW,
@@ -443,7 +442,7 @@ def vm_print_stats(vm: Ptr[Vm]) -> None:
         console_field(cstr(b": traps "), v.traps)
         console_field(cstr(b", wfi "), v.wfi_exits)
         console_field(cstr(b", sbi "), v.sbi_calls)
-        console_field(cstr(b", time "), csr_read(TIME))
+        console_field(cstr(b", time "), hart_time())
         console_field(cstr(b", irq "), v.irqs)
         console_field(cstr(b", mmio "), v.mmio_exits)
         console_field(cstr(b", fetched "), v.mmio_fetched)

@@ -17,7 +17,7 @@ import pytest
 from boards import BoardError, load_board
 from boards.mvm import MvmError, check_images, load_mvm, mvm_constants
 from boards.mvm_fdt import QEMU_RV64_ISA, guest_isa, mvm_device_tree, parse_isa
-from pyshyper_host.run.machine import host_cpu_from_qemu
+from pyshyper_host.build.qemu_machine import host_cpu_from_qemu
 from tests.conftest import missing_in_ci, require_tool
 
 BOARD = "qemu-virt"

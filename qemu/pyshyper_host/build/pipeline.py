@@ -45,9 +45,9 @@ from linker import render_guest_linker_script, render_linker_script
 from pyshyper_host import PROJECT_ROOT
 from pyshyper_host.build import toolchain
 from pyshyper_host.build.elfcheck import SizeReport, check_elf, size_report
+from pyshyper_host.build.qemu_machine import host_cpu_from_qemu
 from pyshyper_host.build.symtab import function_symbols, line_rows, render_symtab_asm
 from pyshyper_host.images.initramfs import default_cache
-from pyshyper_host.run.machine import host_cpu_from_qemu
 
 ROOT = PROJECT_ROOT
 HYPERVISOR_DIR = ROOT / "hypervisor"

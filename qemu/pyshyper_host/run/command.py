@@ -34,9 +34,9 @@ from pyshyper_host.build.pipeline import (
     stale_reason,
     write_mvm_dtb,
 )
+from pyshyper_host.build.qemu_machine import qemu_device_tree
 from pyshyper_host.images import initramfs as images
 from pyshyper_host.run.gdb import GDB_PORT, attach_hint, port_number
-from pyshyper_host.run.machine import qemu_device_tree
 
 QEMU = "qemu-system-riscv64"
 MVM_GUEST = "mvm"  # the management VM: Debian's Linux from the image cache
