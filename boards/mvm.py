@@ -228,35 +228,36 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
 
     # emulated interrupt controllers
     emulated: list[EmulatedDevice] = []
-    for e in top.table_list("emulated"):
-        ename = e.get("name", str)
+    for entry in top.table_list("emulated"):
+        ename = entry.get("name", str)
         if ename not in EMULATED_KINDS:
-            raise err(f"{e.where}.name", f"{ename!r} is not one of {', '.join(EMULATED_KINDS)}")
-        mode = e.get("irq_mode", str)
+            raise err(f"{entry.where}.name", f"{ename!r} is not one of {', '.join(EMULATED_KINDS)}")
+        mode = entry.get("irq_mode", str)
         if mode != EMULATED_KINDS[ename]:
-            raise err(f"{e.where}.irq_mode", f"{ename} belongs to irq mode {EMULATED_KINDS[ename]!r}, not {mode!r}")
-        dev = EmulatedDevice(
+            raise err(f"{entry.where}.irq_mode", f"{ename} belongs to irq mode {EMULATED_KINDS[ename]!r}, not {mode!r}")
+        emu = EmulatedDevice(
             ename,
             mode,
-            e.uint("base", align=0x1000),
-            e.uint("size", positive=True),
-            e.uint("num_sources", 0),
-            e.uint("num_ids", 0),
+            entry.uint("base", align=0x1000),
+            entry.uint("size", positive=True),
+            entry.uint("num_sources", 0),
+            entry.uint("num_ids", 0),
         )
-        e.done()
+        entry.done()
         limit = {"plic": board.plic_num_sources, "aplic": board.aplic_num_sources}.get(ename)
-        if limit is not None and not 2 <= dev.num_sources <= limit:
-            raise err(f"{e.where}.num_sources", f"must be 2..{limit} (the board's {ename}), not {dev.num_sources}")
+        if limit is not None and not 2 <= emu.num_sources <= limit:
+            raise err(f"{entry.where}.num_sources", f"must be 2..{limit} (the board's {ename}), not {emu.num_sources}")
         if ename == "imsic":
-            if dev.size != board.imsic_page_size:
-                raise err(f"{e.where}.size", f"one IMSIC page per vCPU: {board.imsic_page_size:#x}, not {dev.size:#x}")
-            if not 63 <= dev.num_ids <= 2047 or dev.num_ids % 64 != 63:
-                raise err(f"{e.where}.num_ids", f"must be 63, 127, ..., 2047 (64*k - 1), not {dev.num_ids}")
-        elif dev.num_ids:
-            raise err(f"{e.where}.num_ids", f"only an imsic has interrupt identities, not a {ename}")
+            if emu.size != board.imsic_page_size:
+                why = f"one IMSIC page per vCPU: {board.imsic_page_size:#x}, not {emu.size:#x}"
+                raise err(f"{entry.where}.size", why)
+            if not 63 <= emu.num_ids <= 2047 or emu.num_ids % 64 != 63:
+                raise err(f"{entry.where}.num_ids", f"must be 63, 127, ..., 2047 (64*k - 1), not {emu.num_ids}")
+        elif emu.num_ids:
+            raise err(f"{entry.where}.num_ids", f"only an imsic has interrupt identities, not a {ename}")
         if any(d.name == ename for d in emulated):
-            raise err(f"{e.where}.name", f"a second {ename}")
-        emulated.append(dev)
+            raise err(f"{entry.where}.name", f"a second {ename}")
+        emulated.append(emu)
     for mode, needed in (("plic", ("plic",)), ("aia", ("aplic", "imsic"))):
         for n in needed:
             if not any(d.name == n for d in emulated):
@@ -275,7 +276,7 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
             raise err(
                 f"{p.where}.name", f"{pname!r} is not a device of board {board.name!r} ({', '.join(board_devices)})"
             )
-        dev = PassthroughDevice(
+        pt = PassthroughDevice(
             pname,
             p.strings("compatible"),
             p.uint("base", align=4),
@@ -284,29 +285,29 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
             p.uint("clock_frequency", 0),
         )
         p.done()
-        if not dev.compatible:
+        if not pt.compatible:
             raise err(f"{p.where}.compatible", "must name at least one compatible string")
-        match = [d for d in board_devices[pname] if d[0] == dev.base]
+        match = [d for d in board_devices[pname] if d[0] == pt.base]
         if not match:
             known = ", ".join(f"{b:#x}" for b, _, _ in board_devices[pname])
-            raise err(f"{p.where}.base", f"{dev.base:#x} is not the board's {pname} (at {known})")
+            raise err(f"{p.where}.base", f"{pt.base:#x} is not the board's {pname} (at {known})")
         _, bsize, birq = match[0]
-        if dev.size != bsize:
-            raise err(f"{p.where}.size", f"{dev.size:#x} but the board's {pname} at {dev.base:#x} is {bsize:#x}")
-        if dev.irq != birq:
-            raise err(f"{p.where}.irq", f"{dev.irq} but the board's {pname} at {dev.base:#x} has irq {birq}")
-        for prev in passthrough:
-            if prev.base == dev.base:
-                raise err(f"{p.where}.base", f"{dev.base:#x} is passed through twice")
-            if dev.irq and prev.irq == dev.irq:
-                raise err(f"{p.where}.irq", f"irq {dev.irq} is already {prev.name}@{prev.base:#x}'s")
+        if pt.size != bsize:
+            raise err(f"{p.where}.size", f"{pt.size:#x} but the board's {pname} at {pt.base:#x} is {bsize:#x}")
+        if pt.irq != birq:
+            raise err(f"{p.where}.irq", f"{pt.irq} but the board's {pname} at {pt.base:#x} has irq {birq}")
+        for other in passthrough:
+            if other.base == pt.base:
+                raise err(f"{p.where}.base", f"{pt.base:#x} is passed through twice")
+            if pt.irq and other.irq == pt.irq:
+                raise err(f"{p.where}.irq", f"irq {pt.irq} is already {other.name}@{other.base:#x}'s")
         for ctl in emulated:
-            if dev.irq >= ctl.num_sources > 0:
-                raise err(f"{p.where}.irq", f"{dev.irq} is beyond the {ctl.name}'s {ctl.num_sources} sources")
-        for m in memory:
-            if _overlap(dev.base, dev.size, m.ipa, m.size):
+            if pt.irq >= ctl.num_sources > 0:
+                raise err(f"{p.where}.irq", f"{pt.irq} is beyond the {ctl.name}'s {ctl.num_sources} sources")
+        for region in memory:
+            if _overlap(pt.base, pt.size, region.ipa, region.size):
                 raise err(f"{p.where}.base", "overlaps the MVM's memory")
-        passthrough.append(dev)
+        passthrough.append(pt)
     if not any(d.name == stdout for d in passthrough):
         raise err("image.stdout", f"{stdout!r} is not a passthrough device")
     top.done()
@@ -314,8 +315,8 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
     # the guest's interrupt controllers must not sit on its RAM or a device
     for ctl in emulated:
         span = ctl.size * vcpus if ctl.name == "imsic" else ctl.size
-        for m in memory:
-            if _overlap(ctl.base, span, m.ipa, m.size):
+        for region in memory:
+            if _overlap(ctl.base, span, region.ipa, region.size):
                 raise err("emulated", f"the {ctl.name} at {ctl.base:#x} overlaps the MVM's memory")
         for d in passthrough:
             if _overlap(ctl.base, span, d.base, d.size):

@@ -190,9 +190,9 @@ def mvm_device_tree(
             fdt.PropStrings("mmu-type", cfg.mmu_type),
         ):
             cpu.append(p)
-        for ext in ("zicbom", "zicbop", "zicboz"):
-            if ext in isa.extensions:
-                cpu.append(fdt.PropWords(f"riscv,{ext[2:]}-block-size", cbo_block_size))
+        for cbo in ("zicbom", "zicbop", "zicboz"):
+            if cbo in isa.extensions:
+                cpu.append(fdt.PropWords(f"riscv,{cbo[2:]}-block-size", cbo_block_size))
         ic = _node(
             "interrupt-controller",
             fdt.PropWords("#interrupt-cells", 1),

@@ -182,10 +182,10 @@ def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, 
             timeout=timeout + sleep,
         )
         m = re.search(r"@S0 (.*) @S1 (.*) @S2 (.*)", out)
-        snaps = [parse_stats(g) for g in m.groups()] if m and status == 0 else [None]
-        if any(s is None for s in snaps):
+        snaps = [parse_stats(g) for g in m.groups()] if m and status == 0 else []
+        s0, s1, s2 = snaps if len(snaps) == 3 else (None, None, None)
+        if s0 is None or s1 is None or s2 is None:
             raise BootError(f"cannot read the statistics page at {stats_base():#x}: {out!r}", shell.log)
-        s0, s1, s2 = snaps
         for v in sorted(s2):
             a = [s1[v].traps - s0[v].traps, s1[v].wfi - s0[v].wfi, s1[v].sbi - s0[v].sbi, s1[v].ticks - s0[v].ticks]
             b = [s2[v].traps - s1[v].traps, s2[v].wfi - s1[v].wfi, s2[v].sbi - s1[v].sbi, s2[v].ticks - s1[v].ticks]
@@ -356,7 +356,11 @@ def main(argv: list[str] | None = None) -> int:
             idle_table(ims),
         ]
     png = args.report.with_suffix(".png")
-    base_wall = ms[0].walls and sorted(ms[0].walls)[len(ms[0].walls) // 2]
+
+    def median_wall(m: Measurement) -> float | None:
+        return statistics.median(m.walls) if m.walls else None
+
+    base_wall = median_wall(ms[0])
     base_icount = ms[0].icount_shell_ms
 
     def ratio(v: float | None, base: float | None) -> float | None:
@@ -367,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "MVM boot to shell, relative to native QEMU",
         [m.config for m in ms],
         {
-            "wall clock": [ratio(m.walls and sorted(m.walls)[len(m.walls) // 2], base_wall) for m in ms],
+            "wall clock": [ratio(median_wall(m), base_wall) for m in ms],
             "icount": [ratio(m.icount_shell_ms, base_icount) for m in ms],
         },
         "time / native",

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = 0
         for i in range(args.runs):
             t0 = time.perf_counter()
-            r = build_riscv_object(files, Path(tmp) / f"hyp{i}.o", extra, ROOT)
+            r = build_riscv_object(list[str | Path](files), Path(tmp) / f"hyp{i}.o", extra, ROOT)
             totals.append(time.perf_counter() - t0)
             lines = r.lines
             for k, v in r.timings.stages.items():
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         "| stage | median ms | share |",
         "|---|---:|---:|",
     ]
-    for k, v in stages.items():
-        m = statistics.median(v)
+    for k, runs in stages.items():
+        m = statistics.median(runs)
         out.append(f"| {k} | {m * 1000:.1f} | {m / total:.0%} |")
     out_md = args.out or ROOT / "build" / "bench" / "compiler.md"
     from pyshyper_host.bench.plot import bar_chart

@@ -48,7 +48,9 @@ class ShellSilent(Exception):
     """The shell printed its prompt and then never answered typed input."""
 
 
-def start_shell(cmd: list[str], timeout: float = 300.0, ready: bool = True, attempts: int = 1):
+def start_shell(
+    cmd: list[str], timeout: float = 300.0, ready: bool = True, attempts: int = 1
+) -> tuple[Shell, float, float | None]:
     """A Shell at its first prompt: (shell, wall seconds to the prompt, to the ready line). Tests take one boot:
     a silent shell is a bug to see. The benchmarks may allow more `attempts` (a boot whose shell stays silent is
     started again, said on stderr), so one bad boot does not cost a whole report.
@@ -152,7 +154,7 @@ class Shell:
     def send(self, command: str) -> None:
         self.child.sendline(command)
 
-    def expect(self, pattern: str, timeout: float | None = None):
+    def expect(self, pattern: str, timeout: float | None = None) -> re.Match[str]:
         """pexpect's expect (regex); returns the match."""
         self.child.expect(pattern, timeout=self.timeout if timeout is None else timeout)
         return self.child.match

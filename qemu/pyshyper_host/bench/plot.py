@@ -6,10 +6,13 @@ optional dependency and a missing one costs the picture, never the Markdown repo
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def bar_chart(path: Path, title: str, groups: list[str], series: dict[str, list[float | None]], ylabel: str) -> bool:
+def bar_chart(
+    path: Path, title: str, groups: list[str], series: Mapping[str, Sequence[float | None]], ylabel: str
+) -> bool:
     """Grouped bars: one group per label in `groups`, one bar per series (None: no bar). False without matplotlib."""
     try:
         import matplotlib

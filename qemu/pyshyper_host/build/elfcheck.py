@@ -7,6 +7,7 @@ from pathlib import Path
 
 from elftools.elf.constants import P_FLAGS, SH_FLAGS
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from boards import Region
 
@@ -45,7 +46,7 @@ def check_elf(path: Path, entry: int, region: Region) -> list[str]:
         if elf["e_entry"] != entry:
             errors.append(f"entry point {elf['e_entry']:#x} is not the board load address {entry:#x}")
         symtab = elf.get_section_by_name(".symtab")
-        if symtab is not None:
+        if isinstance(symtab, SymbolTableSection):
             undefined = sorted({s.name for s in symtab.iter_symbols() if s["st_shndx"] == "SHN_UNDEF" and s.name})
             if undefined:
                 errors.append(f"undefined symbols: {', '.join(undefined)}")

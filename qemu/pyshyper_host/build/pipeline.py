@@ -72,9 +72,14 @@ class BuildError(RuntimeError):
 
 
 class CompileResult(Protocol):
-    obj: Path
-    stubs_asm: Path | None
-    offsets_asm: Path | None
+    """What the link needs of a compiled hypervisor (compiler.driver's BuildResult, or a PrebuiltObject)."""
+
+    @property
+    def obj(self) -> Path: ...
+    @property
+    def stubs_asm(self) -> Path | None: ...
+    @property
+    def offsets_asm(self) -> Path | None: ...
 
 
 Compiler = Callable[[list[Path], Path, dict[str, Path]], CompileResult]
@@ -158,14 +163,10 @@ def write_mvm_dtb(
 def compile_with_driver(
     paths: list[Path], out_obj: Path, extra_modules: dict[str, Path], opt: int = 2
 ) -> CompileResult:
-    try:
-        from compiler.driver import build_riscv_object
-    except ImportError as e:
-        raise BuildError(
-            f"the compiler driver is not available ({e}): compiler/driver.py must define "
-            "build_riscv_object(paths, out_obj, extra_modules)"
-        ) from None
-    return build_riscv_object(paths, out_obj, extra_modules, opt=opt)
+    from compiler.driver import build_riscv_object
+
+    sources: list[str | Path] = list(paths)
+    return build_riscv_object(sources, out_obj, extra_modules, opt=opt)
 
 
 class Progress:
@@ -202,10 +203,11 @@ def guest_dirs(root: Path = GUESTS_DIR) -> list[Path]:
 
 def _elf_symbol(elf: Path, name: str) -> int | None:
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
 
     with open(elf, "rb") as f:
         symtab = ELFFile(f).get_section_by_name(".symtab")
-        found = symtab.get_symbol_by_name(name) if symtab is not None else None
+        found = symtab.get_symbol_by_name(name) if isinstance(symtab, SymbolTableSection) else None
         return int(found[0]["st_value"]) if found else None
 
 

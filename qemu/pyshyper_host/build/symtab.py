@@ -25,7 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from elftools.dwarf.compileunit import CompileUnit
+from elftools.dwarf.lineprogram import LineProgram
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from pyshyper_host import PROJECT_ROOT
 
@@ -45,7 +48,7 @@ def function_symbols(elf_path: Path) -> list[FunctionSymbol]:
     with open(elf_path, "rb") as f:
         elf = ELFFile(f)
         symtab = elf.get_section_by_name(".symtab")
-        if symtab is None:
+        if not isinstance(symtab, SymbolTableSection):
             return []
         for sym in symtab.iter_symbols():
             if sym["st_info"]["type"] != "STT_FUNC" or sym["st_shndx"] == "SHN_UNDEF" or sym["st_size"] == 0:
@@ -78,7 +81,7 @@ def _text(v: object) -> str:
     return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
 
 
-def file_names(cu, lp) -> dict[int, str]:
+def file_names(cu: CompileUnit, lp: LineProgram) -> dict[int, str]:
     """File index -> name (relative to the project root when inside it) of a unit's line program."""
     top = cu.get_top_DIE()
     comp_dir = _text(top.attributes["DW_AT_comp_dir"].value) if "DW_AT_comp_dir" in top.attributes else ""

@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypedDict
 
 from pyshyper_host.images.apt import (
     ARCH,
@@ -258,8 +259,8 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
     t.file("etc/pyshyper/kernel-release", (kver + "\n").encode())
 
     tmp = out.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        t.write_cpio(f)
+    with open(tmp, "wb") as cpio_file:
+        t.write_cpio(cpio_file)
     tmp.replace(out)
     return {"modules": order, "entries": len(t.entries)}
 
@@ -308,6 +309,13 @@ def check_image_header(data: bytes) -> dict:
         "text_offset": int.from_bytes(data[8:16], "little"),
         "image_size": int.from_bytes(data[16:24], "little"),
     }
+
+
+class Output(TypedDict):
+    """An image in the manifest: its size and sha256."""
+
+    size: int
+    sha256: str
 
 
 def build(cache: Path, force: bool = False, update: bool = False) -> int:
@@ -366,10 +374,10 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     log(f"  modules: {' '.join(info['modules'])}")
 
     shutil.rmtree(cache / "extract", ignore_errors=True)  # the .deb files stay; extracting again is quick
-    outputs = {}
+    outputs: dict[str, Output] = {}
     for name in ("Image", "mvm-initramfs.cpio"):
         p = cache / name
-        outputs[name] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        outputs[name] = Output(size=p.stat().st_size, sha256=sha256_file(p))
     new_manifest = {
         "suite": SUITE,
         "arch": ARCH,

@@ -100,10 +100,11 @@ class Symbols:
 
         self.lines = [(r.addr, r.file, r.line) for r in line_rows(elf)]
         from elftools.elf.elffile import ELFFile
+        from elftools.elf.sections import SymbolTableSection
 
         with elf.open("rb") as f:
             tab = ELFFile(f).get_section_by_name(".symtab")
-            for sym in tab.iter_symbols() if tab else []:
+            for sym in tab.iter_symbols() if isinstance(tab, SymbolTableSection) else []:
                 if sym["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE") and sym["st_value"] and sym.name:
                     self.funcs.append((sym["st_value"], sym["st_size"], sym.name))
                 elif sym["st_info"]["type"] == "STT_OBJECT" and sym["st_value"] and sym.name:
