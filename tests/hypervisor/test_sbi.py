@@ -35,6 +35,7 @@ def hyp(tmp_path):
         return 0, 0
 
     prelude.mock.sbi_handler = firmware
+    mods["arch.riscv.vsbi"].vsbi_init()  # the boot hart's (trap_init_tables)
     prelude.memory.fill(POOL, 8 << 20)
     assert mods["core.frame_alloc"].frame_alloc_init(prelude.u64(POOL), prelude.u64(8 << 20))
     image = 0x8400_0000

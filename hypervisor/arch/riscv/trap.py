@@ -63,7 +63,7 @@ from hypervisor.arch.riscv.encoding import (
 )
 from hypervisor.arch.riscv.irqc import irqc_handle
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
-from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
+from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages, vsbi_init
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.log import LOG_ERROR, hart_halt, log4
@@ -228,6 +228,7 @@ INTERRUPT_HANDLERS = static(Array[Callable[[Ptr[Vcpu]], None], IRQ_COUNT])
 
 
 def trap_init_tables() -> None:
+    vsbi_init()
     for i in range(EXC_COUNT):
         EXCEPTION_HANDLERS[i] = trap_unexpected
     for i in range(IRQ_COUNT):

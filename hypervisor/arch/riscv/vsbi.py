@@ -1,7 +1,7 @@
 """SBI emulation for guests (SBI spec v2.0): a VS-mode `ecall` (scause 10) lands here.
 
 Arguments are in the guest's a0..a5, the function ID in a6 and the extension ID in a7; the result goes back
-in a0 (error) and a1 (value). Extensions are found through a table (`SBI_EIDS` / `SBI_HANDLERS`).
+in a0 (error) and a1 (value). Extensions are found through a table of `SbiExtension` (`vsbi_init` fills it).
 """
 
 from compiler.prelude import (
@@ -25,7 +25,9 @@ from compiler.prelude import (
     hfence_vvma,
     i64,
     noinline,
+    null,
     static,
+    struct,
     u8,
     u32,
     u64,
@@ -117,7 +119,7 @@ def sbi_base(v: Ptr[Vcpu]) -> None:
     elif fid == 2:
         sbi_return(v, SBI_SUCCESS, SBI_IMPL_VERSION)
     elif fid == 3:
-        sbi_return(v, SBI_SUCCESS, u64(1) if sbi_extension_index(v.regs[A0]) < SBI_EXTENSIONS else u64(0))
+        sbi_return(v, SBI_SUCCESS, u64(1) if sbi_extension_find(v.regs[A0]).addr() != 0 else u64(0))
     elif fid >= 4 and fid <= 6:
         sbi_return(v, SBI_SUCCESS, u64(0))  # mvendorid, marchid, mimpid: no real machine IDs are exposed
     else:
@@ -426,56 +428,62 @@ def sbi_pyshyper_test(v: Ptr[Vcpu]) -> None:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 
 
-SBI_EXTENSIONS: Final = 10
-SBI_EIDS = static(
-    Array[u64, SBI_EXTENSIONS],
-    init=(
-        SBI_EXT_BASE,
-        SBI_EXT_TIME,
-        SBI_EXT_IPI,
-        SBI_EXT_RFENCE,
-        SBI_EXT_HSM,
-        SBI_EXT_SRST,
-        SBI_EXT_DBCN,
-        SBI_EXT_LEGACY_SET_TIMER,
-        SBI_EXT_LEGACY_PUTCHAR,
-        SBI_EXT_LEGACY_GETCHAR,
-    ),
-)
-SBI_HANDLERS = static(
-    Array[Callable[[Ptr[Vcpu]], None], SBI_EXTENSIONS],
-    init=(
-        sbi_base,
-        sbi_time,
-        sbi_ipi,
-        sbi_rfence,
-        sbi_hsm,
-        sbi_srst,
-        sbi_dbcn,
-        sbi_legacy_set_timer,
-        sbi_legacy_putchar,
-        sbi_legacy_getchar,
-    ),
-)
+SBI_EXTENSIONS_MAX: Final = 16
 
 
-def sbi_extension_index(eid: u64) -> u64:
-    for i in range(SBI_EXTENSIONS):
-        if SBI_EIDS[i] == eid:
-            return u64(i)
-    return u64(SBI_EXTENSIONS)
+@struct
+class SbiExtension:
+    eid: u64  # SBI 2.0 chapter 3: the extension ID the guest puts in a7
+    handler: Callable[[Ptr[Vcpu]], None]
+
+
+SBI_EXTENSIONS = static(Array[SbiExtension, SBI_EXTENSIONS_MAX])
+sbi_extension_count: u64 = 0
+
+
+def sbi_register(eid: u64, handler: Callable[[Ptr[Vcpu]], None]) -> None:
+    global sbi_extension_count
+    assert sbi_extension_count < SBI_EXTENSIONS_MAX
+    e = addr_of(SBI_EXTENSIONS[sbi_extension_count])
+    e.eid = eid
+    e.handler = handler
+    sbi_extension_count += 1
+
+
+def vsbi_init() -> None:
+    """The extensions guests get (once, on the boot hart, before any vCPU runs). PMU is not among them: no
+    counters are offered, and BASE probe_extension says so."""
+    global sbi_extension_count
+    sbi_extension_count = 0
+    sbi_register(SBI_EXT_BASE, sbi_base)
+    sbi_register(SBI_EXT_TIME, sbi_time)
+    sbi_register(SBI_EXT_IPI, sbi_ipi)
+    sbi_register(SBI_EXT_RFENCE, sbi_rfence)
+    sbi_register(SBI_EXT_HSM, sbi_hsm)
+    sbi_register(SBI_EXT_SRST, sbi_srst)
+    sbi_register(SBI_EXT_DBCN, sbi_dbcn)
+    sbi_register(SBI_EXT_LEGACY_SET_TIMER, sbi_legacy_set_timer)
+    sbi_register(SBI_EXT_LEGACY_PUTCHAR, sbi_legacy_putchar)
+    sbi_register(SBI_EXT_LEGACY_GETCHAR, sbi_legacy_getchar)
+    sbi_register(SBI_EXT_PYSHYPER_TEST, sbi_pyshyper_test)
+
+
+def sbi_extension_find(eid: u64) -> Ptr[SbiExtension]:
+    """The guests' extension with that ID, or null."""
+    for i in range(sbi_extension_count):
+        e = addr_of(SBI_EXTENSIONS[i])
+        if e.eid == eid:
+            return e
+    return null(SbiExtension)
 
 
 def sbi_handle_ecall(v: Ptr[Vcpu]) -> None:
-    """scause 10 (ecall from VS): dispatch by extension ID; unknown extensions (PMU among them: no counters are
-    offered, and probing says so) get NOT_SUPPORTED."""
+    """scause 10 (ecall from VS): dispatch by extension ID; unknown extensions get NOT_SUPPORTED."""
     v.sepc += 4
     v.sbi_calls += 1
-    i = sbi_extension_index(v.regs[A7])
-    if i < SBI_EXTENSIONS:
-        SBI_HANDLERS[i](v)
-    elif v.regs[A7] == SBI_EXT_PYSHYPER_TEST:
-        sbi_pyshyper_test(v)
+    e = sbi_extension_find(v.regs[A7])
+    if e.addr() != 0:
+        e.handler(v)
     else:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 
