@@ -125,29 +125,12 @@ def _overlap(a: int, a_size: int, b: int, b_size: int) -> bool:
     return a < b + b_size and b < a + a_size
 
 
-def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmConfig:
-    """Read and check the board's `mvm.toml` (next to its board.toml; or `path`) against the board it runs on.
-    `board` is a Board, or what `load_board` takes (a name under boards/ or a board directory)."""
-    if not isinstance(board, Board):
-        board = load_board(board)
-    path = Path(path) if path is not None else board.path.parent / "mvm.toml"
-    if not path.is_file():
-        raise MvmError(f"board {board.name!r} has no MVM description ({shown_path(path)} is missing)")
-    fname = shown_path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise MvmError(f"{fname}: {e}") from None
-    top = _Fields(fname, doc, "")
+Window = tuple[int, int]  # a load window: (IPA, maximum size)
+
+
+def _cpu(top: Fields, board: Board) -> tuple[int, tuple[int, ...], str, tuple[str, ...], tuple[str, ...]]:
+    """[cpu]: (vCPUs, the hart of each, mmu_type, isa.remove, isa.remove_plic)."""
     err = top.error
-
-    name = top.get("name", str)
-    vm_id = top.uint("vm_id")
-    if vm_id != 0:
-        raise err("vm_id", f"the MVM is VM 0, not {vm_id}")
-    description = top.get("description", str, "")
-
-    # vCPUs and harts
     cpu = top.sub("cpu")
     vcpus = cpu.uint("num", positive=True)
     if vcpus > board.max_harts:
@@ -170,8 +153,12 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
         raise err("cpu.isa.remove", "must remove 'h': the MVM is not given the H extension")
     isa.done()
     cpu.done()
+    return vcpus, tuple(harts_raw), mmu_type, isa_remove, isa_remove_plic
 
-    # memory
+
+def _memory(top: Fields, board: Board) -> list[MemRegion]:
+    """[[memory]]: each region inside the board's RAM, clear of the hypervisor and of each other."""
+    err = top.error
     memory: list[MemRegion] = []
     ram_end = board.ram_base + mem_bytes(board.default_mem)
     reserved = [("the hypervisor region", board.hypervisor), ("the guest-image window", board.guest_images)]
@@ -198,8 +185,12 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
             if _overlap(region.host, region.size, prev.host, prev.size):
                 raise err(f"{m.where}.host", "overlaps an earlier memory region")
         memory.append(region)
+    return memory
 
-    # images
+
+def _images(top: Fields, memory: list[MemRegion]) -> tuple[Window, Window, Window, str, str]:
+    """[image]: the kernel, initrd and dtb windows (in that order, each inside one memory region), cmdline, stdout."""
+    err = top.error
     img = top.sub("image")
     kernel = (img.uint("kernel_load_ipa", align=0x20_0000), img.uint("kernel_max_size", positive=True))
     initrd = (img.uint("initrd_load_ipa", align=0x1000), img.uint("initrd_max_size", positive=True))
@@ -225,8 +216,12 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
         raise err("image.dtb_load_ipa", "the device tree must lie below 4 GiB")
     if not cmdline.strip():
         raise err("image.cmdline", "is empty")
+    return kernel, initrd, dtb, cmdline, stdout
 
-    # emulated interrupt controllers
+
+def _emulated(top: Fields, board: Board) -> list[EmulatedDevice]:
+    """[[emulated]]: the virtual interrupt controllers (and the statistics page) of both IRQ modes."""
+    err = top.error
     emulated: list[EmulatedDevice] = []
     for entry in top.table_list("emulated"):
         ename = entry.get("name", str)
@@ -262,8 +257,14 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
         for n in needed:
             if not any(d.name == n for d in emulated):
                 raise err("emulated", f"no {n!r} entry: irq mode {mode!r} needs one")
+    return emulated
 
-    # passthrough devices, each checked against the board's own device
+
+def _passthrough(
+    top: Fields, board: Board, memory: list[MemRegion], emulated: list[EmulatedDevice]
+) -> list[PassthroughDevice]:
+    """[[passthrough]]: devices of the board given to the MVM, each checked against the board's own device."""
+    err = top.error
     board_devices: dict[str, list[tuple[int, int, int]]] = {
         "uart": [(board.uart.base, board.uart.size, board.uart_irq)],
         "rtc": [(board.rtc.base, board.rtc.size, board.rtc_irq)],
@@ -308,11 +309,18 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
             if _overlap(pt.base, pt.size, region.ipa, region.size):
                 raise err(f"{p.where}.base", "overlaps the MVM's memory")
         passthrough.append(pt)
-    if not any(d.name == stdout for d in passthrough):
-        raise err("image.stdout", f"{stdout!r} is not a passthrough device")
-    top.done()
+    return passthrough
 
-    # the guest's interrupt controllers must not sit on its RAM or a device
+
+def _check_controllers(
+    top: Fields,
+    emulated: list[EmulatedDevice],
+    memory: list[MemRegion],
+    passthrough: list[PassthroughDevice],
+    vcpus: int,
+) -> None:
+    """The guest's interrupt controllers must not sit on its RAM or a device."""
+    err = top.error
     for ctl in emulated:
         span = ctl.size * vcpus if ctl.name == "imsic" else ctl.size
         for region in memory:
@@ -322,6 +330,38 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
             if _overlap(ctl.base, span, d.base, d.size):
                 raise err("emulated", f"the {ctl.name} at {ctl.base:#x} overlaps passthrough {d.name}@{d.base:#x}")
 
+
+def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmConfig:
+    """Read and check the board's `mvm.toml` (next to its board.toml; or `path`) against the board it runs on.
+    `board` is a Board, or what `load_board` takes (a name under boards/ or a board directory)."""
+    if not isinstance(board, Board):
+        board = load_board(board)
+    path = Path(path) if path is not None else board.path.parent / "mvm.toml"
+    if not path.is_file():
+        raise MvmError(f"board {board.name!r} has no MVM description ({shown_path(path)} is missing)")
+    fname = shown_path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise MvmError(f"{fname}: {e}") from None
+    top = _Fields(fname, doc, "")
+    err = top.error
+
+    name = top.get("name", str)
+    vm_id = top.uint("vm_id")
+    if vm_id != 0:
+        raise err("vm_id", f"the MVM is VM 0, not {vm_id}")
+    description = top.get("description", str, "")
+
+    vcpus, harts, mmu_type, isa_remove, isa_remove_plic = _cpu(top, board)
+    memory = _memory(top, board)
+    kernel, initrd, dtb, cmdline, stdout = _images(top, memory)
+    emulated = _emulated(top, board)
+    passthrough = _passthrough(top, board, memory, emulated)
+    if not any(d.name == stdout for d in passthrough):
+        raise err("image.stdout", f"{stdout!r} is not a passthrough device")
+    top.done()
+    _check_controllers(top, emulated, memory, passthrough, vcpus)
     return MvmConfig(
         board=board,
         path=path,
@@ -329,7 +369,7 @@ def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmC
         vm_id=vm_id,
         description=description,
         vcpus=vcpus,
-        harts=tuple(harts_raw),
+        harts=harts,
         mmu_type=mmu_type,
         isa_remove=isa_remove,
         isa_remove_plic=isa_remove_plic,

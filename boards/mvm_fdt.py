@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import fdt
 
 from boards import IRQ_MODES
-from boards.mvm import MvmConfig, MvmError
+from boards.mvm import EmulatedDevice, MvmConfig, MvmError
 
 # What QEMU 10 puts in every cpu node for `-M virt,aia=aplic-imsic -cpu rv64` (read from its `dumpdtb=`; without
 # `aia=` QEMU leaves out smaia/ssaia, which PLIC mode removes anyway). A build for another CPU model passes its own
@@ -110,6 +110,104 @@ def _cells64(*values: int) -> list[int]:
     return out
 
 
+def _cpus(cfg: MvmConfig, isa: GuestIsa, ph: _Phandles, cbo_block_size: int) -> tuple[fdt.Node, list[int]]:
+    """/cpus: one cpu node per vCPU with its ISA and its riscv,cpu-intc; also the phandles of those controllers."""
+    cpus = _node(
+        "cpus",
+        fdt.PropWords("#address-cells", 1),
+        fdt.PropWords("#size-cells", 0),
+        fdt.PropWords("timebase-frequency", cfg.board.timebase_frequency),
+    )
+    cpu_phandles: list[int] = []
+    intc: list[int] = []
+    for i in range(cfg.vcpus):
+        cpu = fdt.Node(f"cpu@{i:x}")
+        cpu_phandles.append(ph.take(cpu))
+        for p in (
+            fdt.PropStrings("device_type", "cpu"),
+            fdt.PropWords("reg", i),
+            fdt.PropStrings("status", "okay"),
+            fdt.PropStrings("compatible", "riscv"),
+            fdt.PropStrings("riscv,isa", isa.isa_string),
+            fdt.PropStrings("riscv,isa-base", isa.isa_base),
+            fdt.PropStrings("riscv,isa-extensions", *isa.extensions),
+            fdt.PropStrings("mmu-type", cfg.mmu_type),
+        ):
+            cpu.append(p)
+        for cbo in ("zicbom", "zicbop", "zicboz"):
+            if cbo in isa.extensions:
+                cpu.append(fdt.PropWords(f"riscv,{cbo[2:]}-block-size", cbo_block_size))
+        ic = _node(
+            "interrupt-controller",
+            fdt.PropWords("#interrupt-cells", 1),
+            fdt.Property("interrupt-controller"),
+            fdt.PropStrings("compatible", "riscv,cpu-intc"),
+        )
+        intc.append(ph.take(ic))
+        cpu.append(ic)
+        cpus.append(cpu)
+    cluster = fdt.Node("cluster0")
+    for i, p in enumerate(cpu_phandles):
+        cluster.append(_node(f"core{i}", fdt.PropWords("cpu", p)))
+    cpus.append(_node("cpu-map", cluster))
+    return cpus, intc
+
+
+def _plic(plic: EmulatedDevice, intc: list[int], ph: _Phandles) -> tuple[fdt.Node, int]:
+    """The virtual PLIC's node (sifive,plic-1.0.0) and its phandle."""
+    node = fdt.Node(f"interrupt-controller@{plic.base:x}")
+    irq_parent = ph.take(node)
+    ext: list[int] = []
+    for p in intc:  # context 2*i: vCPU i's M-level context, 2*i+1: its S-level one (QEMU's layout)
+        ext += [p, IRQ_M_EXT, p, IRQ_S_EXT]
+    for p in (
+        fdt.PropWords("#address-cells", 0),
+        fdt.PropWords("#interrupt-cells", 1),
+        fdt.Property("interrupt-controller"),
+        fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),
+        fdt.PropWords("reg", *_cells64(plic.base, plic.size)),
+        fdt.PropWords("interrupts-extended", *ext),
+        fdt.PropWords("riscv,ndev", plic.num_sources - 1),
+    ):  # sources 1..n-1, as QEMU says
+        node.append(p)
+    return node, irq_parent
+
+
+def _aia(
+    cfg: MvmConfig, imsic: EmulatedDevice, aplic: EmulatedDevice, intc: list[int], ph: _Phandles
+) -> tuple[fdt.Node, fdt.Node, int]:
+    """The virtual IMSIC's node (one page per vCPU), the virtual APLIC's (delivering as MSIs to it) and the APLIC's
+    phandle."""
+    inode = fdt.Node(f"interrupt-controller@{imsic.base:x}")
+    imsic_ph = ph.take(inode)
+    ext: list[int] = []
+    for p in intc:
+        ext += [p, IRQ_S_EXT]
+    for p in (
+        fdt.PropWords("#interrupt-cells", 0),
+        fdt.Property("interrupt-controller"),
+        fdt.Property("msi-controller"),
+        fdt.PropStrings("compatible", "qemu,imsics", "riscv,imsics"),
+        fdt.PropWords("reg", *_cells64(imsic.base, imsic.size * cfg.vcpus)),
+        fdt.PropWords("interrupts-extended", *ext),
+        fdt.PropWords("riscv,num-ids", imsic.num_ids),
+    ):
+        inode.append(p)
+    anode = fdt.Node(f"interrupt-controller@{aplic.base:x}")
+    irq_parent = ph.take(anode)
+    for p in (
+        fdt.PropWords("#address-cells", 0),
+        fdt.PropWords("#interrupt-cells", 2),
+        fdt.Property("interrupt-controller"),
+        fdt.PropStrings("compatible", "qemu,aplic", "riscv,aplic"),
+        fdt.PropWords("reg", *_cells64(aplic.base, aplic.size)),
+        fdt.PropWords("msi-parent", imsic_ph),
+        fdt.PropWords("riscv,num-sources", aplic.num_sources),
+    ):
+        anode.append(p)
+    return inode, anode, irq_parent
+
+
 def mvm_device_tree(
     cfg: MvmConfig,
     irq: str,
@@ -168,44 +266,7 @@ def mvm_device_tree(
         )
 
     # /cpus
-    cpus = _node(
-        "cpus",
-        fdt.PropWords("#address-cells", 1),
-        fdt.PropWords("#size-cells", 0),
-        fdt.PropWords("timebase-frequency", cfg.board.timebase_frequency),
-    )
-    cpu_phandles: list[int] = []
-    intc: list[int] = []
-    for i in range(cfg.vcpus):
-        cpu = fdt.Node(f"cpu@{i:x}")
-        cpu_phandles.append(ph.take(cpu))
-        for p in (
-            fdt.PropStrings("device_type", "cpu"),
-            fdt.PropWords("reg", i),
-            fdt.PropStrings("status", "okay"),
-            fdt.PropStrings("compatible", "riscv"),
-            fdt.PropStrings("riscv,isa", isa.isa_string),
-            fdt.PropStrings("riscv,isa-base", isa.isa_base),
-            fdt.PropStrings("riscv,isa-extensions", *isa.extensions),
-            fdt.PropStrings("mmu-type", cfg.mmu_type),
-        ):
-            cpu.append(p)
-        for cbo in ("zicbom", "zicbop", "zicboz"):
-            if cbo in isa.extensions:
-                cpu.append(fdt.PropWords(f"riscv,{cbo[2:]}-block-size", cbo_block_size))
-        ic = _node(
-            "interrupt-controller",
-            fdt.PropWords("#interrupt-cells", 1),
-            fdt.Property("interrupt-controller"),
-            fdt.PropStrings("compatible", "riscv,cpu-intc"),
-        )
-        intc.append(ph.take(ic))
-        cpu.append(ic)
-        cpus.append(cpu)
-    cluster = fdt.Node("cluster0")
-    for i, p in enumerate(cpu_phandles):
-        cluster.append(_node(f"core{i}", fdt.PropWords("cpu", p)))
-    cpus.append(_node("cpu-map", cluster))
+    cpus, intc = _cpus(cfg, isa, ph, cbo_block_size)
     root.append(cpus)
 
     # /soc: the virtual interrupt controller(s), then the passthrough devices
@@ -217,54 +278,12 @@ def mvm_device_tree(
         fdt.Property("ranges"),
     )
     if irq == "plic":
-        plic = ctl["plic"]
-        node = fdt.Node(f"interrupt-controller@{plic.base:x}")
-        irq_parent = ph.take(node)
-        ext: list[int] = []
-        for p in intc:  # context 2*i: vCPU i's M-level context, 2*i+1: its S-level one (QEMU's layout)
-            ext += [p, IRQ_M_EXT, p, IRQ_S_EXT]
-        for p in (
-            fdt.PropWords("#address-cells", 0),
-            fdt.PropWords("#interrupt-cells", 1),
-            fdt.Property("interrupt-controller"),
-            fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),
-            fdt.PropWords("reg", *_cells64(plic.base, plic.size)),
-            fdt.PropWords("interrupts-extended", *ext),
-            fdt.PropWords("riscv,ndev", plic.num_sources - 1),
-        ):  # sources 1..n-1, as QEMU says
-            node.append(p)
+        node, irq_parent = _plic(ctl["plic"], intc, ph)
         soc.append(node)
     else:
-        imsic, aplic = ctl["imsic"], ctl["aplic"]
-        inode = fdt.Node(f"interrupt-controller@{imsic.base:x}")
-        imsic_ph = ph.take(inode)
-        ext = []
-        for p in intc:
-            ext += [p, IRQ_S_EXT]
-        for p in (
-            fdt.PropWords("#interrupt-cells", 0),
-            fdt.Property("interrupt-controller"),
-            fdt.Property("msi-controller"),
-            fdt.PropStrings("compatible", "qemu,imsics", "riscv,imsics"),
-            fdt.PropWords("reg", *_cells64(imsic.base, imsic.size * cfg.vcpus)),
-            fdt.PropWords("interrupts-extended", *ext),
-            fdt.PropWords("riscv,num-ids", imsic.num_ids),
-        ):
-            inode.append(p)
-        soc.append(inode)
-        anode = fdt.Node(f"interrupt-controller@{aplic.base:x}")
-        irq_parent = ph.take(anode)
-        for p in (
-            fdt.PropWords("#address-cells", 0),
-            fdt.PropWords("#interrupt-cells", 2),
-            fdt.Property("interrupt-controller"),
-            fdt.PropStrings("compatible", "qemu,aplic", "riscv,aplic"),
-            fdt.PropWords("reg", *_cells64(aplic.base, aplic.size)),
-            fdt.PropWords("msi-parent", imsic_ph),
-            fdt.PropWords("riscv,num-sources", aplic.num_sources),
-        ):
-            anode.append(p)
-        soc.append(anode)
+        imsic, aplic, irq_parent = _aia(cfg, ctl["imsic"], ctl["aplic"], intc, ph)
+        soc.append(imsic)
+        soc.append(aplic)
 
     for d in cfg.passthrough:
         node = _node(
