@@ -266,7 +266,7 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
 
 
 def build_rdtime(work: Path) -> bytes | None:
-    """Assemble qemu/guest/rdtime.S into a static riscv64 Linux program with GNU binutils (None, with a
+    """Assemble guest/rdtime.S into a static riscv64 Linux program with GNU binutils (None, with a
     note, when binutils-riscv64-unknown-elf is missing: the MVM then has no rdtime and boot benchmarks
     fall back to /proc/uptime)."""
     as_, ld = shutil.which("riscv64-unknown-elf-as"), shutil.which("riscv64-unknown-elf-ld")
