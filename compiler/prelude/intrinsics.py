@@ -72,6 +72,10 @@ def hfence_vvma_asid(asid) -> None:
     mock.instr("hfence_vvma_asid", int(_expect_u64(asid, "hfence_vvma_asid")))
 
 
+def hfence_gvma_gpa(gpa) -> None:
+    mock.instr("hfence_gvma_gpa", int(_expect_u64(gpa, "hfence_gvma_gpa")))
+
+
 def _hlv(addr, width: int, signed: bool, exec_: bool = False) -> u64:
     v = mock.hlv(int(_expect_u64(addr, "hlv")), width, exec_)
     if signed and v >> (8 * width - 1):
