@@ -36,6 +36,9 @@ __all__ = [
 
 
 class Checker(Loader, Declarations, Statements, Expressions, Builtins):
+    """One program's checker: the stages share its state (modules, symbols, the current module and function)
+    and its errors."""
+
     def __init__(self) -> None:
         self.rep = Reporter()
         self.modules: dict[str, Module] = {}
@@ -50,7 +53,6 @@ class Checker(Loader, Declarations, Statements, Expressions, Builtins):
         self.global_decls: set[str] = set()
         self.poisoned: set[str] = set()
 
-    # -- errors
     def err(self, code: str, msg: str, node: ast.AST | None, mod: Module | None = None) -> None:
         m = mod or self.mod
         assert m is not None

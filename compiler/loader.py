@@ -86,7 +86,8 @@ def module_name(path: Path, root: Path) -> str:
 
 
 class Loader:
-    """The Checker's loading half: `load` fills `modules` and `order` (files in the order their imports reach them)."""
+    """The Checker's first stage: `load` fills `modules`, and `order` with the files that parsed, in the order
+    their imports reach them."""
 
     def load(self, paths: list[Path], extra: dict[str, Path], root: Path | None) -> Module:
         root = root or find_root(paths[0])

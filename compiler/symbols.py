@@ -18,8 +18,6 @@ from compiler.types import (
 # The module whose names the compiler knows itself: `from compiler.prelude import X` binds no file.
 PRELUDE = "compiler.prelude"
 
-# ---------------------------------------------------------------- symbols
-
 
 @dataclass(eq=False)
 class Module:
@@ -96,11 +94,11 @@ class LocalSym:
     is_param: bool = False
 
 
-# ---------------------------------------------------------------- loader
-
-
 @dataclass
 class Program:
+    """A checked program: its modules (`order`: those that parsed, in load order), every function, global,
+    struct and constant, and the module given first."""
+
     modules: dict[str, Module]
     order: list[Module]
     funcs: list[FuncSym]

@@ -17,6 +17,7 @@ from compiler.types import (
 
 
 class Statements:
+    # -- function bodies
     def check_bodies(self) -> None:
         for f in self.funcs:
             if f.extern:
@@ -134,7 +135,7 @@ class Statements:
                 if isinstance(child, ast.stmt):
                     yield from self._loop_level_nodes([child])
 
-    # ------------------------------------------------------------ statements
+    # -- statements
     def block(self, body: list[ast.stmt]) -> None:
         for i, s in enumerate(body):
             if (

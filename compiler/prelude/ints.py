@@ -4,9 +4,6 @@ import operator
 
 from compiler.prelude.panics import _U64_MASK, Panic
 
-# ----------------------------------------------------------------------------------------------------------------
-# Integers
-
 
 class _Int(int):
     BITS = 64

@@ -3,9 +3,6 @@
 from compiler.prelude.panics import _U64_MASK
 from compiler.prelude.sim_memory import Memory
 
-# ----------------------------------------------------------------------------------------------------------------
-# The mock machine: CSRs, MMIO, privileged instructions, SBI, guest memory
-
 
 class Mock:
     """The hart and devices that CSR/MMIO/SBI/H intrinsics talk to under CPython (and, through callbacks, on the

@@ -8,10 +8,6 @@ def _u64raw(x) -> int:
     return int(x) & _U64_MASK
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Panics
-
-
 class Panic(Exception):
     """What `pyshyper_panic(kind, a, b)` raises: kind 1 bounds (index, length), 2 division by zero (dividend, divisor),
     3 assertion (line, 0), 4 explicit (code, 0).  `a` and `b` are plain ints, as the u64 the handler receives

@@ -5,9 +5,6 @@ from typing import Final
 
 from compiler.prelude.panics import MemoryFault
 
-# ----------------------------------------------------------------------------------------------------------------
-# Simulated memory
-
 
 class Memory:
     """Sparse byte-addressed memory of 4 KiB pages; unwritten bytes read as 0.  Page 0 faults."""

@@ -17,9 +17,6 @@ from compiler.prelude.places import (
 )
 from compiler.prelude.sim_memory import _alloc, _statics, fn_id, memory
 
-# ----------------------------------------------------------------------------------------------------------------
-# Globals and decorators
-
 
 def static(t, init=None, align=None, section=None, export=None):
     """A global of type t in the simulated memory.  Aggregates give a view; scalars give the initial value (which
