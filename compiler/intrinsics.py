@@ -25,7 +25,9 @@ class Intrinsic:
     rmw: str = ""  # atomics: the LLVM atomicrmw operation
     fold: Callable[[Type], int] | None = None  # "type": the constant a type gives
     marker: str = ""  # the marker's op when it is not the name
-    prelude: bool = True  # imported from compiler.prelude (else a Python builtin)
+    prelude: bool = True  # imported from compiler.prelude
+    builtin: bool = False  # a Python builtin: named without an import
+    noreturn: bool = False  # a call as a statement ends its block (E134, LANGUAGE.md 7)
 
     def __post_init__(self) -> None:
         if self.params and not self.nargs:
@@ -33,14 +35,14 @@ class Intrinsic:
 
 
 _ROWS: list[Intrinsic] = [
-    Intrinsic("bool", "convert", ret=BOOL, prelude=False),
+    Intrinsic("bool", "convert", ret=BOOL, prelude=False, builtin=True),
     Intrinsic("sizeof", "type", ret=U64, fold=sizeof),
     Intrinsic("alignof", "type", ret=U64, fold=alignof),
     Intrinsic("offsetof", "offsetof", ret=U64),
-    Intrinsic("len", "len", ret=U64),
+    Intrinsic("len", "len", ret=U64, builtin=True),
     Intrinsic("addr_of", "addr_of", ret=None),
     Intrinsic("null", "null", ret=None),
-    Intrinsic("panic", "call", (U64,)),
+    Intrinsic("panic", "call", (U64,), noreturn=True),
     Intrinsic("fence", "call"),
     Intrinsic("cstr", "string", ret=PtrT(INTS["u8"])),
     Intrinsic("extern_addr", "string", ret=U64),

@@ -43,7 +43,7 @@ RESERVED_FIELDS = {
     "offset": "a field cannot be named `offset`: `p.offset(n)` of a Ptr to the struct moves the pointer",
     "unchecked": "a field cannot be named `unchecked`: `x.unchecked[i]` is unchecked indexing",
 }
-PY_BUILTINS = {"range", "len", "bool", "True", "False", "None"}
+PY_BUILTINS = {"range", "True", "False", "None", *(i.name for i in intr.INTRINSICS.values() if i.builtin)}
 
 
 class Declarations:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 
+from compiler import intrinsics as intr
 from compiler.symbols import ConstSym, FuncSym, GlobalSym, LocalSym, TypeSym
 from compiler.types import (
     I64,
@@ -121,7 +122,7 @@ class Statements:
                 isinstance(s, ast.Expr)
                 and isinstance(s.value, ast.Call)
                 and isinstance(s.value.func, ast.Name)
-                and s.value.func.id == "panic"
+                and getattr(intr.INTRINSICS.get(s.value.func.id), "noreturn", False)
             ):
                 return True
         return False
