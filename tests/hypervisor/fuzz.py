@@ -32,9 +32,11 @@ import importlib
 import inspect
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HYP = ROOT / "hypervisor"
 U64 = (1 << 64) - 1
 EPISODE_OPS = 64
-HANG_SECONDS = 120  # one episode longer than this is a hang (a wait in the hypervisor that never ends)
+HANG_SECONDS = 300  # compiled code: an episode longer than this is a hang (a wait that never ends): exit, traceback
+CASE_SECONDS = 10  # CPython: a call longer than this is a hang, reported as a failing case
 TARGETS = ("sbi", "vplic", "vaplic", "decode")
 BACKENDS = ("cpython", "host")
 
@@ -56,6 +59,14 @@ class FuzzFailure(Exception):
     def __init__(self, check: str, message: str) -> None:
         super().__init__(f"{check}: {message}")
         self.check = check
+
+
+class Hang(Exception):
+    """A call into the hypervisor's code that did not return within CASE_SECONDS (under CPython)."""
+
+
+def _hang(signum, frame):
+    raise Hang(f"no return after {CASE_SECONDS} s")
 
 
 def fail(check: str, message: str) -> None:
@@ -134,11 +145,11 @@ class CPythonBackend(Backend):
         mem.write = write
         mem.read = read
         self.statics = self._statics()
-        self._scalar_names = [
+        self._scalar_names = [  # the mutable ones (a Final is a constant)
             (m, attr)
             for m in self.mods.values()
-            for attr in getattr(m, "__annotations__", {})
-            if isinstance(vars(m).get(attr), (bool, int))
+            for attr, t in getattr(m, "__annotations__", {}).items()
+            if isinstance(vars(m).get(attr), (bool, int)) and t is not typing.Final and "Final" not in str(t)
         ]
 
     def begin_case(self, regions: list[Region]) -> None:
@@ -158,12 +169,13 @@ class CPythonBackend(Backend):
             for k, b in enumerate(old):
                 first.setdefault(a + k, b)
         pages = prelude.memory.pages
+        ordered = sorted(regions, key=lambda r: not r.per_case)  # the finer regions first
         out = set()
         for a, b in first.items():
             page = pages.get(a >> 12)
             if (page[a & 4095] if page is not None else 0) == b:
                 continue
-            for r in sorted(regions, key=lambda r: not r.per_case):  # the finer regions first
+            for r in ordered:
                 if r.addr <= a < r.addr + r.size:
                     out.add(f"{r.name}[{(a - r.addr) // r.elem}]" if r.elem else r.name)
                     break
@@ -221,7 +233,13 @@ class CPythonBackend(Backend):
 
     def call(self, name: str, *args):
         f, conv = self._fn(name)
-        r = f(*[c(a) for c, a in zip(conv, args, strict=True)])
+        old = signal.signal(signal.SIGALRM, _hang)
+        signal.setitimer(signal.ITIMER_REAL, CASE_SECONDS)
+        try:
+            r = f(*[c(a) for c, a in zip(conv, args, strict=True)])
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
         if r is None:
             return 0
         if isinstance(r, bool):
@@ -728,7 +746,7 @@ class SbiWorld:
         console_before = len(self.console)
         snap = self.state()
         self.frozen = snap
-        before_state = {j: self.vcpu(j).get("state") for j in mine}
+        before_state = {j: (self.vcpu(j).get("state"), self.vcpu(j).get("running")) for j in mine}
         self.frozen = None
         be = self.be
         be.begin_case(self.regions)
@@ -736,6 +754,8 @@ class SbiWorld:
             be.call("sbi_handle_ecall", v.addr)
         except FuzzFailure:
             raise
+        except Hang as e:
+            fail("hang", f"{eid:#x}/{fid} did not return: {e}")
         except BaseException as e:  # noqa: BLE001 - any exception out of the hypervisor's code is a finding
             fail("exception", f"{type(e).__name__}: {e}")
         finally:
@@ -765,7 +785,7 @@ class SbiWorld:
 
         # memory: only the calling VM's own state, the console's and interrupt locks, and what an ending VM frees
         allowed = {f"hypervisor.core.vm.VMS[{m}]"} | {f"hypervisor.core.vm.VCPUS[{j}]" for j in mine}
-        allowed |= {"hypervisor.core.console.console_lock_word", "hypervisor.core.virq.vplic_lock_word"}
+        allowed |= {name for name in self.be.statics if is_lock(name)}
         rebooted = not ended and v.get("state") == VCPU_STARTED and v.get("parking") == 1
         if ended:
             allowed |= {"hypervisor.core.frame_alloc.frame_bitmap", "hypervisor.core.frame_alloc.frame_used_pages"}
@@ -789,10 +809,10 @@ class SbiWorld:
                         fail("memory", f"read of a passthrough device at {a:#x} for vCPU {i} (vm index {m})")
 
         # locks given back
-        for name in ("hypervisor.core.console.console_lock_word", "hypervisor.core.virq.vplic_lock_word"):
-            if be.read(be.global_addr(name), 4) != bytes(4):
+        for name, (addr, size) in self.be.statics.items():
+            if is_lock(name) and not released(be.read(addr, size)):
                 fail("lock", f"{name} still held")
-        if vm.get("console_busy") != 0:
+        if "console_busy" in vm.lay and vm.get("console_busy") != 0:
             fail("lock", "the VM's console lock is still held")
 
         # the firmware was asked only what this VM may cause
@@ -837,7 +857,9 @@ class SbiWorld:
 
         # the guest's view
         started = [
-            j for j in mine if j != i and before_state[j] == VCPU_STOPPED and self.vcpu(j).get("state") == VCPU_STARTED
+            j
+            for j in mine
+            if j != i and before_state[j][0] == VCPU_STOPPED and self.vcpu(j).get("state") == VCPU_STARTED
         ]
         for j in started:
             t = self.vcpu(j)
@@ -848,6 +870,18 @@ class SbiWorld:
             lo = vm.get("mem_gpa")
             if self.hsm_address_rule and not lo <= args[1] < lo + vm.get("mem_size"):
                 fail("hsm", f"vCPU {j} started at {args[1]:#x}, outside its VM's RAM")
+        if ended:  # vm_end called every other vCPU of the VM off its hart before releasing the VM
+            running = [j for j in mine if j != i and self.vcpu(j).get("running")]
+            if running:
+                fail("end", f"vm index {m} ended with vCPUs {running} still running")
+        if eid == EID_RFENCE and fid < 3 and a0 == 0 and not ended:  # synchronous (SBI 2.0 chapter 8)
+            mask, base = args[0], args[1]
+            for j in mine:
+                t, idx = self.vcpu(j), self.vcpu(j).get("vcpu_id")
+                named = base == U64 or (idx >= base and idx - base < 64 and mask >> (idx - base) & 1)
+                if j != i and named and before_state[j] == (VCPU_STARTED, 1):
+                    if t.get("fence_done") < t.get("fence_req"):
+                        fail("rfence", f"remote fence returned before vCPU {j} fenced")
         if ended or self.ended_machine:
             return
         if v.get("state") == VCPU_STOPPED:  # hart_stop: no return to the guest
@@ -894,6 +928,17 @@ class SbiWorld:
             page = int(name.split("[")[1].rstrip("]"))
             if page not in used:
                 fail("memory", f"a free frame of the pool changed ({name})")
+
+
+def is_lock(name: str) -> bool:
+    """A static that is a lock (any kind): it may change in any case that takes it, and must be free after."""
+    return "lock" in name.rsplit(".", 1)[-1]
+
+
+def released(raw: bytes) -> bool:
+    """Free: a test-and-set word at 0, or a ticket lock whose two halves (next, owner) are equal."""
+    half = len(raw) // 2
+    return not any(raw) or (len(raw) % 2 == 0 and raw[:half] == raw[half:])
 
 
 def vm_text_of(stream: bytes, vm_id: int) -> bytes:
