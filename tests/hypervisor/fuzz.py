@@ -28,6 +28,7 @@ import argparse
 import collections
 import ctypes
 import faulthandler
+import hashlib
 import importlib
 import inspect
 import os
@@ -717,6 +718,17 @@ class SbiWorld:
         self.caller = -1
         self._case(op)
         self.after_trap(self.caller)
+        v = self.vcpu(self.caller)
+        # what the guests can see of the case, compared between the backends (the same seed, the same cases)
+        self.obs = (
+            self.caller,
+            v.get("regs", A0),
+            v.get("regs", A1),
+            v.get("sepc"),
+            v.get("state"),
+            tuple(self.vm(j).get("state") for j in range(self.nvms)),
+            bytes(self.console),
+        )
 
     def callers(self) -> list[int]:
         out = []
@@ -1157,6 +1169,7 @@ class PlicWorld:
             be.end_case([])
         if isinstance(be, CPythonBackend) and be.stray:
             fail("memory", f"writes outside the Vplic: {[(hex(a), n) for a, n in be.stray[:4]]}")
+        self.obs = (got, notify)
         if got != want:
             fail("model", f"{op[0]} gave {got:#x}, PLIC 1.0.0 says {want:#x}")
         want_notify = [m.best(c) != 0 for c in ctxs]
@@ -1404,6 +1417,7 @@ class AplicWorld:
         if changed - {"hypervisor.core.vaplic.vaplic_main"}:
             fail("memory", f"changed {sorted(changed)}")
         phys = [(e[1], e[3]) for e in self.dev.log if e[0] == "w"]
+        self.obs = (got, phys)
         for e in self.dev.log:
             if e[2] != 4 or e[1] % 4:
                 fail("physical", f"a {e[2]}-byte access at {e[1]:#x} of the physical APLIC")
@@ -1575,6 +1589,7 @@ class DecodeWorld:
             if load != want_load or store != v:
                 fail("value", f"load {load:#x} store {store:#x} of {raw:#x}, expected {want_load:#x} {v:#x}")
         want = ref_decode(htinst, insn)
+        self.obs = (got, load, store) if got is not None else None
         if got != want:
             fail("model", f"decoded {got}, the spec's encoding says {want}")
 
@@ -1605,6 +1620,18 @@ class Result:
     failure: str | None = None
     minimal: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)  # outcomes seen (the SBI target): what the cases reached
+    digests: list = field(default_factory=list)  # per episode, of what the guests saw: the backends must agree
+
+
+def disagreement(a: Result, b: Result) -> str | None:
+    """Where two backends' runs of one target and seed differ (the compiled code must do what CPython does)."""
+    for ep, (x, y) in enumerate(zip(a.digests, b.digests, strict=False)):
+        if x != y:
+            return (
+                f"{a.target}: {a.backend} and {b.backend} disagree on episode {ep} (seed {a.seed}): replay it with "
+                f"just fuzz --seed {a.seed} --target {a.target} and compare the case results"
+            )
+    return None
 
 
 def episode_ops(target: str, seed: int, episode: int) -> tuple[int, list]:
@@ -1613,8 +1640,8 @@ def episode_ops(target: str, seed: int, episode: int) -> tuple[int, list]:
     return rng.randrange(1 << 30), [gen(rng) for _ in range(EPISODE_OPS)]
 
 
-def play(world, world_seed: int, ops: list) -> tuple[int, FuzzFailure | None]:
-    """Run ops on a fresh world; (cases run, the failure or None)."""
+def play(world, world_seed: int, ops: list, digest=None) -> tuple[int, FuzzFailure | None]:
+    """Run ops on a fresh world; (cases run, the failure or None). `digest` (a hash) takes what the guests saw."""
     world.restore(world_seed)
     n = 0
     try:
@@ -1623,6 +1650,8 @@ def play(world, world_seed: int, ops: list) -> tuple[int, FuzzFailure | None]:
                 break
             n += 1
             world.run(op)
+            if digest is not None:
+                digest.update(repr(getattr(world, "obs", None)).encode())
         world.end_episode()
     except FuzzFailure as f:
         return n, f
@@ -1664,12 +1693,14 @@ def fuzz(target: str, backend: str, cases: int, seed: int, log=None) -> Result:
             wseed, ops = episode_ops(target, seed, ep)
             ops = ops[: cases - res.cases]
             faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+            digest = hashlib.sha256()
             try:
-                n, f = play(world, wseed, ops)
+                n, f = play(world, wseed, ops, digest)
             finally:
                 faulthandler.cancel_dump_traceback_later()
             res.cases += n
             res.episodes += 1
+            res.digests.append(digest.hexdigest()[:16])
             if f is not None:
                 res.minimal = minimise(world, wseed, ops[:n], f.check)
                 _, f2 = play(world, wseed, res.minimal)
@@ -1718,13 +1749,18 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     t0 = time.perf_counter()
     for target in a.target or TARGETS:
+        done = []
         for backend in a.backend or BACKENDS:
             res = fuzz(target, backend, a.cases, seed, log=lambda s: print(s, file=sys.stderr, flush=True))
             print(report(res), flush=True)
+            done.append(res)
             if a.stats:
                 for k, n in sorted(res.stats.items()):
                     print(f"    {n:7}  {k}")
             ok &= res.failure is None
+        if len(done) == 2 and all(r.failure is None for r in done) and (why := disagreement(*done)):
+            print(why, flush=True)
+            ok = False
     print(f"fuzz: {time.perf_counter() - t0:.1f} s, seed {seed}: {'ok' if ok else 'FAILED'}", flush=True)
     return 0 if ok else 1
 
