@@ -1617,6 +1617,7 @@ class Result:
     cases: int = 0
     episodes: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time (the wall time depends on what else the machine runs)
     failure: str | None = None
     minimal: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)  # outcomes seen (the SBI target): what the cases reached
@@ -1684,7 +1685,7 @@ def minimise(world, world_seed: int, ops: list, check: str) -> list:
 def fuzz(target: str, backend: str, cases: int, seed: int, log=None) -> Result:
     module, irq, World, _ = SPEC[target]
     res = Result(target, backend, seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     be = make_backend(backend, module, irq)
     try:
         world = World(be)
@@ -1717,11 +1718,15 @@ def fuzz(target: str, backend: str, cases: int, seed: int, log=None) -> Result:
         be.close()
         prelude.mock.reset()
     res.seconds = time.perf_counter() - t0
+    res.cpu_seconds = time.process_time() - c0
     return res
 
 
 def report(res: Result) -> str:
-    head = f"{res.target:7} {res.backend:8} {res.cases:8} cases {res.episodes:6} episodes {res.seconds:7.1f} s"
+    head = (
+        f"{res.target:7} {res.backend:8} {res.cases:8} cases {res.episodes:6} episodes {res.seconds:7.1f} s "
+        f"({res.cpu_seconds:.1f} s CPU)"
+    )
     if res.failure is None:
         return head + "  ok"
     cases = "\n".join(f"    {op!r}," for op in res.minimal)
@@ -1747,7 +1752,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = a.seed if a.seed is not None else int(os.environ.get("FUZZ_SEED", random.randrange(1 << 32)))
     print(f"fuzz: seed {seed}, {a.cases} cases per target per backend", flush=True)
     ok = True
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for target in a.target or TARGETS:
         done = []
         for backend in a.backend or BACKENDS:
@@ -1761,7 +1766,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(done) == 2 and all(r.failure is None for r in done) and (why := disagreement(*done)):
             print(why, flush=True)
             ok = False
-    print(f"fuzz: {time.perf_counter() - t0:.1f} s, seed {seed}: {'ok' if ok else 'FAILED'}", flush=True)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"fuzz: {wall:.1f} s ({cpu:.1f} s CPU), seed {seed}: {'ok' if ok else 'FAILED'}", flush=True)
     return 0 if ok else 1
 
 
