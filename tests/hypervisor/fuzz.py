@@ -706,10 +706,12 @@ class SbiWorld:
         """The caller's hart after the trap (trap.py hyp_guest_trap): back into the guest, or through hart_wait."""
         v = self.vcpu(i)
         vm = self.vm(v.get("vm"))
+        parks = "parking" in v.lay  # (a Vcpu without that flag: the trap path decides from the state alone)
         if vm.get("state") != VM_RUNNING or v.get("state") != VCPU_STARTED:
-            v.set("parking", 0)
+            if parks:
+                v.set("parking", 0)
             v.set("running", 0)
-        elif v.get("parking"):
+        elif parks and v.get("parking"):
             v.set("parking", 0)
             v.set("fence_done", v.get("fence_req"))
 
@@ -786,19 +788,26 @@ class SbiWorld:
         ended = vm.get("state") != VM_RUNNING
         a0, a1 = s64(v.get("regs", A0)), v.get("regs", A1)
         name = EID_NAMES.get(eid, "other")
+        # a reboot re-enters the vCPU from its entry (trap.py, through hart_wait), with the registers of a reset
+        # (a7 among them: 0, never the SRST EID of a call that returns)
+        if "parking" in v.lay:
+            rebooted = not ended and v.get("state") == VCPU_STARTED and v.get("parking") == 1
+        else:
+            rebooted = not ended and v.get("state") == VCPU_STARTED and eid == EID_SRST and v.get("regs", A7) == 0
         if self.ended_machine:
             pass
         elif ended:
             self.stats[f"{name}: vm index {m} ended"] += 1
-        elif v.get("parking") or v.get("state") != VCPU_STARTED:
-            self.stats[f"{name}: vCPU {'rebooted' if v.get('state') == VCPU_STARTED else 'stopped'}"] += 1
+        elif rebooted:
+            self.stats[f"{name}: vCPU rebooted"] += 1
+        elif v.get("state") != VCPU_STARTED:
+            self.stats[f"{name}: vCPU stopped"] += 1
         else:
             self.stats[f"{name}/{fid if fid < 8 else 'any'}: a0 {a0}"] += 1
 
         # memory: only the calling VM's own state, the console's and interrupt locks, and what an ending VM frees
         allowed = {f"hypervisor.core.vm.VMS[{m}]"} | {f"hypervisor.core.vm.VCPUS[{j}]" for j in mine}
         allowed |= {name for name in self.be.statics if is_lock(name)}
-        rebooted = not ended and v.get("state") == VCPU_STARTED and v.get("parking") == 1
         if ended:
             allowed |= {"hypervisor.core.frame_alloc.frame_bitmap", "hypervisor.core.frame_alloc.frame_used_pages"}
             allowed |= {f"frame{p}" for p in self.pages[m]}
