@@ -44,8 +44,7 @@ bench-deps:
     python -c "import matplotlib" 2>/dev/null || python -m pip install -q 'matplotlib==3.*'
 
 
-# Fuzz the hypervisor's SBI, vPLIC, vAPLIC and MMIO decoder on the host (CPython and host JIT), 10^5 cases each by
-# default: just fuzz --seed 7 --cases 2000 --target sbi --backend host (FUZZ_CASES, FUZZ_SEED also work)
+# Fuzz SBI, vPLIC, vAPLIC, MMIO decoding on the host (CPython, JIT), 10^5 cases each: just fuzz --seed 7 --target sbi
 fuzz *ARGS:
     python -m tests.hypervisor.fuzz "$@"
 
