@@ -497,6 +497,7 @@ A0, A1, A6, A7 = 10, 11, 16, 17
 MVM_GPA, GUEST_GPA, DEVICE_GPA = 0x8000_0000, 0x8020_0000, 0x1000_0000
 VM_RAM = 0x1_0000  # each VM's RAM (16 pages): test guests from the frame pool, the MVM a fixed block
 IMAGE_SIZE = 0x800
+BIG = 0x1000  # statics larger than this are diffed in full once an episode, their first BIG bytes every case
 POOL_SIZE = 0x42_0000  # the stage-2 tables, then two test guests' RAM, each 2 MiB aligned (vm_create)
 VM_RUNNING, VCPU_STOPPED, VCPU_STARTED = 1, 0, 1
 ADDRS = (MVM_GPA, MVM_GPA + VM_RAM, GUEST_GPA, GUEST_GPA + VM_RAM, GUEST_GPA + IMAGE_SIZE, DEVICE_GPA, 0x0C00_0000)
@@ -554,6 +555,7 @@ class SbiWorld:
         self.console = bytearray()
         self.ended_machine = False
         self.frozen: dict | None = None
+        self.live_callers: list[int] | None = None  # the started vCPUs of running VMs, read after the last case
         self.stats: collections.Counter = collections.Counter()
         prelude.mock.sbi_handler = self.firmware
         be.call("hart_features_set", False, False, False)
@@ -634,7 +636,11 @@ class SbiWorld:
         regions = []
         for name, (addr, size) in self.be.statics.items():
             elem = {"hypervisor.core.vm.VMS": self.vm_size, "hypervisor.core.vm.VCPUS": self.vcpu_size}.get(name, 0)
-            regions.append(Region(name, addr, size, elem))
+            if size > BIG:  # (the frame bitmap: only its first words cover the pool) the rest once an episode
+                regions.append(Region(name, addr, BIG, elem))
+                regions.append(Region(f"{name} (beyond {BIG} bytes)", addr + BIG, size - BIG, per_case=False))
+            else:
+                regions.append(Region(name, addr, size, elem))
         regions.append(Region("mvm_ram", self.mvm_ram, VM_RAM, 4096))
         regions.append(Region("image", self.image, IMAGE_SIZE))
         regions.append(Region("device", self.device, 4096))
@@ -659,6 +665,7 @@ class SbiWorld:
         self.fw.clear()
         self.console.clear()
         self.ended_machine = False
+        self.live_callers = None
         self.be.call("hart_features_set", rng_seed & 1 == 1, False, False)  # with Sstc, or the firmware's timer
 
     def _probe_hsm_address_rule(self) -> bool:
@@ -720,6 +727,8 @@ class SbiWorld:
         self.caller = -1
         self._case(op)
         self.after_trap(self.caller)
+        self.frozen = self.state()
+        self.live_callers = self.callers()  # for the next case (alive), from the same reading
         v = self.vcpu(self.caller)
         # what the guests can see of the case, compared between the backends (the same seed, the same cases)
         self.obs = (
@@ -731,6 +740,7 @@ class SbiWorld:
             tuple(self.vm(j).get("state") for j in range(self.nvms)),
             bytes(self.console),
         )
+        self.frozen = None
 
     def callers(self) -> list[int]:
         out = []
@@ -740,11 +750,16 @@ class SbiWorld:
         return out
 
     def alive(self) -> bool:
-        return not self.ended_machine and bool(self.callers())
+        if self.live_callers is None:
+            self.frozen = self.state()
+            self.live_callers = self.callers()
+            self.frozen = None
+        return not self.ended_machine and bool(self.live_callers)
 
     def _case(self, op: tuple) -> None:
         pick, eid, fid, *args = op
-        callers = self.callers()
+        callers = self.live_callers
+        self.live_callers = None
         i = self.caller = callers[pick % len(callers)]
         v = self.vcpu(i)
         m = v.get("vm")
@@ -944,6 +959,9 @@ class SbiWorld:
     def end_episode(self) -> None:
         """The large regions: the frame pool outside the frames in use must be untouched."""
         now = snapshot(self.be, self.regions, all_=True)
+        for r in self.regions:
+            if not r.per_case and r.name != "pool" and now[r.name] != self.initial[r.name]:
+                fail("memory", f"{r.name} changed")
         used = set().union(*self.pages.values())
         for name in diff(self.regions, {"pool": self.initial["pool"]}, {"pool": now["pool"]}):
             page = int(name.split("[")[1].rstrip("]"))
