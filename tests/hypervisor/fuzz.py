@@ -13,13 +13,16 @@ Targets (each case is one guest action, drawn from a seeded generator):
 * ``decode``: the MMIO instruction decoder (hypervisor/arch/riscv/mmio_decode.py): any 16/32-bit word and any
   htinst, against a decoder written from the Unprivileged spec's encoding tables.
 
-Cases run in episodes: a fresh world (a snapshot restored), then up to EPISODE_OPS cases on it; the world's memory
-(every static of the hypervisor, the frame pool, each VM's RAM) is snapshotted around each case and diffed, so a
-change outside what the case may touch is found. On a failure the episode is replayed and minimised (the fewest
-cases that still fail the same check), and the seed, the episode and the minimal cases are printed.
+Cases run in episodes: a fresh world (a snapshot restored), then up to EPISODE_OPS cases on it. Around each case
+the world's memory (every static of the hypervisor, the frame pool, each VM's RAM) is diffed: snapshots on the
+host, a journal of every write (and a log of every read) under CPython, so a change outside what the case may touch
+is found. A call that does not return is a hang (CPython: the case fails after CASE_SECONDS; compiled: the process
+stops with a traceback after HANG_SECONDS). Both backends get the same cases from a seed, and what the guests saw
+must agree between them. On a failure the episode is replayed and minimised (the fewest cases that still fail the
+same check), and the seed, the episode and the minimal cases are printed.
 
-Run: ``just fuzz`` (``python -m tests.hypervisor.fuzz --cases N --seed S [--target T] [--backend B]``); the test
-suite runs a short seeded slice (tests/hypervisor/test_fuzz.py).
+Run: ``just fuzz`` (``python -m tests.hypervisor.fuzz --cases N --seed S [--target T] [--backend B] [--stats]``;
+--stats lists the SBI outcomes reached); the test suite runs a short seeded slice (tests/hypervisor/test_fuzz.py).
 """
 
 from __future__ import annotations
