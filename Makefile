@@ -43,7 +43,7 @@ ifneq ($(GDB),)
 RUN_ARGS += --gdb
 endif
 
-.PHONY: run build test test-fast bench bench-compiler bench-boot images setup
+.PHONY: run build test test-fast lint bench bench-compiler bench-boot images setup
 
 run: setup
 	$(JUST) run $(RUN_ARGS)
@@ -51,7 +51,7 @@ run: setup
 build: setup
 	$(JUST) build $(BUILD_ARGS)
 
-test test-fast bench bench-compiler bench-boot images: setup
+test test-fast lint bench bench-compiler bench-boot images: setup
 	$(JUST) $@
 
 setup: $(HOST_STAMP) $(VENV_STAMP)

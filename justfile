@@ -48,6 +48,10 @@ bench-deps:
 fuzz *ARGS:
     python -m tests.hypervisor.fuzz "$@"
 
+# Long runs: 500 CPU-hotplug cycles in the MVM (PLIC and AIA; the default suite runs 100) and the stress guest
+soak *ARGS:
+    PYSHYPER_HOTPLUG_CYCLES=500 pytest tests/boot/test_mvm_lifecycle.py tests/boot/test_selftest_boot.py -k "hotplug or stress" "$@"
+
 # Guest kernel and MVM initramfs
 images *ARGS:
     pyshyper images "$@"

@@ -7,6 +7,7 @@ to the hypervisor (`hypervisor.board`, typed-subset `Final` constants) and to as
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,91 @@ IRQ_MODES = ("plic", "aia")
 
 
 class BoardError(ValueError):
-    """A board that does not exist, a malformed board file, or a configuration the board cannot run."""
+    """A board that does not exist, a malformed board file, or a configuration the board cannot run. The message
+    is one line; for a bad field it is `<file>: <field>: <reason>`. `pyshyper` prints it and exits 2."""
+
+
+def shown_path(path: Path) -> str:
+    """A board file as a message names it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class Fields:
+    """Typed access to one TOML table that reports `<file>: <field path>: <reason>` and rejects unknown keys."""
+
+    error_type: type[BoardError] = BoardError
+
+    def __init__(self, fname: str, table: Any, where: str) -> None:
+        self.fname = fname
+        self.where = where
+        if not isinstance(table, dict):
+            raise self.error(where, f"must be a table, not {type(table).__name__}")
+        self.table = table
+        self.used: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, field: str, reason: str) -> BoardError:
+        return self.error_type(f"{self.fname}: {field}: {reason}")
+
+    def get(self, key: str, kind: type, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if default is ...:
+                raise self.error(self.path(key), "missing")
+            return default
+        value = self.table[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            raise self.error(self.path(key), f"must be {kind.__name__}, not {type(value).__name__} ({value!r})")
+        return value
+
+    def uint(self, key: str, default: Any = ..., *, positive: bool = False, align: int = 1) -> int:
+        value = self.get(key, int, default)
+        if value < 0 or (positive and value == 0):
+            raise self.error(self.path(key), f"must be {'positive' if positive else 'non-negative'}, not {value}")
+        if value % align:
+            raise self.error(self.path(key), f"{value:#x} is not {align:#x}-aligned")
+        return value
+
+    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, list, default)
+        for i, s in enumerate(value):
+            if not isinstance(s, str) or not s:
+                raise self.error(f"{self.path(key)}[{i}]", f"must be a non-empty string, not {s!r}")
+        return tuple(value)
+
+    def table_list(self, key: str, default: Any = ...) -> list[Fields]:
+        value = self.get(key, list, default)
+        if not value and default is ...:
+            raise self.error(self.path(key), "must have at least one entry")
+        return [type(self)(self.fname, t, f"{self.path(key)}[{i}]") for i, t in enumerate(value)]
+
+    def sub(self, key: str) -> Fields:
+        self.used.add(key)
+        if key not in self.table:
+            raise self.error(self.path(key), "missing")
+        return type(self)(self.fname, self.table[key], self.path(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self.error(self.path(unknown[0]), "unknown field")
+
+
+_SIZE_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def mem_bytes(text: str) -> int:
+    """QEMU's `-m` syntax as used in board.toml (`1G`, `512M`, a plain number of MiB)."""
+    m = re.fullmatch(r"(\d+)([KMG]?)", text.strip().upper())
+    if not m:
+        raise BoardError(f"cannot read memory size {text!r}")
+    return int(m.group(1)) * _SIZE_SUFFIXES.get(m.group(2) or "M", 1 << 20)
 
 
 @dataclass(frozen=True)
@@ -63,6 +148,8 @@ class Board:
     clint: Region
     plic: Region
     plic_num_sources: int
+    plic_contexts_per_hart: int
+    plic_s_context: int
     aplic_m_base: int
     aplic_s_base: int
     aplic_size: int
@@ -114,6 +201,7 @@ class BuildConfig:
         """What identifies the build output (stored next to the ELF so `run` rebuilds when it changes)."""
         return {
             "board": self.board.name,
+            "board_dir": str(self.board.path.parent),
             "irq": self.irq,
             "aia_guests": self.aia_guests,
             "debug_faults": self.debug_faults,
@@ -125,65 +213,156 @@ def available_boards() -> list[str]:
     return sorted(p.parent.name for p in BOARDS_DIR.glob("*/board.toml"))
 
 
-def _region(d: dict[str, Any], where: str) -> Region:
-    try:
-        return Region(int(d["base"]), int(d["size"]))
-    except KeyError as e:
-        raise BoardError(f"{where}: missing field {e.args[0]!r}") from None
+def board_dir(name: str) -> Path:
+    """Where a board's files are: `boards/<name>/`, or, for a name with a path separator, that directory
+    (`--board ./my-board`: a board of one's own, or a copy of one)."""
+    if "/" in name:
+        return Path(name).expanduser()
+    return BOARDS_DIR / name
 
 
 def load_board(name: str) -> Board:
-    path = BOARDS_DIR / name / "board.toml"
-    if "/" in name or name.startswith(".") or not path.is_file():
+    """Read and check `board.toml` of the board `name` (see board_dir): every problem is a BoardError naming the
+    file, the field and the reason."""
+    path = board_dir(name) / "board.toml"
+    if (name.startswith(".") and "/" not in name) or not path.is_file():
+        if "/" in name:
+            raise BoardError(f"unknown board {name!r}: no {shown_path(path)}")
         known = ", ".join(available_boards()) or "none"
         raise BoardError(f"unknown board {name!r} (known: {known})")
+    fname = shown_path(path)
     try:
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise BoardError(f"{path}: {e}") from None
+        raise BoardError(f"{fname}: {e}") from None
+    top = Fields(fname, d, "")
+    err = top.error
+
+    def device(key: str, irq: bool = False) -> tuple[Region, int]:
+        t = top.sub(key)
+        region = Region(t.uint("base", align=4), t.uint("size", positive=True))
+        number = t.uint("irq", positive=True) if irq else 0
+        t.get("compatible", str, "")
+        t.done()
+        return region, number
+
+    board_name = top.get("name", str)
+    description = top.get("description", str, "")
+    qemu_machine = top.get("qemu_machine", str)
+    qemu_cpu = top.get("qemu_cpu", str)
+    timebase = top.uint("timebase_frequency", positive=True)
+    max_harts = top.uint("max_harts", positive=True)
+    stack = top.uint("hart_stack_size", positive=True, align=16)
+    default_smp = top.uint("default_smp", positive=True)
+    if default_smp > max_harts:
+        raise err("default_smp", f"{default_smp} is more than max_harts ({max_harts})")
+    default_mem = top.get("default_mem", str)
     try:
-        board = Board(
-            name=d["name"],
-            description=d.get("description", ""),
-            path=path,
-            qemu_machine=d["qemu_machine"],
-            qemu_cpu=d["qemu_cpu"],
-            timebase_frequency=d["timebase_frequency"],
-            max_harts=d["max_harts"],
-            hart_stack_size=d["hart_stack_size"],
-            default_smp=d["default_smp"],
-            default_mem=d["default_mem"],
-            ram_base=d["ram"]["base"],
-            hypervisor=Region(d["hypervisor"]["load_address"], d["hypervisor"]["region_size"]),
-            guest_images=Region(d["guest_images"]["load_address"], d["guest_images"]["max_size"]),
-            uart=_region(d["uart"], "uart"),
-            uart_irq=d["uart"]["irq"],
-            test_finisher=_region(d["test_finisher"], "test_finisher"),
-            rtc=_region(d["rtc"], "rtc"),
-            rtc_irq=d["rtc"]["irq"],
-            clint=_region(d["clint"], "clint"),
-            plic=_region(d["plic"], "plic"),
-            plic_num_sources=d["plic"]["num_sources"],
-            aplic_m_base=d["aplic"]["m_base"],
-            aplic_s_base=d["aplic"]["s_base"],
-            aplic_size=d["aplic"]["size"],
-            aplic_num_sources=d["aplic"]["num_sources"],
-            imsic_m_base=d["imsic"]["m_base"],
-            imsic_s_base=d["imsic"]["s_base"],
-            imsic_page_size=d["imsic"]["page_size"],
-            imsic_max_guests=d["imsic"]["max_guests"],
-            imsic_default_guests=d["imsic"]["default_guests"],
-            virtio_mmio=tuple(VirtioSlot(v["base"], v["size"], v["irq"]) for v in d.get("virtio_mmio", [])),
+        ram_size = mem_bytes(default_mem)
+    except BoardError as e:
+        raise err("default_mem", str(e)) from None
+    ram_t = top.sub("ram")
+    ram = Region(ram_t.uint("base", align=0x1000), ram_size)
+    ram_t.done()
+    hyp_t = top.sub("hypervisor")
+    hypervisor = Region(
+        hyp_t.uint("load_address", align=0x1000), hyp_t.uint("region_size", positive=True, align=0x1000)
+    )
+    hyp_t.done()
+    images_t = top.sub("guest_images")
+    guest_images = Region(images_t.uint("load_address", align=0x1000), images_t.uint("max_size", positive=True))
+    images_t.done()
+    for field_name, region in (("hypervisor", hypervisor), ("guest_images", guest_images)):
+        if not ram.contains(region.base, region.size):
+            raise err(
+                field_name,
+                f"[{region.base:#x}, {region.end:#x}) is not inside the board's RAM [{ram.base:#x}, {ram.end:#x})"
+                f" (ram.base, default_mem {default_mem})",
+            )
+    if hypervisor.base < guest_images.end and guest_images.base < hypervisor.end:
+        raise err("guest_images", "overlaps the hypervisor region")
+    uart, uart_irq = device("uart", irq=True)
+    test_finisher, _ = device("test_finisher")
+    rtc, rtc_irq = device("rtc", irq=True)
+    clint, _ = device("clint")
+    plic_t = top.sub("plic")
+    plic = Region(plic_t.uint("base", align=0x1000), plic_t.uint("size", positive=True))
+    plic_sources = plic_t.uint("num_sources", positive=True)
+    plic_contexts = plic_t.uint("contexts_per_hart", positive=True)
+    plic_s_context = plic_t.uint("s_context")
+    if plic_s_context >= plic_contexts:
+        raise plic_t.error(plic_t.path("s_context"), f"must be below contexts_per_hart ({plic_contexts})")
+    plic_t.done()
+    aplic_t = top.sub("aplic")
+    aplic_m_base = aplic_t.uint("m_base", align=0x1000)
+    aplic_s_base = aplic_t.uint("s_base", align=0x1000)
+    aplic_size = aplic_t.uint("size", positive=True, align=0x1000)
+    aplic_sources = aplic_t.uint("num_sources", positive=True)
+    aplic_t.done()
+    for t, n in ((plic_t, plic_sources), (aplic_t, aplic_sources)):
+        if not 2 <= n <= 1024:
+            raise t.error(t.path("num_sources"), f"must be 2..1024 (source 0 is none), not {n}")
+    imsic_t = top.sub("imsic")
+    page_size = imsic_t.uint("page_size", positive=True, align=0x1000)
+    imsic_m_base = imsic_t.uint("m_base", align=page_size)
+    imsic_s_base = imsic_t.uint("s_base", align=page_size)
+    max_guests = imsic_t.uint("max_guests", positive=True)
+    if max_guests > 63:
+        raise imsic_t.error(imsic_t.path("max_guests"), f"must be 1..63 (hgeie GEILEN), not {max_guests}")
+    default_guests = imsic_t.uint("default_guests", positive=True)
+    if default_guests > max_guests:
+        raise imsic_t.error(imsic_t.path("default_guests"), f"{default_guests} is more than max_guests ({max_guests})")
+    imsic_t.done()
+    virtio = []
+    for v in top.table_list("virtio_mmio", []):
+        virtio.append(
+            VirtioSlot(v.uint("base", align=0x1000), v.uint("size", positive=True), v.uint("irq", positive=True))
         )
-    except KeyError as e:
-        raise BoardError(f"{path}: missing field {e.args[0]!r}") from None
-    if board.name != name:
-        raise BoardError(f"{path}: name {board.name!r} does not match its directory {name!r}")
-    if board.hypervisor.base % 0x1000 or board.hypervisor.size % 0x1000:
-        raise BoardError(f"{path}: the hypervisor region must be page-aligned")
-    if board.hart_stack_size % 16 or board.hart_stack_size <= 0:
-        raise BoardError(f"{path}: hart_stack_size must be a positive multiple of 16")
-    return board
+        v.done()
+    top.done()
+    if board_name != path.parent.name:
+        raise err("name", f"{board_name!r} does not match its directory {path.parent.name!r}")
+    irqs = [("uart.irq", uart_irq), ("rtc.irq", rtc_irq)] + [
+        (f"virtio_mmio[{i}].irq", v.irq) for i, v in enumerate(virtio)
+    ]
+    for what, n in irqs:
+        if n >= min(plic_sources, aplic_sources):
+            raise err(what, f"{n} is beyond the interrupt controllers' sources (plic and aplic num_sources)")
+    return Board(
+        name=board_name,
+        description=description,
+        path=path,
+        qemu_machine=qemu_machine,
+        qemu_cpu=qemu_cpu,
+        timebase_frequency=timebase,
+        max_harts=max_harts,
+        hart_stack_size=stack,
+        default_smp=default_smp,
+        default_mem=default_mem,
+        ram_base=ram.base,
+        hypervisor=hypervisor,
+        guest_images=guest_images,
+        uart=uart,
+        uart_irq=uart_irq,
+        test_finisher=test_finisher,
+        rtc=rtc,
+        rtc_irq=rtc_irq,
+        clint=clint,
+        plic=plic,
+        plic_num_sources=plic_sources,
+        plic_contexts_per_hart=plic_contexts,
+        plic_s_context=plic_s_context,
+        aplic_m_base=aplic_m_base,
+        aplic_s_base=aplic_s_base,
+        aplic_size=aplic_size,
+        aplic_num_sources=aplic_sources,
+        imsic_m_base=imsic_m_base,
+        imsic_s_base=imsic_s_base,
+        imsic_page_size=page_size,
+        imsic_max_guests=max_guests,
+        imsic_default_guests=default_guests,
+        virtio_mmio=tuple(virtio),
+    )
 
 
 def make_config(board_name: str, irq: str = "plic", aia_guests: int | None = None) -> BuildConfig:
@@ -201,10 +380,39 @@ def make_config(board_name: str, irq: str = "plic", aia_guests: int | None = Non
     return BuildConfig(board, "plic", 0)
 
 
+# The test-guest image (README "Test guests"): the hypervisor loads it (hypervisor.board), each guest's assembly
+# writes its header (board.S) and the host build checks it (qemu/build.py).
+GUEST_MAGIC = 0x5453554748535950  # b"PYSHGUST" little-endian
+GUEST_HDR_MAGIC, GUEST_HDR_SIZE, GUEST_HDR_INSTANCES = 8, 16, 24  # header offsets: magic, image bytes, VMs
+GUEST_GPA = 0x8000_0000  # where each test-guest VM's memory (and the image) starts, guest-physical
+GUEST_MEM_SIZE = 0x40_0000  # 4 MiB of memory per test-guest VM
+GUEST_INSTANCES_MAX = 4
+
+
+def project_version() -> tuple[int, int, int]:
+    """pyproject.toml's version, the one the hypervisor's banner prints."""
+    import tomllib
+
+    text = (BOARDS_DIR.parent / "pyproject.toml").read_text()
+    major, minor, patch = (int(x) for x in tomllib.loads(text)["project"]["version"].split(".")[:3])
+    return major, minor, patch
+
+
 def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
     """(NAME, value, comment) for every scalar constant shared by the hypervisor and assembly."""
     b = cfg.board
+    major, minor, patch = project_version()
     return [
+        ("VERSION_MAJOR", major, "pyproject.toml"),
+        ("VERSION_MINOR", minor, ""),
+        ("VERSION_PATCH", patch, ""),
+        ("GUEST_MAGIC", GUEST_MAGIC, 'a test-guest image header: b"PYSHGUST" at GUEST_HDR_MAGIC'),
+        ("GUEST_HDR_MAGIC", GUEST_HDR_MAGIC, ""),
+        ("GUEST_HDR_SIZE", GUEST_HDR_SIZE, "the image's size in bytes"),
+        ("GUEST_HDR_INSTANCES", GUEST_HDR_INSTANCES, "how many VMs to start from it"),
+        ("GUEST_GPA", GUEST_GPA, "a test-guest VM's memory, guest-physical"),
+        ("GUEST_MEM_SIZE", GUEST_MEM_SIZE, ""),
+        ("GUEST_INSTANCES_MAX", GUEST_INSTANCES_MAX, ""),
         ("DEBUG_FAULTS", int(cfg.debug_faults), "1: the PyShyper test SBI extension may fault the hypervisor"),
         ("MMIO_DECODE_FETCH", int(cfg.mmio_decode == "fetch"), "1: MMIO traps ignore htinst, decode the fetched insn"),
         ("RAM_BASE", b.ram_base, "start of DRAM"),
@@ -215,6 +423,8 @@ def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
         ("GUEST_IMAGE_MAX_SIZE", b.guest_images.size, ""),
         ("MAX_HARTS", b.max_harts, "harts with a stack and per-hart data"),
         ("HART_STACK_SIZE", b.hart_stack_size, ""),
+        ("HART_STACK_PAINT", 0x5059_5348_5354_4B21, "runtime/boot.S fills each hart's stack with it ('PYSHSTK!')"),
+        ("HART_STACK_GUARD", 256, "bytes at each stack's bottom that must keep the paint (core/stack.py)"),
         ("TIMEBASE_FREQUENCY", b.timebase_frequency, "Hz of the time CSR"),
         ("UART_BASE", b.uart.base, "ns16550a"),
         ("UART_SIZE", b.uart.size, ""),
@@ -227,6 +437,8 @@ def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
         ("PLIC_BASE", b.plic.base, ""),
         ("PLIC_SIZE", b.plic.size, ""),
         ("PLIC_NUM_SOURCES", b.plic_num_sources, ""),
+        ("PLIC_CONTEXTS_PER_HART", b.plic_contexts_per_hart, "hart h's first context is h * this"),
+        ("PLIC_S_CONTEXT", b.plic_s_context, "the S-mode context within a hart's"),
         ("APLIC_M_BASE", b.aplic_m_base, ""),
         ("APLIC_S_BASE", b.aplic_s_base, ""),
         ("APLIC_SIZE", b.aplic_size, ""),
@@ -251,7 +463,7 @@ def render_hypervisor_module(cfg: BuildConfig) -> str:
         + (f", {cfg.aia_guests} AIA guests" if cfg.aia else "")
         + ").",
         "",
-        f"Generated by `pyshyper build` from {cfg.board.path.relative_to(BOARDS_DIR.parent)}; do not edit.",
+        f"Generated by `pyshyper build` from {_board_source(cfg.board)}; do not edit.",
         '"""',
         "",
         "from compiler.prelude import Array, Final, static, u64",
@@ -279,6 +491,14 @@ def render_hypervisor_module(cfg: BuildConfig) -> str:
 PAGE_SIZE = 0x1000
 
 
+def _board_source(board: Board) -> str:
+    """board.toml as the generated files name it: relative to the project for the boards/ tree."""
+    try:
+        return str(board.path.relative_to(BOARDS_DIR.parent))
+    except ValueError:
+        return str(board.path)
+
+
 def _page_up(n: int) -> int:
     return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
@@ -288,7 +508,7 @@ def mvm_module_constants(cfg: BuildConfig) -> tuple[list[tuple[str, int, str]], 
     expression, values) tables, from `boards/<board>/mvm.toml`. Every name is emitted in both IRQ modes."""
     from boards.mvm import load_mvm, mvm_constants  # boards.mvm imports this module
 
-    mvm = load_mvm(cfg.board.name)
+    mvm = load_mvm(cfg.board)
     plic = mvm.emulated_for("plic")["plic"]
     aia = mvm.emulated_for("aia")
     aplic, imsic = aia["aplic"], aia["imsic"]

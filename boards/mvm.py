@@ -16,11 +16,10 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import fdt
 
-from boards import BOARDS_DIR, IRQ_MODES, Board, BoardError, load_board
+from boards import IRQ_MODES, Board, BoardError, Fields, load_board, mem_bytes, shown_path
 
 # What QEMU 10 puts in every cpu node for `-M virt,aia=aplic-imsic -cpu rv64` (read from its `dumpdtb=`; without
 # `aia=` QEMU leaves out smaia/ssaia, which PLIC mode removes anyway). A build for another CPU model passes its own
@@ -122,7 +121,7 @@ class MvmConfig:
         for m in self.memory:
             if m.ipa <= ipa < m.ipa_end:
                 return m.host + (ipa - m.ipa)
-        raise MvmError(f"{self.path.name}: IPA {ipa:#x} is not in the MVM's memory")
+        raise MvmError(f"{shown_path(self.path)}: IPA {ipa:#x} is not in the MVM's memory")
 
     @property
     def stdout_device(self) -> PassthroughDevice:
@@ -137,90 +136,25 @@ class MvmConfig:
 # Loading and checking
 
 
-class _Fields:
-    """Typed access to one TOML table that reports `<file>: <field path>: <reason>` and rejects unknown keys."""
+class _Fields(Fields):
+    """Fields of mvm.toml: every problem is an MvmError."""
 
-    def __init__(self, fname: str, table: Any, where: str) -> None:
-        self.fname = fname
-        self.where = where
-        if not isinstance(table, dict):
-            raise self.error(where, f"must be a table, not {type(table).__name__}")
-        self.table = table
-        self.used: set[str] = set()
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def error(self, field: str, reason: str) -> MvmError:
-        return MvmError(f"{self.fname}: {field}: {reason}")
-
-    def get(self, key: str, kind: type, default: Any = ...) -> Any:
-        self.used.add(key)
-        if key not in self.table:
-            if default is ...:
-                raise self.error(self.path(key), "missing")
-            return default
-        value = self.table[key]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if not ok:
-            raise self.error(self.path(key), f"must be {kind.__name__}, not {type(value).__name__} ({value!r})")
-        return value
-
-    def uint(self, key: str, default: Any = ..., *, positive: bool = False, align: int = 1) -> int:
-        value = self.get(key, int, default)
-        if value < 0 or (positive and value == 0):
-            raise self.error(self.path(key), f"must be {'positive' if positive else 'non-negative'}, not {value}")
-        if value % align:
-            raise self.error(self.path(key), f"{value:#x} is not {align:#x}-aligned")
-        return value
-
-    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
-        value = self.get(key, list, default)
-        for i, s in enumerate(value):
-            if not isinstance(s, str) or not s:
-                raise self.error(f"{self.path(key)}[{i}]", f"must be a non-empty string, not {s!r}")
-        return tuple(value)
-
-    def table_list(self, key: str) -> list[_Fields]:
-        value = self.get(key, list)
-        if not value:
-            raise self.error(self.path(key), "must have at least one entry")
-        return [_Fields(self.fname, t, f"{self.path(key)}[{i}]") for i, t in enumerate(value)]
-
-    def sub(self, key: str) -> _Fields:
-        self.used.add(key)
-        if key not in self.table:
-            raise self.error(self.path(key), "missing")
-        return _Fields(self.fname, self.table[key], self.path(key))
-
-    def done(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.error(self.path(unknown[0]), "unknown field")
-
-
-_SIZE_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def _mem_bytes(text: str) -> int:
-    """QEMU's `-m` syntax as used in board.toml (`1G`, `512M`, a plain number of MiB)."""
-    m = re.fullmatch(r"(\d+)([KMG]?)", text.strip().upper())
-    if not m:
-        raise BoardError(f"cannot read memory size {text!r}")
-    return int(m.group(1)) * _SIZE_SUFFIXES.get(m.group(2) or "M", 1 << 20)
+    error_type = MvmError
 
 
 def _overlap(a: int, a_size: int, b: int, b_size: int) -> bool:
     return a < b + b_size and b < a + a_size
 
 
-def load_mvm(board_name: str = "qemu-virt", path: Path | None = None) -> MvmConfig:
-    """Read and check `boards/<board>/mvm.toml` (or `path`) against the board it runs on."""
-    board = load_board(board_name)
-    path = Path(path) if path is not None else BOARDS_DIR / board_name / "mvm.toml"
+def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmConfig:
+    """Read and check the board's `mvm.toml` (next to its board.toml; or `path`) against the board it runs on.
+    `board` is a Board, or what `load_board` takes (a name under boards/ or a board directory)."""
+    if not isinstance(board, Board):
+        board = load_board(board)
+    path = Path(path) if path is not None else board.path.parent / "mvm.toml"
     if not path.is_file():
-        raise MvmError(f"board {board_name!r} has no MVM description ({path} is missing)")
-    fname = path.name
+        raise MvmError(f"board {board.name!r} has no MVM description ({shown_path(path)} is missing)")
+    fname = shown_path(path)
     try:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
@@ -260,7 +194,7 @@ def load_mvm(board_name: str = "qemu-virt", path: Path | None = None) -> MvmConf
 
     # memory
     memory: list[MemRegion] = []
-    ram_end = board.ram_base + _mem_bytes(board.default_mem)
+    ram_end = board.ram_base + mem_bytes(board.default_mem)
     reserved = [("the hypervisor region", board.hypervisor), ("the guest-image window", board.guest_images)]
     for m in top.table_list("memory"):
         region = MemRegion(

@@ -8,6 +8,11 @@ before `CompileError` is raised.
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
+import re
+import sys
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +70,13 @@ PRELUDE_FUNCS = {
 }
 PRELUDE_TYPES = {"Ptr", "Array", "Mmio", "Callable", "Final"}
 PRELUDE_DECOS = {"struct", "export", "extern", "inline", "noinline"}
+# Field names that a Ptr or an array already uses (LANGUAGE.md 5): `p.addr()`, `p.offset(n)` and `a.unchecked[i]`
+# would be ambiguous compiled and, under CPython, name the method instead of the field.
+RESERVED_FIELDS = {
+    "addr": "a field cannot be named `addr`: `p.addr()` of a Ptr to the struct is the pointer's address",
+    "offset": "a field cannot be named `offset`: `p.offset(n)` of a Ptr to the struct moves the pointer",
+    "unchecked": "a field cannot be named `unchecked`: `x.unchecked[i]` is unchecked indexing",
+}
 PY_BUILTINS = {"range", "len", "bool", "True", "False", "None"}
 
 
@@ -148,6 +160,15 @@ class LocalSym:
 
 # ---------------------------------------------------------------- loader
 
+# Deepest expression nesting (a flat sum of MAX_DEPTH operands): CPython itself compiles about 3000 levels.
+MAX_DEPTH = 2000
+
+
+class TooDeep(ast.expr):
+    """Stands for an expression nested deeper than MAX_DEPTH, already reported (E150)."""
+
+    _fields = ()
+
 
 @dataclass
 class Program:
@@ -158,6 +179,48 @@ class Program:
     structs: list[StructT]
     consts: list[ConstSym]
     main: Module
+
+
+def decode_source(data: bytes) -> tuple[str, tuple[int, int, str] | None]:
+    """A source file's text, decoded as CPython decodes a module it imports (a UTF-8 BOM or a PEP 263 coding line,
+    else UTF-8), and the (line, column, message) of the first thing that stops it, if any; bytes that do not
+    decode are replaced in the text (it is still shown in diagnostics)."""
+    try:
+        enc, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as e:  # an unknown encoding, a BOM with another coding line, undecodable first lines
+        line = next((i for i, ln in enumerate(data.split(b"\n", 2)[:2], 1) if _CODING.match(ln)), None)
+        if line is not None:
+            return data.decode("utf-8", errors="replace"), (line, 1, str(e))
+        enc = "utf-8"  # no coding line: the strict decode below says where
+    try:
+        return data.decode(enc), None
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        hint = " (a file in another encoding declares it in a coding line, PEP 263)" if enc == "utf-8" else ""
+        msg = f"the file is not valid {enc}: byte {data[e.start]:#04x} cannot be decoded{hint}"
+        return data.decode(enc, errors="replace"), (line, col, msg)
+
+
+def _deepest_line(text: str) -> tuple[int, int]:
+    """Where the parser gave up on nesting: the start of the logical line with the most operators."""
+    best, where, count, start = -1, (1, 1), 0, None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if start is None and tok.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+                start = (tok.start[0], tok.start[1] + 1)
+            if tok.type == tokenize.OP:
+                count += 1
+            elif tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                if count > best and start is not None:
+                    best, where = count, start
+                count, start = 0, None
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return where
+
+
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
 
 
 def find_root(path: Path) -> Path:
@@ -218,24 +281,33 @@ class Checker:
         if name in self.modules:
             return self.modules[name]
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as e:
             m = Module(name, str(path), ast.Module(body=[], type_ignores=[]), [])
             self.modules[name] = m
             self.err("E100", f"cannot read {path}: {e.strerror}", None, m)
             return m
+        text, bad = decode_source(data)
         lines = text.splitlines()
-        try:
-            tree = ast.parse(text, filename=str(path))
-        except SyntaxError as e:
+        if bad is None:
+            try:
+                tree = ast.parse(text, filename=str(path))
+            except (SyntaxError, ValueError) as e:  # ValueError: NUL bytes (CPython before 3.11.4)
+                msg = getattr(e, "msg", None) or str(e)
+                bad = (getattr(e, "lineno", None) or 1, getattr(e, "offset", None) or 1, f"syntax error: {msg}")
+            except (RecursionError, MemoryError):  # CPython's parser stops at about 3000 levels of nesting
+                line, col = _deepest_line(text)
+                bad = (line, col, "expression nested too deeply for CPython's parser: split it")
+        if bad is not None:
             m = Module(name, str(path), ast.Module(body=[], type_ignores=[]), lines)
             self.modules[name] = m
-            node = ast.Pass(lineno=e.lineno or 1, col_offset=(e.offset or 1) - 1)
-            self.err("E100", f"syntax error: {e.msg}", node, m)
+            node = ast.Pass(lineno=bad[0], col_offset=max(bad[1], 1) - 1)
+            self.err("E100", bad[2], node, m)
             return m
         m = Module(name, str(path), tree, lines)
         self.modules[name] = m
         self.order.append(m)
+        self._cut_deep(m)
         for stmt in tree.body:
             if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
                 if stmt.module in (PRELUDE, "__future__") or stmt.module in self.modules:
@@ -244,6 +316,38 @@ class Checker:
                 if target is not None:
                     self._load_file(target, stmt.module)
         return m
+
+    def _cut_deep(self, m: Module) -> None:
+        """An expression nested more than MAX_DEPTH levels (a flat sum of more operands) is E150, and is replaced by
+        a `TooDeep` node that the checker takes as already rejected; everything below recurses per level."""
+        heights: dict[int, int] = {}
+        stack: list[tuple[ast.AST, bool]] = [(m.tree, False)]
+        while stack:  # post-order, without recursion
+            n, seen = stack.pop()
+            kids = list(ast.iter_child_nodes(n))
+            if not seen:
+                stack.append((n, True))
+                stack.extend((k, False) for k in kids)
+                continue
+            h = max((heights[id(k)] for k in kids), default=0)
+            heights[id(n)] = h + 1 if isinstance(n, ast.expr) else h
+        todo: list[ast.AST] = [m.tree]
+        while todo:  # top-down: the first too-deep expression on each path is cut
+            n = todo.pop()
+            for fname, value in ast.iter_fields(n):
+                items = value if isinstance(value, list) else [value]
+                for i, k in enumerate(items):
+                    if not isinstance(k, ast.AST):
+                        continue
+                    if isinstance(k, ast.expr) and heights[id(k)] > MAX_DEPTH:
+                        self.err("E150", f"expression nested more than {MAX_DEPTH} levels deep: split it", k, m)
+                        cut = ast.copy_location(TooDeep(), k)
+                        if isinstance(value, list):
+                            value[i] = cut
+                        else:
+                            setattr(n, fname, cut)
+                    else:
+                        todo.append(k)
 
     def _find_module(self, dotted: str, importer: Path) -> Path | None:
         if dotted in self.extra:
@@ -273,6 +377,29 @@ class Checker:
             self._resolve_signature(f)
         for g in self.globals:
             self._resolve_global(g)
+        self._check_symbols()
+
+    def _check_symbols(self) -> None:
+        """Every symbol of the object is defined once: `export=` statics, `@export` functions and the internal
+        `module.name` symbols must all differ; `@extern` declarations of one symbol must agree on its signature."""
+        seen: dict[str, object] = {}
+        decls = sorted(
+            [*self.funcs, *self.globals],
+            key=lambda x: (self.order.index(x.module), x.node.lineno, x.node.col_offset),
+        )
+        for d in decls:
+            sym = d.symbol
+            first = seen.setdefault(sym, d)
+            if first is d or not any(x.export or getattr(x, "extern", None) for x in (d, first)):
+                continue  # two internal symbols meet only for a name defined twice in a module (E111 already)
+            if isinstance(d, FuncSym) and isinstance(first, FuncSym) and d.extern and first.extern:
+                if d.fnty == first.fnty:
+                    continue
+                what = f'`@extern("{sym}")` is declared with another signature ({first.fnty})'
+            else:
+                what = f"the symbol `{sym}` is defined twice in the program"
+            node = d.node.decorator_list[0] if isinstance(d, FuncSym) and d.node.decorator_list else d.node
+            self.err("E111", what, node, d.module)
 
     def _declare(self, m: Module) -> None:
         body = m.tree.body
@@ -479,6 +606,9 @@ class Checker:
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
                 continue
             if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is None:
+                if stmt.target.id in RESERVED_FIELDS:
+                    self.err("E112", RESERVED_FIELDS[stmt.target.id], stmt.target)
+                    continue
                 t = self.type_expr(stmt.annotation)
                 if t is not None:
                     s.fields.append((stmt.target.id, t))
@@ -680,38 +810,88 @@ class Checker:
         self._check_recursion()
 
     def _check_recursion(self) -> None:
-        state: dict[FuncSym, int] = {}
+        """E140 once per set of mutually recursive functions (a strongly connected component of the call graph with
+        a cycle), at the def of its function that comes first in the program: modules in load order, functions in
+        source order (LANGUAGE.md 7)."""
+        order = {f: i for i, f in enumerate(self.funcs)}
+        index: dict[FuncSym, int] = {}
+        low: dict[FuncSym, int] = {}
+        stack: list[FuncSym] = []
+        on_stack: set[FuncSym] = set()
+        sccs: list[list[FuncSym]] = []
+        for root in self.funcs:  # Tarjan's algorithm, without recursion
+            if root in index:
+                continue
+            work = [(root, iter(sorted(root.calls, key=order.__getitem__)))]
+            index[root] = low[root] = len(index)
+            stack.append(root)
+            on_stack.add(root)
+            while work:
+                f, it = work[-1]
+                g = next(it, None)
+                if g is not None:
+                    if g not in index:
+                        index[g] = low[g] = len(index)
+                        stack.append(g)
+                        on_stack.add(g)
+                        work.append((g, iter(sorted(g.calls, key=order.__getitem__))))
+                    elif g in on_stack:
+                        low[f] = min(low[f], index[g])
+                    continue
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[f])
+                if low[f] == index[f]:
+                    comp = []
+                    while True:
+                        h = stack.pop()
+                        on_stack.discard(h)
+                        comp.append(h)
+                        if h is f:
+                            break
+                    if len(comp) > 1 or f in f.calls:
+                        sccs.append(sorted(comp, key=order.__getitem__))
+        for comp in sccs:
+            first = comp[0]
+            names = " -> ".join(x.name for x in self._cycle_from(first, set(comp), order))
+            self.err("E140", f"recursion is not allowed (bounded stacks): {names}", first.node, first.module)
 
-        def visit(f: FuncSym, stack: list[FuncSym]) -> None:
-            state[f] = 1
-            stack.append(f)
-            for g in f.calls:
-                if state.get(g) == 1:
-                    cyc = stack[stack.index(g) :] + [g]
-                    self.err(
-                        "E140",
-                        "recursion is not allowed (bounded stacks): " + " -> ".join(x.name for x in cyc),
-                        g.node,
-                        g.module,
-                    )
-                elif g not in state:
-                    visit(g, stack)
-            stack.pop()
-            state[f] = 2
-
-        for f in self.funcs:
-            if f not in state:
-                visit(f, [])
+    @staticmethod
+    def _cycle_from(first: FuncSym, comp: set, order: dict) -> list[FuncSym]:
+        """A shortest call cycle through `first` inside its component, for the message."""
+        prev: dict[FuncSym, FuncSym | None] = {first: None}
+        queue = [first]
+        for f in queue:
+            for g in sorted(f.calls & comp, key=order.__getitem__):
+                if g is first:
+                    path = [f]
+                    while prev[path[-1]] is not None:
+                        path.append(prev[path[-1]])  # type: ignore[arg-type]
+                    return path[::-1] + [first]
+                if g not in prev:
+                    prev[g] = f
+                    queue.append(g)
+        return [first, first]
 
     def terminates(self, body: list[ast.stmt]) -> bool:
+        """Whether control cannot leave the end of body (E134, LANGUAGE.md 7): one of its statements is a `return`,
+        a `panic(...)` call, an `if` whose branches that can run all terminate (a constant condition runs one), a
+        `while` whose condition is constant true and which has no `break` of its own, or an `assert` of a constant
+        false condition. A `for` loop never counts, nor does a condition that is not constant."""
         for s in body:
             if isinstance(s, ast.Return):
                 return True
-            if isinstance(s, ast.If) and s.orelse and self.terminates(s.body) and self.terminates(s.orelse):
-                return True
-            if isinstance(s, ast.While) and isinstance(s.test, ast.Constant) and s.test.value is True:
+            if isinstance(s, ast.If):
+                cv = getattr(s.test, "cv", None)
+                if cv is not None and self.terminates(s.body if cv else s.orelse):
+                    return True
+                if cv is None and s.orelse and self.terminates(s.body) and self.terminates(s.orelse):
+                    return True
+            if isinstance(s, ast.While) and getattr(s.test, "cv", None) == 1:
                 if not any(isinstance(n, ast.Break) for n in self._loop_level_nodes(s.body)):
                     return True
+            if isinstance(s, ast.Assert) and getattr(s.test, "cv", None) == 0:
+                return True
             if (
                 isinstance(s, ast.Expr)
                 and isinstance(s.value, ast.Call)
@@ -752,6 +932,12 @@ class Checker:
             self.err(code, f"{what} are not part of the language", s)
             return
         m(s)
+        # A literal form that nothing gave a type (e.g. `(1 << n) == (1 << m)` folded away) is i64.
+        for child in ast.iter_child_nodes(s):
+            if isinstance(child, ast.expr):
+                for n in ast.walk(child):
+                    if isinstance(getattr(n, "ty", None), LitT) and getattr(n, "cv", 0) is None:
+                        self.coerce(n, I64)
 
     def s_Pass(self, s: ast.Pass) -> None:
         pass
@@ -924,10 +1110,8 @@ class Checker:
                 if want is not None and want != ctor:
                     self.err("E201", f"`{name}` is a {want}; it cannot become a {ctor}", value)
                     return
-                if local is not None:
-                    self.err("E310", f"aggregate local `{name}` is made once", tgt)
-                    return
-                f.locals[name] = LocalSym(name, ctor)
+                if local is None:  # a later `x = T()` makes the same local zeroed again (LANGUAGE.md 5)
+                    f.locals[name] = LocalSym(name, ctor)
                 tgt.sym = f.locals[name]  # type: ignore[attr-defined]
                 value.ty, value.cv, value.ctor = ctor, None, True  # type: ignore[attr-defined]
                 return
@@ -1019,10 +1203,21 @@ class Checker:
         return True
 
     def coerce(self, e: ast.expr, t: Type) -> bool:
-        """Give an untyped literal expression the type t, checking that its value fits."""
+        """Give an untyped literal expression the type t, checking that its value fits. A literal form that is not
+        constant (`1 << n`, `4 if c else 8`, and arithmetic of such forms) takes t down to its literals."""
         if not isinstance(e.ty, LitT) or not isinstance(t, IntT):  # type: ignore[attr-defined]
             return True
         v = e.cv  # type: ignore[attr-defined]
+        if v is None:
+            e.ty = t  # type: ignore[attr-defined]
+            if isinstance(e, ast.BinOp):
+                ok = self.coerce(e.left, t)
+                return ok and (isinstance(e.op, (ast.LShift, ast.RShift)) or self.coerce(e.right, t))
+            if isinstance(e, ast.IfExp):
+                return self.coerce(e.body, t) and self.coerce(e.orelse, t)
+            if isinstance(e, ast.UnaryOp):
+                return self.coerce(e.operand, t)
+            return True
         if v is None or not (t.min <= v <= t.max):
             self.err("E204", f"{v} does not fit in {t} ({t.min}..{t.max})", e)
             e.ty = t  # type: ignore[attr-defined]
@@ -1126,6 +1321,8 @@ class Checker:
                 return None
         if shift:
             t = lt
+            if isinstance(rt, LitT) and e.right.cv is None:  # type: ignore[attr-defined]
+                self.coerce(e.right, I64)  # a literal form as a count has no context: i64
         elif isinstance(lt, LitT) and isinstance(rt, IntT):
             self.coerce(e.left, rt)
             t = rt
@@ -1143,10 +1340,12 @@ class Checker:
             return t
         if a is not None and b is not None:
             e.cv = _fold(e.op, a, b, t)  # type: ignore[attr-defined]
-        elif isinstance(t, LitT):
-            # a literal shifted by a variable count: the literal takes the context's type
-            t = want if isinstance(want, IntT) else I64
-            self.coerce(e.left, t)
+        elif isinstance(t, LitT) and isinstance(want, IntT):
+            # a literal form that is not constant takes the context's type; with no context yet it stays a
+            # literal form (LIT, no value) until the other operand or its consumer gives one (else i64)
+            e.ty = LIT  # type: ignore[attr-defined]
+            self.coerce(e, want)
+            t = want
         return t
 
     def e_BinOp(self, e: ast.BinOp, want: Type | None) -> Type | None:
@@ -1183,6 +1382,10 @@ class Checker:
         elif isinstance(rt, LitT) and isinstance(lt, IntT):
             self.coerce(right, lt)
             rt = lt
+        elif isinstance(lt, LitT) and isinstance(rt, LitT) and None in (e.left.cv, right.cv):  # type: ignore
+            self.coerce(e.left, I64)  # literal forms with no typed side compare as i64
+            self.coerce(right, I64)
+            lt = rt = I64
         if lt != rt:
             self.err("E202", f"operands have types {lt} and {rt}", e)
             return None
@@ -1218,10 +1421,10 @@ class Checker:
         tv, av, bv = e.test.cv, e.body.cv, e.orelse.cv  # type: ignore[attr-defined]
         if tv is not None and av is not None and bv is not None:
             e.cv = av if tv else bv  # type: ignore[attr-defined]
-        elif isinstance(a, LitT):
-            a = want if isinstance(want, IntT) else I64
-            self.coerce(e.body, a)
-            self.coerce(e.orelse, a)
+        elif isinstance(a, LitT) and isinstance(want, IntT):
+            e.ty = LIT  # type: ignore[attr-defined]
+            self.coerce(e, want)
+            a = want
         return a
 
     def e_Attribute(self, e: ast.Attribute, want: Type | None) -> Type | None:
@@ -1350,7 +1553,7 @@ class Checker:
                 bt = self.expr(f.value)
             if isinstance(bt, PtrT) and f.attr in ("addr", "offset"):
                 return self.method(e, bt, f.attr)
-            if isinstance(bt, MmioT) and f.attr in ("read", "write", "offset"):
+            if isinstance(bt, MmioT) and f.attr in ("read", "write", "offset", "addr"):
                 return self.method(e, bt, f.attr)
             if bt is not None and isinstance(bt.target if isinstance(bt, PtrT) else bt, StructT):
                 return self.indirect(e)
@@ -1402,10 +1605,14 @@ class Checker:
             self.err("E205", f"cannot convert {at} to {t}", a)
             return None
         v = a.cv  # type: ignore[attr-defined]
-        if isinstance(at, LitT):
-            wraps = isinstance(t, IntT) and not t.signed and -(1 << t.bits) <= v < 0
-            if isinstance(t, IntT) and not (t.min <= v <= t.max or wraps):
-                self.err("E204", f"{v} does not fit in {t} ({t.min}..{t.max})", a)
+        if isinstance(at, LitT) and v is None:  # a literal form: a conversion gives it no context, so i64
+            self.coerce(a, I64)
+        elif isinstance(at, LitT):
+            # A literal converts if it fits the width read signed or unsigned, and is taken modulo 2**bits
+            # (LANGUAGE.md 3): u8(-1) == 255, i8(0xFF) == -1, u8(-129) and i8(256) are E204.
+            lo, hi = -(1 << (t.bits - 1)) if isinstance(t, IntT) else 0, (1 << t.bits) - 1 if isinstance(t, IntT) else 0
+            if isinstance(t, IntT) and not lo <= v <= hi:
+                self.err("E204", f"{v} does not fit in the {t.bits} bits of {t} ({lo}..{hi})", a)
                 return t
             a.ty = I64 if -(1 << 63) <= v < (1 << 63) else U64  # type: ignore[attr-defined]
             a.cv = a.ty.wrap(v)  # type: ignore[attr-defined]
@@ -1481,6 +1688,15 @@ class Checker:
                 if isinstance(sym, FuncSym):
                     self.err("E311", "a function used as a value is already a Callable", a[0])
                     return None
+                if isinstance(sym, GlobalSym):  # resolved before any function body
+                    if sym.ty is not None and not sym.ty.is_aggregate:
+                        # Under CPython a scalar global is a Python variable, not memory (LANGUAGE.md 6)
+                        self.err(
+                            "E311",
+                            f"`{a[0].id}` is a scalar global: it has no address (use static(Array[T, 1]))",
+                            a[0],
+                        )
+                        return None
             t = self.place(a[0])
             return PtrT(t) if t is not None else None
         if name == "null":
@@ -1555,6 +1771,9 @@ class Checker:
                 self.expect(e.args[1], vt, "E205", "value")
         return U64 if name.startswith("sc") else vt
 
+    def e_TooDeep(self, e: ast.expr, want: Type | None) -> None:
+        return None  # reported when the file was loaded
+
     # unsupported expressions, reported with their own words
     def e_Lambda(self, e: ast.expr, want: Type | None) -> None:
         self.err("E131", "lambdas are not part of the language", e)
@@ -1604,12 +1823,28 @@ def _fold(op: ast.operator, a: int, b: int, t: Type) -> int:
     return _FOLD[type(op)](a, b)
 
 
+# The checker and lowering recurse a few times per level of an expression, up to MAX_DEPTH levels, so they run
+# with room for that. Python-to-Python calls do not use the C stack (CPython 3.11+): a higher limit costs nothing.
+RECURSION_LIMIT = 20000
+
+
+@contextlib.contextmanager
+def deep_recursion():
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def check_program(paths: list[Path], extra: dict[str, Path] | None = None, root: Path | None = None) -> Program:
     """Load, gate, resolve and type-check a program; raise CompileError with every diagnostic."""
     c = Checker()
-    main = c.load([Path(p) for p in paths], extra or {}, root)
+    main = c.load([Path(p) for p in paths], extra or {}, root)  # CPython's parser keeps its own limits
     c.rep.raise_if_any() if not c.order else None
-    c.declare_all()
-    c.check_bodies()
+    with deep_recursion():
+        c.declare_all()
+        c.check_bodies()
     c.rep.raise_if_any()
     return Program(c.modules, c.order, c.funcs, c.globals, c.structs, c.consts, main)

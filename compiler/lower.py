@@ -12,7 +12,7 @@ import ast
 from llvmlite import ir
 
 from compiler import intrinsics as intr
-from compiler.checker import ConstSym, FuncSym, GlobalSym, LocalSym, Program
+from compiler.checker import ConstSym, FuncSym, GlobalSym, LocalSym, Program, deep_recursion
 from compiler.types import (
     BOOL,
     PTR_IR,
@@ -132,6 +132,9 @@ class Lowering:
         sym = f.symbol
         if self.host and sym == PANIC:
             sym = PANIC + ".program"
+        if f.extern and sym in self.module.globals:  # one declaration per symbol (the checker made them agree)
+            self.funcs[f] = self.module.globals[sym]
+            return
         fn = ir.Function(self.module, _fnty(f.fnty), sym)
         fn.linkage = "external" if (f.export and not self.host) or f.extern else "internal"
         fn.attributes.add("nounwind")
@@ -144,7 +147,10 @@ class Lowering:
     def _define_global(self, g: GlobalSym) -> None:
         lt = llvm_type(g.ty, True)
         gv = ir.GlobalVariable(self.module, lt, g.symbol)
-        gv.linkage = "external" if g.export else "internal"
+        # An exported global is a definition with the default (external) linkage: LLVM reads `external global`
+        # as a declaration, which takes no initializer. On the host, as for @export functions, it stays internal.
+        if not g.export or self.host:
+            gv.linkage = "internal"
         gv.initializer = self._const_init(g.ty, g.init)
         if g.align:
             gv.align = g.align
@@ -356,8 +362,10 @@ class Lowering:
         self._assign(s.targets[0], s.value)
 
     def _assign(self, tgt: ast.expr, value: ast.expr) -> None:
-        if getattr(value, "ctor", False):
-            return  # aggregate locals are zeroed in the entry block
+        if getattr(value, "ctor", False):  # `x = T()` zeroes x's place each time it runs
+            slot = self.slots[tgt.sym]  # type: ignore[attr-defined]
+            self.b.store(ir.Constant(llvm_type(tgt.sym.ty, True), None), slot)  # type: ignore[attr-defined]
+            return
         t = tgt.ty if not isinstance(tgt, ast.Name) else tgt.sym.ty  # type: ignore[attr-defined]
         v = self.val(value)
         self._store(v, self.addr(tgt), t)
@@ -774,4 +782,5 @@ def _align(t: Type) -> int:
 
 
 def lower_program(prog: Program, target: str) -> ir.Module:
-    return Lowering(prog, target).lower()
+    with deep_recursion():  # as deep as the checker went (a flat sum of thousands of operands)
+        return Lowering(prog, target).lower()

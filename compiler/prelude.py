@@ -190,13 +190,13 @@ class _Int(int):
     def __hash__(self):
         return int.__hash__(self)
 
-    # operand of a binary operator: same type, or a plain int literal
+    # operand of a binary operator: same type, or a plain int literal (or literal form, computed in this type)
     def _other(self, o, op):
         t = type(o)
         if t is type(self):
             return int(o)
-        if t is int:
-            return int(type(self)(o))
+        if t is int or t is _LitForm:
+            return int(_lit_to(type(self), o))
         if isinstance(o, (int, bool)):
             raise TypeError(f"operands have types {type(self).__name__} and {_tname(t)} for {op} (E202)")
         return NotImplemented
@@ -267,16 +267,16 @@ class _Int(int):
     def __rshift__(self, o):
         return type(self)(int(self) >> self._count(o))  # Python's >> is arithmetic; unsigned values are >= 0
 
-    # `literal << x`: the literal has no type of its own; it stays a plain int (masked as for 64 bits)
+    # `literal << x`: the literal has no type of its own; it is a literal form that takes the type it meets
     def __rlshift__(self, o):
-        if type(o) is not int:
+        if type(o) is not int and type(o) is not _LitForm:
             return NotImplemented
-        return o << (int(self) & 63)
+        return _LitForm.of(int(o) << (int(self) & 63), ("shift", operator.lshift, o, self))
 
     def __rrshift__(self, o):
-        if type(o) is not int:
+        if type(o) is not int and type(o) is not _LitForm:
             return NotImplemented
-        return o >> (int(self) & 63)
+        return _LitForm.of(int(o) >> (int(self) & 63), ("shift", operator.rshift, o, self))
 
     def __neg__(self):
         return type(self)(-int(self))
@@ -296,6 +296,8 @@ class _Int(int):
             t = type(o)
             if t is type(self) or t is int:
                 return fn(int(self), int(o))
+            if t is _LitForm:
+                return fn(int(self), int(_lit_to(type(self), o)))
             if isinstance(o, (int, bool)):
                 raise TypeError(f"comparison of {type(self).__name__} and {_tname(t)} (E202)")
             return NotImplemented
@@ -313,6 +315,116 @@ class _Int(int):
 
     def __reduce__(self):
         return (type(self), (int(self),))
+
+
+class _LitForm(int):
+    """A literal form that is not constant (LANGUAGE.md 3): `1 << n`, arithmetic of it with literals and other
+    forms (`4 if c else 8` is a plain int already).  It has no type of its own: it takes the type of the typed
+    operand, annotated target, parameter or result it meets (`_lit_to`), and is an i64 when bound to a new local.
+    Its int value is the form computed on Python ints (a shift count's low 6 bits); `_form` keeps how it was made,
+    so that `_lit_to` computes it again in its type, as compiled (`u16`: a count's low 4 bits, wrapping sums)."""
+
+    @staticmethod
+    def of(v: int, form) -> "_LitForm":
+        r = _LitForm(v)
+        r._form = form
+        return r
+
+    def _op(op_name, fn, reflected=False):
+        def method(self, o):
+            if type(o) is not int and type(o) is not _LitForm:
+                return NotImplemented  # a typed operand converts the form (its reflected operator)
+            a, b = (o, self) if reflected else (self, o)
+            if fn in (operator.floordiv, operator.mod) and int(b) == 0:
+                raise Panic(2, int(a), 0)  # as compiled: division by zero panics (LANGUAGE.md 3)
+            return _LitForm.of(fn(int(a), int(b)), ("op", fn, a, b))
+
+        method.__name__ = op_name
+        return method
+
+    __add__ = _op("__add__", operator.add)
+    __radd__ = _op("__radd__", operator.add, True)
+    __sub__ = _op("__sub__", operator.sub)
+    __rsub__ = _op("__rsub__", operator.sub, True)
+    __mul__ = _op("__mul__", operator.mul)
+    __rmul__ = _op("__rmul__", operator.mul, True)
+    __floordiv__ = _op("__floordiv__", operator.floordiv)
+    __rfloordiv__ = _op("__rfloordiv__", operator.floordiv, True)
+    __mod__ = _op("__mod__", operator.mod)
+    __rmod__ = _op("__rmod__", operator.mod, True)
+    __and__ = _op("__and__", operator.and_)
+    __rand__ = _op("__rand__", operator.and_, True)
+    __or__ = _op("__or__", operator.or_)
+    __ror__ = _op("__ror__", operator.or_, True)
+    __xor__ = _op("__xor__", operator.xor)
+    __rxor__ = _op("__rxor__", operator.xor, True)
+    del _op
+
+    def __lshift__(self, o):
+        if isinstance(o, bool) or not isinstance(o, int):
+            return NotImplemented
+        return _LitForm.of(int(self) << (int(o) & 63), ("shift", operator.lshift, self, o))
+
+    def __rshift__(self, o):
+        if isinstance(o, bool) or not isinstance(o, int):
+            return NotImplemented
+        return _LitForm.of(int(self) >> (int(o) & 63), ("shift", operator.rshift, self, o))
+
+    def _cmp(op_name, fn):
+        def method(self, o):  # a typed operand decides (its reflected comparison converts the form)
+            if type(o) is not int and type(o) is not _LitForm:
+                return NotImplemented
+            return fn(int(self), int(o))
+
+        method.__name__ = op_name
+        return method
+
+    __eq__ = _cmp("__eq__", operator.eq)
+    __ne__ = _cmp("__ne__", operator.ne)
+    __lt__ = _cmp("__lt__", operator.lt)
+    __le__ = _cmp("__le__", operator.le)
+    __gt__ = _cmp("__gt__", operator.gt)
+    __ge__ = _cmp("__ge__", operator.ge)
+    __hash__ = int.__hash__
+    del _cmp
+
+    def __neg__(self):
+        return _LitForm.of(-int(self), ("unary", operator.neg, self))
+
+    def __invert__(self):
+        return _LitForm.of(~int(self), ("unary", operator.invert, self))
+
+    def __pos__(self):
+        return self
+
+
+def _lit_to(t, v):
+    """A plain int literal or a literal form as a value of integer type t: the form computed again with t's
+    operators (without recursion: a form may be a sum of thousands of terms)."""
+    out: list = []
+    todo: list = [(v, False)]
+    while todo:
+        x, ready = todo.pop()
+        form = x._form if type(x) is _LitForm else None
+        if form is None:
+            out.append(t(int(x)))
+        elif form[0] == "shift":  # the count stays as it is: only the shifted literal takes the type
+            if not ready:
+                todo += [(x, True), (form[2], False)]
+            else:
+                out.append(form[1](out.pop(), form[3]))
+        elif form[0] == "unary":
+            if not ready:
+                todo += [(x, True), (form[2], False)]
+            else:
+                out.append(form[1](out.pop()))
+        elif not ready:  # ("op", fn, a, b)
+            todo += [(x, True), (form[3], False), (form[2], False)]
+        else:
+            b = out.pop()
+            a = out.pop()
+            out.append(form[1](a, b))
+    return out[0]
 
 
 def _tname(t) -> str:
@@ -354,8 +466,8 @@ def _coerce_int(t, v, what="value"):
     tv = type(v)
     if tv is t:
         return v
-    if tv is int:
-        return t(v)
+    if tv is int or tv is _LitForm:
+        return _lit_to(t, v)
     raise TypeError(f"{what}: expected {t.__name__}, got {_tname(tv)} (E206)")
 
 
@@ -958,14 +1070,12 @@ def static(t, init=None, align=None, section=None, export=None):
     a = _alloc(size, max(_align(t), align or 1))
     memory.fill(a, size)
     _statics.append((a, t, section))
+    if export is not None:
+        _exported[export] = a  # extern_addr(export) is this global's address, as the linker makes it
     rt = _resolve(t)
     if init is not None:
         if isinstance(rt, type) and issubclass(rt, Array):
-            if not isinstance(init, tuple) or _builtin_len(init) > rt._n:
-                raise TypeError(f"static: init for {rt.__name__} must be a tuple of at most {rt._n} values")
-            view = rt._view(a)
-            for i, v in enumerate(init):
-                view._set(i, v)
+            _init_array(rt, a, init)
         elif _is_aggregate(rt):
             raise TypeError("static: init is for scalars and arrays of scalars")
         else:
@@ -973,9 +1083,26 @@ def static(t, init=None, align=None, section=None, export=None):
     return _load(rt, a)
 
 
+def _init_array(t, addr: int, init) -> None:
+    """`init=` of an array: a tuple of at most N values (a tuple again for each element that is an array); the
+    elements it does not give stay zero (LANGUAGE.md 4)."""
+    if not isinstance(init, tuple) or _builtin_len(init) > t._n:
+        raise TypeError(f"static: init for {t.__name__} must be a tuple of at most {t._n} values")
+    elem = _resolve(t._elem)
+    for i, v in enumerate(init):
+        at = addr + i * _size(elem)
+        if isinstance(elem, type) and issubclass(elem, Array):
+            _init_array(elem, at, v)
+        elif _is_aggregate(elem):
+            raise TypeError("static: init is for scalars and arrays of scalars")
+        else:
+            _store(elem, at, v)
+
+
 def export(symbol: str):
     def deco(f):
         f.__export__ = symbol
+        _exported_fns[symbol] = f  # extern_addr(symbol) is the function's address (its fn_id)
         return f
 
     if not isinstance(symbol, str):
@@ -991,7 +1118,17 @@ def extern(symbol: str):
     def deco(f):
         def call(*args):
             impl = mock.externs.get(symbol)
-            return impl(*args) if impl is not None else 0
+            v = impl(*args) if impl is not None else 0
+            # the declared result type, as the host target gives it (a plain int from the mock would become an
+            # i64 when bound to a new local)
+            t = f.__annotations__.get("return")
+            if isinstance(t, str):
+                t = eval(t, f.__globals__, _NAMESPACE)
+            if _is_int_type(t) and isinstance(v, int) and not isinstance(v, bool):
+                return t(int(v))
+            if t is bool and v is not None:
+                return bool(v)
+            return v
 
         call.__extern__ = symbol
         call.__name__ = f.__name__
@@ -1015,10 +1152,17 @@ def cstr(text) -> "Ptr":
 
 
 _externs_addr: dict[str, int] = {}
+_exported: dict[str, int] = {}  # export= symbol of a static -> its address (cleared by reset())
+_exported_fns: dict[str, object] = {}  # @export symbol -> the function
 
 
 def extern_addr(symbol: str) -> "u64":
-    """The address of an assembly symbol: under CPython a stable made-up address per name."""
+    """The address of an assembly symbol: under CPython a stable made-up address per name; a symbol the program
+    exports itself (`static(..., export=)`, `@export`) gives that global's address or the function's id."""
+    if symbol in _exported:
+        return u64(_exported[symbol])
+    if symbol in _exported_fns:
+        return u64(fn_id(_exported_fns[symbol]))
     if symbol not in _externs_addr:
         _externs_addr[symbol] = 0x0E00_0000_0000 + 0x100 * len(_externs_addr)
     return u64(_externs_addr[symbol])
@@ -1190,6 +1334,7 @@ def reset() -> None:
     _cstrs.clear()
     _heap[0] = HEAP_BASE
     _statics.clear()
+    _exported.clear()
     _fn_by_id.clear()
     _fn_ids.clear()
     mock.reset()
@@ -1415,8 +1560,8 @@ def _coerce(t, v):
     """Annotated parameters, results and assignments: a plain int takes the annotated integer type."""
     if _is_int_type(t):
         tv = type(v)
-        if tv is int:
-            return t(v)
+        if tv is int or tv is _LitForm:
+            return _lit_to(t, v)
         if tv is not t and isinstance(v, (int, bool)):
             raise TypeError(f"expected {t.__name__}, got {_tname(tv)} (E206)")
     elif t is bool and type(v) is not bool:
@@ -1425,14 +1570,42 @@ def _coerce(t, v):
 
 
 def _range(*args):
-    ts = {type(a) for a in args if type(a) is not int}
+    # the bounds give the type; the step is a constant of any type and sign, never converted (LANGUAGE.md 7)
+    ts = {type(a) for a in args[:2] if type(a) is not int and type(a) is not _LitForm}
     if _builtin_len(ts) > 1:
         raise TypeError(f"range bounds of types {sorted(t.__name__ for t in ts)} (E202)")
     t = ts.pop() if ts else i64
     if not _is_int_type(t):
         raise TypeError(f"range bound of type {_tname(t)}")
-    for i in range(*[int(a) for a in args]):
+    bounds = [int(_lit_to(t, a)) if type(a) is not t else int(a) for a in args[:2]]
+    for i in range(*bounds, *[int(a) for a in args[2:]]):
         yield t(i)
+
+
+def _old(name: str, glob: bool, depth: int = 2):
+    f = sys._getframe(depth)
+    return (f.f_globals if glob else f.f_locals).get(name)
+
+
+def _bind(v, name: str, glob: bool = False, depth: int = 1):
+    """`name = v`: a plain int literal or literal form takes the type of the variable (i64 for a new local)."""
+    tv = type(v)
+    if tv is not int and tv is not _LitForm:
+        return v
+    old = _old(name, glob, depth + 1)
+    return _lit_to(type(old) if _is_int_type(type(old)) else i64, v)
+
+
+def _make(t, name: str, glob: bool = False):
+    """`name = T()` in a function: a zeroed T every time it runs; a local that already holds a T is zeroed in place,
+    so the local keeps one place per call, as compiled (LANGUAGE.md 5).  Any other zero-argument call is called."""
+    if isinstance(t, _StructMeta) or (isinstance(t, type) and issubclass(t, Array)):
+        old = _old(name, glob)
+        if type(old) is t:
+            memory.fill(old._addr, _size(t))
+            return old
+        return t()
+    return _bind(t(), name, glob, 2)
 
 
 def _assert_failed(line: int):
@@ -1451,13 +1624,16 @@ def _int_ann(node):
 class _Typer(ast.NodeTransformer):
     def __init__(self):
         self.ret: list = []
+        self.globs: list = []  # per function: the names of its `global` statements
 
     def _call(self, fn: str, *args, like):
         return ast.copy_location(ast.Call(func=ast.Name(id=fn, ctx=ast.Load()), args=list(args), keywords=[]), like)
 
     def visit_FunctionDef(self, node):
         self.ret.append(_int_ann(node.returns) if node.returns is not None else None)
+        self.globs.append({n for g in ast.walk(node) if isinstance(g, ast.Global) for n in g.names})
         self.generic_visit(node)
+        self.globs.pop()
         self.ret.pop()
         pre = []
         for a in node.args.posonlyargs + node.args.args:
@@ -1498,7 +1674,35 @@ class _Typer(ast.NodeTransformer):
         t = _int_ann(node.annotation)
         if t is not None and node.value is not None:
             node.value = self._call("__ps_coerce__", ast.Name(id=t, ctx=ast.Load()), node.value, like=node.value)
+        elif node.value is not None and self._is_zero_arg_call(node.value):
+            node.value = self._bind(node.target, node.value)
         return node
+
+    def visit_Assign(self, node):
+        self.generic_visit(node)
+        if len(node.targets) == 1:
+            node.value = self._bind(node.targets[0], node.value)
+        return node
+
+    @staticmethod
+    def _is_zero_arg_call(value) -> bool:
+        return (
+            isinstance(value, ast.Call)
+            and not value.args
+            and not value.keywords
+            and isinstance(value.func, (ast.Name, ast.Subscript))
+        )
+
+    def _bind(self, target, value):
+        """`x = v` in a function -> `x = __ps_bind__(v, "x", is_global)`: a plain int (a literal, a literal form)
+        takes x's type, or i64 for a new local (LANGUAGE.md 3); `x = T()` -> `x = __ps_make__(T, "x", is_global)`,
+        which zeroes x's place again when x already holds a T (LANGUAGE.md 5)."""
+        if not (self.ret and isinstance(target, ast.Name)):
+            return value
+        glob = ast.Constant(target.id in self.globs[-1])
+        if self._is_zero_arg_call(value):
+            return self._call("__ps_make__", value.func, ast.Constant(target.id), glob, like=value)
+        return self._call("__ps_bind__", value, ast.Constant(target.id), glob, like=value)
 
     def visit_Assert(self, node):
         self.generic_visit(node)
@@ -1526,10 +1730,17 @@ class _Typer(ast.NodeTransformer):
 
 
 def _typed_code(source: str, path: str):
+    # The rewrite and compile() of the tree recurse per level of an expression: room for what the compiler
+    # accepts (2000 levels, compiler.checker.MAX_DEPTH; CPython's parser keeps its own limit).
     tree = ast.parse(source, filename=path)
-    tree = _Typer().visit(tree)
-    ast.fix_missing_locations(tree)
-    return compile(tree, path, "exec", dont_inherit=True)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 20000))
+    try:
+        tree = _Typer().visit(tree)
+        ast.fix_missing_locations(tree)
+        return compile(tree, path, "exec", dont_inherit=True)
+    finally:
+        sys.setrecursionlimit(old)
 
 
 _pending: list = []  # (globals, module, name) waiting for a module of an import cycle to finish
@@ -1562,6 +1773,9 @@ def _resolve_pending() -> None:
 _HOOK_NAMES = {
     "__ps_coerce__": _coerce,
     "__ps_range__": _range,
+    "__ps_make__": _make,
+    "__ps_bind__": _bind,
+    "len": len,  # the language's len (a u64 for arrays) even where the module does not import it
     "__ps_assert_failed__": _assert_failed,
     "__ps_import__": _import_from,
 }
@@ -1575,9 +1789,7 @@ class _TypedLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module):
-        with open(self.path, encoding="utf-8") as f:
-            source = f.read()
-        code = _typed_code(source, self.path)
+        code = _typed_code(self.get_source(module.__name__), self.path)
         module.__dict__.update(_HOOK_NAMES)
         _loading[0] += 1
         try:
@@ -1591,8 +1803,9 @@ class _TypedLoader(importlib.abc.Loader):
         _resolve_pending()
 
     def get_source(self, name):
-        with open(self.path, encoding="utf-8") as f:
-            return f.read()
+        # decoded as CPython's own loader does: a UTF-8 BOM or a PEP 263 coding line, else UTF-8
+        with open(self.path, "rb") as f:
+            return importlib.util.decode_source(f.read())
 
 
 class _TypedFinder(importlib.abc.MetaPathFinder):

@@ -6,10 +6,10 @@ from compiler.prelude import (
     HCOUNTEREN,
     HEDELEG,
     HENVCFG,
+    HGEIE,
     HIDELEG,
     HSTATEEN0,
     HTIMEDELTA,
-    SIE,
     SSCRATCH,
     STVEC,
     TIME,
@@ -36,49 +36,46 @@ from hypervisor.arch.riscv.defs import (
     HENVCFG_STCE,
     HIDELEG_GUEST,
     HSTATEEN0_GUEST,
-    MIP_SEIP,
-    MIP_SSIP,
-    MIP_STIP,
 )
+from hypervisor.arch.riscv.irqc import irqc_cpu_init, irqc_describe, irqc_init
 from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_DBCN,
     SBI_EXT_HSM,
-    SBI_SRST_REASON_FAILURE,
-    SBI_SRST_SHUTDOWN,
     sbi_hart_start,
     sbi_probe_extension,
     sbi_send_ipi,
-    sbi_system_reset,
 )
+from hypervisor.arch.riscv.stage2 import HGATP_NO_SV39X4, stage2_probe, stage2_vmid_len, stage2_vmids
 from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
 from hypervisor.board import (
-    AIA_GUESTS,
+    GUEST_GPA,
+    GUEST_HDR_INSTANCES,
+    GUEST_HDR_MAGIC,
+    GUEST_HDR_SIZE,
     GUEST_IMAGE_ADDRESS,
     GUEST_IMAGE_MAX_SIZE,
+    GUEST_INSTANCES_MAX,
+    GUEST_MAGIC,
+    GUEST_MEM_SIZE,
     HYP_REGION_END,
-    IRQ_MODE,
-    IRQ_MODE_AIA,
     MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
     TIMEBASE_FREQUENCY,
+    VERSION_MAJOR,
+    VERSION_MINOR,
+    VERSION_PATCH,
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
-from hypervisor.core.mvm import mvm_create
+from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
+from hypervisor.core.mvm import mvm_create, mvm_image_present
+from hypervisor.core.stats import stats_attach
 from hypervisor.core.vm import vm_create, vm_mark_created
 
 HART_CHECKIN_SECONDS: Final = u64(10)  # a started hart checks in within milliseconds; generous for a loaded host
-# A guest image starts with `j` over a header: magic (b"PYSHGUST"), image size, number of VMs to start from it.
-GUEST_MAGIC: Final = u64(0x5453554748535950)
-GUEST_HDR_MAGIC: Final = u64(8)
-GUEST_HDR_SIZE: Final = u64(16)
-GUEST_HDR_INSTANCES: Final = u64(24)
-GUEST_GPA: Final = u64(0x80000000)
-GUEST_MEM_SIZE: Final = u64(0x400000)  # 4 MiB per test-guest VM
-GUEST_INSTANCES_MAX: Final = u64(4)
 MIB: Final = u64(1) << 20
 
 hartids = static(Array[u64, MAX_HARTS])
@@ -103,14 +100,7 @@ def hart_setup_csrs() -> None:
         csr_write(HSTATEEN0, HSTATEEN0_GUEST)
     if hart_has_sstc():
         csr_write(VSTIMECMP, ~u64(0))  # Sstc: no VS timer interrupt until the guest sets one (reset value is 0)
-    # The hypervisor itself runs with interrupts off (sstatus.SIE = 0); its own interrupts are taken
-    # only while a guest runs, where they trap to HS-mode regardless of SIE.
-    # PLIC mode: the physical PLIC's S-mode contexts interrupt the hypervisor; in AIA mode nothing targets the
-    # hypervisor's own interrupt files (devices' MSIs go straight to guest interrupt files).
-    if IRQ_MODE == IRQ_MODE_AIA:
-        csr_write(SIE, MIP_STIP | MIP_SSIP)
-    else:
-        csr_write(SIE, MIP_STIP | MIP_SSIP | MIP_SEIP)
+    irqc_cpu_init()
     trap_enable_guest_interrupts()
 
 
@@ -120,11 +110,37 @@ def boot_fail(why: Ptr[u8]) -> None:
     console_puts(why)
     console_puts(cstr(b"\n"))
     console_unlock()
-    sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
+    machine_power_off(True)
+
+
+def hgeie_geilen() -> u64:
+    """GEILEN, the number of guest external interrupts (guest interrupt files) of this hart: Priv 9.2.4, hgeie bits
+    GEILEN:1 are writable and the others read 0. Ones written, read back, hgeie cleared again."""
+    csr_write(HGEIE, ~u64(1))
+    back = csr_read(HGEIE)
+    csr_write(HGEIE, u64(0))
+    n = u64(0)
+    while n < 63 and (back >> (n + 1)) & 1 != 0:
+        n += 1
+    return n
+
+
+def vmid_left(vms_before: u64) -> bool:
+    """The next VM gets VMID vms_before + 1 (core/vm.py gives VMs VMIDs from 1 in the order they are made): False,
+    and a line saying so, when the harts have no such VMID (stage2_probe found VMIDLEN)."""
+    if vms_before + 1 < stage2_vmids():
+        return True
+    console_puts(cstr(b"pyshyper: no VMID left for another VM: the harts have "))
+    console_dec(stage2_vmids())
+    console_puts(cstr(b" (hgatp VMIDLEN "))
+    console_dec(stage2_vmid_len())
+    console_puts(cstr(b") and VMs take VMIDs from 1\n"))
+    return False
 
 
 def boot_guests(boot_hart: u64, count: u64) -> u64:
-    """Create the VMs of the guest image QEMU's loader placed at GUEST_IMAGE_ADDRESS, one hart each."""
+    """Create the VMs of the guest image QEMU's loader placed at GUEST_IMAGE_ADDRESS, one hart each (no other VM
+    exists then)."""
     if Ptr[u64](GUEST_IMAGE_ADDRESS + GUEST_HDR_MAGIC)[0] != GUEST_MAGIC:
         console_puts(cstr(b"pyshyper: no guest image at "))
         console_hex(GUEST_IMAGE_ADDRESS)
@@ -155,6 +171,8 @@ def boot_guests(boot_hart: u64, count: u64) -> u64:
             console_dec(u64(i))
             console_puts(cstr(b"\n"))
             break
+        if not vmid_left(made):
+            break
         vm = vm_create(GUEST_IMAGE_ADDRESS, size, GUEST_GPA, GUEST_MEM_SIZE, u64(i), hart_id)
         if vm.addr() == 0:
             console_puts(cstr(b"pyshyper: cannot create a VM for guest instance "))
@@ -176,6 +194,7 @@ def boot_guests(boot_hart: u64, count: u64) -> u64:
         console_puts(cstr(b", hart "))
         console_dec(hart_id)
         console_puts(cstr(b"\n"))
+        stats_attach(vm)
         made += 1
     return made
 
@@ -208,7 +227,11 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
 
     console_lock()
     console_puts(cstr(b"\nPyShyper "))
-    console_puts(cstr(b"0.1.0"))
+    console_dec(VERSION_MAJOR)
+    console_puts(cstr(b"."))
+    console_dec(VERSION_MINOR)
+    console_puts(cstr(b"."))
+    console_dec(VERSION_PATCH)
     console_puts(cstr(b": a Type-1 hypervisor for RISC-V, in HS-mode\n"))
     console_puts(cstr(b"  harts:      "))
     console_dec(count)
@@ -221,12 +244,8 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     console_puts(cstr(b" ("))
     console_dec(mem[1] // MIB)
     console_puts(cstr(b" MiB)\n  irq:        "))
-    if IRQ_MODE == IRQ_MODE_AIA:
-        console_puts(cstr(b"aia (APLIC + IMSIC, "))
-        console_dec(AIA_GUESTS)
-        console_puts(cstr(b" guest interrupt files per hart)\n"))
-    else:
-        console_puts(cstr(b"plic\n"))
+    irqc_describe()
+    console_puts(cstr(b"\n"))
     console_puts(cstr(b"  extensions: "))
     banner_flag(cstr(b"H"), has_h)
     banner_flag(cstr(b"Sstc"), sstc)
@@ -237,6 +256,18 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     if not has_h:
         boot_fail(cstr(b"the harts have no H extension"))
         return
+    vmid_bits = stage2_probe()
+    if vmid_bits == HGATP_NO_SV39X4:
+        boot_fail(cstr(b"the harts' hgatp does not take MODE Sv39x4 (Priv 9.2.10): PyShyper's G-stage is Sv39x4"))
+        return
+    if not machine_irq_check(dtb, hgeie_geilen()):
+        machine_power_off(True)
+        return
+    console_puts(cstr(b"  stage 2:    Sv39x4, "))
+    console_dec(stage2_vmids())
+    console_puts(cstr(b" VMIDs (VMIDLEN "))
+    console_dec(vmid_bits)
+    console_puts(cstr(b")\n"))
 
     # Frames for VMs and page tables: all RAM above the guest image area and the management VM's memory.
     pool = GUEST_IMAGE_ADDRESS + GUEST_IMAGE_MAX_SIZE
@@ -256,9 +287,13 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     console_puts(cstr(b"\n"))
 
     trap_init_tables()
+    irqc_init()
     hart_setup_csrs()
     harts_start_others(hartid, count)
-    if mvm_create(count).addr() == 0:
+    mvm_made = False
+    if machine_mvm_memory_check(dtb) and mvm_image_present() and vmid_left(u64(0)):
+        mvm_made = mvm_create(count).addr() != 0
+    if not mvm_made:
         boot_guests(hartid, count)
     vm_mark_created()
     for i in range(count):  # the other harts wait in hart_wait: each now has its vCPU (or none) to look at

@@ -35,11 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from boards import load_board
 from qemu import images, monitor
 from qemu.bench_plot import bar_chart
 
 ICOUNT = ["-icount", "shift=0,sleep=off"]
-TIMEBASE_HZ = 10_000_000
+TIMEBASE_HZ = load_board("qemu-virt").timebase_frequency  # the time CSR's rate, boards/qemu-virt/board.toml
 
 CommandBuilder = Callable[[bool, int], list[str]]  # (icount, harts) -> QEMU command
 

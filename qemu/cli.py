@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from boards import BoardError
 from qemu import build, run
 
 
@@ -78,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BoardError as e:
+        # Bad input, never a traceback: a wrong option, or board data (board.toml, mvm.toml) that does not hold
+        # together, as one line naming the file, the field and the reason.
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

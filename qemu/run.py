@@ -71,7 +71,7 @@ def mvm_images(cfg: BuildConfig, out: Path = DEFAULT_OUT, cache: Path | None = N
     from boards.mvm import load_mvm
     from qemu import images
 
-    mvm = load_mvm(cfg.board.name)
+    mvm = load_mvm(cfg.board)
     cache = cache if cache is not None else images.default_cache()
     b = cfg.board
     return MvmImages(
@@ -270,7 +270,8 @@ def prepare_mvm(
 ) -> str | None:
     """Make the MVM's images (`pyshyper images`, with its progress output; cached), rewrite its device tree with
     the initramfs' size (and the ISA of QEMU's `-cpu` model `cpu`), and check that kernel and initramfs fit their
-    windows. Returns an error or None."""
+    windows. Returns an error or None; bad board data (kernel or initramfs too big for its window) raises
+    MvmError."""
     from boards.mvm import check_images, load_mvm
     from qemu import images
 
@@ -284,9 +285,9 @@ def prepare_mvm(
     try:
         dtb = write_mvm_dtb(cfg, out, cache, cpu)
         header = images.check_image_header(mvm.kernel.read_bytes()[:64])
-        check_images(load_mvm(cfg.board.name), header["image_size"], dtb.initrd_size)
-    except (BuildError, BoardError, RuntimeError) as e:
+    except (BuildError, RuntimeError) as e:
         return str(e)
+    check_images(load_mvm(cfg.board), header["image_size"], dtb.initrd_size)  # MvmError: the CLI reports it
     return None
 
 
@@ -343,18 +344,11 @@ def mvm_qemu_command(
 
 
 def run_run(args: argparse.Namespace) -> int:
-    try:
-        opts = options_from_args(args)
-    except BoardError as e:
-        print(f"pyshyper run: error: {e}", file=sys.stderr)
-        return 2
+    """`pyshyper run`; a BoardError (bad options or board data) goes up to the CLI, which reports it."""
+    opts = options_from_args(args)
     cmd = qemu_command(opts)
     if opts.dtb is not None:  # written first, so that a printed command runs as it is
-        try:
-            write_boot_hart_dtb(opts, opts.dtb)
-        except BoardError as e:
-            print(f"pyshyper run: error: {e}", file=sys.stderr)
-            return 2
+        write_boot_hart_dtb(opts, opts.dtb)
         if not args.print_command:
             print(f"[run] OpenSBI cold-boots on hart {opts.boot_hart} ({_rel(opts.dtb)})", flush=True)
     if args.print_command:

@@ -13,13 +13,9 @@
  * If hyp_main or hyp_secondary_main return, the hart parks in a wfi loop with interrupts disabled.
  */
     .include "board.S"
+    .include "runtime.S"    /* SSTATUS_*, SBI_EXT_HSM, SBI_HSM_HART_STOP: the hypervisor's own, generated */
 
     .option norelax
-
-    .equ SSTATUS_SIE, 0x2
-    .equ SSTATUS_FS, 0x6000
-    .equ SBI_EXT_HSM, 0x48534D
-    .equ SBI_HSM_HART_STOP, 1
 
     .section .text.boot, "ax", @progbits
 
@@ -54,7 +50,8 @@ _secondary_start:
 
 /*
  * Per-hart setup before any compiled code runs; a0 = hartid, a1 kept. Uses t0-t2 only.
- * Returns with sp at the top of this hart's stack, or parks a hart whose id has no stack.
+ * Returns with sp at the top of this hart's stack, painted whole with BOARD_HART_STACK_PAINT (the overflow guard
+ * and the high-water mark of hypervisor/core/stack.py read it), or parks a hart whose id has no stack.
  */
     .type boot_hart_setup, @function
 boot_hart_setup:
@@ -74,6 +71,11 @@ boot_hart_setup:
     mul     t1, t1, t2
     lla     sp, __stacks_start
     add     sp, sp, t1
+    sub     t0, sp, t2
+    li      t1, BOARD_HART_STACK_PAINT
+1:  sd      t1, 0(t0)
+    addi    t0, t0, 8
+    bltu    t0, sp, 1b
     ret
     .size boot_hart_setup, . - boot_hart_setup
 

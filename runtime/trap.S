@@ -3,8 +3,11 @@
  *
  * sscratch tells where a trap came from (Priv spec 4.1.4 suggests this use): while a vCPU runs it holds that
  * vCPU's address (struct Vcpu, registers at offset VCPU_REGS); while the hypervisor runs it holds 0.
- *   - from a guest: save x1..x31 and sepc into the vCPU, switch to the hart's hypervisor stack (VCPU_HYP_SP),
- *     call hyp_guest_trap(vcpu) -> vcpu, and fall into hyp_vcpu_enter to resume it.
+ *   - from a guest: save x1..x31 and sepc into the vCPU, switch to the top of the hart's hypervisor stack
+ *     (VCPU_HYP_SP, fixed when the vCPU was placed on the hart), call hyp_guest_trap(vcpu) and fall into
+ *     hyp_vcpu_enter to resume it; when it returns 0 (the vCPU left the hart: stopped, rebooted, its VM ended)
+ *     unwind to the stack's top again and call hyp_hart_idle(hart), which enters whatever runs next. So every
+ *     entry into a guest starts from the same stack depth: a stop, start or reboot never nests.
  *   - from the hypervisor itself: a bug. Look up the function name in the embedded symbol table and call
  *     hyp_hs_fault(scause, sepc, stval, name, offset), which reports it and stops the hart.
  * Offsets come from the compiler's generated offsets.S (struct Vcpu in hypervisor/core/vm.py).
@@ -60,14 +63,21 @@ hyp_trap_vector:
     csrw    sscratch, zero              /* from here on, traps are the hypervisor's own */
     mv      a0, sp
     ld      sp, VCPU_HYP_SP(a0)
-    call    hyp_guest_trap              /* a0 = the vCPU to resume */
-    /* fall through */
+    mv      s0, a0                      /* the guest's s0 is saved; callees keep s0 */
+    call    hyp_guest_trap              /* a0 = the vCPU to resume, or 0 */
+    beqz    a0, 1f
+    j       hyp_vcpu_enter
+1:  ld      sp, VCPU_HYP_SP(s0)         /* unwind: nothing below the stack's top is live any more */
+    ld      a0, VCPU_HART(s0)
+    call    hyp_hart_idle               /* never returns: it enters the next vCPU through hyp_vcpu_enter */
+2:  wfi
+    j       2b
 
-/* hyp_vcpu_enter(vcpu): run the vCPU from its saved registers and sepc; never returns. */
+/* hyp_vcpu_enter(vcpu): run the vCPU from its saved registers and sepc; never returns. Whatever the stack held
+   is given up: the vCPU's next trap starts at VCPU_HYP_SP. */
     .globl hyp_vcpu_enter
     .type hyp_vcpu_enter, @function
 hyp_vcpu_enter:
-    sd      sp, VCPU_HYP_SP(a0)
     ld      t0, VCPU_SEPC(a0)
     csrw    sepc, t0
     csrw    sscratch, a0

@@ -1,10 +1,33 @@
-"""Fixtures shared by the test layers."""
+"""Fixtures and helpers shared by the test layers."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+
+
+def in_ci() -> bool:
+    """CI=true: the environment `.ci/run` and CI services set, where `make test` has installed every host tool."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing_in_ci(why: str) -> None:
+    """Something a test needs from the host is not there: skip on a developer's machine, but FAIL under CI=true,
+    where `make test` has set the host up and a skip would hide every test behind it."""
+    if in_ci():
+        pytest.fail(f"{why}; CI=true: a test that cannot run fails instead of skipping", pytrace=False)
+    pytest.skip(why)
+
+
+def require_tool(*tools: str, hint: str = "qemu/setup-host.sh installs it") -> None:
+    """A test that needs host programs (qemu-system-riscv64, riscv64-unknown-elf-as, gdb-multiarch, ...) calls
+    this first: a missing one skips the test on a developer's machine and fails it under CI=true."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        missing_in_ci(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed ({hint})")
 
 
 @pytest.fixture(scope="session")

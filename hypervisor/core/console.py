@@ -3,20 +3,20 @@
 Lines from several harts do not interleave: a caller holds `console_lock` for a whole line.
 """
 
-from compiler.prelude import Array, Ptr, addr_of, amoswap_w, fence, static, u8, u32, u64
+from compiler.prelude import Array, Ptr, addr_of, static, u8, u64
 from hypervisor.arch.riscv.sbi_call import sbi_console_write
+from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 
-console_lock_word = static(Array[u32, 1])
+# Any hart prints; a line is written under this lock (the SBI console below is one device).
+console_spin = static(Spinlock)
 
 
 def console_lock() -> None:
-    while amoswap_w(addr_of(console_lock_word[0]), u32(1)) != 0:
-        pass
+    spin_lock(addr_of(console_spin))
 
 
 def console_unlock() -> None:
-    fence()
-    amoswap_w(addr_of(console_lock_word[0]), u32(0))
+    spin_unlock(addr_of(console_spin))
 
 
 def cstr_len(s: Ptr[u8]) -> u64:
@@ -27,23 +27,18 @@ def cstr_len(s: Ptr[u8]) -> u64:
 
 
 def console_write(addr: u64, length: u64) -> None:
-    """Write length bytes at addr; DBCN may write fewer per call, so loop until all are out."""
+    """Write length bytes at addr; DBCN may write fewer per call, so loop until all are out. A failed call, or
+    one that writes nothing, drops the rest rather than spin."""
     done = u64(0)
     while done < length:
-        r = sbi_console_write(addr + done, length - done)
-        if r <= 0:
+        n = sbi_console_write(addr + done, length - done)
+        if n == 0 or n > length - done:
             return
-        done += u64(r)
+        done += n
 
 
 def console_puts(s: Ptr[u8]) -> None:
     console_write(s.addr(), cstr_len(s))
-
-
-def console_putc(c: u8) -> None:
-    buf = Array[u8, 1]()
-    buf[0] = c
-    console_write(addr_of(buf[0]).addr(), u64(1))
 
 
 def console_hex(v: u64) -> None:

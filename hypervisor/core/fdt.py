@@ -257,6 +257,33 @@ def fdt_prop_is(dtb: u64, node: u64, name: Ptr[u8], value: Ptr[u8]) -> bool:
     return fdt_streq(fdt_prop_data(prop), value)
 
 
+def fdt_prop_cell(dtb: u64, node: u64, name: Ptr[u8], index: u64, default: u64) -> u64:
+    """The index-th 32-bit cell of node's property name (2.2.4 <prop-encoded-array>), or default if it has none."""
+    prop = fdt_prop(dtb, node, name)
+    if prop == 0 or fdt_prop_len(prop) < (index + 1) * 4:
+        return default
+    return u64(fdt_be32(fdt_prop_data(prop) + index * 4))
+
+
+def fdt_prop_has_string(dtb: u64, node: u64, name: Ptr[u8], value: Ptr[u8]) -> bool:
+    """node's <stringlist> property name (2.2.4: NUL-terminated strings back to back) lists value (ASCII case
+    ignored)."""
+    prop = fdt_prop(dtb, node, name)
+    if prop == 0:
+        return False
+    data = fdt_prop_data(prop)
+    n = fdt_prop_len(prop)
+    i = u64(0)
+    while i < n:
+        k = fdt_strnlen(data + i, n - i)
+        if i + k >= n:
+            break  # not NUL-terminated inside the property
+        if fdt_tokeq(data + i, k, value):
+            return True
+        i += k + 1
+    return False
+
+
 def fdt_usable(dtb: u64, node: u64) -> bool:
     """2.3.4 status: absent, "okay" (or the legacy "ok") means usable; "disabled", "reserved", "fail" do not."""
     prop = fdt_prop(dtb, node, cstr(b"status"))
@@ -364,18 +391,8 @@ def fdt_cpu_has_extension(dtb: u64, index: u64, ext: Ptr[u8]) -> bool:
     cpu = fdt_cpu_node(dtb, index)
     if cpu == 0:
         return False
-    prop = fdt_prop(dtb, cpu, cstr(b"riscv,isa-extensions"))
-    if prop != 0:  # 2.2.4 <stringlist>: NUL-terminated strings back to back
-        data = fdt_prop_data(prop)
-        n = fdt_prop_len(prop)
-        i = u64(0)
-        while i < n:
-            k = fdt_strnlen(data + i, n - i)
-            if i + k >= n:
-                break  # not NUL-terminated inside the property
-            if fdt_tokeq(data + i, k, ext):
-                return True
-            i += k + 1
+    if fdt_prop_has_string(dtb, cpu, cstr(b"riscv,isa-extensions"), ext):
+        return True
     prop = fdt_prop(dtb, cpu, cstr(b"riscv,isa"))
     if prop != 0 and fdt_prop_len(prop) > 0:
         n = fdt_strnlen(fdt_prop_data(prop), fdt_prop_len(prop))
@@ -437,3 +454,24 @@ def fdt_memory(dtb: u64, index: u64, out: Ptr[u64]) -> bool:
             depth -= 1
         tok = fdt_next(dtb, tok)
     return False
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Devices (2.3.1 compatible)
+
+
+def fdt_compatible(dtb: u64, compat: Ptr[u8], index: u64) -> u64:
+    """The index-th usable node, anywhere in the tree and in tree order, whose compatible lists compat; 0 if
+    none."""
+    if not fdt_valid(dtb):
+        return 0
+    tok = fdt_root(dtb)
+    n = u64(0)
+    while tok != 0:
+        if fdt_be32(tok) == FDT_BEGIN_NODE and fdt_prop_has_string(dtb, tok, cstr(b"compatible"), compat):
+            if fdt_usable(dtb, tok):
+                if n == index:
+                    return tok
+                n += 1
+        tok = fdt_next(dtb, tok)
+    return 0

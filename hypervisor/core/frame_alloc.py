@@ -4,11 +4,12 @@ The pool is `[base, base + pages * 4 KiB)`; bit i of `frame_bitmap` is set when 
 allocated.  Allocations are contiguous runs whose physical start is aligned to `align_pages` frames (a power of
 two: a stage-2 root needs 4 frames aligned to 4), and their memory is zeroed.
 
-No lock yet: only one hart allocates (the boot hart, while it builds and tears down VMs).  Once several harts can
-allocate or free concurrently, every entry point must take a spinlock around the bitmap and the counters.
+Any hart may allocate or free (a VM ends on whichever hart claims its end): `frame_alloc` and `frame_free` hold
+`frame_spin` around the bitmap and the counters; `frame_alloc_init` runs on the boot hart before any other hart.
 """
 
-from compiler.prelude import Array, Final, Ptr, static, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, static, u64
+from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 
 FRAME_SIZE: Final = u64(4096)
 FRAME_SHIFT: Final = u64(12)
@@ -20,6 +21,7 @@ frame_bitmap = static(Array[u64, FRAME_BITMAP_WORDS])
 frame_pool_base: u64 = 0
 frame_pool_pages: u64 = 0
 frame_used_pages: u64 = 0
+frame_spin = static(Spinlock)
 
 
 def _frame_bit(i: u64) -> bool:
@@ -65,6 +67,17 @@ def frame_alloc_init(base: u64, size: u64) -> bool:
 def frame_alloc(pages: u64, align_pages: u64) -> u64:
     """A zeroed run of `pages` frames whose address is a multiple of `align_pages` frames (0 counts as 1; not a
     power of two: refused).  The physical address, or 0 when no such run is free."""
+    spin_lock(addr_of(frame_spin))
+    addr = _frame_alloc_locked(pages, align_pages)
+    spin_unlock(addr_of(frame_spin))
+    if addr != 0:  # zeroed outside the lock: the run is this caller's alone now
+        p = Ptr[u64](addr)
+        for k in range(u64(0), pages * (FRAME_SIZE // 8)):
+            p[k] = 0
+    return addr
+
+
+def _frame_alloc_locked(pages: u64, align_pages: u64) -> u64:
     global frame_used_pages
     if pages == 0 or pages > frame_pool_pages - frame_used_pages:
         return 0
@@ -86,11 +99,7 @@ def frame_alloc(pages: u64, align_pages: u64) -> u64:
             for k in range(i, i + pages):
                 _frame_set(k)
             frame_used_pages += pages
-            addr = frame_pool_base + (i << FRAME_SHIFT)
-            p = Ptr[u64](addr)
-            for k in range(u64(0), pages * (FRAME_SIZE // 8)):
-                p[k] = 0
-            return addr
+            return frame_pool_base + (i << FRAME_SHIFT)
         i = _frame_align_index(j + 1, align_pages)
     return 0
 
@@ -98,6 +107,13 @@ def frame_alloc(pages: u64, align_pages: u64) -> u64:
 def frame_free(addr: u64, pages: u64) -> bool:
     """Give back `pages` frames from `addr`.  False (and no change) when the run is not inside the pool, not
     frame-aligned, or any of its frames is already free (a double free)."""
+    spin_lock(addr_of(frame_spin))
+    ok = _frame_free_locked(addr, pages)
+    spin_unlock(addr_of(frame_spin))
+    return ok
+
+
+def _frame_free_locked(addr: u64, pages: u64) -> bool:
     global frame_used_pages
     if pages == 0 or addr < frame_pool_base or addr & (FRAME_SIZE - 1) != 0:
         return False

@@ -1,7 +1,5 @@
 """What the harts have, found once at boot from the device tree (all harts are taken to be alike)."""
 
-from compiler.prelude import u64
-
 hart_sstc: bool = False
 hart_svnapot: bool = False
 hart_aia: bool = False
@@ -26,15 +24,3 @@ def hart_has_smstateen() -> bool:
 
 def hart_has_sstc() -> bool:
     return hart_sstc
-
-
-def hart_has_svnapot() -> bool:
-    return hart_svnapot
-
-
-def hart_has_aia() -> bool:
-    return hart_aia
-
-
-def hart_index_ok(hartid: u64, max_harts: u64) -> bool:
-    return hartid < max_harts

@@ -1,14 +1,11 @@
 """The management VM (VM 0): Debian's Linux, loaded by QEMU's loader at the addresses the board's MVM data
 gives (boards/qemu-virt/mvm.toml), RAM identity-mapped (passthrough devices DMA to guest-physical addresses),
-its devices passed through, its PLIC emulated."""
+its devices passed through, its interrupt controller emulated."""
 
 from compiler.prelude import Final, Ptr, cstr, u32, u64
+from hypervisor.arch.riscv.irqc import irqc_config_irq, irqc_vcpu_init, irqc_vm_init, irqc_window
 from hypervisor.board import (
-    IMSIC_HART_STRIDE,
     IMSIC_PAGE_SIZE,
-    IMSIC_S_BASE,
-    IRQ_MODE,
-    IRQ_MODE_AIA,
     MVM_DTB_IPA,
     MVM_HARTS,
     MVM_IMSIC_BASE,
@@ -24,8 +21,7 @@ from hypervisor.board import (
 )
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_valid
-from hypervisor.core.vaplic import VGEIN_MVM, vaplic_init_physical, vaplic_own
-from hypervisor.core.virq import virq_init, virq_route
+from hypervisor.core.stats import stats_attach
 from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_setup
 
 # Linux RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst): magic2 "RSC\x05" at 0x38
@@ -61,21 +57,15 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
     for i in range(MVM_NUM_VCPUS):
         if MVM_HARTS[i] < harts_present:
             vcpu_add(vm, MVM_HARTS[i], i == 0)
-    if IRQ_MODE == IRQ_MODE_AIA:
-        # Each vCPU's IMSIC page is its hart's guest interrupt file VGEIN (AIA 3.x, Priv 9.2.1 hstatus.VGEIN).
-        for i in range(vm.vcpus):
-            hart = MVM_HARTS[i]
-            file = IMSIC_S_BASE + hart * IMSIC_HART_STRIDE + VGEIN_MVM * IMSIC_PAGE_SIZE
-            vm_map_device(vm, MVM_IMSIC_BASE + u64(i) * IMSIC_PAGE_SIZE, file, IMSIC_PAGE_SIZE)
-        vaplic_init_physical()
-        for i in range(MVM_PT_COUNT):
-            if MVM_PT_IRQS[i] != 0:
-                vaplic_own(MVM_PT_IRQS[i])
-    else:
-        virq_init(vm)
-        for i in range(MVM_PT_COUNT):
-            if MVM_PT_IRQS[i] != 0:
-                virq_route(vm, MVM_PT_IRQS[i], MVM_HARTS[0])
+    # Its devices: the virtual interrupt controller with each vCPU's part of it, the sources it owns, and the
+    # statistics page.
+    irqc_vm_init(vm, irqc_window(vm))
+    for i in range(vm.vcpus):
+        irqc_vcpu_init(vm, u64(i), MVM_HARTS[i], MVM_IMSIC_BASE + u64(i) * IMSIC_PAGE_SIZE)
+    for i in range(MVM_PT_COUNT):
+        if MVM_PT_IRQS[i] != 0:
+            irqc_config_irq(vm, MVM_PT_IRQS[i], MVM_HARTS[0])
+    stats_attach(vm)
     console_lock()
     console_puts(cstr(b"pyshyper: vm0 (management VM): Linux at "))
     console_hex(MVM_KERNEL_IPA)

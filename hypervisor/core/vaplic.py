@@ -4,38 +4,40 @@ with each target rewritten from (guest hart = vCPU, guest index 0) to (the vCPU'
 interrupt file VGEIN): the device's MSI then lands in the vCPU's guest interrupt file with no hypervisor exit.
 """
 
-from compiler.prelude import Array, Final, Mmio, Ptr, addr_of, static, struct, u32, u64
-from hypervisor.board import APLIC_S_BASE, MVM_HARTS, MVM_NUM_VCPUS
+from compiler.prelude import Array, Final, Ptr, addr_of, static, struct, u32, u64
+from hypervisor.arch.riscv.aplic import (
+    APLIC_CLRIE,
+    APLIC_CLRIENUM,
+    APLIC_CLRIP,
+    APLIC_CLRIPNUM,
+    APLIC_DOMAINCFG,
+    APLIC_SETIE,
+    APLIC_SETIENUM,
+    APLIC_SETIP,
+    APLIC_SETIPNUM,
+    APLIC_SETIPNUM_BE,
+    APLIC_SETIPNUM_LE,
+    APLIC_SIZE_MSI,
+    APLIC_SOURCECFG,
+    APLIC_SOURCES,
+    APLIC_TARGET,
+    APLIC_WORDS,
+    DOMAINCFG_DM,
+    DOMAINCFG_IE,
+    DOMAINCFG_RO1,
+    SM_RESERVED_2,
+    SM_RESERVED_3,
+    SOURCECFG_SM,
+    TARGET_EIID_MASK,
+    TARGET_GUEST_SHIFT,
+    TARGET_HART_SHIFT,
+    aplic_read,
+    aplic_write,
+)
+from hypervisor.board import MVM_HARTS, MVM_NUM_VCPUS
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
+from hypervisor.core.vm import Vcpu
 
-APLIC_SOURCES: Final = 96
-APLIC_WORDS: Final = 3
-APLIC_DOMAINCFG: Final = u64(0x0000)
-APLIC_SOURCECFG: Final = u64(0x0004)  # 4.5.2: sourcecfg[i] at 0x0004 + 4 * (i - 1)
-APLIC_MSIADDRCFG: Final = u64(0x1BC0)  # 4.5.3-4.5.4: m/s msiaddrcfg(h): root domain only
-APLIC_SETIP: Final = u64(0x1C00)
-APLIC_SETIPNUM: Final = u64(0x1CDC)
-APLIC_CLRIP: Final = u64(0x1D00)
-APLIC_CLRIPNUM: Final = u64(0x1DDC)
-APLIC_SETIE: Final = u64(0x1E00)
-APLIC_SETIENUM: Final = u64(0x1EDC)
-APLIC_CLRIE: Final = u64(0x1F00)
-APLIC_CLRIENUM: Final = u64(0x1FDC)
-APLIC_SETIPNUM_LE: Final = u64(0x2000)  # 4.5.11: Linux's level re-trigger after each handled interrupt (4.9.2)
-APLIC_SETIPNUM_BE: Final = u64(0x2004)
-APLIC_GENMSI: Final = u64(0x3000)
-APLIC_TARGET: Final = u64(0x3004)  # 4.5.16: target[i] at 0x3004 + 4 * (i - 1)
-APLIC_SIZE_EMULATED: Final = u64(0x4000)  # no IDC (direct mode) registers in MSI mode
-
-DOMAINCFG_RO1: Final = u32(0x80000000)  # 4.5.1: bit 31 reads as 1
-DOMAINCFG_IE: Final = u32(1) << 8
-DOMAINCFG_DM: Final = u32(1) << 2  # MSI delivery mode
-SOURCECFG_D: Final = u32(1) << 10  # delegate: never granted to the guest
-SOURCECFG_SM: Final = u32(7)  # 4.5.2: source mode; 2 and 3 are reserved
-SM_RESERVED_2: Final = u32(2)
-SM_RESERVED_3: Final = u32(3)
-TARGET_HART_SHIFT: Final = u32(18)
-TARGET_GUEST_SHIFT: Final = u32(12)
-TARGET_EIID_MASK: Final = u32(0x7FF)
 VGEIN_MVM: Final = u64(1)  # the guest interrupt file the management VM's vCPUs use on their harts
 
 
@@ -49,15 +51,6 @@ class Vaplic:
 
 
 vaplic_main = static(Vaplic)
-
-
-def aplic_reg(offset: u64) -> Mmio[u32]:
-    return Mmio[u32](APLIC_S_BASE + offset)
-
-
-def vaplic_init_physical() -> None:
-    """The physical S-level domain: enabled, MSI delivery (the guest's domaincfg is virtual)."""
-    aplic_reg(APLIC_DOMAINCFG).write(DOMAINCFG_IE | DOMAINCFG_DM)
 
 
 def vaplic_own(src: u64) -> None:
@@ -89,11 +82,11 @@ def vaplic_set_enabled(p: Ptr[Vaplic], src: u64, on: bool) -> None:
     else:
         p.enabled[src // 32] = p.enabled[src // 32] & ~bit
     if vaplic_is_owned(p, src):
-        aplic_reg(APLIC_SETIENUM if on else APLIC_CLRIENUM).write(u32(src))
+        aplic_write(APLIC_SETIENUM if on else APLIC_CLRIENUM, u32(src))
 
 
 def vaplic_access_ok(offset: u64, width: u64) -> bool:
-    return width == 4 and offset % 4 == 0 and offset < APLIC_SIZE_EMULATED
+    return width == 4 and offset % 4 == 0 and offset < APLIC_SIZE_MSI
 
 
 def vaplic_read(offset: u64) -> u64:
@@ -107,9 +100,9 @@ def vaplic_read(offset: u64) -> u64:
     if offset >= APLIC_SETIE and offset < APLIC_SETIE + 4 * APLIC_WORDS:
         return u64(p.enabled[(offset - APLIC_SETIE) // 4])
     if offset >= APLIC_SETIP and offset < APLIC_SETIP + 4 * APLIC_WORDS:
-        return u64(aplic_reg(offset).read() & p.owned[(offset - APLIC_SETIP) // 4])
+        return u64(aplic_read(offset) & p.owned[(offset - APLIC_SETIP) // 4])
     if offset >= APLIC_CLRIP and offset < APLIC_CLRIP + 4 * APLIC_WORDS:  # in_clrip: the rectified inputs
-        return u64(aplic_reg(offset).read() & p.owned[(offset - APLIC_CLRIP) // 4])
+        return u64(aplic_read(offset) & p.owned[(offset - APLIC_CLRIP) // 4])
     return u64(0)  # msiaddrcfg (root domain only), genmsi, reserved
 
 
@@ -125,16 +118,16 @@ def vaplic_write(offset: u64, value: u64) -> None:
             sm = u32(0)  # a reserved mode makes the source inactive: never passed to the physical APLIC
         p.sourcecfg[src] = sm
         if vaplic_is_owned(p, src):
-            aplic_reg(offset).write(p.sourcecfg[src])
+            aplic_write(offset, p.sourcecfg[src])
             # An inactive source's target is read-only zero (4.5.16): a target the guest wrote before making the
             # source active never reached the physical APLIC, so it goes there now.
             if p.sourcecfg[src] != 0:
-                aplic_reg(APLIC_TARGET + 4 * (src - 1)).write(vaplic_physical_target(p.target[src]))
+                aplic_write(APLIC_TARGET + 4 * (src - 1), vaplic_physical_target(p.target[src]))
     elif offset >= APLIC_TARGET and offset < APLIC_TARGET + 4 * (APLIC_SOURCES - 1):
         src = (offset - APLIC_TARGET) // 4 + 1
         p.target[src] = v
         if vaplic_is_owned(p, src):
-            aplic_reg(offset).write(vaplic_physical_target(v))
+            aplic_write(offset, vaplic_physical_target(v))
     elif offset == APLIC_SETIENUM:
         vaplic_set_enabled(p, u64(v), True)
     elif offset == APLIC_CLRIENUM:
@@ -151,9 +144,20 @@ def vaplic_write(offset: u64, value: u64) -> None:
                 vaplic_set_enabled(p, word * 32 + u64(b), False)
     elif offset == APLIC_SETIPNUM or offset == APLIC_CLRIPNUM or offset == APLIC_SETIPNUM_LE:
         if vaplic_is_owned(p, u64(v)):
-            aplic_reg(offset).write(v)
+            aplic_write(offset, v)
     elif offset == APLIC_SETIPNUM_BE:
         swapped = ((v & u32(0xFF)) << 24) | ((v & u32(0xFF00)) << 8) | ((v >> 8) & u32(0xFF00)) | (v >> 24)
         if vaplic_is_owned(p, u64(swapped)):
-            aplic_reg(APLIC_SETIPNUM_LE).write(swapped)
+            aplic_write(APLIC_SETIPNUM_LE, swapped)
     # genmsi, msiaddrcfg and reserved offsets: ignored
+
+
+def vaplic_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64]) -> u64:
+    """The VM's APLIC window (core/emul.py handler): 32-bit accesses only (AIA 4.5)."""
+    if not vaplic_access_ok(offset, width):
+        return EMUL_FAULT
+    if store:
+        vaplic_write(offset, value[0])
+    else:
+        value[0] = vaplic_read(offset)
+    return EMUL_DONE

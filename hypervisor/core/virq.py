@@ -4,9 +4,10 @@ line (hvip.VSEIP, Priv 9.2.4) follows its S-mode context. The physical source is
 guest completes it, so a level-triggered device cannot storm the hypervisor meanwhile.
 """
 
-from compiler.prelude import HVIP, Array, Final, Ptr, addr_of, amoswap_w, csr_clear, csr_set, fence, static, u32, u64
+from compiler.prelude import HVIP, Array, Final, Ptr, addr_of, csr_clear, csr_set, static, u32, u64
 from hypervisor.arch.riscv.defs import MIP_VSEIP
 from hypervisor.arch.riscv.plic import (
+    PLIC_SOURCES,
     plic_claim,
     plic_complete,
     plic_enable,
@@ -14,34 +15,37 @@ from hypervisor.arch.riscv.plic import (
     plic_set_priority,
     plic_set_threshold,
 )
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
+from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.vm import MSG_VSEIP, Vcpu, Vm, vcpu_post, vcpu_vm, vm_vcpu
 from hypervisor.core.vplic import (
     Vplic,
+    vplic_access_ok,
     vplic_context_of_vcpu,
     vplic_context_pending,
     vplic_init,
+    vplic_read,
     vplic_set_hw_owned,
     vplic_set_pending,
+    vplic_write,
 )
 
-VIRQ_SOURCES: Final = 96
+VIRQ_SOURCES: Final = PLIC_SOURCES
 NO_OWNER: Final = u64(0xFF)
 
 # One virtual PLIC, for the VM that owns the physical lines (the MVM); its lock guards it across harts.
 vplic_main = static(Vplic)
-vplic_lock_word = static(Array[u32, 1])
+vplic_spin = static(Spinlock)  # taken by any hart: MMIO exits of the VM's vCPUs, its external interrupts
 virq_owner = static(Array[u64, VIRQ_SOURCES])  # VM index owning each physical source, or NO_OWNER
 virq_claimed_ctx = static(Array[u64, VIRQ_SOURCES])  # the physical context that claimed a source in service
 
 
 def virq_lock() -> None:
-    while amoswap_w(addr_of(vplic_lock_word[0]), u32(1)) != 0:
-        pass
+    spin_lock(addr_of(vplic_spin))
 
 
 def virq_unlock() -> None:
-    fence()
-    amoswap_w(addr_of(vplic_lock_word[0]), u32(0))
+    spin_unlock(addr_of(vplic_spin))
 
 
 def virq_vplic() -> Ptr[Vplic]:
@@ -132,3 +136,22 @@ def virq_guest_completed(src: u64) -> None:
     """The guest completed a passthrough source in its virtual PLIC: complete it on the physical PLIC."""
     if src < VIRQ_SOURCES and virq_owner[src] != NO_OWNER:
         plic_complete(virq_claimed_ctx[src], src)
+
+
+def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64]) -> u64:
+    """The VM's PLIC window (core/emul.py handler): the access on the virtual PLIC, then every vCPU's line, in
+    one critical section; a source the guest completed is completed on the physical PLIC afterwards."""
+    if not vplic_access_ok(offset, width):
+        return EMUL_FAULT
+    done = u64(0)
+    virq_lock()
+    if store:
+        done = vplic_write(addr_of(vplic_main), offset, width, value[0])
+    else:
+        value[0] = vplic_read(addr_of(vplic_main), offset, width)
+    line = virq_lines_locked(v)
+    virq_unlock()
+    if done != 0:
+        virq_guest_completed(done)
+    virq_apply(line)
+    return EMUL_DONE

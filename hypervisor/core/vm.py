@@ -2,12 +2,18 @@
 
 A VM owns one contiguous block of host memory (from the frame allocator) mapped at its guest-physical base
 through its own stage-2 table and VMID. A VM that ends (power-off, or a fault that kills it) releases its
-memory and tables; the other VMs run on.
+memory and tables; the other VMs run on. The end of the management VM is the end of the machine.
+
+Which harts touch what: VMS and VCPUS are written by the boot hart while it makes the VMs (before any vCPU
+runs: `vms_created`); after that a VM's `state` changes only through `vm_end`, which one hart claims
+(`Vm.ending`); a vCPU's registers and counters are its own hart's; mailboxes, fence counters and `running` are
+shared and accessed with AMOs; each VM's console line is under its `console_spin`.
 """
 
 from compiler.prelude import (
     TIME,
     Array,
+    Callable,
     Final,
     Ptr,
     addr_of,
@@ -41,12 +47,15 @@ from hypervisor.core.console import (
     console_unlock,
     console_write,
 )
-from hypervisor.core.frame_alloc import frame_alloc, frame_free
+from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_alloc_total_pages, frame_free
+from hypervisor.core.machine import machine_power_off
+from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
+from hypervisor.core.stack import stack_report, stack_top
 
 VM_MAX: Final = 8
 VCPU_MAX: Final = 8
+EMUL_MAX: Final = 4  # emulated MMIO regions per VM (core/emul.py)
 
-VM_FREE: Final = u64(0)
 VM_RUNNING: Final = u64(1)
 VM_ENDED: Final = u64(2)
 VM_CRASHED: Final = u64(3)  # killed by the hypervisor for a fault
@@ -69,7 +78,7 @@ CONSOLE_LINE: Final = 160
 class Vcpu:
     regs: Array[u64, 32]  # x0..x31 of the guest; runtime/trap.S saves and restores them (offset 0)
     sepc: u64  # the guest pc, saved and restored by runtime/trap.S
-    hyp_sp: u64  # this hart's hypervisor stack while the vCPU runs
+    hyp_sp: u64  # the top of its hart's hypervisor stack: every trap from the guest starts there (trap.S)
     vm: u64  # index into VMS
     vcpu_id: u64
     hart: u64
@@ -79,7 +88,7 @@ class Vcpu:
     state: u64  # VCPU_STOPPED or VCPU_STARTED (SBI HSM)
     vseip: u32  # the external-interrupt line last applied on its hart (PLIC mode, core/virq.py)
     running: u32  # 1 while its hart runs it (set on entry, cleared when the hart parks), read atomically
-    parking: u32  # set by its own hart_stop: the trap returns through hart_wait (trap.py), never straight back
+    parking: u32  # it leaves its hart when the trap ends (HSM stop, SRST reboot, its VM's end): trap.S unwinds
     mailbox: Array[u32, MSG_COUNT]
     # Remote fences (SBI RFENCE) are synchronous: a requester takes a ticket from fence_req and waits until the
     # vCPU's hart has fenced and published fence_done >= ticket. Both only grow (never reset with the vCPU).
@@ -89,6 +98,17 @@ class Vcpu:
     irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
     mmio_exits: u64  # emulated MMIO accesses
     mmio_fetched: u64  # of which decoded from the instruction read back (no htinst)
+
+
+@struct
+class EmulMem:
+    """An emulated MMIO region of a VM (core/emul.py): [base, base + size) of guest-physical space, and the
+    device model that performs an access at `offset` into it (width in bytes; a store takes *value, a load
+    leaves the value there) and answers EMUL_DONE or EMUL_FAULT."""
+
+    base: u64
+    size: u64
+    handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64]
 
 
 @struct
@@ -110,7 +130,13 @@ class Vm:
     vcpus: u64  # how many
     mem_owned: bool  # memory from the frame allocator (freed at the end) or a fixed region of the board
     console_len: u64
-    console_busy: u32  # a lock: the VM's vCPUs may write their console on several harts at once
+    ending: u32  # claimed (amoswap) by the one hart that ends the VM (vm_end)
+    released: u32  # set by that hart once its tables and memory are back (vm_all_ended waits for it)
+    boots: u64  # how many times it was started: 1, plus one per SRST reboot
+    console_spin: Spinlock  # the VM's vCPUs may write their console on several harts at once
+    emuls: u64  # how many of `emul` are in use (written while the VM is made, read by its vCPUs' traps)
+    emul: Array[EmulMem, EMUL_MAX]
+    irqc: bool  # it has a virtual interrupt controller (arch/riscv/irqc.py)
     console: Array[u8, CONSOLE_LINE]
 
 
@@ -151,7 +177,8 @@ def vm_vcpu(vm: Ptr[Vm], index: u64) -> Ptr[Vcpu]:
 
 
 def vm_load_image(vm: Ptr[Vm]) -> None:
-    """Copy the pristine image into the VM's memory (at its base) and zero the rest of the first pages."""
+    """Copy the pristine image into the VM's memory (at its base); the rest of its memory is left as it is (zero
+    from the frame allocator at the first boot, whatever the guest left there after a reboot)."""
     dst = Ptr[u64](vm.mem_hpa)
     src = Ptr[u64](vm.image_addr)
     words = (vm.image_size + 7) // 8
@@ -185,7 +212,11 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     vm.vcpu = vcpu_count
     vm.vcpus = 0
     vm.console_len = 0
-    vm.console_busy = 0
+    vm.emuls = 0
+    vm.irqc = False
+    vm.ending = 0
+    vm.released = 0
+    vm.boots = 1
     vm_count += 1
     return vm
 
@@ -204,6 +235,7 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     v.vm = vm.index
     v.vcpu_id = vm.vcpus
     v.hart = hart
+    v.hyp_sp = stack_top(hart)
     vcpu_reset(v)
     v.state = VCPU_STARTED if started else VCPU_STOPPED
     HART_VCPU[hart] = v.addr()
@@ -254,13 +286,11 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
 
 
 def vm_console_lock(vm: Ptr[Vm]) -> None:
-    while amoswap_w(addr_of(vm.console_busy), u32(1)) != 0:
-        pass
+    spin_lock(addr_of(vm.console_spin))
 
 
 def vm_console_unlock(vm: Ptr[Vm]) -> None:
-    fence()
-    amoswap_w(addr_of(vm.console_busy), u32(0))
+    spin_unlock(addr_of(vm.console_spin))
 
 
 def vm_console_flush(vm: Ptr[Vm]) -> None:
@@ -297,18 +327,45 @@ def vm_console_putc(vm: Ptr[Vm], c: u8) -> None:
 
 
 def vm_release(vm: Ptr[Vm]) -> None:
+    """Give back the VM's stage-2 tables and, if the frame allocator gave it, its memory; say how many pages
+    came back (the count is of the pool as a whole, so it is exact while no other VM allocates or frees)."""
     vm_console_flush(vm)
+    before = frame_alloc_free_pages()
     stage2_flush(vm.vmid)
     stage2_destroy(vm.stage2_root)
     if vm.mem_owned:
         frame_free(vm.mem_hpa, vm.mem_size // PAGE_SIZE)
     vm.stage2_root = 0
+    console_lock()
+    console_field(cstr(b"pyshyper: vm"), vm.id)
+    console_field(cstr(b" released "), frame_alloc_free_pages() - before)
+    console_puts(cstr(b" pages\n"))
+    console_unlock()
 
 
-def vm_end(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
-    """The VM stops for good (VM_ENDED, VM_CRASHED or VM_FAILED). Its other vCPUs are called off their harts
+def vm_claim_end(vm: Ptr[Vm]) -> bool:
+    """Whether this hart is the one that ends the VM: the first to swap `ending` from 0 (concurrent faults of
+    two vCPUs, a last HSM stop racing an SRST, a fault racing a power-off: exactly one of them wins)."""
+    return amoswap_w(addr_of(vm.ending), u32(1)) == 0
+
+
+def vm_end(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> bool:
+    """The VM stops for good (VM_ENDED, VM_CRASHED or VM_FAILED); false if another hart ended it or is ending it
+    (nothing changes then, and `current` leaves its hart). The winner calls the VM's other vCPUs off their harts
     (an IPI makes each trap and park, since the VM no longer runs) before its tables and memory are released,
-    so no hart keeps translating through freed stage-2 tables."""
+    so no hart keeps translating through freed stage-2 tables; a hart that enters a vCPU checks the VM's state
+    after publishing `running` (trap.py vcpu_run), so none slips in between. The management VM's end is the
+    machine's: it powers off, reporting a failure unless the MVM ended cleanly."""
+    current.parking = u32(1)  # whoever ends the VM, this vCPU leaves its hart through hart_wait
+    if not vm_claim_end(vm):
+        return False
+    vm_end_claimed(vm, state, current)
+    return True
+
+
+def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
+    """vm_end for the hart that has claimed the end (vm_claim_end)."""
+    current.parking = u32(1)
     vm.state = state
     fence()
     for i in range(vm.vcpus):
@@ -318,6 +375,39 @@ def vm_end(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
             while amoadd_w(addr_of(t.running), u32(0)) != 0:
                 pass
     vm_release(vm)
+    if vm.id != 0:
+        fence()
+        amoswap_w(addr_of(vm.released), u32(1))
+        return
+    if vm.id == 0:  # never marked released: no other hart powers off meanwhile, this one does it
+        console_lock()
+        console_puts(cstr(b"pyshyper: the management VM has ended ("))
+        console_puts(vm_state_name(state))
+        console_puts(cstr(b"): the machine powers off\n"))
+        console_unlock()
+        vm_print_stats(vm)
+        machine_report()
+        machine_power_off(state != VM_ENDED)
+
+
+def machine_report() -> None:
+    """What the hypervisor holds at the end: free page frames and each hart's stack high-water mark."""
+    console_lock()
+    console_field(cstr(b"pyshyper: free pages "), frame_alloc_free_pages())
+    console_field(cstr(b" of "), frame_alloc_total_pages())
+    console_puts(cstr(b"\n"))
+    console_unlock()
+    stack_report()
+
+
+def vm_state_name(state: u64) -> Ptr[u8]:
+    if state == VM_RUNNING:
+        return cstr(b"running")
+    if state == VM_ENDED:
+        return cstr(b"ended")
+    if state == VM_CRASHED:
+        return cstr(b"crashed")
+    return cstr(b"failed")
 
 
 def vm_vcpus_started(vm: Ptr[Vm]) -> u64:
@@ -329,11 +419,11 @@ def vm_vcpus_started(vm: Ptr[Vm]) -> u64:
 
 
 def vm_all_ended() -> bool:
-    """Every VM has ended (false while the boot hart is still making them)."""
+    """Every VM has ended and given its pages back (false while the boot hart is still making them)."""
     if not vms_created:
         return False
     for i in range(vm_count):
-        if VMS[i].state == VM_RUNNING:
+        if amoadd_w(addr_of(VMS[i].released), u32(0)) == 0:
             return False
     return True
 

@@ -1,14 +1,14 @@
 """A virtual PLIC for one VM: the register model behind trap-and-emulate of the guest's PLIC window.
 
 Follows the RISC-V PLIC Specification 1.0.0, chapter 3 (memory map) and chapters 4-9 (interrupt gateways,
-priorities, pending bits, enables, thresholds, claim/complete), laid out like QEMU's `virt` PLIC: 96 sources
-(source 0 reserved: "no interrupt"), priorities 0..7, two contexts per hart (M then S). A guest vCPU n uses
+priorities, pending bits, enables, thresholds, claim/complete), laid out like the board's PLIC (QEMU `virt`: 96 sources
+(source 0 reserved: "no interrupt"), priorities 0..7, two contexts per hart, M then S). A guest vCPU n uses
 context `vplic_context_of_vcpu(n)` = 2n + 1, its S-mode context; the M contexts exist, so the guest's device tree
 can describe the real layout, but no guest hart takes their interrupts.
 
 The caller (the trap path) owns the policy around the model:
 * a guest access traps (a guest-page fault in the PLIC window), is decoded (`hypervisor.arch.riscv.mmio_decode`),
-  checked with `vplic_access_ok` (false: inject an access fault), then `vplic_read` / `vplic_write`;
+  checked with `vplic_access_ok` (false: the guest gets an access fault), then `vplic_read` / `vplic_write`;
 * a non-zero result of `vplic_write` is a passthrough (`hw_owned`) source the guest just completed: the caller
   completes it on the physical PLIC, which lets the device interrupt again;
 * a physical interrupt routed to the VM (claimed on the physical PLIC by the hypervisor) becomes
@@ -18,23 +18,25 @@ The caller (the trap path) owns the policy around the model:
 """
 
 from compiler.prelude import Array, Final, Ptr, addr_of, struct, u32, u64
+from hypervisor.arch.riscv.plic import (
+    PLIC_CLAIM,
+    PLIC_CONTEXT,
+    PLIC_CONTEXT_STRIDE,
+    PLIC_ENABLE,
+    PLIC_ENABLE_STRIDE,
+    PLIC_PENDING,
+    PLIC_SOURCES,
+    PLIC_WINDOW,
+    PLIC_WORDS,
+)
+from hypervisor.board import PLIC_CONTEXTS_PER_HART, PLIC_S_CONTEXT
 
-VPLIC_SOURCES: Final = 96  # QEMU virt VIRT_IRQCHIP_NUM_SOURCES; Linux sees riscv,ndev = 95
-VPLIC_WORDS: Final = 3  # 32-bit words of a per-source bitmap
+VPLIC_SOURCES: Final = PLIC_SOURCES  # the board's (QEMU virt: 96; Linux sees riscv,ndev = 95)
+VPLIC_WORDS: Final = PLIC_WORDS
 VPLIC_MAX_CONTEXTS: Final = 16  # 8 vCPUs x (M, S)
-VPLIC_CONTEXTS_PER_VCPU: Final = 2  # QEMU virt: context 2n is hart n's M mode, 2n + 1 its S mode
-VPLIC_S_CONTEXT: Final = 1
+VPLIC_CONTEXTS_PER_VCPU: Final = PLIC_CONTEXTS_PER_HART  # laid out as the board's PLIC: M then S per hart
+VPLIC_S_CONTEXT: Final = PLIC_S_CONTEXT
 VPLIC_PRIORITY_MASK: Final = u32(7)  # 7 priority levels (QEMU virt VIRT_IRQCHIP_NUM_PRIO_BITS = 3); WARL
-
-# PLIC 1.0.0 chapter 3, memory map (offsets from the PLIC base)
-VPLIC_PRIORITY_BASE: Final = u64(0x0)  # 4 bytes per source
-VPLIC_PENDING_BASE: Final = u64(0x1000)  # 1 bit per source
-VPLIC_ENABLE_BASE: Final = u64(0x2000)  # 1 bit per source, per context
-VPLIC_ENABLE_STRIDE: Final = u64(0x80)
-VPLIC_CONTEXT_BASE: Final = u64(0x200000)  # threshold at +0, claim/complete at +4, per context
-VPLIC_CONTEXT_STRIDE: Final = u64(0x1000)
-VPLIC_CLAIM_OFFSET: Final = u64(4)
-VPLIC_SIZE: Final = u64(0x4000000)  # the whole window (QEMU virt VIRT_PLIC_SIZE for its maximum of harts)
 
 
 @struct
@@ -175,7 +177,7 @@ def vplic_complete(p: Ptr[Vplic], ctx: u64, src: u64) -> u64:
 def vplic_access_ok(offset: u64, width: u64) -> bool:
     """Every PLIC register is 32 bits wide: an access of another width, a misaligned one, or one outside the
     window is refused (the caller injects an access fault). Reserved offsets are fine (read 0, ignore writes)."""
-    return width == 4 and offset & 3 == 0 and offset < VPLIC_SIZE
+    return width == 4 and offset & 3 == 0 and offset < PLIC_WINDOW
 
 
 def vplic_read(p: Ptr[Vplic], offset: u64, width: u64) -> u64:
@@ -183,29 +185,29 @@ def vplic_read(p: Ptr[Vplic], offset: u64, width: u64) -> u64:
     accesses `vplic_access_ok` refuses read 0."""
     if not vplic_access_ok(offset, width):
         return 0
-    if offset < VPLIC_PENDING_BASE:
+    if offset < PLIC_PENDING:
         src = offset >> 2
         if src < VPLIC_SOURCES:
             return u64(p.priority[src])
         return 0
-    if offset < VPLIC_ENABLE_BASE:
-        w = (offset - VPLIC_PENDING_BASE) >> 2
+    if offset < PLIC_ENABLE:
+        w = (offset - PLIC_PENDING) >> 2
         if w < VPLIC_WORDS:
             return u64(p.pending[w])
         return 0
-    if offset < VPLIC_CONTEXT_BASE:
-        ctx = (offset - VPLIC_ENABLE_BASE) // VPLIC_ENABLE_STRIDE
-        w = ((offset - VPLIC_ENABLE_BASE) % VPLIC_ENABLE_STRIDE) >> 2
+    if offset < PLIC_CONTEXT:
+        ctx = (offset - PLIC_ENABLE) // PLIC_ENABLE_STRIDE
+        w = ((offset - PLIC_ENABLE) % PLIC_ENABLE_STRIDE) >> 2
         if ctx < p.contexts and w < VPLIC_WORDS:
             return u64(p.enable[ctx * VPLIC_WORDS + w])
         return 0
-    ctx = (offset - VPLIC_CONTEXT_BASE) // VPLIC_CONTEXT_STRIDE
-    reg = (offset - VPLIC_CONTEXT_BASE) % VPLIC_CONTEXT_STRIDE
+    ctx = (offset - PLIC_CONTEXT) // PLIC_CONTEXT_STRIDE
+    reg = (offset - PLIC_CONTEXT) % PLIC_CONTEXT_STRIDE
     if ctx >= p.contexts:
         return 0
     if reg == 0:
         return u64(p.threshold[ctx])
-    if reg == VPLIC_CLAIM_OFFSET:
+    if reg == PLIC_CLAIM:
         return vplic_claim(p, ctx)
     return 0
 
@@ -217,26 +219,26 @@ def vplic_write(p: Ptr[Vplic], offset: u64, width: u64, value: u64) -> u64:
     if not vplic_access_ok(offset, width):
         return 0
     v = u32(value)
-    if offset < VPLIC_PENDING_BASE:
+    if offset < PLIC_PENDING:
         src = offset >> 2
         if vplic_source_ok(src):
             p.priority[src] = v & VPLIC_PRIORITY_MASK
         return 0
-    if offset < VPLIC_ENABLE_BASE:
+    if offset < PLIC_ENABLE:
         return 0
-    if offset < VPLIC_CONTEXT_BASE:
-        ctx = (offset - VPLIC_ENABLE_BASE) // VPLIC_ENABLE_STRIDE
-        w = ((offset - VPLIC_ENABLE_BASE) % VPLIC_ENABLE_STRIDE) >> 2
+    if offset < PLIC_CONTEXT:
+        ctx = (offset - PLIC_ENABLE) // PLIC_ENABLE_STRIDE
+        w = ((offset - PLIC_ENABLE) % PLIC_ENABLE_STRIDE) >> 2
         if ctx < p.contexts and w < VPLIC_WORDS:
             p.enable[ctx * VPLIC_WORDS + w] = v & ~u32(1) if w == 0 else v  # source 0 does not exist
         return 0
-    ctx = (offset - VPLIC_CONTEXT_BASE) // VPLIC_CONTEXT_STRIDE
-    reg = (offset - VPLIC_CONTEXT_BASE) % VPLIC_CONTEXT_STRIDE
+    ctx = (offset - PLIC_CONTEXT) // PLIC_CONTEXT_STRIDE
+    reg = (offset - PLIC_CONTEXT) % PLIC_CONTEXT_STRIDE
     if ctx >= p.contexts:
         return 0
     if reg == 0:
         p.threshold[ctx] = v & VPLIC_PRIORITY_MASK
         return 0
-    if reg == VPLIC_CLAIM_OFFSET:
+    if reg == PLIC_CLAIM:
         return vplic_complete(p, ctx, u64(v))
     return 0

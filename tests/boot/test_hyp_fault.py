@@ -5,7 +5,6 @@ extension, which exists only in a `pyshyper build --debug-faults` image."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +12,17 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from boards import GUEST_MAGIC
+from tests.conftest import require_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "logs"
-GUEST = """
+GUEST = f"""
     .option norelax
     .text
 _start: j 1f
     .balign 8
-    .quad 0x5453554748535950    /* "PYSHGUST" */
+    .quad {GUEST_MAGIC:#x}    /* "PYSHGUST" */
     .quad end - _start
     .quad 1
 1:  li a7, 0x0A505354           /* the PyShyper test extension */
@@ -32,9 +34,13 @@ end:
 
 pytestmark = [
     pytest.mark.qemu,
-    pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None or shutil.which("riscv64-unknown-elf-as") is None,
-                       reason="qemu-system-riscv64 or binutils-riscv64-unknown-elf missing"),
+    pytest.mark.usefixtures("host_tools"),
 ]
+
+
+@pytest.fixture
+def host_tools() -> None:
+    require_tool("qemu-system-riscv64", "riscv64-unknown-elf-as")
 
 
 def _guest(tmp: Path) -> Path:

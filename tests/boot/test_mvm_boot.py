@@ -19,15 +19,13 @@ is saved as logs/<test>.log.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from qemu import bench_boot
-
-pexpect = pytest.importorskip("pexpect")
+from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -77,9 +75,7 @@ class Mvm:
 
 @pytest.fixture(scope="module", params=list(MODES))
 def mvm(request, tmp_path_factory, mvm_image_cache):
-    for tool in ("qemu-system-riscv64", "riscv64-unknown-elf-ld"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (qemu/setup-host.sh)")
+    require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from qemu.run import mvm_qemu_command
 
     mode = request.param

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,9 +83,9 @@ def test_top_level_help_lists_subcommands():
         assert command in proc.stdout
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_makefile_compatibility_form():
     """ARCH=riscv64 IRQ=aia AIA_GUESTS=3 make run  ==  pyshyper run --irq aia --aia-guests 3"""
+    require_tool("make")
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     env.update({"ARCH": "riscv64", "IRQ": "aia", "AIA_GUESTS": "3"})
     proc = subprocess.run(

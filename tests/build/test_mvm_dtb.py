@@ -8,7 +8,6 @@ controllers of each IRQ mode.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from boards.mvm import (
     mvm_device_tree,
     parse_isa,
 )
+from tests.conftest import missing_in_ci, require_tool
 
 BOARD = "qemu-virt"
 MVM_TOML = Path(__file__).resolve().parents[2] / "boards" / BOARD / "mvm.toml"
@@ -93,8 +93,7 @@ def parse_dts(dts: str) -> dict[str, Node]:
 
 
 def decompile(blob: bytes, tmp_path: Path) -> tuple[dict[str, Node], str]:
-    if shutil.which("dtc") is None:
-        pytest.skip("dtc is not installed (device-tree-compiler)")
+    require_tool("dtc", hint="device-tree-compiler")
     dtb = tmp_path / "mvm.dtb"
     dtb.write_bytes(blob)
     r = subprocess.run(["dtc", "-I", "dtb", "-O", "dts", str(dtb)], capture_output=True, text=True, check=True)
@@ -138,7 +137,7 @@ def test_debian_images_fit() -> None:
     cache = Path.home() / ".cache" / "pyshyper"
     kernel, initrd = cache / "Image", cache / "mvm-initramfs.cpio"
     if not (kernel.is_file() and initrd.is_file()):
-        pytest.skip("guest images not built (pyshyper images)")
+        missing_in_ci("the guest images are not built (pyshyper images)")
     header = kernel.read_bytes()[:64]
     assert header[48:56] == b"RISCV\0\0\0"
     image_size = int.from_bytes(header[16:24], "little")
@@ -202,7 +201,7 @@ def test_bad_field_is_named(tmp_path: Path, pattern: str, replacement: str, fiel
     with pytest.raises(MvmError) as e:
         load_mvm(BOARD, path)
     message = str(e.value)
-    assert message.startswith(f"mvm.toml: {field_name}: "), message
+    assert message.startswith(f"{path}: {field_name}: "), message  # the file as given, the field, the reason
     assert reason in message, message
     assert isinstance(e.value, BoardError)  # the CLI reports board errors as one line
 
@@ -242,8 +241,7 @@ def test_default_isa_is_qemus() -> None:
     QEMU lists smaia/ssaia only with `aia=aplic-imsic`: QEMU_RV64_ISA is that string, and the PLIC-mode guest
     ISA (which drops ssaia) is the same whichever of the two host strings it starts from.
     """
-    if shutil.which("qemu-system-riscv64") is None:
-        pytest.skip("qemu-system-riscv64 is not installed")
+    require_tool("qemu-system-riscv64")
     cfg = load_mvm(BOARD)
     aia = host_cpu_from_qemu(machine="virt,aia=aplic-imsic,aia-guests=3")
     assert aia.isa == QEMU_RV64_ISA

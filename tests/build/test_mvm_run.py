@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 
 import fdt
@@ -16,6 +15,7 @@ from boards.mvm import load_mvm, mvm_constants
 from qemu.build import BuildError, PrebuiltObject, build, mvm_dtb_path, stale_reason, write_mvm_dtb
 from qemu.cli import make_parser
 from qemu.run import ICOUNT, RunOptions, mvm_images, mvm_qemu_command, options_from_args, qemu_command
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -190,8 +190,7 @@ def _dtb_isa(path: Path) -> str:
 def test_mvm_dtb_follows_the_qemu_cpu_model(tmp_path, irq):
     """`pyshyper run --cpu rv64,sstc=false`: the MVM's riscv,isa is what QEMU reports for that model (no Sstc,
     so Linux takes the SBI timer), never the board's default; a model QEMU refuses is one clear error."""
-    if shutil.which("qemu-system-riscv64") is None:
-        pytest.skip("qemu-system-riscv64 is not installed")
+    require_tool("qemu-system-riscv64")
     cfg = make_config("qemu-virt", irq, 3 if irq == "aia" else None)
     default = _dtb_isa(write_mvm_dtb(cfg, tmp_path / "a", tmp_path / "none").path)
     assert "_sstc" in default and "_zbc" in default

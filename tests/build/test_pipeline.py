@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from boards import make_config, render_asm_include, render_hypervisor_module
 from qemu.build import PrebuiltObject, build, stale_reason
 from qemu.run import RunOptions, qemu_command
 from qemu.symtab import FunctionSymbol, function_symbols, render_symtab_asm
+from tests.conftest import require_tool
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROOT_RUNTIME = ["boot.S"]
@@ -96,9 +96,9 @@ def test_symtab_rendering_escapes_names():
 
 
 @pytest.mark.qemu
-@pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None, reason="qemu-system-riscv64 is not installed")
 @pytest.mark.parametrize("irq", ["plic", "aia"])
 def test_boots_under_qemu(built, irq, tmp_path):
+    require_tool("qemu-system-riscv64")
     """boot.S brings up the fake hypervisor: symbol lookup, a secondary hart via HSM, SRST power-off -> exit 0."""
     cfg = make_config("qemu-virt", irq)
     cmd = qemu_command(RunOptions(cfg, built.elf, 2, "256M", "rv64"))
@@ -112,11 +112,11 @@ def test_boots_under_qemu(built, irq, tmp_path):
 
 
 @pytest.mark.qemu
-@pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None, reason="qemu-system-riscv64 is not installed")
 @pytest.mark.parametrize(("irq", "mode"), [("plic", "0"), ("aia", "1")])
 def test_compiled_minimal_hypervisor_boots(tmp_path, binutils, irq, mode):
     """The real compiler, the generated hypervisor.board module, boot.S and the linker script, end to end."""
-    pytest.importorskip("compiler.driver")
+    require_tool("qemu-system-riscv64")
+    import compiler.driver  # noqa: F401  (a compiler that cannot be imported fails this test)
     from qemu.build import RUNTIME_DIR
 
     cfg = make_config("qemu-virt", irq)

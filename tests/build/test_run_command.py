@@ -74,15 +74,12 @@ def test_options_dataclass_is_usable_directly():
 def test_boot_hart_adds_qemus_tree_with_opensbis_choice(tmp_path):
     """`--boot-hart N`: QEMU's own device tree for the same machine, plus /chosen/opensbi-config naming cpu@N by its
     phandle as the only cold-boot hart, given with -dtb (and written before the command is printed)."""
-    import shutil
-
     import fdt
-    import pytest
 
     from qemu.run import write_boot_hart_dtb
+    from tests.conftest import require_tool
 
-    if shutil.which("qemu-system-riscv64") is None:
-        pytest.skip("qemu-system-riscv64 is not installed (qemu/setup-host.sh)")
+    require_tool("qemu-system-riscv64")
     o = opts("--out", str(tmp_path), "--guest", "none", "--irq", "aia", "--smp", "3", "--boot-hart", "2")
     cmd = qemu_command(o)
     assert cmd[cmd.index("-dtb") + 1] == str(tmp_path / "qemu-boot-hart2.dtb")

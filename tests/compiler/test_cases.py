@@ -44,13 +44,6 @@ CASES = Path(__file__).parent / "cases"
 ERRORS = Path(__file__).parent / "errors"
 CASE_PKG = "tests.compiler.cases"
 
-try:
-    from compiler import driver  # noqa: E402
-    DRIVER_ERROR = None
-except Exception as e:  # the compiler is being written: the CPython side still runs
-    driver = None
-    DRIVER_ERROR = f"compiler.driver cannot be imported yet: {type(e).__name__}: {e}"
-
 EXPECT_RE = re.compile(
     r"^#:\s*(?P<fn>[A-Za-z_]\w*)\((?P<args>.*)\)\s*(?:==\s*(?P<value>.+?)|panics\s+(?P<panic>.+?))\s*$")
 ERROR_RE = re.compile(r"^#!\s*(?P<code>E\d{3})\s+(?P<line>\d+):(?P<col>\d+)\s*$")
@@ -84,9 +77,15 @@ class Expect:
         return f"{self.fn}{self.args} {want}"
 
 
+def _lines(path: Path) -> list:
+    """The file's lines for its `#:` / `#!` lines, which are ASCII: any file decodes (a case may be in latin-1, an
+    error file may not decode at all)."""
+    return path.read_bytes().decode("latin-1").splitlines()
+
+
 def parse_expectations(path: Path) -> list:
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(_lines(path), 1):
         if not line.startswith("#:"):
             continue
         m = EXPECT_RE.match(line)
@@ -208,11 +207,10 @@ def isolated(fn, timeout: float = 120.0):
     raise RuntimeError(val)
 
 
-@pytest.mark.skipif(driver is None, reason=DRIVER_ERROR or "")
 @pytest.mark.parametrize("paths,e", PARAMS)
-def test_compiled(paths, e):
+def test_compiled(paths, e, compiler_driver):
     prelude.reset()
-    _check(e, lambda: isolated(lambda: driver.run_host([str(p) for p in paths], e.fn, e.args)))
+    _check(e, lambda: isolated(lambda: compiler_driver.run_host([str(p) for p in paths], e.fn, e.args)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,7 +219,7 @@ def test_compiled(paths, e):
 
 def parse_errors(path: Path) -> set:
     out = set()
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(_lines(path), 1):
         if line.startswith("#!"):
             m = ERROR_RE.match(line)
             if m is None:
@@ -240,11 +238,10 @@ def test_error_files_have_expectations():
         assert any(c == code for c, _, _ in parse_errors(p)), f"{p.name}: expects no {code}"
 
 
-@pytest.mark.skipif(driver is None, reason=DRIVER_ERROR or "")
 @pytest.mark.parametrize("path", ERROR_FILES, ids=[p.stem for p in ERROR_FILES])
-def test_error(path):
+def test_error(path, compiler_driver):
     want = parse_errors(path)
-    diags = driver.check([str(path)])
+    diags = compiler_driver.check([str(path)])
     got = {(d.code, d.line, d.col) for d in diags}
     for d in diags:
         assert os.path.samefile(d.path, path), f"diagnostic for another file: {d.path}"

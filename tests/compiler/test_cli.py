@@ -119,6 +119,52 @@ def test_syntax_error(files, args):
     assert "error[E100]" in r.stderr and f"{files / 'syntax.py'}:1:" in r.stderr
 
 
+UNDECODABLE = {
+    "random.py": bytes((i * 167 + 91) % 256 for i in range(600)),  # bytes that are no text at all
+    "latin1.py": b"def f() -> None:\n    pass  # caf\xe9\n",  # latin-1 without a coding line
+    "nosuch.py": b"# coding: nosuch\nx = 1\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNDECODABLE))
+@pytest.mark.parametrize("args", [("check",), ("run",), ("run", "--cpython"), ("emit", "-o", "OUT.o")])
+def test_undecodable_file(files, args, name):
+    (files / name).write_bytes(UNDECODABLE[name])
+    args = tuple(str(files / a) if a == "OUT.o" else a for a in args)
+    r = cc(*args, files / name)
+    assert r.returncode == 1
+    no_traceback(r)
+    assert "error[E100]" in r.stderr and f"{files / name}:" in r.stderr
+
+
+DEEP = """\
+from compiler.prelude import u64
+
+
+def f(x: u64) -> u64:
+    return {}
+
+
+def main() -> u64:
+    return f(1)
+"""
+
+
+@pytest.mark.parametrize("args", [("check",), ("run",), ("run", "--cpython")])
+@pytest.mark.parametrize("n,code", [(330, None), (2001, "E150"), (100000, "E100")])
+def test_long_flat_sum(files, args, n, code):
+    """A flat sum of n operands on one line: runs, or is reported at the expression (E150 past 2000 levels, E100
+    where CPython's parser itself gives up), never 'maximum recursion depth exceeded' without a code."""
+    (files / "deep.py").write_text(DEEP.format(" + ".join(["x"] * n)))
+    r = cc(*args, files / "deep.py")
+    no_traceback(r)
+    if code is None:
+        out = r.stdout.strip().splitlines()
+        assert r.returncode == 0 and (out[-1] if out else "") == ("" if args == ("check",) else "330")
+    else:
+        assert r.returncode == 1 and f"error[{code}]" in r.stderr and f"{files / 'deep.py'}:5:" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("cpython", [False, True])
 def test_run(files, cpython):
     flags = ["--cpython"] if cpython else []

@@ -21,13 +21,6 @@ if str(ROOT) not in sys.path:
 
 from compiler import prelude  # noqa: E402
 
-try:
-    from compiler import driver  # noqa: E402
-    DRIVER_ERROR = None if hasattr(driver, "compile_host") else "compiler.driver has no compile_host yet"
-except Exception as e:
-    driver = None
-    DRIVER_ERROR = f"compiler.driver cannot be imported yet: {type(e).__name__}: {e}"
-
 SEED = int(os.environ.get("PYSHYPER_DIFF_SEED", "20260521"))
 N_FUNCS = int(os.environ.get("PYSHYPER_DIFF_FUNCS", "250"))
 N_CALLS = int(os.environ.get("PYSHYPER_DIFF_CALLS", "4"))
@@ -161,10 +154,9 @@ def test_generation_is_deterministic(tmp_path):
     assert a == b and (tmp_path / "a.py").read_text() == (tmp_path / "b.py").read_text()
 
 
-@pytest.mark.skipif(DRIVER_ERROR is not None, reason=DRIVER_ERROR or "")
-def test_compiled_matches_cpython(program):
+def test_compiled_matches_cpython(program, compiler_driver):
     path, funcs, expected = program
-    host = driver.compile_host([str(path)])
+    host = compiler_driver.compile_host([str(path)])
     types = {name: T[t] for name, t, _o, _c in funcs}
     mismatches = []
     for name, _t, _o, calls in funcs:

@@ -128,8 +128,19 @@ def test_shifts():
     assert type(u16(1) << u64(3)) is u16
     with pytest.raises(TypeError):
         u32(1) << True
-    # a plain literal on the left stays untyped (its context decides)
-    assert 1 << u32(40) == 1 << 40 and type(1 << u32(40)) is int
+    # a plain literal on the left stays untyped: a literal form, whose context decides its type (LANGUAGE.md 3)
+    form = 1 << u32(40)
+    assert form == 1 << 40 and isinstance(form, int) and not isinstance(form, P.INT_TYPES)
+    # met by a u16, the literal is a u16 first: only the count's low 4 bits count, as compiled
+    assert (1 << u8(17)) & u16(0xFFFF) == 2 and type((1 << u8(17)) & u16(0xFFFF)) is u16
+    assert u16(2) == (1 << u8(17)) and (1 << u8(7)) == i8(-128) and (1 << u8(7)) < i8(0)
+    assert ((1 << u8(3)) | (1 << u8(1))) + u8(250) == 4
+    # a compound form is computed again in its type, without recursion however long it is
+    assert ((1 << u8(17)) + 1) + u16(0) == 3 and -(1 << u8(17)) + u16(0) == 0xFFFE
+    form = 1 << u8(3)
+    for _ in range(5000):
+        form = form + 1
+    assert form + u8(0) == (8 + 5000) % 256 and P._lit_to(u16, form) == 5008
 
 
 def test_unary_and_comparisons():

@@ -6,12 +6,13 @@ layout LLVM's TargetData gives for the program's struct types.
 """
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -23,7 +24,11 @@ from elftools.elf.relocation import RelocationSection  # noqa: E402
 from compiler import driver, types  # noqa: E402
 
 OBJDUMP = "riscv64-unknown-elf-objdump"
-pytestmark = pytest.mark.skipif(shutil.which(driver.GNU_AS) is None, reason=f"{driver.GNU_AS} not installed")
+
+
+@pytest.fixture(autouse=True)
+def gnu_as() -> None:
+    require_tool(driver.GNU_AS, hint="binutils-riscv64-unknown-elf")
 
 PROGRAM = '''
 from compiler.prelude import (HGATP, SSCRATCH, Array, Mmio, Ptr, addr_of, csr_read, csr_write, export, extern,
@@ -164,8 +169,7 @@ def elf(built):
 
 @pytest.fixture(scope="module")
 def disasm(built):
-    if shutil.which(OBJDUMP) is None:
-        pytest.skip(f"{OBJDUMP} not installed")
+    require_tool(OBJDUMP, hint="binutils-riscv64-unknown-elf")
     out = subprocess.run([OBJDUMP, "-d", str(built[2].obj)], capture_output=True, text=True, check=True).stdout
     funcs: dict[str, list[str]] = {}
     cur = None
@@ -293,3 +297,39 @@ def test_offsets_include_matches_layout(built):
         for fname, off in st.offsets.items():
             assert equ[f"{st.name.upper()}_{fname.upper()}"] == off
         assert equ[f"{st.name.upper()}_SIZE"] == st.size
+
+
+# (h) static(..., export="sym"): a global definition under exactly that symbol --------------------------------------
+
+EXPORTED = {  # symbol: (section, size)
+    "boot_hart_id": (".bss", 8),
+    "zeroed_word": (".bss", 4),
+    "boot_table": (".data.boot", 16),
+    "boot_stack": (".bss.boot_stack", 4096),
+    "boot_pair": (".bss", 16),
+    "boot_where": (".bss", 8),
+    "boot_handler": (".data", 8),
+    "boot_ready": (".data", 1),
+}
+
+
+def test_exported_statics(tmp_path):
+    case = ROOT / "tests" / "compiler" / "cases" / "statics_export.py"
+    res = driver.build_riscv_object([case], tmp_path / "exported.o")
+    with open(res.obj, "rb") as f:
+        elf = ELFFile(f)
+        sections = list(elf.iter_sections())
+        syms = {s.name: s for s in elf.get_section_by_name(".symtab").iter_symbols()}
+        for name, (section, size) in EXPORTED.items():
+            s = syms.get(name)
+            assert s is not None, f"no symbol {name}: {sorted(syms)}"
+            assert s["st_info"]["bind"] == "STB_GLOBAL" and s["st_info"]["type"] == "STT_OBJECT", (name, s["st_info"])
+            assert sections[s["st_shndx"]].name == section, (name, sections[s["st_shndx"]].name)
+            assert s["st_size"] == size, name
+        table = syms["boot_table"]
+        data = sections[table["st_shndx"]]
+        assert data["sh_addralign"] == 64
+        assert data.data()[table["st_value"] : table["st_value"] + 16] == bytes.fromhex("0100000002000000" + "00" * 8)
+        assert sections[syms["boot_stack"]["st_shndx"]]["sh_addralign"] == 4096
+        ready = syms["boot_ready"]
+        assert sections[ready["st_shndx"]].data()[ready["st_value"]] == 1

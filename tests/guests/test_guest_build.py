@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,14 @@ from qemu.build import (
     check_guest_image,
     guest_dirs,
 )
+from tests.conftest import require_tool
 
 GUESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
 def selftest(tmp_path_factory):
-    if shutil.which(toolchain.PREFIX + "ld") is None:
-        pytest.skip("binutils-riscv64-unknown-elf is not installed (qemu/setup-host.sh)")
+    require_tool(toolchain.PREFIX + "ld")
     return build_guest(GUESTS / "selftest", tmp_path_factory.mktemp("out"))
 
 

@@ -9,12 +9,12 @@ console went silent at its first interrupt-driven output (the CI failure of sess
 from __future__ import annotations
 
 import importlib
-import shutil
 import subprocess
 
 import pytest
 
 from compiler import prelude
+from tests.conftest import require_tool
 from tests.hypervisor.hyp_env import load_board
 
 EID_BASE, EID_DBCN, EID_HSM, EID_IPI = 0x10, 0x4442434E, 0x48534D, 0x735049
@@ -44,8 +44,7 @@ class Plic:
 
 @pytest.fixture
 def boot(tmp_path, monkeypatch):
-    if shutil.which("qemu-system-riscv64") is None:
-        pytest.skip("qemu-system-riscv64 is not installed (its device tree stands for OpenSBI's)")
+    require_tool("qemu-system-riscv64", hint="its device tree stands for OpenSBI's; qemu/setup-host.sh")
     dtb = tmp_path / "virt.dtb"
     subprocess.run(
         ["qemu-system-riscv64", "-M", f"virt,dumpdtb={dtb}", "-cpu", "rv64", "-smp", "2", "-m", "800M", "-nographic"],

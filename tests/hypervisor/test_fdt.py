@@ -8,7 +8,6 @@ nodes, FDT_NOP tokens, version 16, broken headers).  Expected values for QEMU tr
 from __future__ import annotations
 
 import ctypes
-import shutil
 import struct
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import fdt as pyfdt
 import pytest
+
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -57,8 +58,12 @@ class CPython:
         return self.DTB
 
     def string(self, s: bytes):
-        prelude.memory.write(self.STR, s + b"\0")
-        return prelude.Ptr[prelude.u8](prelude.u64(self.STR))
+        """A NUL-terminated string in one of 8 slots of 256 bytes, used in turn: a call may take two strings."""
+        assert len(s) < 256
+        self.slot = (getattr(self, "slot", -1) + 1) % 8
+        addr = self.STR + 256 * self.slot
+        prelude.memory.write(addr, s + b"\0")
+        return prelude.Ptr[prelude.u8](prelude.u64(addr))
 
     def out(self):
         prelude.memory.write(self.OUT, bytes(16))
@@ -192,11 +197,51 @@ def test_qemu_dtb(reader, name):
     check_all(reader, data, want)
 
 
-@pytest.mark.skipif(shutil.which(QEMU) is None, reason=f"{QEMU} is not installed")
+COMPATIBLES = ["riscv,imsics", "riscv,aplic", "riscv,plic0", "sifive,plic-1.0.0", "virtio,mmio", "ns16550a", "no,such"]
+
+
+def compatible_nodes(data: bytes, compat: str) -> list[list[int]]:
+    """The reg cells of every node listing compat, in tree order (the `fdt` package's parse)."""
+    found = []
+
+    def visit(node) -> None:
+        prop = node.get_property("compatible")
+        if prop is not None and compat in list(prop.data):
+            found.append(list(node.get_property("reg").data))
+        for child in node.nodes:
+            visit(child)
+
+    visit(pyfdt.parse_dtb(data).root)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(QEMU_DTBS))
+def test_compatible_and_cells(reader, name):
+    """fdt_compatible walks the whole tree in order; fdt_prop_cell reads one cell; fdt_prop_has_string one string
+    of a list (the interrupt controllers the boot-time machine checks look for)."""
+    data = (DATA / name).read_bytes()
+    dtb = reader.load(data)
+    for compat in COMPATIBLES:
+        want = compatible_nodes(data, compat)
+        got = []
+        while True:
+            node = reader.call("fdt_compatible", dtb, reader.string(compat.encode()), len(got))
+            if node == 0:
+                break
+            name_ptr, value_ptr = reader.string(b"compatible"), reader.string(compat.encode())
+            assert reader.call("fdt_prop_has_string", dtb, node, name_ptr, value_ptr)
+            reg = reader.string(b"reg")
+            got.append([reader.call("fdt_prop_cell", dtb, node, reg, i, FDT_BAD) for i in range(len(want[len(got)]))])
+            assert reader.call("fdt_prop_cell", dtb, node, reg, len(want[len(got) - 1]), 7) == 7  # past the end
+        assert got == want, compat
+    assert ("aia" in name) == bool(compatible_nodes(data, "riscv,imsics"))
+
+
 @pytest.mark.parametrize("name", sorted(QEMU_DTBS))
 def test_qemu_regenerated(tmp_path, name):
     """The installed QEMU still makes trees the reader handles, with what the committed copy says about the
     machine (bytes differ: /chosen/rng-seed is random; extension lists follow the QEMU version)."""
+    require_tool(QEMU)
     out = tmp_path / name
     subprocess.run([QEMU, "-M", f"{QEMU_DTBS[name]},dumpdtb={out}", "-cpu", "rv64", "-smp", "3", "-m", "512M",
                     "-nographic"], check=True, capture_output=True, timeout=60)
@@ -403,8 +448,7 @@ def test_null_and_misaligned(reader):
 def test_riscv64_object(tmp_path):
     """The module compiles for riscv64 (the CLI the build uses), alone and with exported wrappers that keep all of
     its code; the object needs no outside symbol (LLVM turns an unbounded NUL search into a strlen call)."""
-    if shutil.which("riscv64-unknown-elf-as") is None:
-        pytest.skip("binutils-riscv64-unknown-elf is not installed")
+    require_tool("riscv64-unknown-elf-as", hint="binutils-riscv64-unknown-elf")
     from elftools.elf.elffile import ELFFile
 
     for files in ([FDT_PY], [DATA / "fdt_exports.py", FDT_PY]):

@@ -20,8 +20,10 @@ U64 = (1 << 64) - 1
 @pytest.fixture
 def hyp(tmp_path):
     load_board(tmp_path, "plic")
-    mods = {n: importlib.import_module(f"hypervisor.{n}") for n in
-            ("core.frame_alloc", "arch.riscv.stage2", "core.vm", "core.hart", "arch.riscv.sbi")}
+    mods = {
+        n: importlib.import_module(f"hypervisor.{n}")
+        for n in ("core.frame_alloc", "arch.riscv.stage2", "core.vm", "core.hart", "arch.riscv.sbi")
+    }
     console: list[bytes] = []
     fw_calls: list[tuple] = []
 
@@ -37,8 +39,14 @@ def hyp(tmp_path):
     assert mods["core.frame_alloc"].frame_alloc_init(prelude.u64(POOL), prelude.u64(8 << 20))
     image = 0x8400_0000
     prelude.memory.write(image, b"\x6f\x00\x00\x00" + bytes(60))
-    vm = mods["core.vm"].vm_create(prelude.u64(image), prelude.u64(64), prelude.u64(0x8000_0000),
-                                   prelude.u64(0x200000), prelude.u64(0), prelude.u64(0))
+    vm = mods["core.vm"].vm_create(
+        prelude.u64(image),
+        prelude.u64(64),
+        prelude.u64(0x8000_0000),
+        prelude.u64(0x200000),
+        prelude.u64(0),
+        prelude.u64(0),
+    )
     assert vm.addr() != 0
     v = prelude.Ptr[mods["core.vm"].Vcpu](prelude.u64(mods["core.vm"].HART_VCPU[0]))
 
@@ -244,10 +252,12 @@ def test_dbcn_never_reads_a_device_the_vm_has_mapped(hyp):
     """A VM's passthrough windows are in its stage-2 table, but not its RAM: DBCN refuses to read them (a byte
     load from a device register could fault the hypervisor or eat a received character)."""
     stage2 = hyp.mods["arch.riscv.stage2"]
-    assert stage2.stage2_map(hyp.vm.stage2_root, prelude.u64(0x1000_0000), prelude.u64(0x1000_0000),
-                             prelude.u64(0x1000), stage2.S2_PERM_RW)
-    prelude.mock.map_mmio(0x1000_0000, 0x1000, lambda off, w: pytest.fail("the device was read"),
-                          lambda off, w, v: None)
+    assert stage2.stage2_map(
+        hyp.vm.stage2_root, prelude.u64(0x1000_0000), prelude.u64(0x1000_0000), prelude.u64(0x1000), stage2.S2_PERM_RW
+    )
+    prelude.mock.map_mmio(
+        0x1000_0000, 0x1000, lambda off, w: pytest.fail("the device was read"), lambda off, w, v: None
+    )
     assert hyp.ecall(EID_DBCN, 0, 4, 0x1000_0000, 0)[0] == -3 & U64
 
 
@@ -312,3 +322,152 @@ def test_guest_page_fault_without_htval_ends_the_vm_and_says_so(hyp):
     assert "guest-physical 0x" not in text
     assert "vm1 killed: access outside its memory" in text
     assert int(hyp.vm.state) == vm_mod.VM_CRASHED
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A guest's mistakes go to the guest; a VM ends once (hypervisor/arch/riscv/trap.py, mmio.py, core/vm.py)
+
+
+def test_hsm_start_outside_the_vms_ram_is_invalid_address(hyp, two_vcpus):
+    """SBI 2.0 section 9.1: a start_addr that is not in the VM's RAM is SBI_ERR_INVALID_ADDRESS; the target stays
+    stopped and no hart is woken."""
+    vm, v0, v1 = two_vcpus
+    hyp.fw.clear()
+    for addr in (0, 0x1000_0000, 0x9FFF_FFFC, 0xA000_0000 + 0x20_0000, U64):
+        assert _ecall_on(hyp, v0, EID_HSM, 0, 1, addr, 0)[0] == -5 & U64, hex(addr)
+    assert int(v1.state) == hyp.mods["core.vm"].VCPU_STOPPED
+    assert not [c for c in hyp.fw if c[0] == 0x735049]
+    assert _ecall_on(hyp, v0, EID_HSM, 0, 1, 0xA000_0000 + 0x20_0000 - 4, 0) == (0, 0)  # its last word: fine
+
+
+def test_a_vm_ends_once_and_gives_every_page_back(hyp):
+    """Two vCPUs of one VM fault at once: the first to claim the VM's end reports it and frees its memory and
+    tables; the second changes nothing (no second report, no double free) and leaves its hart."""
+    vm_mod, fa = hyp.mods["core.vm"], hyp.mods["core.frame_alloc"]
+    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    v2 = vm_mod.vcpu_add(hyp.vm, prelude.u64(1), True)
+    free = int(fa.frame_alloc_free_pages())
+    total = int(fa.frame_alloc_total_pages())
+    for v in (hyp.v, v2):
+        prelude.mock.csr[CSRS["SCAUSE"]] = 21
+        prelude.mock.csr[CSRS["HTVAL"]] = 0x4000_0000 >> 2
+        prelude.mock.csr[CSRS["STVAL"]] = 0x4000_0000
+        trap.trap_guest_page_fault(v)
+        assert int(v.parking) == 1
+    text = b"".join(hyp.console).decode()
+    assert text.count("vm1 killed") == 1 and text.count("guest-page fault at guest-physical 0x40000000") == 1
+    assert text.count("vm1 released") == 1
+    assert int(hyp.vm.state) == vm_mod.VM_CRASHED
+    assert int(fa.frame_alloc_free_pages()) == total > free  # every page the VM took, and only once
+    assert not vm_mod.vm_end(hyp.vm, vm_mod.VM_FAILED, hyp.v)  # a later end (a power-off racing) changes nothing
+    vm_mod.vm_mark_created()
+    assert int(hyp.vm.state) == vm_mod.VM_CRASHED and vm_mod.vm_all_ended()
+
+
+def test_vcpu_run_does_not_enter_a_vm_being_ended(hyp):
+    """A hart that publishes `running` after another hart claimed the VM's end backs out (never enters it)."""
+    vm_mod = hyp.mods["core.vm"]
+    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    assert vm_mod.vm_claim_end(hyp.vm)
+    prelude.mock.csr[CSRS["HGATP"]] = 0
+    trap.vcpu_run(hyp.v)
+    assert int(hyp.v.running) == 0 and prelude.mock.csr[CSRS["HGATP"]] == 0  # backed out before hgatp
+
+
+def test_access_fault_goes_to_the_guests_handler(hyp):
+    """scause 5 from the guest (its access passed stage 2 and failed below): delivered to its own trap vector
+    with the same cause and address, the VM runs on (Priv 9.6)."""
+    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    prelude.mock.csr[CSRS["VSTVEC"]] = 0x8000_0100
+    prelude.mock.csr[CSRS["SCAUSE"]] = 5
+    prelude.mock.csr[CSRS["STVAL"]] = 0x1000_0ABC
+    hyp.v.sepc = prelude.u64(0x8000_2000)
+    trap.trap_init_tables()
+    trap.EXCEPTION_HANDLERS[5](hyp.v)
+    assert prelude.mock.csr[CSRS["VSCAUSE"]] == 5 and prelude.mock.csr[CSRS["VSTVAL"]] == 0x1000_0ABC
+    assert prelude.mock.csr[CSRS["VSEPC"]] == 0x8000_2000 and int(hyp.v.sepc) == 0x8000_0100
+    assert int(hyp.vm.state) == hyp.mods["core.vm"].VM_RUNNING
+
+
+LW_A0 = 0x0000_2503  # lw a0, 0(x0) as htinst transforms it (Priv 9.6.3: rs1 and the offset zeroed)
+AMOADD_W_A0 = 0x0000_252F  # amoadd.w a0, x0, (x0), transformed
+
+
+@pytest.mark.parametrize(
+    ("cause", "htinst", "offset", "injected"),
+    [(21, LW_A0, 1, 5), (21, LW_A0, 0xFFE, 5), (23, AMOADD_W_A0, 0x800, 7)],
+    ids=["misaligned-load", "misaligned-at-end", "amo"],
+)
+def test_emulated_access_the_device_cannot_do_is_an_access_fault(hyp, cause, htinst, offset, injected):
+    """An access to an emulated device (the statistics page) that it cannot do: the guest gets a load or
+    store/AMO access fault at its own address, the VM runs on (it used to end)."""
+    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    board = importlib.import_module("hypervisor.board")
+    assert importlib.import_module("hypervisor.core.stats").stats_attach(hyp.vm)
+    gpa = board.MVM_STATS_BASE + offset
+    prelude.mock.csr[CSRS["VSTVEC"]] = 0x8000_0100
+    prelude.mock.csr[CSRS["SCAUSE"]] = cause
+    prelude.mock.csr[CSRS["HTVAL"]] = gpa >> 2
+    prelude.mock.csr[CSRS["STVAL"]] = gpa
+    prelude.mock.csr[CSRS["HTINST"]] = htinst
+    trap.trap_guest_page_fault(hyp.v)
+    assert prelude.mock.csr[CSRS["VSCAUSE"]] == injected and prelude.mock.csr[CSRS["VSTVAL"]] == gpa
+    assert int(hyp.v.sepc) == 0x8000_0100
+    assert int(hyp.vm.state) == hyp.mods["core.vm"].VM_RUNNING and "killed" not in b"".join(hyp.console).decode()
+
+
+def test_statistics_page_is_every_vms_and_reports_free_pages(hyp):
+    """Any VM may have the statistics page (an emulated region of its own, core/stats.py); one it was not given
+    is outside its memory."""
+    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    board = importlib.import_module("hypervisor.board")
+    mmio = importlib.import_module("hypervisor.arch.riscv.mmio")
+    emul = importlib.import_module("hypervisor.core.emul")
+    assert mmio.mmio_emulate(hyp.v, prelude.u64(board.MVM_STATS_BASE)) == emul.EMUL_NONE
+    stats = importlib.import_module("hypervisor.core.stats")
+    assert stats.stats_attach(hyp.vm) and not stats.stats_attach(hyp.vm)  # once: regions never overlap
+    fa = hyp.mods["core.frame_alloc"]
+    prelude.mock.csr[CSRS["SCAUSE"]] = 21
+    prelude.mock.csr[CSRS["HTVAL"]] = (board.MVM_STATS_BASE + 0x800) >> 2
+    prelude.mock.csr[CSRS["STVAL"]] = board.MVM_STATS_BASE + 0x800
+    prelude.mock.csr[CSRS["HTINST"]] = LW_A0
+    pc = int(hyp.v.sepc)
+    trap.trap_guest_page_fault(hyp.v)
+    assert int(hyp.v.sepc) == pc + 4 and int(hyp.v.regs[A0]) == int(fa.frame_alloc_free_pages())
+
+
+def test_test_extension_reports_pages_stack_and_boots(hyp):
+    fa = hyp.mods["core.frame_alloc"]
+    assert hyp.ecall(0x0A505354, 1) == (0, int(fa.frame_alloc_free_pages()))
+    assert hyp.ecall(0x0A505354, 3) == (0, 1)
+    assert hyp.ecall(0x0A505354, 0)[0] == -2 & U64  # the fault probe: only in --debug-faults builds
+    assert hyp.ecall(0x0A505354, 9)[0] == -2 & U64
+
+
+def test_spinlock_is_a_ticket_lock(hyp):
+    spin = importlib.import_module("hypervisor.core.spinlock")
+    lock = prelude.static(spin.Spinlock)
+    p = prelude.addr_of(lock)
+    assert not spin.spin_held(p)
+    spin.spin_lock(p)
+    assert spin.spin_held(p) and int(lock.next) == 1 and int(lock.owner) == 0
+    spin.spin_unlock(p)
+    assert not spin.spin_held(p) and int(lock.owner) == 1
+
+
+def test_stack_guard_and_high_water(hyp):
+    """The guard is the paint at the stack's bottom; the high-water mark is how far down the paint is worn."""
+    stack = importlib.import_module("hypervisor.core.stack")
+    board = importlib.import_module("hypervisor.board")
+    top = int(stack.stack_top(prelude.u64(2)))
+    size, paint = board.HART_STACK_SIZE, board.HART_STACK_PAINT
+    prelude.memory.fill(top - size, size)
+    for a in range(top - size, top, 8):
+        prelude.memory.write(a, paint.to_bytes(8, "little"))
+    assert stack.stack_guard_ok(prelude.u64(top)) and int(stack.stack_high_water(prelude.u64(top))) == 0
+    prelude.memory.write(top - 600, bytes(8))
+    assert int(stack.stack_high_water(prelude.u64(top))) == 600
+    assert stack.stack_guard_ok(prelude.u64(top))
+    prelude.memory.write(top - size + board.HART_STACK_GUARD - 8, bytes(8))  # the guard's highest word
+    assert not stack.stack_guard_ok(prelude.u64(top))
+    assert int(stack.stack_top(prelude.u64(board.MAX_HARTS))) == 0

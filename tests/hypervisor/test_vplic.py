@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from boards import make_config, render_hypervisor_module
 from compiler import prelude
+from tests.hypervisor.hyp_env import load_board
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "hypervisor.core.vplic"
@@ -36,14 +38,27 @@ def claim(ctx: int) -> int:
     return CONTEXT + 0x1000 * ctx + 4
 
 
+_BOARD: list[Path] = []
+
+
+def board_dir() -> Path:
+    """One rendered `hypervisor.board` (PLIC mode) for the model's sizes and register map."""
+    if not _BOARD:
+        import tempfile
+
+        d = Path(tempfile.mkdtemp(prefix="vplic-board-"))
+        (d / "board.py").write_text(render_hypervisor_module(make_config("qemu-virt", "plic", None)))
+        _BOARD.append(d)
+    return _BOARD[0]
+
+
 class CPythonEnv:
     kind = "cpython"
 
     def __init__(self) -> None:
-        prelude.install_import_hook(["hypervisor"])
+        load_board(board_dir())
         sys.modules.pop(MODULE, None)
         importlib.invalidate_caches()
-        prelude.reset()
         self.mod = importlib.import_module(MODULE)
         self.size = int(prelude.sizeof(self.mod.Vplic))
         prelude.memory.fill(SIM_VPLIC, self.size, 0xA5)  # garbage: init must clear everything
@@ -62,9 +77,11 @@ class HostEnv:
         from compiler import driver
 
         if HostEnv._program is None:
-            HostEnv._program = driver.compile_host([str(SRC)])
+            HostEnv._program = driver.compile_host(
+                [str(SRC)], extra_modules={"hypervisor.board": board_dir() / "board.py"}
+            )
         self.prog = HostEnv._program
-        prelude.install_import_hook(["hypervisor"])
+        load_board(board_dir())
         sys.modules.pop(MODULE, None)
         self.size = int(prelude.sizeof(importlib.import_module(MODULE).Vplic))
         self.buf = ctypes.create_string_buffer(b"\xa5" * self.size, self.size)
@@ -400,8 +417,19 @@ def test_refused_and_reserved_accesses_are_harmless(plic):
     assert plic.rd(claim(1), width=8) == 0  # no claim side effect
     assert plic.rd(claim(1) + 1) == 0
     assert plic.pending() == 1 << 2
-    for off in (0x180, 0xFFC, 0x100C, 0x1FFC, enable(0, 3), 0x1F_FFFC, threshold(1) + 8, threshold(1) + 0xFFC,
-                0x3FF_FFFC, 0x400_0000, 1 << 63):
+    for off in (
+        0x180,
+        0xFFC,
+        0x100C,
+        0x1FFC,
+        enable(0, 3),
+        0x1F_FFFC,
+        threshold(1) + 8,
+        threshold(1) + 0xFFC,
+        0x3FF_FFFC,
+        0x400_0000,
+        1 << 63,
+    ):
         assert plic.wr(off, 0xFFFF_FFFF) == 0
         assert plic.rd(off) == 0, hex(off)
     assert plic.claim(1) == 2

@@ -4,12 +4,12 @@ logs/ on failure."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from qemu import bench_boot, images
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "logs"
@@ -17,8 +17,13 @@ LOGS = ROOT / "logs"
 pytestmark = [
     pytest.mark.qemu,
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None, reason="qemu-system-riscv64 not installed"),
+    pytest.mark.usefixtures("qemu_installed"),
 ]
+
+
+@pytest.fixture
+def qemu_installed() -> None:
+    require_tool("qemu-system-riscv64")
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from qemu import monitor
+from tests.conftest import require_tool
 
 DUMP = """info registers -a
 
@@ -38,8 +36,7 @@ def test_parse_registers_reads_each_cpu():
 
 
 def test_where_names_guest_firmware_and_hypervisor_function(tmp_path):
-    if shutil.which("riscv64-unknown-elf-as") is None:
-        pytest.skip("binutils-riscv64-unknown-elf is not installed")
+    require_tool("riscv64-unknown-elf-as", hint="binutils-riscv64-unknown-elf")
     (tmp_path / "a.S").write_text(
         ".text\n.globl first\n.type first,@function\nfirst: nop\nnop\n.size first,4\n"
         ".globl second\n.type second,@function\nsecond: nop\nnop\nnop\n.size second,6\n"

@@ -2,26 +2,16 @@
 instruction read back with hlvx.hu when htinst is zero: Priv 9.4.4 and 9.2.x) and performed by the device's
 emulator; the guest then continues after the instruction.
 
-The emulator is chosen by the build's interrupt mode (a compile-time constant): the virtual PLIC, or the
-virtual APLIC in AIA mode (whose IMSIC pages are mapped, never emulated)."""
+The device is the one the VM registered for that address (core/emul.py): its virtual interrupt controller
+(arch/riscv/irqc.py), the statistics page (core/stats.py). The access is decoded here, once, and the device model
+sees only offset, width, direction and value. An access a device cannot do is the guest's mistake: it gets an
+access fault (trap.py), the VM runs on."""
 
-from compiler.prelude import HTINST, TIME, Array, Final, Ptr, addr_of, csr_read, extern, u64
+from compiler.prelude import HTINST, Array, Ptr, addr_of, csr_read, extern, u64
 from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn_len, mmio_load_value, mmio_store_value
-from hypervisor.board import (
-    IRQ_MODE,
-    IRQ_MODE_AIA,
-    MMIO_DECODE_FETCH,
-    MVM_APLIC_BASE,
-    MVM_APLIC_SIZE,
-    MVM_PLIC_BASE,
-    MVM_PLIC_SIZE,
-    MVM_STATS_BASE,
-    MVM_STATS_SIZE,
-)
-from hypervisor.core.vaplic import vaplic_access_ok, vaplic_read, vaplic_write
-from hypervisor.core.virq import virq_apply, virq_guest_completed, virq_lines_locked, virq_lock, virq_unlock, virq_vplic
-from hypervisor.core.vm import Vcpu, vcpu_vm, vm_get, vm_vcpu
-from hypervisor.core.vplic import vplic_access_ok, vplic_read, vplic_write
+from hypervisor.board import MMIO_DECODE_FETCH
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_NONE, emul_find
+from hypervisor.core.vm import Vcpu, vcpu_vm
 
 
 @extern("hyp_guest_hlvx_hu")
@@ -54,96 +44,24 @@ def mmio_decode_trap(v: Ptr[Vcpu], a: Ptr[MmioAccess]) -> bool:
     return mmio_decode(htinst, insn, a)
 
 
-# The two emulators' ops. A write returns a passthrough source the guest completed (virtual PLIC), else 0.
-def plic_ok(offset: u64, width: u64) -> bool:
-    return vplic_access_ok(offset, width)
-
-
-def plic_read(offset: u64, width: u64) -> u64:
-    return vplic_read(virq_vplic(), offset, width)
-
-
-def plic_write(offset: u64, width: u64, value: u64) -> u64:
-    return vplic_write(virq_vplic(), offset, width, value)
-
-
-def aplic_write(offset: u64, width: u64, value: u64) -> u64:
-    vaplic_write(offset, value)
-    return u64(0)
-
-
-def aplic_read(offset: u64, width: u64) -> u64:
-    return vaplic_read(offset)
-
-
-STATS_STRIDE: Final = u64(0x20)  # per vCPU: exits, WFI exits, SBI calls, the time CSR
-
-
-def stats_read(offset: u64) -> u64:
-    """The statistics page (mvm.toml "stats"): u64 counters of vCPU offset / 0x20 of the management VM."""
-    vm = vm_get(u64(0))
-    i = offset // STATS_STRIDE
-    if i >= vm.vcpus:
-        return u64(0)
-    t = vm_vcpu(vm, i)
-    field = (offset % STATS_STRIDE) // 8
-    if field == 0:
-        return t.traps
-    if field == 1:
-        return t.wfi_exits
-    if field == 2:
-        return t.sbi_calls
-    return csr_read(TIME)
-
-
-def mmio_emulate_stats(v: Ptr[Vcpu], gpa: u64) -> bool:
-    acc = Array[MmioAccess, 1]()
-    a = addr_of(acc[0])
+def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> u64:
+    """Emulate the access at gpa if one of the VM's emulated regions covers it (core/emul.py): EMUL_DONE, the
+    guest goes on after the instruction; EMUL_FAULT, the region is there but cannot do this access (an
+    instruction the decoder does not know, an AMO, or a width or alignment the device refuses); EMUL_NONE, no
+    region is there."""
+    e = emul_find(vcpu_vm(v), gpa)
+    if e.addr() == 0:
+        return EMUL_NONE
+    acc = MmioAccess()
+    a = addr_of(acc)
     if not mmio_decode_trap(v, a):
-        return False
-    offset = gpa - MVM_STATS_BASE
-    if offset % a.width != 0:
-        return False
-    if not a.is_store and a.reg != 0:  # stores are ignored: the page is read-only
-        value = stats_read(offset - offset % 8) >> ((offset % 8) * 8)
-        v.regs[a.reg] = mmio_load_value(a, value)
-    v.sepc += a.insn_len
-    return True
-
-
-def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> bool:
-    """Emulate the access at gpa if an emulated device covers it; false: nothing there (the caller faults)."""
-    vm = vcpu_vm(v)
-    if vm.id != 0:
-        return False
-    if gpa >= MVM_STATS_BASE and gpa - MVM_STATS_BASE < MVM_STATS_SIZE:
-        return mmio_emulate_stats(v, gpa)
-    base = MVM_APLIC_BASE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_BASE
-    size = MVM_APLIC_SIZE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_SIZE
-    if gpa < base or gpa - base >= size:
-        return False
-    acc = Array[MmioAccess, 1]()
-    a = addr_of(acc[0])
-    if not mmio_decode_trap(v, a):
-        return False
-    offset = gpa - base
-    ok = vaplic_access_ok(offset, a.width) if IRQ_MODE == IRQ_MODE_AIA else plic_ok(offset, a.width)
-    if not ok:
-        return False
-    done = u64(0)
-    virq_lock()
+        return EMUL_FAULT
+    value = Array[u64, 1]()
     if a.is_store:
-        value = mmio_store_value(a, v.regs[a.reg])
-        done = aplic_write(offset, a.width, value) if IRQ_MODE == IRQ_MODE_AIA else plic_write(offset, a.width, value)
-    else:
-        value = aplic_read(offset, a.width) if IRQ_MODE == IRQ_MODE_AIA else plic_read(offset, a.width)
-        if a.reg != 0:
-            v.regs[a.reg] = mmio_load_value(a, value)
-    line = virq_lines_locked(v) if IRQ_MODE != IRQ_MODE_AIA else False  # PLIC mode: in the same section
-    virq_unlock()
-    if done != 0:
-        virq_guest_completed(done)
-    if IRQ_MODE != IRQ_MODE_AIA:
-        virq_apply(line)
+        value[0] = mmio_store_value(a, v.regs[a.reg])
+    if e.handler(v, gpa - e.base, a.width, a.is_store, addr_of(value[0])) != EMUL_DONE:
+        return EMUL_FAULT
+    if not a.is_store and a.reg != 0:
+        v.regs[a.reg] = mmio_load_value(a, value[0])
     v.sepc += a.insn_len
-    return True
+    return EMUL_DONE

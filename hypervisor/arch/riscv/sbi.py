@@ -33,6 +33,7 @@ from compiler.prelude import (
 from hypervisor.arch.riscv.defs import MIP_VSSIP, MIP_VSTIP
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE,
+    SBI_ERR_INVALID_ADDRESS,
     SBI_ERR_INVALID_PARAM,
     SBI_ERR_NOT_SUPPORTED,
     SBI_EXT_BASE,
@@ -42,10 +43,12 @@ from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_LEGACY_GETCHAR,
     SBI_EXT_LEGACY_PUTCHAR,
     SBI_EXT_LEGACY_SET_TIMER,
-    SBI_EXT_PMU,
     SBI_EXT_RFENCE,
     SBI_EXT_SRST,
     SBI_EXT_TIME,
+    SBI_HSM_HART_GET_STATUS,
+    SBI_HSM_HART_START,
+    SBI_HSM_HART_STOP,
     SBI_HSM_STARTED,
     SBI_HSM_STOPPED,
     SBI_SRST_COLD_REBOOT,
@@ -59,7 +62,9 @@ from hypervisor.arch.riscv.sbi_call import (
 )
 from hypervisor.arch.riscv.stage2 import stage2_translate
 from hypervisor.board import DEBUG_FAULTS
+from hypervisor.core.frame_alloc import frame_alloc_free_pages
 from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.stack import stack_high_water
 from hypervisor.core.virq import virq_update_vcpu
 from hypervisor.core.vm import (
     MSG_VSEIP,
@@ -265,28 +270,33 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
     fid = v.regs[A6]
     vm = vcpu_vm(v)
     target = v.regs[A0]
-    if fid == 1:  # hart_stop: this vCPU waits for a hart_start; its hart goes idle
+    if fid == SBI_HSM_HART_STOP:  # this vCPU waits for a hart_start; its hart goes idle
         v.state = VCPU_STOPPED
         v.parking = u32(1)  # leave through hart_wait even if a hart_start comes before this trap returns
         if vm_vcpus_started(vm) == 0:
             vm_report(vm, cstr(b"stopped its last vCPU, pc "), v.sepc)
             vm_end(vm, VM_ENDED, v)
         return
-    if fid != 0 and fid != 2:
+    if fid != SBI_HSM_HART_START and fid != SBI_HSM_HART_GET_STATUS:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
     if target >= vm.vcpus:
         sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
         return
     t = vm_vcpu(vm, target)
-    if fid == 2:  # hart_get_status
+    if fid == SBI_HSM_HART_GET_STATUS:
         sbi_return(v, SBI_SUCCESS, SBI_HSM_STARTED if t.state == VCPU_STARTED else SBI_HSM_STOPPED)
         return
     if t.state == VCPU_STARTED:  # hart_start(hartid, start_addr, opaque)
         sbi_return(v, SBI_ERR_ALREADY_AVAILABLE, u64(0))
         return
+    start = v.regs[A1]
+    if start < vm.mem_gpa or start - vm.mem_gpa >= vm.mem_size:
+        # SBI 2.0 section 9.1: "start_addr is not valid, possibly due to ... not a valid physical address"
+        sbi_return(v, SBI_ERR_INVALID_ADDRESS, u64(0))
+        return
     vcpu_reset(t)
-    t.sepc = v.regs[A1]
+    t.sepc = start
     t.regs[A0] = target
     t.regs[A1] = v.regs[A2]
     fence()
@@ -328,6 +338,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
             vm_end(vm, VM_ENDED, v)
             return
         vm_report(vm, cstr(b"reboots, reason "), reason)
+        vm.boots += 1
         vm_load_image(vm)
         vcpu_reset(v)
         v.parking = u32(1)  # re-entered through hart_wait and vcpu_run: fences, fence.i, fresh VS-level state
@@ -390,16 +401,29 @@ def sbi_legacy_getchar(v: Ptr[Vcpu]) -> None:
 
 @noinline
 def sbi_test_fault(v: Ptr[Vcpu]) -> None:
-    """The PyShyper test extension (firmware-specific EID space, SBI 2.0 3.x): in a `--debug-faults` build
-    only, make the hypervisor load from an address with no memory, so tests see its own fault report."""
+    """In a `--debug-faults` build only, make the hypervisor load from an address with no memory, so tests see
+    its own fault report."""
     if DEBUG_FAULTS == 0:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
     sbi_return(v, SBI_SUCCESS, Ptr[u64](u64(8))[0])
 
 
-def sbi_pmu(v: Ptr[Vcpu]) -> None:
-    sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
+def sbi_pyshyper_test(v: Ptr[Vcpu]) -> None:
+    """The PyShyper test extension (firmware-specific EID space, SBI 2.0 section 3.x), for test guests that check
+    the hypervisor loses nothing: FID 0 the fault above, 1 free page frames, 2 the calling hart's hypervisor
+    stack high-water mark in bytes, 3 how many times the calling VM was started (1 + SRST reboots)."""
+    fid = v.regs[A6]
+    if fid == 0:
+        sbi_test_fault(v)
+    elif fid == 1:
+        sbi_return(v, SBI_SUCCESS, frame_alloc_free_pages())
+    elif fid == 2:
+        sbi_return(v, SBI_SUCCESS, stack_high_water(v.hyp_sp))
+    elif fid == 3:
+        sbi_return(v, SBI_SUCCESS, vcpu_vm(v).boots)
+    else:
+        sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 
 
 SBI_EXTENSIONS: Final = 10
@@ -443,16 +467,15 @@ def sbi_extension_index(eid: u64) -> u64:
 
 
 def sbi_handle_ecall(v: Ptr[Vcpu]) -> None:
-    """scause 10 (ecall from VS): dispatch by extension ID; unknown extensions get NOT_SUPPORTED."""
+    """scause 10 (ecall from VS): dispatch by extension ID; unknown extensions (PMU among them: no counters are
+    offered, and probing says so) get NOT_SUPPORTED."""
     v.sepc += 4
     v.sbi_calls += 1
     i = sbi_extension_index(v.regs[A7])
     if i < SBI_EXTENSIONS:
         SBI_HANDLERS[i](v)
-    elif v.regs[A7] == SBI_EXT_PMU:
-        sbi_pmu(v)
     elif v.regs[A7] == SBI_EXT_PYSHYPER_TEST:
-        sbi_test_fault(v)
+        sbi_pyshyper_test(v)
     else:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 

@@ -35,6 +35,11 @@ SBI_SRST_WARM_REBOOT: Final = u64(2)
 SBI_SRST_REASON_NONE: Final = u64(0)
 SBI_SRST_REASON_FAILURE: Final = u64(1)
 
+# HSM functions (SBI 2.0, chapter 9)
+SBI_HSM_HART_START: Final = u64(0)
+SBI_HSM_HART_STOP: Final = u64(1)
+SBI_HSM_HART_GET_STATUS: Final = u64(2)
+
 # HSM states (SBI 2.0, 9.1)
 SBI_HSM_STARTED: Final = u64(0)
 SBI_HSM_STOPPED: Final = u64(1)
@@ -55,9 +60,15 @@ def sbi_call_value(eid: u64, fid: u64, a0: u64, err_value: u64) -> u64:
     return out[0]
 
 
-def sbi_console_write(addr: u64, length: u64) -> i64:
-    """DBCN console_write (FID 0): bytes at a physical address (the hypervisor runs with satp bare)."""
-    return sbi_call(SBI_EXT_DBCN, u64(0), length, addr, u64(0))
+def sbi_console_write(addr: u64, length: u64) -> u64:
+    """DBCN console_write (FID 0, SBI 2.0 12.1): bytes at a physical address (the hypervisor runs with satp
+    bare). The call returns an error in a0 and the number of bytes written in a1, which may be fewer than
+    length: the bytes written, 0 when the call failed."""
+    written = Array[u64, 1]()
+    err = sbi_ecall(SBI_EXT_DBCN, u64(0), length, addr, u64(0), u64(0), u64(0), u64(0), addr_of(written[0]))
+    if err != SBI_SUCCESS:
+        return 0
+    return written[0]
 
 
 def sbi_legacy_putchar(c: u64) -> None:
@@ -74,7 +85,7 @@ def sbi_set_timer(deadline: u64) -> None:
 
 
 def sbi_hart_start(hartid: u64, start: u64, opaque: u64) -> i64:
-    return sbi_call(SBI_EXT_HSM, u64(0), hartid, start, opaque)
+    return sbi_call(SBI_EXT_HSM, SBI_HSM_HART_START, hartid, start, opaque)
 
 
 def sbi_send_ipi(hart_mask: u64, hart_mask_base: u64) -> i64:

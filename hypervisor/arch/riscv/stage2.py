@@ -11,7 +11,7 @@ fits the remaining length.  Table pages come from the frame allocator; `stage2_d
 After changing a live table the caller calls `stage2_flush(vmid)`.
 """
 
-from compiler.prelude import Final, Ptr, hfence_gvma_vmid, u64
+from compiler.prelude import HGATP, Final, Ptr, csr_read, csr_write, hfence_gvma_vmid, u64
 from hypervisor.core.frame_alloc import frame_alloc, frame_free
 
 # PTE bits (Sv39 format, also used by the G-stage)
@@ -27,25 +27,19 @@ PTE_RWX: Final = PTE_R | PTE_W | PTE_X
 PTE_PPN_SHIFT: Final = u64(10)
 PTE_PPN_MASK: Final = u64((1 << 44) - 1)
 
-# mapping permissions accepted by stage2_map (any non-empty combination of R, W, X but W without R)
-S2_PERM_R: Final = PTE_R
-S2_PERM_W: Final = PTE_W
-S2_PERM_X: Final = PTE_X
+# mapping permissions given by callers of stage2_map (it accepts any non-empty R, W, X but W without R)
 S2_PERM_RW: Final = PTE_R | PTE_W
-S2_PERM_RX: Final = PTE_R | PTE_X
 S2_PERM_RWX: Final = PTE_RWX
 
 S2_PAGE_SHIFT: Final = u64(12)
 S2_PAGE_SIZE: Final = u64(1 << 12)
 S2_SIZE_2M: Final = u64(1 << 21)
 S2_SIZE_1G: Final = u64(1 << 30)
-S2_GPA_BITS: Final = u64(41)
 S2_GPA_LIMIT: Final = u64(1 << 41)
 S2_HPA_LIMIT: Final = u64(1 << 56)
 S2_ROOT_ENTRIES: Final = u64(2048)
 S2_TABLE_ENTRIES: Final = u64(512)
 S2_ROOT_PAGES: Final = u64(4)  # 16 KiB, aligned to 16 KiB
-S2_LEVELS: Final = 3
 
 # hgatp
 HGATP_MODE_SV39X4: Final = u64(8)
@@ -53,13 +47,15 @@ HGATP_MODE_SHIFT: Final = u64(60)
 HGATP_VMID_SHIFT: Final = u64(44)
 HGATP_VMID_MASK: Final = u64((1 << 14) - 1)
 HGATP_PPN_MASK: Final = u64((1 << 44) - 1)
+HGATP_NO_SV39X4: Final = u64(0xFFFF_FFFF_FFFF_FFFF)  # stage2_probe: the hart has no Sv39x4 mode
+
+stage2_vmid_bits: u64 = 0  # VMIDLEN, found by stage2_probe
 
 # leaf counts written by stage2_count_leaves
 S2_COUNT_1G: Final = 0
 S2_COUNT_2M: Final = 1
 S2_COUNT_4K: Final = 2
 S2_COUNT_TABLES: Final = 3  # table pages in 4 KiB frames, root included (4)
-S2_COUNT_SLOTS: Final = 4
 
 
 def _level_shift(level: u64) -> u64:
@@ -372,3 +368,31 @@ def stage2_hgatp(root: u64, vmid: u64) -> u64:
 def stage2_flush(vmid: u64) -> None:
     """Invalidate this VMID's G-stage translations after a change to its live table."""
     hfence_gvma_vmid(vmid)
+
+
+def stage2_probe() -> u64:
+    """Priv 9.2.10: hgatp.MODE is WARL and VMIDLEN is found by writing ones to every VMID bit and reading back.
+    Writes MODE=Sv39x4 with all VMID bits, reads it back, leaves hgatp 0 (Bare) again. Returns VMIDLEN (0..14),
+    or HGATP_NO_SV39X4 when the MODE did not stick (the hart has no Sv39x4); VMIDLEN is kept for stage2_vmids."""
+    global stage2_vmid_bits
+    csr_write(HGATP, (HGATP_MODE_SV39X4 << HGATP_MODE_SHIFT) | (HGATP_VMID_MASK << HGATP_VMID_SHIFT))
+    back = csr_read(HGATP)
+    csr_write(HGATP, u64(0))
+    if back >> HGATP_MODE_SHIFT != HGATP_MODE_SV39X4:
+        return HGATP_NO_SV39X4
+    vmid = (back >> HGATP_VMID_SHIFT) & HGATP_VMID_MASK
+    bits = u64(0)
+    while bits < 14 and (vmid >> bits) & 1 != 0:  # 9.2.10: the implemented VMID bits are the low VMIDLEN ones
+        bits += 1
+    stage2_vmid_bits = bits
+    return bits
+
+
+def stage2_vmid_len() -> u64:
+    """VMIDLEN, as stage2_probe found it."""
+    return stage2_vmid_bits
+
+
+def stage2_vmids() -> u64:
+    """How many VMIDs the hart has: 2**VMIDLEN (1 when VMIDLEN is 0: every VM would share VMID 0)."""
+    return u64(1) << stage2_vmid_bits

@@ -1,13 +1,15 @@
 """Trap handling: `runtime/trap.S` saves a guest's registers into its vCPU and calls `hyp_guest_trap`,
 which dispatches on scause through two tables (exceptions and interrupts), then resumes the vCPU.
 
-A guest that does something the hypervisor cannot allow (an access outside its memory, an unexpected
-exception) ends; the hypervisor and the other VMs run on (Priv 9.6 "Traps").
+A guest's own mistakes go to the guest, as the hardware would deliver them without a hypervisor: an access
+fault (scause 1, 5, 7) and an access to an emulated device that cannot be emulated (a width or alignment the
+device does not have, an AMO) reach the guest's trap handler as access faults. A guest that does something the
+hypervisor cannot allow (an access outside its memory, an unexpected exception) ends; the hypervisor and the
+other VMs run on (Priv 9.6 "Traps").
 """
 
 from compiler.prelude import (
     HGATP,
-    HGEIE,
     HIE,
     HSTATUS,
     HTVAL,
@@ -28,10 +30,10 @@ from compiler.prelude import (
     Array,
     Callable,
     Final,
-    Mmio,
     Ptr,
     addr_of,
     amoadd_d,
+    amoadd_w,
     amoswap_d,
     amoswap_w,
     csr_clear,
@@ -43,6 +45,7 @@ from compiler.prelude import (
     fence_i,
     hfence_gvma_vmid,
     hfence_vvma,
+    null,
     static,
     u8,
     u32,
@@ -53,14 +56,16 @@ from hypervisor.arch.riscv.defs import (
     EXC_COUNT,
     EXC_ECALL_VS,
     EXC_ILLEGAL_INST,
+    EXC_INST_ACCESS,
     EXC_INST_GUEST_PAGE_FAULT,
+    EXC_LOAD_ACCESS,
     EXC_LOAD_GUEST_PAGE_FAULT,
+    EXC_STORE_ACCESS,
     EXC_STORE_GUEST_PAGE_FAULT,
     EXC_VIRTUAL_INST,
     HIE_GUEST,
     HSTATUS_SPV,
     HSTATUS_SPVP,
-    HSTATUS_VGEIN_SHIFT,
     HSTATUS_VSXL,
     HSTATUS_VTW,
     INSN_WFI,
@@ -77,37 +82,33 @@ from hypervisor.arch.riscv.defs import (
     SSTATUS_VS,
     SSTATUS_VS_INITIAL,
 )
+from hypervisor.arch.riscv.irqc import irqc_handle, irqc_vcpu_enter, irqc_vcpu_leave
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
-from hypervisor.arch.riscv.sbi_call import (
-    SBI_SRST_REASON_FAILURE,
-    SBI_SRST_REASON_NONE,
-    SBI_SRST_SHUTDOWN,
-    sbi_set_timer,
-    sbi_system_reset,
-)
+from hypervisor.arch.riscv.sbi_call import sbi_set_timer
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
-from hypervisor.board import IRQ_MODE, IRQ_MODE_AIA, MAX_HARTS, TEST_FINISHER_BASE, TIMEBASE_FREQUENCY
+from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.hart import hart_has_sstc
-from hypervisor.core.vaplic import VGEIN_MVM
-from hypervisor.core.virq import virq_external, virq_update_vcpu
+from hypervisor.core.machine import machine_power_off
+from hypervisor.core.stack import stack_check, stack_top
 from hypervisor.core.vm import (
     HART_VCPU,
     VCPU_STARTED,
     VM_CRASHED,
     VM_RUNNING,
     Vcpu,
+    machine_report,
     vcpu_vm,
     vm_all_ended,
     vm_any_failed,
-    vm_end,
+    vm_claim_end,
+    vm_end_claimed,
     vm_report,
 )
 
 IRQ_COUNT: Final = 16
-TEST_FINISHER_FAIL: Final = u32(0x3333)  # QEMU sifive_test: FAIL, exit code in bits 31:16
-FINISHER_WAIT_SECONDS: Final = u64(10)  # QEMU acts on it within milliseconds; generous for a loaded host
 
 
 @extern("hyp_vcpu_enter")
@@ -116,7 +117,28 @@ def vcpu_enter(v: Ptr[Vcpu]) -> None:
     ...
 
 
+def trap_kill(v: Ptr[Vcpu], report: Ptr[u8], value: u64, what: Ptr[u8]) -> None:
+    """End v's VM for what it did: `report` and `value` say what happened, `what` why it ends. Only the hart
+    that claims the VM's end reports it (two vCPUs faulting at once end it once); the other just leaves."""
+    vm = vcpu_vm(v)
+    if not vm_claim_end(vm):
+        v.parking = u32(1)
+        return
+    vm_report(vm, report, value)
+    trap_report_killed(v, what)
+    vm_end_claimed(vm, VM_CRASHED, v)
+
+
 def trap_guest_fault(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
+    vm = vcpu_vm(v)
+    if not vm_claim_end(vm):
+        v.parking = u32(1)
+        return
+    trap_report_killed(v, what)
+    vm_end_claimed(vm, VM_CRASHED, v)
+
+
+def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
     vm = vcpu_vm(v)
     console_lock()
     console_puts(cstr(b"pyshyper: vm"))
@@ -129,33 +151,49 @@ def trap_guest_fault(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
     console_hex(csr_read(STVAL))
     console_puts(cstr(b"\n"))
     console_unlock()
-    vm_end(vm, VM_CRASHED, v)
 
 
 def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
     """Guest-page faults (scause 20, 21, 23): the guest-physical address is htval << 2 | stval[1:0]
-    (Priv 9.4.4). Nothing is emulated yet, so the access is outside the VM's memory: the VM ends."""
+    (Priv 9.4.4). Inside an emulated device the access is emulated, or given back to the guest as an access
+    fault when the device cannot do it; anywhere else it is outside the VM's memory: the VM ends."""
     cause = csr_read(SCAUSE)
     htval = csr_read(HTVAL)
-    vm = vcpu_vm(v)
     if htval == 0:
         # The hart may write zero instead of the address (Priv 9.4.4): nothing can be emulated without it, and
         # guest-physical 0..3 is never one of the VM's devices. The report says what is known, the guest address.
-        vm_report(
-            vm, cstr(b"guest-page fault, guest-physical address not given (htval 0), guest address "), csr_read(STVAL)
+        trap_kill(
+            v,
+            cstr(b"guest-page fault, guest-physical address not given (htval 0), guest address "),
+            csr_read(STVAL),
+            cstr(b"access outside its memory"),
         )
-        trap_guest_fault(v, cstr(b"access outside its memory"))
         return
     gpa = (htval << 2) | (csr_read(STVAL) & 3)
-    if cause != EXC_INST_GUEST_PAGE_FAULT and mmio_emulate(v, gpa):
-        return
+    if cause != EXC_INST_GUEST_PAGE_FAULT:
+        done = mmio_emulate(v, gpa)
+        if done == EMUL_DONE:
+            return
+        if done == EMUL_FAULT:
+            # What a device answers with a bus error: an access fault at the guest's own (virtual) address,
+            # which stval still holds (Priv 9.4.4, 3.1.15).
+            trap_inject_exception(
+                v, EXC_LOAD_ACCESS if cause == EXC_LOAD_GUEST_PAGE_FAULT else EXC_STORE_ACCESS, csr_read(STVAL)
+            )
+            return
     if cause == EXC_INST_GUEST_PAGE_FAULT:
-        vm_report(vm, cstr(b"instruction guest-page fault at guest-physical "), gpa)
+        trap_kill(v, cstr(b"instruction guest-page fault at guest-physical "), gpa, cstr(b"access outside its memory"))
     elif cause == EXC_LOAD_GUEST_PAGE_FAULT:
-        vm_report(vm, cstr(b"load guest-page fault at guest-physical "), gpa)
+        trap_kill(v, cstr(b"load guest-page fault at guest-physical "), gpa, cstr(b"access outside its memory"))
     else:
-        vm_report(vm, cstr(b"store guest-page fault at guest-physical "), gpa)
-    trap_guest_fault(v, cstr(b"access outside its memory"))
+        trap_kill(v, cstr(b"store guest-page fault at guest-physical "), gpa, cstr(b"access outside its memory"))
+
+
+def trap_access_fault(v: Ptr[Vcpu]) -> None:
+    """scause 1, 5, 7 from the guest: its access passed stage 2 and failed in the physical memory system (PMP,
+    or no device answered at a passthrough address). The guest's own mistake: its trap handler gets it, with
+    the same cause and address (Priv 9.6: the trap the hart would have delivered had hedeleg delegated it)."""
+    trap_inject_exception(v, csr_read(SCAUSE), csr_read(STVAL))
 
 
 def trap_inject_exception(v: Ptr[Vcpu], cause: u64, tval: u64) -> None:
@@ -214,10 +252,8 @@ def irq_software(v: Ptr[Vcpu]) -> None:
 
 
 def irq_external(v: Ptr[Vcpu]) -> None:
-    if IRQ_MODE == IRQ_MODE_AIA:
-        irq_unexpected(v)  # not enabled in sie in AIA mode; there is no PLIC to claim from
-        return
-    virq_external(v, v.hart)
+    if not irqc_handle(v):
+        irq_unexpected(v)
 
 
 def irq_unexpected(v: Ptr[Vcpu]) -> None:
@@ -235,6 +271,9 @@ def trap_init_tables() -> None:
         EXCEPTION_HANDLERS[i] = trap_unexpected
     for i in range(IRQ_COUNT):
         INTERRUPT_HANDLERS[i] = irq_unexpected
+    EXCEPTION_HANDLERS[EXC_INST_ACCESS] = trap_access_fault
+    EXCEPTION_HANDLERS[EXC_LOAD_ACCESS] = trap_access_fault
+    EXCEPTION_HANDLERS[EXC_STORE_ACCESS] = trap_access_fault
     EXCEPTION_HANDLERS[EXC_ECALL_VS] = trap_ecall
     EXCEPTION_HANDLERS[EXC_INST_GUEST_PAGE_FAULT] = trap_guest_page_fault
     EXCEPTION_HANDLERS[EXC_LOAD_GUEST_PAGE_FAULT] = trap_guest_page_fault
@@ -249,9 +288,14 @@ power_off_claim = static(Array[u32, 1])
 
 
 def vcpu_run(v: Ptr[Vcpu]) -> None:
-    """Enter a vCPU on this hart (Priv 9.2: hgatp, hstatus.SPV/SPVP, sstatus.SPP); never returns."""
+    """Enter a vCPU on this hart (Priv 9.2: hgatp, hstatus.SPV/SPVP, sstatus.SPP). Returns only when the vCPU
+    must not run after all: its VM is ending, or it was stopped, which is checked after `running` is published
+    (vm_end stores the VM's state first, then waits for `running` to clear: one of the two sees the other)."""
     vm = vcpu_vm(v)
     amoswap_w(addr_of(v.running), u32(1))
+    if vm.state != VM_RUNNING or amoadd_w(addr_of(vm.ending), u32(0)) != 0 or v.state != VCPU_STARTED:
+        amoswap_w(addr_of(v.running), u32(0))
+        return
     asked = amoadd_d(addr_of(v.fence_req), u64(0))
     csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
     hfence_gvma_vmid(vm.vmid)
@@ -264,21 +308,14 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
         csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
     csr_write(HVIP, u64(0))
     csr_write(HIE, HIE_GUEST)
-    # What other harts asked of the vCPU since it was started, and its external line as its VM's virtual PLIC
-    # has it now (the IPIs that said so may have been taken, and cleared, while the hart was parked).
+    # What other harts asked of the vCPU since it was started, then its interrupt controller's part (its line,
+    # its guest interrupt file).
     vcpu_handle_messages(v)
-    if IRQ_MODE != IRQ_MODE_AIA and vm.id == 0:
-        virq_update_vcpu(v)
+    irqc_bits = irqc_vcpu_enter(v)
     # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
     # Built whole, not read-modified-written: nothing a former vCPU or the firmware left (HU, VTVM, VTSR, VSBE,
     # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
-    hstatus = csr_read(HSTATUS) & HSTATUS_VSXL
-    if IRQ_MODE == IRQ_MODE_AIA and vm.id == 0:
-        hstatus |= VGEIN_MVM << HSTATUS_VGEIN_SHIFT  # the vCPU's IMSIC is this guest interrupt file
-        # Its bit in hgeie too, while the vCPU is on this hart: an MSI into the file then also raises
-        # mip.SGEIP (never taken: hie.SGEIE stays clear). By the spec hip.VSEIP alone wakes a waiting hart;
-        # QEMU (10.0) wakes a halted hart only when its mip changes, which this makes an MSI do.
-        csr_write(HGEIE, u64(1) << VGEIN_MVM)
+    hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits
     csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
     # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,
     # 4.1.1). One vCPU per hart and a hypervisor built without F/D/V mean those registers are the guest's alone:
@@ -294,46 +331,41 @@ def hart_park(v: Ptr[Vcpu]) -> None:
     amoswap_w(addr_of(v.running), u32(0))
     csr_write(HIE, u64(0))
     csr_write(HVIP, u64(0))
-    csr_write(HGEIE, u64(0))
+    irqc_vcpu_leave()
     if not hart_has_sstc():
         v.timer_deadline = ~u64(0)
         sbi_set_timer(~u64(0))
 
 
+@export("hyp_hart_idle")
 def hart_wait(hartid: u64) -> None:
     """Nothing runs on this hart now: run its vCPU once HSM starts it; power the machine off when every VM has
-    ended (one hart, the first to claim it, does that); otherwise sleep until an IPI or interrupt."""
+    ended (one hart, the first to claim it, does that); otherwise sleep until an IPI or interrupt. Called with
+    a fresh stack (runtime/trap.S unwinds to the stack's top first, main.py at the end of boot); never returns."""
     if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
         hart_park(Ptr[Vcpu](HART_VCPU[hartid]))
     while True:
+        stack_check(hartid, stack_top(hartid))
         if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
             v = Ptr[Vcpu](HART_VCPU[hartid])
             if v.state == VCPU_STARTED and vcpu_vm(v).state == VM_RUNNING:
                 vcpu_run(v)
         if vm_all_ended() and amoswap_w(addr_of(power_off_claim[0]), u32(1)) == 0:
             # A VM the hypervisor killed was reported when it ended and does not fail the machine (unless it was
-            # the management VM); a VM that powered itself off reporting a failure does. SBI SRST carries no exit
-            # code out of QEMU, so a failed run says so through the board's test finisher (sifive,test0: FAIL
-            # with code 1), and falls back to SRST with reason "system failure".
+            # the management VM); a VM that powered itself off reporting a failure does.
             console_lock()
             console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
             console_unlock()
-            if vm_any_failed():
-                # QEMU queues the finisher's shutdown; an SRST right after it would overwrite its exit code with
-                # 0, so SRST is only the fallback when the finisher has not stopped the machine a while later.
-                Mmio[u32](TEST_FINISHER_BASE).write(TEST_FINISHER_FAIL | (u32(1) << 16))
-                until = csr_read(TIME) + FINISHER_WAIT_SECONDS * TIMEBASE_FREQUENCY
-                while csr_read(TIME) < until:
-                    pass  # no wfi: nothing may be armed to wake this hart
-                sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_FAILURE)
-            sbi_system_reset(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_NONE)
+            machine_report()
+            machine_power_off(vm_any_failed())
         wfi()
         csr_clear(SIP, MIP_SSIP)
 
 
 @export("hyp_guest_trap")
 def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
-    """Called by runtime/trap.S with the trapped vCPU; returns the vCPU to resume."""
+    """Called by runtime/trap.S with the trapped vCPU; returns the vCPU to resume, or null when it leaves the
+    hart (stopped, rebooted, its VM ended): trap.S then unwinds the stack and calls hart_wait."""
     cause = csr_read(SCAUSE)
     v.traps += 1
     if cause & SCAUSE_INTERRUPT != 0:
@@ -347,7 +379,8 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
         trap_unexpected(v)
     if vcpu_vm(v).state != VM_RUNNING or v.state != VCPU_STARTED or v.parking != 0:
         v.parking = u32(0)
-        hart_wait(v.hart)
+        return null(Vcpu)
+    stack_check(v.hart, v.hyp_sp)
     return v
 
 

@@ -18,6 +18,12 @@ def call_extern(n: u64) -> u64:
     return asm_read_thing(n, 7) + n
 
 
+def extern_result_type() -> u64:
+    v = asm_read_thing(1, 2)  # a u64 (the declared result), also under CPython where the mock gives a plain 0
+    v -= 1
+    return v
+
+
 def cstr_bytes() -> u32:
     p: Ptr[u8] = cstr(b"hi!")
     return u32(p[0]) + u32(p[1]) + u32(p[2]) + u32(p[3])
@@ -32,6 +38,7 @@ def addr_nonzero() -> bool:
 
 
 #: call_extern(5) == 5
+#: extern_result_type() == 0xFFFFFFFFFFFFFFFF
 #: cstr_bytes() == 242
 #: cstr_same() == 1
 #: addr_nonzero() == 1

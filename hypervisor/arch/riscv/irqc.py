@@ -1,0 +1,118 @@
+"""The interrupt controller behind one interface (Bao's arch/riscv/irqc: `irqc_init`, `irqc_cpu_init`,
+`irqc_config_irq`, `irqc_handle`), whichever the build has: the PLIC, or the AIA's APLIC in MSI mode with IMSIC
+guest interrupt files. The build's IRQ_MODE is a compile-time constant, so each function is one branch after
+constant folding. The rest of the hypervisor calls these and never looks at IRQ_MODE.
+
+Physical side: the hypervisor owns the controller; a VM owns the sources the board gives it (`irqc_config_irq`).
+Virtual side: a VM with `irqc_vm_init` gets an emulated controller registered in its emulated-MMIO table
+(core/emul.py): a virtual PLIC (core/vplic.py, core/virq.py) or a virtual APLIC (core/vaplic.py), and in AIA mode
+each of its vCPUs a guest interrupt file of its hart mapped as its IMSIC page.
+"""
+
+from compiler.prelude import HGEIE, SIE, Ptr, csr_write, cstr, u64
+from hypervisor.arch.riscv.aplic import aplic_init
+from hypervisor.arch.riscv.defs import HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SSIP, MIP_STIP
+from hypervisor.board import (
+    AIA_GUESTS,
+    IMSIC_HART_STRIDE,
+    IMSIC_PAGE_SIZE,
+    IMSIC_S_BASE,
+    IRQ_MODE,
+    IRQ_MODE_AIA,
+    MVM_APLIC_BASE,
+    MVM_APLIC_SIZE,
+    MVM_PLIC_BASE,
+    MVM_PLIC_SIZE,
+)
+from hypervisor.core.console import console_dec, console_puts
+from hypervisor.core.emul import emul_add
+from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own
+from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_update_vcpu
+from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device
+
+
+def irqc_describe() -> None:
+    """The controller, for the banner."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        console_puts(cstr(b"aia (APLIC + IMSIC, "))
+        console_dec(AIA_GUESTS)
+        console_puts(cstr(b" guest interrupt files per hart)"))
+    else:
+        console_puts(cstr(b"plic"))
+
+
+def irqc_init() -> None:
+    """Once, on the boot hart: the physical controller's global state."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        aplic_init()
+
+
+def irqc_cpu_init() -> None:
+    """On each hart: which of the hypervisor's own interrupts it takes (sie). It runs with sstatus.SIE = 0 and
+    takes them only while a guest runs (Priv 9.6). PLIC mode: its S-mode context interrupts it; AIA mode: devices'
+    MSIs go straight to guest interrupt files, nothing targets the hypervisor's own file."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        csr_write(SIE, MIP_STIP | MIP_SSIP)
+    else:
+        csr_write(SIE, MIP_STIP | MIP_SSIP | MIP_SEIP)
+
+
+def irqc_vm_init(vm: Ptr[Vm], base: u64) -> bool:
+    """Give vm a virtual controller whose window starts at guest-physical `base` (the board's layout for it)."""
+    vm.irqc = True
+    if IRQ_MODE == IRQ_MODE_AIA:
+        return emul_add(vm, base, MVM_APLIC_SIZE, vaplic_emul)
+    virq_init(vm)
+    return emul_add(vm, base, MVM_PLIC_SIZE, virq_emul)
+
+
+def irqc_window(vm: Ptr[Vm]) -> u64:
+    """Where the management VM's board data puts its controller's window."""
+    return MVM_APLIC_BASE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_BASE
+
+
+def irqc_vcpu_init(vm: Ptr[Vm], index: u64, hart: u64, imsic_gpa: u64) -> bool:
+    """vm's vCPU `index` runs on `hart`. AIA mode: its IMSIC page at imsic_gpa is that hart's guest interrupt file
+    VGEIN (AIA 3.x; Priv 9.2.1 hstatus.VGEIN), mapped, never emulated. Nothing to do for the PLIC."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        file = IMSIC_S_BASE + hart * IMSIC_HART_STRIDE + VGEIN_MVM * IMSIC_PAGE_SIZE
+        return vm_map_device(vm, imsic_gpa, file, IMSIC_PAGE_SIZE)
+    return True
+
+
+def irqc_config_irq(vm: Ptr[Vm], src: u64, hart: u64) -> None:
+    """Physical source `src` belongs to vm; in PLIC mode it interrupts `hart`'s S-mode context."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        vaplic_own(src)
+    else:
+        virq_route(vm, src, hart)
+
+
+def irqc_handle(v: Ptr[Vcpu]) -> bool:
+    """The hypervisor's S-mode external interrupt, taken while v ran; false if this controller raises none."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        return False  # not enabled in sie: there is no PLIC to claim from
+    virq_external(v, v.hart)
+    return True
+
+
+def irqc_vcpu_enter(v: Ptr[Vcpu]) -> u64:
+    """v is about to run on this hart: bring its external-interrupt line up to date; the hstatus bits its
+    controller needs (VGEIN in AIA mode)."""
+    if not vcpu_vm(v).irqc:
+        return u64(0)
+    if IRQ_MODE == IRQ_MODE_AIA:
+        # Its bit in hgeie too, while the vCPU is on this hart: an MSI into the file then also raises mip.SGEIP
+        # (never taken: hie.SGEIE stays clear). By the spec hip.VSEIP alone wakes a waiting hart; QEMU (10.0)
+        # wakes a halted hart only when its mip changes, which this makes an MSI do.
+        csr_write(HGEIE, u64(1) << VGEIN_MVM)
+        return VGEIN_MVM << HSTATUS_VGEIN_SHIFT
+    # Its line as its VM's virtual PLIC has it now (the IPIs that said so may have been taken, and cleared,
+    # while the hart was parked).
+    virq_update_vcpu(v)
+    return u64(0)
+
+
+def irqc_vcpu_leave() -> None:
+    """The hart's vCPU leaves it: no guest interrupt file may wake it any more."""
+    csr_write(HGEIE, u64(0))
