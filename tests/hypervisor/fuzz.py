@@ -44,6 +44,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import llvmlite.binding as llvm
+
 from boards import make_config, render_hypervisor_module
 from compiler import prelude
 
@@ -54,6 +56,7 @@ EPISODE_OPS = 64
 HANG_SECONDS = 300  # compiled code: an episode longer than this is a hang (a wait that never ends): exit, traceback
 CASE_SECONDS = 20  # CPython: a call longer than this is a hang, reported as a failing case
 TARGETS = ("sbi", "vplic", "vaplic", "decode")
+STACKS = "__stacks_start"  # runtime/boot.S: the harts' hypervisor stacks (read by the stack high-water mark)
 BACKENDS = ("cpython", "host")
 
 
@@ -63,6 +66,10 @@ class FuzzFailure(Exception):
     def __init__(self, check: str, message: str) -> None:
         super().__init__(f"{check}: {message}")
         self.check = check
+
+
+class MachineOff(BaseException):
+    """The firmware's system reset, under CPython: it never returns (a BaseException: nothing catches it)."""
 
 
 class Hang(Exception):
@@ -110,6 +117,15 @@ class Backend:
     # the struct layouts (prelude), for both backends
     def struct(self, modname: str, name: str):
         return getattr(self.mods[modname], name)
+
+    def is_lock(self, name: str) -> bool:
+        """A static that is a lock (a Spinlock, or named as one): it may change in any case that takes it, and must
+        be free after."""
+        if "lock" in name.rsplit(".", 1)[-1]:
+            return True
+        mname, _, attr = name.rpartition(".")
+        val = vars(self.mods[mname]).get(attr) if mname in self.mods else None
+        return type(val).__name__ == "Spinlock"
 
     def close(self) -> None:
         self.tmp.cleanup()
@@ -275,19 +291,34 @@ class CPythonBackend(Backend):
     def global_addr(self, name: str) -> int:
         return self.statics[name][0]
 
+    def extern_addr(self, symbol: str) -> int:
+        return int(prelude.extern_addr(symbol))
+
 
 class HostBackend(Backend):
     kind = "host"
     _programs: dict[tuple[str, str], tuple] = {}
+    _extern_data: dict[str, ctypes.Array] = {}  # symbol -> its buffer (the process's JIT symbol table is one)
+
+    def extern_addr(self, symbol: str) -> int:
+        return ctypes.addressof(HostBackend._extern_data[symbol])
 
     def __init__(self, module: str, irq: str) -> None:
         super().__init__(module, irq)
         from compiler import driver
+        from compiler.host import HostProgram
 
         key = (module, irq)
         if key not in HostBackend._programs:
             src = HYP / Path(*module.split(".")[1:]).with_suffix(".py")
-            prog = driver.compile_host([str(src)], extra_modules={"hypervisor.board": self.board_path})
+            compiled = driver.compile_program([str(src)], "host", 2, {"hypervisor.board": self.board_path})
+            for g in compiled.module.global_variables:  # assembly's data symbols (extern_addr): host buffers
+                if g.is_declaration and g.name not in HostBackend._extern_data:
+                    size = int(self.board.MAX_HARTS * self.board.HART_STACK_SIZE) if g.name == STACKS else 0x1_0000
+                    buf = ctypes.create_string_buffer(size)
+                    HostBackend._extern_data[g.name] = buf
+                    llvm.add_symbol(g.name, ctypes.addressof(buf))
+            prog = HostProgram(compiled)
             td = prog.compiled.tm.target_data
             gl = {}
             for g in prog.compiled.module.global_variables:
@@ -561,6 +592,12 @@ class SbiWorld:
         self.live_callers: list[int] | None = None  # the started vCPUs of running VMs, read after the last case
         self.stats: collections.Counter = collections.Counter()
         prelude.mock.sbi_handler = self.firmware
+        # the harts' stacks as runtime/boot.S leaves them: painted (core/stack.py reads how deep the paint wore)
+        self.stacks, self.stacks_size = 0, 0
+        if hasattr(be.board, "HART_STACK_PAINT"):
+            self.stacks_size = int(be.board.MAX_HARTS * be.board.HART_STACK_SIZE)
+            self.stacks = be.extern_addr(STACKS)
+            be.write(self.stacks, int(be.board.HART_STACK_PAINT).to_bytes(8, "little") * (self.stacks_size // 8))
         be.call("hart_features_set", False, False, False)
         self.pool = be.alloc(POOL_SIZE + 0x20_0000, 0x20_0000)
         assert be.call("frame_alloc_init", self.pool, POOL_SIZE)
@@ -647,6 +684,8 @@ class SbiWorld:
         regions.append(Region("mvm_ram", self.mvm_ram, VM_RAM, 4096))
         regions.append(Region("image", self.image, IMAGE_SIZE))
         regions.append(Region("device", self.device, 4096))
+        if self.stacks:
+            regions.append(Region("stacks", self.stacks, self.stacks_size, per_case=False))
         regions.append(Region("pool", self.pool, POOL_SIZE, 4096, per_case=False))
         for i in (1, 2):
             regions.append(Region(f"ram{i}", self.vm(i).get("mem_hpa"), VM_RAM, 4096))
@@ -700,6 +739,8 @@ class SbiWorld:
             return 0, 0
         if eid == EID_SRST:
             self.ended_machine = True
+            if isinstance(self.be, CPythonBackend):
+                raise MachineOff  # a system reset that succeeds never returns (SBI 2.0 section 10.1)
         return 0, 0
 
     def other_hart(self, i: int) -> None:
@@ -726,9 +767,23 @@ class SbiWorld:
             v.set("fence_done", v.get("fence_req"))
 
     # ---- one case
+    def ends_machine(self, op: tuple, i: int) -> bool:
+        """Whether the case powers the machine off through the management VM's end (its last vCPU stops, HSM):
+        compiled, the hypervisor then spins after the firmware's reset, so the host backend does not run it.
+        Under CPython it runs, and this prediction is checked."""
+        pick, eid, fid, *args = op
+        v = self.vcpu(i)
+        mvm = self.vm(v.get("vm"))
+        if mvm.get("id") != 0 or eid != EID_HSM or fid != 1:
+            return False
+        return [j for j in self.vcpus_of(v.get("vm")) if self.vcpu(j).get("state") == VCPU_STARTED] == [i]
+
     def run(self, op: tuple) -> None:
         self.caller = -1
         self._case(op)
+        if self.ended_machine:
+            self.obs = ("machine off", self.caller)
+            return
         self.after_trap(self.caller)
         self.frozen = self.state()
         self.live_callers = self.callers()  # for the next case (alive), from the same reading
@@ -781,17 +836,27 @@ class SbiWorld:
         before_state = {j: (self.vcpu(j).get("state"), self.vcpu(j).get("running")) for j in mine}
         self.frozen = None
         be = self.be
+        powers_off = self.ends_machine(op, i)
+        if powers_off and isinstance(be, HostBackend):
+            self.ended_machine = True
+            self.stats["HSM: the machine powers off (not run compiled)"] += 1
+            return
         be.begin_case(self.regions)
+        off = False
         try:
             be.call("sbi_handle_ecall", v.addr)
         except FuzzFailure:
             raise
+        except MachineOff:
+            off = True
         except Hang as e:
             fail("hang", f"{eid:#x}/{fid} did not return: {e}")
         except BaseException as e:  # noqa: BLE001 - any exception out of the hypervisor's code is a finding
             fail("exception", f"{type(e).__name__}: {e}")
         finally:
             changed = be.end_case(self.regions)
+        if eid == EID_HSM and off != powers_off:
+            fail("model", f"HSM {'powered the machine off' if off else 'left the machine on'}, not as predicted")
         after = self.state()
         self.frozen = after  # the checks read the state from here
         try:
@@ -825,12 +890,12 @@ class SbiWorld:
 
         # memory: only the calling VM's own state, the console's and interrupt locks, and what an ending VM frees
         allowed = {f"hypervisor.core.vm.VMS[{m}]"} | {f"hypervisor.core.vm.VCPUS[{j}]" for j in mine}
-        allowed |= {name for name in self.be.statics if is_lock(name)}
+        allowed |= {name for name in self.be.statics if self.be.is_lock(name)}
         if ended:
             allowed |= {"hypervisor.core.frame_alloc.frame_bitmap", "hypervisor.core.frame_alloc.frame_used_pages"}
             allowed |= {f"frame{p}" for p in self.pages[m]}
         if self.ended_machine:
-            self.stats["SRST: the machine resets"] += 1
+            self.stats[f"{name}: the machine resets"] += 1
         if rebooted or ended:
             allowed |= {f"ram{m}[{k}]" for k in range(VM_RAM // 4096)} if m else set()
         bad = sorted(changed - allowed)
@@ -849,10 +914,11 @@ class SbiWorld:
 
         # locks given back
         for name, (addr, size) in self.be.statics.items():
-            if is_lock(name) and not released(be.read(addr, size)):
+            if be.is_lock(name) and not released(be.read(addr, size)):
                 fail("lock", f"{name} still held")
-        if "console_busy" in vm.lay and vm.get("console_busy") != 0:
-            fail("lock", "the VM's console lock is still held")
+        for f in ("console_busy", "console_spin"):  # the VM's own console lock
+            if f in vm.lay and not released(vm.get(f).to_bytes(vm.lay[f][1], "little")):
+                fail("lock", f"the VM's {f} is still held")
 
         # the firmware was asked only what this VM may cause
         for e, f, x0, x1, _ in self.fw:
@@ -944,6 +1010,9 @@ class SbiWorld:
                 fail("return", f"legacy extension {eid:#x} returned a0 {a0}")
         elif a0 not in SBI_ERRORS:
             fail("return", f"a0 {a0} is not an SBI 2.0 error code (section 3.2)")
+        elif eid == EID_TEST:  # the PyShyper test extension: its fault only in a --debug-faults build
+            if a0 not in (0, ERR_NOT_SUPPORTED) or (fid == 0 and a0 != ERR_NOT_SUPPORTED):
+                fail("return", f"the test extension's FID {fid} returned {a0} in a build without debug faults")
         elif eid not in IMPLEMENTED and a0 != ERR_NOT_SUPPORTED:
             fail("return", f"extension {eid:#x} is not implemented, but returned {a0} (not SBI_ERR_NOT_SUPPORTED)")
         if eid == EID_DBCN and fid == 0 and a0 == 0:
@@ -970,11 +1039,6 @@ class SbiWorld:
             page = int(name.split("[")[1].rstrip("]"))
             if page not in used:
                 fail("memory", f"a free frame of the pool changed ({name})")
-
-
-def is_lock(name: str) -> bool:
-    """A static that is a lock (any kind): it may change in any case that takes it, and must be free after."""
-    return "lock" in name.rsplit(".", 1)[-1]
 
 
 def released(raw: bytes) -> bool:
@@ -1325,9 +1389,19 @@ class AplicWorld:
         self.base = int(be.board.APLIC_S_BASE)
         self.harts = [int(be.board.MVM_HARTS[i]) for i in range(int(be.board.MVM_NUM_VCPUS))]
         self.dev = AplicDevice()
+        # the emulation entry the trap path calls (core/emul.py: vaplic_emul), or the model's access check and
+        # registers as mmio.py called them
+        self.emul = "vaplic_emul" in vars(be.mods["hypervisor.core.vaplic"])
+        self.value = be.alloc(8, 8)  # the access's value (a load's result, a store's operand)
+        self.vcpu = be.alloc(prelude._size(be.struct("hypervisor.core.vm", "Vcpu")), 64)
+        if self.emul:
+            emul = be.mods["hypervisor.core.emul"]
+            self.done, self.fault = int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
         self.regions = [Region(n, a, s) for n, (a, s) in be.statics.items()]
+        self.regions.append(Region("vcpu", self.vcpu, prelude._size(be.struct("hypervisor.core.vm", "Vcpu"))))
+        self.regions.append(Region("value", self.value, 8))
         if isinstance(be, CPythonBackend):
-            be.known = [(a, s) for a, s in be.statics.values()]
+            be.known = [(r.addr, r.size) for r in self.regions]
         self.initial = None
 
     def restore(self, rng_seed: int = 0) -> None:
@@ -1335,7 +1409,7 @@ class AplicWorld:
         self.dev = AplicDevice()
         prelude.mock.map_mmio(self.base, 0x8000, self.dev.read, self.dev.write)
         if self.initial is None:
-            self.be.call("vaplic_init_physical")
+            self.be.call("aplic_init" if self.emul else "vaplic_init_physical")
             for s in self.OWNED:
                 self.be.call("vaplic_own", s)
             self.initial = snapshot(self.be, self.regions)
@@ -1427,14 +1501,28 @@ class AplicWorld:
         want, want_phys = self.expect(st, op)
         self.dev.log.clear()
         be.begin_case(self.regions)
+        legal = op[2] == 4 and op[1] % 4 == 0 and op[1] < 0x4000  # AIA 4.5: 32-bit registers, MSI-mode domain
         try:
             got = 0
-            if be.call("vaplic_access_ok", op[1], op[2]):  # mmio.py: refused accesses never reach the model
+            if self.emul:
+                marker = 0x5A5A_5A5A_5A5A_5A5A
+                be.write(self.value, (op[3] if op[0] == "write" else marker).to_bytes(8, "little"))
+                r = be.call("vaplic_emul", self.vcpu, op[1], op[2], op[0] == "write", self.value)
+                after = int.from_bytes(be.read(self.value, 8), "little")
+                if r != (self.done if legal else self.fault):
+                    fail("access", f"a {op[2]}-byte access at {op[1]:#x} answered {r}")
+                if op[0] == "read":
+                    got = after if legal else 0
+                    if not legal and after != marker:
+                        fail("access", f"a refused load at {op[1]:#x} still gave a value")
+                elif after != op[3]:
+                    fail("memory", "a store's operand changed")
+            elif be.call("vaplic_access_ok", op[1], op[2]):  # mmio.py: refused accesses never reach the model
                 if op[0] == "read":
                     got = be.call("vaplic_read", op[1])
                 else:
                     be.call("vaplic_write", op[1], op[3])
-            elif op[2] == 4 and op[1] % 4 == 0 and op[1] < 0x4000:
+            elif legal:
                 fail("access", f"a 4-byte aligned access at {op[1]:#x} refused")
         except FuzzFailure:
             raise
@@ -1444,7 +1532,7 @@ class AplicWorld:
             changed = be.end_case(self.regions)
         if isinstance(be, CPythonBackend) and be.stray:
             fail("memory", f"writes outside the hypervisor's statics: {[(hex(a), n) for a, n in be.stray[:4]]}")
-        if changed - {"hypervisor.core.vaplic.vaplic_main"}:
+        if changed - {"hypervisor.core.vaplic.vaplic_main", "value"}:
             fail("memory", f"changed {sorted(changed)}")
         phys = [(e[1], e[3]) for e in self.dev.log if e[0] == "w"]
         self.obs = (got, phys)
