@@ -574,7 +574,8 @@ class SbiWorld:
     """Three VMs on a PLIC build: the management VM (id 0, fixed memory, vCPUs on harts 0 and 1, the second one
     stopped), a one-vCPU test guest (hart 2) and a two-vCPU one (harts 3 and 4, the second stopped), their memory
     from the frame pool. The firmware below is a mock: an IPI to a hart runs what that hart would (a vCPU whose VM
-    ended parks, a started one enters and serves its fences); SRST from the management VM resets the machine."""
+    ended parks, a started one enters and serves its fences); a system reset (the management VM's SRST, or its
+    end when its last vCPU stops) is the end of the machine, and of the episode."""
 
     def __init__(self, be: Backend) -> None:
         self.be = be
