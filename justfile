@@ -44,7 +44,7 @@ bench-deps:
     python -c "import matplotlib" 2>/dev/null || python -m pip install -q 'matplotlib==3.*'
 
 
-# Fuzz SBI, vPLIC, vAPLIC, MMIO decoding on the host (CPython, JIT), 10^5 cases each: just fuzz --seed 7 --target sbi
+# Fuzz SBI, vPLIC, vAPLIC, MMIO decoding and emulation on the host (CPython, JIT), 10^5 cases each: just fuzz --seed 7
 fuzz *ARGS:
     python -m tests.hypervisor.fuzz "$@"
 

@@ -12,6 +12,9 @@ Targets (each case is one guest action, drawn from a seeded generator):
   hypervisor/arch/riscv/mmio.py calls it, with the physical S-level APLIC as a mock device.
 * ``decode``: the MMIO instruction decoder (hypervisor/arch/riscv/mmio_decode.py): any 16/32-bit word and any
   htinst, against a decoder written from the Unprivileged spec's encoding tables.
+* ``mmio``: the trap path's emulation (hypervisor/arch/riscv/mmio.py ``mmio_emulate``) in the management VM: any
+  instruction (htinst, or read back), at its PLIC window, its statistics page or beside them; the answer (done,
+  an access fault, no region), sepc and the registers against the decoder's reference and each device's rule.
 
 Cases run in episodes: a fresh world (a snapshot restored), then up to EPISODE_OPS cases on it. Around each case
 the world's memory (every static of the hypervisor, the frame pool, each VM's RAM) is diffed: snapshots on the
@@ -55,7 +58,7 @@ U64 = (1 << 64) - 1
 EPISODE_OPS = 64
 HANG_SECONDS = 300  # compiled code: an episode longer than this is a hang (a wait that never ends): exit, traceback
 CASE_SECONDS = 20  # CPython: a call longer than this is a hang, reported as a failing case
-TARGETS = ("sbi", "vplic", "vaplic", "decode")
+TARGETS = ("sbi", "vplic", "vaplic", "decode", "mmio")
 STACKS = "__stacks_start"  # runtime/boot.S: the harts' hypervisor stacks (read by the stack high-water mark)
 BACKENDS = ("cpython", "host")
 
@@ -111,7 +114,9 @@ class Backend:
         prelude.reset()
         self.board = prelude.load_module(str(self.board_path), "hypervisor.board")
         importlib.invalidate_caches()
-        self.mod = importlib.import_module(module)
+        for name in module.split("+"):  # several modules: "a+b" (the first is `mod`)
+            importlib.import_module(name)
+        self.mod = importlib.import_module(module.split("+")[0])
         self.mods = {n: m for n, m in sys.modules.items() if n.startswith("hypervisor")}
 
     # the struct layouts (prelude), for both backends
@@ -310,8 +315,8 @@ class HostBackend(Backend):
 
         key = (module, irq)
         if key not in HostBackend._programs:
-            src = HYP / Path(*module.split(".")[1:]).with_suffix(".py")
-            compiled = driver.compile_program([str(src)], "host", 2, {"hypervisor.board": self.board_path})
+            srcs = [str(HYP / Path(*m.split(".")[1:]).with_suffix(".py")) for m in module.split("+")]
+            compiled = driver.compile_program(srcs, "host", 2, {"hypervisor.board": self.board_path})
             for g in compiled.module.global_variables:  # assembly's data symbols (extern_addr): host buffers
                 if g.is_declaration and g.name not in HostBackend._extern_data:
                     size = int(self.board.MAX_HARTS * self.board.HART_STACK_SIZE) if g.name == STACKS else 0x1_0000
@@ -526,6 +531,7 @@ EID_NAMES = {
 IMPLEMENTED = (EID_BASE, EID_TIME, EID_IPI, EID_RFENCE, EID_HSM, EID_SRST, EID_DBCN, *EID_LEGACY)
 SBI_ERRORS = range(-9, 1)  # SBI 2.0 section 3.2: SUCCESS and SBI_ERR_FAILED .. SBI_ERR_NO_SHMEM
 ERR_NOT_SUPPORTED, ERR_INVALID_PARAM, ERR_INVALID_ADDRESS = -2, -3, -5
+CSR_HTINST = 0x64A
 A0, A1, A6, A7 = 10, 11, 16, 17
 
 MVM_GPA, GUEST_GPA, DEVICE_GPA = 0x8000_0000, 0x8020_0000, 0x1000_0000
@@ -1717,6 +1723,189 @@ class DecodeWorld:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Target: the trap path's MMIO emulation (mmio_emulate: decode, the VM's emulated regions, the register write-back)
+
+
+class PlicDevice(AplicDevice):
+    """The physical PLIC: a register file that records every access (its claim registers read 0)."""
+
+
+def mmio_op(rng: random.Random) -> tuple:
+    """(vCPU, window, offset, htinst, insn, the page of the instruction gone, register seed): the guest's access
+    in its PLIC window, its statistics page, or next to them, by any instruction."""
+    window = rng.choice(("plic", "plic", "stats", "stats", "none"))
+    if window == "plic":
+        off = plic_offset(rng)
+    elif window == "stats":
+        off = rng.choice((rng.randrange(0x1000), 8 * rng.randrange(0x200), 0x800, 0x808, 0x810 + 8 * rng.randrange(9)))
+    else:
+        off = rng.choice((-8, -1, 0x600_0000, 0x1000, 0x1_0000)) if rng.random() < 0.8 else value(rng)
+    htinst, insn, _ = decode_op(rng)
+    if rng.random() < 0.5:  # often a real load or store, so the devices are reached
+        htinst = 0
+        f3 = rng.choice((0, 1, 2, 3, 2, 2, 4, 5, 6))
+        if rng.random() < 0.5:
+            insn = (rng.randrange(32) << 7) | (f3 << 12) | (rng.randrange(32) << 15) | 0x03
+        else:
+            insn = (rng.randrange(32) << 20) | (min(f3, 3) << 12) | (rng.randrange(32) << 15) | 0x23
+    return (rng.randrange(2), window, off & U64, htinst, insn, rng.random() < 0.03, rng.getrandbits(32))
+
+
+class MmioWorld:
+    """The management VM (PLIC build) with two vCPUs, its virtual PLIC window (irqc_vm_init) and statistics page
+    (stats_attach) registered, physical source 10 routed to it; a guest-page fault's access goes to mmio_emulate
+    with htinst in the CSR and the instruction readable through the hlvx.hu mock."""
+
+    def __init__(self, be: Backend) -> None:
+        self.be = be
+        b = be.board
+        vm_mod, emul = be.mods["hypervisor.core.vm"], be.mods["hypervisor.core.emul"]
+        self.Vcpu = vm_mod.Vcpu
+        self.vcpu_size = prelude._size(self.Vcpu)
+        self.none, self.done, self.fault = int(emul.EMUL_NONE), int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
+        self.plic_base, self.plic_size = int(b.MVM_PLIC_BASE), int(b.MVM_PLIC_SIZE)
+        self.stats_base, self.stats_size = int(b.MVM_STATS_BASE), int(b.MVM_STATS_SIZE)
+        self.fetch_only = int(b.MMIO_DECODE_FETCH) != 0
+        self.phys_plic = int(b.PLIC_BASE)
+        self.dev = PlicDevice()
+        prelude.mock.reset()
+        prelude.mock.map_mmio(self.phys_plic, int(b.PLIC_SIZE), self.dev.read, self.dev.write)
+        prelude.mock.sbi_handler = lambda *a: (0, 0)
+        self.stacks_size = int(b.MAX_HARTS * b.HART_STACK_SIZE)
+        self.stacks = be.extern_addr(STACKS)
+        be.write(self.stacks, int(b.HART_STACK_PAINT).to_bytes(8, "little") * (self.stacks_size // 8))
+        self.pool = be.alloc(0x10_0000, 0x4000)
+        assert be.call("frame_alloc_init", self.pool, 0x10_0000)
+        self.ram = be.alloc(VM_RAM)
+        vm = be.call("vm_setup", 0, MVM_GPA, self.ram, VM_RAM, False)
+        be.call("vm_mark_mvm")
+        self.vcpus = [be.call("vcpu_add", vm, h, True) for h in (0, 1)]
+        assert vm and all(self.vcpus)
+        assert be.call("irqc_vm_init", vm, self.plic_base) and be.call("stats_attach", vm)
+        be.call("virq_route", vm, 10, 0)
+        be.call("vm_mark_created")
+        self.vcpus_addr = be.global_addr("hypervisor.core.vm.VCPUS")
+        self.regions = []
+        for name, (addr, size) in be.statics.items():
+            elem = self.vcpu_size if name == "hypervisor.core.vm.VCPUS" else 0
+            if size > BIG:
+                self.regions.append(Region(name, addr, BIG, elem))
+                self.regions.append(Region(f"{name} (beyond)", addr + BIG, size - BIG, per_case=False))
+            else:
+                self.regions.append(Region(name, addr, size, elem))
+        self.regions += [
+            Region("ram", self.ram, VM_RAM),
+            Region("pool", self.pool, 0x10_0000, per_case=False),
+            Region("stacks", self.stacks, self.stacks_size, per_case=False),
+        ]
+        if isinstance(be, CPythonBackend):
+            be.known = [(r.addr, r.size) for r in self.regions]
+        self.initial = snapshot(be, self.regions, all_=True)
+        self.initial_csr = dict(prelude.mock.csr)
+        self.dev.log.clear()
+        self.stats: collections.Counter = collections.Counter()
+
+    def restore(self, rng_seed: int = 0) -> None:
+        restore_regions(self.be, self.regions, self.initial)
+        self.be.set_scalars({k: v for k, v in self.initial.items() if not isinstance(v, bytes)})
+        prelude.mock.csr.clear()
+        prelude.mock.csr.update(self.initial_csr)
+        self.dev.log.clear()
+
+    def alive(self) -> bool:
+        return True
+
+    def end_episode(self) -> None:
+        now = snapshot(self.be, self.regions, all_=True)
+        for r in self.regions:
+            if not r.per_case and now[r.name] != self.initial[r.name]:
+                fail("memory", f"{r.name} changed")
+
+    def run(self, op: tuple) -> None:
+        pick, window, off, htinst, insn, gone, seed = op
+        be = self.be
+        i = pick
+        v = View(be, self.Vcpu, self.vcpus[i])
+        base = {"plic": self.plic_base, "stats": self.stats_base, "none": self.plic_base}[window]
+        gpa = (base + off) & U64
+        rnd = random.Random(seed)
+        for r in range(1, 32):
+            v.set("regs", rnd.getrandbits(64), r)
+        sepc = MVM_GPA + 4 * rnd.randrange(64)
+        v.set("sepc", sepc)
+        regs = v.words("regs", 32)
+        prelude.mock.csr[CSR_HTINST] = htinst
+
+        def hlvx(gva):  # the instruction at sepc, halfword by halfword (~0: its page is gone)
+            k = int(gva) - sepc
+            return U64 if gone or k not in (0, 2) else (insn >> (8 * k)) & 0xFFFF
+
+        prelude.mock.externs["hyp_guest_hlvx_hu"] = hlvx
+        self.dev.log.clear()
+        be.begin_case(self.regions)
+        try:
+            r = be.call("mmio_emulate", v.addr, gpa)
+        except FuzzFailure:
+            raise
+        except Hang as e:
+            fail("hang", str(e))
+        except BaseException as e:  # noqa: BLE001
+            fail("exception", f"{type(e).__name__}: {e}")
+        finally:
+            changed = be.end_case(self.regions)
+        if isinstance(be, CPythonBackend) and be.stray:
+            fail("memory", f"writes outside every known region: {[(hex(a), n) for a, n in be.stray[:4]]}")
+        # what the guest should see: the region, the decoded access, the device's rule for it
+        ht = 0 if self.fetch_only else htinst
+        fetched = 0
+        if ht & 1 == 0 and not gone:
+            fetched = insn & 0xFFFF if insn & 3 != 3 else insn & 0xFFFF_FFFF
+        acc = ref_decode(ht, fetched)
+        in_plic = self.plic_base <= gpa < self.plic_base + self.plic_size
+        in_stats = self.stats_base <= gpa < self.stats_base + self.stats_size
+        if not (in_plic or in_stats):
+            want = self.none
+        elif acc is None:
+            want = self.fault
+        elif in_plic:
+            o = gpa - self.plic_base
+            want = self.done if acc[1] == 4 and o % 4 == 0 and o < 0x400_0000 else self.fault
+        else:
+            want = self.done if (gpa - self.stats_base) % acc[1] == 0 else self.fault
+        self.obs = (r, v.get("sepc"), tuple(v.words("regs", 32)))
+        kind = "none" if r == self.none else "done" if r == self.done else "fault" if r == self.fault else r
+        self.stats[f"{window}: {kind}{'' if acc is None or r != self.done else ' store' if acc[0] else ' load'}"] += 1
+        if r != want:
+            fail("result", f"mmio_emulate gave {r} for {acc} at {gpa:#x}, expected {want}")
+        now = v.words("regs", 32)
+        moved = [k for k in range(32) if now[k] != regs[k]]
+        if r == self.done:
+            is_store, width, sign, reg, ilen = acc
+            if v.get("sepc") != sepc + ilen:
+                fail("sepc", f"sepc {v.get('sepc'):#x} after a {ilen}-byte instruction at {sepc:#x}")
+            if moved and (is_store or moved != [reg] or reg == 0):
+                fail("registers", f"x{moved} changed by a {'store' if is_store else 'load'} into x{reg}")
+            if not is_store and reg and sign and width < 8:
+                top = now[reg] >> (8 * width - 1)
+                if top not in (0, (1 << (64 - 8 * width + 1)) - 1):
+                    fail("registers", f"x{reg} = {now[reg]:#x}: not a sign-extended {width}-byte value")
+            if not is_store and reg and not sign and width < 8 and now[reg] >> (8 * width):
+                fail("registers", f"x{reg} = {now[reg]:#x}: not a zero-extended {width}-byte value")
+        elif moved or v.get("sepc") != sepc:
+            fail("registers", f"x{moved} or sepc changed by an access that was not performed")
+        allowed = {f"hypervisor.core.vm.VCPUS[{k}]" for k in (0, 1)} | {"hypervisor.core.virq.vplic_main"}
+        allowed |= {n for n in be.statics if be.is_lock(n)}
+        if changed - allowed:
+            fail("memory", f"changed {sorted(changed - allowed)}")
+        for name, (addr, size) in be.statics.items():
+            if be.is_lock(name) and not released(be.read(addr, size)):
+                fail("lock", f"{name} still held")
+        for e in self.dev.log:  # the physical PLIC: only completions of the VM's own source 10
+            if e[0] == "w" and not (e[1] & 0xFFF == 4 and e[1] >= 0x20_0000 and e[3] == 10):
+                fail("physical", f"a write of {e[3]:#x} at {e[1]:#x} of the physical PLIC")
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The runner
 
 
@@ -1725,6 +1914,7 @@ SPEC = {  # target: (module compiled/loaded, board irq mode, world, op generator
     "vplic": ("hypervisor.core.vplic", "plic", PlicWorld, plic_op),
     "vaplic": ("hypervisor.core.vaplic", "aia", AplicWorld, aplic_op),
     "decode": ("hypervisor.arch.riscv.mmio_decode", "plic", DecodeWorld, decode_op),
+    "mmio": ("hypervisor.arch.riscv.mmio+hypervisor.core.mvm", "plic", MmioWorld, mmio_op),
 }
 
 
@@ -1866,7 +2056,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="the run's seed (FUZZ_SEED; default: a new one)")
     ap.add_argument("--target", action="append", choices=TARGETS, help="only this target (repeatable)")
     ap.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
-    ap.add_argument("--stats", action="store_true", help="print the outcomes the SBI cases reached")
+    ap.add_argument("--stats", action="store_true", help="print the outcomes the SBI and MMIO cases reached")
     a = ap.parse_args(argv)
     seed = a.seed if a.seed is not None else int(os.environ.get("FUZZ_SEED", random.randrange(1 << 32)))
     print(f"fuzz: seed {seed}, {a.cases} cases per target per backend", flush=True)

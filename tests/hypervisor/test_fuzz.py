@@ -15,7 +15,7 @@ from tests.hypervisor import fuzz
 pytestmark = pytest.mark.fuzz
 
 SEED = 20261202
-CASES = {"sbi": 2000, "vplic": 3000, "vaplic": 3000, "decode": 5000}
+CASES = {"sbi": 2000, "vplic": 3000, "vaplic": 3000, "decode": 5000, "mmio": 3000}
 
 
 @functools.cache
@@ -53,6 +53,22 @@ def test_sbi_slice_reaches_the_success_paths():
     for event in ("SRST: vCPU rebooted", "SRST: the machine resets", "HSM: vCPU stopped"):
         assert res.stats.get(event, 0) > 0, event
     assert any(k.endswith("ended") for k in seen)
+
+
+def test_mmio_slice_reaches_every_outcome():
+    """Emulated loads and stores in the PLIC window and the statistics page, refused accesses there, and accesses
+    no region covers: the MMIO cases reach each way mmio_emulate can answer."""
+    res = _slice("mmio", "host")
+    assert res.failure is None, fuzz.report(res)
+    for name in (
+        "plic: done load",
+        "plic: done store",
+        "plic: fault",
+        "stats: done load",
+        "stats: fault",
+        "none: none",
+    ):
+        assert res.stats.get(name, 0) > 0, name
 
 
 def _plant(monkeypatch, module: str, name: str, fn) -> None:
