@@ -43,7 +43,7 @@ ifneq ($(GDB),)
 RUN_ARGS += --gdb
 endif
 
-.PHONY: run build test test-fast lint bench bench-compiler bench-boot images setup
+.PHONY: run build test test-fast lint bench bench-compiler bench-boot images gdb setup
 
 run: setup
 	$(JUST) run $(RUN_ARGS)
@@ -51,7 +51,7 @@ run: setup
 build: setup
 	$(JUST) build $(BUILD_ARGS)
 
-test test-fast lint bench bench-compiler bench-boot images: setup
+test test-fast lint bench bench-compiler bench-boot images gdb: setup
 	$(JUST) $@
 
 setup: $(HOST_STAMP) $(VENV_STAMP)
@@ -64,5 +64,5 @@ $(HOST_STAMP): qemu/setup-host.sh
 # The venv, re-installed when pyproject.toml changes.
 $(VENV_STAMP): pyproject.toml $(HOST_STAMP)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install -q --no-input -e .
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install -q --no-input -e '.[test,dev]'
 	touch $@

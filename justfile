@@ -16,6 +16,10 @@ build *ARGS:
 run *ARGS:
     pyshyper run "$@"
 
+# gdb-multiarch on build/pyshyper.elf, attached to `just run --gdb` (another shell): just gdb --port 1234
+gdb *ARGS:
+    pyshyper gdb "$@"
+
 # Boot with the self-test guest instead of the MVM: just selftest --irq aia --aia-guests 3
 selftest *ARGS:
     pyshyper run --guest selftest "$@"

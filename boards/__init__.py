@@ -175,6 +175,7 @@ class BuildConfig:
     aia_guests: int = 0
     debug_faults: bool = False  # test builds only: a guest may ask the hypervisor to fault (tests/boot)
     mmio_decode: str = "htinst"  # "fetch": test builds decode every trapped access from the fetched instruction
+    opt: int = 2  # LLVM optimization level of the hypervisor: 2, or 0 with `--debug` (every line and local in gdb)
 
     @property
     def aia(self) -> bool:
@@ -206,6 +207,7 @@ class BuildConfig:
             "aia_guests": self.aia_guests,
             "debug_faults": self.debug_faults,
             "mmio_decode": self.mmio_decode,
+            "opt": self.opt,
         }
 
 

@@ -14,6 +14,9 @@ from compiler import intrinsics as intr
 from compiler.checker import Program
 from compiler.types import IntT, LitT
 
+# LLVM's `.file N "directory" "name"` (DWARF 5 syntax) is refused by GNU as 2.40 in a DWARF 4 object; every file's
+# directory is the compile unit's (compiler.debuginfo), so a relative name alone says the same.
+_FILE = re.compile(r'^(\s*\.file\s+\d+\s+)"((?:[^"\\]|\\.)*)"\s+"((?:[^"\\]|\\.)*)"\s*$')
 _CALL = re.compile(r"^(\s*)(call|tail)\s+(" + re.escape(intr.MARKER) + r"[\w.]+)(@plt)?\s*$")
 
 
@@ -22,6 +25,10 @@ def expand_markers(text: str) -> str:
     for line in text.splitlines():
         if line.lstrip().startswith(".attribute"):
             continue  # GNU as 2.40 rejects LLVM's newer extension names (zaamo, zalrsc)
+        f = _FILE.match(line)
+        if f:
+            out.append(f'{f.group(1)}"{f.group(3)}"')
+            continue
         m = _CALL.match(line)
         if m:
             ins = intr.marker_asm(m.group(3))

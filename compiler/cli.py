@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--emit", default="obj", choices=["llvm", "asm", "obj"])
     e.add_argument("-o", dest="out", required=True, metavar="OUT")
     e.add_argument("-O", dest="opt", type=int, default=2, choices=[0, 1, 2, 3])
+    e.add_argument("-g", dest="debug", action="store_true", help="with debug info (DWARF): files, lines, variables")
     return p
 
 
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 value = driver.run_host([args.file], args.entry)
             print(int(value))
             return 0
-        c = driver.compile_program(args.files, args.target, args.opt)
+        c = driver.compile_program(args.files, args.target, args.opt, debug=args.debug)
         out = Path(args.out)
         if args.emit == "llvm":
             out.write_text(c.llvm_ir)
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.emit == "asm":
             out.write_text(driver.riscv_assembly(c))
         else:
-            driver.assemble(driver.riscv_assembly(c), out)
+            driver.assemble(driver.riscv_assembly(c), out, debug=args.debug)
         return 0
     except CompileError as e:
         print(e.render(), file=sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 import llvmlite.binding as llvm
 
 from compiler import asm as asmtools
-from compiler.checker import Program, check_program
+from compiler.checker import Program, check_program, find_root
 from compiler.diagnostics import CompileError, Diagnostic
 from compiler.lower import lower_program
 
@@ -25,6 +25,8 @@ RISCV_TRIPLE = "riscv64-unknown-none-elf"
 RISCV_FEATURES = "+m,+a,+c,+zicsr,+zifencei,-relax"
 GNU_AS = "riscv64-unknown-elf-as"
 GNU_AS_FLAGS = ["-march=rv64imac_zicsr_zifencei_h", "-mabi=lp64", "-mno-relax"]
+# With debug info: the line program GNU as makes from the `.loc` directives gets the compiler's DWARF version.
+GNU_AS_DEBUG_FLAGS = ["--gdwarf-4"]
 
 _initialized = False
 
@@ -81,13 +83,16 @@ def compile_program(
     opt: int = 2,
     extra_modules: dict[str, Path] | None = None,
     root: Path | None = None,
+    debug: bool = False,
 ) -> Compiled:
-    """Check, lower and optimize; raises CompileError with every diagnostic."""
+    """Check, lower and optimize; raises CompileError with every diagnostic. `debug`: with debug info (DWARF),
+    its file names relative to the project root."""
     timings = Timings()
     t0 = time.perf_counter()
     prog = check_program([Path(p) for p in paths], extra_modules, root)
     t0 = timings.add("check", t0)
-    irmod = lower_program(prog, target)
+    debug_root = (root or find_root(Path(prog.main.path).resolve())).resolve() if debug else None
+    irmod = lower_program(prog, target, debug_root)
     tm = target_machine(target, opt)
     irmod.triple = tm.triple
     irmod.data_layout = str(tm.target_data)
@@ -125,13 +130,14 @@ def riscv_assembly(c: Compiled) -> str:
     return out
 
 
-def assemble(asm_text: str, out_obj: Path, timings: Timings | None = None) -> None:
+def assemble(asm_text: str, out_obj: Path, timings: Timings | None = None, debug: bool = False) -> None:
     if shutil.which(GNU_AS) is None:
         raise RuntimeError(f"{GNU_AS} not found: install binutils-riscv64-unknown-elf (make setup does it)")
     t0 = time.perf_counter()
     src = out_obj.with_suffix(".s")
     src.write_text(asm_text)
-    r = subprocess.run([GNU_AS, *GNU_AS_FLAGS, "-o", str(out_obj), str(src)], capture_output=True, text=True)
+    flags = GNU_AS_FLAGS + (GNU_AS_DEBUG_FLAGS if debug else [])
+    r = subprocess.run([GNU_AS, *flags, "-o", str(out_obj), str(src)], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{GNU_AS} failed on {src}:\n{r.stderr}")
     if timings:
@@ -150,14 +156,20 @@ class BuildResult:
 
 
 def build_riscv_object(
-    paths: list[str | Path], out_obj: Path, extra_modules: dict[str, Path] | None = None, root: Path | None = None
+    paths: list[str | Path],
+    out_obj: Path,
+    extra_modules: dict[str, Path] | None = None,
+    root: Path | None = None,
+    debug: bool = True,
+    opt: int = 2,
 ) -> BuildResult:
-    """Compile a program to one riscv64 object, plus the `.equ` include of its struct offsets and constants."""
+    """Compile a program to one riscv64 object, plus the `.equ` include of its struct offsets and constants.
+    With DWARF (`debug`, the default: it is not part of the loaded image, only of the ELF)."""
     out_obj = Path(out_obj)
     out_obj.parent.mkdir(parents=True, exist_ok=True)
-    c = compile_program(paths, "riscv64", 2, extra_modules, root)
+    c = compile_program(paths, "riscv64", opt, extra_modules, root, debug)
     text = riscv_assembly(c)
-    assemble(text, out_obj, c.timings)
+    assemble(text, out_obj, c.timings, debug)
     offsets = out_obj.with_name(out_obj.stem + "_offsets.S")
     offsets.write_text(asmtools.offsets_include(c.program))
     return BuildResult(out_obj, offsets, out_obj.with_suffix(".s"), None, c.timings, c.lines, c.program)

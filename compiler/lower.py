@@ -8,11 +8,13 @@ is a call into Python (`pyshyper_host_*`), bound by `compiler.host`.
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 from llvmlite import ir
 
 from compiler import intrinsics as intr
 from compiler.checker import ConstSym, FuncSym, GlobalSym, LocalSym, Program, deep_recursion
+from compiler.debuginfo import DebugInfo
 from compiler.types import (
     BOOL,
     PTR_IR,
@@ -65,7 +67,7 @@ def _fnty(ft: FnT) -> ir.FunctionType:
 
 
 class Lowering:
-    def __init__(self, prog: Program, target: str) -> None:
+    def __init__(self, prog: Program, target: str, debug_root: Path | None = None) -> None:
         self.prog = prog
         self.target = target
         self.host = target == "host"
@@ -73,6 +75,9 @@ class Lowering:
         self.funcs: dict[FuncSym, ir.Function] = {}
         self.gvars: dict[GlobalSym, ir.GlobalVariable] = {}
         self.externs: dict[str, ir.Function] = {}
+        # DWARF for the program (compiler.debuginfo) when given the project root its file names are relative to.
+        self.debug = DebugInfo(self.module, prog, debug_root) if debug_root is not None else None
+        self.sp: ir.DIValue | None = None
 
     # ---------------------------------------------------------------- module
     def lower(self) -> ir.Module:
@@ -92,6 +97,8 @@ class Lowering:
             for f in self.prog.funcs:
                 if not f.extern:
                     self._host_wrapper(f)
+        if self.debug is not None:
+            self.debug.finish()
         return self.module
 
     def _host_wrapper(self, f: FuncSym) -> None:
@@ -157,6 +164,8 @@ class Lowering:
         if g.section:
             gv.section = g.section
         self.gvars[g] = gv
+        if self.debug is not None:
+            self.debug.global_variable(g, gv)
 
     def _const_init(self, t: Type, v: object) -> ir.Constant:
         lt = llvm_type(t, True)
@@ -207,21 +216,30 @@ class Lowering:
         entry = fn.append_basic_block("entry")
         body = fn.append_basic_block("body")
         self.b = ir.IRBuilder(entry)
+        if self.debug is not None:
+            self.sp = self.debug.subprogram(f, fn)
+            self.b.debug_metadata = self.debug.location(f.node, self.sp)
         self.slots: dict[LocalSym, ir.Value] = {}
+        params = {name for name, _ in f.params}
         for name, loc in f.locals.items():
             lt = llvm_type(loc.ty, True)
             slot = self.b.alloca(lt, name=name)
             if loc.ty.is_aggregate:
                 slot.align = max(8, _align(loc.ty))
-            self.b.store(ir.Constant(lt, None), slot)
+            if name not in params:  # a parameter's slot holds its argument from the start (debug info: one value)
+                self.b.store(ir.Constant(lt, None), slot)
             self.slots[loc] = slot
         for (name, t), arg in zip(f.params, fn.args, strict=True):
             arg.name = name + ".arg"
             self._store(arg, self.slots[f.locals[name]], t)
+        if self.debug is not None:
+            self.debug.declare_locals(self.b, f, self.sp, self.slots)
         self.b.branch(body)
         self.b.position_at_end(body)
         self.loops: list[tuple[ir.Block, ir.Block]] = []
         self.block(f.node.body)
+        if self.debug is not None:  # falling off the end: the function's last line
+            self.b.debug_metadata = self.debug.line_location(f.node.end_lineno or f.node.lineno, self.sp)
         if not self.b.block.is_terminated:
             if isinstance(f.ret, VoidT):
                 self.b.ret_void()
@@ -233,7 +251,13 @@ class Lowering:
             if self.b.block.is_terminated:
                 # Code after return/break/continue is unreachable; give it a block of its own.
                 self.b.position_at_end(self.b.function.append_basic_block("dead"))
+            self._at(s)
             getattr(self, "s_" + type(s).__name__)(s)
+
+    def _at(self, node: ast.AST) -> None:
+        """Debug info: the instructions made from here on come from this statement's line."""
+        if self.debug is not None:
+            self.b.debug_metadata = self.debug.location(node, self.sp) or self.b.debug_metadata
 
     # ---------------------------------------------------------------- statements
     def s_Expr(self, s: ast.Expr) -> None:
@@ -291,6 +315,7 @@ class Lowering:
         self.loops.append((head, end))
         self.block(s.body)
         self.loops.pop()
+        self._at(s)  # the loop's own code (next value, back edge) is the loop statement's line
         if not self.b.block.is_terminated:
             self.b.branch(head)
         self.b.position_at_end(end)
@@ -317,6 +342,7 @@ class Lowering:
         self.loops.append((latch, end))
         self.block(s.body)
         self.loops.pop()
+        self._at(s)  # the loop's own code (next value, back edge) is the loop statement's line
         if not self.b.block.is_terminated:
             self.b.branch(latch)
         self.b.position_at_end(latch)
@@ -781,6 +807,7 @@ def _align(t: Type) -> int:
     return alignof(t)
 
 
-def lower_program(prog: Program, target: str) -> ir.Module:
+def lower_program(prog: Program, target: str, debug_root: Path | None = None) -> ir.Module:
+    """`debug_root`: emit debug info, file names relative to this folder (the project root)."""
     with deep_recursion():  # as deep as the checker went (a flat sum of thousands of operands)
-        return Lowering(prog, target).lower()
+        return Lowering(prog, target, debug_root).lower()

@@ -30,14 +30,14 @@ from compiler.prelude import (
     u32,
     u64,
 )
-from hypervisor.arch.riscv.defs import (
+from hypervisor.arch.riscv.encoding import (
     COUNTEREN_CY_TM_IR,
     HEDELEG_GUEST,
     HENVCFG_STCE,
     HIDELEG_GUEST,
     HSTATEEN0_GUEST,
 )
-from hypervisor.arch.riscv.irqc import irqc_cpu_init, irqc_describe, irqc_init
+from hypervisor.arch.riscv.irqc import irqc_banner, irqc_cpu_init, irqc_init
 from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_DBCN,
     SBI_EXT_HSM,
@@ -46,8 +46,10 @@ from hypervisor.arch.riscv.sbi_call import (
     sbi_send_ipi,
 )
 from hypervisor.arch.riscv.stage2 import HGATP_NO_SV39X4, stage2_probe, stage2_vmid_len, stage2_vmids
-from hypervisor.arch.riscv.trap import hart_wait, trap_enable_guest_interrupts, trap_init_tables
+from hypervisor.arch.riscv.trap import trap_init_tables
+from hypervisor.arch.riscv.vcpu import vcpu_hart_init
 from hypervisor.board import (
+    AIA_GUESTS,
     GUEST_GPA,
     GUEST_HDR_INSTANCES,
     GUEST_HDR_MAGIC,
@@ -70,6 +72,8 @@ from hypervisor.core.console import console_dec, console_hex, console_lock, cons
 from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_extension, fdt_memory, fdt_valid
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
+from hypervisor.core.idle import hart_wait
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log2, log3, log4, log6
 from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
 from hypervisor.core.mvm import mvm_create, mvm_image_present
 from hypervisor.core.stats import stats_attach
@@ -82,9 +86,8 @@ hartids = static(Array[u64, MAX_HARTS])
 hart_up = static(Array[u32, MAX_HARTS])  # by index in hartids: the hart reached hyp_secondary_main
 
 
-def banner_flag(name: Ptr[u8], present: bool) -> None:
-    console_puts(name)
-    console_puts(cstr(b"=yes ") if present else cstr(b"=no "))
+def yes_no(present: bool) -> u64:
+    return cstr(b"yes").addr() if present else cstr(b"no").addr()
 
 
 def hart_setup_csrs() -> None:
@@ -101,7 +104,7 @@ def hart_setup_csrs() -> None:
     if hart_has_sstc():
         csr_write(VSTIMECMP, ~u64(0))  # Sstc: no VS timer interrupt until the guest sets one (reset value is 0)
     irqc_cpu_init()
-    trap_enable_guest_interrupts()
+    vcpu_hart_init()
 
 
 def boot_fail(why: Ptr[u8]) -> None:
@@ -149,9 +152,7 @@ def boot_guests(boot_hart: u64, count: u64) -> u64:
     size = Ptr[u64](GUEST_IMAGE_ADDRESS + GUEST_HDR_SIZE)[0]
     instances = Ptr[u64](GUEST_IMAGE_ADDRESS + GUEST_HDR_INSTANCES)[0]
     if size == 0 or size > GUEST_IMAGE_MAX_SIZE or size > GUEST_MEM_SIZE:
-        console_puts(cstr(b"pyshyper: guest image size is wrong: "))
-        console_hex(size)
-        console_puts(cstr(b"\n"))
+        log1(LOG_ERROR, cstr(b"pyshyper: guest image size is wrong: %x\n"), size)
         return u64(0)
     if instances > GUEST_INSTANCES_MAX:
         instances = GUEST_INSTANCES_MAX
@@ -167,33 +168,25 @@ def boot_guests(boot_hart: u64, count: u64) -> u64:
                 hart_id = candidate
                 break
         if i > 0 and hart_id == boot_hart:
-            console_puts(cstr(b"pyshyper: not enough harts for guest instance "))
-            console_dec(u64(i))
-            console_puts(cstr(b"\n"))
+            log1(LOG_WARN, cstr(b"pyshyper: not enough harts for guest instance %d\n"), u64(i))
             break
         if not vmid_left(made):
             break
         vm = vm_create(GUEST_IMAGE_ADDRESS, size, GUEST_GPA, GUEST_MEM_SIZE, u64(i), hart_id)
         if vm.addr() == 0:
-            console_puts(cstr(b"pyshyper: cannot create a VM for guest instance "))
-            console_dec(u64(i))
-            console_puts(cstr(b"\n"))
+            log1(LOG_ERROR, cstr(b"pyshyper: cannot create a VM for guest instance %d\n"), u64(i))
             break
-        console_puts(cstr(b"pyshyper: vm"))
-        console_dec(vm.id)
-        console_puts(cstr(b": guest image "))
-        console_dec(size)
-        console_puts(cstr(b" bytes, memory "))
-        console_hex(vm.mem_gpa)
-        console_puts(cstr(b"+"))
-        console_hex(vm.mem_size)
-        console_puts(cstr(b" at host "))
-        console_hex(vm.mem_hpa)
-        console_puts(cstr(b", vmid "))
-        console_dec(vm.vmid)
-        console_puts(cstr(b", hart "))
-        console_dec(hart_id)
-        console_puts(cstr(b"\n"))
+        log6(
+            LOG_INFO,
+            cstr(b"pyshyper: vm%d: guest image %d bytes, memory %x+%x at host %x, vmid %d"),
+            vm.id,
+            size,
+            vm.mem_gpa,
+            vm.mem_size,
+            vm.mem_hpa,
+            vm.vmid,
+        )
+        log1(LOG_INFO, cstr(b", hart %d\n"), hart_id)
         stats_attach(vm)
         made += 1
     return made
@@ -225,34 +218,24 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
         return
     ram_end = mem[0] + mem[1]
 
-    console_lock()
-    console_puts(cstr(b"\nPyShyper "))
-    console_dec(VERSION_MAJOR)
-    console_puts(cstr(b"."))
-    console_dec(VERSION_MINOR)
-    console_puts(cstr(b"."))
-    console_dec(VERSION_PATCH)
-    console_puts(cstr(b": a Type-1 hypervisor for RISC-V, in HS-mode\n"))
-    console_puts(cstr(b"  harts:      "))
-    console_dec(count)
-    console_puts(cstr(b" (boot hart "))
-    console_dec(hartid)
-    console_puts(cstr(b")\n  memory:     "))
-    console_hex(mem[0])
-    console_puts(cstr(b".."))
-    console_hex(ram_end)
-    console_puts(cstr(b" ("))
-    console_dec(mem[1] // MIB)
-    console_puts(cstr(b" MiB)\n  irq:        "))
-    irqc_describe()
-    console_puts(cstr(b"\n"))
-    console_puts(cstr(b"  extensions: "))
-    banner_flag(cstr(b"H"), has_h)
-    banner_flag(cstr(b"Sstc"), sstc)
-    banner_flag(cstr(b"Svnapot"), svnapot)
-    banner_flag(cstr(b"AIA"), aia)
-    console_puts(cstr(b"\n"))
-    console_unlock()
+    log3(
+        LOG_INFO,
+        cstr(b"\nPyShyper %d.%d.%d: a Type-1 hypervisor for RISC-V, in HS-mode\n"),
+        VERSION_MAJOR,
+        VERSION_MINOR,
+        VERSION_PATCH,
+    )
+    log2(LOG_INFO, cstr(b"  harts:      %d (boot hart %d)\n"), count, hartid)
+    log3(LOG_INFO, cstr(b"  memory:     %x..%x (%d MiB)\n"), mem[0], ram_end, mem[1] // MIB)
+    log1(LOG_INFO, irqc_banner(), AIA_GUESTS)
+    log4(
+        LOG_INFO,
+        cstr(b"  extensions: H=%s Sstc=%s Svnapot=%s AIA=%s \n"),
+        yes_no(has_h),
+        yes_no(sstc),
+        yes_no(svnapot),
+        yes_no(aia),
+    )
     if not has_h:
         boot_fail(cstr(b"the harts have no H extension"))
         return
@@ -263,11 +246,7 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     if not machine_irq_check(dtb, hgeie_geilen()):
         machine_power_off(True)
         return
-    console_puts(cstr(b"  stage 2:    Sv39x4, "))
-    console_dec(stage2_vmids())
-    console_puts(cstr(b" VMIDs (VMIDLEN "))
-    console_dec(vmid_bits)
-    console_puts(cstr(b")\n"))
+    log2(LOG_INFO, cstr(b"  stage 2:    Sv39x4, %d VMIDs (VMIDLEN %d)\n"), stage2_vmids(), vmid_bits)
 
     # Frames for VMs and page tables: all RAM above the guest image area and the management VM's memory.
     pool = GUEST_IMAGE_ADDRESS + GUEST_IMAGE_MAX_SIZE
@@ -280,11 +259,7 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     if not frame_alloc_init(pool, ram_end - pool):
         boot_fail(cstr(b"no memory for the frame allocator"))
         return
-    console_puts(cstr(b"  frames:     "))
-    console_dec(frame_alloc_total_pages())
-    console_puts(cstr(b" pages of 4 KiB from "))
-    console_hex(pool)
-    console_puts(cstr(b"\n"))
+    log2(LOG_INFO, cstr(b"  frames:     %d pages of 4 KiB from %x\n"), frame_alloc_total_pages(), pool)
 
     trap_init_tables()
     irqc_init()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import shutil
 import subprocess
@@ -42,7 +43,7 @@ from boards import (
 from linker import render_guest_linker_script, render_linker_script
 from qemu import toolchain
 from qemu.elfcheck import SizeReport, check_elf, size_report
-from qemu.symtab import function_symbols, render_symtab_asm
+from qemu.symtab import function_symbols, line_rows, render_symtab_asm
 
 ROOT = Path(__file__).resolve().parent.parent
 HYPERVISOR_DIR = ROOT / "hypervisor"
@@ -154,7 +155,9 @@ def write_mvm_dtb(
     return MvmDtb(path, size, initrd)
 
 
-def compile_with_driver(paths: list[Path], out_obj: Path, extra_modules: dict[str, Path]) -> CompileResult:
+def compile_with_driver(
+    paths: list[Path], out_obj: Path, extra_modules: dict[str, Path], opt: int = 2
+) -> CompileResult:
     try:
         from compiler.driver import build_riscv_object
     except ImportError as e:
@@ -162,7 +165,7 @@ def compile_with_driver(paths: list[Path], out_obj: Path, extra_modules: dict[st
             f"the compiler driver is not available ({e}): compiler/driver.py must define "
             "build_riscv_object(paths, out_obj, extra_modules)"
         ) from None
-    return build_riscv_object(paths, out_obj, extra_modules)
+    return build_riscv_object(paths, out_obj, extra_modules, opt=opt)
 
 
 class Progress:
@@ -208,7 +211,7 @@ def _elf_symbol(elf: Path, name: str) -> int | None:
 
 # What runtime/*.S needs of the hypervisor's own constants (each declared once, in these modules), as `.equ`.
 RUNTIME_CONSTANTS = {
-    "hypervisor/arch/riscv/defs.py": ("SSTATUS_SIE", "SSTATUS_FS"),
+    "hypervisor/arch/riscv/encoding.py": ("SSTATUS_SIE", "SSTATUS_FS"),
     "hypervisor/arch/riscv/sbi_call.py": ("SBI_EXT_HSM", "SBI_HSM_HART_STOP"),
 }
 
@@ -409,6 +412,7 @@ def build(
     progress.say(
         f"board {board.name}, irq {cfg.irq}"
         + (f", {cfg.aia_guests} AIA guests" if cfg.aia else "")
+        + (f", -O{cfg.opt} (--debug)" if cfg.opt != 2 else "")
         + f", out {_rel(out)}"
     )
 
@@ -429,6 +433,8 @@ def build(
             "(`pyshyper images` makes it; `pyshyper run` does that and rewrites the device tree)"
         )
 
+    if compiler is compile_with_driver and cfg.opt != 2:
+        compiler = functools.partial(compile_with_driver, opt=cfg.opt)
     if prebuilt is not None:
         compiled: CompileResult = prebuilt
         progress.say(f"compile   skipped: linking the prebuilt object {_rel(prebuilt.obj)}")
@@ -466,18 +472,22 @@ def build(
         elf = out / "pyshyper.elf"
         symtab_s = gen / "symtab.S"
         symtab_o = objdir / "symtab.o"
-        with progress.stage("link", "pass 1 (empty symbol table)"):
+        with progress.stage("link", "pass 1 (empty symbol and line tables)"):
             symtab_s.write_text(render_symtab_asm([]))
             toolchain.assemble(symtab_s, symtab_o)
             toolchain.link([*objs, symtab_o], script, out / "pyshyper.pass1.elf")
             symbols = function_symbols(out / "pyshyper.pass1.elf")
-        with progress.stage("link", f"pass 2 ({len(symbols)} function symbols embedded) -> {_rel(elf)}"):
-            symtab_s.write_text(render_symtab_asm(symbols))
+            lines = line_rows(out / "pyshyper.pass1.elf")
+        what = f"{len(symbols)} function symbols, {len(lines)} line rows embedded"
+        with progress.stage("link", f"pass 2 ({what}) -> {_rel(elf)}"):
+            symtab_s.write_text(render_symtab_asm(symbols, lines))
             toolchain.assemble(symtab_s, symtab_o)
             toolchain.link([*objs, symtab_o], script, elf, map_file=out / "pyshyper.map")
             moved = sorted(set(function_symbols(elf)) ^ set(symbols))
             if moved:
                 raise BuildError(f"functions moved between link passes: {', '.join(s.name for s in moved[:5])}")
+            if line_rows(elf) != lines:
+                raise BuildError("the line table changed between link passes")
         binary = out / "pyshyper.bin"
         with progress.stage("image", f"{_rel(binary)}, post-link checks"):
             toolchain.objcopy_binary(elf, binary)
@@ -553,6 +563,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         help="guest interrupt files per hart with --irq aia (1..7, default 3)",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (build/)")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="compile the hypervisor without optimization (-O0): in gdb every Python line has code and every "
+        "local a value (debug info is always there; -O2 inlines and keeps locals in registers)",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -576,7 +592,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """Raises BoardError with a one-line message for any bad choice."""
-    return make_config(args.board, args.irq, args.aia_guests)
+    cfg = make_config(args.board, args.irq, args.aia_guests)
+    return dataclasses.replace(cfg, opt=0) if getattr(args, "debug", False) else cfg
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The `pyshyper` command: `cc`, `build`, `run`, `images`."""
+"""The `pyshyper` command: `cc`, `build`, `run`, `gdb`, `images`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from boards import BoardError
-from qemu import build, run
+from qemu import build, gdb, run
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -62,6 +62,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     run.add_arguments(p)
     p.set_defaults(func=run.run_run)
+    p = sub.add_parser(
+        "gdb",
+        help="gdb-multiarch on build/pyshyper.elf, attached to a QEMU started by `pyshyper run --gdb`",
+        description="Start gdb-multiarch on the hypervisor's ELF (Python files and lines from its DWARF), "
+        "connected to QEMU's gdb stub.",
+    )
+    gdb.add_arguments(p)
+    p.set_defaults(func=gdb.run_gdb)
     return parser
 
 

@@ -88,13 +88,17 @@ def query(sock: Path, command: str, timeout: float = 3.0) -> str:
 
 
 class Symbols:
-    """Function symbols of the hypervisor's ELF, for naming a pc."""
+    """Function symbols and the DWARF line table of the hypervisor's ELF, for naming a pc."""
 
     def __init__(self, elf: Path | None) -> None:
         self.funcs: list[tuple[int, int, str]] = []
         self.objects: list[tuple[str, int]] = []
+        self.lines: list[tuple[int, str, int]] = []
         if elf is None or not elf.exists():
             return
+        from qemu.symtab import line_rows
+
+        self.lines = [(r.addr, r.file, r.line) for r in line_rows(elf)]
         from elftools.elf.elffile import ELFFile
 
         with elf.open("rb") as f:
@@ -114,14 +118,21 @@ class Symbols:
         addr, _, name = self.funcs[i]
         return f"{name}+{pc - addr:#x}"
 
+    def line(self, pc: int) -> str | None:
+        """`file:line` of the source pc was compiled from (a Python line, or runtime/*.S), or None."""
+        i = bisect.bisect_right(self.lines, (pc, "\U0010ffff", 0)) - 1
+        if i < 0 or not self.lines[i][1]:
+            return None
+        return f"{self.lines[i][1]}:{self.lines[i][2]}"
+
 
 def where(h: HartState, syms: Symbols) -> str:
     if h.virt:
         return f"guest, pc {h.pc:#x} ({'kernel' if h.pc >= 1 << 63 else 'user'})"
     if h.pc < FIRMWARE_END:
         return f"OpenSBI (M-mode), pc {h.pc:#x}"
-    name = syms.name(h.pc)
-    return f"hypervisor, pc {h.pc:#x}" + (f" in {name}" if name else "")
+    name, line = syms.name(h.pc), syms.line(h.pc)
+    return f"hypervisor, pc {h.pc:#x}" + (f" in {name}" if name else "") + (f" at {line}" if line else "")
 
 
 XP_LINE = re.compile(r"^([0-9a-fA-F]+):((?:\s+0x[0-9a-fA-F]+)+)", re.M)

@@ -31,9 +31,9 @@ from qemu.build import (
     stale_reason,
     write_mvm_dtb,
 )
+from qemu.gdb import GDB_PORT, attach_hint, port_number
 
 QEMU = "qemu-system-riscv64"
-GDB_PORT = 1234
 MVM_GUEST = "mvm"  # the management VM: Debian's Linux from the image cache
 DEFAULT_GUEST = MVM_GUEST  # `pyshyper run` boots the MVM unless told otherwise (--guest selftest, --guest none)
 ICOUNT = ("-icount", "shift=0,sleep=off")
@@ -99,6 +99,7 @@ class RunOptions:
     mvm: MvmImages | None = None
     boot_hart: int | None = None  # the hart OpenSBI must cold-boot on (None: QEMU's start-up race decides)
     dtb: Path | None = None  # QEMU's own device tree with that choice in it (`-dtb`), from write_boot_hart_dtb
+    gdb_port: int = GDB_PORT
 
 
 def write_boot_hart_dtb(opts: RunOptions, path: Path) -> Path:
@@ -172,8 +173,8 @@ def qemu_command(opts: RunOptions) -> list[str]:
         cmd += opts.mvm.loader_args()
     if opts.dtb is not None:
         cmd += ["-dtb", str(opts.dtb)]
-    if opts.gdb:
-        cmd += ["-s", "-S"]
+    if opts.gdb:  # halted at the first instruction, the stub on the loopback interface only
+        cmd += ["-gdb", f"tcp:127.0.0.1:{opts.gdb_port}", "-S"]
     return cmd + list(opts.extra)
 
 
@@ -211,7 +212,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="make OpenSBI cold-boot on hart N, so the hypervisor's boot hart is N (default: QEMU's start-up "
         "race picks, nearly always 0): QEMU's device tree plus OpenSBI's cold-boot-harts, given with -dtb",
     )
-    p.add_argument("--gdb", action="store_true", help=f"wait for gdb on port {GDB_PORT} (-s -S)")
+    p.add_argument(
+        "--gdb",
+        action="store_true",
+        help=f"start halted and wait for gdb on port {GDB_PORT} (attach with `pyshyper gdb` in another shell)",
+    )
+    p.add_argument(
+        "--gdb-port", type=port_number, default=None, metavar="PORT", help="the gdb stub's port (implies --gdb)"
+    )
     p.add_argument("--rebuild", action="store_true", help="build even when the image looks up to date")
     p.add_argument("--print-command", action="store_true", help="print the QEMU command line and exit")
     p.add_argument("qemu_args", nargs="*", metavar="-- QEMU_ARG", help="extra arguments passed to QEMU after --")
@@ -247,11 +255,12 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         mem,
         args.cpu or b.qemu_cpu,
         guest,
-        args.gdb,
+        args.gdb or args.gdb_port is not None,
         tuple(args.qemu_args),
         mvm,
         args.boot_hart,
         None if args.boot_hart is None else boot_hart_dtb_path(args.out.resolve(), args.boot_hart),
+        args.gdb_port if args.gdb_port is not None else GDB_PORT,
     )
 
 
@@ -376,7 +385,8 @@ def run_run(args: argparse.Namespace) -> int:
         print(f"pyshyper run: error: guest image {opts.guest_image} not found", file=sys.stderr)
         return 2
     if opts.gdb:
-        print(f"[run] waiting for gdb: riscv64-elf gdb {opts.elf} -ex 'target remote :{GDB_PORT}'", flush=True)
+        print(f"[run] QEMU waits for gdb on port {opts.gdb_port}; attach from another shell with:", flush=True)
+        print(f"[run]   {attach_hint(opts.elf, opts.gdb_port)}", flush=True)
     print(f"[run] {shlex.join(cmd)}", flush=True)
     try:
         return subprocess.call(cmd)

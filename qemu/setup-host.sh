@@ -11,7 +11,8 @@ qemu_ok() {
   local v; v=$(qemu-system-riscv64 --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -1)
   [ "${v:-0}" -ge 9 ]
 }
-for p in binutils-riscv64-unknown-elf cpio e2fsprogs xz-utils device-tree-compiler; do
+# gdb-multiarch: `pyshyper gdb` (source-level debugging of the hypervisor under QEMU's gdb stub).
+for p in binutils-riscv64-unknown-elf cpio e2fsprogs xz-utils device-tree-compiler gdb-multiarch; do
   have_pkg "$p" || need+=("$p")
 done
 # The Makefile creates .venv with the system python3 (>= 3.11), which needs ensurepip (Debian: python3-venv).

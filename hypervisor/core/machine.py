@@ -15,7 +15,7 @@ with reason "system failure" when the finisher has not stopped the machine a whi
 """
 
 from compiler.prelude import TIME, Array, Final, Mmio, addr_of, csr_read, cstr, u32, u64
-from hypervisor.arch.riscv.defs import IRQ_S_EXT
+from hypervisor.arch.riscv.encoding import IRQ_S_EXT
 from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE,
     SBI_SRST_REASON_NONE,

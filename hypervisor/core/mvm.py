@@ -2,7 +2,7 @@
 gives (boards/qemu-virt/mvm.toml), RAM identity-mapped (passthrough devices DMA to guest-physical addresses),
 its devices passed through, its interrupt controller emulated."""
 
-from compiler.prelude import Final, Ptr, cstr, u32, u64
+from compiler.prelude import Final, Ptr, cstr, null, u32, u64
 from hypervisor.arch.riscv.irqc import irqc_config_irq, irqc_vcpu_init, irqc_vm_init, irqc_window
 from hypervisor.board import (
     IMSIC_PAGE_SIZE,
@@ -19,8 +19,8 @@ from hypervisor.board import (
     MVM_PT_IRQS,
     MVM_PT_SIZES,
 )
-from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.fdt import fdt_valid
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log5
 from hypervisor.core.stats import stats_attach
 from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_setup
 
@@ -36,13 +36,11 @@ def mvm_image_present() -> bool:
 def mvm_create(harts_present: u64) -> Ptr[Vm]:
     """Set up VM 0 if its kernel was loaded; null (and a line saying why) if not."""
     if not mvm_image_present():
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     dtb_host = MVM_MEM_HOST + (MVM_DTB_IPA - MVM_MEM_IPA)
     if not fdt_valid(dtb_host):
-        console_puts(cstr(b"pyshyper: the MVM's device tree is missing or invalid at "))
-        console_hex(MVM_DTB_IPA)
-        console_puts(cstr(b"\n"))
-        return Ptr[Vm](u64(0))
+        log1(LOG_ERROR, cstr(b"pyshyper: the MVM's device tree is missing or invalid at %x\n"), MVM_DTB_IPA)
+        return null(Vm)
     vm = vm_setup(u64(0), MVM_MEM_IPA, MVM_MEM_HOST, MVM_MEM_SIZE, False)
     if vm.addr() == 0:
         return vm
@@ -51,9 +49,7 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
     vm.dtb = MVM_DTB_IPA
     for i in range(MVM_PT_COUNT):
         if not vm_map_device(vm, MVM_PT_BASES[i], MVM_PT_BASES[i], MVM_PT_SIZES[i]):
-            console_puts(cstr(b"pyshyper: cannot map a passthrough device at "))
-            console_hex(MVM_PT_BASES[i])
-            console_puts(cstr(b"\n"))
+            log1(LOG_ERROR, cstr(b"pyshyper: cannot map a passthrough device at %x\n"), MVM_PT_BASES[i])
     for i in range(MVM_NUM_VCPUS):
         if MVM_HARTS[i] < harts_present:
             vcpu_add(vm, MVM_HARTS[i], i == 0)
@@ -66,17 +62,13 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
         if MVM_PT_IRQS[i] != 0:
             irqc_config_irq(vm, MVM_PT_IRQS[i], MVM_HARTS[0])
     stats_attach(vm)
-    console_lock()
-    console_puts(cstr(b"pyshyper: vm0 (management VM): Linux at "))
-    console_hex(MVM_KERNEL_IPA)
-    console_puts(cstr(b", device tree at "))
-    console_hex(MVM_DTB_IPA)
-    console_puts(cstr(b", memory "))
-    console_hex(MVM_MEM_IPA)
-    console_puts(cstr(b"+"))
-    console_hex(MVM_MEM_SIZE)
-    console_puts(cstr(b", "))
-    console_dec(vm.vcpus)
-    console_puts(cstr(b" vCPUs\n"))
-    console_unlock()
+    log5(
+        LOG_INFO,
+        cstr(b"pyshyper: vm0 (management VM): Linux at %x, device tree at %x, memory %x+%x, %d vCPUs\n"),
+        MVM_KERNEL_IPA,
+        MVM_DTB_IPA,
+        MVM_MEM_IPA,
+        MVM_MEM_SIZE,
+        vm.vcpus,
+    )
     return vm

@@ -1,28 +1,18 @@
 """The language's panic handler (LANGUAGE.md section 9) for the hypervisor: report, then stop this hart."""
 
-from compiler.prelude import cstr, export, u64, wfi
-from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from compiler.prelude import cstr, export, u64
+from hypervisor.core.log import LOG_ERROR, hart_halt, log0, log1, log2
 
 
 @export("pyshyper_panic")
 def hyp_panic(kind: u64, a: u64, b: u64) -> None:
-    console_lock()
-    console_puts(cstr(b"pyshyper: PANIC: "))
     if kind == 1:
-        console_puts(cstr(b"index "))
-        console_dec(a)
-        console_puts(cstr(b" out of bounds (length "))
-        console_dec(b)
-        console_puts(cstr(b")"))
+        log2(LOG_ERROR, cstr(b"pyshyper: PANIC: index %d out of bounds (length %d)\n"), a, b)
     elif kind == 2:
-        console_puts(cstr(b"division by zero"))
+        log0(LOG_ERROR, cstr(b"pyshyper: PANIC: division by zero\n"))
     elif kind == 3:
-        console_puts(cstr(b"assertion failed at line "))
-        console_dec(a)
+        log1(LOG_ERROR, cstr(b"pyshyper: PANIC: assertion failed at line %d\n"), a)
     else:
-        console_puts(cstr(b"code "))
-        console_hex(a)
-    console_puts(cstr(b"\npyshyper: this hart stops\n"))
-    console_unlock()
-    while True:
-        wfi()
+        log1(LOG_ERROR, cstr(b"pyshyper: PANIC: code %x\n"), a)
+    log0(LOG_ERROR, cstr(b"pyshyper: this hart stops\n"))
+    hart_halt()

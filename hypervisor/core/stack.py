@@ -9,7 +9,8 @@ since nothing the hypervisor holds can be trusted after it. The high-water mark 
 
 from compiler.prelude import Ptr, cstr, extern_addr, u64
 from hypervisor.board import HART_STACK_GUARD, HART_STACK_PAINT, HART_STACK_SIZE, MAX_HARTS
-from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.console import console_dec, console_lock, console_puts, console_unlock
+from hypervisor.core.log import LOG_ERROR, log2
 from hypervisor.core.machine import machine_power_off
 
 
@@ -24,13 +25,12 @@ def stack_check(hart: u64, top: u64) -> None:
     """Stop the machine if hart's stack ran into its guard."""
     if stack_guard_ok(top):
         return
-    console_lock()
-    console_puts(cstr(b"pyshyper: hart "))
-    console_dec(hart)
-    console_puts(cstr(b": hypervisor stack overflow (guard at "))
-    console_hex(top - HART_STACK_SIZE)
-    console_puts(cstr(b" overwritten): the machine stops\n"))
-    console_unlock()
+    log2(
+        LOG_ERROR,
+        cstr(b"pyshyper: hart %d: hypervisor stack overflow (guard at %x overwritten): the machine stops\n"),
+        hart,
+        top - HART_STACK_SIZE,
+    )
     machine_power_off(True)
 
 

@@ -5,7 +5,7 @@ guest completes it, so a level-triggered device cannot storm the hypervisor mean
 """
 
 from compiler.prelude import HVIP, Array, Final, Ptr, addr_of, csr_clear, csr_set, static, u32, u64
-from hypervisor.arch.riscv.defs import MIP_VSEIP
+from hypervisor.arch.riscv.encoding import MIP_VSEIP
 from hypervisor.arch.riscv.plic import (
     PLIC_SOURCES,
     plic_claim,

@@ -22,6 +22,7 @@ from compiler.prelude import (
     csr_read,
     cstr,
     fence,
+    null,
     static,
     struct,
     u8,
@@ -41,13 +42,13 @@ from hypervisor.board import MAX_HARTS
 from hypervisor.core.console import (
     console_dec,
     console_field,
-    console_hex,
     console_lock,
     console_puts,
     console_unlock,
     console_write,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_alloc_total_pages, frame_free
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log2, log3
 from hypervisor.core.machine import machine_power_off
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.stack import stack_report, stack_top
@@ -142,8 +143,8 @@ class Vm:
 
 VMS = static(Array[Vm, VM_MAX])
 VCPUS = static(Array[Vcpu, VCPU_MAX])
-# The vCPU each hart runs, as an address (0: none); written before the hart starts.
-HART_VCPU = static(Array[u64, MAX_HARTS])
+# The vCPU each hart runs (null: none); written before the hart starts.
+HART_VCPU = static(Array[Ptr[Vcpu], MAX_HARTS])
 vm_count: u64 = 0
 vcpu_count: u64 = 0
 mvm_present: bool = False
@@ -191,13 +192,13 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     """A new VM whose memory [gpa, gpa+size) is host memory at hpa, in a fresh stage-2 table; null on failure."""
     global vm_count
     if vm_count >= VM_MAX:
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     root = stage2_create()
     if root == 0:
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     if not stage2_map(root, gpa, hpa, mem_size, S2_PERM_RWX):
         stage2_destroy(root)
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     vm = addr_of(VMS[vm_count])
     vm.index = vm_count
     vm.id = vm_id
@@ -229,8 +230,8 @@ def vm_map_device(vm: Ptr[Vm], gpa: u64, hpa: u64, size: u64) -> bool:
 def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     """The VM's next vCPU, pinned to `hart`; vCPU 0 starts at the VM's entry, the others wait for HSM."""
     global vcpu_count
-    if vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart] != 0:
-        return Ptr[Vcpu](u64(0))
+    if vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart].addr() != 0:
+        return null(Vcpu)
     v = addr_of(VCPUS[vcpu_count])
     v.vm = vm.index
     v.vcpu_id = vm.vcpus
@@ -238,7 +239,7 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     v.hyp_sp = stack_top(hart)
     vcpu_reset(v)
     v.state = VCPU_STARTED if started else VCPU_STOPPED
-    HART_VCPU[hart] = v.addr()
+    HART_VCPU[hart] = v
     vm.vcpus += 1
     vcpu_count += 1
     return v
@@ -246,12 +247,12 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
 
 def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_arg: u64, hart: u64) -> Ptr[Vm]:
     """Create a VM from an image with one vCPU pinned to `hart`; null on failure."""
-    if image_size > mem_size or vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart] != 0:
-        return Ptr[Vm](u64(0))
+    if image_size > mem_size or vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart].addr() != 0:
+        return null(Vm)
     pages = mem_size // PAGE_SIZE
     hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
     if hpa == 0:
-        return Ptr[Vm](u64(0))
+        return null(Vm)
     vm = vm_setup(vm_count + 1 - (1 if mvm_present else 0), gpa, hpa, mem_size, True)
     if vm.addr() == 0:
         frame_free(hpa, pages)
@@ -336,11 +337,7 @@ def vm_release(vm: Ptr[Vm]) -> None:
     if vm.mem_owned:
         frame_free(vm.mem_hpa, vm.mem_size // PAGE_SIZE)
     vm.stage2_root = 0
-    console_lock()
-    console_field(cstr(b"pyshyper: vm"), vm.id)
-    console_field(cstr(b" released "), frame_alloc_free_pages() - before)
-    console_puts(cstr(b" pages\n"))
-    console_unlock()
+    log2(LOG_INFO, cstr(b"pyshyper: vm%d released %d pages\n"), vm.id, frame_alloc_free_pages() - before)
 
 
 def vm_claim_end(vm: Ptr[Vm]) -> bool:
@@ -380,11 +377,11 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
         amoswap_w(addr_of(vm.released), u32(1))
         return
     if vm.id == 0:  # never marked released: no other hart powers off meanwhile, this one does it
-        console_lock()
-        console_puts(cstr(b"pyshyper: the management VM has ended ("))
-        console_puts(vm_state_name(state))
-        console_puts(cstr(b"): the machine powers off\n"))
-        console_unlock()
+        log1(
+            LOG_ERROR if state != VM_ENDED else LOG_INFO,
+            cstr(b"pyshyper: the management VM has ended (%s): the machine powers off\n"),
+            vm_state_name(state).addr(),
+        )
         vm_print_stats(vm)
         machine_report()
         machine_power_off(state != VM_ENDED)
@@ -392,11 +389,7 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
 
 def machine_report() -> None:
     """What the hypervisor holds at the end: free page frames and each hart's stack high-water mark."""
-    console_lock()
-    console_field(cstr(b"pyshyper: free pages "), frame_alloc_free_pages())
-    console_field(cstr(b" of "), frame_alloc_total_pages())
-    console_puts(cstr(b"\n"))
-    console_unlock()
+    log2(LOG_INFO, cstr(b"pyshyper: free pages %d of %d\n"), frame_alloc_free_pages(), frame_alloc_total_pages())
     stack_report()
 
 
@@ -437,14 +430,7 @@ def vm_any_failed() -> bool:
 
 
 def vm_report(vm: Ptr[Vm], what: Ptr[u8], value: u64) -> None:
-    console_lock()
-    console_puts(cstr(b"pyshyper: vm"))
-    console_dec(vm.id)
-    console_puts(cstr(b" "))
-    console_puts(what)
-    console_hex(value)
-    console_puts(cstr(b"\n"))
-    console_unlock()
+    log3(LOG_INFO, cstr(b"pyshyper: vm%d %s%x\n"), vm.id, what.addr(), value)
 
 
 def vm_print_stats(vm: Ptr[Vm]) -> None:

@@ -1,9 +1,11 @@
-"""A trap in the hypervisor itself is reported with scause, sepc, stval and the function's name (from the symbol
-table embedded at build time), and only that hart stops. The fault is provoked through the PyShyper test SBI
+"""A trap in the hypervisor itself is reported with scause, sepc, stval, the function's name (from the symbol
+table embedded at build time) and the Python file and line of sepc (from the embedded line table), and only that
+hart stops. The fault is provoked through the PyShyper test SBI
 extension, which exists only in a `pyshyper build --debug-faults` image."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -52,6 +54,21 @@ def _guest(tmp: Path) -> Path:
     return tmp / "g.bin"
 
 
+def _faulting_load_line() -> int:
+    """The line of sbi_test_fault's load from address 8, read from the source."""
+    tree = ast.parse((ROOT / "hypervisor" / "arch" / "riscv" / "vsbi.py").read_text())
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "sbi_test_fault")
+    loads = [
+        n.lineno
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Subscript)
+        and isinstance(n.value, ast.Call)
+        and any(isinstance(c, ast.Constant) and c.value == 8 for c in ast.walk(n.value))
+    ]
+    assert len(loads) == 1, loads
+    return loads[0]
+
+
 def _build(out: Path, *flags: str) -> None:
     r = subprocess.run([sys.executable, "-m", "qemu.cli", "build", "--no-guests", "--out", str(out), *flags],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -65,17 +82,18 @@ def _boot(elf: Path, guest: Path) -> pexpect.spawn:
                          encoding="utf-8", codec_errors="replace", timeout=60)
 
 
-def test_hypervisor_fault_is_reported_with_function_name(tmp_path):
+def test_hypervisor_fault_is_reported_with_function_name_and_line(tmp_path):
     out = tmp_path / "out"
     _build(out, "--debug-faults")
     child = _boot(out / "pyshyper.elf", _guest(tmp_path))
     try:
         child.expect(r"unexpected trap in the hypervisor: scause (0x[0-9a-f]+) sepc (0x[0-9a-f]+) "
-                     r"stval (0x[0-9a-f]+) in (\S+)\+(0x[0-9a-f]+)")
-        scause, sepc, stval, name, _ = child.match.groups()
+                     r"stval (0x[0-9a-f]+) in (\S+)\+(0x[0-9a-f]+) at (\S+):(\d+)\s")
+        scause, sepc, stval, name, _, file, line = child.match.groups()
         assert int(scause, 16) == 5  # load access fault
         assert int(stval, 16) == 8
         assert name.endswith("sbi_test_fault")
+        assert (file, int(line)) == ("hypervisor/arch/riscv/vsbi.py", _faulting_load_line())
         assert 0x8020_0000 <= int(sepc, 16) < 0x8200_0000
         child.expect(r"this hart stops")
     except (pexpect.TIMEOUT, pexpect.EOF):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from boards import make_config
 from qemu.cli import make_parser
@@ -46,7 +49,32 @@ def test_aia_default_guests():
 
 def test_gdb_and_extra_arguments():
     cmd = qemu_command(opts("--gdb", "--", "-d", "guest_errors"))
-    assert cmd[-4:] == ["-s", "-S", "-d", "guest_errors"]
+    assert cmd[-5:] == ["-gdb", "tcp:127.0.0.1:1234", "-S", "-d", "guest_errors"]
+
+
+def test_gdb_port_implies_gdb():
+    cmd = qemu_command(opts("--gdb-port", "4321"))
+    assert cmd[-3:] == ["-gdb", "tcp:127.0.0.1:4321", "-S"]
+    assert "-S" not in qemu_command(opts())
+
+
+def test_gdb_command_attaches_to_the_stub(capsys):
+    from qemu.cli import main
+
+    assert main(["gdb", "--out", "/tmp/x", "--port", "4321", "--print-command", "--", "-batch", "-ex", "bt"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line == (
+        "gdb-multiarch -q -ex 'set pagination off' -ex 'target remote 127.0.0.1:4321' -batch -ex bt /tmp/x/pyshyper.elf"
+    )
+
+
+def test_gdb_rejects_a_bad_port(capsys):
+    from qemu.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["gdb", "--port", "70000"])
+    assert e.value.code == 2
+    assert "a TCP port is 1..65535" in capsys.readouterr().err
 
 
 def test_mvm_is_the_default():
@@ -102,3 +130,16 @@ def test_boot_hart_must_be_a_hart_of_the_machine(capsys):
     assert err.strip() == "pyshyper run: error: --boot-hart must be a hart of the machine, 0..1, not 2"
     assert main(["run", "--guest", "none", "--boot-hart", "-1"]) == 2
     assert "0..3, not -1" in capsys.readouterr().err
+
+
+def test_debug_is_an_unoptimized_build_configuration(tmp_path):
+    from qemu.build import config_from_args, stale_reason
+
+    assert opts("--debug").config.opt == 0 and opts().config.opt == 2
+    built = config_from_args(make_parser().parse_args(["build", "--debug"]))
+    assert built.opt == 0 and built.key()["opt"] == 0
+    # An image built one way is stale for the other: `pyshyper run` rebuilds rather than boot the wrong one.
+    (tmp_path / "pyshyper.elf").write_bytes(b"")
+    (tmp_path / "build.json").write_text(json.dumps({**built.key(), "elf": "pyshyper.elf"}))
+    assert stale_reason(opts().config, tmp_path) is not None
+    assert not (stale_reason(built, tmp_path) or "").startswith("configuration changed")

@@ -1,4 +1,4 @@
-"""SBI emulation for guests (hypervisor/arch/riscv/sbi.py) run on the host under CPython: a VS ecall's
+"""SBI emulation for guests (hypervisor/arch/riscv/vsbi.py) run on the host under CPython: a VS ecall's
 registers in, the guest-visible results out, and the side effects (CSRs, firmware calls, VM state)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def hyp(tmp_path):
     load_board(tmp_path, "plic")
     mods = {
         n: importlib.import_module(f"hypervisor.{n}")
-        for n in ("core.frame_alloc", "arch.riscv.stage2", "core.vm", "core.hart", "arch.riscv.sbi")
+        for n in ("core.frame_alloc", "arch.riscv.stage2", "core.vm", "core.hart", "arch.riscv.vsbi")
     }
     console: list[bytes] = []
     fw_calls: list[tuple] = []
@@ -48,7 +48,7 @@ def hyp(tmp_path):
         prelude.u64(0),
     )
     assert vm.addr() != 0
-    v = prelude.Ptr[mods["core.vm"].Vcpu](prelude.u64(mods["core.vm"].HART_VCPU[0]))
+    v = mods["core.vm"].HART_VCPU[0]
 
     class H:
         pass
@@ -62,7 +62,7 @@ def hyp(tmp_path):
         v.regs[A6] = prelude.u64(fid)
         v.regs[A7] = prelude.u64(eid)
         pc = int(v.sepc)
-        mods["arch.riscv.sbi"].sbi_handle_ecall(v)
+        mods["arch.riscv.vsbi"].sbi_handle_ecall(v)
         assert int(v.sepc) == pc + 4
         return int(v.regs[A0]), int(v.regs[A1])
 
@@ -91,7 +91,7 @@ def test_time_without_sstc_arms_firmware_timer_and_injects(hyp):
     assert hyp.ecall(EID_TIME, 0, 5000) == (0, 0)
     assert prelude.mock.csr[CSRS["HVIP"]] & (1 << 6) == 0
     assert (EID_TIME, 0, 5000) in hyp.fw
-    sbi = hyp.mods["arch.riscv.sbi"]
+    sbi = hyp.mods["arch.riscv.vsbi"]
     sbi.sbi_timer_fired(hyp.v, prelude.u64(4999))  # early: re-armed, nothing injected
     assert prelude.mock.csr[CSRS["HVIP"]] & (1 << 6) == 0
     sbi.sbi_timer_fired(hyp.v, prelude.u64(5000))
@@ -142,7 +142,7 @@ def _ecall_on(hyp, v, eid, fid, *args):
             v.regs[A0 + i] = prelude.u64(args[i] if i < len(args) else 0)
         v.regs[A6] = prelude.u64(fid)
         v.regs[A7] = prelude.u64(eid)
-        hyp.mods["arch.riscv.sbi"].sbi_handle_ecall(v)
+        hyp.mods["arch.riscv.vsbi"].sbi_handle_ecall(v)
         return int(v.regs[A0]), int(v.regs[A1])
     finally:
         hyp.v = saved
@@ -170,7 +170,7 @@ def test_ipi_to_self_and_to_the_other_vcpu(hyp, two_vcpus):
     assert _ecall_on(hyp, v0, 0x735049, 0, 0b10, 0) == (0, 0)
     assert not prelude.mock.csr[CSRS["HVIP"]] & (1 << 2)  # not here: the other hart's
     assert int(v1.mailbox[hyp.mods["core.vm"].MSG_VSSIP]) == 1
-    hyp.mods["arch.riscv.sbi"].vcpu_handle_messages(v1)  # on hart 3, after the IPI
+    hyp.mods["arch.riscv.vsbi"].vcpu_handle_messages(v1)  # on hart 3, after the IPI
     assert prelude.mock.csr[CSRS["HVIP"]] & (1 << 2) and int(v1.mailbox[0]) == 0
     assert _ecall_on(hyp, v0, 0x735049, 0, 1, 5)[0] == -3 & U64  # base beyond the VM's vCPUs
 
@@ -185,7 +185,7 @@ def test_rfence_waits_until_the_other_hart_has_fenced(hyp, two_vcpus):
     the firmware's IPI stands for that hart, which answers by reading its vCPU's requests)."""
     vm, v0, v1 = two_vcpus
     _started_running(hyp, v1)
-    sbi = hyp.mods["arch.riscv.sbi"]
+    sbi = hyp.mods["arch.riscv.vsbi"]
     served = []
 
     def firmware(eid, fid, a0, a1, *rest):
@@ -212,7 +212,7 @@ def test_rfence_keeps_waiting_and_serves_its_own_requests_meanwhile(hyp, two_vcp
     vm, v0, v1 = two_vcpus
     _started_running(hyp, v1)
     _started_running(hyp, v0)
-    sbi = hyp.mods["arch.riscv.sbi"]
+    sbi = hyp.mods["arch.riscv.vsbi"]
     real = sbi.amoadd_d
     polls = []
 
@@ -240,7 +240,7 @@ def test_rfence_does_not_wait_for_a_vcpu_off_its_hart(hyp, two_vcpus):
     prelude.mock.sbi_handler = lambda *a: (0, 0)
     assert _ecall_on(hyp, v0, 0x52464E43, 1, ~0 & U64, ~0 & U64, 0, 0) == (0, 0)
     assert int(v1.fence_req) == 1 and int(v1.fence_done) == 0
-    hyp.mods["arch.riscv.sbi"].vcpu_handle_messages(v1)
+    hyp.mods["arch.riscv.vsbi"].vcpu_handle_messages(v1)
     assert int(v1.fence_done) == 1
     v1.running = prelude.u32(1)
     vm.state = hyp.mods["core.vm"].VM_CRASHED  # killed by another hart meanwhile
@@ -286,7 +286,7 @@ def test_test_guest_reboot_reloads_the_image_and_reenters_through_vcpu_run(hyp):
     v.regs[A0] = prelude.u64(1)  # cold reboot
     v.regs[A6] = prelude.u64(0)
     v.regs[A7] = prelude.u64(EID_SRST)
-    hyp.mods["arch.riscv.sbi"].sbi_handle_ecall(v)
+    hyp.mods["arch.riscv.vsbi"].sbi_handle_ecall(v)
     assert prelude.memory.read(hpa, 4) == b"\x6f\x00\x00\x00"  # the pristine image again
     assert int(v.sepc) == int(vm.entry) and int(v.regs[5]) == 0
     assert int(v.parking) == 1 and int(vm.state) == hyp.mods["core.vm"].VM_RUNNING
@@ -367,10 +367,10 @@ def test_a_vm_ends_once_and_gives_every_page_back(hyp):
 def test_vcpu_run_does_not_enter_a_vm_being_ended(hyp):
     """A hart that publishes `running` after another hart claimed the VM's end backs out (never enters it)."""
     vm_mod = hyp.mods["core.vm"]
-    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    vcpu = importlib.import_module("hypervisor.arch.riscv.vcpu")
     assert vm_mod.vm_claim_end(hyp.vm)
     prelude.mock.csr[CSRS["HGATP"]] = 0
-    trap.vcpu_run(hyp.v)
+    vcpu.vcpu_run(hyp.v)
     assert int(hyp.v.running) == 0 and prelude.mock.csr[CSRS["HGATP"]] == 0  # backed out before hgatp
 
 

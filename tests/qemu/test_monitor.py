@@ -1,4 +1,5 @@
-"""The stall diagnosis (qemu/monitor.py) on its own: parsing QEMU's register dump and naming a pc."""
+"""The stall diagnosis (qemu/monitor.py) on its own: parsing QEMU's register dump and naming a pc (function and
+source line)."""
 
 from __future__ import annotations
 
@@ -41,15 +42,19 @@ def test_where_names_guest_firmware_and_hypervisor_function(tmp_path):
         ".text\n.globl first\n.type first,@function\nfirst: nop\nnop\n.size first,4\n"
         ".globl second\n.type second,@function\nsecond: nop\nnop\nnop\n.size second,6\n"
     )
-    subprocess.run(["riscv64-unknown-elf-as", "-march=rv64imac", "-o", tmp_path / "a.o", tmp_path / "a.S"], check=True)
+    subprocess.run(
+        ["riscv64-unknown-elf-as", "-march=rv64imac", "--gdwarf-4", "-o", tmp_path / "a.o", tmp_path / "a.S"],
+        check=True,
+    )
     subprocess.run(
         ["riscv64-unknown-elf-ld", "-Ttext=0x80200000", "-e", "first", "-o", tmp_path / "a.elf", tmp_path / "a.o"],
         check=True,
     )
     syms = monitor.Symbols(tmp_path / "a.elf")
     at = lambda pc, virt=False: monitor.where(monitor.HartState(0, virt, pc, 0, 0, 0), syms)  # noqa: E731
-    assert at(0x80200002) == "hypervisor, pc 0x80200002 in first+0x2"
-    assert at(0x80200008) == "hypervisor, pc 0x80200008 in second+0x4"
+    # The source line comes from the DWARF line table (here GNU as's for a.S; the compiler's for Python).
+    assert at(0x80200002) == f"hypervisor, pc 0x80200002 in first+0x2 at {tmp_path}/a.S:5"
+    assert at(0x80200008) == f"hypervisor, pc 0x80200008 in second+0x4 at {tmp_path}/a.S:11"
     assert at(0x80000100) == "OpenSBI (M-mode), pc 0x80000100"
     assert at(0xFFFFFFFF80001000, True) == "guest, pc 0xffffffff80001000 (kernel)"
     assert at(0x10A20, True) == "guest, pc 0x10a20 (user)"

@@ -9,11 +9,10 @@ Virtual side: a VM with `irqc_vm_init` gets an emulated controller registered in
 each of its vCPUs a guest interrupt file of its hart mapped as its IMSIC page.
 """
 
-from compiler.prelude import HGEIE, SIE, Ptr, csr_write, cstr, u64
+from compiler.prelude import HGEIE, SIE, Ptr, csr_write, cstr, u8, u64
 from hypervisor.arch.riscv.aplic import aplic_init
-from hypervisor.arch.riscv.defs import HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SSIP, MIP_STIP
+from hypervisor.arch.riscv.encoding import HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SSIP, MIP_STIP
 from hypervisor.board import (
-    AIA_GUESTS,
     IMSIC_HART_STRIDE,
     IMSIC_PAGE_SIZE,
     IMSIC_S_BASE,
@@ -24,21 +23,17 @@ from hypervisor.board import (
     MVM_PLIC_BASE,
     MVM_PLIC_SIZE,
 )
-from hypervisor.core.console import console_dec, console_puts
 from hypervisor.core.emul import emul_add
 from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own
 from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_update_vcpu
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device
 
 
-def irqc_describe() -> None:
-    """The controller, for the banner."""
+def irqc_banner() -> Ptr[u8]:
+    """The banner's line for the controller, a log format taking the guest interrupt files per hart."""
     if IRQ_MODE == IRQ_MODE_AIA:
-        console_puts(cstr(b"aia (APLIC + IMSIC, "))
-        console_dec(AIA_GUESTS)
-        console_puts(cstr(b" guest interrupt files per hart)"))
-    else:
-        console_puts(cstr(b"plic"))
+        return cstr(b"  irq:        aia (APLIC + IMSIC, %d guest interrupt files per hart)\n")
+    return cstr(b"  irq:        plic\n")
 
 
 def irqc_init() -> None:

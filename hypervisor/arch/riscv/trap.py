@@ -9,42 +9,29 @@ other VMs run on (Priv 9.6 "Traps").
 """
 
 from compiler.prelude import (
-    HGATP,
-    HIE,
     HSTATUS,
     HTVAL,
-    HVIP,
     SCAUSE,
     SIE,
     SIP,
     SSTATUS,
     STVAL,
     TIME,
-    VSATP,
     VSCAUSE,
     VSEPC,
     VSSTATUS,
-    VSTIMECMP,
     VSTVAL,
     VSTVEC,
     Array,
     Callable,
     Final,
     Ptr,
-    addr_of,
-    amoadd_d,
-    amoadd_w,
-    amoswap_d,
-    amoswap_w,
     csr_clear,
     csr_read,
     csr_write,
     cstr,
     export,
     extern,
-    fence_i,
-    hfence_gvma_vmid,
-    hfence_vvma,
     null,
     static,
     u8,
@@ -52,7 +39,7 @@ from compiler.prelude import (
     u64,
     wfi,
 )
-from hypervisor.arch.riscv.defs import (
+from hypervisor.arch.riscv.encoding import (
     EXC_COUNT,
     EXC_ECALL_VS,
     EXC_ILLEGAL_INST,
@@ -63,58 +50,36 @@ from hypervisor.arch.riscv.defs import (
     EXC_STORE_ACCESS,
     EXC_STORE_GUEST_PAGE_FAULT,
     EXC_VIRTUAL_INST,
-    HIE_GUEST,
-    HSTATUS_SPV,
     HSTATUS_SPVP,
-    HSTATUS_VSXL,
-    HSTATUS_VTW,
     INSN_WFI,
     IRQ_S_EXT,
     IRQ_S_SOFT,
     IRQ_S_TIMER,
     MIP_SSIP,
     SCAUSE_INTERRUPT,
-    SSTATUS_FS,
-    SSTATUS_FS_INITIAL,
     SSTATUS_SIE,
     SSTATUS_SPIE,
     SSTATUS_SPP,
-    SSTATUS_VS,
-    SSTATUS_VS_INITIAL,
 )
-from hypervisor.arch.riscv.irqc import irqc_handle, irqc_vcpu_enter, irqc_vcpu_leave
+from hypervisor.arch.riscv.irqc import irqc_handle
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
-from hypervisor.arch.riscv.sbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
-from hypervisor.arch.riscv.sbi_call import sbi_set_timer
-from hypervisor.arch.riscv.stage2 import stage2_hgatp
-from hypervisor.board import MAX_HARTS
+from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
-from hypervisor.core.hart import hart_has_sstc
-from hypervisor.core.machine import machine_power_off
-from hypervisor.core.stack import stack_check, stack_top
+from hypervisor.core.log import LOG_ERROR, hart_halt, log4
+from hypervisor.core.stack import stack_check
 from hypervisor.core.vm import (
-    HART_VCPU,
     VCPU_STARTED,
     VM_CRASHED,
     VM_RUNNING,
     Vcpu,
-    machine_report,
     vcpu_vm,
-    vm_all_ended,
-    vm_any_failed,
     vm_claim_end,
     vm_end_claimed,
     vm_report,
 )
 
 IRQ_COUNT: Final = 16
-
-
-@extern("hyp_vcpu_enter")
-def vcpu_enter(v: Ptr[Vcpu]) -> None:
-    """runtime/trap.S: load the vCPU's registers and sret into it; never returns."""
-    ...
 
 
 def trap_kill(v: Ptr[Vcpu], report: Ptr[u8], value: u64, what: Ptr[u8]) -> None:
@@ -139,18 +104,14 @@ def trap_guest_fault(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
 
 
 def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
-    vm = vcpu_vm(v)
-    console_lock()
-    console_puts(cstr(b"pyshyper: vm"))
-    console_dec(vm.id)
-    console_puts(cstr(b" killed: "))
-    console_puts(what)
-    console_puts(cstr(b" at pc "))
-    console_hex(v.sepc)
-    console_puts(cstr(b", stval "))
-    console_hex(csr_read(STVAL))
-    console_puts(cstr(b"\n"))
-    console_unlock()
+    log4(
+        LOG_ERROR,
+        cstr(b"pyshyper: vm%d killed: %s at pc %x, stval %x\n"),
+        vcpu_vm(v).id,
+        what.addr(),
+        v.sepc,
+        csr_read(STVAL),
+    )
 
 
 def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
@@ -284,84 +245,6 @@ def trap_init_tables() -> None:
     INTERRUPT_HANDLERS[IRQ_S_EXT] = irq_external
 
 
-power_off_claim = static(Array[u32, 1])
-
-
-def vcpu_run(v: Ptr[Vcpu]) -> None:
-    """Enter a vCPU on this hart (Priv 9.2: hgatp, hstatus.SPV/SPVP, sstatus.SPP). Returns only when the vCPU
-    must not run after all: its VM is ending, or it was stopped, which is checked after `running` is published
-    (vm_end stores the VM's state first, then waits for `running` to clear: one of the two sees the other)."""
-    vm = vcpu_vm(v)
-    amoswap_w(addr_of(v.running), u32(1))
-    if vm.state != VM_RUNNING or amoadd_w(addr_of(vm.ending), u32(0)) != 0 or v.state != VCPU_STARTED:
-        amoswap_w(addr_of(v.running), u32(0))
-        return
-    asked = amoadd_d(addr_of(v.fence_req), u64(0))
-    csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
-    hfence_gvma_vmid(vm.vmid)
-    hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
-    fence_i()
-    amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
-    csr_write(VSATP, u64(0))
-    csr_clear(VSSTATUS, SSTATUS_SIE | SSTATUS_SPIE)  # a started hart has interrupts off (SBI 2.0 section 9.1)
-    if hart_has_sstc():
-        csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
-    csr_write(HVIP, u64(0))
-    csr_write(HIE, HIE_GUEST)
-    # What other harts asked of the vCPU since it was started, then its interrupt controller's part (its line,
-    # its guest interrupt file).
-    vcpu_handle_messages(v)
-    irqc_bits = irqc_vcpu_enter(v)
-    # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
-    # Built whole, not read-modified-written: nothing a former vCPU or the firmware left (HU, VTVM, VTSR, VSBE,
-    # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
-    hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits
-    csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
-    # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,
-    # 4.1.1). One vCPU per hart and a hypervisor built without F/D/V mean those registers are the guest's alone:
-    # no save needed. (VS is WARL zero on a hart without V.)
-    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS | SSTATUS_VS)
-    csr_write(SSTATUS, s | SSTATUS_SPP | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
-    vcpu_enter(v)
-
-
-def hart_park(v: Ptr[Vcpu]) -> None:
-    """v leaves its hart (stopped, or its VM ended): it translates nothing any more, and nothing of it may wake
-    the hart (its VS interrupts in hie and hvip, its timer), or the hart's WFI would return at once, forever."""
-    amoswap_w(addr_of(v.running), u32(0))
-    csr_write(HIE, u64(0))
-    csr_write(HVIP, u64(0))
-    irqc_vcpu_leave()
-    if not hart_has_sstc():
-        v.timer_deadline = ~u64(0)
-        sbi_set_timer(~u64(0))
-
-
-@export("hyp_hart_idle")
-def hart_wait(hartid: u64) -> None:
-    """Nothing runs on this hart now: run its vCPU once HSM starts it; power the machine off when every VM has
-    ended (one hart, the first to claim it, does that); otherwise sleep until an IPI or interrupt. Called with
-    a fresh stack (runtime/trap.S unwinds to the stack's top first, main.py at the end of boot); never returns."""
-    if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
-        hart_park(Ptr[Vcpu](HART_VCPU[hartid]))
-    while True:
-        stack_check(hartid, stack_top(hartid))
-        if hartid < MAX_HARTS and HART_VCPU[hartid] != 0:
-            v = Ptr[Vcpu](HART_VCPU[hartid])
-            if v.state == VCPU_STARTED and vcpu_vm(v).state == VM_RUNNING:
-                vcpu_run(v)
-        if vm_all_ended() and amoswap_w(addr_of(power_off_claim[0]), u32(1)) == 0:
-            # A VM the hypervisor killed was reported when it ended and does not fail the machine (unless it was
-            # the management VM); a VM that powered itself off reporting a failure does.
-            console_lock()
-            console_puts(cstr(b"pyshyper: all VMs have ended, powering off\n"))
-            console_unlock()
-            machine_report()
-            machine_power_off(vm_any_failed())
-        wfi()
-        csr_clear(SIP, MIP_SSIP)
-
-
 @export("hyp_guest_trap")
 def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     """Called by runtime/trap.S with the trapped vCPU; returns the vCPU to resume, or null when it leaves the
@@ -384,9 +267,23 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     return v
 
 
+@extern("pyshyper_line_file")
+def line_file(pc: u64) -> u64:
+    """The source file of the code at pc, from the line table `pyshyper build` embeds (qemu/symtab.py): the
+    address of its name, or 0."""
+    ...
+
+
+@extern("pyshyper_line_number")
+def line_number(pc: u64) -> u64:
+    """The source line of the code at pc (the same table), or 0."""
+    ...
+
+
 @export("hyp_hs_fault")
 def hyp_hs_fault(scause: u64, sepc: u64, stval: u64, name: u64, offset: u64) -> None:
-    """A trap taken in the hypervisor itself: report it and stop this hart (runtime/trap.S looked up the name)."""
+    """A trap taken in the hypervisor itself: report it with the function (runtime/trap.S looked up the name)
+    and the Python file and line of sepc, and stop this hart."""
     console_lock()
     console_puts(cstr(b"pyshyper: unexpected trap in the hypervisor: scause "))
     console_hex(scause)
@@ -399,14 +296,12 @@ def hyp_hs_fault(scause: u64, sepc: u64, stval: u64, name: u64, offset: u64) -> 
         console_puts(Ptr[u8](name))
         console_puts(cstr(b"+"))
         console_hex(offset)
+    file = line_file(sepc)
+    if file != 0:
+        console_puts(cstr(b" at "))
+        console_puts(Ptr[u8](file))
+        console_puts(cstr(b":"))
+        console_dec(line_number(sepc))
     console_puts(cstr(b"\npyshyper: this hart stops\n"))
     console_unlock()
-    while True:
-        wfi()
-
-
-def trap_enable_guest_interrupts() -> None:
-    """No VS-level interrupt until a vCPU runs here (vcpu_run enables them in hie, which also lets them wake a
-    hart waiting in WFI)."""
-    csr_write(HIE, u64(0))
-    csr_write(HVIP, u64(0))
+    hart_halt()

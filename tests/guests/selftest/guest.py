@@ -31,7 +31,7 @@ from compiler.prelude import (
     u64,
     wfi,
 )
-from hypervisor.arch.riscv.defs import EXC_ILLEGAL_INST, IRQ_S_TIMER, MIP_STIP, SCAUSE_INTERRUPT, SSTATUS_SIE
+from hypervisor.arch.riscv.encoding import EXC_ILLEGAL_INST, IRQ_S_TIMER, MIP_STIP, SCAUSE_INTERRUPT, SSTATUS_SIE
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_NOT_SUPPORTED,
     SBI_EXT_BASE,

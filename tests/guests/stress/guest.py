@@ -30,7 +30,7 @@ from compiler.prelude import (
     u8,
     u64,
 )
-from hypervisor.arch.riscv.defs import (
+from hypervisor.arch.riscv.encoding import (
     EXC_LOAD_ACCESS,
     EXC_LOAD_MISALIGNED,
     EXC_STORE_ACCESS,

@@ -30,7 +30,7 @@ from compiler.prelude import (
     u32,
     u64,
 )
-from hypervisor.arch.riscv.defs import MIP_VSSIP, MIP_VSTIP
+from hypervisor.arch.riscv.encoding import MIP_VSSIP, MIP_VSTIP
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE,
     SBI_ERR_INVALID_ADDRESS,

@@ -1,0 +1,49 @@
+"""hypervisor/core/log.py under CPython: one formatted line per call, through the firmware's console."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from compiler import prelude
+from tests.hypervisor.hyp_env import load_board
+
+EID_DBCN = 0x4442434E
+
+
+@pytest.fixture
+def log(tmp_path):
+    load_board(tmp_path, "plic")
+    out: list[bytes] = []
+
+    def firmware(eid, fid, a0, a1, a2, a3, a4, a5):
+        if eid == EID_DBCN and fid == 0:
+            out.append(prelude.memory.read(a1, a0))
+            return 0, a0
+        return 0, 0
+
+    prelude.mock.sbi_handler = firmware
+    mod = importlib.import_module("hypervisor.core.log")
+    return mod, out
+
+
+def test_conversions(log):
+    mod, out = log
+    u64 = prelude.u64
+    name = prelude.cstr(b"vm7")
+    mod.log4(mod.LOG_INFO, prelude.cstr(b"a %d b %x c %s d %c %%\n"), u64(42), u64(0xBEEF), name.addr(), u64(65))
+    assert b"".join(out) == b"a 42 b 0xbeef c vm7 d A %\n"
+
+
+def test_missing_arguments_print_zero_and_unknown_conversions_stand(log):
+    mod, out = log
+    mod.log1(mod.LOG_INFO, prelude.cstr(b"%d %d %q end %"), prelude.u64(5))
+    assert b"".join(out) == b"5 0 %q end %"
+
+
+def test_levels(log):
+    mod, out = log
+    mod.log0(mod.LOG_DEBUG, prelude.cstr(b"hidden\n"))
+    mod.log0(mod.LOG_ERROR, prelude.cstr(b"shown\n"))
+    assert b"".join(out) == b"shown\n"
