@@ -3,7 +3,7 @@ and compiled for the host (MCJIT), with invariants checked after every case.
 
 Targets (each case is one guest action, drawn from a seeded generator):
 
-* ``sbi``: the SBI dispatcher (hypervisor/arch/riscv/sbi.py ``sbi_handle_ecall``) called by a started vCPU of one
+* ``sbi``: the SBI dispatcher (hypervisor/arch/riscv/vsbi.py ``sbi_handle_ecall``) called by a started vCPU of one
   of three VMs (the management VM with two vCPUs and fixed memory; a one-vCPU and a two-vCPU test guest with
   memory from the frame allocator): any EID (the implemented ones weighted up), any FID, any a0..a5.
 * ``vplic``: the virtual PLIC (hypervisor/core/vplic.py): reads and writes of any offset, width and value, mixed
@@ -1910,7 +1910,7 @@ class MmioWorld:
 
 
 SPEC = {  # target: (module compiled/loaded, board irq mode, world, op generator)
-    "sbi": ("hypervisor.arch.riscv.sbi", "plic", SbiWorld, sbi_op),
+    "sbi": ("hypervisor.arch.riscv.vsbi", "plic", SbiWorld, sbi_op),
     "vplic": ("hypervisor.core.vplic", "plic", PlicWorld, plic_op),
     "vaplic": ("hypervisor.core.vaplic", "aia", AplicWorld, aplic_op),
     "decode": ("hypervisor.arch.riscv.mmio_decode", "plic", DecodeWorld, decode_op),

@@ -91,7 +91,7 @@ def test_a_planted_sbi_bug_is_found_and_minimised(monkeypatch):
         vm_mod = be.mods["hypervisor.core.vm"]
         return lambda vm, index: prelude.addr_of(vm_mod.VCPUS[index])
 
-    _plant(monkeypatch, "hypervisor.arch.riscv.sbi", "vm_vcpu", absolute)
+    _plant(monkeypatch, "hypervisor.arch.riscv.vsbi", "vm_vcpu", absolute)
     res = fuzz.fuzz("sbi", "cpython", CASES["sbi"], SEED)
     assert res.failure is not None and res.failure.startswith(("memory", "hsm")), res.failure
     assert 1 <= len(res.minimal) <= 3, res.minimal
