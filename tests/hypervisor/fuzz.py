@@ -51,6 +51,7 @@ import llvmlite.binding as llvm
 
 from boards import make_config, render_hypervisor_module
 from compiler import prelude
+from compiler.prelude import places as prelude_places
 
 ROOT = Path(__file__).resolve().parents[2]
 HYP = ROOT / "hypervisor"
@@ -219,8 +220,8 @@ class CPythonBackend(Backend):
         out = {}
         for mname, m in self.mods.items():
             for attr, val in vars(m).items():
-                if isinstance(val, (prelude.Array, prelude._StructBase)) and not isinstance(val, type):
-                    out[f"{mname}.{attr}"] = (val._addr, prelude._size(type(val)))
+                if isinstance(val, (prelude.Array, prelude_places._StructBase)) and not isinstance(val, type):
+                    out[f"{mname}.{attr}"] = (val._addr, prelude_places._size(type(val)))
         return out
 
     def scalars(self) -> dict[str, int]:
@@ -387,9 +388,9 @@ class View:
             lay = {}
             for name, (off, ft) in prelude.layout_of(t).fields.items():
                 if isinstance(ft, type) and issubclass(ft, prelude.Array):
-                    lay[name] = (off, prelude._size(ft._elem))
+                    lay[name] = (off, prelude_places._size(ft._elem))
                 else:
-                    lay[name] = (off, prelude._size(ft))
+                    lay[name] = (off, prelude_places._size(ft))
             View._layouts[t] = lay
         self.lay = lay
 
@@ -587,7 +588,7 @@ class SbiWorld:
         self.be = be
         vm_mod = be.mods["hypervisor.core.vm"]
         self.Vm, self.Vcpu = vm_mod.Vm, vm_mod.Vcpu
-        self.vm_size, self.vcpu_size = prelude._size(self.Vm), prelude._size(self.Vcpu)
+        self.vm_size, self.vcpu_size = prelude_places._size(self.Vm), prelude_places._size(self.Vcpu)
         self.vms_addr = be.global_addr("hypervisor.core.vm.VMS")
         self.vcpus_addr = be.global_addr("hypervisor.core.vm.VCPUS")
         self.hart_vcpu_addr = be.global_addr("hypervisor.core.vm.HART_VCPU")
@@ -606,6 +607,7 @@ class SbiWorld:
             self.stacks = be.extern_addr(STACKS)
             be.write(self.stacks, int(be.board.HART_STACK_PAINT).to_bytes(8, "little") * (self.stacks_size // 8))
         be.call("hart_features_set", False, False, False)
+        be.call("vsbi_init")  # the guests' SBI extensions, as the boot hart registers them (trap_init_tables)
         self.pool = be.alloc(POOL_SIZE + 0x20_0000, 0x20_0000)
         assert be.call("frame_alloc_init", self.pool, POOL_SIZE)
         self.image = be.alloc(IMAGE_SIZE)
@@ -1216,7 +1218,7 @@ class PlicWorld:
     def __init__(self, be: Backend) -> None:
         self.be = be
         self.T = be.struct("hypervisor.core.vplic", "Vplic")
-        self.size = prelude._size(self.T)
+        self.size = prelude_places._size(self.T)
         base = be.alloc(self.size + 2 * self.GUARD, 64)
         self.guard_lo, self.addr = base, base + self.GUARD
         self.guard_bytes = bytes(range(256))
@@ -1400,12 +1402,12 @@ class AplicWorld:
         # registers as mmio.py called them
         self.emul = "vaplic_emul" in vars(be.mods["hypervisor.core.vaplic"])
         self.value = be.alloc(8, 8)  # the access's value (a load's result, a store's operand)
-        self.vcpu = be.alloc(prelude._size(be.struct("hypervisor.core.vm", "Vcpu")), 64)
+        self.vcpu = be.alloc(prelude_places._size(be.struct("hypervisor.core.vm", "Vcpu")), 64)
         if self.emul:
             emul = be.mods["hypervisor.core.emul"]
             self.done, self.fault = int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
         self.regions = [Region(n, a, s) for n, (a, s) in be.statics.items()]
-        self.regions.append(Region("vcpu", self.vcpu, prelude._size(be.struct("hypervisor.core.vm", "Vcpu"))))
+        self.regions.append(Region("vcpu", self.vcpu, prelude_places._size(be.struct("hypervisor.core.vm", "Vcpu"))))
         self.regions.append(Region("value", self.value, 8))
         if isinstance(be, CPythonBackend):
             be.known = [(r.addr, r.size) for r in self.regions]
@@ -1658,7 +1660,7 @@ class DecodeWorld:
     def __init__(self, be: Backend) -> None:
         self.be = be
         self.T = be.struct("hypervisor.arch.riscv.mmio_decode", "MmioAccess")
-        self.size = prelude._size(self.T)
+        self.size = prelude_places._size(self.T)
         base = be.alloc(self.size + 2 * self.GUARD, 64)
         self.guard_lo, self.addr = base, base + self.GUARD
         self.out = View(be, self.T, self.addr)
@@ -1761,7 +1763,7 @@ class MmioWorld:
         b = be.board
         vm_mod, emul = be.mods["hypervisor.core.vm"], be.mods["hypervisor.core.emul"]
         self.Vcpu = vm_mod.Vcpu
-        self.vcpu_size = prelude._size(self.Vcpu)
+        self.vcpu_size = prelude_places._size(self.Vcpu)
         self.none, self.done, self.fault = int(emul.EMUL_NONE), int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
         self.plic_base, self.plic_size = int(b.MVM_PLIC_BASE), int(b.MVM_PLIC_SIZE)
         self.stats_base, self.stats_size = int(b.MVM_STATS_BASE), int(b.MVM_STATS_SIZE)
