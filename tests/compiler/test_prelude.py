@@ -1,4 +1,4 @@
-"""Direct tests of compiler/prelude.py: the CPython side of LANGUAGE.md."""
+"""Direct tests of compiler/prelude/: the CPython side of LANGUAGE.md."""
 
 import sys
 from pathlib import Path

@@ -10,6 +10,7 @@ from compiler.prelude import (
     fence,
     fence_i,
     hfence_gvma,
+    hfence_gvma_gpa,
     hfence_gvma_vmid,
     hfence_vvma,
     hfence_vvma_asid,
@@ -53,6 +54,7 @@ def fences() -> u32:
     hfence_vvma()
     hfence_gvma_vmid(3)
     hfence_vvma_asid(u64(4))
+    hfence_gvma_gpa(0x80200000)
     return 1
 
 
