@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pyshyper_host.bench import console
+from pyshyper_host.images import cpio
 from pyshyper_host.images import initramfs as images
 from tests.conftest import require_tool
 
@@ -50,7 +51,7 @@ def test_cache_outputs_match_manifest(cache: Path):
     assert images.manifest_up_to_date(manifest, versions, manifest["recipe"], cache) is None
     assert any(k.startswith("linux-image-6.12.") for k in versions)
     images.check_image_header((cache / "Image").read_bytes()[:64])
-    files = images.read_cpio((cache / "mvm-initramfs.cpio").read_bytes())
+    files = cpio.read_cpio((cache / "mvm-initramfs.cpio").read_bytes())
     for path in (
         "init",
         "usr/bin/busybox",
