@@ -4,7 +4,7 @@ device tree and the physical PLIC mocked: the order of what it does to the other
 The case it guards: OpenSBI's cold boot may run on hart 1 (QEMU's start-up lottery, about one boot in fifty),
 and OpenSBI's start of another hart disables every source in that hart's own PLIC contexts. A hypervisor that
 routed the management VM's interrupts to hart 0's S context before starting hart 0 lost them all: the MVM's
-console went silent at its first interrupt-driven output (fixed by commit 8de405a, which starts the other harts first)."""
+console went silent at its first interrupt-driven output (fixed by commit 8de405a: the other harts start first)."""
 
 from __future__ import annotations
 
