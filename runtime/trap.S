@@ -14,6 +14,7 @@
  */
     .include "offsets.S"
     .option norelax
+    .cfi_sections .debug_frame          /* call-frame info for debuggers only: no .eh_frame */
 
     .macro SAVE_GPRS base
     sd x1,  VCPU_REGS + 1*8(\base)
@@ -53,6 +54,8 @@
     .globl hyp_trap_vector
     .type hyp_trap_vector, @function
 hyp_trap_vector:
+    .cfi_startproc
+    .cfi_undefined ra                   /* the outermost frame: a debugger's backtrace ends here */
     csrrw   sp, sscratch, sp            /* sp = vCPU (guest trap) or 0 (hypervisor trap) */
     beqz    sp, hs_trap
     SAVE_GPRS sp
@@ -114,6 +117,7 @@ hyp_vcpu_enter:
     ld x30, VCPU_REGS + 30*8(t6)
     ld x31, VCPU_REGS + 31*8(t6)
     sret
+    .cfi_endproc
     .size hyp_vcpu_enter, . - hyp_vcpu_enter
     .size hyp_trap_vector, . - hyp_trap_vector
 

@@ -167,6 +167,10 @@ def test_breakpoint_on_a_python_line_backtrace_and_list(tmp_path):
         names = [(f[1], f[2]) for f in frames]
         assert ("trap_ecall", "hypervisor/arch/riscv/trap.py") in names, bt1
         assert ("hyp_guest_trap", "hypervisor/arch/riscv/trap.py") in names, bt1
+        # The trap vector is the outermost frame (its CFI says the return address is undefined): the backtrace
+        # ends there, without "Backtrace stopped: frame did not save the PC".
+        assert re.search(r"^#\d+\s+0x[0-9a-f]+ in hyp_trap_vector \(\) at runtime/trap\.S:\d+$", bt1, re.M), bt1
+        assert "Backtrace stopped" not in bt1, bt1
 
         # Breakpoint 2: the first line of sbi_base, reached only by an SBI BASE call, which the self-test makes.
         bt2 = _section(gdb_out, "bt2")
