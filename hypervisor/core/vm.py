@@ -352,7 +352,7 @@ def vm_end(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> bool:
     so no hart keeps translating through freed stage-2 tables; a hart that enters a vCPU checks the VM's state
     after publishing `running` (trap.py vcpu_run), so none slips in between. The management VM's end is the
     machine's: it powers off, reporting a failure unless the MVM ended cleanly."""
-    current.parking = u32(1)  # whoever ends the VM, this vCPU leaves its hart through hart_wait
+    current.parking = u32(1)  # whoever ends the VM, this vCPU leaves its hart (trap.S unwinds to the idle loop)
     if not vm_claim_end(vm):
         return False
     vm_end_claimed(vm, state, current)
@@ -360,7 +360,7 @@ def vm_end(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> bool:
 
 
 def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
-    """vm_end for the hart that has claimed the end (vm_claim_end)."""
+    """vm_end for the hart that has claimed the end (vm_claim_end); `current` leaves its hart."""
     current.parking = u32(1)
     vm.state = state
     fence()
@@ -375,15 +375,15 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
         fence()
         amoswap_w(addr_of(vm.released), u32(1))
         return
-    if vm.id == 0:  # never marked released: no other hart powers off meanwhile, this one does it
-        log1(
-            LOG_ERROR if state != VM_ENDED else LOG_INFO,
-            cstr(b"pyshyper: the management VM has ended (%s): the machine powers off\n"),
-            vm_state_name(state).addr(),
-        )
-        vm_print_stats(vm)
-        machine_report()
-        machine_power_off(state != VM_ENDED)
+    # The management VM is never marked released: no other hart powers off meanwhile, this one does it.
+    log1(
+        LOG_ERROR if state != VM_ENDED else LOG_INFO,
+        cstr(b"pyshyper: the management VM has ended (%s): the machine powers off\n"),
+        vm_state_name(state).addr(),
+    )
+    vm_print_stats(vm)
+    machine_report()
+    machine_power_off(state != VM_ENDED)
 
 
 def machine_report() -> None:

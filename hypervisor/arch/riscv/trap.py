@@ -94,15 +94,6 @@ def trap_kill(v: Ptr[Vcpu], report: Ptr[u8], value: u64, what: Ptr[u8]) -> None:
     vm_end_claimed(vm, VM_CRASHED, v)
 
 
-def trap_guest_fault(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
-    vm = vcpu_vm(v)
-    if not vm_claim_end(vm):
-        v.parking = u32(1)
-        return
-    trap_report_killed(v, what)
-    vm_end_claimed(vm, VM_CRASHED, v)
-
-
 def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
     log4(
         LOG_ERROR,
@@ -199,7 +190,7 @@ def trap_ecall(v: Ptr[Vcpu]) -> None:
 
 
 def trap_unexpected(v: Ptr[Vcpu]) -> None:
-    trap_guest_fault(v, cstr(b"unexpected exception"))
+    trap_kill(v, cstr(b"unexpected exception, scause "), csr_read(SCAUSE), cstr(b"unexpected exception"))
 
 
 def irq_timer(v: Ptr[Vcpu]) -> None:
