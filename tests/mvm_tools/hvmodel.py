@@ -1,0 +1,403 @@
+"""A model of the hypervisor's end of the control port, for the host tests of the `shyper` daemon and CLI.
+
+This is a TEST DOUBLE, not the hypervisor: it implements mvm-tools/PROTOCOL.md (frames, every message, the checks
+the hypervisor makes on VM_CREATE / VM_LOAD / VM_BOOT, the frame pool's page accounting, VM states and
+EVENT_VM_STATE) in plain Python over one end of a socketpair, so that the daemon can be driven through its whole
+protocol without QEMU. The real end is hypervisor/core/control.py, tested by the boot tests.
+
+Its frames are built with `struct` here, not with shyper.proto, so a mistake in the daemon's codec cannot cancel
+out against the same mistake on this side.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+
+MAGIC = 0x59485350
+HDR = struct.Struct("<IHHIIII")
+MAX_PAYLOAD = 65536
+PAGE = 4096
+VM_MAX = 8
+OK, EPROTO, EVERSION, ETYPE, EINVAL, ENOVM, ESTATE, ENOMEM, EBUSY, ELIMIT, EPERM = range(11)
+CREATED, RUNNING, STOPPED, CRASHED, REBOOTING = 1, 2, 3, 4, 5
+EVENT_VM_STATE = 0x0100
+PLIC = (0x0C00_0000, 0x60_0000)
+APLIC = (0x0D00_0000, 0x8000)
+IMSIC_BASE = 0x2800_0000
+
+
+class Refused(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Vm:
+    id: int
+    name: str
+    vcpus: int
+    master: int
+    hart_mask: int
+    entry: int
+    dtb: int
+    console: tuple[int, int]
+    regions: list[tuple[int, int]]
+    config: bytes
+    state: int = CREATED
+    boots: int = 0
+    boot_time: int = 0
+    exits: int = 0
+    reason: int = 0
+    fault: tuple[int, int, int, int] = (0, 0, 0, 0)
+    pages: dict[int, bytearray] = field(default_factory=dict)  # guest page number -> contents (sparse)
+
+    def read(self, ipa: int, n: int) -> bytes:
+        out = bytearray()
+        while n:
+            page, off = divmod(ipa, PAGE)
+            take = min(n, PAGE - off)
+            out += self.pages.get(page, bytes(PAGE))[off : off + take]
+            ipa += take
+            n -= take
+        return bytes(out)
+
+    def write(self, ipa: int, data: bytes) -> None:
+        pos = 0
+        while pos < len(data):
+            page, off = divmod(ipa + pos, PAGE)
+            take = min(len(data) - pos, PAGE - off)
+            self.pages.setdefault(page, bytearray(PAGE))[off : off + take] = data[pos : pos + take]
+            pos += take
+
+    @property
+    def memory(self) -> int:
+        return sum(s for _, s in self.regions)
+
+
+class HypervisorModel:
+    """The hypervisor end over `sock` (`attach` another socket to model a restarted daemon's fresh open)."""
+
+    def __init__(
+        self, harts: int = 4, irq_mode: int = 0, aia_guests: int = 0, total_pages: int = 0x40000, mvm_harts=(0, 1)
+    ) -> None:
+        self.harts = harts
+        self.irq_mode = irq_mode
+        self.aia_guests = aia_guests
+        self.total_pages = total_pages
+        self.free_pages = total_pages
+        self.time = 1_000_000
+        self.timebase = 10_000_000
+        mask = sum(1 << h for h in mvm_harts)
+        self.vms: dict[int, Vm] = {
+            0: Vm(0, "mvm", len(mvm_harts), mvm_harts[0], mask, 0, 0, (0, 0), [(0x9000_0000, 0x2000_0000)], b"")
+        }
+        self.vms[0].state = RUNNING
+        self.vms[0].boots = 1
+        self.requests: list[tuple[int, int]] = []
+        self._pending_events: list[int] = []  # VMs whose state a request changed: an event follows the response
+        self.powered_off = False  # (type, status) of every request answered
+        self.sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- transport --------------------------------------------------------------------------------------------------
+
+    def attach(self, sock: socket.socket) -> None:
+        """The port was opened (a daemon started): a partial frame is forgotten."""
+        self.sock = sock
+        self._thread = threading.Thread(target=self._loop, args=(sock,), daemon=True)
+        self._thread.start()
+
+    def send(self, type_: int, rid: int, status: int, payload: bytes) -> None:
+        assert self.sock is not None
+        with self._lock:
+            self.sock.sendall(HDR.pack(MAGIC, 1, type_, rid, status, len(payload), 0) + payload)
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.sock is not None
+        with self._lock:
+            self.sock.sendall(data)
+
+    def _loop(self, sock: socket.socket) -> None:
+        buf = b""
+        skip = 0
+        while True:
+            try:
+                data = sock.recv(1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while True:
+                if skip:
+                    n = min(skip, len(buf))
+                    buf, skip = buf[n:], skip - n
+                    if skip:
+                        break
+                at = buf.find(struct.pack("<I", MAGIC))
+                if at < 0:
+                    buf = buf[-3:]
+                    break
+                buf = buf[at:]
+                if len(buf) < HDR.size:
+                    break
+                _, version, type_, rid, status, length, reserved = HDR.unpack_from(buf)
+                if length > MAX_PAYLOAD or reserved:
+                    buf = buf[HDR.size :]
+                    self.send(type_ | 0x8000, rid, EPROTO, b"header discarded")
+                    continue
+                if version != 1:
+                    buf, skip = buf[HDR.size :], length
+                    self.send(type_ | 0x8000, rid, EVERSION, b"version")
+                    continue
+                if len(buf) < HDR.size + length:
+                    break
+                payload, buf = buf[HDR.size : HDR.size + length], buf[HDR.size + length :]
+                self._request(type_, rid, status, payload)
+
+    def _request(self, type_: int, rid: int, status: int, payload: bytes) -> None:
+        handler = self.HANDLERS.get(type_)
+        try:
+            if handler is None:
+                raise Refused(ETYPE, f"unknown message type {type_:#x}")
+            if status:
+                raise Refused(EPROTO, "status must be 0 in a request")
+            answer = handler(self, payload)
+        except Refused as e:
+            self.requests.append((type_, e.code))
+            self.send(type_ | 0x8000, rid, e.code, str(e).encode()[:200])
+            return
+        self.requests.append((type_, OK))
+        self.send(type_ | 0x8000, rid, OK, answer)
+        for vm_id in self._pending_events:
+            self.event(vm_id)
+        self._pending_events = []
+
+    # -- records ----------------------------------------------------------------------------------------------------
+
+    def system_record(self) -> bytes:
+        hart_vm = bytearray([0xFF] * 16)
+        for vm in self.vms.values():
+            for h in range(16):
+                if vm.hart_mask >> h & 1:
+                    hart_vm[h] = vm.id
+        self.time += 12345
+        return struct.pack(
+            "<HBBBBBBQQQQ16sIIII",
+            1,
+            0,
+            4,
+            0,
+            self.irq_mode,
+            self.aia_guests,
+            self.harts,
+            self.total_pages,
+            self.free_pages,
+            self.timebase,
+            self.time,
+            bytes(hart_vm),
+            len(self.vms),
+            VM_MAX,
+            PAGE,
+            MAX_PAYLOAD,
+        )
+
+    def vm_record(self, vm: Vm) -> bytes:
+        return struct.pack(
+            "<II32sIIQQQQIIQQQQQ",
+            vm.id,
+            vm.state,
+            vm.name.encode().ljust(32, b"\0"),
+            vm.vcpus,
+            vm.boots,
+            vm.hart_mask,
+            vm.memory,
+            vm.boot_time,
+            vm.exits,
+            vm.reason,
+            vm.id,
+            *vm.fault,
+            0,
+        )
+
+    def event(self, vm_id: int) -> None:
+        self.send(EVENT_VM_STATE, 0, 0, self.vm_record(self.vms[vm_id]))
+
+    # -- guest-side happenings (what a GVM does to itself) ------------------------------------------------------------
+
+    def guest_reboot(self, vm_id: int) -> None:
+        """The GVM made an SRST reboot call."""
+        self.vms[vm_id].state = REBOOTING
+        self.event(vm_id)
+
+    def guest_poweroff(self, vm_id: int) -> None:
+        self.vms[vm_id].state = STOPPED
+        self.event(vm_id)
+
+    def guest_crash(self, vm_id: int, scause: int, stval: int, sepc: int, htval: int = 0, reason: int = 2) -> None:
+        vm = self.vms[vm_id]
+        vm.state, vm.reason, vm.fault = CRASHED, reason, (scause, stval, sepc, htval)
+        self.event(vm_id)
+
+    # -- requests -----------------------------------------------------------------------------------------------------
+
+    def _id(self, payload: bytes, allow_mvm: bool = True) -> Vm:
+        if len(payload) != 8:
+            raise Refused(EPROTO, f"payload of {len(payload)} bytes, not 8")
+        vm_id, reserved = struct.unpack("<II", payload)
+        if reserved:
+            raise Refused(EPROTO, "nonzero reserved field")
+        if vm_id not in self.vms:
+            raise Refused(ENOVM, f"no VM with id {vm_id}")
+        if vm_id == 0 and not allow_mvm:
+            raise Refused(EPERM, "the MVM cannot be stopped, removed or loaded")
+        return self.vms[vm_id]
+
+    def h_hello(self, p: bytes) -> bytes:
+        if len(p) != 8:
+            raise Refused(EPROTO, "HELLO payload is 8 bytes")
+        if struct.unpack("<II", p) != (1, 0):
+            raise Refused(EVERSION, "protocol version 1 only")
+        return self.system_record()
+
+    def h_info(self, p: bytes) -> bytes:
+        if p:
+            raise Refused(EPROTO, "SYSTEM_INFO has no payload")
+        return self.system_record()
+
+    def h_power(self, p: bytes) -> bytes:
+        if p:
+            raise Refused(EPROTO, "no payload")
+        self.powered_off = True
+        return b""
+
+    def h_create(self, p: bytes) -> bytes:
+        if len(p) < 80 + 16 + 8:
+            raise Refused(EPROTO, "CREATE record too short")
+        name_raw, vcpus, master, mask, entry, dtb, con_ipa, con_irq, nreg = struct.unpack_from("<32sIIQQQQII", p)
+        if not 1 <= nreg <= 4:
+            raise Refused(EINVAL, f"regions: {nreg} is not 1 .. 4")
+        regions = [struct.unpack_from("<QQ", p, 80 + 16 * i) for i in range(nreg)]
+        off = 80 + 16 * nreg
+        if len(p) < off + 8:
+            raise Refused(EPROTO, "CREATE record too short")
+        clen, reserved = struct.unpack_from("<II", p, off)
+        if reserved or clen > 8192 or len(p) != off + 8 + clen:
+            raise Refused(EPROTO, "config_len does not match")
+        name = name_raw.split(b"\0")[0]
+        if not 1 <= len(name) <= 31 or not all(0x21 <= b <= 0x7E for b in name) or name_raw[len(name) :].strip(b"\0"):
+            raise Refused(EINVAL, "name: 1 .. 31 printable bytes")
+        if any(v.name == name.decode() for v in self.vms.values()):
+            raise Refused(EINVAL, f"name: {name.decode()} is taken")
+        if vcpus != bin(mask).count("1") or not vcpus:
+            raise Refused(EINVAL, "vcpus does not match hart_mask")
+        if not mask >> master & 1:
+            raise Refused(EINVAL, f"master: hart {master} is not in hart_mask")
+        for h in range(64):
+            if mask >> h & 1:
+                if h >= self.harts:
+                    raise Refused(EINVAL, f"hart_mask: hart {h} does not exist")
+                for v in self.vms.values():
+                    if v.hart_mask >> h & 1:
+                        raise Refused(EBUSY, f"hart {h} is taken by {v.name}")
+        devices = [(con_ipa, 0x1000)]
+        devices += [PLIC] if self.irq_mode == 0 else [APLIC, (IMSIC_BASE, vcpus * PAGE)]
+        for i, (ipa, size) in enumerate(regions):
+            if ipa % PAGE or size % PAGE or not size or ipa + size > 1 << 41:
+                raise Refused(EINVAL, f"memory.region[{i}]: not page-aligned, empty or above 2^41")
+            for j, (ipa2, size2) in enumerate(regions[:i]):
+                if ipa < ipa2 + size2 and ipa2 < ipa + size:
+                    raise Refused(EINVAL, f"memory.region[{i}]: overlaps region {j}")
+            for base, dsize in devices:
+                if ipa < base + dsize and base < ipa + size:
+                    raise Refused(EINVAL, f"memory.region[{i}]: overlaps a device at {base:#x}")
+        for what, a in (("entry_ipa", entry), ("dtb_ipa", dtb)):
+            if not any(ipa <= a < ipa + size for ipa, size in regions):
+                raise Refused(EINVAL, f"{what}: not inside a region")
+        pages = sum(size for _, size in regions) // PAGE
+        if pages > self.free_pages:
+            raise Refused(ENOMEM, f"{pages} pages asked, {self.free_pages} free")
+        free_ids = [i for i in range(1, VM_MAX) if i not in self.vms]
+        if not free_ids:
+            raise Refused(ELIMIT, "no free VM slot")
+        vm_id = free_ids[0]
+        self.free_pages -= pages
+        self.vms[vm_id] = Vm(
+            vm_id, name.decode(), vcpus, master, mask, entry, dtb, (con_ipa, con_irq), regions, p[len(p) - clen :]
+        )
+        json.loads(self.vms[vm_id].config)  # the daemon sends its JSON config
+        return struct.pack("<II", vm_id, 0)
+
+    def h_load(self, p: bytes) -> bytes:
+        if len(p) <= 16:
+            raise Refused(EPROTO, "VM_LOAD carries no data")
+        vm = self._id(p[:8], allow_mvm=False)
+        (ipa,) = struct.unpack_from("<Q", p, 8)
+        data = p[16:]
+        if vm.state == RUNNING:
+            raise Refused(ESTATE, f"{vm.name} is running")
+        if not any(r <= ipa and ipa + len(data) <= r + s for r, s in vm.regions):
+            raise Refused(EINVAL, f"ipa {ipa:#x} + {len(data)} is not inside one region")
+        vm.write(ipa, data)
+        return b""
+
+    def h_boot(self, p: bytes) -> bytes:
+        vm = self._id(p, allow_mvm=False)
+        if vm.state == RUNNING:
+            raise Refused(ESTATE, f"{vm.name} is running")
+        vm.state, vm.reason, vm.fault = RUNNING, 0, (0, 0, 0, 0)
+        vm.boots += 1
+        vm.boot_time = self.time
+        vm.exits += 100
+        self._pending_events = [vm.id]
+        return b""
+
+    def h_stop(self, p: bytes) -> bytes:
+        vm = self._id(p, allow_mvm=False)
+        if vm.state != RUNNING:
+            raise Refused(ESTATE, f"{vm.name} is not running")
+        vm.state, vm.reason = STOPPED, 4
+        self._pending_events = [vm.id]
+        return b""
+
+    def h_remove(self, p: bytes) -> bytes:
+        vm = self._id(p, allow_mvm=False)
+        del self.vms[vm.id]
+        self.free_pages += vm.memory // PAGE
+        return b""
+
+    def h_vm_info(self, p: bytes) -> bytes:
+        return self.vm_record(self._id(p))
+
+    def h_list(self, p: bytes) -> bytes:
+        if p:
+            raise Refused(EPROTO, "VM_LIST has no payload")
+        ids = sorted(self.vms)
+        return struct.pack("<II", len(ids), 0) + b"".join(self.vm_record(self.vms[i]) for i in ids)
+
+    def h_config_get(self, p: bytes) -> bytes:
+        vm = self._id(p)
+        if vm.id == 0:
+            raise Refused(EPERM, "the MVM has no JSON config")
+        return vm.config
+
+    HANDLERS = {
+        0x0001: h_hello,
+        0x0002: h_info,
+        0x0003: h_power,
+        0x0004: h_power,
+        0x0010: h_create,
+        0x0011: h_load,
+        0x0012: h_boot,
+        0x0013: h_stop,
+        0x0014: h_remove,
+        0x0015: h_vm_info,
+        0x0016: h_list,
+        0x0017: h_config_get,
+    }
