@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from shyper import daemon, devtree
 
 from tests.mvm_tools.hvmodel import HypervisorModel

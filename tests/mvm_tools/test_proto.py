@@ -7,7 +7,6 @@ import random
 import struct
 
 import pytest
-
 from shyper import proto
 
 HDR = struct.Struct("<IHHIIII")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from shyper import schema
 from shyper.schema import ConfigErrors, load_config, load_config_file
 
@@ -51,8 +50,10 @@ def test_flat_lists_plain_integers_and_imsic_passthrough(images: Path) -> None:
     c["passthrough_device_list"] = [{"name": "imsic-guest", "base_pa": "0x28002000", "base_ipa": "0x28000000",
                                      "length": "0x1000", "irq_num": 0, "irq_list": []}]  # fmt: skip
     del c["passthrough_device"]
-    c["memory"]["region"] = [{"ipa_start": 0x8000_0000, "length": 0x800_0000}, {"ipa_start": "0x100000000",
-                                                                                   "length": "0b1" + "0" * 24}]  # fmt: skip
+    c["memory"]["region"] = [
+        {"ipa_start": 0x8000_0000, "length": 0x800_0000},
+        {"ipa_start": "0x100000000", "length": "0b1" + "0" * 24},
+    ]
     c["cpu"] = {"num": 2, "allocate_bitmap": 0b1100, "master": 3}
     cfg = load_config(c, str(images), "plic", 4)
     assert cfg.irqc == "plic" and cfg.vcpus == 2 and cfg.hart_mask == 0b1100
