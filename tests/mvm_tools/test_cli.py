@@ -1,0 +1,174 @@
+"""The `shyper` command: argument parsing, --help everywhere, exit codes (0 ok, 1 refused/failed, 2 usage/config),
+and the commands run against a daemon wired to the hypervisor model, the way a user types them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from shyper import cli
+
+from tests.mvm_tools.conftest import Rig, example, write_config
+
+MVM_TOOLS = Path(__file__).resolve().parents[2] / "mvm-tools"
+
+COMMANDS = [
+    [],
+    ["system"],
+    ["system", "daemon"],
+    ["system", "info"],
+    ["system", "reboot"],
+    ["system", "shutdown"],
+    ["vm"],
+    ["vm", "config"],
+    ["vm", "boot"],
+    ["vm", "stop"],
+    ["vm", "reboot"],
+    ["vm", "remove"],
+    ["vm", "list"],
+    ["vm", "console"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a) or "shyper")
+def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main([*argv, "--help"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: shyper")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["vm"], ["vm", "boot"], ["vm", "boot", "9"], ["vm", "boot", "x"], ["vm", "launch", "1"], ["system", "nap"]],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    assert "usage: shyper" in capsys.readouterr().err
+
+
+def test_no_daemon_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--socket", str(tmp_path / "none.sock"), "vm", "list"]) == 1
+    assert "cannot reach the shyper daemon" in capsys.readouterr().err
+
+
+def test_bad_config_exits_2_locally_naming_the_field(
+    images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = example("vm1", images)
+    c["memory"]["region"][0]["length"] = "0x8000100"
+    path = write_config(images, c, "bad.json")
+    # no daemon at that socket: the local check refuses before any connection
+    assert cli.main(["--socket", str(tmp_path / "none.sock"), "vm", "config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"shyper: {path}: memory.region[0].length: 0x8000100 is not a multiple of 4096" in err
+
+
+def test_module_entry_point_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(MVM_TOOLS), "SHYPER_SOCKET": str(tmp_path / "none.sock")}
+    r = subprocess.run([sys.executable, "-m", "shyper", "vm", "list"], env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and "cannot reach the shyper daemon" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "shyper", "--version"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("shyper ")
+
+
+def run(rig: Rig, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["--socket", rig.socket_path, *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_session(rig_factory, images: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    rig: Rig = rig_factory(irq_mode=1, aia_guests=3)
+    vm1 = write_config(images, example("vm1", images), "vm1.json")
+    vm2 = write_config(images, example("vm2", images), "vm2.json")
+    assert run(rig, capsys, "vm", "config", str(vm1))[:2] == (0, "1\n")
+    assert run(rig, capsys, "vm", "config", str(vm2))[:2] == (0, "2\n")
+    code, out, _ = run(rig, capsys, "vm", "boot", "1")
+    assert code == 0 and out.startswith("vm 1: booted (")
+    assert run(rig, capsys, "vm", "boot", "2")[0] == 0
+    rig.model.guest_crash(2, scause=13, stval=0x0, sepc=0xFFFF_FFFF_8000_0010, reason=1)
+    code, out, _ = run(rig, capsys, "vm", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "STATE", "VCPUS", "HARTS", "MEMORY", "UPTIME", "CONSOLE", "EXITS"]
+    col = {name: lines[0].index(name) for name in ("NAME", "STATE", "HARTS", "CONSOLE")}
+    rows = {line.split()[1]: line for line in lines[1:]}
+    assert rows["mvm"][col["CONSOLE"] :].startswith("ttyS0")
+    assert rows["vm1"][col["STATE"] :].startswith("running")
+    assert rows["vm1"][col["HARTS"] :].startswith("2 ")
+    assert rows["vm1"][col["CONSOLE"] :].startswith("/dev/hvc1")
+    assert rows["vm2"][col["STATE"] :].startswith(
+        "crashed: load page fault (scause 0xd, stval 0x0, sepc 0xffffffff80000010)"
+    )
+    assert " 128 MiB " in rows["vm2"]
+    code, out, _ = run(rig, capsys, "vm", "list", "--json")
+    assert code == 0 and [v["state"] for v in json.loads(out)] == ["running", "running", "crashed"]
+
+    code, out, _ = run(rig, capsys, "system", "info")
+    assert code == 0
+    assert "harts       4 (0: vm0, 1: vm0, 2: vm1, 3: vm2)" in out
+    assert "irq mode    AIA (APLIC + IMSIC, 3 guest interrupt files per hart)" in out
+    assert run(rig, capsys, "system", "info", "--json")[0] == 0
+
+    code, _, err = run(rig, capsys, "vm", "stop", "0")
+    assert code == 1 and "vm 0 is the MVM" in err
+    code, _, err = run(rig, capsys, "vm", "stop", "2")  # crashed: not running
+    assert code == 1 and "is not running (ESTATE)" in err
+    assert run(rig, capsys, "vm", "boot", "2")[0] == 0  # boots afresh
+    assert run(rig, capsys, "vm", "stop", "2")[:2] == (0, "vm 2: stopped\n")
+    assert run(rig, capsys, "vm", "reboot", "1")[0] == 0
+    assert run(rig, capsys, "vm", "remove", "2")[:2] == (0, "vm 2: removed\n")
+    code, _, err = run(rig, capsys, "vm", "boot", "2")
+    assert code == 1 and "no VM with id 2 (ENOVM)" in err
+
+    # a config good on its own but wrong for this hypervisor: the daemon's check, still exit 2 naming the field
+    c = example("vm2", images)
+    c["emulated_device"]["emulated_device_list"].append(
+        {"type": "EMU_DEVICE_T_PLIC", "base_ipa": "0xc000000", "length": "0x600000"}
+    )
+    code, _, err = run(rig, capsys, "vm", "config", str(write_config(images, c, "plic.json")))
+    assert code == 2 and "emulated_device.emulated_device_list[1].type: EMU_DEVICE_T_PLIC but the hypervisor" in err
+    c = example("vm2", images)
+    c["cpu"] = {"num": 1, "allocate_bitmap": "0b100", "master": 2}
+    code, _, err = run(rig, capsys, "vm", "config", str(write_config(images, c, "taken.json")))
+    assert (code, err) == (1, "shyper: hart 2 is taken by vm1 (EBUSY)\n")
+
+    assert run(rig, capsys, "system", "shutdown")[0] == 0
+    assert rig.model.powered_off
+
+
+def test_console_attach_and_detach(rig: Rig, images: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(rig, capsys, "vm", "config", str(write_config(images, example("vm1", images))))[0] == 0
+    code, _, err = run(rig, capsys, "vm", "console", "3")
+    assert code == 1 and "no VM with id 3" in err
+    code, _, err = run(rig, capsys, "vm", "console", "0")
+    assert code == 1 and "ttyS0" in err
+
+    master, slave = os.openpty()  # the pty's slave end stands for /dev/hvc1
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    result: list[int] = []
+    t = threading.Thread(target=lambda: result.append(cli.attach(os.ttyname(slave), "vm1", 1, in_r, out_w)))
+    t.start()
+    os.write(in_w, b"uname -n\r")
+    assert os.read(master, 100) == b"uname -n\r"  # raw: passed on untouched
+    os.write(master, b"vm1\r\nvm1:/# ")
+    got = b""
+    while b"vm1:/# " not in got:
+        got += os.read(out_r, 1000)
+    assert got.startswith(b"[attached to vm 1 (vm1) on /dev/pts/") and got.endswith(b"vm1\r\nvm1:/# ")
+    os.write(in_w, b"ls\x1dnot sent")  # Ctrl-] detaches; what follows it stays here
+    t.join(5)
+    assert result == [0]
+    assert os.read(master, 100) == b"ls"
+    assert os.read(out_r, 1000).endswith(b"[detached]\r\n")
+    for fd in (master, slave, in_r, in_w, out_r, out_w):
+        os.close(fd)
