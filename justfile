@@ -60,10 +60,10 @@ soak *ARGS:
 images *ARGS:
     pyshyper images "$@"
 
-# Lint, format check, and mypy over the host side, boards/ and linker/ (pyproject.toml [tool.mypy])
+# Lint, format check, and mypy over the host side, boards/, linker/ and mvm-tools/ (pyproject.toml [tool.mypy])
 lint: bench-deps
     python -c "import ruff" 2>/dev/null || python -m pip install -q 'ruff==0.17.*'
     python -c "import mypy" 2>/dev/null || python -m pip install -q 'mypy==1.*'
-    ruff check compiler hypervisor qemu boards linker tests
-    ruff format --check --exclude '*.md' compiler hypervisor qemu boards linker tests/build
+    ruff check compiler hypervisor qemu boards linker mvm-tools tests
+    ruff format --check --exclude '*.md' compiler hypervisor qemu boards linker mvm-tools tests/build tests/mvm_tools
     mypy

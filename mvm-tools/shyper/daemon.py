@@ -83,8 +83,8 @@ def load_mediated(path: str) -> list[str]:
     entries = obj.get("mediated")
     if not isinstance(entries, list):
         raise Failure(f"{path}: mediated: missing or not a list", 2)
-    for i, e in enumerate(entries):
-        if not isinstance(e, str) or not e:
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, str) or not entry:
             raise Failure(f"{path}: mediated[{i}]: not a file name", 2)
     return entries
 
