@@ -586,9 +586,16 @@ class Daemon:
         self.server.serve_forever(poll_interval=0.2)
 
     def shutdown(self) -> None:
+        """Stop serving (from another thread than serve_forever's), then close everything."""
         if self.server is not None:
             self.server.shutdown()
+        self.close()
+
+    def close(self) -> None:
+        """Remove the socket and let go of the control port (the VMs keep running)."""
+        if self.server is not None:
             self.server.server_close()
+            self.server = None
             try:
                 os.unlink(self.socket_path)
             except OSError:
@@ -639,11 +646,14 @@ def run(mediated_cfg: str | None, log_file: str | None, socket_path: str = SOCKE
 
     def stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping (the VMs keep running)", signum)
-        threading.Thread(target=d.shutdown, daemon=True).start()
+        server = d.server
+        if server is not None:
+            threading.Thread(target=server.shutdown, daemon=True).start()  # serve_forever returns
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     d.serve_forever()
+    d.close()
     os.close(fd)
     log.info("stopped")
     return 0

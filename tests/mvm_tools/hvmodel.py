@@ -12,9 +12,11 @@ out against the same mistake on this side.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAGIC = 0x59485350
@@ -101,7 +103,7 @@ class HypervisorModel:
         self.requests: list[tuple[int, int]] = []
         self._pending_events: list[int] = []  # VMs whose state a request changed: an event follows the response
         self.powered_off = False  # (type, status) of every request answered
-        self.sock: socket.socket | None = None
+        self._out: Callable[[bytes], None] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -109,26 +111,36 @@ class HypervisorModel:
 
     def attach(self, sock: socket.socket) -> None:
         """The port was opened (a daemon started): a partial frame is forgotten."""
-        self.sock = sock
-        self._thread = threading.Thread(target=self._loop, args=(sock,), daemon=True)
+        self._out = sock.sendall
+        self._thread = threading.Thread(target=self._loop, args=(sock.recv,), daemon=True)
+        self._thread.start()
+
+    def attach_fd(self, fd: int) -> None:
+        """The same over a file descriptor (a pty's master end, for the daemon run as a process)."""
+
+        def write_all(data: bytes) -> None:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+
+        self._out = write_all
+        self._thread = threading.Thread(target=self._loop, args=(lambda n: os.read(fd, n),), daemon=True)
         self._thread.start()
 
     def send(self, type_: int, rid: int, status: int, payload: bytes) -> None:
-        assert self.sock is not None
-        with self._lock:
-            self.sock.sendall(HDR.pack(MAGIC, 1, type_, rid, status, len(payload), 0) + payload)
+        self.send_raw(HDR.pack(MAGIC, 1, type_, rid, status, len(payload), 0) + payload)
 
     def send_raw(self, data: bytes) -> None:
-        assert self.sock is not None
+        assert self._out is not None
         with self._lock:
-            self.sock.sendall(data)
+            self._out(data)
 
-    def _loop(self, sock: socket.socket) -> None:
+    def _loop(self, recv: Callable[[int], bytes]) -> None:
         buf = b""
         skip = 0
         while True:
             try:
-                data = sock.recv(1 << 16)
+                data = recv(1 << 16)
             except OSError:
                 return
             if not data:
