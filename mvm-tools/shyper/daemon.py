@@ -216,6 +216,7 @@ class Daemon:
         self.load_chunk = load_chunk
         self.system: proto.SystemRecord | None = None
         self.vms: dict[int, proto.VmRecord] = {}
+        self._seen: dict[int, int] = {}  # VM id -> the state the log last showed
         self.configs: dict[int, VmConfig] = {}
         self.config_errors: dict[int, str] = {}
         self._vm_locks: dict[int, threading.RLock] = {}
@@ -256,6 +257,7 @@ class Daemon:
         records = proto.decode_vm_list(self.ch.request(proto.VM_LIST))
         with self._state_lock:
             self.vms = {r.id: r for r in records}
+            self._seen = {r.id: r.state for r in records}
         for r in records:
             log.info("vm %d %s: %s", r.id, r.name, fmt.state_text(r.to_json()))
             if r.id == 0:
@@ -300,9 +302,10 @@ class Daemon:
 
     def on_state(self, rec: proto.VmRecord) -> None:
         with self._state_lock:
-            old = self.vms.get(rec.id)
+            old = self._seen.get(rec.id)  # the state last logged (self.vms also follows the requests' answers)
+            self._seen[rec.id] = rec.state
             self.vms[rec.id] = rec
-        was = old.state_name if old else "none"
+        was = proto.STATE_NAMES[old] if old else "none"
         log.info("vm %d %s: %s -> %s", rec.id, rec.name, was, fmt.state_text(rec.to_json()))
         if rec.state == proto.REBOOTING and rec.id != 0:
             log.info("vm %d %s: asked for a reboot: reloading its images", rec.id, rec.name)
@@ -472,6 +475,7 @@ class Daemon:
             self.configs.pop(vm_id, None)
             with self._state_lock:
                 self.vms.pop(vm_id, None)
+                self._seen.pop(vm_id, None)
             log.info("vm %d: removed", vm_id)
 
     # -- the CLI socket ---------------------------------------------------------------------------------------------

@@ -72,7 +72,11 @@ def test_bad_config_exits_2_locally_naming_the_field(
 
 
 def test_module_entry_point_runs(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(MVM_TOOLS), "SHYPER_SOCKET": str(tmp_path / "none.sock")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(MVM_TOOLS), os.environ.get("PYTHONPATH", "")]),
+        "SHYPER_SOCKET": str(tmp_path / "none.sock"),
+    }
     r = subprocess.run([sys.executable, "-m", "shyper", "vm", "list"], env=env, capture_output=True, text=True)
     assert r.returncode == 1 and "cannot reach the shyper daemon" in r.stderr
     r = subprocess.run([sys.executable, "-m", "shyper", "--version"], env=env, capture_output=True, text=True)

@@ -15,7 +15,7 @@ import pytest
 from shyper import daemon, proto
 
 from tests.mvm_tools.conftest import Rig, example
-from tests.mvm_tools.hvmodel import CRASHED, REBOOTING, RUNNING, STOPPED
+from tests.mvm_tools.hvmodel import REBOOTING, RUNNING, STOPPED
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -121,7 +121,7 @@ def test_crash_is_listed_with_its_reason(rig: Rig, images: Path, caplog: pytest.
     vm_id = configure(rig, images)
     assert rig.daemon.handle({"cmd": "vm.boot", "id": vm_id})["ok"]
     rig.model.guest_crash(vm_id, scause=21, stval=0x10, sepc=0xFFFF_FFFF_8000_1234, htval=0x0400_0004)
-    wait_for(lambda: rig.daemon.vms[vm_id].state == CRASHED)
+    wait_for(lambda: "running -> crashed" in caplog.text)
     vm = rig.daemon.handle({"cmd": "vm.list"})["vms"][1]
     assert vm["state"] == "crashed"
     assert vm["reason_text"] == (

@@ -49,7 +49,11 @@ def test_daemon_process(run_dir: Path, images: Path) -> None:
     log = run_dir / "shyper.log"
     mediated = run_dir / "mediated-cfg.json"
     mediated.write_text(json.dumps({"mediated": ["/dev/vdb"]}))
-    env = {**os.environ, "PYTHONPATH": str(MVM_TOOLS), "SHYPER_SOCKET": str(sock)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(MVM_TOOLS), os.environ.get("PYTHONPATH", "")]),
+        "SHYPER_SOCKET": str(sock),
+    }
     daemon_argv = [sys.executable, "-m", "shyper", "system", "daemon", str(mediated), "--log", str(log),
                    "--port", os.ttyname(slave)]  # fmt: skip
 
@@ -107,14 +111,14 @@ def test_daemon_process(run_dir: Path, images: Path) -> None:
 def test_daemon_refuses_a_bad_mediated_cfg(run_dir: Path) -> None:
     bad = run_dir / "mediated-cfg.json"
     bad.write_text('{"mediated": "/dev/vdb"}')
-    env = {**os.environ, "PYTHONPATH": str(MVM_TOOLS)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MVM_TOOLS), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "shyper", "system", "daemon", str(bad), "--port", "/nonexistent"],
                        env=env, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "mediated: missing or not a list" in r.stderr
 
 
 def test_daemon_without_a_control_port_exits_1(run_dir: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(MVM_TOOLS)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MVM_TOOLS), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "shyper", "--socket", str(run_dir / "s.sock"), "system", "daemon",
                         "--port", str(run_dir / "no-such-port")], env=env, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 1 and "cannot open the control port" in r.stderr
