@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from shyper import cli
 
-from tests.mvm_tools.conftest import Rig, example, write_config
+from tests.mvm_tools.bad_configs import BAD_CONFIGS, BadConfig
+from tests.mvm_tools.conftest import EXAMPLES, Rig, example, write_config
 
 MVM_TOOLS = Path(__file__).resolve().parents[2] / "mvm-tools"
 
@@ -176,3 +177,30 @@ def test_console_attach_and_detach(rig: Rig, images: Path, capsys: pytest.Captur
     assert os.read(out_r, 1000).endswith(b"[detached]\r\n")
     for fd in (master, slave, in_r, in_w, out_r, out_w):
         os.close(fd)
+
+
+@pytest.mark.parametrize("bad", BAD_CONFIGS, ids=lambda b: b.name)
+def test_bad_configs_for_the_boot_test(
+    bad: BadConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each bad config of bad_configs.py, made from the shipped vm1.json as the MVM's shell makes it (sed), exits 2
+    with its message; the good one passes the same local check (the daemon is not there: exit 1, not 2)."""
+    root = tmp_path / "var" / "lib" / "shyper"  # /var/lib/shyper, moved under tmp_path
+    root.mkdir(parents=True)
+    (root / "Image").write_bytes(bytes(300_000))
+    (root / "gvm-initramfs.cpio").write_bytes(bytes(100_000))
+    text = (EXAMPLES / "vm1.json").read_text()
+    monkeypatch.chdir(tmp_path)
+    sock = str(tmp_path / "none.sock")
+    (tmp_path / "vm1.json").write_text(text)
+    (tmp_path / "good.json").write_text(text.replace("/var/lib/shyper/", f"{root}/"))
+    assert cli.main(["--socket", sock, "vm", "config", "good.json"]) == 1
+    assert "cannot reach the shyper daemon" in capsys.readouterr().err
+    subprocess.run(["sh", "-c", bad.sed_line()], check=True, cwd=tmp_path)
+    made = (tmp_path / f"bad-{bad.name}.json").read_text()
+    assert made == bad.apply(text)
+    (tmp_path / "bad.json").write_text(made.replace("/var/lib/shyper/", f"{root}/"))
+    assert cli.main(["--socket", sock, "vm", "config", "bad.json"]) == 2
+    err = capsys.readouterr().err
+    assert bad.message.replace("/var/lib/shyper/", f"{root}/") in err, err
+    assert err.startswith("shyper: bad.json: ")
