@@ -406,8 +406,6 @@ def decode_system(payload: bytes) -> SystemRecord:
         raise ProtocolError(f"SYSTEM.proto_version {pv} is not {VERSION}", EVERSION)
     if irq not in (0, 1):
         raise ProtocolError(f"SYSTEM.irq_mode {irq} is not 0 (PLIC) or 1 (AIA)")
-    if irq == 0 and guests:
-        raise ProtocolError("SYSTEM.aia_guests is nonzero in PLIC mode")
     if guests > 7:
         raise ProtocolError(f"SYSTEM.aia_guests {guests} is above 7")
     if not 1 <= harts <= MAX_HARTS:
