@@ -101,7 +101,7 @@ class HypervisorModel:
         self.vms[0].state = RUNNING
         self.vms[0].boots = 1
         self.requests: list[tuple[int, int]] = []
-        self._pending_events: list[int] = []  # VMs whose state a request changed: an event follows the response
+        self._pending_events: list[bytes] = []  # records of VMs a request changed: events before the response
         self.powered_off = False  # (type, status) of every request answered
         self._out: Callable[[bytes], None] | None = None
         self._lock = threading.Lock()
@@ -186,10 +186,10 @@ class HypervisorModel:
             self.send(type_ | 0x8000, rid, e.code, str(e).encode()[:200])
             return
         self.requests.append((type_, OK))
-        self.send(type_ | 0x8000, rid, OK, answer)
-        for vm_id in self._pending_events:
-            self.event(vm_id)
+        for record in self._pending_events:  # the state changed before the answer goes out
+            self.send(EVENT_VM_STATE, 0, 0, record)
         self._pending_events = []
+        self.send(type_ | 0x8000, rid, OK, answer)
 
     # -- records ----------------------------------------------------------------------------------------------------
 
@@ -367,7 +367,7 @@ class HypervisorModel:
         vm.boots += 1
         vm.boot_time = self.time
         vm.exits += 100
-        self._pending_events = [vm.id]
+        self._pending_events = [self.vm_record(vm)]
         return b""
 
     def h_stop(self, p: bytes) -> bytes:
@@ -375,7 +375,7 @@ class HypervisorModel:
         if vm.state != RUNNING:
             raise Refused(ESTATE, f"{vm.name} is not running")
         vm.state, vm.reason = STOPPED, 4
-        self._pending_events = [vm.id]
+        self._pending_events = [self.vm_record(vm)]
         return b""
 
     def h_remove(self, p: bytes) -> bytes:
