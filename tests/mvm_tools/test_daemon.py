@@ -5,6 +5,7 @@ by the guest), crash, remove, a killed and restarted daemon, refusals, and garba
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from shyper import daemon, proto
 
 from tests.mvm_tools.conftest import Rig, example
 from tests.mvm_tools.hvmodel import REBOOTING, RUNNING, STOPPED
+from tests.mvm_tools.test_proto import mutate, raw, sample_system, sample_vm
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -244,3 +246,23 @@ def test_start_is_logged(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     text = "\n".join(r.getMessage() for r in caplog.get_records("setup"))
     assert "hypervisor 0.4.0, protocol 1, 4 harts, IRQ mode PLIC, 1 GiB of 1 GiB free" in text
     assert "vm 0 mvm: running" in text
+
+
+@pytest.mark.fuzz
+def test_fuzzed_frames_into_the_running_daemon(rig: Rig, images: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """5000 seeded malformed frames down the port into the daemon's reader thread: it drops them and keeps serving."""
+    rng = random.Random(7)
+    good = [
+        raw(0x8016, 3, proto.encode_vm_list([sample_vm(id=0, console_port=0, hart_mask=3, vcpus=2), sample_vm()])),
+        raw(0x0100, 0, proto.encode_vm(sample_vm(id=6, console_port=6, state=proto.STOPPED))),
+        raw(0x8012, 4, b"hart 2 is taken", status=proto.EBUSY),
+        raw(0x8001, 1, proto.encode_system(sample_system())),
+    ]
+    rig.model.send_raw(b"".join(mutate(rng, good) for _ in range(5000)))
+    rig.model.send_raw(bytes(proto.HEADER_SIZE + proto.MAX_PAYLOAD))  # completes whatever partial frame is left
+    rig.model.send(0x0100, 0, 0, proto.encode_vm(sample_vm(id=5, name="sentinel", console_port=5)))
+    wait_for(lambda: "sentinel" in caplog.text)  # everything before it has been read
+    assert rig.daemon.ch._reader is not None and rig.daemon.ch._reader.is_alive()
+    assert "control port: dropped" in caplog.text
+    vm_id = configure(rig, images)
+    assert rig.daemon.handle({"cmd": "vm.boot", "id": vm_id})["ok"]
