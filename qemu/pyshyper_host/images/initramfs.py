@@ -318,7 +318,7 @@ def build_gvm_initramfs(busybox_root: Path, kernel_root: Path, kver: str, out: P
     t.add("init", Entry("file", 0o755, src=GVM_DIR / "init"))
     t.add("etc/inittab", Entry("file", 0o644, src=GVM_DIR / "inittab"))
     t.add("etc/profile", Entry("file", 0o644, src=GVM_DIR / "profile"))
-    t.file("etc/passwd", b"root:x:0:0:root:/:/bin/sh\n")
+    t.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     t.file("etc/group", b"root:x:0:\n")
     write_tree(t, out)
     return {"modules": order, "entries": len(t.entries)}
@@ -544,6 +544,60 @@ def native_qemu_command(
         f"file={cache / 'mvm-disk.img'},if=none,format=raw,id=shyper-images,snapshot=on",
         "-device",
         "virtio-blk-device,drive=shyper-images",
+        *extra,
+    ]
+
+
+GVM_READY_LINE = "PyShyper GVM ready"
+GVM_CMDLINE = "console=hvc0 rdinit=/init"
+
+
+def gvm_prompt(name: str) -> str:
+    """A guest VM's shell prompt (gvm/profile): its name and the working directory, `vm1:/# `."""
+    return f"{name}:/# "
+
+
+def native_gvm_command(
+    cache: Path | None = None,
+    name: str = "vm1",
+    smp: int = 1,
+    mem: str = "128M",
+    cmdline: str = GVM_CMDLINE,
+    extra: Iterable[str] = (),
+) -> list[str]:
+    """QEMU command booting a guest VM's kernel and initramfs (Image, gvm-initramfs.cpio) natively, without the
+    hypervisor: the baseline a GVM's boot under the hypervisor is measured against. Its console is a
+    virtio-console on QEMU's stdio (`/dev/hvc0`, as the hypervisor gives a GVM), the UART is not connected, and
+    the VM is named by `hostname=NAME` on the command line (memory 128M: the shipped GVMs')."""
+    cache = cache or default_cache()
+    return [
+        "qemu-system-riscv64",
+        "-M",
+        "virt",
+        "-cpu",
+        "rv64",
+        "-smp",
+        str(smp),
+        "-m",
+        mem,
+        "-bios",
+        "default",
+        "-display",
+        "none",
+        "-serial",
+        "none",
+        "-chardev",
+        "stdio,id=hvc0",
+        "-device",
+        "virtio-serial-device",
+        "-device",
+        "virtconsole,chardev=hvc0",
+        "-kernel",
+        str(cache / "Image"),
+        "-initrd",
+        str(cache / "gvm-initramfs.cpio"),
+        "-append",
+        f"{cmdline} hostname={name}" if name else cmdline,
         *extra,
     ]
 
