@@ -299,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=int, default=30, help="seconds of `sleep` for the idle traps/s (0: skip)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per boot (x4 with -icount)")
     ap.add_argument("--native-only", action="store_true", help="measure only the native baseline")
+    ap.add_argument(
+        "--trap",
+        action="store_true",
+        help="also run the trap microbenchmark (bench/trap.py, the same --irq modes) and add its table and chart",
+    )
     ap.add_argument("--logs", type=Path, default=ROOT / "logs", help="where serial logs of failed boots go")
     ap.add_argument("--report", type=Path, default=REPORT, help="where the Markdown report goes")
     args = ap.parse_args(argv)
@@ -377,6 +382,15 @@ def main(argv: list[str] | None = None) -> int:
         "time / native",
     ):
         report += [f"![boot ratios]({png.name})", ""]
+    if args.trap:
+        from pyshyper_host.bench import trap
+
+        tcs, tfailed = trap.configs(args.irq or ["plic", "aia"], ["htinst", "fetch"], args.aia_guests, True)
+        trs = [trap.measure(c, args.runs, not args.no_icount, args.timeout) for c in tcs]
+        failed += tfailed + [f"trap: {r.config}: {r.error}" for r in trs if r.error]
+        tpng = args.report.with_name(args.report.stem + "-trap.png")
+        drawn = trap.chart(trs, tpng) if not args.no_icount else False
+        report += trap.report_section(trs, args.runs, tpng if drawn else None)
     report += [f"{n}\n" for n in notes]
     text = "\n".join(report)
     args.report.parent.mkdir(parents=True, exist_ok=True)
