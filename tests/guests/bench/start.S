@@ -113,9 +113,9 @@ secondary_entry_address:
 
 /*
  * The timed loops: bench_OP(n, arg, out) runs OP n times, then out[0] = instret and out[1] = time elapsed.
- * Every loop body is five instructions and the loop step two, so bench_nop (the same loop with a `nop` for the
- * operation) is the overhead the host subtracts: what is left is the operation's round trip alone.
- * SBI calls preserve every register but a0 and a1 (SBI 2.0, 3.1).
+ * Every loop body is the same three instructions and the loop step two, so bench_nop (the same loop with a `nop`
+ * for the operation) is the overhead the host subtracts: what is left is the operation's round trip alone.
+ * SBI calls preserve every register but a0 and a1 (SBI 2.0, 3.1), so a7 and a6 are set before the loop.
  */
     .macro TIMED name, a7v, a6v, op:vararg
     .globl \name
@@ -125,13 +125,13 @@ secondary_entry_address:
     mv      t3, a0
     mv      t4, a1
     mv      t5, a2
+    li      a7, \a7v              /* kept by every SBI call: set once, outside the timing */
+    li      a6, \a6v
     fence   rw, rw
     rdtime  t0
     rdinstret t1
 1:  mv      a0, t4
     li      a1, 0
-    li      a7, \a7v
-    li      a6, \a6v
     \op
     addi    t3, t3, -1
     bnez    t3, 1b
