@@ -147,14 +147,25 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
     the PLIC keeps). A plain read, and a store of the value a register already holds, change nothing."""
     if not vplic_access_ok(offset, width):
         return EMUL_FAULT
+    claim = vplic_is_claim(offset)
+    if not store and not claim:  # the common case, kept small: no lines, few registers live
+        virq_lock()
+        value[0] = vplic_read(addr_of(vplic_main), offset, width)
+        virq_unlock()
+        return EMUL_DONE
+    return virq_emul_change(v, offset, width, store, claim, value)
+
+
+def virq_emul_change(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, claim: bool, value: Ptr[u64]) -> u64:
+    """virq_emul for a store or a claim: the access, then the lines if it changed the virtual PLIC."""
     p = addr_of(vplic_main)
     done = u64(0)
-    changed = vplic_is_claim(offset)
+    changed = claim
     virq_lock()
     if store:
-        before = u64(0) if changed else vplic_read(p, offset, width)
+        before = u64(0) if claim else vplic_read(p, offset, width)
         done = vplic_write(p, offset, width, value[0])
-        changed = changed or vplic_read(p, offset, width) != before
+        changed = claim or vplic_read(p, offset, width) != before
     else:
         value[0] = vplic_read(p, offset, width)
     if not changed:
