@@ -32,8 +32,9 @@ test *ARGS:
 test-fast *ARGS:
     pytest -m "not qemu and not slow" "$@"
 
-# All benchmarks
-bench: bench-compiler bench-boot
+# All benchmarks: compiler speed, then one report of the MVM boot against native and the trap round trips
+bench: bench-compiler
+    python -m pyshyper_host.bench.boot --trap
 
 # Compiler speed: lines per second and time per stage
 bench-compiler *ARGS: bench-deps
@@ -42,6 +43,11 @@ bench-compiler *ARGS: bench-deps
 # Boot to shell (MVM), under the hypervisor (PLIC, AIA) and native, plus idle traps/s: build/bench/boot.md
 bench-boot *ARGS: bench-deps
     python -m pyshyper_host.bench.boot "$@"
+
+# Trap round trips (tests/guests/bench: SBI null call, IRQC register load/store, set_timer, IPI), PLIC and AIA,
+# htinst and fetch decoding, instructions under -icount and wall ns, against native OpenSBI: build/bench/trap.md
+bench-trap *ARGS: bench-deps
+    python -m pyshyper_host.bench.trap "$@"
 
 # matplotlib for the benchmarks' PNG charts (the `bench` extra), installed once
 bench-deps:

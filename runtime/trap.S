@@ -4,8 +4,9 @@
  * sscratch tells where a trap came from (Priv spec 4.1.4 suggests this use): while a vCPU runs it holds that
  * vCPU's address (struct Vcpu, registers at offset VCPU_REGS); while the hypervisor runs it holds 0.
  *   - from a guest: save x1..x31 and sepc into the vCPU, switch to the top of the hart's hypervisor stack
- *     (VCPU_HYP_SP, fixed when the vCPU was placed on the hart), call hyp_guest_trap(vcpu) and fall into
- *     hyp_vcpu_enter to resume it; when it returns 0 (the vCPU left the hart: stopped, rebooted, its VM ended)
+ *     (VCPU_HYP_SP, fixed when the vCPU was placed on the hart), call hyp_guest_trap(vcpu) and resume it:
+ *     reloading only the registers its calls may have changed when it wrote none (VCPU_REGS_WRITTEN), else all
+ *     through hyp_vcpu_enter; when it returns 0 (the vCPU left the hart: stopped, rebooted, its VM ended)
  *     unwind to the stack's top again and call hyp_hart_idle(hart), which enters whatever runs next. So every
  *     entry into a guest starts from the same stack depth: a stop, start or reboot never nests.
  *   - from the hypervisor itself: a bug. Look up the function name in the embedded symbol table and call
@@ -69,7 +70,38 @@ hyp_trap_vector:
     mv      s0, a0                      /* the guest's s0 is saved; callees keep s0 */
     call    hyp_guest_trap              /* a0 = the vCPU to resume, or 0 */
     beqz    a0, 1f
-    j       hyp_vcpu_enter
+    bne     a0, s0, hyp_vcpu_enter
+    lw      t0, VCPU_REGS_WRITTEN(a0)
+    bnez    t0, hyp_vcpu_enter
+    /*
+     * The same vCPU, and the hypervisor wrote none of its registers but a0/a1 (an SBI call's return values):
+     * the registers the calling convention makes hyp_guest_trap preserve (s1..s11) still hold the guest's
+     * values, and gp and tp are never the hypervisor's (the compiler reserves them). Reload the others only:
+     * ra, sp, t0..t2, s0 (trap.S's own), a0..a7, t3..t6.
+     */
+    ld      t0, VCPU_SEPC(a0)
+    csrw    sepc, t0
+    csrw    sscratch, a0
+    mv      t6, a0
+    ld x1,  VCPU_REGS + 1*8(t6)
+    ld x2,  VCPU_REGS + 2*8(t6)
+    ld x5,  VCPU_REGS + 5*8(t6)
+    ld x6,  VCPU_REGS + 6*8(t6)
+    ld x7,  VCPU_REGS + 7*8(t6)
+    ld x8,  VCPU_REGS + 8*8(t6)
+    ld x10, VCPU_REGS + 10*8(t6)
+    ld x11, VCPU_REGS + 11*8(t6)
+    ld x12, VCPU_REGS + 12*8(t6)
+    ld x13, VCPU_REGS + 13*8(t6)
+    ld x14, VCPU_REGS + 14*8(t6)
+    ld x15, VCPU_REGS + 15*8(t6)
+    ld x16, VCPU_REGS + 16*8(t6)
+    ld x17, VCPU_REGS + 17*8(t6)
+    ld x28, VCPU_REGS + 28*8(t6)
+    ld x29, VCPU_REGS + 29*8(t6)
+    ld x30, VCPU_REGS + 30*8(t6)
+    ld x31, VCPU_REGS + 31*8(t6)
+    sret
 1:  ld      sp, VCPU_HYP_SP(s0)         /* unwind: nothing below the stack's top is live any more */
     ld      a0, VCPU_HART(s0)
     call    hyp_hart_idle               /* never returns: it enters the next vCPU through hyp_vcpu_enter */
@@ -81,6 +113,7 @@ hyp_trap_vector:
     .globl hyp_vcpu_enter
     .type hyp_vcpu_enter, @function
 hyp_vcpu_enter:
+    sw      zero, VCPU_REGS_WRITTEN(a0)   /* all 31 are reloaded here */
     ld      t0, VCPU_SEPC(a0)
     csrw    sepc, t0
     csrw    sscratch, a0

@@ -7,7 +7,7 @@ every return to a guest and in the idle loop; a broken guard stops the machine w
 since nothing the hypervisor holds can be trusted after it. The high-water mark is how deep the paint was worn.
 """
 
-from compiler.prelude import Ptr, cstr, extern_addr, u64
+from compiler.prelude import Ptr, cstr, extern_addr, inline, noinline, u64
 from hypervisor.board import HART_STACK_GUARD, HART_STACK_PAINT, HART_STACK_SIZE, MAX_HARTS
 from hypervisor.core.console import console_dec, console_lock, console_puts, console_unlock
 from hypervisor.core.log import LOG_ERROR, log2
@@ -21,10 +21,16 @@ def stack_guard_ok(top: u64) -> bool:
     return p[0] == HART_STACK_PAINT and p[HART_STACK_GUARD // 8 - 1] == HART_STACK_PAINT
 
 
+@inline
 def stack_check(hart: u64, top: u64) -> None:
-    """Stop the machine if hart's stack ran into its guard."""
-    if stack_guard_ok(top):
-        return
+    """Stop the machine if hart's stack ran into its guard. Small enough to be inlined where it is called on
+    every return to a guest: two loads and two compares, the report out of line."""
+    if not stack_guard_ok(top):
+        stack_overflow(hart, top)
+
+
+@noinline
+def stack_overflow(hart: u64, top: u64) -> None:
     log2(
         LOG_ERROR,
         cstr(b"pyshyper: hart %d: hypervisor stack overflow (guard at %x overwritten): the machine stops\n"),

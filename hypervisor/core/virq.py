@@ -24,6 +24,7 @@ from hypervisor.core.vplic import (
     vplic_context_of_vcpu,
     vplic_context_pending,
     vplic_init,
+    vplic_is_claim,
     vplic_read,
     vplic_set_hw_owned,
     vplic_set_pending,
@@ -136,16 +137,40 @@ def virq_guest_completed(src: u64) -> None:
 
 
 def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64]) -> u64:
-    """The VM's PLIC window (core/emul.py handler): the access on the virtual PLIC, then every vCPU's line, in
-    one critical section; a source the guest completed is completed on the physical PLIC afterwards."""
+    """The VM's PLIC window (core/emul.py handler): the access on the virtual PLIC and, when it changed the
+    virtual PLIC, every vCPU's line, in one critical section; a source the guest completed is completed on the
+    physical PLIC afterwards.
+
+    The lines follow the registers a claim depends on (pending, enable, priority, threshold: chapter 8), so only
+    an access that can change one of them recomputes them: a claim (a read with a side effect), a complete, and
+    a store that changed its register's value (read back before and after: every other register reads back what
+    the PLIC keeps). A plain read, and a store of the value a register already holds, change nothing."""
     if not vplic_access_ok(offset, width):
         return EMUL_FAULT
+    claim = vplic_is_claim(offset)
+    if not store and not claim:  # the common case, kept small: no lines, few registers live
+        virq_lock()
+        value[0] = vplic_read(addr_of(vplic_main), offset, width)
+        virq_unlock()
+        return EMUL_DONE
+    return virq_emul_change(v, offset, width, store, claim, value)
+
+
+def virq_emul_change(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, claim: bool, value: Ptr[u64]) -> u64:
+    """virq_emul for a store or a claim: the access, then the lines if it changed the virtual PLIC."""
+    p = addr_of(vplic_main)
     done = u64(0)
+    changed = claim
     virq_lock()
     if store:
-        done = vplic_write(addr_of(vplic_main), offset, width, value[0])
+        before = u64(0) if claim else vplic_read(p, offset, width)
+        done = vplic_write(p, offset, width, value[0])
+        changed = claim or vplic_read(p, offset, width) != before
     else:
-        value[0] = vplic_read(addr_of(vplic_main), offset, width)
+        value[0] = vplic_read(p, offset, width)
+    if not changed:
+        virq_unlock()
+        return EMUL_DONE
     line = virq_lines_locked(v)
     virq_unlock()
     if done != 0:

@@ -98,6 +98,9 @@ class Vcpu:
     irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
     mmio_exits: u64  # emulated MMIO accesses
     mmio_fetched: u64  # of which decoded from the instruction read back (no htinst)
+    # Non-zero when the hypervisor wrote a guest register other than a0/a1 (an emulated load's rd, a reset):
+    # runtime/trap.S then reloads all 31 on the way back, else only those the hypervisor's calls may change.
+    regs_written: u32
 
 
 @struct
@@ -276,6 +279,7 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
     vm = vcpu_vm(v)
     for i in range(32):
         v.regs[i] = 0
+    v.regs_written = u32(1)
     v.sepc = vm.entry
     v.regs[10] = v.vcpu_id  # a0: hart id as the guest sees it
     v.regs[11] = vm.dtb  # a1: the guest-physical address of its device tree (0: none)

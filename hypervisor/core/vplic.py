@@ -180,6 +180,12 @@ def vplic_access_ok(offset: u64, width: u64) -> bool:
     return width == 4 and offset & 3 == 0 and offset < PLIC_WINDOW
 
 
+def vplic_is_claim(offset: u64) -> bool:
+    """Whether offset is a context's claim/complete register (chapter 9): the one register whose read changes
+    the PLIC (a claim) and whose write is not kept (a complete)."""
+    return offset >= PLIC_CONTEXT and (offset - PLIC_CONTEXT) % PLIC_CONTEXT_STRIDE == PLIC_CLAIM
+
+
 def vplic_read(p: Ptr[Vplic], offset: u64, width: u64) -> u64:
     """The value of a guest read; reading a claim register claims (a side effect). Reserved offsets and
     accesses `vplic_access_ok` refuses read 0."""

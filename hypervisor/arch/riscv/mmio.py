@@ -7,7 +7,7 @@ The device is the one the VM registered for that address (core/emul.py): its vir
 sees only offset, width, direction and value. An access a device cannot do is the guest's mistake: it gets an
 access fault (trap.py), the VM runs on."""
 
-from compiler.prelude import HTINST, Array, Ptr, addr_of, csr_read, extern, u64
+from compiler.prelude import HTINST, Array, Ptr, addr_of, csr_read, extern, u32, u64
 from hypervisor.arch.riscv.mmio_decode import MmioAccess, mmio_decode, mmio_insn_len, mmio_load_value, mmio_store_value
 from hypervisor.board import MMIO_DECODE_FETCH
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_NONE, emul_find
@@ -63,5 +63,6 @@ def mmio_emulate(v: Ptr[Vcpu], gpa: u64) -> u64:
         return EMUL_FAULT
     if not a.is_store and a.reg != 0:
         v.regs[a.reg] = mmio_load_value(a, value[0])
+        v.regs_written = u32(1)  # any register: trap.S reloads them all
     v.sepc += a.insn_len
     return EMUL_DONE

@@ -248,6 +248,10 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
         v.irqs += 1
         if code < IRQ_COUNT:
             INTERRUPT_HANDLERS[code](v)
+    elif cause == EXC_ECALL_VS:  # the hot causes called directly (and inlined), the others through the table
+        sbi_handle_ecall(v)
+    elif cause == EXC_LOAD_GUEST_PAGE_FAULT or cause == EXC_STORE_GUEST_PAGE_FAULT:
+        trap_guest_page_fault(v)
     elif cause < EXC_COUNT:
         EXCEPTION_HANDLERS[cause](v)
     else:

@@ -24,6 +24,7 @@ from compiler.prelude import (
     fence_i,
     hfence_vvma,
     i64,
+    inline,
     noinline,
     null,
     static,
@@ -468,6 +469,7 @@ def vsbi_init() -> None:
     sbi_register(SBI_EXT_PYSHYPER_TEST, sbi_pyshyper_test)
 
 
+@inline
 def sbi_extension_find(eid: u64) -> Ptr[SbiExtension]:
     """The guests' extension with that ID, or null."""
     for i in range(sbi_extension_count):

@@ -161,6 +161,24 @@ def measure(
     return m
 
 
+def measure_alternating(configs: list[Config], args: argparse.Namespace) -> list[Measurement]:
+    """The wall-clock boots alternate between the configurations (native, plic, aia, native, plic, ...), so a
+    change in the host's load during the run weighs on each alike and the medians compare; then the -icount
+    boots, which the host's load does not change."""
+    ms = [Measurement(c.name) for c in configs]
+    for _ in range(args.runs):
+        for c, m in zip(configs, ms, strict=True):
+            if m.error is None:
+                one = measure(c, 1, False, args.timeout, args.logs, args.smp)
+                m.walls += one.walls
+                m.qemu, m.guest, m.error = one.qemu, one.guest, one.error
+    for c, m in zip(configs, ms, strict=True):
+        if m.error is None and not args.no_icount:
+            one = measure(c, 0, True, args.timeout, args.logs, args.smp, args.icount_smp, args.icount_runs)
+            m.icount_shell_ms, m.icount_init_ms, m.error = one.icount_shell_ms, one.icount_init_ms, one.error
+    return ms
+
+
 def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, smp: int = 2) -> IdleMeasurement:
     """Exits per second of each vCPU while the MVM idles: the hypervisor's counters read from its statistics page
     around ``sleep N`` and around ``sleep 0`` within one shell command: the difference of the two windows over the
@@ -299,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=int, default=30, help="seconds of `sleep` for the idle traps/s (0: skip)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per boot (x4 with -icount)")
     ap.add_argument("--native-only", action="store_true", help="measure only the native baseline")
+    ap.add_argument(
+        "--trap",
+        action="store_true",
+        help="also run the trap microbenchmark (bench/trap.py, the same --irq modes) and add its table and chart",
+    )
     ap.add_argument("--logs", type=Path, default=ROOT / "logs", help="where serial logs of failed boots go")
     ap.add_argument("--report", type=Path, default=REPORT, help="where the Markdown report goes")
     args = ap.parse_args(argv)
@@ -319,10 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench-boot: not measured: {why}", file=sys.stderr, flush=True)
             else:
                 configs.append(hv)
-    ms = [
-        measure(c, args.runs, not args.no_icount, args.timeout, args.logs, args.smp, args.icount_smp, args.icount_runs)
-        for c in configs
-    ]
+    ms = measure_alternating(configs, args)
     ims = [measure_idle(c, args.idle, args.timeout, args.logs, args.smp) for c in configs[1:]] if args.idle else []
     failed += [f"{m.config}: {m.error}" for m in ms if m.error] + [
         f"{i.config}: idle: {i.error}" for i in ims if i.error
@@ -332,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         "# MVM boot to shell: native QEMU vs under the hypervisor",
         "",
         f"Kernel `{cache / 'Image'}` with the MVM initramfs, {_qemu_version()}"
-        f", {time.strftime('%Y-%m-%d %H:%M:%S')}. Wall clock: median of {args.runs} boots with `-smp {args.smp}`, from "
+        f", {time.strftime('%Y-%m-%d %H:%M:%S')}. Wall clock: median of {args.runs} boots "
+        f"(alternating between the configurations) with `-smp {args.smp}`, from "
         f"starting QEMU to the shell prompt. icount: `{' '.join(ICOUNT)}`, `-smp {args.icount_smp}`, median of "
         f"{args.icount_runs}: virtual time (the guest's `time` CSR) when the first shell starts, OpenSBI and the "
         "hypervisor's own boot included. Ratios are against the native baseline measured in the same run.",
@@ -377,6 +398,15 @@ def main(argv: list[str] | None = None) -> int:
         "time / native",
     ):
         report += [f"![boot ratios]({png.name})", ""]
+    if args.trap:
+        from pyshyper_host.bench import trap
+
+        tcs, tfailed = trap.configs(args.irq or ["plic", "aia"], ["htinst", "fetch"], args.aia_guests, True)
+        trs = [trap.measure(c, args.runs, not args.no_icount, args.timeout) for c in tcs]
+        failed += tfailed + [f"trap: {r.config}: {r.error}" for r in trs if r.error]
+        tpng = args.report.with_name(args.report.stem + "-trap.png")
+        drawn = trap.chart(trs, tpng) if not args.no_icount else False
+        report += trap.report_section(trs, args.runs, tpng if drawn else None)
     report += [f"{n}\n" for n in notes]
     text = "\n".join(report)
     args.report.parent.mkdir(parents=True, exist_ok=True)

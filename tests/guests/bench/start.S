@@ -1,0 +1,180 @@
+/*
+ * tests/guests/bench/start.S: the trap benchmark's entry, its second hart and its timed loops (guest.py).
+ *
+ * The image is position-independent (PC-relative addressing only), so one file runs wherever it is loaded:
+ * as the management VM's kernel (QEMU's loader at mvm.toml's kernel_load_ipa: two vCPUs and the virtual interrupt
+ * controller) and natively, as OpenSBI's next stage (`-kernel`, at 0x8020_0000). Its header is therefore both a
+ * test-guest header (magic, size and instances at 8, 16, 24; the guest build checks them) and enough of a Linux
+ * RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst: magic2 "RSC\x05" at 0x38) for the
+ * hypervisor to take it as the MVM's kernel. Entry: a0 = hart id (vCPU id), a1 = device tree.
+ */
+    .include "guest_image.S"
+    .option norelax
+
+    .equ SSTATUS_FS, 0x6000
+    .equ SIE_SSIE, 0x2
+    .equ EID_BASE, 0x10
+    .equ EID_TIME, 0x54494D45
+    .equ EID_IPI, 0x735049
+    .equ EID_SRST, 0x53525354
+    .equ SECONDARY_STACK, 0x1000
+
+    .section .text.start, "ax", @progbits
+    .globl _start
+    .type _start, @function
+_start:
+    .option push
+    .option norvc
+    j       primary_entry           /* 0: code0 */
+    .word   0                       /* 4: code1 */
+    .quad   GUEST_MAGIC             /* 8: test-guest magic (Linux: text_offset, unused) */
+    .quad   _image_size             /* 16: image size (Linux: image_size) */
+    .quad   1                       /* 24: instances as a test guest (Linux: flags) */
+    .word   0                       /* 32: Linux header version */
+    .word   0                       /* 36: res1 */
+    .quad   0                       /* 40: res2 */
+    .ascii  "RISCV\0\0\0"           /* 48: magic (deprecated) */
+    .ascii  "RSC\x05"               /* 56: magic2 */
+    .word   0                       /* 60: res3 */
+    .option pop
+
+primary_entry:
+    csrw    sie, zero
+    csrci   sstatus, 2
+    li      t0, SSTATUS_FS
+    csrc    sstatus, t0
+    mv      gp, zero
+    mv      tp, zero
+    lla     sp, __stack_top
+    lla     t0, primary_trap
+    csrw    stvec, t0
+    lla     t0, __bss_start
+    lla     t1, __bss_end
+1:  bgeu    t0, t1, 2f
+    sd      zero, 0(t0)
+    addi    t0, t0, 8
+    j       1b
+2:  call    guest_main
+    /* guest_main returned: SRST shutdown, reason 1 (failure) */
+    li      a7, EID_SRST
+    li      a6, 0
+    li      a0, 0
+    li      a1, 1
+    ecall
+3:  wfi
+    j       3b
+    .size _start, . - _start
+
+/* Any trap on the timing hart is a failure: SRST shutdown, reason 1 (no table line follows, the host says so). */
+    .section .text, "ax", @progbits
+    .balign 4
+primary_trap:
+    li      a7, EID_SRST
+    li      a6, 0
+    li      a0, 0
+    li      a1, 1
+    ecall
+1:  wfi
+    j       1b
+
+/*
+ * The second hart (HSM hart_start at secondary_entry): it takes supervisor software interrupts (the IPIs the
+ * timing hart sends), counts them in ipis_received and waits in WFI. Its loop keeps nothing in registers, so the
+ * trap handler may use any.
+ */
+    .globl secondary_entry
+    .balign 4
+secondary_entry:
+    lla     sp, secondary_stack_top
+    lla     t0, secondary_trap
+    csrw    stvec, t0
+    li      t0, SIE_SSIE
+    csrw    sie, t0
+    lla     t0, secondary_started
+    li      t1, 1
+    fence   rw, rw
+    sd      t1, 0(t0)
+    csrsi   sstatus, 2
+1:  wfi
+    j       1b
+
+    .balign 4
+secondary_trap:
+    csrci   sip, SIE_SSIE
+    lla     t0, ipis_received
+    li      t1, 1
+    amoadd.d zero, t1, (t0)
+    sret
+
+    .globl secondary_entry_address
+secondary_entry_address:
+    lla     a0, secondary_entry
+    ret
+
+/*
+ * The timed loops: bench_OP(n, arg, out) runs OP n times, then out[0] = instret and out[1] = time elapsed.
+ * Every loop body is the same three instructions and the loop step two, so bench_nop (the same loop with a `nop`
+ * for the operation) is the overhead the host subtracts: what is left is the operation's round trip alone.
+ * SBI calls preserve every register but a0 and a1 (SBI 2.0, 3.1), so a7 and a6 are set before the loop.
+ */
+    .macro TIMED name, a7v, a6v, op:vararg
+    .globl \name
+    .type \name, @function
+    .balign 4
+\name:
+    mv      t3, a0
+    mv      t4, a1
+    mv      t5, a2
+    li      a7, \a7v              /* kept by every SBI call: set once, outside the timing */
+    li      a6, \a6v
+    fence   rw, rw
+    rdtime  t0
+    rdinstret t1
+1:  mv      a0, t4
+    li      a1, 0
+    \op
+    addi    t3, t3, -1
+    bnez    t3, 1b
+    rdinstret t2
+    rdtime  a0
+    sub     t2, t2, t1
+    sub     a0, a0, t0
+    sd      t2, 0(t5)
+    sd      a0, 8(t5)
+    ret
+    .size \name, . - \name
+    .endm
+
+    .option push
+    .option norvc                 /* the hypervisor steps over a trapping load or store by its length: keep 4 */
+    TIMED bench_nop, 0, 0, nop
+    TIMED bench_sbi_null, EID_BASE, 0, ecall                  /* sbi_get_spec_version */
+    TIMED bench_mmio_load, 0, 0, lw a0, 0(t4)
+    TIMED bench_mmio_store, 0, 0, sw zero, 0(t4)           /* the reset value: the guest set none */
+    TIMED bench_set_timer, EID_TIME, 0, ecall                 /* sbi_set_timer(arg) */
+    TIMED bench_ipi, EID_IPI, 0, ecall                        /* sbi_send_ipi(hart_mask = arg, base 0) */
+    .option pop
+
+    .section .bss, "aw", @nobits
+    .balign 16
+secondary_stack:
+    .space  SECONDARY_STACK
+secondary_stack_top:
+    .globl secondary_started
+secondary_started:
+    .space  8
+    .globl ipis_received
+ipis_received:
+    .space  8
+
+    .section .text, "ax", @progbits
+    .globl bench_secondary_started
+bench_secondary_started:
+    lla     t0, secondary_started
+    ld      a0, 0(t0)
+    ret
+    .globl bench_ipis_received
+bench_ipis_received:
+    lla     t0, ipis_received
+    ld      a0, 0(t0)
+    ret
