@@ -22,7 +22,7 @@ from hypervisor.board import (
 from hypervisor.core.fdt import fdt_valid
 from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log5
 from hypervisor.core.stats import stats_attach
-from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_setup
+from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_set_name, vm_setup
 
 # Linux RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst): magic2 "RSC\x05" at 0x38
 IMAGE_MAGIC2_OFFSET: Final = u64(0x38)
@@ -45,6 +45,7 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
     if vm.addr() == 0:
         return vm
     vm_mark_mvm()
+    vm_set_name(vm, cstr(b"mvm"))
     vm.entry = MVM_KERNEL_IPA
     vm.dtb = MVM_DTB_IPA
     for i in range(MVM_PT_COUNT):
@@ -53,6 +54,7 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
     for i in range(MVM_NUM_VCPUS):
         if MVM_HARTS[i] < harts_present:
             vcpu_add(vm, MVM_HARTS[i], i == 0)
+            vm.hart_mask = vm.hart_mask | (u64(1) << MVM_HARTS[i])
     # Its devices: the virtual interrupt controller with each vCPU's part of it, the sources it owns, and the
     # statistics page.
     irqc_vm_init(vm, irqc_window(vm))

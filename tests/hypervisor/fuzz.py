@@ -686,7 +686,9 @@ class SbiWorld:
         regions = []
         for name, (addr, size) in self.be.statics.items():
             elem = {"hypervisor.core.vm.VMS": self.vm_size, "hypervisor.core.vm.VCPUS": self.vcpu_size}.get(name, 0)
-            if size > BIG:  # (the frame bitmap: only its first words cover the pool) the rest once an episode
+            if (
+                size > BIG and not elem
+            ):  # (the frame bitmap: only its first words cover the pool) the rest once an episode
                 regions.append(Region(name, addr, BIG, elem))
                 regions.append(Region(f"{name} (beyond {BIG} bytes)", addr + BIG, size - BIG, per_case=False))
             else:

@@ -69,6 +69,8 @@ from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.log import LOG_ERROR, hart_halt, log4
 from hypervisor.core.stack import stack_check
 from hypervisor.core.vm import (
+    END_ACCESS,
+    END_EXCEPTION,
     VCPU_STARTED,
     VM_CRASHED,
     VM_RUNNING,
@@ -89,6 +91,16 @@ def trap_kill(v: Ptr[Vcpu], report: Ptr[u8], value: u64, what: Ptr[u8]) -> None:
     if not vm_claim_end(vm):
         v.parking = u32(1)
         return
+    # What `shyper vm list` shows of a crashed guest VM (mvm-tools/PROTOCOL.md, VM record)
+    cause = csr_read(SCAUSE)
+    guest_page_fault = (
+        cause == EXC_INST_GUEST_PAGE_FAULT or cause == EXC_LOAD_GUEST_PAGE_FAULT or cause == EXC_STORE_GUEST_PAGE_FAULT
+    )
+    vm.reason = END_ACCESS if guest_page_fault else END_EXCEPTION
+    vm.fault_scause = cause
+    vm.fault_stval = csr_read(STVAL)
+    vm.fault_sepc = v.sepc
+    vm.fault_htval = csr_read(HTVAL)
     vm_report(vm, report, value)
     trap_report_killed(v, what)
     vm_end_claimed(vm, VM_CRASHED, v)

@@ -65,10 +65,12 @@ from hypervisor.arch.riscv.sbi_call import (
 from hypervisor.arch.riscv.stage2 import stage2_translate
 from hypervisor.board import DEBUG_FAULTS
 from hypervisor.core.frame_alloc import frame_alloc_free_pages
+from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.stack import stack_high_water
 from hypervisor.core.virq import virq_update_vcpu
 from hypervisor.core.vm import (
+    END_FAILURE,
     MSG_VSEIP,
     MSG_VSSIP,
     VCPU_MAX,
@@ -76,6 +78,7 @@ from hypervisor.core.vm import (
     VCPU_STOPPED,
     VM_ENDED,
     VM_FAILED,
+    VM_REBOOTING,
     VM_RUNNING,
     Vcpu,
     Vm,
@@ -293,7 +296,7 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
         sbi_return(v, SBI_ERR_ALREADY_AVAILABLE, u64(0))
         return
     start = v.regs[A1]
-    if start < vm.mem_gpa or start - vm.mem_gpa >= vm.mem_size:
+    if gmem_translate(vm, start, u64(4)) == 0:
         # SBI 2.0 section 9.1: "start_addr is not valid, possibly due to ... not a valid physical address"
         sbi_return(v, SBI_ERR_INVALID_ADDRESS, u64(0))
         return
@@ -334,6 +337,18 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vm_print_stats(vm)
         sbi_system_reset(kind, reason)
         return
+    if vm.dynamic:
+        # A guest VM made through the control protocol: it stops (memory kept), or waits in `rebooting` for the
+        # MVM's daemon to reload its images and boot it; the control server reports either (core/control.py).
+        if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
+            vm_report(vm, cstr(b"asks for a reboot, reason "), reason)
+            vm_end(vm, VM_REBOOTING, v)
+            return
+        vm_report(vm, cstr(b"powered off, reason "), reason)
+        if reason != SBI_SRST_REASON_NONE:
+            vm.reason = END_FAILURE
+        vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_FAILED, v)
+        return
     if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
         if not vm.mem_owned or vm.vcpus != 1:
             vm_report(vm, cstr(b"asked for a reboot, which it cannot have yet; it powers off, reason "), reason)
@@ -352,7 +367,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
 def guest_byte(vm: Ptr[Vm], gpa: u64, out: Ptr[u64]) -> bool:
     """One byte of the VM's RAM through its stage-2 table (false outside its RAM: a device window it has mapped,
     a passthrough UART or its IMSIC pages, is never read by the hypervisor on its behalf)."""
-    if gpa < vm.mem_gpa or gpa - vm.mem_gpa >= vm.mem_size:
+    if gmem_translate(vm, gpa, u64(1)) == 0:
         return False
     hpa = Array[u64, 1]()
     if not stage2_translate(vm.stage2_root, gpa, addr_of(hpa[0])):
