@@ -199,6 +199,8 @@ class ControlWorld:
                     t = self.vcpu(i)
                     if self.vm(t.get("vm")).get("state") != 1 or t.get("state") != 1:  # VM_RUNNING, VCPU_STARTED
                         t.set("running", 0)  # the hart traps and parks (trap.py, vcpu.py hart_park)
+                    elif t.get("vm") != 0:
+                        t.set("running", 1)  # an idle hart enters its started vCPU (idle.py, vcpu_run)
             return 0, 0
         if eid == EID_SRST:
             self.off = True
