@@ -3,9 +3,12 @@ MVM writes request frames into the control port of the MVM's virtio-console, thi
 the port's byte stream, checks every field, does what they ask (core/gvm.py) and queues the response frames,
 and the events (EVENT_VM_STATE) of guest VMs that changed state by themselves.
 
-The port's device calls `control_input` with the bytes the MVM wrote, `control_output` to take what goes back,
-`control_poll` when it looks for work (events, and a SYSTEM_SHUTDOWN / SYSTEM_REBOOT whose response has been
-taken), and `control_reset` when the port is opened or closed (a new daemon starts clean).
+The MVM's console device (core/virtio_console.py) calls `control_poll` after bytes arrive on the control port
+(port 8) or it opens or closes, and trap.py calls `control_idle` when an MVM vCPU is about to wait: the server
+reads the port (`control_input`), forgets a partial frame when the port opens or closes (`control_reset`: a new
+daemon starts clean), queues events, writes what it queued into the port as far as it takes it, and once the
+response to a SYSTEM_SHUTDOWN / SYSTEM_REBOOT is out, does it. `control_input` and `control_output` are the
+server's byte-level interface (the host tests feed it directly).
 
 Receiving (PROTOCOL.md, Framing): bytes before a valid magic are dropped one at a time; a header whose length is
 above MAX_PAYLOAD or whose reserved field is not 0 gets EPROTO and is dropped (its payload is then read as
@@ -16,8 +19,10 @@ field out of its range EINVAL (or the code PROTOCOL.md gives), with a message na
 Sending: a response or event is queued whole or not at all (it is dropped and counted when the output ring has no
 room for it: a daemon that does not read cannot make the hypervisor wait).
 
-Which harts: the control port is served on whichever hart of the MVM traps on it; `control_spin` makes the server
-one at a time. Guest VMs' harts never call in here: they only set their VM's `event` flag (core/vm.py).
+Which harts: the control port is served on whichever hart of the MVM traps on it; `control_poll` is entered by
+one hart at a time (`control_busy`; a hart that finds it taken leaves the work to the one inside, which looks
+again before it leaves) and `control_spin` guards the server's state. Guest VMs' harts never call in here: they
+set their VM's `event` flag (core/vm.py) and wake the MVM's first hart, whose next wait (control_idle) reports it.
 """
 
 from compiler.prelude import (
@@ -74,6 +79,7 @@ from hypervisor.core.gvm import (
 )
 from hypervisor.core.machine import machine_power_off
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
+from hypervisor.core.virtio_console import vcon_port_open, vcon_port_pending, vcon_port_read, vcon_port_write
 from hypervisor.core.vm import (
     HART_VCPU,
     MEM_REGIONS,
@@ -148,6 +154,10 @@ frames_in: u64 = 0  # complete frames received (with a valid header)
 pending_action: u32 = 0  # SYSTEM_SHUTDOWN / SYSTEM_REBOOT: done once its response has been taken
 
 config = static(GvmConfig)
+CONTROL_PORT: Final = u64(8)  # the MVM's console port of this protocol (PROTOCOL.md, "Ports")
+CHUNK: Final = 256
+control_busy = static(Array[u32, 1])  # 1 while a hart is inside control_poll (amoswap)
+port_open: bool = False  # the control port's state at the last look
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -622,12 +632,11 @@ def events_locked() -> None:
             send_event(vm)
 
 
-def control_poll() -> None:
-    """What the port's device does when it looks for work: queue pending events; once the response to a
-    SYSTEM_SHUTDOWN or SYSTEM_REBOOT has been taken, do it (every guest VM ends first)."""
+def control_act() -> None:
+    """Once the response to a SYSTEM_SHUTDOWN or SYSTEM_REBOOT has been taken: every guest VM ends, then the
+    machine powers off or resets."""
     global pending_action
     spin_lock(addr_of(control_spin))
-    events_locked()
     action = pending_action
     if action != ACTION_NONE and out_head != out_tail:
         action = ACTION_NONE  # its response is still on its way
@@ -642,3 +651,76 @@ def control_poll() -> None:
         machine_power_off(False)
     elif action == ACTION_REBOOT:
         sbi_system_reset(SBI_SRST_WARM_REBOOT, SBI_SRST_REASON_NONE)
+
+
+def control_events() -> None:
+    """Queue the events of guest VMs that changed state by themselves."""
+    spin_lock(addr_of(control_spin))
+    events_locked()
+    spin_unlock(addr_of(control_spin))
+
+
+def control_flush() -> None:
+    """Queued frames into the control port, as far as it takes them (the rest waits for the next poll)."""
+    global out_tail
+    buf = Array[u8, CHUNK]()
+    spin_lock(addr_of(control_spin))
+    while out_tail != out_head:
+        n = out_head - out_tail
+        if n > CHUNK:
+            n = CHUNK
+        for k in range(n):
+            buf[k] = out_ring[(out_tail + k) % OUT_RING]
+        took = vcon_port_write(CONTROL_PORT, addr_of(buf[0]).addr(), n)
+        out_tail += took
+        if took < n:
+            break
+    spin_unlock(addr_of(control_spin))
+
+
+def control_serve() -> None:
+    global port_open
+    now = vcon_port_open(CONTROL_PORT)
+    if now != port_open:
+        port_open = now
+        control_reset()
+    buf = Array[u8, CHUNK]()
+    while True:
+        n = vcon_port_read(CONTROL_PORT, addr_of(buf[0]).addr(), CHUNK)
+        if n == 0:
+            break
+        control_input(addr_of(buf[0]), n)
+    control_events()
+    control_flush()
+
+
+def control_work() -> bool:
+    """Something for the server: bytes or an open/close on the port, queued frames, a guest VM's event, an
+    action whose response is out."""
+    if vcon_port_open(CONTROL_PORT) != port_open or vcon_port_pending(CONTROL_PORT) or out_head != out_tail:
+        return True
+    if pending_action != ACTION_NONE:
+        return True
+    for i in range(u64(1), u64(VM_MAX)):
+        if VMS[i].used and amoadd_w(addr_of(VMS[i].event), u32(0)) != 0:
+            return True
+    return False
+
+
+def control_poll() -> None:
+    """Serve the control port (any hart of the MVM). A hart that finds another one inside leaves the work to
+    it, which looks once more before it leaves."""
+    while True:
+        if amoswap_w(addr_of(control_busy[0]), u32(1)) != 0:
+            return
+        control_serve()
+        amoswap_w(addr_of(control_busy[0]), u32(0))
+        if not control_work() or pending_action != ACTION_NONE:
+            break
+    control_act()
+
+
+def control_idle() -> None:
+    """An MVM vCPU is about to wait: serve what is there (a guest VM's event, frames the port could not take)."""
+    if control_work():
+        control_poll()

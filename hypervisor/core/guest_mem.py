@@ -1,7 +1,8 @@
-"""Guest memory as the hypervisor reaches it: a VM's guest-physical range turned into host memory, only when it
-lies inside ONE of the VM's memory regions (Vm.region; a VM's emulated and passthrough devices are never
-reached this way). Every access the hypervisor makes on a VM's behalf (virtqueues, image loads, SBI DBCN)
-goes through `gmem_translate`.
+"""The hypervisor's one way into a guest's memory: a guest-physical range becomes a host address only when it
+lies whole inside ONE memory region of the VM (Vm.region: up to MEM_REGIONS; a VM's emulated and passthrough
+devices are never reached this way). Every access the hypervisor makes on a VM's behalf to its RAM (virtqueues,
+buffers, image loads, SBI DBCN) goes through here, so a range that leaves the VM's memory, wraps around the
+address space or straddles two regions is refused at one place.
 
 Which harts: a VM's regions are written only while it is made (core/gvm.py, core/vm.py vm_setup) and before
 they are freed (VM_REMOVE); both happen while none of its vCPUs runs and no device of it is served, so readers

@@ -75,6 +75,7 @@ from hypervisor.board import (
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_free
 from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.log import LOG_INFO, log2, log3
+from hypervisor.core.virtio_console import vcon_gvm_attach, vcon_gvm_detach, vcon_gvm_reset
 from hypervisor.core.vm import (
     END_NONE,
     END_STOPPED,
@@ -511,9 +512,6 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
     vm.hart_mask = c.hart_mask
     vm.console_ipa = c.console_ipa
     vm.console_irq = c.console_irq
-    vm.cons_head = 0
-    vm.cons_tail = 0
-    vm.cons_dropped = 0
     for k in range(u64(VM_NAME)):
         vm.name[k] = c.name[k]
     src = Ptr[u8](c.config)
@@ -528,6 +526,9 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
             v = vcpu_add(vm, h, False)
             if IRQ_MODE == IRQ_MODE_AIA:
                 irqc_vcpu_file(vm, v.vcpu_id, h, IMSIC_S_BASE + v.vcpu_id * IMSIC_PAGE_SIZE, irqc_file_free(h))
+    # Its console: a single-port virtio console whose bytes are the MVM's console port `id`
+    if c.console_ipa != 0:
+        vcon_gvm_attach(vm, c.console_ipa, c.console_irq)
     fence()
     vm.used = True
     gvm_new_id = id
@@ -602,6 +603,7 @@ def gvm_boot(id: u64) -> u32:
     amoswap_w(addr_of(vm.event), u32(0))
     amoswap_w(addr_of(vm.released), u32(0))
     amoswap_w(addr_of(vm.ending), u32(0))
+    vcon_gvm_reset(vm)  # its console as at power-on (the bytes not yet read by the MVM stay)
     vm.boots += 1
     vm.boot_time = hart_time()
     fence()
@@ -658,6 +660,9 @@ def gvm_remove(id: u64) -> u32:
         irqc_file_release(v.hart, v.vgein)
         v.vgein = 0
     vm.vcpus = 0
+    if vm.console_ipa != 0:
+        vcon_gvm_detach(vm)
+    vm.emuls = 0
     gvm_free_memory(vm)
     vm.used = False
     vm.state = VM_STOPPED

@@ -57,7 +57,6 @@ VCPU_MAX: Final = MAX_HARTS  # one vCPU per hart: a vCPU's slot in VCPUS is its 
 MEM_REGIONS: Final = 4  # memory regions of a VM (its first is mem_gpa/mem_hpa/mem_size)
 VM_NAME: Final = 32
 VM_CONFIG_MAX: Final = 8192  # the config bytes a guest VM keeps for VM_CONFIG_GET (mvm-tools/PROTOCOL.md)
-CONSOLE_RING: Final = 4096  # a guest VM's console output not yet taken by its console device (core/gvm.py)
 EMUL_MAX: Final = 4  # emulated MMIO regions per VM (core/emul.py)
 
 VM_RUNNING: Final = u64(1)
@@ -187,10 +186,6 @@ class Vm:
     fault_htval: u64
     config_len: u64
     config: Array[u8, VM_CONFIG_MAX]
-    cons_head: u64  # console output ring: bytes [cons_tail, cons_head) (free-running counts), under console_spin
-    cons_tail: u64
-    cons_dropped: u64  # bytes dropped because the ring was full (the oldest go first)
-    cons_ring: Array[u8, CONSOLE_RING]
 
 
 VMS = static(Array[Vm, VM_MAX])
@@ -401,13 +396,10 @@ def vm_console_flush_locked(vm: Ptr[Vm]) -> None:
 
 
 def vm_console_putc(vm: Ptr[Vm], c: u8) -> None:
-    """A guest's console byte; whole lines go out prefixed with the VM's id. A guest VM made through the control
-    protocol has a console stream of its own instead (its console ring, read by its console device): never the
-    hypervisor's UART."""
+    """A guest's console byte; whole lines go out prefixed with the VM's id. (A guest VM made through the control
+    protocol has its own console stream instead: arch/riscv/vsbi.py guest_console_byte.)"""
     vm_console_lock(vm)
-    if vm.dynamic:
-        vm_console_ring_put_locked(vm, c)
-    elif c == 10:
+    if c == 10:
         vm_console_flush_locked(vm)
     elif c != 13:
         vm.console[vm.console_len] = c
@@ -415,28 +407,6 @@ def vm_console_putc(vm: Ptr[Vm], c: u8) -> None:
         if vm.console_len == CONSOLE_LINE:
             vm_console_flush_locked(vm)
     vm_console_unlock(vm)
-
-
-def vm_console_ring_put_locked(vm: Ptr[Vm], c: u8) -> None:
-    """One byte into the VM's console ring; when it is full the oldest byte goes (counted): a guest never waits
-    for the MVM to read its console."""
-    if vm.cons_head - vm.cons_tail == CONSOLE_RING:
-        vm.cons_tail += 1
-        vm.cons_dropped += 1
-    vm.cons_ring[vm.cons_head % CONSOLE_RING] = c
-    vm.cons_head += 1
-
-
-def vm_console_ring_take(vm: Ptr[Vm], dst: Ptr[u8], room: u64) -> u64:
-    """Move up to `room` bytes of the VM's console output, oldest first, to dst (host memory); how many."""
-    vm_console_lock(vm)
-    n = u64(0)
-    while n < room and vm.cons_tail != vm.cons_head:
-        dst[n] = vm.cons_ring[vm.cons_tail % CONSOLE_RING]
-        vm.cons_tail += 1
-        n += 1
-    vm_console_unlock(vm)
-    return n
 
 
 def vm_release(vm: Ptr[Vm]) -> None:
@@ -488,6 +458,7 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
         amoswap_w(addr_of(vm.released), u32(1))
         if state != VM_STOPPED:
             amoswap_w(addr_of(vm.event), u32(1))
+            vm_wake_mvm()  # its first hart's next wait reports the event (core/control.py control_idle)
         return
     vm_release(vm)
     if vm.id != 0:
@@ -503,6 +474,12 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
     vm_print_stats(vm)
     machine_report()
     machine_power_off(state != VM_ENDED)
+
+
+def vm_wake_mvm() -> None:
+    """An IPI to the hart of the management VM's first vCPU (if it has one): a WFI it waits in returns."""
+    if mvm_present and VMS[0].vcpus != 0:
+        sbi_send_ipi(u64(1), vm_vcpu(addr_of(VMS[0]), u64(0)).hart)
 
 
 def vm_call_off(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:

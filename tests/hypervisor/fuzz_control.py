@@ -268,7 +268,7 @@ class ControlFuzzWorld(ControlWorld):
                     self.obs = ("machine off",)
                     self.count("system shutdown or reboot")
                     return
-                self.be.call("control_poll")
+                self.be.call("control_events")
                 out = self.take()
             else:
                 self.guest(op[1], op[2])

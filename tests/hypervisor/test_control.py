@@ -47,6 +47,7 @@ from tests.hypervisor.control_world import (
     frame,
     id_payload,
     load_payload,
+    parse_frames,
     prelude_csr,
     system_record,
     vm_record,
@@ -307,11 +308,11 @@ def test_guest_shutdown_reboot_and_crash_are_events(w):
     free = w.free_pages()
     _guest_ecall(w, 2, 0x53525354, 0, 0, 0)  # SRST shutdown, no reason
     assert not w.off  # the machine runs on
-    w.be.call("control_poll")
+    w.be.call("control_events")
     rec = _event(w.take())
     assert (rec["id"], rec["state"], rec["reason"]) == (vm_id, STOPPED, 0)
     assert w.free_pages() == free and w.vcpu(2).get("running") == 0
-    w.be.call("control_poll")
+    w.be.call("control_events")
     assert w.take() == []  # once
     # reboot: rebooting, for the daemon to reload and boot
     assert w.request(VM_BOOT, id_payload(vm_id))[0] == OK
@@ -328,7 +329,7 @@ def test_guest_shutdown_reboot_and_crash_are_events(w):
     w.vcpu(2).set("sepc", 0x8000_0040)
     w.be.call("trap_guest_page_fault", w.vcpu(2).addr)
     w.trap_return(2)
-    w.be.call("control_poll")
+    w.be.call("control_events")
     rec = _event(w.take())
     assert (rec["state"], rec["reason"], rec["scause"], rec["stval"], rec["sepc"], rec["htval"]) == (
         CRASHED,
@@ -352,8 +353,9 @@ def test_guest_console_goes_to_its_ring_not_the_uart(w):
     _guest_ecall(w, 2, 0x4442434E, 2, ord("!"))  # console_write_byte
     _guest_ecall(w, 2, 0x01, 0, ord("?"))  # legacy putchar
     assert not any(f[0] == 0x4442434E for f in w.fw)  # nothing to the firmware's console
+    ring = w.be.call("vcon_ring_to_mvm", vm_id)  # toward the MVM's port vm_id (core/virtio_console.py)
     buf = w.be.alloc(64)
-    n = w.be.call("vm_console_ring_take", w.vm(vm_id).addr, buf, 64)
+    n = w.be.call("ring_get", ring, buf, 64)
     assert w.be.read(buf, n) == b"hello\n!?"
 
 
@@ -373,9 +375,9 @@ def test_system_shutdown_and_reboot_after_their_response(w):
     assert (status, body) == (OK, b"")
     if w.be.kind == "cpython":
         with pytest.raises(MachineOff):
-            w.be.call("control_poll")
+            w.be.call("control_act")
     else:
-        w.be.call("control_poll")  # the mock firmware returns from the reset (compiled code cannot unwind)
+        w.be.call("control_act")  # the mock firmware returns from the reset (compiled code cannot unwind)
     assert (0x53525354, 0, 2, 0) in w.fw  # SRST system_reset: warm reboot, no reason
     assert vm_record(w.request(VM_INFO, id_payload(vm_id))[1])["state"] == STOPPED  # every GVM ended first
     if w.be.kind != "cpython":
@@ -384,7 +386,7 @@ def test_system_shutdown_and_reboot_after_their_response(w):
     out = w.send(frame(SYSTEM_SHUTDOWN))
     assert [(t, s) for t, _, s, _, _ in out] == [(SYSTEM_SHUTDOWN | 0x8000, OK)]
     with pytest.raises(MachineOff):
-        w.be.call("control_poll")
+        w.be.call("control_act")
     assert (0x53525354, 0, 0, 0) in w.fw
 
 
@@ -394,3 +396,23 @@ def test_port_reset_forgets_a_partial_frame(w):
     w.be.call("control_reset")
     assert [s for _, _, s, _, _ in w.send(frame(VM_LIST))] == [OK]
     assert w.take() == []
+
+
+def test_poll_serves_the_control_port(w):
+    """control_poll, as the MVM's console device calls it: requests from the control port's ring (what the MVM
+    wrote on port 8), responses and events into the ring toward the MVM."""
+    to_hyp, to_mvm = w.be.call("vcon_ring_from_mvm", 8), w.be.call("vcon_ring_to_mvm", 8)
+    req = frame(HELLO, struct.pack("<II", 1, 0), id_=5) + frame(VM_CREATE, create_record(), id_=6)
+    w.be.write(w.inbuf, req)
+    assert w.be.call("ring_put", to_hyp, w.inbuf, len(req), False) == len(req)
+    w.be.call("control_poll")
+    n = w.be.call("ring_get", to_mvm, w.outbuf, 4096)
+    out = [(t, i, s) for t, i, s, _, _ in parse_frames(w.be.read(w.outbuf, n))]
+    assert out == [(HELLO | 0x8000, 5, OK), (VM_CREATE | 0x8000, 6, OK)]
+    assert w.request(VM_BOOT, id_payload(1))[0] == OK
+    _guest_ecall(w, 2, 0x53525354, 0, 0, 0)  # the guest powers off: the MVM's first hart is woken ...
+    assert 0 in w.ipis
+    w.be.call("control_idle")  # ... and its next wait reports the event
+    n = w.be.call("ring_get", to_mvm, w.outbuf, 4096)
+    (event,) = parse_frames(w.be.read(w.outbuf, n))
+    assert event[0] == EVENT_VM_STATE and vm_record(event[4])["state"] == STOPPED

@@ -26,8 +26,8 @@ from hypervisor.board import (
     MVM_PLIC_SIZE,
 )
 from hypervisor.core.emul import emul_add
-from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own
-from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_update_vcpu
+from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_set_line
+from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_set_line, virq_update_vcpu
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device, vm_vcpu
 
 # AIA mode: the guest interrupt files of each hart that vCPUs own (bit f: file f). Written by the boot hart while
@@ -114,6 +114,18 @@ def irqc_config_irq(vm: Ptr[Vm], src: u64, hart: u64) -> None:
         vaplic_own(src)
     else:
         virq_route(vm, src, hart)
+
+
+def irqc_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None:
+    """The line of a device the hypervisor emulates for vm, wired to source `src` of vm's virtual controller,
+    goes high or low; from any hart (`current`: the vCPU this hart runs, of any VM, or null). A VM with no
+    virtual controller of its own has no line to raise: nothing happens (never another VM's controller)."""
+    if not vm.irqc:
+        return
+    if IRQ_MODE == IRQ_MODE_AIA:
+        vaplic_set_line(src, high)
+    else:
+        virq_set_line(vm, src, high, current)
 
 
 def irqc_handle(v: Ptr[Vcpu]) -> bool:
