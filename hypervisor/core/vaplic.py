@@ -2,9 +2,13 @@
 delivery mode. The guest's programming of a passthrough source is mirrored into the physical S-level APLIC,
 with each target rewritten from (guest hart = vCPU, guest index 0) to (the vCPU's physical hart, the guest
 interrupt file VGEIN): the device's MSI then lands in the vCPU's guest interrupt file with no hypervisor exit.
+
+A source no physical device owns may be wired to a device the hypervisor emulates (`vaplic_set_line`): the
+domain keeps its rectified input and pending bit, and forwards it as the APLIC would (4.9.3): the MSI is written
+into the target vCPU's guest interrupt file, from whichever hart raised the line.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, static, struct, u32, u64
+from compiler.prelude import Array, Final, Mmio, Ptr, addr_of, static, struct, u32, u64
 from hypervisor.arch.riscv.aplic import (
     APLIC_CLRIE,
     APLIC_CLRIENUM,
@@ -34,8 +38,9 @@ from hypervisor.arch.riscv.aplic import (
     aplic_read,
     aplic_write,
 )
-from hypervisor.board import MVM_HARTS, MVM_NUM_VCPUS
+from hypervisor.board import IMSIC_HART_STRIDE, IMSIC_PAGE_SIZE, IMSIC_S_BASE, MVM_HARTS, MVM_NUM_VCPUS
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
+from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.vm import Vcpu
 
 VGEIN_MVM: Final = u64(1)  # the guest interrupt file the management VM's vCPUs use on their harts
@@ -48,9 +53,85 @@ class Vaplic:
     target: Array[u32, APLIC_SOURCES]
     enabled: Array[u32, APLIC_WORDS]
     owned: Array[u32, APLIC_WORDS]
+    line: Array[u32, APLIC_WORDS]  # emulated sources: the device's line (high: asserted)
+    pending: Array[u32, APLIC_WORDS]  # emulated sources: pending bits (4.7)
 
 
 vaplic_main = static(Vaplic)
+vaplic_spin = static(Spinlock)  # the vCPUs' accesses and emulated devices' lines, from any hart
+SM_EDGE1: Final = u32(4)  # 4.5.2 source modes
+SM_EDGE0: Final = u32(5)
+SM_LEVEL1: Final = u32(6)
+SM_LEVEL0: Final = u32(7)
+IMSIC_SETEIPNUM_LE: Final = u64(0)  # AIA 3.5: an interrupt file's seteipnum_le register
+
+
+def vaplic_bit_test(bitmap: Ptr[u32], src: u64) -> bool:
+    return (bitmap[src // 32] >> u32(src % 32)) & 1 != 0
+
+
+def vaplic_bit_set(bitmap: Ptr[u32], src: u64, on: bool) -> None:
+    bit = u32(1) << u32(src % 32)
+    if on:
+        bitmap[src // 32] = bitmap[src // 32] | bit
+    else:
+        bitmap[src // 32] = bitmap[src // 32] & ~bit
+
+
+def vaplic_rectified(p: Ptr[Vaplic], src: u64) -> bool:
+    """An emulated source's rectified input (4.5.2): its line, inverted for the active-low modes; low when the
+    source is inactive or detached."""
+    sm = p.sourcecfg[src]
+    high = vaplic_bit_test(addr_of(p.line[0]), src)
+    if sm == SM_EDGE1 or sm == SM_LEVEL1:
+        return high
+    if sm == SM_EDGE0 or sm == SM_LEVEL0:
+        return not high
+    return False
+
+
+def vaplic_forward_locked(p: Ptr[Vaplic], src: u64) -> None:
+    """An emulated source pending, enabled, in an enabled domain goes out as an MSI (4.9.3): its pending bit is
+    cleared and its target's EIID written into the target vCPU's guest interrupt file."""
+    if not vaplic_bit_test(addr_of(p.pending[0]), src) or not vaplic_bit_test(addr_of(p.enabled[0]), src):
+        return
+    if p.domaincfg & DOMAINCFG_IE == 0 or p.sourcecfg[src] == 0:
+        return
+    vaplic_bit_set(addr_of(p.pending[0]), src, False)
+    target = p.target[src]
+    vcpu = u64(target >> TARGET_HART_SHIFT)
+    eiid = target & TARGET_EIID_MASK
+    if vcpu >= MVM_NUM_VCPUS or eiid == 0:
+        return  # no such hart or identity 0: the MSI goes nowhere
+    file = IMSIC_S_BASE + MVM_HARTS[vcpu] * IMSIC_HART_STRIDE + VGEIN_MVM * IMSIC_PAGE_SIZE
+    Mmio[u32](file + IMSIC_SETEIPNUM_LE).write(eiid)
+
+
+def vaplic_set_line(src: u64, high: bool) -> None:
+    """An emulated device's line on `src` (a source no physical device owns), from any hart: a rising rectified
+    input makes the source pending (4.7, edge and level alike in MSI delivery mode), then it is forwarded."""
+    p = addr_of(vaplic_main)
+    if src == 0 or src >= APLIC_SOURCES or vaplic_is_owned(p, src):
+        return
+    spin_lock(addr_of(vaplic_spin))
+    before = vaplic_rectified(p, src)
+    vaplic_bit_set(addr_of(p.line[0]), src, high)
+    if vaplic_rectified(p, src) and not before:
+        vaplic_bit_set(addr_of(p.pending[0]), src, True)
+    vaplic_forward_locked(p, src)
+    spin_unlock(addr_of(vaplic_spin))
+
+
+def vaplic_setipnum_emulated(p: Ptr[Vaplic], src: u64) -> None:
+    """setipnum on an emulated source (4.5.11, 4.7): an edge source becomes pending; a level source only while
+    its rectified input is high (Linux's end of a level interrupt writes it: 4.9.2)."""
+    if src == 0 or src >= APLIC_SOURCES or p.sourcecfg[src] == 0:
+        return
+    sm = p.sourcecfg[src]
+    if (sm == SM_LEVEL1 or sm == SM_LEVEL0) and not vaplic_rectified(p, src):
+        return
+    vaplic_bit_set(addr_of(p.pending[0]), src, True)
+    vaplic_forward_locked(p, src)
 
 
 def vaplic_own(src: u64) -> None:
@@ -83,6 +164,8 @@ def vaplic_set_enabled(p: Ptr[Vaplic], src: u64, on: bool) -> None:
         p.enabled[src // 32] = p.enabled[src // 32] & ~bit
     if vaplic_is_owned(p, src):
         aplic_write(APLIC_SETIENUM if on else APLIC_CLRIENUM, u32(src))
+    elif on:
+        vaplic_forward_locked(p, src)
 
 
 def vaplic_access_ok(offset: u64, width: u64) -> bool:
@@ -100,9 +183,16 @@ def vaplic_read(offset: u64) -> u64:
     if offset >= APLIC_SETIE and offset < APLIC_SETIE + 4 * APLIC_WORDS:
         return u64(p.enabled[(offset - APLIC_SETIE) // 4])
     if offset >= APLIC_SETIP and offset < APLIC_SETIP + 4 * APLIC_WORDS:
-        return u64(aplic_read(offset) & p.owned[(offset - APLIC_SETIP) // 4])
+        w = (offset - APLIC_SETIP) // 4
+        return u64((aplic_read(offset) & p.owned[w]) | (p.pending[w] & ~p.owned[w]))
     if offset >= APLIC_CLRIP and offset < APLIC_CLRIP + 4 * APLIC_WORDS:  # in_clrip: the rectified inputs
-        return u64(aplic_read(offset) & p.owned[(offset - APLIC_CLRIP) // 4])
+        w = (offset - APLIC_CLRIP) // 4
+        rect = u32(0)
+        for b in range(32):
+            src = w * 32 + u64(b)
+            if src > 0 and src < APLIC_SOURCES and vaplic_rectified(p, src):
+                rect = rect | (u32(1) << u32(b))
+        return u64((aplic_read(offset) & p.owned[w]) | (rect & ~p.owned[w]))
     return u64(0)  # msiaddrcfg (root domain only), genmsi, reserved
 
 
@@ -111,6 +201,9 @@ def vaplic_write(offset: u64, value: u64) -> None:
     v = u32(value)
     if offset == APLIC_DOMAINCFG:
         p.domaincfg = v & (DOMAINCFG_IE | DOMAINCFG_DM)
+        for src in range(1, APLIC_SOURCES):
+            if not vaplic_is_owned(p, u64(src)):
+                vaplic_forward_locked(p, u64(src))
     elif offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
         src = (offset - APLIC_SOURCECFG) // 4 + 1
         sm = v & SOURCECFG_SM  # D is never granted, so the register is SM alone
@@ -145,10 +238,17 @@ def vaplic_write(offset: u64, value: u64) -> None:
     elif offset == APLIC_SETIPNUM or offset == APLIC_CLRIPNUM or offset == APLIC_SETIPNUM_LE:
         if vaplic_is_owned(p, u64(v)):
             aplic_write(offset, v)
+        elif offset == APLIC_CLRIPNUM:
+            if v > 0 and u64(v) < APLIC_SOURCES:
+                vaplic_bit_set(addr_of(p.pending[0]), u64(v), False)
+        else:
+            vaplic_setipnum_emulated(p, u64(v))
     elif offset == APLIC_SETIPNUM_BE:
         swapped = ((v & u32(0xFF)) << 24) | ((v & u32(0xFF00)) << 8) | ((v >> 8) & u32(0xFF00)) | (v >> 24)
         if vaplic_is_owned(p, u64(swapped)):
             aplic_write(APLIC_SETIPNUM_LE, swapped)
+        else:
+            vaplic_setipnum_emulated(p, u64(swapped))
     # genmsi, msiaddrcfg and reserved offsets: ignored
 
 
@@ -156,8 +256,10 @@ def vaplic_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u
     """The VM's APLIC window (core/emul.py handler): 32-bit accesses only (AIA 4.5)."""
     if not vaplic_access_ok(offset, width):
         return EMUL_FAULT
+    spin_lock(addr_of(vaplic_spin))
     if store:
         vaplic_write(offset, value[0])
     else:
         value[0] = vaplic_read(offset)
+    spin_unlock(addr_of(vaplic_spin))
     return EMUL_DONE

@@ -21,6 +21,7 @@ from hypervisor.core.vm import MSG_VSEIP, Vcpu, Vm, vcpu_post, vcpu_vm, vm_vcpu
 from hypervisor.core.vplic import (
     Vplic,
     vplic_access_ok,
+    vplic_clear_pending,
     vplic_context_of_vcpu,
     vplic_context_pending,
     vplic_init,
@@ -100,6 +101,30 @@ def virq_lines_locked(current: Ptr[Vcpu]) -> bool:
         elif vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
             vcpu_post(t, u64(MSG_VSEIP))
     return line
+
+
+def virq_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None:
+    """An emulated device's wired line `src` of vm's virtual PLIC goes high (a gateway request) or low (the
+    request withdrawn), from any hart. `current` is the vCPU this hart runs (of any VM; null for none): when it
+    is one of vm's, its line is applied here; every other vCPU of vm whose line must change is told (an IPI),
+    decided under the lock as in virq_lines_locked."""
+    virq_lock()
+    if high:
+        vplic_set_pending(addr_of(vplic_main), src)
+    else:
+        vplic_clear_pending(addr_of(vplic_main), src)
+    mine = False
+    line = False
+    for i in range(vm.vcpus):
+        t = vm_vcpu(vm, u64(i))
+        if t.addr() == current.addr():
+            mine = True
+            line = virq_line_locked(t)
+        elif vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
+            vcpu_post(t, u64(MSG_VSEIP))
+    virq_unlock()
+    if mine:
+        virq_apply(line)
 
 
 def virq_update(current: Ptr[Vcpu]) -> None:

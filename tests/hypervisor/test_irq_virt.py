@@ -18,8 +18,10 @@ MIP_VSEIP = 1 << 10
 
 def _load(tmp_path, irq: str):
     b = load_board(tmp_path, irq)
-    mods = {n: importlib.import_module(f"hypervisor.{n}") for n in
-            ("core.frame_alloc", "core.vm", "core.virq", "core.vplic", "core.vaplic", "core.spinlock")}
+    mods = {
+        n: importlib.import_module(f"hypervisor.{n}")
+        for n in ("core.frame_alloc", "core.vm", "core.virq", "core.vplic", "core.vaplic", "core.spinlock")
+    }
     prelude.memory.fill(POOL, 1 << 20)
     assert mods["core.frame_alloc"].frame_alloc_init(prelude.u64(POOL), prelude.u64(1 << 20))
     return b, mods
@@ -49,8 +51,9 @@ def plic(tmp_path):
     ipis = []
     prelude.mock.sbi_handler = lambda eid, fid, *a: (ipis.append((eid, fid, a[0], a[1])), (0, 0))[1]
     vm_mod = m["core.vm"]
-    vm = vm_mod.vm_setup(prelude.u64(0), prelude.u64(0x9000_0000), prelude.u64(0x9000_0000),
-                         prelude.u64(0x20_0000), False)
+    vm = vm_mod.vm_setup(
+        prelude.u64(0), prelude.u64(0x9000_0000), prelude.u64(0x9000_0000), prelude.u64(0x20_0000), False
+    )
     v0 = vm_mod.vcpu_add(vm, prelude.u64(0), True)
     v1 = vm_mod.vcpu_add(vm, prelude.u64(1), True)
     m["core.virq"].virq_init(vm)

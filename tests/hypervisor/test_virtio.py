@@ -1,0 +1,408 @@
+"""virtio in the hypervisor under CPython: guest memory translation (core/guest_mem.py), split virtqueues with
+good and every kind of bad descriptor chain (core/virtqueue.py), the virtio-mmio register protocol
+(core/virtio_mmio.py) and the MVM's multiport console driven like Linux's virtio_console driver does it
+(core/virtio_console.py), down to a control-port frame answered with ETYPE (core/control.py)."""
+
+from __future__ import annotations
+
+import importlib
+import struct
+
+import pytest
+
+from compiler import prelude
+from tests.hypervisor.hyp_env import load_board
+
+POOL = 0xA000_0000
+GPA = 0x9000_0000
+MEM = 0x20_0000
+SCRATCH = 0xB000_0000
+U = prelude.u64
+
+# virtio-mmio registers (virtio 1.2 table 4.2.2)
+MAGIC, VERSION, DEVICE_ID, DEV_FEAT, DEV_FEAT_SEL = 0x0, 0x4, 0x8, 0x10, 0x14
+DRV_FEAT, DRV_FEAT_SEL, QUEUE_SEL, QUEUE_NUM_MAX, QUEUE_NUM = 0x20, 0x24, 0x30, 0x34, 0x38
+QUEUE_READY, QUEUE_NOTIFY, INT_STATUS, INT_ACK, STATUS = 0x44, 0x50, 0x60, 0x64, 0x70
+DESC_LO, DESC_HI, DRIVER_LO, DRIVER_HI, DEVICE_LO, DEVICE_HI = 0x80, 0x84, 0x90, 0x94, 0xA0, 0xA4
+ACK, DRIVER, DRIVER_OK, FEATURES_OK, NEEDS_RESET = 1, 2, 4, 8, 64
+NEXT, WRITE, INDIRECT = 1, 2, 4
+
+
+class World:
+    def __init__(self, tmp_path, irq: str = "plic") -> None:
+        self.board = load_board(tmp_path, irq)
+        m = {
+            n: importlib.import_module(f"hypervisor.core.{n}")
+            for n in ("frame_alloc", "vm", "guest_mem", "virtqueue", "virtio_mmio", "virtio_console", "virq", "emul")
+        }
+        self.m = m
+        prelude.memory.fill(POOL, 1 << 20)
+        prelude.memory.fill(GPA, MEM)
+        prelude.memory.fill(SCRATCH, 0x1000)
+        assert m["frame_alloc"].frame_alloc_init(U(POOL), U(1 << 20))
+        self.ipis = []
+        prelude.mock.sbi_handler = lambda eid, fid, *a: (self.ipis.append((eid, fid)), (0, 0))[1]
+        self.vm = m["vm"].vm_setup(U(0), U(GPA), U(GPA), U(MEM), False)
+        self.v0 = m["vm"].vcpu_add(self.vm, U(0), True)
+        m["virq"].virq_init(self.vm)
+        self.brk = GPA + 0x10_0000  # driver allocations
+
+    def alloc(self, n: int, align: int = 16) -> int:
+        self.brk = (self.brk + align - 1) & ~(align - 1)
+        a = self.brk
+        self.brk += n
+        return a
+
+    def w(self, addr: int, fmt: str, *v) -> None:
+        prelude.memory.write(addr, struct.pack("<" + fmt, *v))
+
+    def r(self, addr: int, fmt: str):
+        return struct.unpack("<" + fmt, prelude.memory.read(addr, struct.calcsize("<" + fmt)))
+
+
+class Queue:
+    """A driver's split virtqueue in guest memory."""
+
+    def __init__(self, w: World, num: int) -> None:
+        self.w, self.num = w, num
+        self.desc = w.alloc(16 * num)
+        self.avail = w.alloc(6 + 2 * num, 2)
+        self.used = w.alloc(6 + 8 * num, 4)
+        self.avail_idx = 0
+        self.used_seen = 0
+
+    def set_desc(self, i: int, addr: int, length: int, flags: int = 0, nxt: int = 0) -> None:
+        self.w.w(self.desc + 16 * i, "QIHH", addr, length, flags, nxt)
+
+    def offer(self, head: int) -> None:
+        self.w.w(self.avail + 4 + 2 * (self.avail_idx % self.num), "H", head)
+        self.avail_idx = (self.avail_idx + 1) & 0xFFFF
+        self.w.w(self.avail + 2, "H", self.avail_idx)
+
+    def used_entries(self) -> list[tuple[int, int]]:
+        (idx,) = self.w.r(self.used + 2, "H")
+        out = []
+        while self.used_seen != idx:
+            out.append(self.w.r(self.used + 4 + 8 * (self.used_seen % self.num), "II"))
+            self.used_seen = (self.used_seen + 1) & 0xFFFF
+        return out
+
+    def vq(self):
+        """The device's view (a Virtq set up as the transport would)."""
+        q = prelude.Ptr[self.w.m["virtqueue"].Virtq](U(SCRATCH + 0x800))
+        self.w.m["virtqueue"].vq_reset(q)
+        q.num = prelude.u32(self.num)
+        q.desc, q.driver, q.device = U(self.desc), U(self.avail), U(self.used)
+        q.ready = prelude.u32(1)
+        return q
+
+
+@pytest.fixture
+def world(tmp_path):
+    return World(tmp_path)
+
+
+# --- guest_mem ------------------------------------------------------------------------------------------------
+
+
+def test_gmem_translate_inside_one_region_only(world):
+    t = world.m["guest_mem"].gmem_translate
+    vm = world.vm
+    assert t(vm, U(GPA), U(MEM)) == GPA
+    assert t(vm, U(GPA + 0x1000), U(0x10)) == GPA + 0x1000
+    assert t(vm, U(GPA + MEM - 1), U(1)) == GPA + MEM - 1
+    assert t(vm, U(GPA + MEM - 1), U(2)) == 0  # runs past the end
+    assert t(vm, U(GPA + MEM), U(0)) == 0
+    assert t(vm, U(GPA - 1), U(2)) == 0  # starts before
+    assert t(vm, U(GPA + 8), U(2**64 - 4)) == 0  # gpa + length wraps around
+    assert t(vm, U(2**64 - 8), U(16)) == 0
+
+
+# --- virtqueue ------------------------------------------------------------------------------------------------
+
+
+def pop(world, q):
+    vqm = world.m["virtqueue"]
+    c = prelude.Ptr[vqm.VqChain](U(SCRATCH + 0x900))
+    return int(vqm.vq_pop(world.vm, q, c)), c
+
+
+def test_good_chain_is_read_written_and_used(world):
+    vqm = world.m["virtqueue"]
+    dq = Queue(world, 8)
+    out_buf, in_buf = world.alloc(5), world.alloc(16)
+    world.w(out_buf, "5s", b"hello")
+    dq.set_desc(3, out_buf, 5, NEXT, 6)
+    dq.set_desc(6, in_buf, 16, WRITE)
+    dq.offer(3)
+    q = dq.vq()
+    assert vqm.vq_has_avail(world.vm, q)
+    r, c = pop(world, q)
+    assert r == vqm.VQ_OK and (int(c.head), int(c.descs), int(c.readable), int(c.writable)) == (3, 2, 5, 16)
+    host = SCRATCH + 0x100
+    assert vqm.vq_copy(world.vm, q, c, False, U(1), U(host), U(10)) == 4
+    assert prelude.memory.read(host, 4) == b"ello"
+    world.w(host, "6s", b"world!")
+    assert vqm.vq_copy(world.vm, q, c, True, U(2), U(host), U(6)) == 6
+    assert prelude.memory.read(in_buf, 8) == b"\0\0world!"
+    assert vqm.vq_push(world.vm, q, U(3), U(8))
+    assert dq.used_entries() == [(3, 8)]
+    assert pop(world, q)[0] == vqm.VQ_EMPTY
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "outside",
+        "straddles",
+        "wraps",
+        "next_out_of_range",
+        "loop",
+        "indirect",
+        "readable_after_writable",
+        "head_out_of_range",
+        "too_many_available",
+    ],
+)
+def test_bad_chain_is_refused_without_touching_anything(world, case):
+    vqm = world.m["virtqueue"]
+    dq = Queue(world, 4)
+    buf = world.alloc(64)
+    head = 0
+    if case == "outside":
+        dq.set_desc(0, 0x4000_0000, 16)
+    elif case == "straddles":
+        dq.set_desc(0, GPA + MEM - 8, 16)
+    elif case == "wraps":
+        dq.set_desc(0, 2**64 - 8, 16)
+    elif case == "next_out_of_range":
+        dq.set_desc(0, buf, 8, NEXT, 4)
+    elif case == "loop":
+        dq.set_desc(0, buf, 8, NEXT, 1)
+        dq.set_desc(1, buf, 8, NEXT, 0)
+    elif case == "indirect":
+        dq.set_desc(0, buf, 32, INDIRECT)
+    elif case == "readable_after_writable":
+        dq.set_desc(0, buf, 8, WRITE | NEXT, 1)
+        dq.set_desc(1, buf, 8, 0)
+    elif case == "head_out_of_range":
+        dq.set_desc(0, buf, 8)
+        head = 9
+    dq.offer(head)
+    if case == "too_many_available":
+        dq.set_desc(0, buf, 8)
+        world.w(dq.avail + 2, "H", 5)  # 5 new entries in a queue of 4
+    q = dq.vq()
+    r, _ = pop(world, q)
+    assert r == vqm.VQ_BAD
+    assert int(q.last_avail) == 0  # not consumed
+    assert dq.used_entries() == []
+
+
+def test_queue_setup_checked(world):
+    vqm = world.m["virtqueue"]
+    dq = Queue(world, 8)
+    q = dq.vq()
+    assert vqm.vq_setup_ok(world.vm, q)
+    q.num = prelude.u32(6)  # not a power of 2
+    assert not vqm.vq_setup_ok(world.vm, q)
+    q.num = prelude.u32(512)  # above QueueNumMax
+    assert not vqm.vq_setup_ok(world.vm, q)
+    q.num = prelude.u32(8)
+    q.device = U(GPA + MEM - 16)  # the used ring runs past the VM's memory
+    assert not vqm.vq_setup_ok(world.vm, q)
+    q.device = U(dq.used + 2)  # misaligned
+    assert not vqm.vq_setup_ok(world.vm, q)
+
+
+# --- the transport and the console ------------------------------------------------------------------------------
+
+
+class Dev:
+    """The guest side of the MVM's virtio-console: register accesses through the emulated-MMIO handler."""
+
+    def __init__(self, world: World) -> None:
+        self.w = world
+        vc = world.m["virtio_console"]
+        vc.vcon_set_control(importlib.import_module("hypervisor.core.control").control_poll)  # as core/mvm.py does
+        assert vc.vcon_attach_mvm(world.vm, U(0x0F00_1000), U(16))
+        self.vc = vc
+        self.val = prelude.Ptr[prelude.u64](U(SCRATCH))
+
+    def access(self, off: int, width: int, store: bool, value: int = 0) -> tuple[int, int]:
+        self.val[0] = U(value)
+        r = self.vc.vcon_emul(self.w.v0, U(off), U(width), store, self.val)
+        return int(r), int(self.val[0])
+
+    def rd(self, off: int, width: int = 4) -> int:
+        r, v = self.access(off, width, False)
+        assert r == int(self.w.m["emul"].EMUL_DONE), hex(off)
+        return v
+
+    def wr(self, off: int, value: int, width: int = 4) -> None:
+        r, _ = self.access(off, width, True, value)
+        assert r == int(self.w.m["emul"].EMUL_DONE), hex(off)
+
+    def negotiate(self, features: int = (1 << 32) | 2) -> int:
+        self.wr(STATUS, 0)
+        self.wr(STATUS, ACK | DRIVER)
+        for sel in (0, 1):
+            self.wr(DRV_FEAT_SEL, sel)
+            self.wr(DRV_FEAT, (features >> (32 * sel)) & 0xFFFF_FFFF)
+        self.wr(STATUS, ACK | DRIVER | FEATURES_OK)
+        return self.rd(STATUS)
+
+    def setup_queue(self, index: int, num: int = 8) -> Queue:
+        q = Queue(self.w, num)
+        self.wr(QUEUE_SEL, index)
+        assert self.rd(QUEUE_NUM_MAX) == 256
+        self.wr(QUEUE_NUM, num)
+        for lo, hi, a in ((DESC_LO, DESC_HI, q.desc), (DRIVER_LO, DRIVER_HI, q.avail), (DEVICE_LO, DEVICE_HI, q.used)):
+            self.wr(lo, a & 0xFFFF_FFFF)
+            self.wr(hi, a >> 32)
+        self.wr(QUEUE_READY, 1)
+        assert self.rd(QUEUE_READY) == 1
+        return q
+
+
+@pytest.fixture
+def dev(world):
+    return Dev(world)
+
+
+def test_transport_identity_and_access_rules(dev):
+    emul = dev.w.m["emul"]
+    assert dev.rd(MAGIC) == 0x74726976 and dev.rd(VERSION) == 2 and dev.rd(DEVICE_ID) == 3
+    dev.wr(DEV_FEAT_SEL, 1)
+    assert dev.rd(DEV_FEAT) & 1 == 1  # VIRTIO_F_VERSION_1 (bit 32)
+    dev.wr(DEV_FEAT_SEL, 0)
+    assert dev.rd(DEV_FEAT) & 2 == 2  # VIRTIO_CONSOLE_F_MULTIPORT
+    assert dev.rd(0x104) == 9  # config: max_nr_ports
+    assert dev.rd(0x104, 2) == 9 and dev.rd(0x106, 2) == 0
+    fault = int(emul.EMUL_FAULT)
+    assert dev.access(MAGIC, 2, False)[0] == fault  # 16-bit access to a register
+    assert dev.access(MAGIC, 8, False)[0] == fault
+    assert dev.access(0x2, 4, False)[0] == fault  # misaligned
+    assert dev.access(MAGIC, 4, True, 1)[0] == fault  # a read-only register written
+    assert dev.access(QUEUE_NOTIFY, 4, False)[0] == fault  # a write-only register read
+    assert dev.access(0x0C8, 4, False)[0] == fault  # no register there
+    assert dev.access(0x10C, 4, False)[0] == fault  # past the config space
+    assert dev.access(0x1000, 4, False)[0] == fault
+
+
+def test_features_ok_needs_version_1_and_only_offered_bits(dev):
+    assert dev.negotiate(2) & FEATURES_OK == 0  # no VIRTIO_F_VERSION_1: refused
+    assert dev.negotiate((1 << 32) | (1 << 5)) & FEATURES_OK == 0  # a bit not offered
+    assert dev.negotiate() & FEATURES_OK == FEATURES_OK
+    dev.wr(STATUS, 0)  # reset
+    assert dev.rd(STATUS) == 0
+
+
+def test_bad_queue_setup_marks_the_device_broken(dev):
+    dev.negotiate()
+    dev.wr(QUEUE_SEL, 0)
+    dev.wr(QUEUE_NUM, 8)
+    dev.wr(DESC_LO, 0x4000_0000)  # not the VM's memory
+    dev.wr(QUEUE_READY, 1)
+    assert dev.rd(QUEUE_READY) == 0
+    assert dev.rd(STATUS) & NEEDS_RESET
+    dev.wr(STATUS, 0)
+    assert dev.rd(STATUS) == 0
+
+
+def control_msgs(dq: Queue, bufs: dict[int, int]) -> list[tuple[int, int, int, bytes]]:
+    out = []
+    for head, n in dq.used_entries():
+        data = prelude.memory.read(bufs[head], n)
+        pid, ev, val = struct.unpack_from("<IHH", data)
+        out.append((pid, ev, val, data[8:]))
+    return out
+
+
+def post_rx(dev: Dev, dq: Queue, count: int, size: int = 256) -> dict[int, int]:
+    bufs = {}
+    for i in range(count):
+        b = dev.w.alloc(size)
+        dq.set_desc(i, b, size, WRITE)
+        dq.offer(i)
+        bufs[i] = b
+    return bufs
+
+
+def send(dev: Dev, dq: Queue, queue: int, data: bytes, slot: int = 0) -> None:
+    b = dev.w.alloc(len(data))
+    prelude.memory.write(b, data)
+    dq.set_desc(slot, b, len(data))
+    dq.offer(slot)
+    dev.wr(QUEUE_NOTIFY, queue)
+
+
+def test_console_control_messages_and_control_port(dev):
+    assert dev.negotiate() & FEATURES_OK
+    c_ivq = dev.setup_queue(2, 64)
+    c_ovq = dev.setup_queue(3, 8)
+    rx8 = dev.setup_queue(2 * 8 + 2, 8)
+    tx8 = dev.setup_queue(2 * 8 + 3, 8)
+    dev.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    bufs = post_rx(dev, c_ivq, 40)
+    dev.wr(QUEUE_NOTIFY, 2)
+    send(dev, c_ovq, 3, struct.pack("<IHH", 0, 0, 1))  # DEVICE_READY
+    msgs = control_msgs(c_ivq, bufs)
+    assert [(p, e, v) for p, e, v, _ in msgs] == [(p, 1, 1) for p in range(9)]  # DEVICE_ADD 0..8 in order
+    assert dev.rd(INT_STATUS) & 1
+    dev.wr(INT_ACK, 1)
+    assert dev.rd(INT_STATUS) == 0
+    send(dev, c_ovq, 3, struct.pack("<IHH", 0, 3, 1), slot=1)  # PORT_READY 0
+    send(dev, c_ovq, 3, struct.pack("<IHH", 8, 3, 1), slot=2)  # PORT_READY 8
+    msgs = control_msgs(c_ivq, bufs)
+    assert [(p, e, v) for p, e, v, _ in msgs] == [(0, 4, 1), (0, 6, 1), (8, 7, 1), (8, 6, 1)]
+    assert msgs[2][3] == b"org.pyshyper.control"  # PORT_NAME
+    assert [u for u in c_ovq.used_entries()] == [(0, 0), (1, 0), (2, 0)]  # every control buffer used at once
+    # The daemon opens the control port and sends a frame of an unknown type, split across two buffers
+    rxb = post_rx(dev, rx8, 4)
+    dev.wr(QUEUE_NOTIFY, 2 * 8 + 2)
+    send(dev, c_ovq, 3, struct.pack("<IHH", 8, 6, 1), slot=3)  # PORT_OPEN 8
+    assert dev.vc.vcon_port_open(U(8))
+    frame = struct.pack("<IHHIIII", 0x59485350, 1, 0x4242, 7, 0, 0, 0)
+    send(dev, tx8, 2 * 8 + 3, b"xx" + frame[:10], slot=0)
+    send(dev, tx8, 2 * 8 + 3, frame[10:], slot=1)
+    assert tx8.used_entries() == [(0, 0), (1, 0)]
+    (head, n), *rest = rx8.used_entries()
+    assert rest == []
+    resp = prelude.memory.read(rxb[head], n)
+    magic, ver, kind, rid, status, length, res = struct.unpack_from("<IHHIIII", resp)
+    assert (magic, ver, kind, rid, status, res) == (0x59485350, 1, 0xC242, 7, 3, 0)  # ETYPE
+    assert length == n - 24 and resp[24:].startswith(b"type")
+
+
+def test_console_bad_tx_chain_needs_reset_not_a_crash(dev):
+    dev.negotiate()
+    dev.setup_queue(0, 8)
+    tx0 = dev.setup_queue(1, 8)
+    dev.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    tx0.set_desc(0, 0x4000_0000, 64)  # outside the VM
+    tx0.offer(0)
+    dev.wr(QUEUE_NOTIFY, 1)
+    assert dev.rd(STATUS) & NEEDS_RESET
+    assert dev.rd(INT_STATUS) & 2  # configuration change notification
+    assert tx0.used_entries() == []
+    dev.wr(STATUS, 0)
+    assert dev.rd(STATUS) == 0 and dev.rd(INT_STATUS) == 0
+
+
+def test_log_reaches_port_0(dev):
+    dev.w.m["virtio_console"]  # the log ring is fed by every console_write
+    cons = importlib.import_module("hypervisor.core.console")
+    cons.console_puts(prelude.cstr(b"pyshyper: a log line\n"))
+    dev.negotiate()
+    c_ivq = dev.setup_queue(2, 16)
+    c_ovq = dev.setup_queue(3, 8)
+    rx0 = dev.setup_queue(0, 8)
+    dev.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    post_rx(dev, c_ivq, 16)
+    rxb = post_rx(dev, rx0, 2, 4096)
+    dev.wr(QUEUE_NOTIFY, 0)
+    assert rx0.used_entries() == []  # not before the port is open
+    send(dev, c_ovq, 3, struct.pack("<IHH", 0, 6, 1))  # PORT_OPEN 0 (Linux, once it is a console)
+    (head, n), *_ = rx0.used_entries()
+    assert b"pyshyper: a log line\n" in prelude.memory.read(rxb[head], n)
