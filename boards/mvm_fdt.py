@@ -40,6 +40,12 @@ IRQ_TYPE_LEVEL_HIGH = 4  # second cell of an APLIC interrupt specifier
 UART_CLOCK_DEFAULT = 0x38_4000
 
 
+# /chosen/rng-seed's placeholder: the hypervisor fills it with fresh bytes from the firmware's own tree before the
+# MVM starts, shortened to what the firmware gave (QEMU: 32 bytes), or removes it when the firmware gave none
+# (hypervisor/core/mvm.py mvm_rng_seed_give). As many bytes as the hypervisor keeps (MVM_RNG_SEED_MAX).
+RNG_SEED_PLACEHOLDER = 64
+
+
 @dataclass(frozen=True)
 class GuestIsa:
     base: str  # "rv64"
@@ -248,7 +254,12 @@ def mvm_device_tree(
 
     # /chosen, /aliases
     stdout_path = f"/soc/{cfg.stdout_device.node_name}"
-    chosen = _node("chosen", fdt.PropStrings("bootargs", cfg.cmdline), fdt.PropStrings("stdout-path", stdout_path))
+    chosen = _node(
+        "chosen",
+        fdt.PropStrings("bootargs", cfg.cmdline),
+        fdt.PropStrings("stdout-path", stdout_path),
+        fdt.PropBytes("rng-seed", data=bytes(RNG_SEED_PLACEHOLDER)),
+    )
     if initrd_size:
         chosen.append(fdt.PropWords("linux,initrd-start", *_cells64(cfg.initrd_load_ipa)))
         chosen.append(fdt.PropWords("linux,initrd-end", *_cells64(cfg.initrd_load_ipa + initrd_size)))

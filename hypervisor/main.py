@@ -75,7 +75,7 @@ from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has
 from hypervisor.core.idle import hart_wait
 from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log2, log3, log4, log6
 from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
-from hypervisor.core.mvm import mvm_create, mvm_image_present
+from hypervisor.core.mvm import mvm_create, mvm_image_present, mvm_rng_seed_take
 from hypervisor.core.stats import stats_attach
 from hypervisor.core.vm import vm_create, vm_harts_present_set, vm_mark_created
 
@@ -198,6 +198,7 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     if not from_fdt:
         boot_fail(cstr(b"no valid device tree from the firmware"))
         return
+    mvm_rng_seed_take(dtb)  # first: before anything may reuse the memory of the firmware's device tree
     if not sbi_probe_extension(SBI_EXT_DBCN) or not sbi_probe_extension(SBI_EXT_HSM):
         boot_fail(cstr(b"the firmware lacks SBI DBCN or HSM"))
         return

@@ -10,9 +10,10 @@ block is a sequence of 4-byte aligned tokens:
     FDT_NOP        (4)  ignored
     FDT_END        (9)  end of the structure block
 
-Read-only, no heap, no recursion: every walk is a loop over tokens with an explicit depth counter.  Node handles
-are the absolute addresses of their FDT_BEGIN_NODE tokens (0: none); property handles the addresses of their
-FDT_PROP tokens (0: none).  Every public function first checks `fdt_valid`, so a bad a1 gives 0 / False answers.
+Read-only but for /chosen/rng-seed (at the end), no heap, no recursion: every walk is a loop over tokens with an
+explicit depth counter.  Node handles are the absolute addresses of their FDT_BEGIN_NODE tokens (0: none); property
+handles the addresses of their FDT_PROP tokens (0: none).  Every public function first checks `fdt_valid`, so a bad
+a1 gives 0 / False answers.
 """
 
 from compiler.prelude import Array, Final, Ptr, addr_of, cstr, null, u8, u32, u64
@@ -475,3 +476,76 @@ def fdt_compatible(dtb: u64, compat: Ptr[u8], index: u64) -> u64:
                 n += 1
         tok = fdt_next(dtb, tok)
     return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# /chosen/rng-seed (Devicetree Specification v0.4, 3.6 /chosen: rng-seed, "entropy [...] used to seed the kernel's
+# random number generator"): the only thing the hypervisor writes into a device tree.  In place, no moves: a
+# property is shortened by turning the words it no longer needs into FDT_NOP tokens, or removed by turning all of
+# it into FDT_NOP tokens (5.4.1: "a property or node [may] be removed from the tree by overwriting it with FDT_NOP
+# tokens").
+
+
+def fdt_chosen_prop(dtb: u64, name: Ptr[u8]) -> u64:
+    """/chosen's property called name: its FDT_PROP token, or 0 (no valid tree, no /chosen, no such property)."""
+    if not fdt_valid(dtb):
+        return 0
+    return fdt_prop(dtb, fdt_child(dtb, fdt_root(dtb), cstr(b"chosen"), 0), name)
+
+
+def fdt_nop_words(start: u64, end: u64) -> None:
+    """FDT_NOP over the 4-byte words [start, end) of the structure block (5.4.1)."""
+    a = start
+    while a < end:
+        p = Ptr[u8](a)
+        p[0] = 0
+        p[1] = 0
+        p[2] = 0
+        p[3] = u8(FDT_NOP)
+        a += 4
+
+
+def fdt_rng_seed_take(dtb: u64, buf: Ptr[u8], max_len: u64) -> u64:
+    """Take /chosen/rng-seed from dtb: up to max_len of its bytes into buf, then the property's bytes zeroed and
+    the property removed (FDT_NOP), so no one can use the same bytes again.  Returns how many bytes were taken
+    (0: no seed)."""
+    prop = fdt_chosen_prop(dtb, cstr(b"rng-seed"))
+    if prop == 0:
+        return 0
+    n = fdt_prop_len(prop)
+    data = Ptr[u8](fdt_prop_data(prop))
+    taken = n if n < max_len else max_len
+    for i in range(taken):
+        buf[i] = data[i]
+    for i in range(n):
+        data[i] = 0
+    fdt_nop_words(prop, fdt_align4(fdt_prop_data(prop) + n))
+    return taken
+
+
+def fdt_rng_seed_fill(dtb: u64, seed: Ptr[u8], n: u64) -> u64:
+    """Fill dtb's /chosen/rng-seed (a placeholder the tree's maker reserved) with the n bytes at seed: as many as
+    fit, in whole words (the property is shortened to that length, the rest of it becomes FDT_NOP); with no
+    bytes to give the property is removed instead, never left holding bytes that are not fresh.  Returns the
+    property's new length (0: removed, or dtb has no placeholder)."""
+    prop = fdt_chosen_prop(dtb, cstr(b"rng-seed"))
+    if prop == 0:
+        return 0
+    old_end = fdt_align4(fdt_prop_data(prop) + fdt_prop_len(prop))
+    k = fdt_prop_len(prop)
+    if n < k:
+        k = n
+    k = k & ~u64(3)  # whole words: the bytes after a shortened property stay on a token boundary
+    if k == 0:
+        fdt_nop_words(prop, old_end)
+        return 0
+    data = Ptr[u8](fdt_prop_data(prop))
+    for i in range(k):
+        data[i] = seed[i]
+    lp = Ptr[u8](prop + 4)  # 5.4.1 FDT_PROP: u32 len, big-endian
+    lp[0] = u8(k >> 24)
+    lp[1] = u8((k >> 16) & 0xFF)
+    lp[2] = u8((k >> 8) & 0xFF)
+    lp[3] = u8(k & 0xFF)
+    fdt_nop_words(fdt_prop_data(prop) + k, old_end)
+    return k

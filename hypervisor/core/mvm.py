@@ -2,7 +2,7 @@
 gives (boards/qemu-virt/mvm.toml), RAM identity-mapped (passthrough devices DMA to guest-physical addresses),
 its devices passed through, its interrupt controller emulated."""
 
-from compiler.prelude import Final, Ptr, cstr, null, u32, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, cstr, null, static, u8, u32, u64
 from hypervisor.arch.riscv.irqc import irqc_config_irq, irqc_vcpu_init, irqc_vm_init, irqc_window
 from hypervisor.board import (
     IMSIC_PAGE_SIZE,
@@ -22,8 +22,8 @@ from hypervisor.board import (
     MVM_VCON_IRQ,
 )
 from hypervisor.core.control import control_poll
-from hypervisor.core.fdt import fdt_valid
-from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log5
+from hypervisor.core.fdt import fdt_rng_seed_fill, fdt_rng_seed_take, fdt_valid
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log5
 from hypervisor.core.stats import stats_attach
 from hypervisor.core.virtio_console import vcon_attach_mvm, vcon_set_control
 from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_set_name, vm_setup
@@ -31,6 +31,38 @@ from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_set_
 # Linux RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst): magic2 "RSC\x05" at 0x38
 IMAGE_MAGIC2_OFFSET: Final = u64(0x38)
 IMAGE_MAGIC2: Final = u32(0x05435352)
+
+
+# The firmware's /chosen/rng-seed, kept from the start of boot (before the frame pool, which may cover the
+# firmware's device tree, is handed out) until the MVM's device tree gets it, then wiped: bytes go to one boot only.
+# QEMU's virt machine gives 32 fresh bytes on every reset; 64 leaves room for a firmware that gives more.
+MVM_RNG_SEED_MAX: Final = 64
+mvm_rng_seed = static(Array[u8, MVM_RNG_SEED_MAX])
+mvm_rng_seed_len: u64 = 0
+
+
+def mvm_rng_seed_take(fw_dtb: u64) -> None:
+    """Take the firmware's /chosen/rng-seed (core/fdt.py fdt_rng_seed_take: it is wiped in the firmware's tree)."""
+    global mvm_rng_seed_len
+    mvm_rng_seed_len = fdt_rng_seed_take(fw_dtb, addr_of(mvm_rng_seed[0]), u64(MVM_RNG_SEED_MAX))
+
+
+def mvm_rng_seed_give(dtb_host: u64) -> None:
+    """Fill the MVM's /chosen/rng-seed placeholder with the firmware's seed, which is then wiped here: a second
+    boot of the MVM finds none, and its placeholder is removed rather than given the same bytes again."""
+    global mvm_rng_seed_len
+    n = fdt_rng_seed_fill(dtb_host, addr_of(mvm_rng_seed[0]), mvm_rng_seed_len)
+    if n != 0:
+        log1(LOG_INFO, cstr(b"pyshyper: vm0: /chosen/rng-seed: %d fresh bytes from the firmware's device tree\n"), n)
+    elif mvm_rng_seed_len == 0:
+        log1(
+            LOG_WARN,
+            cstr(b"pyshyper: vm0: the firmware's device tree has no /chosen/rng-seed (%d bytes): the MVM gets none\n"),
+            mvm_rng_seed_len,
+        )
+    for i in range(u64(MVM_RNG_SEED_MAX)):
+        mvm_rng_seed[i] = 0
+    mvm_rng_seed_len = 0
 
 
 def mvm_image_present() -> bool:
@@ -45,6 +77,7 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
     if not fdt_valid(dtb_host):
         log1(LOG_ERROR, cstr(b"pyshyper: the MVM's device tree is missing or invalid at %x\n"), MVM_DTB_IPA)
         return null(Vm)
+    mvm_rng_seed_give(dtb_host)
     vm = vm_setup(u64(0), MVM_MEM_IPA, MVM_MEM_HOST, MVM_MEM_SIZE, False)
     if vm.addr() == 0:
         return vm

@@ -113,6 +113,39 @@ def test_shell(mvm: Mvm):
     assert "PyShyper MVM ready" in mvm.shell.log
 
 
+def test_first_python3_and_entropy(mvm: Mvm):
+    """The hypervisor gives the MVM the firmware's fresh /chosen/rng-seed, so Linux's crng is ready at time 0 (not
+    seconds later, after the first user process has waited for it), and the first python3 of the shell does not
+    wait for entropy (its time is printed, not asserted: the host's load decides it)."""
+    out, status = mvm.shell.run("time python3 -c pass", timeout=TIMEOUT)
+    assert status == 0, out
+    m = re.search(r"real\s+(?:(\d+)m\s*)?([\d.]+)s", out)
+    assert m, out
+    print(f"\n[{mvm.mode}] the first python3 -c pass in the MVM: {int(m.group(1) or 0) * 60 + float(m.group(2)):.2f} s")
+    log = mvm.shell.log
+    assert re.search(r"pyshyper: vm0: /chosen/rng-seed: \d+ fresh bytes from the firmware's device tree", log), log
+    dmesg = mvm.run("dmesg")
+    crng = re.search(r"^\[\s*([\d.]+)\] random: crng init done", dmesg, re.M)
+    assert crng, "no 'crng init done' in dmesg"
+    assert float(crng.group(1)) == 0.0, crng.group(0)
+    assert dmesg.index("crng init done") < dmesg.index("Run /init as init process")
+
+
+def test_images_disk_and_home(mvm: Mvm):
+    """The images disk (virtio-blk on the passthrough slot 0x1000_8000, ext4 labelled shyper-images) is mounted
+    read-write at /var/lib/shyper with the GVMs' kernel and initramfs; the shell's HOME and cwd are /root."""
+    mounts = mvm.run("cat /proc/mounts")
+    assert re.search(r"^/dev/vda /var/lib/shyper ext4 rw", mounts, re.M), mounts
+    assert (
+        mvm.run("readlink -f /sys/block/vda/device").strip() == "/sys/devices/platform/soc/10008000.virtio_mmio/virtio0"
+    )
+    files = mvm.run("ls /var/lib/shyper").split()
+    assert {"Image", "gvm-initramfs.cpio"} <= set(files), files
+    assert mvm.run("head -c 64 /var/lib/shyper/Image | tail -c 8 | od -An -c").split()[:3] == ["R", "S", "C"]
+    assert mvm.run("echo $HOME; pwd").split() == ["/root", "/root"]
+    mvm.run("echo written > /var/lib/shyper/probe && cat /var/lib/shyper/probe && rm /var/lib/shyper/probe")
+
+
 def test_cpuinfo_two_harts(mvm: Mvm):
     out = mvm.run("cat /proc/cpuinfo")
     procs = [ln for ln in out.splitlines() if re.match(r"processor\s*:", ln)]

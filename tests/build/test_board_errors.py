@@ -24,7 +24,7 @@ BOARD_BAD_FIELDS = [
     (r"^hart_stack_size = 0x4000", "hart_stack_size = 0x4008", "hart_stack_size", "aligned"),
     (r'^qemu_cpu = "rv64"', "qemu_cpu = 64", "qemu_cpu", "must be str"),
     (r"^default_smp = 4", "default_smp = 9", "default_smp", "more than max_harts"),
-    (r'^default_mem = "1G"', 'default_mem = "lots"', "default_mem", "cannot read memory size"),
+    (r'^default_mem = "2G"', 'default_mem = "lots"', "default_mem", "cannot read memory size"),
     (r"^load_address = 0x8020_0000", "load_address = 0x7020_0000", "hypervisor", "not inside the board's RAM"),
     (r"^load_address = 0x8400_0000", "load_address = 0x8100_0000", "guest_images", "overlaps the hypervisor"),
     (r"^size = 0x100\nirq = 10", "size = 0x100\nirq = 100", "uart.irq", "beyond the interrupt controllers"),
@@ -78,7 +78,7 @@ def test_run_reports_a_bad_mvm_toml_the_same_way(tmp_path, capsys):
     ("pattern", "replacement", "line"),
     [
         (r"^num = 2", "num = 0", "mvm.toml: cpu.num: must be positive, not 0"),
-        (r"^host = 0x9000_0000", "host = 0xB000_0000", "mvm.toml: memory[0].host: [0xb0000000, 0xd0000000) is not"),
+        (r"^host = 0x9000_0000", "host = 0xF000_0000", "mvm.toml: memory[0].host: [0xf0000000, 0x110000000) is not"),
     ],
 )
 def test_the_command_prints_no_traceback(tmp_path, pattern, replacement, line):

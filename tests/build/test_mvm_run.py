@@ -115,7 +115,8 @@ def test_generated_module_type_checks(tmp_path, irq):
 
 @pytest.fixture
 def image_cache(tmp_path) -> Path:
-    """A stand-in image cache: an `Image` with a RISC-V Linux header (image_size 0x1E7_0000) and an initramfs."""
+    """A stand-in image cache: an `Image` with a RISC-V Linux header (image_size 0x1E7_0000), an initramfs and an
+    images disk."""
     cache = tmp_path / "cache"
     cache.mkdir()
     header = bytearray(64)
@@ -124,6 +125,7 @@ def image_cache(tmp_path) -> Path:
     header[56:60] = b"RSC\x05"
     (cache / "Image").write_bytes(bytes(header) + bytes(4096))
     (cache / "mvm-initramfs.cpio").write_bytes(b"070701" + bytes(0x3_0000 - 6))
+    (cache / "mvm-disk.img").write_bytes(bytes(4096))
     return cache
 
 
@@ -236,9 +238,11 @@ def test_guest_mvm_command_line(irq):
         f"loader,file=/tmp/c/Image,addr={mvm.host_address(mvm.kernel_load_ipa):#x},force-raw=on",
         f"loader,file=/tmp/c/mvm-initramfs.cpio,addr={mvm.host_address(mvm.initrd_load_ipa):#x},force-raw=on",
         f"loader,file=/tmp/o/mvm-{irq}.dtb,addr={mvm.host_address(mvm.dtb_load_ipa):#x},force-raw=on",
+        "virtio-blk-device,drive=shyper-images",
     ]
+    assert cmd[cmd.index("-drive") + 1] == "file=/tmp/c/mvm-disk.img,if=none,format=raw,id=shyper-images,snapshot=on"
     assert cmd[cmd.index("-kernel") + 1] == "/tmp/o/pyshyper.elf"
-    assert cmd[cmd.index("-m") + 1] == "1G" and cmd[cmd.index("-smp") + 1] == "4"
+    assert cmd[cmd.index("-m") + 1] == "2G" and cmd[cmd.index("-smp") + 1] == "4"
     machine = cmd[cmd.index("-M") + 1]
     assert machine == ("virt,aia=aplic-imsic,aia-guests=3" if irq == "aia" else "virt")
 
@@ -269,7 +273,9 @@ def test_mvm_qemu_command(tmp_path, fake_hyp_object, image_cache, monkeypatch):
         f"loader,file={image_cache}/Image,addr=0x90200000,force-raw=on",
         f"loader,file={image_cache}/mvm-initramfs.cpio,addr=0x94000000,force-raw=on",
         f"loader,file={out}/mvm-plic.dtb,addr=0x9c000000,force-raw=on",
+        "virtio-blk-device,drive=shyper-images",
     ]
+    assert cmd[cmd.index("-drive") + 1].startswith(f"file={image_cache}/mvm-disk.img,")
     assert initrd_range(out / "mvm-plic.dtb") == (0x9400_0000, 0x9403_0000)
     assert "-icount" not in cmd
     # icount, and a benchmark's smaller -m / -smp raised to what the MVM's layout needs

@@ -27,7 +27,7 @@ def test_default_command():
         "-smp",
         "4",
         "-m",
-        "1G",
+        "2G",
         "-bios",
         "default",
         "-nographic",
@@ -84,7 +84,9 @@ def test_mvm_is_the_default():
         "loader,file=/tmp/c/Image,addr=0x90200000,force-raw=on",
         "loader,file=/tmp/c/mvm-initramfs.cpio,addr=0x94000000,force-raw=on",
         "loader,file=/tmp/x/mvm-plic.dtb,addr=0x9c000000,force-raw=on",
+        "virtio-blk-device,drive=shyper-images",  # the images disk: QEMU puts it on virtio-mmio slot 0x1000_8000
     ]
+    assert cmd[cmd.index("-drive") + 1] == "file=/tmp/c/mvm-disk.img,if=none,format=raw,id=shyper-images,snapshot=on"
     assert "/tmp/x/guests/selftest.bin" not in " ".join(cmd)
 
 

@@ -90,6 +90,16 @@ class CPython:
     def read_out(self) -> tuple[int, int]:
         return prelude.memory.load(self.OUT, 8), prelude.memory.load(self.OUT + 8, 8)
 
+    def bytes_at(self, addr: int, n: int) -> bytes:
+        """n bytes of the simulated memory: a tree the module changed, a buffer it filled."""
+        return prelude.memory.read(addr, n)
+
+    def buffer(self, data: bytes):
+        """A buffer holding data (for the module to read from or write into), and its address."""
+        addr = self.OUT + 0x100
+        prelude.memory.write(addr, data)
+        return prelude.Ptr[prelude.u8](prelude.u64(addr)), addr
+
     def call(self, name: str, *args):
         args = [prelude.u64(a) if isinstance(a, int) else a for a in args]
         r = getattr(self.mod, name)(*args)
@@ -125,6 +135,14 @@ class Host:
 
     def read_out(self) -> tuple[int, int]:
         return self.outbuf[0], self.outbuf[1]
+
+    def bytes_at(self, addr: int, n: int) -> bytes:
+        return ctypes.string_at(addr, n)
+
+    def buffer(self, data: bytes):
+        buf = ctypes.create_string_buffer(data, len(data))
+        self.keep.append(buf)
+        return ctypes.addressof(buf), ctypes.addressof(buf)
 
     def call(self, name: str, *args):
         return Host.prog.call(name, *args)
@@ -550,5 +568,172 @@ def test_riscv64_object(tmp_path):
             undefined = {s.name for s in syms if s["st_shndx"] == "SHN_UNDEF" and s.name}
             defined = {s.name for s in syms if s["st_shndx"] != "SHN_UNDEF"}
         assert undefined == set()
-    for name in ("valid", "total_size", "cpu_count", "cpu_hartid", "cpu_has_extension", "memory", "timebase"):
+    for name in ("valid", "total_size", "cpu_count", "cpu_hartid", "cpu_has_extension", "memory", "timebase",
+                 "rng_seed_take", "rng_seed_fill"):
         assert f"test_fdt_{name}" in defined
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# /chosen/rng-seed: taken from the firmware's tree (and wiped there), given to the MVM's placeholder
+
+
+def seed_tree(seed: bytes | None, before=(("bootargs", b"console=ttyS0\0"),), after=(("stdout-path", b"/soc/u\0"),),
+              version: int = 17) -> bytes:
+    """A tree whose /chosen has properties before and after rng-seed (none when seed is None) and a node after
+    /chosen: what must come through a change of rng-seed untouched."""
+    props = list(before) + ([("rng-seed", seed)] if seed is not None else []) + list(after)
+    root = ("", [("#address-cells", be32(2)), ("#size-cells", be32(2)), ("model", strs("seed"))], [
+        ("chosen", props, []),
+        ("memory@80000000", [("device_type", strs("memory")), ("reg", be32(0, 0x8000_0000, 0, 0x100_0000))], []),
+    ])
+    return build_dtb(root, version)
+
+
+def without_nops(blob: bytes) -> bytes:
+    """The same tree with its FDT_NOP tokens dropped (5.4.1: readers ignore them; the `fdt` package cannot), the
+    structure block walked token by token here, independently of the module under test."""
+    off_struct, off_strings = struct.unpack(">II", blob[8:16])
+    version = struct.unpack(">I", blob[20:24])[0]
+    size_struct = struct.unpack(">I", blob[36:40])[0] if version >= 17 else off_strings - off_struct
+    block, i, out = blob[off_struct:off_struct + size_struct], 0, bytearray()
+    while i < len(block):
+        tag = struct.unpack(">I", block[i:i + 4])[0]
+        if tag == 1:
+            end = block.index(b"\0", i + 4) + 1
+            n = (end - i + 3) & ~3
+        elif tag == 3:
+            n = 12 + ((struct.unpack(">I", block[i + 4:i + 8])[0] + 3) & ~3)
+        elif tag in (2, 4):
+            n = 4
+        elif tag == 9:
+            out += block[i:i + 4]
+            break
+        else:
+            raise AssertionError(f"bad token {tag} at {i}")
+        if tag != 4:
+            out += block[i:i + n]
+        i += n
+    strings = blob[off_strings:]
+    header = bytearray(blob[:off_struct])
+    total = off_struct + len(out) + len(strings)
+    header[4:8] = be32(total)
+    header[12:16] = be32(off_struct + len(out))
+    if version >= 17:
+        header[36:40] = be32(len(out))
+    return bytes(header) + bytes(out) + strings
+
+
+def parsed(r, dtb: int, size: int) -> pyfdt.FDT:
+    """The tree as it now is in memory, read by the `fdt` package (an independent reader) once its FDT_NOP tokens
+    are dropped."""
+    return pyfdt.parse_dtb(without_nops(r.bytes_at(dtb, size)))
+
+
+def prop_bytes(prop) -> bytes:
+    """A property's value as bytes, however the `fdt` package chose to read it (cells or bytes)."""
+    if isinstance(prop, pyfdt.PropWords):
+        return b"".join(w.to_bytes(4, "big") for w in prop.data)
+    assert isinstance(prop, pyfdt.PropBytes), type(prop)
+    return bytes(prop.data)
+
+
+def check_rest(tree: pyfdt.FDT) -> None:
+    chosen = tree.get_node("/chosen")
+    assert chosen.get_property("bootargs").value == "console=ttyS0"
+    assert chosen.get_property("stdout-path").value == "/soc/u"
+    assert tree.get_node("/memory@80000000").get_property("reg").data == [0, 0x8000_0000, 0, 0x100_0000]
+
+
+@pytest.mark.parametrize("version", [17, 16])
+def test_rng_seed_take_wipes_the_source(reader, version):
+    seed = bytes(range(0xA0, 0xC0))  # 32 bytes, as QEMU gives
+    data = seed_tree(seed, version=version)
+    dtb = reader.load(data)
+    buf, addr = reader.buffer(bytes(64))
+    assert reader.call("fdt_rng_seed_take", dtb, buf, 64) == 32
+    assert reader.bytes_at(addr, 64) == seed + bytes(32)
+    after = reader.bytes_at(dtb, len(data))
+    assert seed not in after and seed[:8] not in after  # the bytes are gone from the tree, not only hidden
+    tree = parsed(reader, dtb, len(data))
+    assert tree.get_node("/chosen").get_property("rng-seed") is None
+    check_rest(tree)
+    assert reader.call("fdt_valid", dtb) is True
+    # taken once: the tree has no seed left to give
+    assert reader.call("fdt_rng_seed_take", dtb, buf, 64) == 0
+
+
+def test_rng_seed_take_at_most_max_len(reader):
+    seed = bytes(range(1, 41))
+    data = seed_tree(seed)
+    dtb = reader.load(data)
+    buf, addr = reader.buffer(bytes(48))
+    assert reader.call("fdt_rng_seed_take", dtb, buf, 16) == 16
+    assert reader.bytes_at(addr, 48) == seed[:16] + bytes(32)
+    assert seed[16:] not in reader.bytes_at(dtb, len(data))  # the rest is wiped too
+    check_rest(parsed(reader, dtb, len(data)))
+
+
+def test_rng_seed_take_absent(reader):
+    for data in (seed_tree(None), build_dtb(("", [], [("memory@0", [("device_type", strs("memory"))], [])]))):
+        dtb = reader.load(data)
+        buf, addr = reader.buffer(bytes(8))
+        assert reader.call("fdt_rng_seed_take", dtb, buf, 8) == 0
+        assert reader.bytes_at(addr, 8) == bytes(8)
+        assert reader.bytes_at(dtb, len(data)) == data
+    buf, _ = reader.buffer(bytes(8))
+    assert reader.call("fdt_rng_seed_take", 0, buf, 8) == 0
+
+
+@pytest.mark.parametrize(
+    "given,length",
+    [(64, 64), (32, 32), (80, 64), (7, 4), (3, 0), (0, 0)],
+    ids=["exact", "shorter", "longer", "odd", "under-a-word", "none"],
+)
+def test_rng_seed_fill(reader, given, length):
+    """The placeholder gets as many fresh bytes as there are, in whole words; the rest of it becomes FDT_NOP; with
+    none it is removed, never left holding the placeholder's bytes."""
+    placeholder = b"\xee" * 64
+    data = seed_tree(placeholder)
+    dtb = reader.load(data)
+    seed = bytes((0x11 * i + 5) & 0xFF for i in range(1, given + 1))
+    buf, _ = reader.buffer(seed + bytes(8))
+    assert reader.call("fdt_rng_seed_fill", dtb, buf, given) == length
+    tree = parsed(reader, dtb, len(data))
+    prop = tree.get_node("/chosen").get_property("rng-seed")
+    if length == 0:
+        assert prop is None
+    else:
+        assert prop_bytes(prop) == seed[:length]
+    assert b"\xee" not in reader.bytes_at(dtb, len(data))
+    check_rest(tree)
+    assert reader.call("fdt_valid", dtb) is True
+
+
+def test_rng_seed_fill_without_placeholder(reader):
+    data = seed_tree(None)
+    dtb = reader.load(data)
+    buf, _ = reader.buffer(bytes(range(32)))
+    assert reader.call("fdt_rng_seed_fill", dtb, buf, 32) == 0
+    assert reader.bytes_at(dtb, len(data)) == data
+
+
+def test_rng_seed_mvm_device_tree(reader):
+    """The MVM's generated tree (boards/mvm_fdt.py) carries the placeholder, and the firmware's seed goes into it:
+    QEMU's own tree's 32 bytes, from the committed dump (its rng-seed is what `dumpdtb` wrote)."""
+    from boards.mvm import load_mvm
+    from boards.mvm_fdt import RNG_SEED_PLACEHOLDER, mvm_device_tree
+
+    mvm = mvm_device_tree(load_mvm("qemu-virt"), "plic")
+    placeholder = pyfdt.parse_dtb(mvm).get_node("/chosen").get_property("rng-seed")
+    assert prop_bytes(placeholder) == bytes(RNG_SEED_PLACEHOLDER)
+    firmware = (DATA / "qemu-virt.dtb").read_bytes()
+    fw_seed = prop_bytes(pyfdt.parse_dtb(firmware).get_node("/chosen").get_property("rng-seed"))
+    assert len(fw_seed) == 32
+    fw = reader.load(firmware)
+    buf, addr = reader.buffer(bytes(64))
+    assert reader.call("fdt_rng_seed_take", fw, buf, 64) == 32
+    dtb = reader.load(mvm)
+    assert reader.call("fdt_rng_seed_fill", dtb, buf, 32) == 32
+    tree = parsed(reader, dtb, len(mvm))
+    assert prop_bytes(tree.get_node("/chosen").get_property("rng-seed")) == fw_seed
+    assert tree.get_node("/chosen").get_property("bootargs").value == "console=ttyS0 earlycon=sbi rdinit=/init"

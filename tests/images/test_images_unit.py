@@ -235,6 +235,10 @@ def test_native_command_uses_cache(tmp_path: Path):
     assert cmd[cmd.index("-kernel") + 1] == str(tmp_path / "Image")
     assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "mvm-initramfs.cpio")
     assert "console=ttyS0" in cmd[cmd.index("-append") + 1]
+    assert (
+        cmd[cmd.index("-drive") + 1]
+        == f"file={tmp_path / 'mvm-disk.img'},if=none,format=raw,id=shyper-images,snapshot=on"
+    )
 
 
 def test_help_exits_zero(capsys):
@@ -242,3 +246,152 @@ def test_help_exits_zero(capsys):
         initramfs.main(["--help"])
     assert e.value.code == 0
     assert "--cache" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The GVM initramfs, mvm-tools in the MVM, the images disk
+
+
+def _fake_roots(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A busybox-static root and a kernel root with a virtio_mmio.ko.xz (its .modinfo says it depends on
+    nothing) and an ext4 one depending on jbd2: what the builder reads from the extracted packages."""
+    kver = "6.12.0+test-riscv64"
+    bb = tmp_path / "busybox"
+    (bb / "usr/bin").mkdir(parents=True)
+    (bb / "usr/bin/busybox").write_bytes(b"\x7fELF busybox")
+    kr = tmp_path / "kernel"
+    mods = kr / "usr/lib/modules" / kver / "kernel"
+    for rel, depends in (("drivers/virtio/virtio_mmio", ""), ("fs/ext4/ext4", "jbd2"), ("fs/jbd2/jbd2", "")):
+        (mods / rel).parent.mkdir(parents=True, exist_ok=True)
+        (mods / f"{rel}.ko.xz").write_bytes(lzma.compress(f"\0name={Path(rel).name}\0depends={depends}\0".encode()))
+    return bb, kr, kver
+
+
+def test_gvm_initramfs_layout(tmp_path: Path):
+    bb, kr, kver = _fake_roots(tmp_path)
+    out = tmp_path / "gvm-initramfs.cpio"
+    info = initramfs.build_gvm_initramfs(bb, kr, kver, out)
+    assert info["modules"] == ["virtio_mmio"]
+    files = cpio.read_cpio(out.read_bytes())
+    assert files["init"][0] == 0o100755 and files["init"][1] == (initramfs.GVM_DIR / "init").read_bytes()
+    assert b"hvc0::respawn:" in files["etc/inittab"][1]
+    assert b"PS1='\\h:\\w# '" in files["etc/profile"][1]
+    assert files["usr/bin/busybox"][1] == b"\x7fELF busybox"
+    assert files["etc/pyshyper/modules"][1] == f"{kver}/kernel/drivers/virtio/virtio_mmio.ko\n".encode()
+    assert f"usr/lib/modules/{kver}/kernel/drivers/virtio/virtio_mmio.ko" in files
+    assert not any("python" in p or "ext4" in p for p in files)  # small: busybox and its one module
+    init = files["init"][1].decode()
+    assert initramfs.GVM_READY_LINE in init and "/proc/device-tree/model" in init and "pyshyper," in init
+
+
+def _fake_tools(tmp_path: Path, main: bool = True) -> Path:
+    tools = tmp_path / "mvm-tools"
+    (tools / "shyper" / "__pycache__").mkdir(parents=True)
+    (tools / "examples").mkdir()
+    (tools / "shyper" / "__init__.py").write_text("")
+    if main:
+        (tools / "shyper" / "__main__.py").write_text("print('shyper')\n")
+    (tools / "shyper" / "__pycache__" / "cli.cpython-313.pyc").write_bytes(b"\0")
+    (tools / "shyper" / "schema.json").write_text("{}")
+    (tools / "examples" / "vm1.json").write_text('{"name": "vm1"}')
+    (tools / "PROTOCOL.md").write_text("# protocol")
+    return tools
+
+
+def test_install_mvm_tools(tmp_path: Path):
+    tools = _fake_tools(tmp_path)
+    fdt_dir = tmp_path / "fdt"
+    fdt_dir.mkdir()
+    (fdt_dir / "__init__.py").write_text("# fdt")
+    (fdt_dir / "items.py").write_text("# items")
+    t = cpio.Tree()
+    done = initramfs.install_mvm_tools(t, tools, fdt_dir)
+    assert "/usr/bin/shyper" in done and "/root/vm1.json" in done
+    files = {p: e for p, e in t.entries.items() if e.kind == "file"}
+    assert sorted(files) == [
+        "root/vm1.json",
+        "usr/bin/shyper",
+        "usr/lib/shyper/fdt/__init__.py",
+        "usr/lib/shyper/fdt/items.py",
+        "usr/lib/shyper/shyper-service",
+        "usr/lib/shyper/shyper/__init__.py",
+        "usr/lib/shyper/shyper/__main__.py",
+        "usr/lib/shyper/shyper/schema.json",
+    ]
+    assert files["usr/bin/shyper"].data == b'#!/bin/sh\nPYTHONPATH=/usr/lib/shyper exec python3 -m shyper "$@"\n'
+    assert files["usr/bin/shyper"].mode == 0o755
+    assert b"shyper system daemon --log /var/log/shyper.log" in (initramfs.GUEST_DIR / "shyper-service").read_bytes()
+    # no __main__.py: no command to install, nothing installed
+    t = cpio.Tree()
+    assert initramfs.install_mvm_tools(t, _fake_tools(tmp_path / "no-main", main=False), fdt_dir) == []
+    assert t.entries == {}
+
+
+def test_mvm_init_mounts_the_disk_and_starts_the_daemon():
+    init = (initramfs.GUEST_DIR / "init").read_text()
+    assert "findfs LABEL=shyper-images" in init and "/dev/vda" in init and "/var/lib/shyper" in init
+    assert "no images disk" in init  # a clear line when it is missing, and no wait for it
+    assert "[ -x /usr/bin/shyper ]" in init and "::respawn:/usr/lib/shyper/shyper-service" in init
+    assert init.index("shyper-service") < init.index("exec /sbin/init")  # inittab is read by init, after
+
+
+def test_recipe_covers_mvm_tools_and_fdt(tmp_path: Path):
+    tools = _fake_tools(tmp_path)
+    files = initramfs.recipe_files(tools)
+    names = {str(p) for p in files}
+    assert str(tools / "shyper" / "__main__.py") in names and str(tools / "examples" / "vm1.json") in names
+    assert not any("__pycache__" in n for n in names)
+    assert str(initramfs.GVM_DIR / "init") in names and str(initramfs.GUEST_DIR / "shyper-service") in names
+    assert any(p.parent.name == "fdt" and p.name == "__init__.py" for p in files)
+    d1 = initramfs.recipe_digest(files)
+    (tools / "shyper" / "__main__.py").write_text("print('changed')\n")
+    assert initramfs.recipe_digest(initramfs.recipe_files(tools)) != d1
+    (tools / "examples" / "vm2.json").write_text("{}")
+    assert len(initramfs.recipe_files(tools)) == len(files) + 1
+
+
+def test_images_disk(tmp_path: Path):
+    """mke2fs -d makes the disk without root: ext4, labelled shyper-images, the files in its root owned by root,
+    and a clean fsck."""
+    import shutil
+    import subprocess
+
+    from pyshyper_host.images import disk
+
+    if shutil.which("debugfs") is None and not Path("/usr/sbin/debugfs").exists():
+        from tests.conftest import missing_in_ci
+
+        missing_in_ci("e2fsprogs (debugfs) is not installed")
+    a, b = tmp_path / "Image", tmp_path / "gvm-initramfs.cpio"
+    a.write_bytes(bytes(range(256)) * 4096)
+    b.write_bytes(b"070701" + bytes(5000))
+    out = tmp_path / "mvm-disk.img"
+    size = disk.make_ext4({"Image": a, "gvm-initramfs.cpio": b}, out)
+    assert size == out.stat().st_size and size >= disk.DISK_FREE + a.stat().st_size
+    sbin = "/usr/sbin"
+
+    def run(*cmd: str) -> str:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, check=True, env={"PATH": f"{sbin}:/usr/bin:/bin"}
+        ).stdout
+
+    assert run("e2label", str(out)).strip() == disk.DISK_LABEL
+    assert "has_journal" in run("dumpe2fs", "-h", str(out))
+    subprocess.run(["e2fsck", "-fn", str(out)], check=True, capture_output=True, env={"PATH": f"{sbin}:/usr/bin:/bin"})
+    dump = tmp_path / "back"
+    run("debugfs", "-R", f"dump /Image {dump}", str(out))
+    assert dump.read_bytes() == a.read_bytes()
+    stat = run("debugfs", "-R", "stat /gvm-initramfs.cpio", str(out))
+    assert "User:     0" in stat and "Group:     0" in stat
+
+
+def test_native_gvm_command(tmp_path: Path):
+    cmd = initramfs.native_gvm_command(tmp_path, name="vm1")
+    assert cmd[cmd.index("-kernel") + 1] == str(tmp_path / "Image")
+    assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "gvm-initramfs.cpio")
+    assert cmd[cmd.index("-append") + 1] == "console=hvc0 rdinit=/init hostname=vm1"
+    assert cmd[cmd.index("-m") + 1] == "128M"
+    devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+    assert devices == ["virtio-serial-device", "virtconsole,chardev=hvc0"]
+    assert cmd[cmd.index("-serial") + 1] == "none"
+    assert initramfs.gvm_prompt("vm1") == "vm1:/# "

@@ -1,5 +1,6 @@
 """Build the guest images (cached) and boot the MVM kernel and initramfs natively under QEMU (no hypervisor):
-the shell prompt, python3, /proc/interrupts and a clean power-off (exit status 0). The serial log goes to
+the shell prompt, python3, /proc/interrupts, the images disk at /var/lib/shyper and a clean power-off (exit
+status 0). The serial log goes to
 logs/ on failure."""
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ def test_cache_outputs_match_manifest(cache: Path):
         assert path in files, path
     assert not any(p.endswith(".ko.xz") for p in files)
     assert any(p.endswith("/virtio_mmio.ko") for p in files)
+    assert any(p.endswith("/ext4.ko") for p in files) and any(p.endswith("/crc32c_generic.ko") for p in files)
+    # every output is in the manifest, the GVM's initramfs and the images disk too
+    assert sorted(manifest["outputs"]) == sorted(images.OUTPUTS)
+    gvm = cpio.read_cpio((cache / "gvm-initramfs.cpio").read_bytes())
+    assert "init" in gvm and "usr/bin/busybox" in gvm and "usr/bin/python3" not in gvm
+    assert (cache / "mvm-disk.img").stat().st_size > (cache / "Image").stat().st_size
+    # mvm-tools: installed when the repository has the shyper command
+    has_tools = (images.MVM_TOOLS / "shyper" / "__main__.py").is_file()
+    assert ("usr/bin/shyper" in files) == has_tools
+    assert ("usr/lib/shyper/fdt/__init__.py" in files) == has_tools
 
 
 def test_second_run_does_nothing(cache: Path, capsys):
@@ -78,7 +89,8 @@ def test_native_boot_shell_python_poweroff(cache: Path):
         "cat /proc/interrupts > /tmp/irq.out",
         "grep -c ^processor /proc/cpuinfo > /tmp/cpus.out",
         "lsmod > /tmp/lsmod.out",
-        'for f in py irq cpus lsmod; do echo "== $f"; cat /tmp/$f.out; done',
+        "{ grep ' /var/lib/shyper ' /proc/mounts; ls /var/lib/shyper; } > /tmp/disk.out",
+        'for f in py irq cpus lsmod disk; do echo "== $f"; cat /tmp/$f.out; done',
     ]
     r = _boot(cmd, name, checks)
     log = r.log
@@ -95,9 +107,12 @@ def test_native_boot_shell_python_poweroff(cache: Path):
         fail("/proc/interrupts has no ttyS0 line")
     if "\n2\r" not in section.split("== cpus", 1)[1].split("== lsmod", 1)[0]:
         fail("the MVM does not see 2 harts")
-    for mod in ("virtio_mmio", "virtio_blk", "virtio_net", "vmw_vsock_virtio_transport"):
-        if mod not in section.split("== lsmod", 1)[1]:
+    for mod in ("virtio_mmio", "virtio_blk", "virtio_net", "vmw_vsock_virtio_transport", "ext4"):
+        if mod not in section.split("== lsmod", 1)[1].split("== disk", 1)[0]:
             fail(f"module {mod} not loaded")
+    disk = section.split("== disk", 1)[1]
+    if "/dev/vda /var/lib/shyper ext4 rw" not in disk or "gvm-initramfs.cpio" not in disk:
+        fail("the images disk is not mounted at /var/lib/shyper with the GVM's files")
     if r.shell_ticks is None:
         fail("no /run/pyshyper-shell-time (rdtime) in the MVM")
     if r.poweroff_status != 0:

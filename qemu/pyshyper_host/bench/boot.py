@@ -12,7 +12,7 @@
 
 Both configurations boot with the same harts (``--smp``/``--icount-smp``, default 2: the MVM's vCPUs are pinned
 to harts 0 and 1) and the baseline with the MVM's own memory (``--mem 512M``); under the hypervisor QEMU gets
-``--hv-mem`` (1G, as ``pyshyper run``: the MVM's RAM ends at 0xB000_0000 and the hypervisor's frame allocator
+``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM ends at 0xB000_0000 and the hypervisor's frame allocator
 needs RAM above it), Linux sees the same. With several harts QEMU's round-robin vCPU scheduling makes even the
 icount figure vary a little from run to run (``--icount-runs``).
 
@@ -290,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mem", default="512M", help="QEMU memory (raised to what the hypervisor's layout needs)")
     ap.add_argument(
         "--hv-mem",
-        default="1G",
-        help="QEMU memory under the hypervisor (default 1G, pyshyper run's; at least the MVM layout's 768M, and the "
+        default="2G",
+        help="QEMU memory under the hypervisor (default 2G, pyshyper run's; at least the MVM layout's 768M, and the "
         "hypervisor's frame allocator needs some above the MVM's RAM)",
     )
     ap.add_argument("--irq", action="append", choices=["plic", "aia"], help="hypervisor modes (default: both)")

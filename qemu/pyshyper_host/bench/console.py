@@ -49,7 +49,13 @@ class ShellSilent(Exception):
 
 
 def start_shell(
-    cmd: list[str], timeout: float = 300.0, ready: bool = True, attempts: int = 1
+    cmd: list[str],
+    timeout: float = 300.0,
+    ready: bool = True,
+    attempts: int = 1,
+    *,
+    ready_line: str = images.READY_LINE,
+    prompt: str = images.PROMPT,
 ) -> tuple[Shell, float, float | None]:
     """A Shell at its first prompt: (shell, wall seconds to the prompt, to the ready line). Tests take one boot:
     a silent shell is a bug to see. The benchmarks may allow more `attempts` (a boot whose shell stays silent is
@@ -58,7 +64,7 @@ def start_shell(
     import pexpect
 
     for attempt in range(attempts):
-        sh = Shell(cmd, timeout)
+        sh = Shell(cmd, timeout, ready_line=ready_line, prompt=prompt)
         try:
             wall_prompt, wall_ready = sh.wait_prompt(ready)
             return sh, wall_prompt, wall_ready
@@ -81,9 +87,18 @@ class Shell:
     ``wait_prompt()`` waits for the first shell prompt (and for the init's ready line first when ``ready``),
     ``run(command)`` returns what a command printed (between markers, so the terminal's echo of the typed line
     never counts), ``poweroff()`` returns QEMU's exit status. pexpect's TIMEOUT and EOF propagate.
-    QEMU also gets a monitor socket, so that ``diagnosis()`` can say where each hart is when the console stalls."""
+    QEMU also gets a monitor socket, so that ``diagnosis()`` can say where each hart is when the console stalls.
+    ``ready_line`` and ``prompt``: the MVM's by default; a GVM's (images.GVM_READY_LINE, images.gvm_prompt(name))
+    for a guest VM booted natively."""
 
-    def __init__(self, cmd: list[str], timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        cmd: list[str],
+        timeout: float = 300.0,
+        *,
+        ready_line: str = images.READY_LINE,
+        prompt: str = images.PROMPT,
+    ) -> None:
         import io
         import tempfile
 
@@ -102,6 +117,8 @@ class Shell:
             cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=timeout, dimensions=(50, 200)
         )
         self.child.logfile_read = self._buf
+        self.ready_line = ready_line
+        self.prompt = prompt
         self._n = 0
         self.exitstatus: int | None = None
 
@@ -136,9 +153,9 @@ class Shell:
 
         wall_ready = None
         if ready:
-            self.child.expect_exact(images.READY_LINE)
+            self.child.expect_exact(self.ready_line)
             wall_ready = time.monotonic() - self.t0
-        self.child.expect_exact(images.PROMPT)
+        self.child.expect_exact(self.prompt)
         wall_prompt = time.monotonic() - self.t0
         # The shell may still be switching its terminal to raw mode, which discards typed-ahead input:
         # send the first command again until it answers.
@@ -148,7 +165,7 @@ class Shell:
                 break
         else:
             raise ShellSilent("the shell printed its prompt but does not answer")
-        self.child.expect_exact(images.PROMPT)
+        self.child.expect_exact(self.prompt)
         return wall_prompt, wall_ready
 
     def send(self, command: str) -> None:
@@ -170,7 +187,7 @@ class Shell:
         self.child.expect(f"@@END{n}=(\\d+)\r*\n", timeout=t)
         out = self.child.before.replace("\r", "")
         status = int(self.child.match.group(1))
-        self.child.expect_exact(images.PROMPT, timeout=t)
+        self.child.expect_exact(self.prompt, timeout=t)
         return out, status
 
     def poweroff(self, timeout: float = 60.0) -> int | None:
@@ -209,7 +226,7 @@ def boot_to_shell(
         init_ticks = vals[1] if len(vals) > 1 else None
         for c in commands or []:
             sh.child.sendline(c)
-            sh.child.expect_exact(images.PROMPT)
+            sh.child.expect_exact(sh.prompt)
         status = sh.poweroff() if poweroff else None
         return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, sh.log)
     except (pexpect.TIMEOUT, pexpect.EOF) as e:

@@ -7,8 +7,12 @@ configuration is never touched), extracts them with ``dpkg-deb -x`` and builds:
 - ``Image``: the kernel, a flat RISC-V Image (Debian ships it uncompressed with an EFI stub header), usable
   with QEMU ``-kernel`` and by the hypervisor's loader;
 - ``mvm-initramfs.cpio``: an uncompressed ``newc`` cpio with busybox-static, the kernel modules the MVM needs
-  (decompressed from ``.ko.xz``, loaded in dependency order by ``/init``), and python3.13 with its standard
-  library;
+  (decompressed from ``.ko.xz``, loaded in dependency order by ``/init``), python3.13 with its standard
+  library, and the repository's ``mvm-tools`` (the ``shyper`` command, with the pure-Python ``fdt`` package);
+- ``gvm-initramfs.cpio``: a guest VM's initramfs, busybox-static and ``virtio_mmio.ko`` only, its shell on
+  ``/dev/hvc0`` (gvm/);
+- ``mvm-disk.img``: the MVM's images disk, ext4 labelled ``shyper-images`` (disk.py), holding ``Image`` and
+  ``gvm-initramfs.cpio`` for the GVMs; ``pyshyper run`` attaches it to the MVM as a virtio-blk device;
 - ``manifest.json``: package versions, sizes and sha256 of everything above.
 
 The archive URI is derived from the machine's own Debian source entry; no host name is written here.
@@ -47,6 +51,7 @@ from pyshyper_host.images.apt import (
     sha256_file,
 )
 from pyshyper_host.images.cpio import Entry, Tree
+from pyshyper_host.images.disk import DISK_LABEL, make_ext4
 
 TRIPLET = "riscv64-linux-gnu"
 PY = "python3.13"
@@ -57,7 +62,11 @@ MVM_MODULES = (
     "virtio_net",
     "vsock",
     "vmw_vsock_virtio_transport",
+    "ext4",  # the images disk (its jbd2, mbcache and crc16 come from .modinfo depends=)
+    "crc32c_generic",  # ext4's metadata checksums: a soft dependency (MODULE_SOFTDEP), not in depends=
 )
+# Kernel modules a guest VM loads at boot: its console is a virtio-console on virtio-mmio.
+GVM_MODULES = ("virtio_mmio",)
 
 
 # Pruned from the python standard library to keep the initramfs small.
@@ -66,14 +75,46 @@ STDLIB_PRUNE = frozenset(
 )
 
 
-GUEST_DIR = Path(__file__).resolve().parent / "guest"
+GUEST_DIR = Path(__file__).resolve().parent / "guest"  # the MVM's /init, inittab, profile, shyper-service
+GVM_DIR = Path(__file__).resolve().parent / "gvm"  # a guest VM's /init, inittab, profile
+REPO = Path(__file__).resolve().parents[3]
+MVM_TOOLS = REPO / "mvm-tools"  # the `shyper` package (mvm-tools/shyper/) and example configs (examples/*.json)
+OUTPUTS = ("Image", "mvm-initramfs.cpio", "gvm-initramfs.cpio", "mvm-disk.img")
+
+
+def mvm_tools_files(tools: Path = MVM_TOOLS) -> list[Path]:
+    """What the MVM gets from mvm-tools/: the `shyper` package's files (no bytecode) and the example configs."""
+    pkg = tools / "shyper"
+    files = [p for p in sorted(pkg.rglob("*")) if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    return files + sorted((tools / "examples").glob("*.json"))
+
+
+def fdt_package_dir() -> Path:
+    """The pure-Python `fdt` package of the build's own environment (the venv's site-packages)."""
+    import fdt
+
+    return Path(fdt.__file__).resolve().parent
+
+
+def recipe_files(tools: Path = MVM_TOOLS) -> list[Path]:
+    """Every file whose change must rebuild the images: the builder's modules, the guest files of the MVM and of
+    the GVMs, mvm-tools' package and examples, and the `fdt` package copied into the MVM."""
+    here = Path(__file__).resolve().parent
+    return [
+        *here.glob("*.py"),
+        *(p for d in (GUEST_DIR, GVM_DIR) for p in d.iterdir() if p.is_file()),
+        *mvm_tools_files(tools),
+        *(p for p in fdt_package_dir().glob("*.py")),
+    ]
 
 
 def recipe_digest(paths: Iterable[Path]) -> str:
     """A digest of the build recipe (the image builder's modules and the guest files): a change rebuilds the images."""
     h = hashlib.sha256()
     for p in sorted(paths):
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        inside = p.is_relative_to(REPO) and ".venv" not in p.relative_to(REPO).parts
+        name = str(p.relative_to(REPO)) if inside else f"{p.parent.name}/{p.name}"  # fdt/: the venv's path varies
+        h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -177,9 +218,51 @@ def _keep_payload(path: str) -> bool:
     return path in ("usr", "usr/lib")
 
 
-def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: Path) -> dict:
+def add_modules(t: Tree, kernel_root: Path, kver: str, wanted: Iterable[str]) -> list[str]:
+    """Put the kernel modules `wanted` and their dependencies (from each module's .modinfo depends=),
+    decompressed, under /usr/lib/modules/KVER with a modules.dep, and their load order in /etc/pyshyper/modules
+    (what /init insmods). Returns the load order."""
+    wanted = tuple(wanted)
+    mod_base = next(
+        p for p in (kernel_root / "usr/lib/modules" / kver, kernel_root / "lib/modules" / kver) if p.exists()
+    )
+    by_name: dict[str, Path] = {}
+    for p in mod_base.rglob("*.ko*"):
+        by_name[module_name(p.name)] = p
+    blobs: dict[str, bytes] = {}
+    deps: dict[str, list[str]] = {}
+    todo = list(wanted)
+    while todo:
+        m = todo.pop()
+        if m in blobs:
+            continue
+        if m not in by_name:
+            raise RuntimeError(f"kernel module {m} not found under {mod_base}")
+        raw = by_name[m].read_bytes()
+        blobs[m] = lzma.decompress(raw) if by_name[m].name.endswith(".xz") else raw
+        deps[m] = modinfo_depends(blobs[m])
+        todo.extend(deps[m])
+    order = module_load_order(wanted, deps)
+    mod_dir = f"usr/lib/modules/{kver}"
+    rel = {m: str(by_name[m].relative_to(mod_base)).replace(".ko.xz", ".ko") for m in order}
+    for m in order:
+        t.file(f"{mod_dir}/{rel[m]}", blobs[m])
+    dep_lines = [
+        f"{rel[m]}: {' '.join(rel[d] for d in module_load_order([m], deps)[:-1][::-1])}".rstrip() for m in order
+    ]
+    t.file(f"{mod_dir}/modules.dep", ("\n".join(dep_lines) + "\n").encode())
+    t.file("etc/pyshyper/modules", ("\n".join(f"{kver}/{rel[m]}" for m in order) + "\n").encode())
+    for f in ("modules.builtin", "modules.order"):
+        if (mod_base / f).exists():
+            t.add(f"{mod_dir}/{f}", Entry("file", 0o644, src=mod_base / f))
+    t.file("etc/pyshyper/kernel-release", (kver + "\n").encode())
+    return order
+
+
+def base_tree(busybox_root: Path) -> Tree:
+    """What every initramfs here has: the usr-merged directories, /dev/console and /dev/null, busybox-static (its
+    applets are linked at boot by `busybox --install -s`; sh is needed for /init itself)."""
     t = Tree()
-    # usr-merged layout, as trixie
     for d in ("usr/bin", "usr/sbin", "usr/lib", "proc", "sys", "dev", "tmp", "run", "root", "etc", "var", "mnt"):
         t.dir(d)
     t.dir("tmp", 0o1777)
@@ -187,12 +270,62 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
         t.link(l, target)
     t.add("dev/console", Entry("chr", 0o600, rdev=(5, 1)))
     t.add("dev/null", Entry("chr", 0o666, rdev=(1, 3)))
-
-    # busybox: applets are linked at boot by `busybox --install -s`; sh is needed for /init itself.
-    bb_root = roots["busybox-static"]
-    bb = next(p for p in (bb_root / "usr/bin/busybox", bb_root / "bin/busybox") if p.exists())
+    bb = next(p for p in (busybox_root / "usr/bin/busybox", busybox_root / "bin/busybox") if p.exists())
     t.add("usr/bin/busybox", Entry("file", 0o755, src=bb))
     t.link("usr/bin/sh", "busybox")
+    return t
+
+
+def write_tree(t: Tree, out: Path) -> None:
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "wb") as cpio_file:
+        t.write_cpio(cpio_file)
+    tmp.replace(out)
+
+
+SHYPER_WRAPPER = b"""#!/bin/sh
+PYTHONPATH=/usr/lib/shyper exec python3 -m shyper "$@"
+"""
+
+
+def install_mvm_tools(t: Tree, tools: Path = MVM_TOOLS, fdt_dir: Path | None = None) -> list[str]:
+    """mvm-tools into the MVM: the `shyper` package at /usr/lib/shyper/shyper/ with the `fdt` package beside it,
+    /usr/bin/shyper, the example configs in /root/. Nothing when mvm-tools/shyper/ has no __main__.py (the
+    command would not run); returns what was installed, for the build's log."""
+    pkg = tools / "shyper"
+    if not (pkg / "__main__.py").is_file():
+        log(f"note: {pkg} has no __main__.py: the MVM gets no shyper command")
+        return []
+    fdt_dir = fdt_dir if fdt_dir is not None else fdt_package_dir()
+    done = []
+    for f in mvm_tools_files(tools):
+        if f.is_relative_to(pkg):
+            t.add(f"usr/lib/shyper/shyper/{f.relative_to(pkg)}", Entry("file", 0o644, src=f))
+        else:
+            t.add(f"root/{f.name}", Entry("file", 0o644, src=f))
+            done.append(f"/root/{f.name}")
+    for f in sorted(fdt_dir.glob("*.py")):
+        t.add(f"usr/lib/shyper/fdt/{f.name}", Entry("file", 0o644, src=f))
+    t.add("usr/bin/shyper", Entry("file", 0o755, data=SHYPER_WRAPPER))
+    t.add("usr/lib/shyper/shyper-service", Entry("file", 0o755, src=GUEST_DIR / "shyper-service"))
+    return ["/usr/bin/shyper", "/usr/lib/shyper/shyper", "/usr/lib/shyper/fdt", *done]
+
+
+def build_gvm_initramfs(busybox_root: Path, kernel_root: Path, kver: str, out: Path) -> dict:
+    """A guest VM's initramfs: busybox-static, virtio_mmio.ko, gvm/init, inittab and profile."""
+    t = base_tree(busybox_root)
+    order = add_modules(t, kernel_root, kver, GVM_MODULES)
+    t.add("init", Entry("file", 0o755, src=GVM_DIR / "init"))
+    t.add("etc/inittab", Entry("file", 0o644, src=GVM_DIR / "inittab"))
+    t.add("etc/profile", Entry("file", 0o644, src=GVM_DIR / "profile"))
+    t.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    t.file("etc/group", b"root:x:0:\n")
+    write_tree(t, out)
+    return {"modules": order, "entries": len(t.entries)}
+
+
+def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: Path, tools: Path = MVM_TOOLS) -> dict:
+    t = base_tree(roots["busybox-static"])
 
     # libraries and python
     for name, root in sorted(roots.items()):
@@ -210,39 +343,7 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
             raise RuntimeError("ld-linux-riscv64-lp64d.so.1 not found in libc6")
         t.link(ld, f"{TRIPLET}/ld-linux-riscv64-lp64d.so.1")
 
-    # kernel modules
-    mod_base = next(
-        p for p in (kernel_root / "usr/lib/modules" / kver, kernel_root / "lib/modules" / kver) if p.exists()
-    )
-    by_name: dict[str, Path] = {}
-    for p in mod_base.rglob("*.ko*"):
-        by_name[module_name(p.name)] = p
-    blobs: dict[str, bytes] = {}
-    deps: dict[str, list[str]] = {}
-    todo = list(MVM_MODULES)
-    while todo:
-        m = todo.pop()
-        if m in blobs:
-            continue
-        if m not in by_name:
-            raise RuntimeError(f"kernel module {m} not found under {mod_base}")
-        raw = by_name[m].read_bytes()
-        blobs[m] = lzma.decompress(raw) if by_name[m].name.endswith(".xz") else raw
-        deps[m] = modinfo_depends(blobs[m])
-        todo.extend(deps[m])
-    order = module_load_order(MVM_MODULES, deps)
-    mod_dir = f"usr/lib/modules/{kver}"
-    rel = {m: str(by_name[m].relative_to(mod_base)).replace(".ko.xz", ".ko") for m in order}
-    for m in order:
-        t.file(f"{mod_dir}/{rel[m]}", blobs[m])
-    dep_lines = [
-        f"{rel[m]}: {' '.join(rel[d] for d in module_load_order([m], deps)[:-1][::-1])}".rstrip() for m in order
-    ]
-    t.file(f"{mod_dir}/modules.dep", ("\n".join(dep_lines) + "\n").encode())
-    t.file("etc/pyshyper/modules", ("\n".join(f"{kver}/{rel[m]}" for m in order) + "\n").encode())
-    for f in ("modules.builtin", "modules.order"):
-        if (mod_base / f).exists():
-            t.add(f"{mod_dir}/{f}", Entry("file", 0o644, src=mod_base / f))
+    order = add_modules(t, kernel_root, kver, MVM_MODULES)
 
     # rdtime: the `time` CSR, for boot-time measurements (pyshyper_host/bench/boot.py); optional
     rdtime = build_rdtime(out.parent / "rdtime")
@@ -256,13 +357,10 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
     t.file("etc/hostname", b"mvm\n")
     t.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     t.file("etc/group", b"root:x:0:\n")
-    t.file("etc/pyshyper/kernel-release", (kver + "\n").encode())
+    tools_installed = install_mvm_tools(t, tools)
 
-    tmp = out.with_suffix(".tmp")
-    with open(tmp, "wb") as cpio_file:
-        t.write_cpio(cpio_file)
-    tmp.replace(out)
-    return {"modules": order, "entries": len(t.entries)}
+    write_tree(t, out)
+    return {"modules": order, "entries": len(t.entries), "tools": tools_installed}
 
 
 def build_rdtime(work: Path) -> bytes | None:
@@ -328,9 +426,8 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
             manifest = json.loads(manifest_path.read_text())
         except ValueError:
             manifest = None
-    # The recipe: the image builder's modules (this one, apt.py, cpio.py) and the guest files.
-    here = Path(__file__).resolve().parent
-    recipe = recipe_digest([*here.glob("*.py"), *(p for p in GUEST_DIR.iterdir() if p.is_file())])
+    # The recipe: the image builder's modules, the guest files, mvm-tools and the fdt package the MVM gets.
+    recipe = recipe_digest(recipe_files())
 
     uri = host_archive_uri()
     apt = Apt(cache / "apt", uri)
@@ -350,10 +447,7 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     if not force:
         why = manifest_up_to_date(manifest, versions, recipe, cache)
         if why is None:
-            log(
-                f"up to date, nothing to do: kernel {kver}, {len(versions)} packages "
-                f"({cache / 'Image'}, {cache / 'mvm-initramfs.cpio'})"
-            )
+            log(f"up to date, nothing to do: kernel {kver}, {len(versions)} packages ({', '.join(OUTPUTS)} in {cache})")
             return 0
         log(f"building: {why}")
 
@@ -369,13 +463,20 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
 
     log("writing Image")
     kernel_image(kernel_root, kver, cache / "Image")
+    log("writing gvm-initramfs.cpio (a guest VM's: busybox, its shell on /dev/hvc0)")
+    gvm = build_gvm_initramfs(roots["busybox-static"], kernel_root, kver, cache / "gvm-initramfs.cpio")
+    log(f"  modules: {' '.join(gvm['modules'])}; {human((cache / 'gvm-initramfs.cpio').stat().st_size)}")
+    log(f"writing mvm-disk.img (ext4 '{DISK_LABEL}': Image, gvm-initramfs.cpio)")
+    make_ext4({n: cache / n for n in ("Image", "gvm-initramfs.cpio")}, cache / "mvm-disk.img")
     log("writing mvm-initramfs.cpio")
     info = build_initramfs(roots, kernel_root, kver, cache / "mvm-initramfs.cpio")
     log(f"  modules: {' '.join(info['modules'])}")
+    if info["tools"]:
+        log(f"  mvm-tools: {', '.join(info['tools'])}")
 
     shutil.rmtree(cache / "extract", ignore_errors=True)  # the .deb files stay; extracting again is quick
     outputs: dict[str, Output] = {}
-    for name in ("Image", "mvm-initramfs.cpio"):
+    for name in OUTPUTS:
         p = cache / name
         outputs[name] = Output(size=p.stat().st_size, sha256=sha256_file(p))
     new_manifest = {
@@ -438,6 +539,65 @@ def native_qemu_command(
         str(cache / "mvm-initramfs.cpio"),
         "-append",
         cmdline,
+        # the images disk, as `pyshyper run` attaches it (run/command.py MvmImages.disk_args)
+        "-drive",
+        f"file={cache / 'mvm-disk.img'},if=none,format=raw,id=shyper-images,snapshot=on",
+        "-device",
+        "virtio-blk-device,drive=shyper-images",
+        *extra,
+    ]
+
+
+GVM_READY_LINE = "PyShyper GVM ready"
+GVM_CMDLINE = "console=hvc0 rdinit=/init"
+
+
+def gvm_prompt(name: str) -> str:
+    """A guest VM's shell prompt (gvm/profile): its name and the working directory, `vm1:/# `."""
+    return f"{name}:/# "
+
+
+def native_gvm_command(
+    cache: Path | None = None,
+    name: str = "vm1",
+    smp: int = 1,
+    mem: str = "128M",
+    cmdline: str = GVM_CMDLINE,
+    extra: Iterable[str] = (),
+) -> list[str]:
+    """QEMU command booting a guest VM's kernel and initramfs (Image, gvm-initramfs.cpio) natively, without the
+    hypervisor: the baseline a GVM's boot under the hypervisor is measured against. Its console is a
+    virtio-console on QEMU's stdio (`/dev/hvc0`, as the hypervisor gives a GVM), the UART is not connected, and
+    the VM is named by `hostname=NAME` on the command line (memory 128M: the shipped GVMs')."""
+    cache = cache or default_cache()
+    return [
+        "qemu-system-riscv64",
+        "-M",
+        "virt",
+        "-cpu",
+        "rv64",
+        "-smp",
+        str(smp),
+        "-m",
+        mem,
+        "-bios",
+        "default",
+        "-display",
+        "none",
+        "-serial",
+        "none",
+        "-chardev",
+        "stdio,id=hvc0",
+        "-device",
+        "virtio-serial-device",
+        "-device",
+        "virtconsole,chardev=hvc0",
+        "-kernel",
+        str(cache / "Image"),
+        "-initrd",
+        str(cache / "gvm-initramfs.cpio"),
+        "-append",
+        f"{cmdline} hostname={name}" if name else cmdline,
         *extra,
     ]
 

@@ -57,6 +57,7 @@ class MvmImages:
     dtb_addr: int
     min_mem: int  # bytes of RAM QEMU needs for the MVM's memory (from the board's RAM base)
     min_smp: int  # harts QEMU needs for the MVM's vCPUs (highest pinned hart + 1)
+    disk: Path | None = None  # the images disk (mvm-disk.img), a virtio-blk device on a passthrough slot
 
     def loader_args(self) -> list[str]:
         return [
@@ -67,6 +68,19 @@ class MvmImages:
                 (self.dtb, self.dtb_addr),
             )
             for arg in ("-device", f"loader,file={path},addr={addr:#x},force-raw=on")
+        ]
+
+    def disk_args(self) -> list[str]:
+        """The images disk as a virtio-blk device: QEMU's virt machine puts it on the highest free virtio-mmio slot
+        (0x1000_8000, source 8), one the MVM owns by passthrough. snapshot=on: the MVM may write to it, but the
+        writes go to a temporary overlay QEMU drops at exit, so the cached image never changes (images/disk.py)."""
+        if self.disk is None:
+            return []
+        return [
+            "-drive",
+            f"file={self.disk},if=none,format=raw,id=shyper-images,snapshot=on",
+            "-device",
+            "virtio-blk-device,drive=shyper-images",
         ]
 
 
@@ -85,6 +99,7 @@ def mvm_images(cfg: BuildConfig, out: Path = DEFAULT_OUT, cache: Path | None = N
         dtb_addr=mvm.host_address(mvm.dtb_load_ipa),
         min_mem=max(b.hypervisor.end, *(m.host_end for m in mvm.memory)) - b.ram_base,
         min_smp=max(mvm.harts) + 1,
+        disk=cache / "mvm-disk.img",
     )
 
 
@@ -168,7 +183,7 @@ def qemu_command(opts: RunOptions) -> list[str]:
     if opts.guest_image is not None:
         cmd += ["-device", f"loader,file={opts.guest_image},addr={b.guest_images.base:#x},force-raw=on"]
     if opts.mvm is not None:
-        cmd += opts.mvm.loader_args()
+        cmd += opts.mvm.loader_args() + opts.mvm.disk_args()
     if opts.dtb is not None:
         cmd += ["-dtb", str(opts.dtb)]
     if opts.gdb:  # halted at the first instruction, the stub on the loopback interface only
@@ -186,7 +201,7 @@ def guest_image_path(name: str, out: Path) -> Path:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--smp", type=positive_int, default=None, metavar="N", help="harts (default from the board: 4)")
-    p.add_argument("--mem", default=None, metavar="SIZE", help="RAM size, QEMU syntax (default from the board: 1G)")
+    p.add_argument("--mem", default=None, metavar="SIZE", help="RAM size, QEMU syntax (default from the board: 2G)")
     p.add_argument("--cpu", default=None, help="QEMU -cpu model and properties (default rv64)")
     p.add_argument(
         "--guest",
@@ -280,10 +295,10 @@ def prepare_mvm(
     windows. Returns an error or None; bad board data (kernel or initramfs too big for its window) raises
     MvmError."""
     cache = cache if cache is not None else mvm.kernel.parent
-    if fetch or not (mvm.kernel.is_file() and mvm.initrd.is_file()):
+    if fetch or not all(p.is_file() for p in (mvm.kernel, mvm.initrd, mvm.disk) if p is not None):
         if images.main(["--cache", str(cache)]) != 0:
             return f"the MVM images could not be made in {cache} (see `pyshyper images`)"
-    for p in (mvm.kernel, mvm.initrd):
+    for p in (mvm.kernel, mvm.initrd, *([mvm.disk] if mvm.disk is not None else [])):
         if not p.is_file():
             return f"{p} is missing after `pyshyper images`"
     try:

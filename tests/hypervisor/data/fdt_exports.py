@@ -7,6 +7,8 @@ from hypervisor.core.fdt import (
     fdt_cpu_hartid,
     fdt_cpu_has_extension,
     fdt_memory,
+    fdt_rng_seed_fill,
+    fdt_rng_seed_take,
     fdt_timebase,
     fdt_total_size,
     fdt_valid,
@@ -46,3 +48,13 @@ def test_fdt_memory(dtb: u64, index: u64, out: Ptr[u64]) -> bool:
 @export("test_fdt_timebase")
 def test_fdt_timebase(dtb: u64) -> u64:
     return fdt_timebase(dtb)
+
+
+@export("test_fdt_rng_seed_take")
+def test_fdt_rng_seed_take(dtb: u64, buf: Ptr[u8], max_len: u64) -> u64:
+    return fdt_rng_seed_take(dtb, buf, max_len)
+
+
+@export("test_fdt_rng_seed_fill")
+def test_fdt_rng_seed_fill(dtb: u64, seed: Ptr[u8], n: u64) -> u64:
+    return fdt_rng_seed_fill(dtb, seed, n)
