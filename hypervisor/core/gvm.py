@@ -50,7 +50,14 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.hart import hart_time
-from hypervisor.arch.riscv.irqc import irqc_file_free, irqc_file_release, irqc_vcpu_file
+from hypervisor.arch.riscv.irqc import (
+    irqc_file_free,
+    irqc_file_release,
+    irqc_gvm_window,
+    irqc_vcpu_file,
+    irqc_vm_init,
+    irqc_vm_reset,
+)
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RWX,
@@ -526,6 +533,8 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
             v = vcpu_add(vm, h, False)
             if IRQ_MODE == IRQ_MODE_AIA:
                 irqc_vcpu_file(vm, v.vcpu_id, h, IMSIC_S_BASE + v.vcpu_id * IMSIC_PAGE_SIZE, irqc_file_free(h))
+    # Its interrupt controller at the board's addresses, emulated as the MVM's is: its console's line is there
+    irqc_vm_init(vm, irqc_gvm_window())
     # Its console: a single-port virtio console whose bytes are the MVM's console port `id`
     if c.console_ipa != 0:
         vcon_gvm_attach(vm, c.console_ipa, c.console_irq)
@@ -604,6 +613,7 @@ def gvm_boot(id: u64) -> u32:
     amoswap_w(addr_of(vm.released), u32(0))
     amoswap_w(addr_of(vm.ending), u32(0))
     vcon_gvm_reset(vm)  # its console as at power-on (the bytes not yet read by the MVM stay)
+    irqc_vm_reset(vm)
     vm.boots += 1
     vm.boot_time = hart_time()
     fence()

@@ -6,6 +6,9 @@ interrupt file VGEIN): the device's MSI then lands in the vCPU's guest interrupt
 A source no physical device owns may be wired to a device the hypervisor emulates (`vaplic_set_line`): the
 domain keeps its rectified input and pending bit, and forwards it as the APLIC would (4.9.3): the MSI is written
 into the target vCPU's guest interrupt file, from whichever hart raised the line.
+
+Each guest VM has a domain of its own (by VM index), with no physical source: only its emulated devices' lines
+(its console), forwarded into the guest interrupt files its vCPUs own on their harts.
 """
 
 from compiler.prelude import Array, Final, Mmio, Ptr, addr_of, static, struct, u32, u64
@@ -41,7 +44,7 @@ from hypervisor.arch.riscv.aplic import (
 from hypervisor.board import IMSIC_HART_STRIDE, IMSIC_PAGE_SIZE, IMSIC_S_BASE, MVM_HARTS, MVM_NUM_VCPUS
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
-from hypervisor.core.vm import Vcpu
+from hypervisor.core.vm import VM_MAX, Vcpu, Vm, vcpu_vm, vm_get, vm_vcpu
 
 VGEIN_MVM: Final = u64(1)  # the guest interrupt file the management VM's vCPUs use on their harts
 
@@ -55,15 +58,63 @@ class Vaplic:
     owned: Array[u32, APLIC_WORDS]
     line: Array[u32, APLIC_WORDS]  # emulated sources: the device's line (high: asserted)
     pending: Array[u32, APLIC_WORDS]  # emulated sources: pending bits (4.7)
+    vm: u64  # the VM's index (0: the MVM)
 
 
 vaplic_main = static(Vaplic)
 vaplic_spin = static(Spinlock)  # the vCPUs' accesses and emulated devices' lines, from any hart
+# Guest VMs' domains and their locks, by VM index (1 .. VM_MAX - 1; entry 0 unused: the MVM's is above).
+vaplic_gvm = static(Array[Vaplic, VM_MAX])
+vaplic_gvm_spin = static(Array[Spinlock, VM_MAX])
 SM_EDGE1: Final = u32(4)  # 4.5.2 source modes
 SM_EDGE0: Final = u32(5)
 SM_LEVEL1: Final = u32(6)
 SM_LEVEL0: Final = u32(7)
 IMSIC_SETEIPNUM_LE: Final = u64(0)  # AIA 3.5: an interrupt file's seteipnum_le register
+
+
+def vaplic_of(vm: Ptr[Vm]) -> Ptr[Vaplic]:
+    if vm.index == 0:
+        return addr_of(vaplic_main)
+    return addr_of(vaplic_gvm[vm.index])
+
+
+def vaplic_spin_of(vm: Ptr[Vm]) -> Ptr[Spinlock]:
+    if vm.index == 0:
+        return addr_of(vaplic_spin)
+    return addr_of(vaplic_gvm_spin[vm.index])
+
+
+def vaplic_reset(vm: Ptr[Vm]) -> None:
+    """vm's domain at reset (4.5: domaincfg, sourcecfg, target, ie and ip zero); which sources a physical device
+    owns (the MVM's) is kept."""
+    p = vaplic_of(vm)
+    spin_lock(vaplic_spin_of(vm))
+    p.domaincfg = 0
+    for src in range(APLIC_SOURCES):
+        p.sourcecfg[src] = 0
+        p.target[src] = 0
+    for w in range(APLIC_WORDS):
+        p.enabled[w] = 0
+        p.line[w] = 0
+        p.pending[w] = 0
+    p.vm = vm.index
+    spin_unlock(vaplic_spin_of(vm))
+
+
+def vaplic_msi_file(p: Ptr[Vaplic], vcpu: u64) -> u64:
+    """The guest interrupt file (its address) of the domain's vCPU `vcpu` on its hart, or 0 for no such vCPU."""
+    if p.vm == 0:
+        if vcpu >= MVM_NUM_VCPUS:
+            return u64(0)
+        return IMSIC_S_BASE + MVM_HARTS[vcpu] * IMSIC_HART_STRIDE + VGEIN_MVM * IMSIC_PAGE_SIZE
+    vm = vm_get(p.vm)
+    if vcpu >= vm.vcpus:
+        return u64(0)
+    t = vm_vcpu(vm, vcpu)
+    if t.vgein == 0:
+        return u64(0)
+    return IMSIC_S_BASE + t.hart * IMSIC_HART_STRIDE + t.vgein * IMSIC_PAGE_SIZE
 
 
 def vaplic_bit_test(bitmap: Ptr[u32], src: u64) -> bool:
@@ -99,27 +150,27 @@ def vaplic_forward_locked(p: Ptr[Vaplic], src: u64) -> None:
         return
     vaplic_bit_set(addr_of(p.pending[0]), src, False)
     target = p.target[src]
-    vcpu = u64(target >> TARGET_HART_SHIFT)
+    file = vaplic_msi_file(p, u64(target >> TARGET_HART_SHIFT))
     eiid = target & TARGET_EIID_MASK
-    if vcpu >= MVM_NUM_VCPUS or eiid == 0:
+    if file == 0 or eiid == 0:
         return  # no such hart or identity 0: the MSI goes nowhere
-    file = IMSIC_S_BASE + MVM_HARTS[vcpu] * IMSIC_HART_STRIDE + VGEIN_MVM * IMSIC_PAGE_SIZE
     Mmio[u32](file + IMSIC_SETEIPNUM_LE).write(eiid)
 
 
-def vaplic_set_line(src: u64, high: bool) -> None:
-    """An emulated device's line on `src` (a source no physical device owns), from any hart: a rising rectified
-    input makes the source pending (4.7, edge and level alike in MSI delivery mode), then it is forwarded."""
-    p = addr_of(vaplic_main)
+def vaplic_set_line(vm: Ptr[Vm], src: u64, high: bool) -> None:
+    """An emulated device's line on `src` of vm's domain (a source no physical device owns), from any hart: a
+    rising rectified input makes the source pending (4.7, edge and level alike in MSI delivery mode), then it is
+    forwarded."""
+    p = vaplic_of(vm)
     if src == 0 or src >= APLIC_SOURCES or vaplic_is_owned(p, src):
         return
-    spin_lock(addr_of(vaplic_spin))
+    spin_lock(vaplic_spin_of(vm))
     before = vaplic_rectified(p, src)
     vaplic_bit_set(addr_of(p.line[0]), src, high)
     if vaplic_rectified(p, src) and not before:
         vaplic_bit_set(addr_of(p.pending[0]), src, True)
     vaplic_forward_locked(p, src)
-    spin_unlock(addr_of(vaplic_spin))
+    spin_unlock(vaplic_spin_of(vm))
 
 
 def vaplic_setipnum_emulated(p: Ptr[Vaplic], src: u64) -> None:
@@ -173,7 +224,11 @@ def vaplic_access_ok(offset: u64, width: u64) -> bool:
 
 
 def vaplic_read(offset: u64) -> u64:
-    p = addr_of(vaplic_main)
+    """A register of the MVM's domain."""
+    return vaplic_read_in(addr_of(vaplic_main), offset)
+
+
+def vaplic_read_in(p: Ptr[Vaplic], offset: u64) -> u64:
     if offset == APLIC_DOMAINCFG:
         return u64(p.domaincfg | DOMAINCFG_RO1)
     if offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
@@ -197,7 +252,11 @@ def vaplic_read(offset: u64) -> u64:
 
 
 def vaplic_write(offset: u64, value: u64) -> None:
-    p = addr_of(vaplic_main)
+    """A register of the MVM's domain."""
+    vaplic_write_in(addr_of(vaplic_main), offset, value)
+
+
+def vaplic_write_in(p: Ptr[Vaplic], offset: u64, value: u64) -> None:
     v = u32(value)
     if offset == APLIC_DOMAINCFG:
         p.domaincfg = v & (DOMAINCFG_IE | DOMAINCFG_DM)
@@ -256,10 +315,11 @@ def vaplic_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u
     """The VM's APLIC window (core/emul.py handler): 32-bit accesses only (AIA 4.5)."""
     if not vaplic_access_ok(offset, width):
         return EMUL_FAULT
-    spin_lock(addr_of(vaplic_spin))
+    vm = vcpu_vm(v)
+    spin_lock(vaplic_spin_of(vm))
     if store:
-        vaplic_write(offset, value[0])
+        vaplic_write_in(vaplic_of(vm), offset, value[0])
     else:
-        value[0] = vaplic_read(offset)
-    spin_unlock(addr_of(vaplic_spin))
+        value[0] = vaplic_read_in(vaplic_of(vm), offset)
+    spin_unlock(vaplic_spin_of(vm))
     return EMUL_DONE

@@ -14,6 +14,7 @@ from hypervisor.arch.riscv.aplic import aplic_init
 from hypervisor.arch.riscv.encoding import HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SSIP, MIP_STIP
 from hypervisor.board import (
     AIA_GUESTS,
+    APLIC_S_BASE,
     IMSIC_HART_STRIDE,
     IMSIC_PAGE_SIZE,
     IMSIC_S_BASE,
@@ -24,9 +25,10 @@ from hypervisor.board import (
     MVM_APLIC_SIZE,
     MVM_PLIC_BASE,
     MVM_PLIC_SIZE,
+    PLIC_BASE,
 )
 from hypervisor.core.emul import emul_add
-from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_set_line
+from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_reset, vaplic_set_line
 from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_set_line, virq_update_vcpu
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device, vm_vcpu
 
@@ -59,17 +61,32 @@ def irqc_cpu_init() -> None:
 
 
 def irqc_vm_init(vm: Ptr[Vm], base: u64) -> bool:
-    """Give vm a virtual controller whose window starts at guest-physical `base` (the board's layout for it)."""
+    """Give vm a virtual controller whose window starts at guest-physical `base` (the board's layout for it);
+    its vCPUs are added already."""
     vm.irqc = True
     if IRQ_MODE == IRQ_MODE_AIA:
+        vaplic_reset(vm)
         return emul_add(vm, base, MVM_APLIC_SIZE, vaplic_emul)
     virq_init(vm)
     return emul_add(vm, base, MVM_PLIC_SIZE, virq_emul)
 
 
+def irqc_vm_reset(vm: Ptr[Vm]) -> None:
+    """vm's virtual controller as at power-on (a guest VM booted again): nothing enabled, nothing pending."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        vaplic_reset(vm)
+    else:
+        virq_init(vm)
+
+
 def irqc_window(vm: Ptr[Vm]) -> u64:
     """Where the management VM's board data puts its controller's window."""
     return MVM_APLIC_BASE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_BASE
+
+
+def irqc_gvm_window() -> u64:
+    """Where a guest VM's controller's window is: the board's own addresses (as QEMU's virt board lays them out)."""
+    return APLIC_S_BASE if IRQ_MODE == IRQ_MODE_AIA else PLIC_BASE
 
 
 def irqc_vcpu_init(vm: Ptr[Vm], index: u64, hart: u64, imsic_gpa: u64) -> bool:
@@ -123,7 +140,7 @@ def irqc_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None
     if not vm.irqc:
         return
     if IRQ_MODE == IRQ_MODE_AIA:
-        vaplic_set_line(src, high)
+        vaplic_set_line(vm, src, high)
     else:
         virq_set_line(vm, src, high, current)
 
