@@ -24,6 +24,7 @@ import socketserver
 import stat
 import threading
 import time
+import tty
 from collections.abc import Callable
 from typing import Any
 
@@ -208,6 +209,7 @@ class Daemon:
         cpu: devtree.HostCpu | Callable[[], devtree.HostCpu] = devtree.host_cpu,
         mediated: list[str] | None = None,
         load_chunk: int = proto.MAX_LOAD_CHUNK,
+        console_dir: str = "/dev",
     ) -> None:
         self.ch = channel
         self.socket_path = socket_path
@@ -223,6 +225,8 @@ class Daemon:
         self._state_lock = threading.Lock()
         self.server: socketserver.ThreadingUnixStreamServer | None = None
         self._event_thread: threading.Thread | None = None
+        self.consoles: dict[int, int] = {}  # VM id -> the daemon's descriptor of its console device (hold_console)
+        self.console_dir = console_dir
 
     # -- start ------------------------------------------------------------------------------------------------------
 
@@ -264,6 +268,33 @@ class Daemon:
                 continue
             raw = self.ch.request(proto.VM_CONFIG_GET, proto.encode_id(r.id))
             self._remember_config(r.id, raw)
+            self.hold_console(r)
+
+    def hold_console(self, rec: proto.VmRecord) -> None:
+        """Keep the GVM's console device (/dev/hvcN) open in raw mode for as long as the VM exists. Linux's hvc
+        driver resets a console's termios when its last holder closes it (TTY_DRIVER_RESET_TERMIOS), and a
+        console opened with the default termios echoes the guest's output back into the guest's input (its shell
+        then runs its own boot log). Held here, `cat /dev/hvcN`, `echo > /dev/hvcN` and `shyper vm console` all
+        find it raw. The daemon never reads it: the bytes wait for whoever does."""
+        if rec.id == 0 or rec.id in self.consoles:
+            return
+        dev = os.path.join(self.console_dir, f"hvc{rec.console_port}")
+        try:
+            fd = os.open(dev, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as e:
+            log.warning("vm %d: cannot hold its console %s: %s", rec.id, dev, e.strerror)
+            return
+        try:
+            if os.isatty(fd):
+                tty.setraw(fd)
+        except OSError as e:
+            log.warning("vm %d: cannot make its console %s raw: %s", rec.id, dev, e.strerror)
+        self.consoles[rec.id] = fd
+
+    def release_console(self, vm_id: int) -> None:
+        fd = self.consoles.pop(vm_id, None)
+        if fd is not None:
+            os.close(fd)
 
     def _remember_config(self, vm_id: int, raw: bytes) -> None:
         try:
@@ -368,7 +399,7 @@ class Daemon:
             log.info("vm %d %s: %s", vm_id, cfg.name, note)
         log.info("vm %d %s: created (%s, harts %s)", vm_id, cfg.name, fmt.size(cfg.memory), cfg.harts)
         try:
-            self.vm_info(vm_id)
+            self.hold_console(self.vm_info(vm_id))
         except Failure as e:
             log.warning("vm %d: VM_INFO after VM_CREATE failed: %s", vm_id, e)
         return vm_id, cfg
@@ -472,6 +503,7 @@ class Daemon:
             raise Failure("vm 0 is the MVM: it cannot be removed")
         with self._vm_lock(vm_id):
             self.call(proto.VM_REMOVE, proto.encode_id(vm_id))
+            self.release_console(vm_id)
             self.configs.pop(vm_id, None)
             with self._state_lock:
                 self.vms.pop(vm_id, None)
