@@ -5,7 +5,9 @@ with its own timer and hvip.VSTIP) and no htinst (a `--mmio-decode fetch` build 
 from the instruction it reads back), and in AIA mode on QEMU's `max` hart (vector, Smstateen, Zkr, Sv57...: the
 guest gets V with its state enabled, its AIA CSRs through hstateen0, and is not told of what it cannot use):
 
-the shell is reached; /proc/cpuinfo lists 2 harts; /proc/interrupts has the UART (ttyS0) line and its count goes up
+the shell is reached; the MVM's crng is ready at time 0 (the hypervisor gave it the firmware's /chosen/rng-seed) and
+the first python3's time is printed; the images disk is mounted at /var/lib/shyper, HOME and cwd are /root;
+/proc/cpuinfo lists 2 harts; /proc/interrupts has the UART (ttyS0) line and its count goes up
 as more is typed; dmesg has no warnings or errors from the devices the hypervisor provides or passes through, and no
 oops at all; a script inside the MVM (busybox `sleep 5` between two markers) takes 5 s of host wall clock within 5%,
 and the guest's clocks (/proc/uptime, and `date`, real time from the passthrough goldfish RTC) agree with the host's;

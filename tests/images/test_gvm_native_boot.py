@@ -74,13 +74,20 @@ def test_gvm_native_boot_named_by_device_tree(mvm_image_cache: Path, tmp_path: P
     dtb.write_bytes(tree.to_dtb(version=17))
     cmd = images.native_gvm_command(mvm_image_cache, name="", extra=["-dtb", str(dtb)])
     assert not any("hostname=" in a for a in cmd)
-    sh = _start(cmd, "vm2", "gvm-native-boot-dt")
+    # the whole boot as a benchmark takes it (console.boot_to_shell: to the prompt, commands, power-off)
     try:
-        out, status = sh.run("hostname")
-        assert status == 0 and out.strip() == "vm2", out
-        assert sh.poweroff(timeout=TIMEOUT) == 0
-    except BaseException:
-        sh.save_failure(LOGS / "gvm-native-boot-dt.log")
-        raise
-    finally:
-        sh.close()
+        r = console.boot_to_shell(
+            cmd,
+            timeout=TIMEOUT,
+            commands=["echo name=$(hostname)"],
+            ready_line=images.GVM_READY_LINE,
+            prompt=images.gvm_prompt("vm2"),
+        )
+    except console.BootError as e:
+        LOGS.mkdir(exist_ok=True)
+        (LOGS / "gvm-native-boot-dt.log").write_text(e.log)
+        pytest.fail(f"serial log: {LOGS / 'gvm-native-boot-dt.log'}\n{e}")
+    print(f"\n[gvm-native-boot-dt] native GVM shell after {r.wall_prompt:.2f} s")
+    assert "\nname=vm2\r" in r.log, r.log
+    assert r.shell_ticks is None  # a GVM has no rdtime
+    assert r.poweroff_status == 0, r.log

@@ -212,12 +212,17 @@ def boot_to_shell(
     commands: list[str] | None = None,
     ready: bool = True,
     attempts: int = 1,
+    *,
+    ready_line: str = images.READY_LINE,
+    prompt: str = images.PROMPT,
 ) -> BootResult:
-    """Boot ``cmd``, wait for the prompt, read the guest's boot timestamps, run ``commands`` and power off.
+    """Boot ``cmd``, wait for the prompt, read the guest's boot timestamps, run ``commands`` and power off. The
+    MVM's ready line and prompt by default; a GVM booted natively (images.native_gvm_command) passes its own
+    (images.GVM_READY_LINE, images.gvm_prompt(name)) and has no boot timestamps (None).
     Raises BootError (with the serial log) on a timeout or an early exit."""
     import pexpect
 
-    sh, wall_prompt, wall_ready = start_shell(cmd, timeout, ready, attempts)
+    sh, wall_prompt, wall_ready = start_shell(cmd, timeout, ready, attempts, ready_line=ready_line, prompt=prompt)
     try:
         out, _ = sh.run("echo T=$(cat /run/pyshyper-shell-time /run/pyshyper-init-time 2>/dev/null | tr '\\n' ,)")
         m = re.search(r"T=([0-9,]*)", out)
