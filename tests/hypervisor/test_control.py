@@ -133,6 +133,10 @@ def test_create_list_info_config_and_remove_give_every_page_back(w):
     assert [(g, n) for g, _, n in regions] == [(0x8000_0000, 0x1_0000), (0x9000_0000, 0x2000)]
     for _, hpa, size in regions:
         assert w.pool <= hpa < w.pool + 0x60_0000 and w.be.read(hpa, size) == bytes(size)
+    # its console: a virtio-mmio window at the config's IPA (core/emul.py), the device attached as port 1
+    vm = w.vm(1)
+    base = int.from_bytes(w.be.read(vm.off("emul")[0], 8), "little")
+    assert vm.get("emuls") == 1 and base == 0x1000_1000
     assert w.request(VM_REMOVE, id_payload(1)) == (OK, b"")
     assert w.free_pages() == free0
     assert [r["id"] for r in w.list()] == [0]

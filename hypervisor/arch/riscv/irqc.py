@@ -26,7 +26,7 @@ from hypervisor.board import (
     MVM_PLIC_SIZE,
 )
 from hypervisor.core.emul import emul_add
-from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_set_line
+from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_set_line, vaplic_wire
 from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_set_line, virq_update_vcpu
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device, vm_vcpu
 
@@ -114,6 +114,12 @@ def irqc_config_irq(vm: Ptr[Vm], src: u64, hart: u64) -> None:
         vaplic_own(src)
     else:
         virq_route(vm, src, hart)
+
+
+def irqc_wire_irq(vm: Ptr[Vm], src: u64) -> None:
+    """Source `src` of vm's virtual controller is the line of a device the hypervisor emulates (irqc_set_line)."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        vaplic_wire(src)
 
 
 def irqc_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None:
