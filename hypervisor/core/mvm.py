@@ -21,11 +21,10 @@ from hypervisor.board import (
     MVM_VCON_BASE,
     MVM_VCON_IRQ,
 )
-from hypervisor.core.control import control_poll
 from hypervisor.core.fdt import fdt_rng_seed_fill, fdt_rng_seed_take, fdt_valid
 from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log5
 from hypervisor.core.stats import stats_attach
-from hypervisor.core.virtio_console import vcon_attach_mvm, vcon_set_control
+from hypervisor.core.virtio_console import vcon_attach_mvm
 from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_set_name, vm_setup
 
 # Linux RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst): magic2 "RSC\x05" at 0x38
@@ -101,7 +100,6 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
         if MVM_PT_IRQS[i] != 0:
             irqc_config_irq(vm, MVM_PT_IRQS[i], MVM_HARTS[0])
     stats_attach(vm)
-    vcon_set_control(control_poll)
     if not vcon_attach_mvm(vm, MVM_VCON_BASE, MVM_VCON_IRQ):
         log1(LOG_ERROR, cstr(b"pyshyper: cannot attach the MVM's virtio console at %x\n"), MVM_VCON_BASE)
     log5(

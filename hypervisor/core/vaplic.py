@@ -56,6 +56,7 @@ class Vaplic:
     target: Array[u32, APLIC_SOURCES]
     enabled: Array[u32, APLIC_WORDS]
     owned: Array[u32, APLIC_WORDS]
+    wired: Array[u32, APLIC_WORDS]  # sources wired to a device the hypervisor emulates (vaplic_wire)
     line: Array[u32, APLIC_WORDS]  # emulated sources: the device's line (high: asserted)
     pending: Array[u32, APLIC_WORDS]  # emulated sources: pending bits (4.7)
     vm: u64  # the VM's index (0: the MVM)
@@ -85,12 +86,16 @@ def vaplic_spin_of(vm: Ptr[Vm]) -> Ptr[Spinlock]:
     return addr_of(vaplic_gvm_spin[vm.index])
 
 
-def vaplic_reset(vm: Ptr[Vm]) -> None:
+def vaplic_reset(vm: Ptr[Vm], fresh: bool) -> None:
     """vm's domain at reset (4.5: domaincfg, sourcecfg, target, ie and ip zero); which sources a physical device
-    owns (the MVM's) is kept."""
+    owns (the MVM's) is kept, and which are wired to emulated devices unless the domain is `fresh` (a new VM in
+    the slot, whose devices wire their lines next)."""
     p = vaplic_of(vm)
     spin_lock(vaplic_spin_of(vm))
     p.domaincfg = 0
+    if fresh:
+        for w in range(APLIC_WORDS):
+            p.wired[w] = 0
     for src in range(APLIC_SOURCES):
         p.sourcecfg[src] = 0
         p.target[src] = 0
@@ -129,9 +134,18 @@ def vaplic_bit_set(bitmap: Ptr[u32], src: u64, on: bool) -> None:
         bitmap[src // 32] = bitmap[src // 32] & ~bit
 
 
+def vaplic_wire(vm: Ptr[Vm], src: u64) -> None:
+    """Source `src` of vm's domain is the line of a device the hypervisor emulates (no physical device owns it)."""
+    p = vaplic_of(vm)
+    if src > 0 and src < APLIC_SOURCES and not vaplic_is_owned(p, src):
+        vaplic_bit_set(addr_of(p.wired[0]), src, True)
+
+
 def vaplic_rectified(p: Ptr[Vaplic], src: u64) -> bool:
     """An emulated source's rectified input (4.5.2): its line, inverted for the active-low modes; low when the
-    source is inactive or detached."""
+    source is inactive or detached, or wired to nothing."""
+    if not vaplic_bit_test(addr_of(p.wired[0]), src):
+        return False
     sm = p.sourcecfg[src]
     high = vaplic_bit_test(addr_of(p.line[0]), src)
     if sm == SM_EDGE1 or sm == SM_LEVEL1:
@@ -162,7 +176,7 @@ def vaplic_set_line(vm: Ptr[Vm], src: u64, high: bool) -> None:
     rising rectified input makes the source pending (4.7, edge and level alike in MSI delivery mode), then it is
     forwarded."""
     p = vaplic_of(vm)
-    if src == 0 or src >= APLIC_SOURCES or vaplic_is_owned(p, src):
+    if src == 0 or src >= APLIC_SOURCES or not vaplic_bit_test(addr_of(p.wired[0]), src):
         return
     spin_lock(vaplic_spin_of(vm))
     before = vaplic_rectified(p, src)
@@ -176,7 +190,7 @@ def vaplic_set_line(vm: Ptr[Vm], src: u64, high: bool) -> None:
 def vaplic_setipnum_emulated(p: Ptr[Vaplic], src: u64) -> None:
     """setipnum on an emulated source (4.5.11, 4.7): an edge source becomes pending; a level source only while
     its rectified input is high (Linux's end of a level interrupt writes it: 4.9.2)."""
-    if src == 0 or src >= APLIC_SOURCES or p.sourcecfg[src] == 0:
+    if src == 0 or src >= APLIC_SOURCES or p.sourcecfg[src] == 0 or not vaplic_bit_test(addr_of(p.wired[0]), src):
         return
     sm = p.sourcecfg[src]
     if (sm == SM_LEVEL1 or sm == SM_LEVEL0) and not vaplic_rectified(p, src):
@@ -215,7 +229,7 @@ def vaplic_set_enabled(p: Ptr[Vaplic], src: u64, on: bool) -> None:
         p.enabled[src // 32] = p.enabled[src // 32] & ~bit
     if vaplic_is_owned(p, src):
         aplic_write(APLIC_SETIENUM if on else APLIC_CLRIENUM, u32(src))
-    elif on:
+    elif on and vaplic_bit_test(addr_of(p.wired[0]), src):
         vaplic_forward_locked(p, src)
 
 
@@ -239,7 +253,7 @@ def vaplic_read_in(p: Ptr[Vaplic], offset: u64) -> u64:
         return u64(p.enabled[(offset - APLIC_SETIE) // 4])
     if offset >= APLIC_SETIP and offset < APLIC_SETIP + 4 * APLIC_WORDS:
         w = (offset - APLIC_SETIP) // 4
-        return u64((aplic_read(offset) & p.owned[w]) | (p.pending[w] & ~p.owned[w]))
+        return u64((aplic_read(offset) & p.owned[w]) | (p.pending[w] & p.wired[w]))
     if offset >= APLIC_CLRIP and offset < APLIC_CLRIP + 4 * APLIC_WORDS:  # in_clrip: the rectified inputs
         w = (offset - APLIC_CLRIP) // 4
         rect = u32(0)
@@ -247,7 +261,7 @@ def vaplic_read_in(p: Ptr[Vaplic], offset: u64) -> u64:
             src = w * 32 + u64(b)
             if src > 0 and src < APLIC_SOURCES and vaplic_rectified(p, src):
                 rect = rect | (u32(1) << u32(b))
-        return u64((aplic_read(offset) & p.owned[w]) | (rect & ~p.owned[w]))
+        return u64((aplic_read(offset) & p.owned[w]) | rect)
     return u64(0)  # msiaddrcfg (root domain only), genmsi, reserved
 
 
@@ -261,7 +275,7 @@ def vaplic_write_in(p: Ptr[Vaplic], offset: u64, value: u64) -> None:
     if offset == APLIC_DOMAINCFG:
         p.domaincfg = v & (DOMAINCFG_IE | DOMAINCFG_DM)
         for src in range(1, APLIC_SOURCES):
-            if not vaplic_is_owned(p, u64(src)):
+            if vaplic_bit_test(addr_of(p.wired[0]), u64(src)):
                 vaplic_forward_locked(p, u64(src))
     elif offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
         src = (offset - APLIC_SOURCECFG) // 4 + 1
@@ -298,7 +312,7 @@ def vaplic_write_in(p: Ptr[Vaplic], offset: u64, value: u64) -> None:
         if vaplic_is_owned(p, u64(v)):
             aplic_write(offset, v)
         elif offset == APLIC_CLRIPNUM:
-            if v > 0 and u64(v) < APLIC_SOURCES:
+            if v > 0 and u64(v) < APLIC_SOURCES and vaplic_bit_test(addr_of(p.wired[0]), u64(v)):
                 vaplic_bit_set(addr_of(p.pending[0]), u64(v), False)
         else:
             vaplic_setipnum_emulated(p, u64(v))

@@ -20,6 +20,7 @@ port) is done after this device's lock is released: no hart holds two device loc
 
 from compiler.prelude import Array, Callable, Final, Ptr, addr_of, cstr, null, static, struct, u8, u16, u32, u64
 from hypervisor.core.cons_ring import ByteRing, log_ring_get, ring_clear, ring_get, ring_len, ring_put, ring_setup
+from hypervisor.core.control import control_poll
 from hypervisor.core.emul import emul_add
 from hypervisor.core.spinlock import spin_lock, spin_unlock
 from hypervisor.core.virtio_mmio import (
@@ -393,17 +394,11 @@ def vcon_reset(taddr: u64) -> None:
         d.work = d.work | WORK_CONTROL  # the control port closed
 
 
-# The control server's entry (core/control.py control_poll), called through this pointer: the server makes
-# guest VMs and attaches their consoles (whose handler is vcon_emul), so a direct call would close a cycle of
-# calls (LANGUAGE.md 7: no recursion). Set once by the boot hart (core/mvm.py) before any vCPU runs.
-vcon_control = static(Array[Callable[[], None], 1])
-vcon_control_hooked: bool = False
-
-
-def vcon_set_control(poll: Callable[[], None]) -> None:
-    global vcon_control_hooked
-    vcon_control[0] = poll
-    vcon_control_hooked = True
+# The console's MMIO handler as guest VMs' consoles get it (vcon_gvm_attach, called by the control server):
+# taken from this pointer, which vcon_attach_mvm sets, not named there, since naming it counts as a call
+# (LANGUAGE.md 7) and vcon_emul's work calls the control server: that would be a cycle of calls.
+vcon_handler = static(Array[Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64], 1])
+vcon_handler_set: bool = False
 
 
 def vcon_after(d: Ptr[Vcon], work: u32, v: Ptr[Vcpu]) -> None:
@@ -413,8 +408,8 @@ def vcon_after(d: Ptr[Vcon], work: u32, v: Ptr[Vcpu]) -> None:
     for p in range(1, VCON_PORTS - 1):
         if (work >> u32(p)) & 1 != 0:
             vcon_feed_gvm(u64(p), v)
-    if work & WORK_CONTROL != 0 and vcon_control_hooked:
-        vcon_control[0]()
+    if work & WORK_CONTROL != 0:
+        control_poll()
 
 
 def vcon_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64]) -> u64:
@@ -457,7 +452,9 @@ def vcon_setup(vm: Ptr[Vm], irq: u64, multiport: bool, port_id: u64) -> Ptr[Vcon
 
 def vcon_attach_mvm(vm: Ptr[Vm], base: u64, irq: u64) -> bool:
     """The management VM's multiport console at guest-physical `base`, on wired source `irq`."""
-    global vcon_mvm_index
+    global vcon_mvm_index, vcon_handler_set
+    vcon_handler[0] = vcon_emul
+    vcon_handler_set = True
     d = vcon_setup(vm, irq, True, u64(0))
     if not emul_add(vm, base, VIRTIO_MMIO_WINDOW, vcon_emul):
         return False
@@ -468,11 +465,12 @@ def vcon_attach_mvm(vm: Ptr[Vm], base: u64, irq: u64) -> bool:
 
 def vcon_gvm_attach(vm: Ptr[Vm], ipa: u64, irq: u64) -> bool:
     """A guest VM's single-port console at `ipa` on wired source `irq` of its virtual interrupt controller; its
-    bytes are the MVM's port `vm.id` (1 .. 7). False if the id has no port or the window cannot be added."""
-    if vm.id == 0 or vm.id >= VCON_CONTROL_PORT:
+    bytes are the MVM's port `vm.id` (1 .. 7). False if the id has no port, the MVM's console is not there or the
+    window cannot be added."""
+    if vm.id == 0 or vm.id >= VCON_CONTROL_PORT or not vcon_handler_set:
         return False
     d = vcon_setup(vm, irq, False, vm.id)
-    if not emul_add(vm, ipa, VIRTIO_MMIO_WINDOW, vcon_emul):
+    if not emul_add(vm, ipa, VIRTIO_MMIO_WINDOW, vcon_handler[0]):
         return False
     ring_clear(vcon_ring_to_mvm(vm.id))
     ring_clear(vcon_ring_from_mvm(vm.id))

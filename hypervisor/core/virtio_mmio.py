@@ -16,7 +16,7 @@ driver acknowledges the last bit (InterruptACK).
 """
 
 from compiler.prelude import Array, Callable, Final, Ptr, addr_of, struct, u32, u64
-from hypervisor.arch.riscv.irqc import irqc_set_line
+from hypervisor.arch.riscv.irqc import irqc_set_line, irqc_wire_irq
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.spinlock import Spinlock
 from hypervisor.core.virtqueue import VQ_MAX_SIZE, Virtq, vq_num_ok, vq_reset, vq_setup_ok
@@ -129,6 +129,7 @@ def vmmio_init(
     t.config_generation = 0
     t.lock.next = 0
     t.lock.owner = 0
+    irqc_wire_irq(vm, irq)
     vmmio_reset(t, False)
 
 

@@ -159,6 +159,8 @@ class ControlWorld:
         if self.aia:
             for i in range(2):
                 assert be.call("irqc_vcpu_init", mvm, i, i, 0x2800_0000 + i * 0x1000)
+        # its console device (core/virtio_console.py), whose ports carry the control protocol and the GVMs' consoles
+        assert be.call("vcon_attach_mvm", mvm, int(be.board.MVM_VCON_BASE), int(be.board.MVM_VCON_IRQ))
         be.call("vm_mark_created")
         self.inbuf = be.alloc(0x2_0000)
         self.outbuf = be.alloc(0x1_0000)

@@ -133,6 +133,15 @@ def test_create_list_info_config_and_remove_give_every_page_back(w):
     assert [(g, n) for g, _, n in regions] == [(0x8000_0000, 0x1_0000), (0x9000_0000, 0x2000)]
     for _, hpa, size in regions:
         assert w.pool <= hpa < w.pool + 0x60_0000 and w.be.read(hpa, size) == bytes(size)
+    # its interrupt controller's window at the board's address, then its console: a virtio-mmio window at the
+    # config's IPA (core/emul.py), the device attached as port 1
+    vm = w.vm(1)
+    emul = vm.off("emul")[0]
+    bases = [int.from_bytes(w.be.read(emul + i * 24, 8), "little") for i in range(2)]  # EmulMem: 24 bytes
+    b = w.be.board
+    irqc = int(b.APLIC_S_BASE if b.IRQ_MODE == b.IRQ_MODE_AIA else b.PLIC_BASE)
+    assert vm.get("emuls") == 2 and bases == [irqc, 0x1000_1000]
+    assert vm.get("irqc") == 1
     assert w.request(VM_REMOVE, id_payload(1)) == (OK, b"")
     assert w.free_pages() == free0
     assert [r["id"] for r in w.list()] == [0]

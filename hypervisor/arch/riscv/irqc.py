@@ -28,7 +28,7 @@ from hypervisor.board import (
     PLIC_BASE,
 )
 from hypervisor.core.emul import emul_add
-from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_reset, vaplic_set_line
+from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_reset, vaplic_set_line, vaplic_wire
 from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_set_line, virq_update_vcpu
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device, vm_vcpu
 
@@ -65,7 +65,7 @@ def irqc_vm_init(vm: Ptr[Vm], base: u64) -> bool:
     its vCPUs are added already."""
     vm.irqc = True
     if IRQ_MODE == IRQ_MODE_AIA:
-        vaplic_reset(vm)
+        vaplic_reset(vm, True)
         return emul_add(vm, base, MVM_APLIC_SIZE, vaplic_emul)
     virq_init(vm)
     return emul_add(vm, base, MVM_PLIC_SIZE, virq_emul)
@@ -74,7 +74,7 @@ def irqc_vm_init(vm: Ptr[Vm], base: u64) -> bool:
 def irqc_vm_reset(vm: Ptr[Vm]) -> None:
     """vm's virtual controller as at power-on (a guest VM booted again): nothing enabled, nothing pending."""
     if IRQ_MODE == IRQ_MODE_AIA:
-        vaplic_reset(vm)
+        vaplic_reset(vm, False)
     else:
         virq_init(vm)
 
@@ -131,6 +131,12 @@ def irqc_config_irq(vm: Ptr[Vm], src: u64, hart: u64) -> None:
         vaplic_own(src)
     else:
         virq_route(vm, src, hart)
+
+
+def irqc_wire_irq(vm: Ptr[Vm], src: u64) -> None:
+    """Source `src` of vm's virtual controller is the line of a device the hypervisor emulates (irqc_set_line)."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        vaplic_wire(vm, src)
 
 
 def irqc_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None:
