@@ -12,6 +12,7 @@ import select
 import socket
 import sys
 import termios
+import time
 import tty
 from typing import Any
 
@@ -105,6 +106,20 @@ def cmd_system_info(args: argparse.Namespace) -> int:
         rows.append(("mediated", ", ".join(answer["daemon"]["mediated"]) + " (not served yet)"))
     for k, v in rows:
         print(f"{k:<11} {v}")
+    return EXIT_OK
+
+
+def cmd_system_ping(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    answer = ask(args.socket, {"cmd": "system.ping", "n": args.n})
+    total = time.perf_counter() - t0
+    us = sorted(t * 1e6 for t in answer["seconds"])
+    median = us[len(us) // 2] if len(us) % 2 else (us[len(us) // 2 - 1] + us[len(us) // 2]) / 2
+    print(
+        f"control round trip (daemon <-> hypervisor, SYSTEM_INFO): {len(us)} requests, "
+        f"median {median:.0f} us, min {us[0]:.0f} us, max {us[-1]:.0f} us"
+    )
+    print(f"shyper -> daemon -> hypervisor and back: {total * 1e3:.1f} ms for the whole command")
     return EXIT_OK
 
 
@@ -272,6 +287,14 @@ def parser() -> argparse.ArgumentParser:
     )
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_system_info)
+    pg = ss.add_parser(
+        "ping",
+        help="time control round trips to the hypervisor",
+        description="Time N control round trips between the daemon and the hypervisor (SYSTEM_INFO requests on "
+        "the control port): median, min and max.",
+    )
+    pg.add_argument("-n", type=int, default=10, metavar="N", help="round trips (default %(default)s)")
+    pg.set_defaults(func=cmd_system_ping)
     for action, text in (
         ("reboot", "reset the machine (every VM ends)"),
         ("shutdown", "power the machine off (every VM ends)"),

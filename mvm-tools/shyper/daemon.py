@@ -35,6 +35,7 @@ CONTROL_PORT_NAME = "org.pyshyper.control"
 VIRTIO_PORTS = "/sys/class/virtio-ports"
 SOCKET_PATH = "/run/shyper/shyper.sock"
 REQUEST_TIMEOUT = 30.0
+PING_MAX = 10000  # round trips one `shyper system ping` may ask for
 MAX_REQUEST_LINE = 1 << 20
 MEDIATED_NOTE = "mediated virtio-blk disks are not served yet: the entries are checked and logged only"
 
@@ -362,6 +363,16 @@ class Daemon:
         self.system = proto.decode_system(self.call(proto.SYSTEM_INFO))
         return self.system
 
+    def ping(self, n: int) -> list[float]:
+        """n control round trips (SYSTEM_INFO, the lightest request: the hypervisor reads its state and answers),
+        each one's seconds from the frame written to the answer read."""
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            self.call(proto.SYSTEM_INFO)
+            times.append(time.perf_counter() - t0)
+        return times
+
     def vm_list(self) -> list[proto.VmRecord]:
         records = proto.decode_vm_list(self.call(proto.VM_LIST))
         with self._state_lock:
@@ -544,6 +555,11 @@ class Daemon:
         if cmd == "system.info":
             s = self.system_info()
             return {"system": s.to_json(), "daemon": {"version": __version__, "mediated": self.mediated}}
+        if cmd == "system.ping":
+            n = req.get("n", 10)
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= PING_MAX:
+                raise Failure(f"n: {n!r} is not 1 .. {PING_MAX}", 2)
+            return {"n": n, "seconds": self.ping(n)}
         if cmd in ("system.shutdown", "system.reboot"):
             log.info("%s asked", cmd)
             self.call(proto.SYSTEM_SHUTDOWN if cmd == "system.shutdown" else proto.SYSTEM_REBOOT)

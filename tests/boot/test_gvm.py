@@ -337,7 +337,9 @@ def test_soak_tiny_guest_cycles(mvm: Mvm):
     assert "@@FAIL" not in out, out
     print(f"\n[{mvm.mode}] {CYCLES} tiny-guest cycles in {time.monotonic() - t0:.1f} s")
     assert sorted(mvm.vms()) == [0]
-    assert mvm.system()["free_pages"] == free == mvm.free_start
+    assert mvm.system()["free_pages"] == free
+    if mvm.free_start is not None:  # the whole scenario ran before: back where the MVM started
+        assert free == mvm.free_start
 
 
 def test_mvm_poweroff_exits_0(mvm: Mvm):
