@@ -33,7 +33,7 @@ test-fast *ARGS:
     pytest -m "not qemu and not slow" "$@"
 
 # All benchmarks
-bench: bench-compiler bench-boot
+bench: bench-compiler bench-boot bench-gvm
 
 # Compiler speed: lines per second and time per stage
 bench-compiler *ARGS: bench-deps
@@ -42,6 +42,11 @@ bench-compiler *ARGS: bench-deps
 # Boot to shell (MVM), under the hypervisor (PLIC, AIA) and native, plus idle traps/s: build/bench/boot.md
 bench-boot *ARGS: bench-deps
     python -m pyshyper_host.bench.boot "$@"
+
+# A guest VM booted from the MVM's shell against the same kernel and initramfs natively, image-load throughput and
+# the control round trip (shyper system ping): build/bench/gvm.md
+bench-gvm *ARGS:
+    python -m pyshyper_host.bench.gvm "$@"
 
 # matplotlib for the benchmarks' PNG charts (the `bench` extra), installed once
 bench-deps:
