@@ -24,10 +24,20 @@ from hypervisor.board import (
     MVM_APLIC_SIZE,
     MVM_PLIC_BASE,
     MVM_PLIC_SIZE,
+    PLIC_BASE,
+    PLIC_SIZE,
 )
 from hypervisor.core.emul import emul_add
 from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_set_line, vaplic_wire
-from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_set_line, virq_update_vcpu
+from hypervisor.core.virq import (
+    virq_emul,
+    virq_external,
+    virq_gvm_init,
+    virq_init,
+    virq_route,
+    virq_set_line,
+    virq_update_vcpu,
+)
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device, vm_vcpu
 
 # AIA mode: the guest interrupt files of each hart that vCPUs own (bit f: file f). Written by the boot hart while
@@ -65,6 +75,26 @@ def irqc_vm_init(vm: Ptr[Vm], base: u64) -> bool:
         return emul_add(vm, base, MVM_APLIC_SIZE, vaplic_emul)
     virq_init(vm)
     return emul_add(vm, base, MVM_PLIC_SIZE, virq_emul)
+
+
+def irqc_gvm_init(vm: Ptr[Vm]) -> bool:
+    """A guest VM's virtual controller at the board's address, its sources the lines of the devices the hypervisor
+    emulates for it (its console): PLIC mode, a virtual PLIC of its own (core/virq.py vplic_gvm). AIA mode: its
+    vCPUs' IMSIC pages are their harts' guest interrupt files (irqc_vcpu_file); it has no virtual APLIC yet, so
+    no wired source reaches it (irqc_set_line does nothing for it)."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        return True
+    virq_gvm_init(vm)
+    if not emul_add(vm, PLIC_BASE, PLIC_SIZE, virq_emul):
+        return False
+    vm.irqc = True
+    return True
+
+
+def irqc_gvm_reset(vm: Ptr[Vm]) -> None:
+    """A guest VM boots: its virtual controller as at reset."""
+    if IRQ_MODE != IRQ_MODE_AIA and vm.irqc:
+        virq_gvm_init(vm)
 
 
 def irqc_window(vm: Ptr[Vm]) -> u64:
