@@ -53,7 +53,7 @@ bench-deps:
     python -c "import matplotlib" 2>/dev/null || python -m pip install -q 'matplotlib==3.*'
 
 
-# Fuzz SBI, vPLIC, vAPLIC, MMIO decoding and emulation on the host (CPython, JIT), 10^5 cases each: just fuzz --seed 7
+# Fuzz SBI, vPLIC, vAPLIC, MMIO decoding and emulation, the virtio console and the control server on the host (CPython, JIT), 10^5 cases each: just fuzz --seed 7
 fuzz *ARGS:
     python -m tests.hypervisor.fuzz "$@"
 

@@ -18,9 +18,11 @@ Which harts touch a GVM's tables, and when (the SMP audit):
   of them run at once, so the slot tables (Vm.used, HART_VCPU entries, irqc_files, the VM's regions, vCPU slots)
   have one writer at a time.
 * A GVM's vCPUs run on their own harts. While the VM is not VM_RUNNING none of them enters (idle.py checks the
-  VM's state; vcpu_run checks it again after publishing `running`), and `released` is 1 once every vCPU of an
-  ended VM is off its hart with hgatp cleared (vm_end_claimed: vm_call_off, then `released`). gvm_boot,
-  gvm_load and gvm_remove act only on a VM in that settled state, or a created one (`released` 1 from creation).
+  VM's state; vcpu_run checks it again after publishing `running`). `released` is 1 once every other vCPU of an
+  ended VM is off its hart (vm_end_claimed: vm_call_off, then `released`); the vCPU whose trap ended it parks
+  just after, clearing hgatp before `running`. A VM is settled (gvm_settled) when `released` is 1 and every
+  vCPU's `running` is 0: gvm_boot and gvm_load act only on a settled VM (else ESTATE), gvm_remove waits for it,
+  and its event is reported only then, so a daemon that reboots it on the event finds it settled.
 * VM_STOP and the VM's own end (SRST, a fault, a last HSM stop on its harts) race through `Vm.ending`: exactly
   one claims it (vm_claim_end). The loser of a VM_STOP waits for `released`, which the winner sets after a bounded
   call-off (IPIs, then each hart parks).
@@ -50,14 +52,7 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.hart import hart_time
-from hypervisor.arch.riscv.irqc import (
-    irqc_file_free,
-    irqc_file_release,
-    irqc_gvm_window,
-    irqc_vcpu_file,
-    irqc_vm_init,
-    irqc_vm_reset,
-)
+from hypervisor.arch.riscv.irqc import irqc_file_free, irqc_file_release, irqc_gvm_init, irqc_gvm_reset, irqc_vcpu_file
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RWX,
@@ -243,8 +238,14 @@ def gvm_find(id: u64) -> Ptr[Vm]:
 
 
 def gvm_settled(vm: Ptr[Vm]) -> bool:
-    """None of its vCPUs runs or can run: created and never booted, or ended and called off its harts."""
-    return vm.state != VM_RUNNING and amoadd_w(addr_of(vm.released), u32(0)) != 0
+    """None of its vCPUs runs or can run: created and never booted, or ended, called off its harts, and the vCPU
+    that ended it (SRST, a fault) parked too (`released` is set before that one leaves its trap)."""
+    if vm.state == VM_RUNNING or amoadd_w(addr_of(vm.released), u32(0)) == 0:
+        return False
+    for i in range(vm.vcpus):
+        if amoadd_w(addr_of(vm_vcpu(vm, u64(i)).running), u32(0)) != 0:
+            return False
+    return True
 
 
 def gvm_lookup(id: u64) -> Ptr[Vm]:
@@ -533,9 +534,8 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
             v = vcpu_add(vm, h, False)
             if IRQ_MODE == IRQ_MODE_AIA:
                 irqc_vcpu_file(vm, v.vcpu_id, h, IMSIC_S_BASE + v.vcpu_id * IMSIC_PAGE_SIZE, irqc_file_free(h))
-    # Its interrupt controller at the board's addresses, emulated as the MVM's is: its console's line is there
-    irqc_vm_init(vm, irqc_gvm_window())
-    # Its console: a single-port virtio console whose bytes are the MVM's console port `id`
+    # Its interrupt controller, then its console: a single-port virtio console whose bytes are the MVM's port `id`
+    irqc_gvm_init(vm)
     if c.console_ipa != 0:
         vcon_gvm_attach(vm, c.console_ipa, c.console_irq)
     fence()
@@ -602,7 +602,6 @@ def gvm_boot(id: u64) -> u32:
     for i in range(vm.vcpus):
         v = vm_vcpu(vm, u64(i))
         vcpu_reset(v)
-        v.parking = 0
         v.state = VCPU_STARTED if u64(i) == vm.master else VCPU_STOPPED
     vm.reason = END_NONE
     vm.fault_scause = 0
@@ -612,8 +611,8 @@ def gvm_boot(id: u64) -> u32:
     amoswap_w(addr_of(vm.event), u32(0))
     amoswap_w(addr_of(vm.released), u32(0))
     amoswap_w(addr_of(vm.ending), u32(0))
+    irqc_gvm_reset(vm)
     vcon_gvm_reset(vm)  # its console as at power-on (the bytes not yet read by the MVM stay)
-    irqc_vm_reset(vm)
     vm.boots += 1
     vm.boot_time = hart_time()
     fence()
@@ -633,6 +632,10 @@ def gvm_end(vm: Ptr[Vm]) -> None:
         return
     while amoadd_w(addr_of(vm.released), u32(0)) == 0:
         pass
+    # the vCPU that ended it leaves its trap and parks on its own hart (a bounded wait: no lock is involved)
+    for i in range(vm.vcpus):
+        while amoadd_w(addr_of(vm_vcpu(vm, u64(i)).running), u32(0)) != 0:
+            pass
 
 
 def gvm_stop(id: u64) -> u32:
@@ -673,6 +676,7 @@ def gvm_remove(id: u64) -> u32:
     if vm.console_ipa != 0:
         vcon_gvm_detach(vm)
     vm.emuls = 0
+    vm.irqc = False
     gvm_free_memory(vm)
     vm.used = False
     vm.state = VM_STOPPED

@@ -2,9 +2,6 @@
 by the hypervisor, the source is made pending in the VM's virtual PLIC, and each vCPU's external interrupt
 line (hvip.VSEIP, Priv 9.2.4) follows its S-mode context. The physical source is completed only when the
 guest completes it, so a level-triggered device cannot storm the hypervisor meanwhile.
-
-Each VM has a virtual PLIC of its own and its lock: the MVM's (VM index 0) owns the physical lines, a guest VM's
-has only the lines of the devices the hypervisor emulates for it (its console).
 """
 
 from compiler.prelude import Array, Final, Ptr, addr_of, static, u32, u64
@@ -37,54 +34,51 @@ from hypervisor.core.vplic import (
 VIRQ_SOURCES: Final = PLIC_SOURCES
 NO_OWNER: Final = u64(0xFF)
 
-# The virtual PLIC of the VM that owns the physical lines (the MVM); its lock guards it across harts.
+# The virtual PLIC of the VM that owns the physical lines (the MVM), and one per guest VM slot (core/gvm.py; their
+# sources are lines of devices the hypervisor emulates); one lock guards them all across harts.
 vplic_main = static(Vplic)
-vplic_spin = static(Spinlock)  # taken by any hart: MMIO exits of the VM's vCPUs, its external interrupts
-# Guest VMs' virtual PLICs and their locks, by VM index (1 .. VM_MAX - 1; entry 0 unused: the MVM's is above).
 vplic_gvm = static(Array[Vplic, VM_MAX])
-vplic_gvm_spin = static(Array[Spinlock, VM_MAX])
+vplic_spin = static(Spinlock)  # taken by any hart: MMIO exits of the VM's vCPUs, its external interrupts
 virq_owner = static(Array[u64, VIRQ_SOURCES])  # VM index owning each physical source, or NO_OWNER
 virq_claimed_ctx = static(Array[u64, VIRQ_SOURCES])  # the physical context that claimed a source in service
 
 
-def virq_spin(vm: Ptr[Vm]) -> Ptr[Spinlock]:
-    if vm.index == 0:
-        return addr_of(vplic_spin)
-    return addr_of(vplic_gvm_spin[vm.index])
+def virq_lock() -> None:
+    spin_lock(addr_of(vplic_spin))
 
 
-def virq_lock(vm: Ptr[Vm]) -> None:
-    spin_lock(virq_spin(vm))
-
-
-def virq_unlock(vm: Ptr[Vm]) -> None:
-    spin_unlock(virq_spin(vm))
+def virq_unlock() -> None:
+    spin_unlock(addr_of(vplic_spin))
 
 
 def virq_vplic() -> Ptr[Vplic]:
-    """The MVM's virtual PLIC."""
     return addr_of(vplic_main)
 
 
 def virq_vplic_of(vm: Ptr[Vm]) -> Ptr[Vplic]:
+    """vm's virtual PLIC: the MVM's (slot 0) is vplic_main, a guest VM's its slot's."""
     if vm.index == 0:
         return addr_of(vplic_main)
     return addr_of(vplic_gvm[vm.index])
 
 
-def virq_init(vm: Ptr[Vm]) -> None:
-    """vm's virtual PLIC in its reset state, with two contexts per vCPU (vm.vcpus already set); for the MVM,
-    no physical source owned yet."""
-    if vm.index == 0:
-        for i in range(VIRQ_SOURCES):
-            virq_owner[i] = NO_OWNER
+def virq_gvm_init(vm: Ptr[Vm]) -> None:
+    """A guest VM's virtual PLIC as at reset (at its creation and at each boot), for its vCPUs' contexts."""
+    virq_lock()
     vplic_init(virq_vplic_of(vm), vm.vcpus * 2)
+    virq_unlock()
+
+
+def virq_init(vm: Ptr[Vm]) -> None:
+    for i in range(VIRQ_SOURCES):
+        virq_owner[i] = NO_OWNER
+    vplic_init(addr_of(vplic_main), vm.vcpus * 2)
 
 
 def virq_route(vm: Ptr[Vm], src: u64, hartid: u64) -> None:
     """Give physical source `src` to the VM; the physical PLIC signals it to `hartid`'s S-mode context."""
     virq_owner[src] = vm.id
-    vplic_set_hw_owned(virq_vplic_of(vm), src, True)
+    vplic_set_hw_owned(addr_of(vplic_main), src, True)
     plic_set_priority(src, u32(1))
     plic_enable(plic_s_context(hartid), src, True)
     plic_set_threshold(plic_s_context(hartid), u32(0))
@@ -103,10 +97,9 @@ def virq_apply(line: bool) -> None:
 
 def virq_update_vcpu(v: Ptr[Vcpu]) -> None:
     """On the hart running v: its VSEIP follows whether its S context has an enabled pending source."""
-    vm = vcpu_vm(v)
-    virq_lock(vm)
+    virq_lock()
     line = virq_line_locked(v)
-    virq_unlock(vm)
+    virq_unlock()
     virq_apply(line)
 
 
@@ -131,11 +124,12 @@ def virq_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None
     request withdrawn), from any hart. `current` is the vCPU this hart runs (of any VM; null for none): when it
     is one of vm's, its line is applied here; every other vCPU of vm whose line must change is told (an IPI),
     decided under the lock as in virq_lines_locked."""
-    virq_lock(vm)
+    p = virq_vplic_of(vm)
+    virq_lock()
     if high:
-        vplic_set_pending(virq_vplic_of(vm), src)
+        vplic_set_pending(p, src)
     else:
-        vplic_clear_pending(virq_vplic_of(vm), src)
+        vplic_clear_pending(p, src)
     mine = False
     line = False
     for i in range(vm.vcpus):
@@ -143,45 +137,43 @@ def virq_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None
         if t.addr() == current.addr():
             mine = True
             line = virq_line_locked(t)
-        elif vplic_context_pending(virq_vplic_of(vm), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
+        elif vplic_context_pending(p, vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
             vcpu_post(t, u64(MSG_VSEIP))
-    virq_unlock(vm)
+    virq_unlock()
     if mine:
         virq_apply(line)
 
 
 def virq_update(current: Ptr[Vcpu]) -> None:
     """virq_lines_locked in a critical section of its own, and the line applied on this hart."""
-    vm = vcpu_vm(current)
-    virq_lock(vm)
+    virq_lock()
     line = virq_lines_locked(current)
-    virq_unlock(vm)
+    virq_unlock()
     virq_apply(line)
 
 
 def virq_external(v: Ptr[Vcpu], hartid: u64) -> None:
-    """S-mode external interrupt: claim every pending physical source and make it pending in its VM (the one v
-    belongs to: a source is routed only to its owner's harts); then the lines, in the same critical section."""
+    """S-mode external interrupt: claim every pending physical source and make it pending in its VM; then the
+    lines, in the same critical section."""
     ctx = plic_s_context(hartid)
-    vm = vcpu_vm(v)
-    virq_lock(vm)
+    virq_lock()
     while True:
         src = plic_claim(ctx)
         if src == 0:
             break
-        if src >= VIRQ_SOURCES or virq_owner[src] != vm.id:
-            plic_complete(ctx, src)  # nobody's, or not this VM's: drop it
+        if src >= VIRQ_SOURCES or virq_owner[src] == NO_OWNER:
+            plic_complete(ctx, src)  # nobody's: drop it
             continue
         virq_claimed_ctx[src] = ctx
-        vplic_set_pending(virq_vplic_of(vm), src)
+        vplic_set_pending(addr_of(vplic_main), src)
     line = virq_lines_locked(v)
-    virq_unlock(vm)
+    virq_unlock()
     virq_apply(line)
 
 
-def virq_guest_completed(vm: Ptr[Vm], src: u64) -> None:
-    """vm completed a passthrough source it owns in its virtual PLIC: complete it on the physical PLIC."""
-    if src < VIRQ_SOURCES and virq_owner[src] == vm.id:
+def virq_guest_completed(src: u64) -> None:
+    """The guest completed a passthrough source in its virtual PLIC: complete it on the physical PLIC."""
+    if src < VIRQ_SOURCES and virq_owner[src] != NO_OWNER:
         plic_complete(virq_claimed_ctx[src], src)
 
 
@@ -191,16 +183,15 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
     if not vplic_access_ok(offset, width):
         return EMUL_FAULT
     done = u64(0)
-    vm = vcpu_vm(v)
-    p = virq_vplic_of(vm)
-    virq_lock(vm)
+    p = virq_vplic_of(vcpu_vm(v))
+    virq_lock()
     if store:
         done = vplic_write(p, offset, width, value[0])
     else:
         value[0] = vplic_read(p, offset, width)
     line = virq_lines_locked(v)
-    virq_unlock(vm)
+    virq_unlock()
     if done != 0:
-        virq_guest_completed(vm, done)
+        virq_guest_completed(done)
     virq_apply(line)
     return EMUL_DONE

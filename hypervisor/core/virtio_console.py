@@ -62,6 +62,10 @@ VCON_CONSOLE_RING: Final = u64(0x1000)  # bytes per direction per console port
 VCON_CONTROL_RING: Final = u64(0x10000)  # the control port's, per direction (a Linux port write is <= 32 KiB)
 VCON_CTRL_MAX: Final = 32  # control messages waiting for a buffer of the driver's
 VCON_CHUNK: Final = 256  # bytes copied at a time between guest buffers and rings
+# Linux's hvc reads a console's input N_INBUF (16) bytes per poll and polls again only when kicked: by the port's
+# receive interrupt. So a console port's receive buffer gets at most this many bytes, one buffer at a time: the
+# driver empties it in one poll and gives it back (a notify), which brings the next one and its interrupt.
+VCON_HVC_INBUF: Final = u64(16)
 
 # 5.3.2: queue numbers (port 0: 0, 1; control: 2, 3; port p >= 1: 2p + 2, 2p + 3)
 VCON_CONTROL_RX: Final = u64(2)
@@ -83,6 +87,7 @@ class Vcon:
     ctrl_tail: u32
     ctrl: Array[u64, VCON_CTRL_MAX]  # id | event << 32 | value << 48
     guest_open: Array[u8, VCON_PORTS]  # the driver's PORT_OPEN value per port
+    rx_out: Array[u32, VCON_PORTS]  # console ports: receive buffers used and not given back yet (about)
     work: u32  # WORK_* and, bits 0 .. 7, GVM ports whose GVM must be fed (after the lock)
 
 
@@ -312,19 +317,26 @@ def vcon_tx(d: Ptr[Vcon], v: Ptr[Vcpu], port: u64) -> None:
         vmmio_used(t, v)
 
 
-def vcon_rx(d: Ptr[Vcon], v: Ptr[Vcpu], port: u64) -> None:
-    """Fill the driver's receiveq buffers of `port` from its ring (lock held)."""
+def vcon_is_hvc(d: Ptr[Vcon], port: u64) -> bool:
+    """A console port (Linux: an hvc): every port but the multiport device's control port."""
+    return d.multiport == 0 or port != VCON_CONTROL_PORT
+
+
+def vcon_rx(d: Ptr[Vcon], v: Ptr[Vcpu], port: u64) -> bool:
+    """Fill the driver's receiveq buffers of `port` from its ring (lock held): a console port one buffer of at
+    most VCON_HVC_INBUF bytes, the control port as many as there are bytes. Whether a buffer was used."""
     t = addr_of(d.t)
     if not vmmio_running(t) or d.attached == 0:
-        return
+        return False
     # A multiport driver drops what arrives on a port it has not opened (Linux: a console port opens once it is
     # a console), so the bytes wait in the ring until then.
     if d.multiport != 0 and d.guest_open[port] == 0:
-        return
+        return False
     vm = vmmio_vm(t)
     q = vmmio_queue(t, vcon_rx_queue(port))
     if q.ready == 0:
-        return
+        return False
+    hvc = vcon_is_hvc(d, port)
     ring = vcon_ring_to_mvm(port) if d.multiport != 0 else vcon_ring_from_mvm(u64(d.port_id))
     c = VqChain()
     buf = Array[u8, VCON_CHUNK]()
@@ -335,10 +347,13 @@ def vcon_rx(d: Ptr[Vcon], v: Ptr[Vcpu], port: u64) -> None:
             break
         if r == VQ_BAD:
             vcon_fail(d, v)
-            return
+            return False
+        room = c.writable
+        if hvc and room > VCON_HVC_INBUF:
+            room = VCON_HVC_INBUF
         off = u64(0)
-        while off < c.writable:
-            want = c.writable - off
+        while off < room:
+            want = room - off
             if want > VCON_CHUNK:
                 want = u64(VCON_CHUNK)
             n = ring_get(ring, addr_of(buf[0]).addr(), want)
@@ -346,12 +361,16 @@ def vcon_rx(d: Ptr[Vcon], v: Ptr[Vcpu], port: u64) -> None:
                 break
             if vq_copy(vm, q, addr_of(c), True, off, addr_of(buf[0]).addr(), n) != n:
                 vcon_fail(d, v)
-                return
+                return False
             off += n
         vq_push(vm, q, u64(c.head), off)
         used = True
+        if hvc:
+            d.rx_out[port] = d.rx_out[port] + 1
+            break
     if used and vq_wants_interrupt(vm, q):
         vmmio_used(t, v)
+    return used
 
 
 def vcon_notify(v: Ptr[Vcpu], taddr: u64, queue: u64) -> None:
@@ -368,8 +387,16 @@ def vcon_notify(v: Ptr[Vcpu], taddr: u64, queue: u64) -> None:
         return
     if queue & 1 != 0:
         vcon_tx(d, v, port)
-    else:
+        return
+    if not vcon_is_hvc(d, port):
         vcon_rx(d, v, port)
+        return
+    # A console's receive buffer came back (emptied): the next bytes, or, with none, an interrupt for a used
+    # buffer the driver has not read yet (it reads one per interrupt).
+    if d.rx_out[port] > 0:
+        d.rx_out[port] = d.rx_out[port] - 1
+    if not vcon_rx(d, v, port) and d.rx_out[port] > 0:
+        vmmio_used(addr_of(d.t), v)
 
 
 def vcon_config_read(taddr: u64, offset: u64, width: u64) -> u64:
@@ -390,6 +417,7 @@ def vcon_reset(taddr: u64) -> None:
     d.ctrl_tail = 0
     for p in range(VCON_PORTS):
         d.guest_open[p] = 0
+        d.rx_out[p] = 0
     if d.multiport != 0:
         d.work = d.work | WORK_CONTROL  # the control port closed
 

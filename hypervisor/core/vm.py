@@ -1,13 +1,20 @@
 """Virtual machines and their vCPUs: the tables, creation from an image, and the end of a VM.
 
-A VM owns one contiguous block of host memory (from the frame allocator) mapped at its guest-physical base
-through its own stage-2 table and VMID. A VM that ends (power-off, or a fault that kills it) releases its
-memory and tables; the other VMs run on. The end of the management VM is the end of the machine.
+A VM made at boot (the MVM, the test guests) owns host memory mapped at its guest-physical base through its own
+stage-2 table and VMID; a test guest that ends (power-off, or a fault that kills it) releases its memory and
+tables; the other VMs run on. The end of the management VM is the end of the machine. A guest VM made through the
+control protocol (core/gvm.py: `dynamic`) has up to MEM_REGIONS memory regions; its end keeps them (it may be
+booted again) until VM_REMOVE frees them.
 
-Which harts touch what: VMS and VCPUS are written by the boot hart while it makes the VMs (before any vCPU
-runs: `vms_created`); after that a VM's `state` changes only through `vm_end`, which one hart claims
-(`Vm.ending`); a vCPU's registers and counters are its own hart's; mailboxes, fence counters and `running` are
-shared and accessed with AMOs; each VM's console line is under its `console_spin`.
+Slots: VMS[i] is VM slot i (the MVM's is 0; a guest VM's is its id); a vCPU's slot in VCPUS is its hart (one vCPU
+per hart), found from its VM through Vm.vcpu_slot.
+
+Which harts touch what: VMS and VCPUS are written by the boot hart while it makes the VMs (before any vCPU runs:
+`vms_created`), and afterwards, for guest VMs only, by the control server on a hart of the MVM, one request at a
+time, on slots no vCPU runs (core/gvm.py says how). A VM's `state` leaves VM_RUNNING only through `vm_end`, which
+one hart claims (`Vm.ending`; a VM_STOP claims it too); a vCPU's registers and counters are its own hart's while it
+runs; mailboxes, fence counters, `running`, `released` and `event` are shared and accessed with AMOs; each VM's
+console line is under its `console_spin`.
 """
 
 from compiler.prelude import (

@@ -133,15 +133,11 @@ def test_create_list_info_config_and_remove_give_every_page_back(w):
     assert [(g, n) for g, _, n in regions] == [(0x8000_0000, 0x1_0000), (0x9000_0000, 0x2000)]
     for _, hpa, size in regions:
         assert w.pool <= hpa < w.pool + 0x60_0000 and w.be.read(hpa, size) == bytes(size)
-    # its interrupt controller's window at the board's address, then its console: a virtio-mmio window at the
-    # config's IPA (core/emul.py), the device attached as port 1
     vm = w.vm(1)
-    emul = vm.off("emul")[0]
-    bases = [int.from_bytes(w.be.read(emul + i * 24, 8), "little") for i in range(2)]  # EmulMem: 24 bytes
-    b = w.be.board
-    irqc = int(b.APLIC_S_BASE if b.IRQ_MODE == b.IRQ_MODE_AIA else b.PLIC_BASE)
-    assert vm.get("emuls") == 2 and bases == [irqc, 0x1000_1000]
-    assert vm.get("irqc") == 1
+    # its devices (core/emul.py windows): its own virtual PLIC or APLIC domain at the board's address, then its
+    # console at the config's IPA, the device attached as the MVM's port 1
+    bases = [int.from_bytes(w.be.read(vm.off("emul")[0] + 24 * k, 8), "little") for k in range(vm.get("emuls"))]
+    assert bases == [0x0D00_0000 if w.aia else 0x0C00_0000, 0x1000_1000]
     assert w.request(VM_REMOVE, id_payload(1)) == (OK, b"")
     assert w.free_pages() == free0
     assert [r["id"] for r in w.list()] == [0]
@@ -374,6 +370,7 @@ def test_stop_of_a_vm_ending_by_itself_waits_for_that_end(w):
     w.vm(vm_id).set("ending", 1)  # another hart claimed the end and is calling the vCPUs off...
     w.vm(vm_id).set("state", 3)  # ... as crashed
     w.vm(vm_id).set("released", 1)  # ... and is done
+    w.vcpu(2).set("running", 0)  # its hart has parked the vCPU
     assert w.request(VM_STOP, id_payload(vm_id)) == (ESTATE, b"vm1 is not running")
     assert vm_record(w.request(VM_INFO, id_payload(vm_id))[1])["state"] == CRASHED
 
@@ -425,3 +422,27 @@ def test_poll_serves_the_control_port(w):
     n = w.be.call("ring_get", to_mvm, w.outbuf, 4096)
     (event,) = parse_frames(w.be.read(w.outbuf, n))
     assert event[0] == EVENT_VM_STATE and vm_record(event[4])["state"] == STOPPED
+
+
+def test_a_guest_vms_interrupt_lines_are_its_own(w):
+    """Its console's line raises a source of its own controller, never the MVM's (PLIC: its own virtual PLIC;
+    AIA: its own APLIC domain)."""
+    vm_id = w.create()
+    main, main_size = w.be.statics["hypervisor.core.virq.vplic_main"]
+    aplic, aplic_size = w.be.statics["hypervisor.core.vaplic.vaplic_main"]
+    before = (w.be.read(main, main_size), w.be.read(aplic, aplic_size))
+    w.be.call("irqc_set_line", w.vm(vm_id).addr, 1, True, 0)
+    assert (w.be.read(main, main_size), w.be.read(aplic, aplic_size)) == before
+    if not w.aia:
+        assert w.vm(vm_id).get("irqc") == 1
+        mine = w.be.call("virq_vplic_of", w.vm(vm_id).addr)
+        assert mine != main
+        pending = w.View(w.be, w.be.struct("hypervisor.core.vplic", "Vplic"), mine).get("pending", 0)
+        assert pending == 0b10  # source 1
+    else:
+        assert w.vm(vm_id).get("irqc") == 1
+        mine = w.be.call("vaplic_of", w.vm(vm_id).addr)
+        assert mine != aplic
+        dom = w.View(w.be, w.be.struct("hypervisor.core.vaplic", "Vaplic"), mine)
+        # source 1 is wired there and its line is high (pending once the guest makes the source active, 4.7)
+        assert dom.get("line", 0) == 0b10 and dom.get("wired", 0) == 0b10 and dom.get("vm") == vm_id

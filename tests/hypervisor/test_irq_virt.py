@@ -95,7 +95,7 @@ def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_g
     assert not prelude.mock.csr[CSRS["HVIP"]] & MIP_VSEIP
     done = vp.vplic_write(p, u64(0x200004 + 0x1000 * 1), u64(4), u64(10))  # guest completes
     assert int(done) == 10
-    virq.virq_guest_completed(vm, done)
+    virq.virq_guest_completed(done)
     assert (0x200004 + 0x1000 * 1, 10) in dev.writes  # now the physical source is completed
 
 

@@ -45,8 +45,10 @@ class World:
         self.v0 = be.call("vcpu_add", self.vm, 0, True)
         assert be.call("irqc_vm_init", self.vm, int(be.board.MVM_PLIC_BASE))
         self.scratch = be.alloc(0x1000)
+        self.gvm = Guest(self, 1)  # a guest VM (id 1) on hart 1, with its own RAM at the same GPA
         self.regions = [fuzz.Region(n, a, z) for n, (a, z) in be.statics.items()]
         self.regions += [fuzz.Region("ram", self.ram, MEM), fuzz.Region("pool", pool, 1 << 20)]
+        self.regions += [fuzz.Region("gvm ram", self.gvm.ram, MEM)]
         self.initial = fuzz.snapshot(be, self.regions, all_=True)
 
     def reset(self) -> None:
@@ -54,6 +56,7 @@ class World:
         self.be.set_scalars({k: v for k, v in self.initial.items() if not isinstance(v, bytes)})
         self.be.write(self.scratch, bytes(0x1000))
         self.brk = GPA + 0x10_0000  # driver allocations
+        self.gvm.brk = GPA + 0x10_0000
 
     def call(self, name: str, *args) -> int:
         return int(self.be.call(name, *args))
@@ -81,6 +84,18 @@ class World:
 
     def view(self, modname: str, typename: str, addr: int) -> fuzz.View:
         return fuzz.View(self.be, getattr(self.m[modname], typename), addr)
+
+
+class Guest(World):
+    """A guest VM of the world: its own RAM, VM and vCPU; the world's backend."""
+
+    def __init__(self, world: World, vm_id: int) -> None:
+        self.be, self.m = world.be, world.m
+        self.ram = self.be.alloc(MEM)
+        self.vm = self.be.call("vm_setup", vm_id, GPA, self.ram, MEM, False)
+        self.v0 = self.be.call("vcpu_add", self.vm, vm_id, True)
+        self.scratch = self.be.alloc(0x1000)
+        self.brk = GPA + 0x10_0000
 
 
 class Queue:
@@ -254,10 +269,11 @@ def test_queue_setup_checked(world):
 class Dev:
     """The guest side of the MVM's virtio-console: register accesses through the emulated-MMIO handler."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, attach: bool = True) -> None:
         self.w = world
         b = world.be.board
-        assert world.call("vcon_attach_mvm", world.vm, int(b.MVM_VCON_BASE), int(b.MVM_VCON_IRQ))
+        if attach:
+            assert world.call("vcon_attach_mvm", world.vm, int(b.MVM_VCON_BASE), int(b.MVM_VCON_IRQ))
         self.val = world.scratch
 
     def access(self, off: int, width: int, store: bool, value: int = 0) -> tuple[int, int]:
@@ -420,8 +436,10 @@ def test_console_bad_tx_chain_needs_reset_not_a_crash(dev):
     assert dev.rd(STATUS) == 0 and dev.rd(INT_STATUS) == 0
 
 
-def test_log_reaches_port_0(dev):
-    line = b"pyshyper: a log line\n"
+def test_log_reaches_port_0_sixteen_bytes_per_buffer(dev):
+    """What the hypervisor prints reaches port 0 once the driver opened it, in buffers of at most 16 bytes (Linux's
+    hvc reads 16 per receive interrupt): each buffer the driver gives back brings the next one."""
+    line = b"pyshyper: a log line that is longer than sixteen bytes\n"
     dev.w.be.write(dev.w.scratch + 0x200, line)
     dev.w.call("console_write", dev.w.scratch + 0x200, len(line))  # what the hypervisor prints is kept
     dev.negotiate()
@@ -430,9 +448,86 @@ def test_log_reaches_port_0(dev):
     rx0 = dev.setup_queue(0, 8)
     dev.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
     post_rx(dev, c_ivq, 16)
-    rxb = post_rx(dev, rx0, 2, 4096)
+    rxb = post_rx(dev, rx0, 4, 4096)
     dev.wr(QUEUE_NOTIFY, 0)
     assert rx0.used_entries() == []  # not before the port is open
     send(dev, c_ovq, 3, struct.pack("<IHH", 0, 6, 1))  # PORT_OPEN 0 (Linux, once it is a console)
-    (head, n), *_ = rx0.used_entries()
-    assert line in dev.w.mem_read(rxb[head], n)
+    got = b""
+    for _ in range(64):
+        used = rx0.used_entries()
+        if not used:
+            break
+        assert len(used) == 1  # one buffer at a time
+        head, n = used[0]
+        assert 0 < n <= 16
+        got += dev.w.mem_read(rxb[head], n)
+        assert dev.rd(INT_STATUS) & 1
+        dev.wr(INT_ACK, 1)
+        rx0.offer(head)  # read: given back
+        dev.wr(QUEUE_NOTIFY, 0)
+    assert line in got
+
+
+def read_hvc(dev: Dev, q: Queue, bufs: dict[int, int], queue: int) -> bytes:
+    """What a console port's receive buffers bring, read as Linux's hvc does (one buffer per interrupt, given
+    back once read)."""
+    got = b""
+    for _ in range(1024):
+        used = q.used_entries()
+        if not used:
+            return got
+        for head, n in used:
+            got += dev.w.mem_read(bufs[head], n)
+            dev.wr(INT_ACK, dev.rd(INT_STATUS))
+            q.offer(head)
+            dev.wr(QUEUE_NOTIFY, queue)
+    return got
+
+
+def test_gvm_console_is_mvm_port_n_both_ways(dev):
+    """A guest VM's single-port console (no MULTIPORT) is the MVM's port 1 (/dev/hvc1): its output reaches the
+    MVM's port, the MVM's input reaches it; its transmit buffers are used at once whoever reads."""
+    w = dev.w
+    assert not w.call("vcon_gvm_attach", w.vm, 0x1000_1000, 1)  # the MVM has no GVM port
+    assert w.call("vcon_gvm_attach", w.gvm.vm, 0x1000_1000, 1)
+    g = Dev(w.gvm, attach=False)
+    assert g.rd(DEVICE_ID) == 3 and g.rd(DEV_FEAT) & 2 == 0  # a console without MULTIPORT
+    assert g.negotiate() & FEATURES_OK == 0  # MULTIPORT asked for: refused
+    assert g.negotiate(1 << 32) & FEATURES_OK
+    g_rx, g_tx = g.setup_queue(0, 8), g.setup_queue(1, 8)
+    g.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    g_rxb = post_rx(g, g_rx, 4, 256)
+    g.wr(QUEUE_NOTIFY, 0)
+    # The MVM: port 1 set up and opened (as Linux does once it is a console)
+    dev.negotiate()
+    c_ivq, c_ovq = dev.setup_queue(2, 16), dev.setup_queue(3, 8)
+    rx1, tx1 = dev.setup_queue(4, 8), dev.setup_queue(5, 8)
+    dev.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    post_rx(dev, c_ivq, 16)
+    rxb = post_rx(dev, rx1, 4, 4096)
+    dev.wr(QUEUE_NOTIFY, 4)
+    send(dev, c_ovq, 3, struct.pack("<IHH", 1, 6, 1))
+    out = b"vm1:/# hello from the guest\n"
+    send(g, g_tx, 1, out)
+    assert g_tx.used_entries() == [(0, 0)]
+    assert read_hvc(dev, rx1, rxb, 4) == out
+    send(dev, tx1, 5, b"uname -a\n")
+    assert tx1.used_entries() == [(0, 0)]
+    assert read_hvc(g, g_rx, g_rxb, 0) == b"uname -a\n"
+
+
+def test_gvm_output_never_waits_oldest_dropped_and_counted(dev):
+    """With nobody reading the MVM's port, a GVM's output fills its ring and then drops the oldest bytes, counted;
+    its transmit buffers are used at once all the same."""
+    w = dev.w
+    assert w.call("vcon_gvm_attach", w.gvm.vm, 0x1000_1000, 1)
+    g = Dev(w.gvm, attach=False)
+    assert g.negotiate(1 << 32) & FEATURES_OK
+    g.setup_queue(0, 8)
+    g_tx = g.setup_queue(1, 8)
+    g.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    before = w.call("vcon_port_dropped", 1)
+    for i in range(5):
+        send(g, g_tx, 1, bytes([65 + i]) * 1000, slot=i)
+    assert len(g_tx.used_entries()) == 5
+    assert w.call("vcon_port_dropped", 1) - before == 5000 - 4096

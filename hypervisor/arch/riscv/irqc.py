@@ -15,6 +15,7 @@ from hypervisor.arch.riscv.encoding import HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SS
 from hypervisor.board import (
     AIA_GUESTS,
     APLIC_S_BASE,
+    APLIC_SIZE,
     IMSIC_HART_STRIDE,
     IMSIC_PAGE_SIZE,
     IMSIC_S_BASE,
@@ -26,10 +27,19 @@ from hypervisor.board import (
     MVM_PLIC_BASE,
     MVM_PLIC_SIZE,
     PLIC_BASE,
+    PLIC_SIZE,
 )
 from hypervisor.core.emul import emul_add
 from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_reset, vaplic_set_line, vaplic_wire
-from hypervisor.core.virq import virq_emul, virq_external, virq_init, virq_route, virq_set_line, virq_update_vcpu
+from hypervisor.core.virq import (
+    virq_emul,
+    virq_external,
+    virq_gvm_init,
+    virq_init,
+    virq_route,
+    virq_set_line,
+    virq_update_vcpu,
+)
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device, vm_vcpu
 
 # AIA mode: the guest interrupt files of each hart that vCPUs own (bit f: file f). Written by the boot hart while
@@ -65,28 +75,42 @@ def irqc_vm_init(vm: Ptr[Vm], base: u64) -> bool:
     its vCPUs are added already."""
     vm.irqc = True
     if IRQ_MODE == IRQ_MODE_AIA:
-        vaplic_reset(vm, True)
         return emul_add(vm, base, MVM_APLIC_SIZE, vaplic_emul)
     virq_init(vm)
     return emul_add(vm, base, MVM_PLIC_SIZE, virq_emul)
 
 
-def irqc_vm_reset(vm: Ptr[Vm]) -> None:
-    """vm's virtual controller as at power-on (a guest VM booted again): nothing enabled, nothing pending."""
+def irqc_gvm_init(vm: Ptr[Vm]) -> bool:
+    """A guest VM's virtual controller at the board's address, its sources the lines of the devices the hypervisor
+    emulates for it (its console): PLIC mode, a virtual PLIC of its own (core/virq.py vplic_gvm). AIA mode: an
+    APLIC domain of its own (core/vaplic.py vaplic_gvm) forwarding into the guest interrupt files its vCPUs own
+    (irqc_vcpu_file: their IMSIC pages)."""
+    if IRQ_MODE == IRQ_MODE_AIA:
+        vaplic_reset(vm, True)
+        if not emul_add(vm, APLIC_S_BASE, APLIC_SIZE, vaplic_emul):
+            return False
+        vm.irqc = True
+        return True
+    virq_gvm_init(vm)
+    if not emul_add(vm, PLIC_BASE, PLIC_SIZE, virq_emul):
+        return False
+    vm.irqc = True
+    return True
+
+
+def irqc_gvm_reset(vm: Ptr[Vm]) -> None:
+    """A guest VM boots: its virtual controller as at reset."""
+    if not vm.irqc:
+        return
     if IRQ_MODE == IRQ_MODE_AIA:
         vaplic_reset(vm, False)
     else:
-        virq_init(vm)
+        virq_gvm_init(vm)
 
 
 def irqc_window(vm: Ptr[Vm]) -> u64:
     """Where the management VM's board data puts its controller's window."""
     return MVM_APLIC_BASE if IRQ_MODE == IRQ_MODE_AIA else MVM_PLIC_BASE
-
-
-def irqc_gvm_window() -> u64:
-    """Where a guest VM's controller's window is: the board's own addresses (as QEMU's virt board lays them out)."""
-    return APLIC_S_BASE if IRQ_MODE == IRQ_MODE_AIA else PLIC_BASE
 
 
 def irqc_vcpu_init(vm: Ptr[Vm], index: u64, hart: u64, imsic_gpa: u64) -> bool:
