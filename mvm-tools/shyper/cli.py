@@ -215,7 +215,10 @@ def attach(device: str, name: str, vid: int, stdin: int = 0, stdout: int = 1) ->
     saved: list[Any] | None = None
     try:
         if os.isatty(fd):
-            tty.setraw(fd)  # the MVM's side of the line passes every byte through, no echo
+            # The MVM's side of the line passes every byte through, no echo. TCSANOW, not setraw's TCSAFLUSH: a
+            # flush empties a console whose input is throttled (the daemon holds it, nobody read it yet) without
+            # unthrottling it, and Linux's hvc then never reads that port again.
+            tty.setraw(fd, termios.TCSANOW)
         if os.isatty(stdin):
             saved = termios.tcgetattr(stdin)
             tty.setraw(stdin)

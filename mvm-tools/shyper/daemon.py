@@ -22,6 +22,7 @@ import queue
 import socket
 import socketserver
 import stat
+import termios
 import threading
 import time
 import tty
@@ -287,7 +288,7 @@ class Daemon:
             return
         try:
             if os.isatty(fd):
-                tty.setraw(fd)
+                tty.setraw(fd, termios.TCSANOW)  # no flush: see cli.attach
         except OSError as e:
             log.warning("vm %d: cannot make its console %s raw: %s", rec.id, dev, e.strerror)
         self.consoles[rec.id] = fd
