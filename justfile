@@ -32,9 +32,10 @@ test *ARGS:
 test-fast *ARGS:
     pytest -m "not qemu and not slow" "$@"
 
-# All benchmarks: compiler speed, then one report of the MVM boot against native and the trap round trips
+# All benchmarks: compiler speed, one report of the MVM boot against native and the trap round trips, then guest VMs
 bench: bench-compiler
     python -m pyshyper_host.bench.boot --trap
+    python -m pyshyper_host.bench.gvm
 
 # Compiler speed: lines per second and time per stage
 bench-compiler *ARGS: bench-deps
@@ -49,18 +50,25 @@ bench-boot *ARGS: bench-deps
 bench-trap *ARGS: bench-deps
     python -m pyshyper_host.bench.trap "$@"
 
+# A guest VM booted from the MVM's shell against the same kernel and initramfs natively, image-load throughput and
+# the control round trip (shyper system ping): build/bench/gvm.md
+bench-gvm *ARGS:
+    python -m pyshyper_host.bench.gvm "$@"
+
 # matplotlib for the benchmarks' PNG charts (the `bench` extra), installed once
 bench-deps:
     python -c "import matplotlib" 2>/dev/null || python -m pip install -q 'matplotlib==3.*'
 
 
-# Fuzz SBI, vPLIC, vAPLIC, MMIO decoding and emulation on the host (CPython, JIT), 10^5 cases each: just fuzz --seed 7
+# Fuzz SBI, vPLIC, vAPLIC, MMIO decoding and emulation, the virtio console and the control server on the host (CPython, JIT), 10^5 cases each: just fuzz --seed 7
 fuzz *ARGS:
     python -m tests.hypervisor.fuzz "$@"
 
-# Long runs: 500 CPU-hotplug cycles in the MVM (PLIC and AIA; the default suite runs 100) and the stress guest
+# Long runs: 500 CPU-hotplug cycles in the MVM (PLIC and AIA; the default suite runs 100), the stress guest, and
+# 100 config/boot/stop/remove cycles of a guest VM from the MVM's shell with no page lost (the default suite runs 10)
 soak *ARGS:
     PYSHYPER_HOTPLUG_CYCLES=500 pytest tests/boot/test_mvm_lifecycle.py tests/boot/test_selftest_boot.py -k "hotplug or stress" "$@"
+    PYSHYPER_GVM_CYCLES=100 pytest tests/boot/test_gvm.py -k "soak" "$@"
 
 # Guest kernel and MVM initramfs
 images *ARGS:

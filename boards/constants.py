@@ -142,6 +142,9 @@ def mvm_module_constants(cfg: BuildConfig) -> tuple[list[tuple[str, int, str]], 
     aia = mvm.emulated_for("aia")
     aplic, imsic = aia["aplic"], aia["imsic"]
     stats = mvm.emulated_named("stats")
+    vcon = mvm.emulated_named("virtio_console")
+    if vcon is None:
+        raise BoardError(f"{mvm.path.name}: emulated: no 'virtio_console' entry (the control channel)")
     if stats is None:
         raise BoardError(f"{mvm.path.name}: emulated: no 'stats' entry (the hypervisor's statistics page)")
     pt = mvm.passthrough
@@ -158,6 +161,8 @@ def mvm_module_constants(cfg: BuildConfig) -> tuple[list[tuple[str, int, str]], 
         ("MVM_IMSIC_NUM_IDS", imsic.num_ids, ""),
         ("MVM_STATS_BASE", stats.base, "the hypervisor's read-only statistics page (not in the device tree)"),
         ("MVM_STATS_SIZE", stats.size, ""),
+        ("MVM_VCON_BASE", vcon.base, "the MVM's virtio-console (virtio-mmio v2): control port and consoles"),
+        ("MVM_VCON_IRQ", vcon.irq, "its wired source on the MVM's virtual PLIC / APLIC"),
     ]
     tables = {
         "MVM_HARTS": ("MVM_NUM_VCPUS", list(mvm.harts)),

@@ -17,7 +17,9 @@ from boards import Board, BoardError, Fields, load_board, mem_bytes, shown_path
 MMU_TYPES = ("riscv,sv39", "riscv,sv48", "riscv,sv57")
 # name -> the IRQ mode it belongs to ("any": both). "stats" is the hypervisor's read-only statistics page
 # (per-vCPU exit counters), left out of the device tree so no driver claims it and /dev/mem can read it.
-EMULATED_KINDS = {"plic": "plic", "aplic": "aia", "imsic": "aia", "stats": "any"}
+# "virtio_console" is the hypervisor's virtio-mmio console (core/virtio_console.py), in the device tree with its
+# wired `irq` on the virtual interrupt controller.
+EMULATED_KINDS = {"plic": "plic", "aplic": "aia", "imsic": "aia", "stats": "any", "virtio_console": "any"}
 _DT_NODE_NAMES = {"uart": "serial"}  # generic device-tree node names where ours differ
 
 
@@ -48,6 +50,7 @@ class EmulatedDevice:
     size: int  # imsic: bytes per vCPU (one page)
     num_sources: int = 0  # plic, aplic
     num_ids: int = 0  # imsic
+    irq: int = 0  # virtio_console: its wired source on the virtual interrupt controller
 
 
 @dataclass(frozen=True)
@@ -237,8 +240,16 @@ def _emulated(top: Fields, board: Board) -> list[EmulatedDevice]:
             entry.uint("size", positive=True),
             entry.uint("num_sources", 0),
             entry.uint("num_ids", 0),
+            entry.uint("irq", 0),
         )
         entry.done()
+        if ename == "virtio_console":
+            if emu.size != 0x1000:
+                raise err(f"{entry.where}.size", f"a virtio-mmio window is 0x1000 bytes, not {emu.size:#x}")
+            if not 1 <= emu.irq < min(board.plic_num_sources, board.aplic_num_sources):
+                raise err(f"{entry.where}.irq", f"{emu.irq} is not a source of the virtual interrupt controller")
+        elif emu.irq:
+            raise err(f"{entry.where}.irq", f"only a virtio_console has a wired interrupt, not a {ename}")
         limit = {"plic": board.plic_num_sources, "aplic": board.aplic_num_sources}.get(ename)
         if limit is not None and not 2 <= emu.num_sources <= limit:
             raise err(f"{entry.where}.num_sources", f"must be 2..{limit} (the board's {ename}), not {emu.num_sources}")
@@ -303,6 +314,8 @@ def _passthrough(
             if pt.irq and other.irq == pt.irq:
                 raise err(f"{p.where}.irq", f"irq {pt.irq} is already {other.name}@{other.base:#x}'s")
         for ctl in emulated:
+            if pt.irq and ctl.irq == pt.irq:
+                raise err(f"{p.where}.irq", f"irq {pt.irq} is the emulated {ctl.name}'s")
             if pt.irq >= ctl.num_sources > 0:
                 raise err(f"{p.where}.irq", f"{pt.irq} is beyond the {ctl.name}'s {ctl.num_sources} sources")
         for region in memory:
@@ -319,7 +332,7 @@ def _check_controllers(
     passthrough: list[PassthroughDevice],
     vcpus: int,
 ) -> None:
-    """The guest's interrupt controllers must not sit on its RAM or a device."""
+    """The guest's interrupt controllers and emulated devices must not sit on its RAM, a device or each other."""
     err = top.error
     for ctl in emulated:
         span = ctl.size * vcpus if ctl.name == "imsic" else ctl.size
@@ -329,6 +342,14 @@ def _check_controllers(
         for d in passthrough:
             if _overlap(ctl.base, span, d.base, d.size):
                 raise err("emulated", f"the {ctl.name} at {ctl.base:#x} overlaps passthrough {d.name}@{d.base:#x}")
+        for other in emulated:
+            ospan = other.size * vcpus if other.name == "imsic" else other.size
+            if (
+                other is not ctl
+                and other.irq_mode in (ctl.irq_mode, "any")
+                and _overlap(ctl.base, span, other.base, ospan)
+            ):
+                raise err("emulated", f"the {ctl.name} at {ctl.base:#x} overlaps the {other.name} at {other.base:#x}")
 
 
 def load_mvm(board: str | Board = "qemu-virt", path: Path | None = None) -> MvmConfig:

@@ -309,6 +309,16 @@ def mvm_device_tree(
             cells = [d.irq] if irq == "plic" else [d.irq, IRQ_TYPE_LEVEL_HIGH]
             node.append(fdt.PropWords("interrupts", *cells))
         soc.append(node)
+    vcon = cfg.emulated_named("virtio_console")
+    if vcon is not None:  # the hypervisor's console device: the control channel, /dev/hvc0 .. /dev/hvc7
+        node = _node(
+            f"virtio_mmio@{vcon.base:x}",
+            fdt.PropStrings("compatible", "virtio,mmio"),
+            fdt.PropWords("reg", *_cells64(vcon.base, vcon.size)),
+            fdt.PropWords("interrupt-parent", irq_parent),
+            fdt.PropWords("interrupts", *([vcon.irq] if irq == "plic" else [vcon.irq, IRQ_TYPE_LEVEL_HIGH])),
+        )
+        soc.append(node)
     root.append(soc)
 
     blob = tree.to_dtb(version=17, boot_cpuid_phys=0)

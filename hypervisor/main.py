@@ -77,7 +77,7 @@ from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log2, log3,
 from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
 from hypervisor.core.mvm import mvm_create, mvm_image_present, mvm_rng_seed_take
 from hypervisor.core.stats import stats_attach
-from hypervisor.core.vm import vm_create, vm_mark_created
+from hypervisor.core.vm import vm_create, vm_harts_present_set, vm_mark_created
 
 HART_CHECKIN_SECONDS: Final = u64(10)  # a started hart checks in within milliseconds; generous for a loaded host
 MIB: Final = u64(1) << 20
@@ -266,6 +266,11 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     irqc_init()
     hart_setup_csrs()
     harts_start_others(hartid, count)
+    present = u64(0)
+    for i in range(count):
+        if hartids[i] < MAX_HARTS and (hartids[i] == hartid or amoadd_w(addr_of(hart_up[i]), u32(0)) != 0):
+            present |= u64(1) << hartids[i]
+    vm_harts_present_set(present)
     mvm_made = False
     if machine_mvm_memory_check(dtb) and mvm_image_present() and vmid_left(u64(0)):
         mvm_made = mvm_create(count).addr() != 0

@@ -5,6 +5,7 @@ Lines from several harts do not interleave: a caller holds `console_lock` for a 
 
 from compiler.prelude import Array, Ptr, addr_of, static, u8, u64
 from hypervisor.arch.riscv.sbi_call import sbi_console_write
+from hypervisor.core.cons_ring import log_tee
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 
 # Any hart prints; a line is written under this lock (the SBI console below is one device).
@@ -28,7 +29,9 @@ def cstr_len(s: Ptr[u8]) -> u64:
 
 def console_write(addr: u64, length: u64) -> None:
     """Write length bytes at addr; DBCN may write fewer per call, so loop until all are out. A failed call, or
-    one that writes nothing, drops the rest rather than spin."""
+    one that writes nothing, drops the rest rather than spin. A copy goes to the log ring (the management VM's
+    /dev/hvc0)."""
+    log_tee(addr, length)
     done = u64(0)
     while done < length:
         n = sbi_console_write(addr + done, length - done)

@@ -18,11 +18,14 @@ from hypervisor.board import (
     MVM_PT_COUNT,
     MVM_PT_IRQS,
     MVM_PT_SIZES,
+    MVM_VCON_BASE,
+    MVM_VCON_IRQ,
 )
 from hypervisor.core.fdt import fdt_rng_seed_fill, fdt_rng_seed_take, fdt_valid
 from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log5
 from hypervisor.core.stats import stats_attach
-from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_setup
+from hypervisor.core.virtio_console import vcon_attach_mvm
+from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_set_name, vm_setup
 
 # Linux RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst): magic2 "RSC\x05" at 0x38
 IMAGE_MAGIC2_OFFSET: Final = u64(0x38)
@@ -78,6 +81,7 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
     if vm.addr() == 0:
         return vm
     vm_mark_mvm()
+    vm_set_name(vm, cstr(b"mvm"))
     vm.entry = MVM_KERNEL_IPA
     vm.dtb = MVM_DTB_IPA
     for i in range(MVM_PT_COUNT):
@@ -86,8 +90,9 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
     for i in range(MVM_NUM_VCPUS):
         if MVM_HARTS[i] < harts_present:
             vcpu_add(vm, MVM_HARTS[i], i == 0)
-    # Its devices: the virtual interrupt controller with each vCPU's part of it, the sources it owns, and the
-    # statistics page.
+            vm.hart_mask = vm.hart_mask | (u64(1) << MVM_HARTS[i])
+    # Its devices: the virtual interrupt controller with each vCPU's part of it, the sources it owns, the
+    # statistics page and the virtio console (the control channel, the log and the GVMs' consoles).
     irqc_vm_init(vm, irqc_window(vm))
     for i in range(vm.vcpus):
         irqc_vcpu_init(vm, u64(i), MVM_HARTS[i], MVM_IMSIC_BASE + u64(i) * IMSIC_PAGE_SIZE)
@@ -95,6 +100,8 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
         if MVM_PT_IRQS[i] != 0:
             irqc_config_irq(vm, MVM_PT_IRQS[i], MVM_HARTS[0])
     stats_attach(vm)
+    if not vcon_attach_mvm(vm, MVM_VCON_BASE, MVM_VCON_IRQ):
+        log1(LOG_ERROR, cstr(b"pyshyper: cannot attach the MVM's virtio console at %x\n"), MVM_VCON_BASE)
     log5(
         LOG_INFO,
         cstr(b"pyshyper: vm0 (management VM): Linux at %x, device tree at %x, memory %x+%x, %d vCPUs\n"),

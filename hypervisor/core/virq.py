@@ -17,10 +17,11 @@ from hypervisor.arch.riscv.plic import (
 )
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
-from hypervisor.core.vm import MSG_VSEIP, Vcpu, Vm, vcpu_post, vcpu_vm, vm_vcpu
+from hypervisor.core.vm import MSG_VSEIP, VM_MAX, Vcpu, Vm, vcpu_post, vcpu_vm, vm_vcpu
 from hypervisor.core.vplic import (
     Vplic,
     vplic_access_ok,
+    vplic_clear_pending,
     vplic_context_of_vcpu,
     vplic_context_pending,
     vplic_init,
@@ -34,8 +35,10 @@ from hypervisor.core.vplic import (
 VIRQ_SOURCES: Final = PLIC_SOURCES
 NO_OWNER: Final = u64(0xFF)
 
-# One virtual PLIC, for the VM that owns the physical lines (the MVM); its lock guards it across harts.
+# The virtual PLIC of the VM that owns the physical lines (the MVM), and one per guest VM slot (core/gvm.py; their
+# sources are lines of devices the hypervisor emulates); one lock guards them all across harts.
 vplic_main = static(Vplic)
+vplic_gvm = static(Array[Vplic, VM_MAX])
 vplic_spin = static(Spinlock)  # taken by any hart: MMIO exits of the VM's vCPUs, its external interrupts
 virq_owner = static(Array[u64, VIRQ_SOURCES])  # VM index owning each physical source, or NO_OWNER
 virq_claimed_ctx = static(Array[u64, VIRQ_SOURCES])  # the physical context that claimed a source in service
@@ -51,6 +54,20 @@ def virq_unlock() -> None:
 
 def virq_vplic() -> Ptr[Vplic]:
     return addr_of(vplic_main)
+
+
+def virq_vplic_of(vm: Ptr[Vm]) -> Ptr[Vplic]:
+    """vm's virtual PLIC: the MVM's (slot 0) is vplic_main, a guest VM's its slot's."""
+    if vm.index == 0:
+        return addr_of(vplic_main)
+    return addr_of(vplic_gvm[vm.index])
+
+
+def virq_gvm_init(vm: Ptr[Vm]) -> None:
+    """A guest VM's virtual PLIC as at reset (at its creation and at each boot), for its vCPUs' contexts."""
+    virq_lock()
+    vplic_init(virq_vplic_of(vm), vm.vcpus * 2)
+    virq_unlock()
 
 
 def virq_init(vm: Ptr[Vm]) -> None:
@@ -70,7 +87,7 @@ def virq_route(vm: Ptr[Vm], src: u64, hartid: u64) -> None:
 
 def virq_line_locked(v: Ptr[Vcpu]) -> bool:
     """With the lock held: v's line as its S context now asks for it, recorded as the line last applied."""
-    line = vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(v.vcpu_id))
+    line = vplic_context_pending(virq_vplic_of(vcpu_vm(v)), vplic_context_of_vcpu(v.vcpu_id))
     v.vseip = u32(1) if line else u32(0)
     return line
 
@@ -98,9 +115,34 @@ def virq_lines_locked(current: Ptr[Vcpu]) -> bool:
         t = vm_vcpu(vm, u64(i))
         if t.addr() == current.addr():
             line = virq_line_locked(t)
-        elif vplic_context_pending(addr_of(vplic_main), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
+        elif vplic_context_pending(virq_vplic_of(vm), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
             vcpu_post(t, u64(MSG_VSEIP))
     return line
+
+
+def virq_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None:
+    """An emulated device's wired line `src` of vm's virtual PLIC goes high (a gateway request) or low (the
+    request withdrawn), from any hart. `current` is the vCPU this hart runs (of any VM; null for none): when it
+    is one of vm's, its line is applied here; every other vCPU of vm whose line must change is told (an IPI),
+    decided under the lock as in virq_lines_locked."""
+    p = virq_vplic_of(vm)
+    virq_lock()
+    if high:
+        vplic_set_pending(p, src)
+    else:
+        vplic_clear_pending(p, src)
+    mine = False
+    line = False
+    for i in range(vm.vcpus):
+        t = vm_vcpu(vm, u64(i))
+        if t.addr() == current.addr():
+            mine = True
+            line = virq_line_locked(t)
+        elif vplic_context_pending(p, vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
+            vcpu_post(t, u64(MSG_VSEIP))
+    virq_unlock()
+    if mine:
+        virq_apply(line)
 
 
 def virq_update(current: Ptr[Vcpu]) -> None:
@@ -130,9 +172,11 @@ def virq_external(v: Ptr[Vcpu], hartid: u64) -> None:
     virq_apply(line)
 
 
-def virq_guest_completed(src: u64) -> None:
-    """The guest completed a passthrough source in its virtual PLIC: complete it on the physical PLIC."""
-    if src < VIRQ_SOURCES and virq_owner[src] != NO_OWNER:
+def virq_guest_completed(vm: Ptr[Vm], src: u64) -> None:
+    """vm completed a source in its virtual PLIC: if it is a physical source that vm owns (passthrough), complete
+    it on the physical PLIC. A guest VM's sources are its own virtual ones (its console): the same number in
+    another VM's PLIC is not its to complete."""
+    if src < VIRQ_SOURCES and virq_owner[src] != NO_OWNER and virq_owner[src] == vm.id:
         plic_complete(virq_claimed_ctx[src], src)
 
 
@@ -150,7 +194,7 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
     claim = vplic_is_claim(offset)
     if not store and not claim:  # the common case, kept small: no lines, few registers live
         virq_lock()
-        value[0] = vplic_read(addr_of(vplic_main), offset, width)
+        value[0] = vplic_read(virq_vplic_of(vcpu_vm(v)), offset, width)
         virq_unlock()
         return EMUL_DONE
     return virq_emul_change(v, offset, width, store, claim, value)
@@ -158,7 +202,7 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
 
 def virq_emul_change(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, claim: bool, value: Ptr[u64]) -> u64:
     """virq_emul for a store or a claim: the access, then the lines if it changed the virtual PLIC."""
-    p = addr_of(vplic_main)
+    p = virq_vplic_of(vcpu_vm(v))
     done = u64(0)
     changed = claim
     virq_lock()
@@ -174,6 +218,6 @@ def virq_emul_change(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, claim: 
     line = virq_lines_locked(v)
     virq_unlock()
     if done != 0:
-        virq_guest_completed(done)
+        virq_guest_completed(vcpu_vm(v), done)
     virq_apply(line)
     return EMUL_DONE

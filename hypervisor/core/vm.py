@@ -1,13 +1,20 @@
 """Virtual machines and their vCPUs: the tables, creation from an image, and the end of a VM.
 
-A VM owns one contiguous block of host memory (from the frame allocator) mapped at its guest-physical base
-through its own stage-2 table and VMID. A VM that ends (power-off, or a fault that kills it) releases its
-memory and tables; the other VMs run on. The end of the management VM is the end of the machine.
+A VM made at boot (the MVM, the test guests) owns host memory mapped at its guest-physical base through its own
+stage-2 table and VMID; a test guest that ends (power-off, or a fault that kills it) releases its memory and
+tables; the other VMs run on. The end of the management VM is the end of the machine. A guest VM made through the
+control protocol (core/gvm.py: `dynamic`) has up to MEM_REGIONS memory regions; its end keeps them (it may be
+booted again) until VM_REMOVE frees them.
 
-Which harts touch what: VMS and VCPUS are written by the boot hart while it makes the VMs (before any vCPU
-runs: `vms_created`); after that a VM's `state` changes only through `vm_end`, which one hart claims
-(`Vm.ending`); a vCPU's registers and counters are its own hart's; mailboxes, fence counters and `running` are
-shared and accessed with AMOs; each VM's console line is under its `console_spin`.
+Slots: VMS[i] is VM slot i (the MVM's is 0; a guest VM's is its id); a vCPU's slot in VCPUS is its hart (one vCPU
+per hart), found from its VM through Vm.vcpu_slot.
+
+Which harts touch what: VMS and VCPUS are written by the boot hart while it makes the VMs (before any vCPU runs:
+`vms_created`), and afterwards, for guest VMs only, by the control server on a hart of the MVM, one request at a
+time, on slots no vCPU runs (core/gvm.py says how). A VM's `state` leaves VM_RUNNING only through `vm_end`, which
+one hart claims (`Vm.ending`; a VM_STOP claims it too); a vCPU's registers and counters are its own hart's while it
+runs; mailboxes, fence counters, `running`, `released` and `event` are shared and accessed with AMOs; each VM's
+console line is under its `console_spin`.
 """
 
 from compiler.prelude import (
@@ -53,13 +60,28 @@ from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.stack import stack_report, stack_top
 
 VM_MAX: Final = 8
-VCPU_MAX: Final = 8
+VCPU_MAX: Final = MAX_HARTS  # one vCPU per hart: a vCPU's slot in VCPUS is its hart (vcpu_add)
+MEM_REGIONS: Final = 4  # memory regions of a VM (its first is mem_gpa/mem_hpa/mem_size)
+VM_NAME: Final = 32
+VM_CONFIG_MAX: Final = 8192  # the config bytes a guest VM keeps for VM_CONFIG_GET (mvm-tools/PROTOCOL.md)
 EMUL_MAX: Final = 4  # emulated MMIO regions per VM (core/emul.py)
 
 VM_RUNNING: Final = u64(1)
 VM_ENDED: Final = u64(2)
 VM_CRASHED: Final = u64(3)  # killed by the hypervisor for a fault
 VM_FAILED: Final = u64(4)  # powered itself off reporting a failure (SRST reason "system failure")
+# Guest VMs made through the control protocol (core/gvm.py) also have these; a stopped one is VM_ENDED (or
+# VM_FAILED), and VM_STOPPED is one the control protocol stopped.
+VM_CREATED: Final = u64(5)  # configured, memory allocated, never booted
+VM_REBOOTING: Final = u64(6)  # asked for a reboot (SRST): the MVM's daemon reloads it and boots it
+VM_STOPPED: Final = u64(7)  # ended by VM_STOP
+
+# Why a guest VM ended (VM record `reason`, mvm-tools/PROTOCOL.md)
+END_NONE: Final = u32(0)
+END_EXCEPTION: Final = u32(1)  # an exception the hypervisor does not handle
+END_ACCESS: Final = u32(2)  # a guest access no device answers
+END_FAILURE: Final = u32(3)  # it reported a failure (SRST)
+END_STOPPED: Final = u32(4)  # VM_STOP
 
 VCPU_STOPPED: Final = u64(0)
 VCPU_STARTED: Final = u64(1)
@@ -94,6 +116,7 @@ class Vcpu:
     # vCPU's hart has fenced and published fence_done >= ticket. Both only grow (never reset with the vCPU).
     fence_req: u64
     fence_done: u64
+    vgein: u64  # AIA: the guest interrupt file of its hart it owns (hstatus.VGEIN); 0 with the PLIC
     traps: u64  # every exit to the hypervisor; of which:
     irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
     mmio_exits: u64  # emulated MMIO accesses
@@ -112,6 +135,16 @@ class EmulMem:
     base: u64
     size: u64
     handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64]
+
+
+@struct
+class MemRegion:
+    """[gpa, gpa + size) of a VM's guest-physical memory is host memory at hpa (from the frame pool when the VM
+    owns its memory)."""
+
+    gpa: u64
+    hpa: u64
+    size: u64
 
 
 @struct
@@ -141,6 +174,28 @@ class Vm:
     emul: Array[EmulMem, EMUL_MAX]
     irqc: bool  # it has a virtual interrupt controller (arch/riscv/irqc.py)
     console: Array[u8, CONSOLE_LINE]
+    # The slots of its vCPUs in VCPUS, by vCPU index (a vCPU's slot is its hart)
+    vcpu_slot: Array[u8, VCPU_MAX]
+    # Memory: `regions` of `region` (region 0 is also mem_gpa/mem_hpa/mem_size)
+    regions: u64
+    region: Array[MemRegion, MEM_REGIONS]
+    # Guest VMs made through the control protocol (core/gvm.py); the fields below are theirs
+    used: bool  # the slot holds a VM
+    dynamic: bool  # made through the control protocol: its end keeps its memory until it is removed
+    name: Array[u8, VM_NAME]  # NUL-padded
+    hart_mask: u64
+    master: u64  # the vCPU that starts at boot
+    console_ipa: u64
+    console_irq: u64
+    boot_time: u64  # time CSR when it last started (0: never)
+    reason: u32  # END_*: why it ended
+    event: u32  # its state changed by itself (SRST, a fault): the control server reports it (amoswap)
+    fault_scause: u64
+    fault_stval: u64
+    fault_sepc: u64
+    fault_htval: u64
+    config_len: u64
+    config: Array[u8, VM_CONFIG_MAX]
 
 
 VMS = static(Array[Vm, VM_MAX])
@@ -152,6 +207,7 @@ vcpu_count: u64 = 0
 mvm_present: bool = False
 
 
+harts_present: u64 = 0  # bit h: hart h is up and runs the idle loop (main.py, once the harts have checked in)
 vms_created: bool = False  # the boot hart has made every VM it will make (until then none has "ended")
 
 
@@ -160,6 +216,27 @@ def vm_mark_created() -> None:
     fence()
     vms_created = True
     fence()
+
+
+def vm_harts_present_set(mask: u64) -> None:
+    global harts_present
+    harts_present = mask
+
+
+def vm_harts_present() -> u64:
+    return harts_present
+
+
+def vm_set_name(vm: Ptr[Vm], name: Ptr[u8]) -> None:
+    """The VM's name (NUL-padded, at most VM_NAME - 1 bytes kept)."""
+    n = u64(0)
+    while n < VM_NAME:
+        vm.name[n] = u8(0)
+        n += 1
+    n = 0
+    while n < VM_NAME - 1 and name[n] != 0:
+        vm.name[n] = name[n]
+        n += 1
 
 
 def vm_mark_mvm() -> None:
@@ -176,7 +253,7 @@ def vcpu_vm(v: Ptr[Vcpu]) -> Ptr[Vm]:
 
 
 def vm_vcpu(vm: Ptr[Vm], index: u64) -> Ptr[Vcpu]:
-    return addr_of(VCPUS[vm.vcpu + index])
+    return addr_of(VCPUS[u64(vm.vcpu_slot[index])])
 
 
 def vm_load_image(vm: Ptr[Vm]) -> None:
@@ -210,6 +287,12 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     vm.mem_gpa = gpa
     vm.mem_hpa = hpa
     vm.mem_size = mem_size
+    vm.regions = 1
+    vm.region[0].gpa = gpa
+    vm.region[0].hpa = hpa
+    vm.region[0].size = mem_size
+    vm.used = True
+    vm.dynamic = False
     vm.mem_owned = owned
     vm.entry = gpa
     vm.vcpu = vcpu_count
@@ -232,16 +315,22 @@ def vm_map_device(vm: Ptr[Vm], gpa: u64, hpa: u64, size: u64) -> bool:
 def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     """The VM's next vCPU, pinned to `hart`; vCPU 0 starts at the VM's entry, the others wait for HSM."""
     global vcpu_count
-    if vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart].addr() != 0:
+    if hart >= VCPU_MAX or HART_VCPU[hart].addr() != 0 or vm.vcpus >= VCPU_MAX:
         return null(Vcpu)
-    v = addr_of(VCPUS[vcpu_count])
+    v = addr_of(VCPUS[hart])
+    if vm.vcpus == 0:
+        vm.vcpu = hart
+    vm.vcpu_slot[vm.vcpus] = u8(hart)
     v.vm = vm.index
     v.vcpu_id = vm.vcpus
     v.hart = hart
     v.hyp_sp = stack_top(hart)
+    v.vgein = 0
+    v.traps = 0
     vcpu_reset(v)
     v.state = VCPU_STARTED if started else VCPU_STOPPED
-    HART_VCPU[hart] = v
+    fence()
+    HART_VCPU[hart] = v  # published last: the hart's idle loop looks at its vCPU from now on
     vm.vcpus += 1
     vcpu_count += 1
     return v
@@ -249,7 +338,7 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
 
 def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_arg: u64, hart: u64) -> Ptr[Vm]:
     """Create a VM from an image with one vCPU pinned to `hart`; null on failure."""
-    if image_size > mem_size or vcpu_count >= VCPU_MAX or hart >= MAX_HARTS or HART_VCPU[hart].addr() != 0:
+    if image_size > mem_size or hart >= VCPU_MAX or HART_VCPU[hart].addr() != 0:
         return null(Vm)
     pages = mem_size // PAGE_SIZE
     hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
@@ -318,7 +407,8 @@ def vm_console_flush_locked(vm: Ptr[Vm]) -> None:
 
 
 def vm_console_putc(vm: Ptr[Vm], c: u8) -> None:
-    """A guest's console byte; whole lines go out prefixed with the VM's id."""
+    """A guest's console byte; whole lines go out prefixed with the VM's id. (A guest VM made through the control
+    protocol has its own console stream instead: arch/riscv/vsbi.py guest_console_byte.)"""
     vm_console_lock(vm)
     if c == 10:
         vm_console_flush_locked(vm)
@@ -364,16 +454,23 @@ def vm_end(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> bool:
 
 
 def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
-    """vm_end for the hart that has claimed the end (vm_claim_end); `current` leaves its hart."""
-    current.parking = u32(1)
+    """vm_end for the hart that has claimed the end (vm_claim_end); `current` leaves its hart (null: the end
+    comes from elsewhere, the control server's VM_STOP on a hart of the MVM). A guest VM made through the control
+    protocol keeps its tables and memory until it is removed (core/gvm.py): once its vCPUs are off their harts it
+    is marked settled (`released`), and, when it ended by itself, its `event` asks the control server to report
+    its new state."""
+    if current.addr() != 0:
+        current.parking = u32(1)
     vm.state = state
     fence()
-    for i in range(vm.vcpus):
-        t = addr_of(VCPUS[vm.vcpu + u64(i)])
-        if t.addr() != current.addr() and amoadd_w(addr_of(t.running), u32(0)) != 0:
-            sbi_send_ipi(u64(1), t.hart)
-            while amoadd_w(addr_of(t.running), u32(0)) != 0:
-                pass
+    vm_call_off(vm, current)
+    if vm.dynamic:
+        fence()
+        amoswap_w(addr_of(vm.released), u32(1))
+        if state != VM_STOPPED:
+            amoswap_w(addr_of(vm.event), u32(1))
+            vm_wake_mvm()  # its first hart's next wait reports the event (core/control.py control_idle)
+        return
     vm_release(vm)
     if vm.id != 0:
         fence()
@@ -390,6 +487,24 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
     machine_power_off(state != VM_ENDED)
 
 
+def vm_wake_mvm() -> None:
+    """An IPI to the hart of the management VM's first vCPU (if it has one): a WFI it waits in returns."""
+    if mvm_present and VMS[0].vcpus != 0:
+        sbi_send_ipi(u64(1), vm_vcpu(addr_of(VMS[0]), u64(0)).hart)
+
+
+def vm_call_off(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:
+    """Every vCPU of vm but `current` off its hart (vm.state no longer VM_RUNNING, published): an IPI makes a
+    running one trap and park (trap.py hyp_guest_trap), and this waits until its hart has cleared `running`
+    (arch/riscv/vcpu.py hart_park, after its hgatp no longer names the VM's tables)."""
+    for i in range(vm.vcpus):
+        t = vm_vcpu(vm, u64(i))
+        if t.addr() != current.addr() and amoadd_w(addr_of(t.running), u32(0)) != 0:
+            sbi_send_ipi(u64(1), t.hart)
+            while amoadd_w(addr_of(t.running), u32(0)) != 0:
+                pass
+
+
 def machine_report() -> None:
     """What the hypervisor holds at the end: free page frames and each hart's stack high-water mark."""
     log2(LOG_INFO, cstr(b"pyshyper: free pages %d of %d\n"), frame_alloc_free_pages(), frame_alloc_total_pages())
@@ -403,13 +518,19 @@ def vm_state_name(state: u64) -> Ptr[u8]:
         return cstr(b"ended")
     if state == VM_CRASHED:
         return cstr(b"crashed")
+    if state == VM_CREATED:
+        return cstr(b"created")
+    if state == VM_REBOOTING:
+        return cstr(b"rebooting")
+    if state == VM_STOPPED:
+        return cstr(b"stopped")
     return cstr(b"failed")
 
 
 def vm_vcpus_started(vm: Ptr[Vm]) -> u64:
     n = u64(0)
     for i in range(vm.vcpus):
-        if VCPUS[vm.vcpu + u64(i)].state == VCPU_STARTED:
+        if vm_vcpu(vm, u64(i)).state == VCPU_STARTED:
             n += 1
     return n
 
@@ -439,7 +560,7 @@ def vm_report(vm: Ptr[Vm], what: Ptr[u8], value: u64) -> None:
 def vm_print_stats(vm: Ptr[Vm]) -> None:
     """One line per vCPU: exits to the hypervisor, of which WFI and SBI calls, and the time base now."""
     for i in range(vm.vcpus):
-        v = addr_of(VCPUS[vm.vcpu + u64(i)])
+        v = vm_vcpu(vm, u64(i))
         console_lock()
         console_field(cstr(b"pyshyper: vm"), vm.id)
         console_field(cstr(b" vcpu"), u64(i))

@@ -12,6 +12,7 @@ import select
 import socket
 import sys
 import termios
+import time
 import tty
 from typing import Any
 
@@ -108,6 +109,20 @@ def cmd_system_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_system_ping(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    answer = ask(args.socket, {"cmd": "system.ping", "n": args.n})
+    total = time.perf_counter() - t0
+    us = sorted(t * 1e6 for t in answer["seconds"])
+    median = us[len(us) // 2] if len(us) % 2 else (us[len(us) // 2 - 1] + us[len(us) // 2]) / 2
+    print(
+        f"control round trip (daemon <-> hypervisor, SYSTEM_INFO): {len(us)} requests, "
+        f"median {median:.0f} us, min {us[0]:.0f} us, max {us[-1]:.0f} us"
+    )
+    print(f"shyper -> daemon -> hypervisor and back: {total * 1e3:.1f} ms for the whole command")
+    return EXIT_OK
+
+
 def cmd_system_power(args: argparse.Namespace) -> int:
     ask(args.socket, {"cmd": f"system.{args.action}"})
     print(f"system {args.action}: asked")
@@ -200,7 +215,10 @@ def attach(device: str, name: str, vid: int, stdin: int = 0, stdout: int = 1) ->
     saved: list[Any] | None = None
     try:
         if os.isatty(fd):
-            tty.setraw(fd)  # the MVM's side of the line passes every byte through, no echo
+            # The MVM's side of the line passes every byte through, no echo. TCSANOW, not setraw's TCSAFLUSH: a
+            # flush empties a console whose input is throttled (the daemon holds it, nobody read it yet) without
+            # unthrottling it, and Linux's hvc then never reads that port again.
+            tty.setraw(fd, termios.TCSANOW)
         if os.isatty(stdin):
             saved = termios.tcgetattr(stdin)
             tty.setraw(stdin)
@@ -272,6 +290,14 @@ def parser() -> argparse.ArgumentParser:
     )
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_system_info)
+    pg = ss.add_parser(
+        "ping",
+        help="time control round trips to the hypervisor",
+        description="Time N control round trips between the daemon and the hypervisor (SYSTEM_INFO requests on "
+        "the control port): median, min and max.",
+    )
+    pg.add_argument("-n", type=int, default=10, metavar="N", help="round trips (default %(default)s)")
+    pg.set_defaults(func=cmd_system_ping)
     for action, text in (
         ("reboot", "reset the machine (every VM ends)"),
         ("shutdown", "power the machine off (every VM ends)"),

@@ -22,8 +22,10 @@ import queue
 import socket
 import socketserver
 import stat
+import termios
 import threading
 import time
+import tty
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +36,7 @@ CONTROL_PORT_NAME = "org.pyshyper.control"
 VIRTIO_PORTS = "/sys/class/virtio-ports"
 SOCKET_PATH = "/run/shyper/shyper.sock"
 REQUEST_TIMEOUT = 30.0
+PING_MAX = 10000  # round trips one `shyper system ping` may ask for
 MAX_REQUEST_LINE = 1 << 20
 MEDIATED_NOTE = "mediated virtio-blk disks are not served yet: the entries are checked and logged only"
 
@@ -208,6 +211,7 @@ class Daemon:
         cpu: devtree.HostCpu | Callable[[], devtree.HostCpu] = devtree.host_cpu,
         mediated: list[str] | None = None,
         load_chunk: int = proto.MAX_LOAD_CHUNK,
+        console_dir: str = "/dev",
     ) -> None:
         self.ch = channel
         self.socket_path = socket_path
@@ -223,6 +227,8 @@ class Daemon:
         self._state_lock = threading.Lock()
         self.server: socketserver.ThreadingUnixStreamServer | None = None
         self._event_thread: threading.Thread | None = None
+        self.consoles: dict[int, int] = {}  # VM id -> the daemon's descriptor of its console device (hold_console)
+        self.console_dir = console_dir
 
     # -- start ------------------------------------------------------------------------------------------------------
 
@@ -264,6 +270,33 @@ class Daemon:
                 continue
             raw = self.ch.request(proto.VM_CONFIG_GET, proto.encode_id(r.id))
             self._remember_config(r.id, raw)
+            self.hold_console(r)
+
+    def hold_console(self, rec: proto.VmRecord) -> None:
+        """Keep the GVM's console device (/dev/hvcN) open in raw mode for as long as the VM exists. Linux's hvc
+        driver resets a console's termios when its last holder closes it (TTY_DRIVER_RESET_TERMIOS), and a
+        console opened with the default termios echoes the guest's output back into the guest's input (its shell
+        then runs its own boot log). Held here, `cat /dev/hvcN`, `echo > /dev/hvcN` and `shyper vm console` all
+        find it raw. The daemon never reads it: the bytes wait for whoever does."""
+        if rec.id == 0 or rec.id in self.consoles:
+            return
+        dev = os.path.join(self.console_dir, f"hvc{rec.console_port}")
+        try:
+            fd = os.open(dev, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as e:
+            log.warning("vm %d: cannot hold its console %s: %s", rec.id, dev, e.strerror)
+            return
+        try:
+            if os.isatty(fd):
+                tty.setraw(fd, termios.TCSANOW)  # no flush: see cli.attach
+        except OSError as e:
+            log.warning("vm %d: cannot make its console %s raw: %s", rec.id, dev, e.strerror)
+        self.consoles[rec.id] = fd
+
+    def release_console(self, vm_id: int) -> None:
+        fd = self.consoles.pop(vm_id, None)
+        if fd is not None:
+            os.close(fd)
 
     def _remember_config(self, vm_id: int, raw: bytes) -> None:
         try:
@@ -331,6 +364,16 @@ class Daemon:
         self.system = proto.decode_system(self.call(proto.SYSTEM_INFO))
         return self.system
 
+    def ping(self, n: int) -> list[float]:
+        """n control round trips (SYSTEM_INFO, the lightest request: the hypervisor reads its state and answers),
+        each one's seconds from the frame written to the answer read."""
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            self.call(proto.SYSTEM_INFO)
+            times.append(time.perf_counter() - t0)
+        return times
+
     def vm_list(self) -> list[proto.VmRecord]:
         records = proto.decode_vm_list(self.call(proto.VM_LIST))
         with self._state_lock:
@@ -368,7 +411,7 @@ class Daemon:
             log.info("vm %d %s: %s", vm_id, cfg.name, note)
         log.info("vm %d %s: created (%s, harts %s)", vm_id, cfg.name, fmt.size(cfg.memory), cfg.harts)
         try:
-            self.vm_info(vm_id)
+            self.hold_console(self.vm_info(vm_id))
         except Failure as e:
             log.warning("vm %d: VM_INFO after VM_CREATE failed: %s", vm_id, e)
         return vm_id, cfg
@@ -472,6 +515,7 @@ class Daemon:
             raise Failure("vm 0 is the MVM: it cannot be removed")
         with self._vm_lock(vm_id):
             self.call(proto.VM_REMOVE, proto.encode_id(vm_id))
+            self.release_console(vm_id)
             self.configs.pop(vm_id, None)
             with self._state_lock:
                 self.vms.pop(vm_id, None)
@@ -512,6 +556,11 @@ class Daemon:
         if cmd == "system.info":
             s = self.system_info()
             return {"system": s.to_json(), "daemon": {"version": __version__, "mediated": self.mediated}}
+        if cmd == "system.ping":
+            n = req.get("n", 10)
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= PING_MAX:
+                raise Failure(f"n: {n!r} is not 1 .. {PING_MAX}", 2)
+            return {"n": n, "seconds": self.ping(n)}
         if cmd in ("system.shutdown", "system.reboot"):
             log.info("%s asked", cmd)
             self.call(proto.SYSTEM_SHUTDOWN if cmd == "system.shutdown" else proto.SYSTEM_REBOOT)

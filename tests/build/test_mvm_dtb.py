@@ -118,6 +118,8 @@ def test_default_mvm() -> None:
     assert sorted(irq for (n, _), irq in by_name.items() if n == "virtio_mmio") == list(range(1, 9))
     assert not any(d.base == board.test_finisher.base for d in cfg.passthrough)  # power-off is SBI SRST
     assert set(cfg.emulated_for("plic")) == {"plic"} and set(cfg.emulated_for("aia")) == {"aplic", "imsic"}
+    vcon = cfg.emulated_named("virtio_console")
+    assert vcon is not None and (vcon.base, vcon.size, vcon.irq) == (0x0F00_1000, 0x1000, 16)
     assert "console=ttyS0" in cfg.cmdline and cfg.stdout == "uart"
     consts = {n: v for n, v, _ in mvm_constants(cfg)}
     assert consts["MVM_NUM_VCPUS"] == 2 and consts["MVM_HART_MASK"] == 0b11
@@ -178,6 +180,11 @@ BAD_FIELDS = [
         "passthrough[9].base",
         "twice",
     ),
+    (r"^irq = 16 ", "irq = 0 ", "emulated[3].irq", "not a source"),
+    (r"^size = 0x1000( +# control)", r"size = 0x2000\1", "emulated[3].size", "0x1000 bytes"),
+    (r"^irq = 16 ", "irq = 10 ", "passthrough[0].irq", "emulated virtio_console's"),
+    (r"^base = 0x0F00_1000", "base = 0x0F00_0000", "emulated", "overlaps the stats"),
+    (r'^irq_mode = "any"( +# WFI)', r'irq_mode = "any"\nirq = 3\1', "emulated[4].irq", "only a virtio_console"),
     (r"^vm_id = 0", "vm_id = 1", "vm_id", "VM 0"),
     (r"^\[image\]", "[imgae]", "image", "missing"),
 ]
@@ -362,7 +369,13 @@ def _check_tree(nodes: dict[str, Node], cfg, irq: str, vcpus: int, initrd_size: 
         assert node.cells("reg") == [0, d.base, 0, d.size]
         assert node.cells("interrupt-parent") == [parent_ph]
         assert node.cells("interrupts") == ([d.irq] if irq == "plic" else [d.irq, 4])
-    assert len(by_compatible(nodes, "virtio,mmio")) == 8
+    # eight passthrough slots and the hypervisor's virtio console (mvm.toml `virtio_console`)
+    assert len(by_compatible(nodes, "virtio,mmio")) == 9
+    vcon = cfg.emulated_named("virtio_console")
+    node = nodes[f"/soc/virtio_mmio@{vcon.base:x}"]
+    assert node.strings("compatible") == ["virtio,mmio"] and node.cells("reg") == [0, vcon.base, 0, 0x1000]
+    assert node.cells("interrupt-parent") == [parent_ph]
+    assert node.cells("interrupts") == ([16] if irq == "plic" else [16, 4])
 
 
 @pytest.mark.parametrize("irq", ["plic", "aia"])

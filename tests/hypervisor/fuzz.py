@@ -15,6 +15,15 @@ Targets (each case is one guest action, drawn from a seeded generator):
 * ``mmio``: the trap path's emulation (hypervisor/arch/riscv/mmio.py ``mmio_emulate``) in the management VM: any
   instruction (htinst, or read back), at its PLIC window, its statistics page or beside them; the answer (done,
   an access fault, no region), sepc and the registers against the decoder's reference and each device's rule.
+* ``control`` and ``control_aia``: the control protocol's server (hypervisor/core/control.py) and the guest VMs
+  it makes (core/gvm.py), in a PLIC and an AIA build: malformed and well-formed frames in any split, with garbage,
+  mixed with the guests' own shutdowns, reboots and faults (tests/hypervisor/fuzz_control.py says what is checked).
+* ``virtio``: the management VM's virtio-console (hypervisor/core/virtio_console.py on the virtio-mmio transport
+  and split virtqueues): register accesses of any offset, width and value, initialisations with bad features and
+  queues, descriptors pointing anywhere (inside the VM's RAM, across its end, below it, at random) with any
+  length, flags and next index, available-ring entries and index jumps, notifies, control messages, receive
+  buffers, bytes from the hypervisor's end; no access may leave the VM's RAM (a decoy page follows it), no lock
+  stay held, no exception escape.
 
 Cases run in episodes: a fresh world (a snapshot restored), then up to EPISODE_OPS cases on it. Around each case
 the world's memory (every static of the hypervisor, the frame pool, each VM's RAM) is diffed: snapshots on the
@@ -53,6 +62,8 @@ from boards import make_config
 from boards.constants import render_hypervisor_module
 from compiler import prelude
 from compiler.prelude import places as prelude_places
+from tests.hypervisor.control_world import MODULES as CONTROL_MODULES
+from tests.hypervisor.fuzz_control import ControlFuzzWorld, control_op
 
 ROOT = Path(__file__).resolve().parents[2]
 HYP = ROOT / "hypervisor"
@@ -60,7 +71,9 @@ U64 = (1 << 64) - 1
 EPISODE_OPS = 64
 HANG_SECONDS = 300  # compiled code: an episode longer than this is a hang (a wait that never ends): exit, traceback
 CASE_SECONDS = 20  # CPython: a call longer than this is a hang, reported as a failing case
-TARGETS = ("sbi", "vplic", "vaplic", "decode", "mmio")
+TARGETS = ("sbi", "vplic", "vaplic", "decode", "mmio", "virtio", "control", "control_aia")
+# core/cons_ring.py: every line the hypervisor prints is also kept for the MVM's /dev/hvc0
+LOG_RING = {"hypervisor.core.cons_ring.log_ring", "hypervisor.core.cons_ring.log_ring_data"}
 STACKS = "__stacks_start"  # runtime/boot.S: the harts' hypervisor stacks (read by the stack high-water mark)
 BACKENDS = ("cpython", "host")
 
@@ -218,10 +231,18 @@ class CPythonBackend(Backend):
         super().close()
 
     def _statics(self) -> dict[str, tuple[int, int]]:
+        """Every static by the name of the module that defines it (another module that imports it by name holds
+        the same object: it is not listed again)."""
         out = {}
         for mname, m in self.mods.items():
+            try:
+                src = inspect.getsource(m)
+            except (OSError, TypeError):
+                src = ""
             for attr, val in vars(m).items():
                 if isinstance(val, (prelude.Array, prelude_places._StructBase)) and not isinstance(val, type):
+                    if src and f"\n{attr} = " not in src and f"\n{attr}: " not in src:
+                        continue  # imported from the module that defines it
                     out[f"{mname}.{attr}"] = (val._addr, prelude_places._size(type(val)))
         return out
 
@@ -686,7 +707,9 @@ class SbiWorld:
         regions = []
         for name, (addr, size) in self.be.statics.items():
             elem = {"hypervisor.core.vm.VMS": self.vm_size, "hypervisor.core.vm.VCPUS": self.vcpu_size}.get(name, 0)
-            if size > BIG:  # (the frame bitmap: only its first words cover the pool) the rest once an episode
+            if (
+                size > BIG and not elem
+            ):  # (the frame bitmap: only its first words cover the pool) the rest once an episode
                 regions.append(Region(name, addr, BIG, elem))
                 regions.append(Region(f"{name} (beyond {BIG} bytes)", addr + BIG, size - BIG, per_case=False))
             else:
@@ -898,9 +921,10 @@ class SbiWorld:
         else:
             self.stats[f"{name}/{fid if fid < 8 else 'any'}: a0 {a0}"] += 1
 
-        # memory: only the calling VM's own state, the console's and interrupt locks, and what an ending VM frees
+        # memory: only the calling VM's own state, the console's and interrupt locks, the copy of what the
+        # hypervisor prints (the log ring the MVM's /dev/hvc0 reads), and what an ending VM frees
         allowed = {f"hypervisor.core.vm.VMS[{m}]"} | {f"hypervisor.core.vm.VCPUS[{j}]" for j in mine}
-        allowed |= {name for name in self.be.statics if self.be.is_lock(name)}
+        allowed |= {name for name in self.be.statics if self.be.is_lock(name)} | LOG_RING
         if ended:
             allowed |= {"hypervisor.core.frame_alloc.frame_bitmap", "hypervisor.core.frame_alloc.frame_used_pages"}
             allowed |= {f"frame{p}" for p in self.pages[m]}
@@ -1542,8 +1566,12 @@ class AplicWorld:
             changed = be.end_case(self.regions)
         if isinstance(be, CPythonBackend) and be.stray:
             fail("memory", f"writes outside the hypervisor's statics: {[(hex(a), n) for a, n in be.stray[:4]]}")
-        if changed - {"hypervisor.core.vaplic.vaplic_main", "value"}:
+        if changed - {"hypervisor.core.vaplic.vaplic_main", "hypervisor.core.vaplic.vaplic_spin", "value"}:
             fail("memory", f"changed {sorted(changed)}")
+        if be.read(be.global_addr("hypervisor.core.vaplic.vaplic_spin"), 8)[:4] != be.read(
+            be.global_addr("hypervisor.core.vaplic.vaplic_spin") + 4, 4
+        ):
+            fail("lock", "the virtual APLIC's lock is held after the access")
         phys = [(e[1], e[3]) for e in self.dev.log if e[0] == "w"]
         self.obs = (got, phys)
         for e in self.dev.log:
@@ -1897,7 +1925,7 @@ class MmioWorld:
         elif moved or v.get("sepc") != sepc:
             fail("registers", f"x{moved} or sepc changed by an access that was not performed")
         allowed = {f"hypervisor.core.vm.VCPUS[{k}]" for k in (0, 1)} | {"hypervisor.core.virq.vplic_main"}
-        allowed |= {n for n in be.statics if be.is_lock(n)}
+        allowed |= {n for n in be.statics if be.is_lock(n)} | LOG_RING
         if changed - allowed:
             fail("memory", f"changed {sorted(changed - allowed)}")
         for name, (addr, size) in be.statics.items():
@@ -1906,6 +1934,334 @@ class MmioWorld:
         for e in self.dev.log:  # the physical PLIC: only completions of the VM's own source 10
             if e[0] == "w" and not (e[1] & 0xFFF == 4 and e[1] >= 0x20_0000 and e[3] == 10):
                 fail("physical", f"a write of {e[3]:#x} at {e[1]:#x} of the physical PLIC")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# virtio: the MVM's virtio-console on its virtio-mmio transport, driven by a malicious driver
+
+VIO_QUEUES = (0, 1, 2, 3, 18, 19)  # port 0 receive/transmit, control receive/transmit, port 8 receive/transmit
+VIO_RINGS = 0x800  # RAM offset of the queues' areas: 0x300 bytes each (descriptors, available, used)
+VIO_BUFS = 0x4000  # RAM offset of the driver's buffers
+VIO_REGS = (
+    0x0,
+    0x4,
+    0x8,
+    0xC,
+    0x10,
+    0x14,
+    0x20,
+    0x24,
+    0x30,
+    0x34,
+    0x38,
+    0x44,
+    0x50,
+    0x60,
+    0x64,
+    0x70,
+    0x80,
+    0x84,
+    0x90,
+    0x94,
+    0xA0,
+    0xA4,
+    0xAC,
+    0xB0,
+    0xB8,
+    0xC0,
+    0xFC,
+    0x100,
+    0x102,
+    0x104,
+    0x108,
+    0x10A,
+    0x10C,
+)
+
+
+def vio_area(q: int) -> int:
+    return MVM_GPA + VIO_RINGS + 0x300 * VIO_QUEUES.index(q)
+
+
+def virtio_op(rng: random.Random) -> tuple:
+    """One driver action: a register access, the whole initialisation, a descriptor, an available-ring entry, a
+    notify, a control message, receive buffers, bytes from the hypervisor's side, or an idle vCPU."""
+    kind = rng.choices(
+        ("reg", "init", "desc", "offer", "notify", "msg", "rx", "tx", "hyp", "idle"),
+        (16, 4, 14, 8, 10, 8, 8, 20, 6, 4),
+    )[0]
+    q = rng.choice(VIO_QUEUES)
+    if kind == "reg":
+        off = rng.choice(VIO_REGS) if rng.random() < 0.85 else rng.randrange(0x1100)
+        width = rng.choice((4, 4, 4, 1, 2, 8))
+        return (kind, off, width, rng.random() < 0.6, rng.choice((0, 1, 2, 3, 8, 15, 18, 19, rng.getrandbits(32))))
+    if kind == "init":  # features: sometimes without VERSION_1 or with bits not offered; queues sometimes bad
+        feats = rng.choice(((1 << 32) | 2, (1 << 32) | 2, 2, (1 << 32) | 0x20, (1 << 32)))
+        return (kind, feats, rng.choice((8, 8, 8, 4, 6, 512)), rng.random() < 0.1, rng.randrange(len(VIO_QUEUES)))
+    if kind == "desc":
+        addr, length = vio_buffer(rng)
+        return (kind, q, rng.randrange(10), addr, length, rng.randrange(8), rng.randrange(10))
+    if kind == "tx":  # a chain of 1..3 descriptors offered and notified on a transmitq (mostly sound ones)
+        chain = []
+        for _ in range(rng.randrange(1, 4)):
+            addr, length = vio_buffer(rng)
+            flags = rng.choice((0, 0, 0, 2, 4, rng.randrange(8)))
+            chain.append((addr, length, flags, rng.choice((None, None, rng.randrange(10)))))
+        return (kind, rng.choice((1, 19, 19)), tuple(chain))
+    if kind == "offer":
+        return (kind, q, rng.randrange(10), rng.choice((1, 1, 1, 2, 9, 0xFFFF, rng.getrandbits(16))))
+    if kind == "notify":
+        return (kind, q if rng.random() < 0.9 else rng.randrange(64))
+    if kind == "msg":  # DEVICE_READY, PORT_READY, PORT_OPEN (mostly for real ports), or anything
+        event = rng.choice((0, 3, 3, 6, 6, rng.randrange(16)))
+        return (kind, rng.choice((0, 8, 8, rng.randrange(12))), event, rng.choice((1, 1, 0, rng.getrandbits(16))))
+    if kind == "rx":
+        return (kind, rng.choice((0, 2, 18)), rng.randrange(1, 5), rng.choice((8, 64, 256, 4096)))
+    if kind == "hyp":
+        frame = struct_frame(rng)
+        return (kind, rng.choice((0, 1, 8)), frame)
+    return (kind,)
+
+
+def vio_buffer(rng: random.Random) -> tuple[int, int]:
+    """A descriptor's buffer: mostly inside the VM's RAM, else across its end, below it, just after it, or
+    anywhere; any length."""
+    where = rng.choice(("in", "in", "in", "in", "edge", "below", "after", "any"))
+    addr = {
+        "in": MVM_GPA + VIO_BUFS + rng.randrange(0x8000),
+        "edge": MVM_GPA + VM_RAM - rng.randrange(1, 64),
+        "below": MVM_GPA - rng.randrange(1, 64),
+        "after": MVM_GPA + VM_RAM + rng.randrange(64),
+        "any": rng.getrandbits(64),
+    }[where]
+    if where == "in":
+        return addr, rng.choice((0, 1, 8, 24, 64, 300, 4096))
+    return addr, rng.choice((1, 8, 64, 300, 4096, 0xFFFF_FFFF, rng.getrandbits(32)))
+
+
+def struct_frame(rng: random.Random) -> bytes:
+    """Bytes the control port's reader might see: a frame header of an unknown type, garbage, or both."""
+    import struct as st
+
+    hdr = st.pack(
+        "<IHHIIII",
+        0x59485350,
+        rng.choice((1, 1, 2)),
+        rng.randrange(1 << 16),
+        rng.getrandbits(32),
+        0,
+        rng.choice((0, 0, 4, 70000)),
+        rng.choice((0, 0, 1)),
+    )
+    junk = bytes(rng.getrandbits(8) for _ in range(rng.randrange(8)))
+    return rng.choice((hdr, junk + hdr, junk, hdr[: rng.randrange(24)]))
+
+
+class VirtioWorld:
+    """The management VM (PLIC build) with two vCPUs, its virtual PLIC and its virtio-console (vcon_attach_mvm at
+    the board's address and source); 64 KiB of guest RAM followed by a decoy page that no access may touch.
+    Every case is guest accesses to the console's window through its emulated-MMIO handler (vcon_emul), the guest
+    writing its own RAM (descriptors, rings, buffers) between them, or the hypervisor's end of a port."""
+
+    def __init__(self, be: Backend) -> None:
+        import struct as st
+
+        self.st = st
+        self.be = be
+        b = be.board
+        emul = be.mods["hypervisor.core.emul"]
+        self.done, self.fault = int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
+        self.base, self.irq = int(b.MVM_VCON_BASE), int(b.MVM_VCON_IRQ)
+        self.dev = PlicDevice()
+        prelude.mock.reset()
+        prelude.mock.map_mmio(int(b.PLIC_BASE), int(b.PLIC_SIZE), self.dev.read, self.dev.write)
+        prelude.mock.sbi_handler = lambda *a: (0, 0)
+        self.stacks_size = int(b.MAX_HARTS * b.HART_STACK_SIZE)
+        self.stacks = be.extern_addr(STACKS)
+        be.write(self.stacks, int(b.HART_STACK_PAINT).to_bytes(8, "little") * (self.stacks_size // 8))
+        self.pool = be.alloc(0x10_0000, 0x4000)
+        assert be.call("frame_alloc_init", self.pool, 0x10_0000)
+        self.ram = be.alloc(VM_RAM + 0x1000)
+        self.decoy = self.ram + VM_RAM
+        be.write(self.decoy, b"\xd5" * 0x1000)
+        vm = be.call("vm_setup", 0, MVM_GPA, self.ram, VM_RAM, False)
+        be.call("vm_mark_mvm")
+        self.vcpus = [be.call("vcpu_add", vm, h, True) for h in (0, 1)]
+        assert vm and all(self.vcpus)
+        assert be.call("irqc_vm_init", vm, int(b.MVM_PLIC_BASE))
+        assert be.call("vcon_attach_mvm", vm, self.base, self.irq)
+        be.call("vm_mark_created")
+        self.value = be.alloc(8, 8)
+        self.data = be.alloc(0x100, 8)
+        self.regions = []
+        for name, (addr, size) in be.statics.items():
+            if size > BIG:
+                self.regions.append(Region(name, addr, BIG))
+                self.regions.append(Region(f"{name} (beyond)", addr + BIG, size - BIG, per_case=False))
+            else:
+                self.regions.append(Region(name, addr, size))
+        self.regions += [
+            Region("ram", self.ram, VM_RAM),
+            Region("decoy", self.decoy, 0x1000),
+            Region("value", self.value, 8),
+            Region("data", self.data, 0x100),
+            Region("pool", self.pool, 0x10_0000, per_case=False),
+            Region("stacks", self.stacks, self.stacks_size, per_case=False),
+        ]
+        if isinstance(be, CPythonBackend):
+            be.known = [(r.addr, r.size) for r in self.regions if r.name != "decoy"]
+        self.initial = snapshot(be, self.regions, all_=True)
+        self.stats: collections.Counter = collections.Counter()
+
+    def restore(self, rng_seed: int = 0) -> None:
+        restore_regions(self.be, self.regions, self.initial)
+        self.be.set_scalars({k: v for k, v in self.initial.items() if not isinstance(v, bytes)})
+        self.avail = dict.fromkeys(VIO_QUEUES, 0)
+
+    def alive(self) -> bool:
+        return True
+
+    def end_episode(self) -> None:
+        pass
+
+    def guest_write(self, gpa: int, data: bytes) -> None:
+        self.be.write(self.ram + (gpa - MVM_GPA), data)
+
+    def reg(self, off: int, width: int, store: bool, value: int = 0) -> tuple[int, int]:
+        self.be.write(self.value, (value & U64).to_bytes(8, "little"))
+        r = self.be.call("vcon_emul", self.vcpus[0], off, width, store, self.value)
+        got = int.from_bytes(self.be.read(self.value, 8), "little")
+        if r not in (self.done, self.fault):
+            fail("result", f"vcon_emul gave {r} at {off:#x} width {width}")
+        if (width not in (1, 2, 4) or off >= 0x1000 or off % width) and r != self.fault:
+            fail("result", f"an access of width {width} at {off:#x} was performed")
+        if off < 0x100 and width != 4 and r != self.fault:
+            fail("result", f"a {width}-byte access to register {off:#x} was performed")
+        self.stats[f"reg: {'done' if r == self.done else 'fault'}"] += 1
+        return r, got
+
+    def offer(self, q: int, head: int, step: int) -> None:
+        area = vio_area(q)
+        slot = self.avail[q] % 8
+        self.guest_write(area + 0x100 + 4 + 2 * slot, self.st.pack("<H", head))
+        self.avail[q] = (self.avail[q] + step) & 0xFFFF
+        self.guest_write(area + 0x100 + 2, self.st.pack("<H", self.avail[q]))
+
+    def act(self, op: tuple) -> tuple:
+        kind = op[0]
+        st = self.st
+        if kind == "reg":
+            _, off, width, store, value = op
+            return self.reg(off, width, store, value)
+        if kind == "init":
+            _, feats, num, bad_addr, bad_q = op
+            out = [self.reg(0x70, 4, True, 0), self.reg(0x70, 4, True, 3)]
+            for sel in (0, 1):
+                self.reg(0x24, 4, True, sel)
+                self.reg(0x20, 4, True, (feats >> (32 * sel)) & 0xFFFF_FFFF)
+            self.reg(0x70, 4, True, 11)
+            for i, q in enumerate(VIO_QUEUES):
+                area = vio_area(q) + (0x7FFF_0000 if bad_addr and i == bad_q else 0)
+                self.guest_write(vio_area(q), bytes(0x300))
+                self.avail[q] = 0
+                self.reg(0x30, 4, True, q)
+                self.reg(0x38, 4, True, num)
+                for off, a in ((0x80, area), (0x90, area + 0x100), (0xA0, area + 0x200)):
+                    self.reg(off, 4, True, a & 0xFFFF_FFFF)
+                    self.reg(off + 4, 4, True, a >> 32)
+                self.reg(0x44, 4, True, 1)
+            out.append(self.reg(0x70, 4, True, 15))
+            out.append(self.reg(0x70, 4, False))
+            return tuple(out)
+        if kind == "desc":
+            _, q, i, addr, length, flags, nxt = op
+            self.guest_write(vio_area(q) + 16 * (i % 8), st.pack("<QIHH", addr & U64, length, flags, nxt))
+            return ()
+        if kind == "offer":
+            _, q, head, step = op
+            self.offer(q, head, step)
+            return ()
+        if kind == "notify":
+            return self.reg(0x50, 4, True, op[1])
+        if kind == "msg":  # a control message in one buffer, offered on the control transmitq
+            _, port, event, value = op
+            buf = MVM_GPA + VIO_BUFS + 0x7000
+            self.guest_write(buf, st.pack("<IHH", port, event, value))
+            self.guest_write(vio_area(3) + 16 * 7, st.pack("<QIHH", buf, 8, 0, 0))
+            self.offer(3, 7, 1)
+            return self.reg(0x50, 4, True, 3)
+        if kind == "rx":  # receive buffers, each one device-writable descriptor
+            _, q, count, size = op
+            for k in range(count):
+                buf = MVM_GPA + VIO_BUFS + 0x1000 * k
+                self.guest_write(vio_area(q) + 16 * k, st.pack("<QIHH", buf, size, 2, 0))
+                self.offer(q, k, 1)
+            return self.reg(0x50, 4, True, q)
+        if kind == "tx":
+            _, q, chain = op
+            for k, (addr, length, flags, nxt) in enumerate(chain):
+                last = k == len(chain) - 1
+                f = flags | (0 if last else 1)
+                self.guest_write(
+                    vio_area(q) + 16 * k, st.pack("<QIHH", addr & U64, length, f, k + 1 if nxt is None else nxt)
+                )
+            self.offer(q, 0, 1)
+            return self.reg(0x50, 4, True, q)
+        if kind == "hyp":  # the hypervisor's end: bytes for the MVM on a port, the control server's reads
+            _, port, data = op
+            self.be.write(self.data, data[:0x100])
+            return (self.be.call("vcon_port_write", port, self.data, len(data[:0x100])),)
+        self.be.call("vcon_idle", self.vcpus[0])
+        return ()
+
+    def run(self, op: tuple) -> None:
+        be = self.be
+        self.stats[op[0]] += 1
+        be.begin_case(self.regions)
+        try:
+            self.obs = self.act(op)
+        except FuzzFailure:
+            raise
+        except Hang as e:
+            fail("hang", str(e))
+        except BaseException as e:  # noqa: BLE001
+            fail("exception", f"{type(e).__name__}: {e}")
+        finally:
+            changed = be.end_case(self.regions)
+        if isinstance(be, CPythonBackend):
+            if be.stray:
+                fail("memory", f"writes outside every known region: {[(hex(a), n) for a, n in be.stray[:4]]}")
+            for a, n in be.reads:
+                if a < self.decoy + 0x1000 and a + n > self.decoy:
+                    fail("memory", f"a read beyond the VM's RAM at {a:#x}")
+        if isinstance(be, CPythonBackend):
+            self.stats[f"guest RAM read: {any(self.ram <= a < self.ram + VM_RAM for a, _ in be.reads)}"] += 1
+        allowed = {"ram", "value", "data", "hypervisor.core.virq.vplic_main"} | LOG_RING
+        allowed |= {f"hypervisor.core.vm.VCPUS[{k}]" for k in (0, 1)}
+        allowed |= {n for n in be.statics if be.is_lock(n)}
+        prefixes = ("hypervisor.core.virtio_console.", "hypervisor.core.control.", "hypervisor.core.vm.VCPUS")
+        bad = sorted(c for c in changed - allowed if not c.startswith(prefixes))
+        if bad:
+            fail("memory", f"changed {bad}")
+        for name, (addr, size) in be.statics.items():
+            if be.is_lock(name) and not released(be.read(addr, size)):
+                fail("lock", f"{name} still held")
+        vcon = be.global_addr("hypervisor.core.virtio_console.VCON")
+        if not released(be.read(vcon + self.lock_offset(), 8)):
+            fail("lock", "the console device's lock is still held")
+        status = self.status()
+        self.stats[f"status {status:#x}"] += 1
+
+    def lock_offset(self) -> int:
+        vc, vm = self.be.mods["hypervisor.core.virtio_console"], self.be.mods["hypervisor.core.virtio_mmio"]
+        return prelude.layout_of(vc.Vcon).fields["t"][0] + prelude.layout_of(vm.VirtioMmio).fields["lock"][0]
+
+    def status(self) -> int:
+        vm = self.be.mods["hypervisor.core.virtio_mmio"]
+        off = prelude.layout_of(vm.VirtioMmio).fields["status"][0]
+        return int.from_bytes(
+            self.be.read(self.be.global_addr("hypervisor.core.virtio_console.VCON") + off, 4), "little"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1918,6 +2274,9 @@ SPEC = {  # target: (module compiled/loaded, board irq mode, world, op generator
     "vaplic": ("hypervisor.core.vaplic", "aia", AplicWorld, aplic_op),
     "decode": ("hypervisor.arch.riscv.mmio_decode", "plic", DecodeWorld, decode_op),
     "mmio": ("hypervisor.arch.riscv.mmio+hypervisor.core.mvm", "plic", MmioWorld, mmio_op),
+    "virtio": ("hypervisor.core.virtio_console+hypervisor.core.mvm", "plic", VirtioWorld, virtio_op),
+    "control": (CONTROL_MODULES, "plic", ControlFuzzWorld, control_op),
+    "control_aia": (CONTROL_MODULES, "aia", ControlFuzzWorld, control_op),
 }
 
 
@@ -2084,4 +2443,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The targets' worlds in other modules import this one as tests.hypervisor.fuzz: run that module's main, so
+    # that they raise the FuzzFailure its runner catches.
+    from tests.hypervisor import fuzz as fuzz_module
+
+    sys.exit(fuzz_module.main())

@@ -34,8 +34,26 @@ QEMU_DTBS = {
     "qemu-virt-aia.dtb": "virt,aia=aplic-imsic,aia-guests=3",
 }
 # extension names asked about on every cpu besides those the tree lists (absent ones, prefixes, other case)
-PROBES = ["h", "H", "v", "g", "zic", "zicbo", "zicbomx", "svnapot", "smaia", "ssaia", "rv64imafdch", "sstc", "SSTC",
-          "Zicbom", "svadu", "e", "q", "imafdch"]
+PROBES = [
+    "h",
+    "H",
+    "v",
+    "g",
+    "zic",
+    "zicbo",
+    "zicbomx",
+    "svnapot",
+    "smaia",
+    "ssaia",
+    "rv64imafdch",
+    "sstc",
+    "SSTC",
+    "Zicbom",
+    "svadu",
+    "e",
+    "q",
+    "imafdch",
+]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -96,6 +114,7 @@ class Host:
     def __init__(self):
         if Host.prog is None:
             from compiler.driver import compile_host
+
             Host.prog = compile_host([FDT_PY])
         self.keep: list = []
         self.outbuf = (ctypes.c_uint64 * 2)()
@@ -143,9 +162,13 @@ def expected(data: bytes) -> dict:
     dt = pyfdt.parse_dtb(data)
     cpus_node = dt.get_node("/cpus")
     ac = cpus_node.get_property("#address-cells").value
-    cpus = [n for n in cpus_node.nodes
-            if n.get_property("device_type") and n.get_property("device_type").value == "cpu"
-            and (not n.get_property("status") or n.get_property("status").value in ("okay", "ok"))]
+    cpus = [
+        n
+        for n in cpus_node.nodes
+        if n.get_property("device_type")
+        and n.get_property("device_type").value == "cpu"
+        and (not n.get_property("status") or n.get_property("status").value in ("okay", "ok"))
+    ]
     hartids = []
     exts = []
     for n in cpus:
@@ -166,9 +189,13 @@ def expected(data: bytes) -> dict:
             w = list(n.get_property("reg").data)
             step = rac + rsc
             for i in range(0, len(w), step):
-                cells = w[i:i + step]
-                mem.append((int.from_bytes(b"".join(c.to_bytes(4, "big") for c in cells[:rac]), "big"),
-                            int.from_bytes(b"".join(c.to_bytes(4, "big") for c in cells[rac:]), "big")))
+                cells = w[i : i + step]
+                mem.append(
+                    (
+                        int.from_bytes(b"".join(c.to_bytes(4, "big") for c in cells[:rac]), "big"),
+                        int.from_bytes(b"".join(c.to_bytes(4, "big") for c in cells[rac:]), "big"),
+                    )
+                )
     return {
         "size": struct.unpack(">I", data[4:8])[0],
         "hartids": hartids,
@@ -194,11 +221,12 @@ def check_all(r, data: bytes, want: dict, cpus_to_probe=None) -> None:
             break
         regions.append(r.read_out())
     assert regions == want["memory"]
-    for i in (range(n) if cpus_to_probe is None else cpus_to_probe):
+    for i in range(n) if cpus_to_probe is None else cpus_to_probe:
         names = sorted(want["exts"][i]) + [p for p in PROBES if p.lower() not in want["exts"][i]]
         got = {name for name in names if r.call("fdt_cpu_has_extension", dtb, i, r.string(name.encode()))}
-        assert {g.lower() for g in got} == {x for x in want["exts"][i] if x} | \
-            {p.lower() for p in PROBES if p.lower() in want["exts"][i]}, f"cpu {i}"
+        assert {g.lower() for g in got} == {x for x in want["exts"][i] if x} | {
+            p.lower() for p in PROBES if p.lower() in want["exts"][i]
+        }, f"cpu {i}"
     assert r.call("fdt_cpu_has_extension", dtb, n, r.string(b"i")) is False
 
 
@@ -261,8 +289,12 @@ def test_qemu_regenerated(tmp_path, name):
     machine (bytes differ: /chosen/rng-seed is random; extension lists follow the QEMU version)."""
     require_tool(QEMU)
     out = tmp_path / name
-    subprocess.run([QEMU, "-M", f"{QEMU_DTBS[name]},dumpdtb={out}", "-cpu", "rv64", "-smp", "3", "-m", "512M",
-                    "-nographic"], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [QEMU, "-M", f"{QEMU_DTBS[name]},dumpdtb={out}", "-cpu", "rv64", "-smp", "3", "-m", "512M", "-nographic"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     data = out.read_bytes()
     want = expected(data)
     committed = expected((DATA / name).read_bytes())
@@ -326,8 +358,9 @@ def build_dtb(root, version: int = 17, nops: bool = False) -> bytes:
     return blob
 
 
-def cpu(name: str, reg: bytes, isa: str | None = None, exts: list[str] | None = None, status: str | None = None,
-        extra=()):
+def cpu(
+    name: str, reg: bytes, isa: str | None = None, exts: list[str] | None = None, status: str | None = None, extra=()
+):
     props = [("device_type", strs("cpu")), ("reg", reg)]
     if status is not None:
         props.append(("status", strs(status)))
@@ -343,22 +376,33 @@ def synthetic(version: int = 17, nops: bool = False) -> tuple[bytes, dict]:
     """2-cell hart ids, an isa-only cpu, a disabled one, timebase on the cpu node, root cells 1/1, two memory
     nodes (the first with two regions), a memory node that is disabled and a node named memory without
     device_type that is not one."""
-    cpus = ("cpus", [("#address-cells", be32(2)), ("#size-cells", be32(0))], [
-        cpu("cpu@100000002", be32(1, 2), isa="rv64gc_svnapot_Zicbom", extra=[("timebase-frequency", be32(1000))]),
-        cpu("cpu@3", be32(0, 3), isa="rv64imac", status="disabled"),
-        cpu("cpu@7", be32(0, 7), isa="RV64IMAFDCH_SSTC", exts=["i", "m", "zba"], status="okay"),
-        ("cpu-map", [], [("cluster0", [], [("core0", [("cpu", be32(1))], [])])]),
-        cpu("cpu@8", be32(0, 8), isa="rv32ih2p0_xfoo", status="ok"),
-    ])
-    root = ("", [("#address-cells", be32(1)), ("#size-cells", be32(1)), ("model", strs("synthetic"))], [
-        ("memory@1000", [("reg", be32(0x1000, 0x2000, 0x8000, 0x100)), ("device_type", strs("memory"))], []),
-        ("soc", [], [("memory@0", [("device_type", strs("memory")), ("reg", be32(0x99, 0x1))], [])]),
-        ("memory@4000", [("device_type", strs("memory")), ("reg", be32(0x4000, 0x10)), ("status", strs("disabled"))],
-         []),
-        ("memory-controller", [("reg", be32(0x5000, 0x10))], []),
-        cpus,
-        ("memory@90000000", [("device_type", strs("memory")), ("reg", be32(0x9000_0000, 0x1000_0000))], []),
-    ])
+    cpus = (
+        "cpus",
+        [("#address-cells", be32(2)), ("#size-cells", be32(0))],
+        [
+            cpu("cpu@100000002", be32(1, 2), isa="rv64gc_svnapot_Zicbom", extra=[("timebase-frequency", be32(1000))]),
+            cpu("cpu@3", be32(0, 3), isa="rv64imac", status="disabled"),
+            cpu("cpu@7", be32(0, 7), isa="RV64IMAFDCH_SSTC", exts=["i", "m", "zba"], status="okay"),
+            ("cpu-map", [], [("cluster0", [], [("core0", [("cpu", be32(1))], [])])]),
+            cpu("cpu@8", be32(0, 8), isa="rv32ih2p0_xfoo", status="ok"),
+        ],
+    )
+    root = (
+        "",
+        [("#address-cells", be32(1)), ("#size-cells", be32(1)), ("model", strs("synthetic"))],
+        [
+            ("memory@1000", [("reg", be32(0x1000, 0x2000, 0x8000, 0x100)), ("device_type", strs("memory"))], []),
+            ("soc", [], [("memory@0", [("device_type", strs("memory")), ("reg", be32(0x99, 0x1))], [])]),
+            (
+                "memory@4000",
+                [("device_type", strs("memory")), ("reg", be32(0x4000, 0x10)), ("status", strs("disabled"))],
+                [],
+            ),
+            ("memory-controller", [("reg", be32(0x5000, 0x10))], []),
+            cpus,
+            ("memory@90000000", [("device_type", strs("memory")), ("reg", be32(0x9000_0000, 0x1000_0000))], []),
+        ],
+    )
     want = {
         "hartids": [0x1_0000_0002, 7, 8],
         "timebase": 1000,
@@ -371,13 +415,39 @@ def synthetic(version: int = 17, nops: bool = False) -> tuple[bytes, dict]:
 
 # (cpu index, extension, present)
 SYNTHETIC_EXTS = [
-    (0, "i", True), (0, "m", True), (0, "a", True), (0, "f", True), (0, "d", True), (0, "c", True), (0, "g", True),
-    (0, "h", False), (0, "v", False), (0, "svnapot", True), (0, "SVNAPOT", True), (0, "zicbom", True),
-    (0, "svnapo", False), (0, "svnapott", False), (0, "gc", False), (0, "rv64gc", False), (0, "", False),
-    (1, "h", True), (1, "sstc", True), (1, "zba", True), (1, "d", True), (1, "Zba", True), (1, "svadu", False),
-    (1, "v", False), (1, "zb", False),
-    (2, "h", True), (2, "i", True), (2, "xfoo", True), (2, "x", False), (2, "m", False), (2, "p", False),
-    (2, "2", False), (2, "0", False),
+    (0, "i", True),
+    (0, "m", True),
+    (0, "a", True),
+    (0, "f", True),
+    (0, "d", True),
+    (0, "c", True),
+    (0, "g", True),
+    (0, "h", False),
+    (0, "v", False),
+    (0, "svnapot", True),
+    (0, "SVNAPOT", True),
+    (0, "zicbom", True),
+    (0, "svnapo", False),
+    (0, "svnapott", False),
+    (0, "gc", False),
+    (0, "rv64gc", False),
+    (0, "", False),
+    (1, "h", True),
+    (1, "sstc", True),
+    (1, "zba", True),
+    (1, "d", True),
+    (1, "Zba", True),
+    (1, "svadu", False),
+    (1, "v", False),
+    (1, "zb", False),
+    (2, "h", True),
+    (2, "i", True),
+    (2, "xfoo", True),
+    (2, "x", False),
+    (2, "m", False),
+    (2, "p", False),
+    (2, "2", False),
+    (2, "0", False),
 ]
 
 
@@ -397,8 +467,9 @@ def test_synthetic(reader, version, nops):
             break
         regions.append(reader.read_out())
     assert regions == want["memory"]
-    got = [(i, e, reader.call("fdt_cpu_has_extension", dtb, i, reader.string(e.encode())))
-           for i, e, _ in SYNTHETIC_EXTS]
+    got = [
+        (i, e, reader.call("fdt_cpu_has_extension", dtb, i, reader.string(e.encode()))) for i, e, _ in SYNTHETIC_EXTS
+    ]
     assert got == SYNTHETIC_EXTS
 
 
@@ -471,8 +542,24 @@ def test_riscv64_object(tmp_path):
 
     for files in ([FDT_PY], [DATA / "fdt_exports.py", FDT_PY]):
         obj = tmp_path / "fdt.o"
-        r = subprocess.run([sys.executable, "-m", "compiler.cli", "emit", *map(str, files), "--target", "riscv64",
-                            "--emit", "obj", "-o", str(obj)], cwd=ROOT, capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "compiler.cli",
+                "emit",
+                *map(str, files),
+                "--target",
+                "riscv64",
+                "--emit",
+                "obj",
+                "-o",
+                str(obj),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         with obj.open("rb") as f:
             elf = ELFFile(f)

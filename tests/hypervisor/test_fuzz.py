@@ -15,7 +15,16 @@ from tests.hypervisor import fuzz
 pytestmark = pytest.mark.fuzz
 
 SEED = 20261202
-CASES = {"sbi": 2000, "vplic": 3000, "vaplic": 3000, "decode": 5000, "mmio": 3000}
+CASES = {
+    "sbi": 2000,
+    "vplic": 3000,
+    "vaplic": 3000,
+    "decode": 5000,
+    "mmio": 3000,
+    "virtio": 3000,
+    "control": 800,
+    "control_aia": 800,
+}
 
 
 @functools.cache
@@ -104,3 +113,43 @@ def test_a_planted_vplic_bug_is_found(monkeypatch):
     res = fuzz.fuzz("vplic", "cpython", CASES["vplic"], SEED)
     assert res.failure is not None, "the planted bug was not found"
     assert len(res.minimal) <= 3, res.minimal
+
+
+def test_control_slice_reaches_the_success_paths():
+    """The control cases are not all refused: guest VMs are made, loaded, booted, stopped and removed, and they
+    shut down, reboot and fault by themselves, which the server reports as events."""
+    res = _slice("control", "host")
+    assert res.failure is None, fuzz.report(res)
+    for name in ("0x10: status 0", "0x11: status 0", "0x12: status 0", "0x14: status 0", "0x16: status 0"):
+        assert res.stats.get(name, 0) > 0, name
+    assert res.stats.get("event", 0) > 0
+    assert sum(n for k, n in res.stats.items() if k in ("guest: shutdown", "guest: reboot", "guest: fault")) > 0
+
+
+def test_a_planted_control_bug_is_found(monkeypatch):
+    """A guest-memory translation that checks where a range starts but not where it ends: a VM_LOAD runs past its
+    region into whatever frame follows."""
+
+    def start_only(be):
+        def translate(vm, gpa, length):
+            for i in range(int(vm.regions)):
+                r = prelude.addr_of(vm.region[i])
+                if r.gpa <= gpa < r.gpa + r.size:
+                    return r.hpa + (gpa - r.gpa)
+            return prelude.u64(0)
+
+        return translate
+
+    _plant(monkeypatch, "hypervisor.core.gvm", "gmem_translate", start_only)
+    res = fuzz.fuzz("control", "cpython", 3000, SEED)
+    assert res.failure is not None and res.failure.startswith(("memory", "model")), res.failure
+
+
+def test_virtio_slice_reaches_broken_and_working_devices():
+    """The virtio cases are not all refused at the door: drivers get as far as DRIVER_OK with FEATURES_OK, bad
+    chains and queues mark the device DEVICE_NEEDS_RESET, and register accesses are both performed and refused."""
+    res = _slice("virtio", "host")
+    assert res.failure is None, fuzz.report(res)
+    assert res.stats.get("status 0xf", 0) > 0  # ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK
+    assert res.stats.get("status 0x4f", 0) > 0  # and DEVICE_NEEDS_RESET
+    assert res.stats.get("reg: done", 0) > 0 and res.stats.get("reg: fault", 0) > 0

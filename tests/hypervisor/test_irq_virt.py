@@ -18,8 +18,10 @@ MIP_VSEIP = 1 << 10
 
 def _load(tmp_path, irq: str):
     b = load_board(tmp_path, irq)
-    mods = {n: importlib.import_module(f"hypervisor.{n}") for n in
-            ("core.frame_alloc", "core.vm", "core.virq", "core.vplic", "core.vaplic", "core.spinlock")}
+    mods = {
+        n: importlib.import_module(f"hypervisor.{n}")
+        for n in ("core.frame_alloc", "core.vm", "core.virq", "core.vplic", "core.vaplic", "core.spinlock")
+    }
     prelude.memory.fill(POOL, 1 << 20)
     assert mods["core.frame_alloc"].frame_alloc_init(prelude.u64(POOL), prelude.u64(1 << 20))
     return b, mods
@@ -49,8 +51,9 @@ def plic(tmp_path):
     ipis = []
     prelude.mock.sbi_handler = lambda eid, fid, *a: (ipis.append((eid, fid, a[0], a[1])), (0, 0))[1]
     vm_mod = m["core.vm"]
-    vm = vm_mod.vm_setup(prelude.u64(0), prelude.u64(0x9000_0000), prelude.u64(0x9000_0000),
-                         prelude.u64(0x20_0000), False)
+    vm = vm_mod.vm_setup(
+        prelude.u64(0), prelude.u64(0x9000_0000), prelude.u64(0x9000_0000), prelude.u64(0x20_0000), False
+    )
     v0 = vm_mod.vcpu_add(vm, prelude.u64(0), True)
     v1 = vm_mod.vcpu_add(vm, prelude.u64(1), True)
     m["core.virq"].virq_init(vm)
@@ -92,7 +95,12 @@ def test_plic_claim_makes_it_pending_and_raises_vseip_then_completes_after_the_g
     assert not prelude.mock.csr[CSRS["HVIP"]] & MIP_VSEIP
     done = vp.vplic_write(p, u64(0x200004 + 0x1000 * 1), u64(4), u64(10))  # guest completes
     assert int(done) == 10
-    virq.virq_guest_completed(done)
+    other = m["core.vm"].vm_setup(
+        prelude.u64(1), prelude.u64(0x8000_0000), prelude.u64(0x9020_0000), prelude.u64(0x20_0000), False
+    )
+    virq.virq_guest_completed(other, done)  # a guest VM's own source 10 is not the MVM's physical one
+    assert not any(off == 0x200004 + 0x1000 and val == 10 for off, val in dev.writes)
+    virq.virq_guest_completed(vm, done)
     assert (0x200004 + 0x1000 * 1, 10) in dev.writes  # now the physical source is completed
 
 

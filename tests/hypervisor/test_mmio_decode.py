@@ -38,8 +38,14 @@ def store(name: str, rs2: int, rs1: int, imm: int = 0) -> int:
 
 def c_lw(rd: int, rs1: int, off: int) -> int:  # CL: uimm[5:3] at 12:10, uimm[2|6] at 6:5
     assert 8 <= rd < 16 and 8 <= rs1 < 16 and off % 4 == 0 and off < 128
-    return (2 << 13) | (((off >> 3) & 7) << 10) | ((rs1 - 8) << 7) | (((off >> 2) & 1) << 6) | \
-        (((off >> 6) & 1) << 5) | ((rd - 8) << 2)
+    return (
+        (2 << 13)
+        | (((off >> 3) & 7) << 10)
+        | ((rs1 - 8) << 7)
+        | (((off >> 2) & 1) << 6)
+        | (((off >> 6) & 1) << 5)
+        | ((rd - 8) << 2)
+    )
 
 
 def c_ld(rd: int, rs1: int, off: int) -> int:  # uimm[5:3] at 12:10, uimm[7:6] at 6:5
@@ -166,16 +172,27 @@ def decode(env, htinst: int, insn: int):
     if not env.call("mmio_decode", htinst, insn, env.ptr(out)):
         return None
     off = {f: int(prelude.offsetof(env.Acc, f)) for f in ("is_store", "width", "sign_extend", "reg", "insn_len")}
-    return (env.read(out + off["is_store"], 1) == 1, env.read(out + off["width"], 8),
-            env.read(out + off["sign_extend"], 1) == 1, env.read(out + off["reg"], 8),
-            env.read(out + off["insn_len"], 8))
+    return (
+        env.read(out + off["is_store"], 1) == 1,
+        env.read(out + off["width"], 8),
+        env.read(out + off["sign_extend"], 1) == 1,
+        env.read(out + off["reg"], 8),
+        env.read(out + off["insn_len"], 8),
+    )
 
 
 def load_value(env, width: int, sign: bool, raw: int) -> int:
     out = env.out()
     # any load of that width/sign fills the struct
-    name = {(1, True): "lb", (2, True): "lh", (4, True): "lw", (8, False): "ld",
-            (1, False): "lbu", (2, False): "lhu", (4, False): "lwu"}[(width, sign)]
+    name = {
+        (1, True): "lb",
+        (2, True): "lh",
+        (4, True): "lw",
+        (8, False): "ld",
+        (1, False): "lbu",
+        (2, False): "lhu",
+        (4, False): "lwu",
+    }[(width, sign)]
     assert env.call("mmio_decode", 0, load(name, 5, 6), env.ptr(out))
     return env.call("mmio_load_value", env.ptr(out), raw)
 
@@ -319,21 +336,24 @@ def test_rejects(env):
 # values
 
 
-@pytest.mark.parametrize("width,sign,raw,value", [
-    (1, True, 0x7F, 0x7F),
-    (1, True, 0x80, U64 - 0x7F),
-    (1, True, 0xFFFF_FF12, 0x12),
-    (1, True, 0x1234_56F0, U64 - 0xF),
-    (1, False, 0x1234_56F0, 0xF0),
-    (2, True, 0x8000, 0xFFFF_FFFF_FFFF_8000),
-    (2, True, 0xABCD_7FFF, 0x7FFF),
-    (2, False, 0xABCD_8001, 0x8001),
-    (4, True, 0x8000_0000, 0xFFFF_FFFF_8000_0000),
-    (4, True, 0xFFFF_FFFF_7FFF_FFFF, 0x7FFF_FFFF),
-    (4, False, 0xFFFF_FFFF_8000_0000, 0x8000_0000),
-    (8, False, U64, U64),
-    (8, False, 0x8000_0000_0000_0001, 0x8000_0000_0000_0001),
-])
+@pytest.mark.parametrize(
+    "width,sign,raw,value",
+    [
+        (1, True, 0x7F, 0x7F),
+        (1, True, 0x80, U64 - 0x7F),
+        (1, True, 0xFFFF_FF12, 0x12),
+        (1, True, 0x1234_56F0, U64 - 0xF),
+        (1, False, 0x1234_56F0, 0xF0),
+        (2, True, 0x8000, 0xFFFF_FFFF_FFFF_8000),
+        (2, True, 0xABCD_7FFF, 0x7FFF),
+        (2, False, 0xABCD_8001, 0x8001),
+        (4, True, 0x8000_0000, 0xFFFF_FFFF_8000_0000),
+        (4, True, 0xFFFF_FFFF_7FFF_FFFF, 0x7FFF_FFFF),
+        (4, False, 0xFFFF_FFFF_8000_0000, 0x8000_0000),
+        (8, False, U64, U64),
+        (8, False, 0x8000_0000_0000_0001, 0x8000_0000_0000_0001),
+    ],
+)
 def test_load_value(env, width, sign, raw, value):
     assert load_value(env, width, sign, raw) == value
 

@@ -88,7 +88,10 @@ def close_port(port: socket.socket) -> None:
 def start_daemon(model: HypervisorModel, socket_path: str) -> tuple[daemon.Daemon, socket.socket]:
     ours, theirs = socket.socketpair()
     model.attach(theirs)
-    d = daemon.Daemon(daemon.Channel(ours.fileno(), timeout=10), socket_path, cpu=HOST_CPU, load_chunk=8192)
+    consoles = os.path.join(os.path.dirname(os.path.dirname(socket_path)), "dev")  # GVMs' hvcN (tests)
+    d = daemon.Daemon(
+        daemon.Channel(ours.fileno(), timeout=10), socket_path, cpu=HOST_CPU, load_chunk=8192, console_dir=consoles
+    )
     d.start()
     threading.Thread(target=d.serve_forever, daemon=True).start()
     return d, ours

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
-from shyper import cli
+from shyper import cli, proto
 
 from tests.mvm_tools.bad_configs import BAD_CONFIGS, BadConfig
 from tests.mvm_tools.conftest import EXAMPLES, Rig, example, write_config
@@ -23,6 +24,7 @@ COMMANDS = [
     ["system"],
     ["system", "daemon"],
     ["system", "info"],
+    ["system", "ping"],
     ["system", "reboot"],
     ["system", "shutdown"],
     ["vm"],
@@ -88,6 +90,19 @@ def run(rig: Rig, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, 
     code = cli.main(["--socket", rig.socket_path, *argv])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def test_ping_times_control_round_trips(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    """`shyper system ping -n 5`: five SYSTEM_INFO requests reach the hypervisor end, their times are printed;
+    n out of range is a usage error."""
+    before = sum(1 for t, _ in rig.model.requests if t == proto.SYSTEM_INFO)
+    code, out, _ = run(rig, capsys, "system", "ping", "-n", "5")
+    assert code == 0, out
+    assert re.match(r"control round trip \(daemon <-> hypervisor, SYSTEM_INFO\): 5 requests, median \d+ us, min", out)
+    assert re.search(r"^shyper -> daemon -> hypervisor and back: [\d.]+ ms", out, re.M)
+    assert sum(1 for t, _ in rig.model.requests if t == proto.SYSTEM_INFO) == before + 5
+    code, _, err = run(rig, capsys, "system", "ping", "-n", "0")
+    assert code == 2 and "n: 0 is not 1 .. 10000" in err
 
 
 def test_session(rig_factory, images: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,10 @@ by the guest), crash, remove, a killed and restarted daemon, refusals, and garba
 from __future__ import annotations
 
 import json
+import os
+import pty
 import random
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +109,27 @@ def test_stop_reboot_remove_and_pages_come_back(rig: Rig, images: Path) -> None:
     assert vm_id not in rig.model.vms and rig.model.free_pages == free
     info = rig.daemon.handle({"cmd": "system.info"})
     assert info["ok"] and info["system"]["free_pages"] == free
+
+
+def test_console_device_held_raw_while_the_vm_exists(rig: Rig, images: Path) -> None:
+    """The daemon holds each GVM's /dev/hvcN open in raw mode from config to remove (a console opened with the
+    default termios would echo the guest's output back into it); a restarted daemon holds it again. Here hvc1 is
+    a pty's slave in the daemon's console directory."""
+    master, slave = pty.openpty()
+    os.makedirs(rig.daemon.console_dir, exist_ok=True)
+    os.symlink(os.ttyname(slave), os.path.join(rig.daemon.console_dir, "hvc1"))
+    os.close(slave)
+    try:
+        vm_id = configure(rig, images)
+        assert vm_id in rig.daemon.consoles
+        attrs = termios.tcgetattr(rig.daemon.consoles[vm_id])
+        assert attrs[3] & (termios.ECHO | termios.ICANON) == 0, "not raw"
+        new = rig.restart_daemon()
+        assert vm_id in new.consoles
+        assert new.handle({"cmd": "vm.remove", "id": vm_id})["ok"]
+        assert vm_id not in new.consoles
+    finally:
+        os.close(master)
 
 
 def test_guest_reboot_is_reloaded_and_booted(rig: Rig, images: Path) -> None:

@@ -65,10 +65,14 @@ from hypervisor.arch.riscv.irqc import irqc_handle
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages, vsbi_init
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
+from hypervisor.core.control import control_idle
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.log import LOG_ERROR, hart_halt, log4
 from hypervisor.core.stack import stack_check
+from hypervisor.core.virtio_console import vcon_idle
 from hypervisor.core.vm import (
+    END_ACCESS,
+    END_EXCEPTION,
     VCPU_STARTED,
     VM_CRASHED,
     VM_RUNNING,
@@ -89,6 +93,16 @@ def trap_kill(v: Ptr[Vcpu], report: Ptr[u8], value: u64, what: Ptr[u8]) -> None:
     if not vm_claim_end(vm):
         v.parking = u32(1)
         return
+    # What `shyper vm list` shows of a crashed guest VM (mvm-tools/PROTOCOL.md, VM record)
+    cause = csr_read(SCAUSE)
+    guest_page_fault = (
+        cause == EXC_INST_GUEST_PAGE_FAULT or cause == EXC_LOAD_GUEST_PAGE_FAULT or cause == EXC_STORE_GUEST_PAGE_FAULT
+    )
+    vm.reason = END_ACCESS if guest_page_fault else END_EXCEPTION
+    vm.fault_scause = cause
+    vm.fault_stval = csr_read(STVAL)
+    vm.fault_sepc = v.sepc
+    vm.fault_htval = csr_read(HTVAL)
     vm_report(vm, report, value)
     trap_report_killed(v, what)
     vm_end_claimed(vm, VM_CRASHED, v)
@@ -176,6 +190,9 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
     if insn == INSN_WFI and (csr_read(HSTATUS) & HSTATUS_SPVP) != 0:
         v.sepc += 4
         v.wfi_exits += 1
+        if vcpu_vm(v).id == 0:
+            control_idle()  # the control server's pending work: a guest VM's event, frames not yet taken
+        vcon_idle(v)  # bytes for its console (the hypervisor's log, a GVM's output) before it waits
         # Wait in the hypervisor for any interrupt: WFI wakes on one pending and enabled in sie or hie, even
         # with sstatus.SIE clear (Priv 3.3.3). The guest's own (VS-level) ones are enabled in hie, and hip.VSEIP
         # includes, in AIA mode, the guest interrupt file that hstatus.VGEIN selects (Priv 9.2.3, AIA 6.3.1),

@@ -23,6 +23,7 @@ from compiler.prelude import (
     csr_read,
     csr_write,
     extern,
+    fence,
     fence_i,
     hfence_gvma_vmid,
     hfence_vvma,
@@ -97,7 +98,11 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
 
 def hart_park(v: Ptr[Vcpu]) -> None:
     """v leaves its hart (stopped, or its VM ended): it translates nothing any more, and nothing of it may wake
-    the hart (its VS interrupts in hie and hvip, its timer), or the hart's WFI would return at once, forever."""
+    the hart (its VS interrupts in hie and hvip, its timer), or the hart's WFI would return at once, forever.
+    hgatp is cleared before `running` is: whoever waits for `running` to clear (core/vm.py vm_call_off) may then
+    free the VM's stage-2 tables (VM_REMOVE), which this hart no longer names."""
+    csr_write(HGATP, u64(0))
+    fence()
     amoswap_w(addr_of(v.running), u32(0))
     csr_write(HIE, u64(0))
     csr_write(HVIP, u64(0))

@@ -66,10 +66,13 @@ from hypervisor.arch.riscv.sbi_call import (
 from hypervisor.arch.riscv.stage2 import stage2_translate
 from hypervisor.board import DEBUG_FAULTS
 from hypervisor.core.frame_alloc import frame_alloc_free_pages
+from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.stack import stack_high_water
 from hypervisor.core.virq import virq_update_vcpu
+from hypervisor.core.virtio_console import vcon_console_write
 from hypervisor.core.vm import (
+    END_FAILURE,
     MSG_VSEIP,
     MSG_VSSIP,
     VCPU_MAX,
@@ -77,6 +80,7 @@ from hypervisor.core.vm import (
     VCPU_STOPPED,
     VM_ENDED,
     VM_FAILED,
+    VM_REBOOTING,
     VM_RUNNING,
     Vcpu,
     Vm,
@@ -98,6 +102,7 @@ SBI_SPEC_VERSION: Final = u64(2) << 24  # 2.0 (SBI 4.1)
 SBI_IMPL_ID: Final = u64(0x50595348)  # "PYSH": not a registered implementation ID
 SBI_IMPL_VERSION: Final = u64(1)
 DBCN_MAX_WRITE: Final = u64(4096)
+DBCN_CHUNK: Final = u64(64)
 
 A0: Final = 10
 A1: Final = 11
@@ -294,7 +299,7 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
         sbi_return(v, SBI_ERR_ALREADY_AVAILABLE, u64(0))
         return
     start = v.regs[A1]
-    if start < vm.mem_gpa or start - vm.mem_gpa >= vm.mem_size:
+    if gmem_translate(vm, start, u64(4)) == 0:
         # SBI 2.0 section 9.1: "start_addr is not valid, possibly due to ... not a valid physical address"
         sbi_return(v, SBI_ERR_INVALID_ADDRESS, u64(0))
         return
@@ -335,6 +340,18 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vm_print_stats(vm)
         sbi_system_reset(kind, reason)
         return
+    if vm.dynamic:
+        # A guest VM made through the control protocol: it stops (memory kept), or waits in `rebooting` for the
+        # MVM's daemon to reload its images and boot it; the control server reports either (core/control.py).
+        if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
+            vm_report(vm, cstr(b"asks for a reboot, reason "), reason)
+            vm_end(vm, VM_REBOOTING, v)
+            return
+        vm_report(vm, cstr(b"powered off, reason "), reason)
+        if reason != SBI_SRST_REASON_NONE:
+            vm.reason = END_FAILURE
+        vm_end(vm, VM_ENDED if reason == SBI_SRST_REASON_NONE else VM_FAILED, v)
+        return
     if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
         if not vm.mem_owned or vm.vcpus != 1:
             vm_report(vm, cstr(b"asked for a reboot, which it cannot have yet; it powers off, reason "), reason)
@@ -353,7 +370,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
 def guest_byte(vm: Ptr[Vm], gpa: u64, out: Ptr[u64]) -> bool:
     """One byte of the VM's RAM through its stage-2 table (false outside its RAM: a device window it has mapped,
     a passthrough UART or its IMSIC pages, is never read by the hypervisor on its behalf)."""
-    if gpa < vm.mem_gpa or gpa - vm.mem_gpa >= vm.mem_size:
+    if gmem_translate(vm, gpa, u64(1)) == 0:
         return False
     hpa = Array[u64, 1]()
     if not stage2_translate(vm.stage2_root, gpa, addr_of(hpa[0])):
@@ -374,12 +391,20 @@ def sbi_dbcn(v: Ptr[Vcpu]) -> None:
             return
         base = v.regs[A1]
         b = Array[u64, 1]()
+        chunk = Array[u8, DBCN_CHUNK]()
         done = u64(0)
         while done < n:
             if not guest_byte(vm, base + done, addr_of(b[0])):
                 break
-            vm_console_putc(vm, u8(b[0]))
+            if vm.dynamic:  # a guest VM's console stream: its port in the MVM, in chunks
+                chunk[done % DBCN_CHUNK] = u8(b[0])
+                if done % DBCN_CHUNK == DBCN_CHUNK - 1:
+                    vcon_console_write(vm, addr_of(chunk[0]).addr(), DBCN_CHUNK, v)
+            else:
+                vm_console_putc(vm, u8(b[0]))
             done += 1
+        if vm.dynamic and done % DBCN_CHUNK != 0:
+            vcon_console_write(vm, addr_of(chunk[0]).addr(), done % DBCN_CHUNK, v)
         if done == 0 and n != 0:
             sbi_return(v, SBI_ERR_INVALID_PARAM, u64(0))
         else:
@@ -387,14 +412,26 @@ def sbi_dbcn(v: Ptr[Vcpu]) -> None:
     elif fid == 1:  # console_read: no input for guests yet
         sbi_return(v, SBI_SUCCESS, u64(0))
     elif fid == 2:  # console_write_byte
-        vm_console_putc(vm, u8(v.regs[A0] & 255))
+        guest_console_byte(v, u8(v.regs[A0] & 255))
         sbi_return(v, SBI_SUCCESS, u64(0))
     else:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 
 
+def guest_console_byte(v: Ptr[Vcpu], c: u8) -> None:
+    """One byte of a guest's console output: a guest VM's goes into its console stream (its port in the MVM,
+    core/virtio_console.py), never onto the UART; a VM of the board's own goes to the hypervisor's console."""
+    vm = vcpu_vm(v)
+    if vm.dynamic:
+        one = Array[u8, 1]()
+        one[0] = c
+        vcon_console_write(vm, addr_of(one[0]).addr(), u64(1), v)
+    else:
+        vm_console_putc(vm, c)
+
+
 def sbi_legacy_putchar(v: Ptr[Vcpu]) -> None:
-    vm_console_putc(vcpu_vm(v), u8(v.regs[A0] & 255))
+    guest_console_byte(v, u8(v.regs[A0] & 255))
     v.regs[A0] = 0
 
 
