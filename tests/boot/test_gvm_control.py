@@ -201,10 +201,11 @@ def session(request, tmp_path_factory, mvm_image_cache):
         run(f"echo -n {script[i : i + 200]} >> /tmp/ctl.b64")
     run("base64 -d /tmp/ctl.b64 > /tmp/ctl.py")
     try:
-        text = run(f"python3 /tmp/ctl.py {base64.b64encode(guest).decode()}", timeout=240)
-        # The hypervisor's own log shares the serial console and may land inside a line of the script's output
-        # (`Cpyshyper: vm1 powered off ...\nONSOLE2 ...`): its lines are taken out wherever they start.
-        yield mode, HV_LOG.sub("", text)
+        # The hypervisor's own log shares the serial console and lands inside the output of whatever runs when
+        # a VM changes state (`Cpyshyper: vm1 powered off ...\nONSOLE2 ...`, or a log line cut by the output):
+        # the script writes its lines to a file, read once it has ended and the hypervisor has nothing to say.
+        run(f"python3 /tmp/ctl.py {base64.b64encode(guest).decode()} > /tmp/ctl.out 2>&1", timeout=240)
+        yield mode, HV_LOG.sub("", run("cat /tmp/ctl.out"))
     except BaseException:
         shell.save_failure(LOG_DIR / f"test_gvm_control-{mode}.log")
         raise
