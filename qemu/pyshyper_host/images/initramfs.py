@@ -515,23 +515,18 @@ READY_LINE = "PyShyper MVM ready"
 PROMPT = "mvm# "
 
 
+def _native_machine(smp: int, mem: str) -> list[str]:
+    """The QEMU machine of the native baselines: the virt board, rv64, OpenSBI, no hypervisor."""
+    return ["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64", "-smp", str(smp), "-m", mem, "-bios", "default"]
+
+
 def native_qemu_command(
     cache: Path | None = None, smp: int = 2, mem: str = "512M", cmdline: str = MVM_CMDLINE, extra: Iterable[str] = ()
 ) -> list[str]:
     """QEMU command booting the MVM kernel and initramfs natively (no hypervisor): the baseline."""
     cache = cache or default_cache()
     return [
-        "qemu-system-riscv64",
-        "-M",
-        "virt",
-        "-cpu",
-        "rv64",
-        "-smp",
-        str(smp),
-        "-m",
-        mem,
-        "-bios",
-        "default",
+        *_native_machine(smp, mem),
         "-nographic",
         "-kernel",
         str(cache / "Image"),
@@ -571,17 +566,7 @@ def native_gvm_command(
     the VM is named by `hostname=NAME` on the command line (memory 128M: the shipped GVMs')."""
     cache = cache or default_cache()
     return [
-        "qemu-system-riscv64",
-        "-M",
-        "virt",
-        "-cpu",
-        "rv64",
-        "-smp",
-        str(smp),
-        "-m",
-        mem,
-        "-bios",
-        "default",
+        *_native_machine(smp, mem),
         "-display",
         "none",
         "-serial",
