@@ -79,6 +79,8 @@ from hypervisor.core.gvm import (
     popcount,
 )
 from hypervisor.core.machine import machine_power_off
+from hypervisor.core.shmem import SHM_MAX, SHM_VMS, shm_get
+from hypervisor.core.shmem_ctl import ShmConfig, shm_create, shm_remove
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.virtio_console import vcon_port_open, vcon_port_pending, vcon_port_read, vcon_port_write
 from hypervisor.core.vm import (
@@ -117,6 +119,9 @@ T_VM_REMOVE: Final = u32(0x0014)
 T_VM_INFO: Final = u32(0x0015)
 T_VM_LIST: Final = u32(0x0016)
 T_VM_CONFIG_GET: Final = u32(0x0017)
+T_SHM_CREATE: Final = u32(0x0020)
+T_SHM_REMOVE: Final = u32(0x0021)
+T_SHM_LIST: Final = u32(0x0022)
 T_EVENT_VM_STATE: Final = u32(0x0100)
 
 # VM states and records as PROTOCOL.md numbers and lays them out
@@ -128,6 +133,9 @@ S_REBOOTING: Final = u32(5)
 SYSTEM_RECORD: Final = u64(72)
 VM_RECORD: Final = u64(128)
 CREATE_FIXED: Final = u64(80)
+SHM_RECORD: Final = u64(344)  # name, ipa, size, doorbell_ipa, irq, vms, then 7 x (name, access, vm id)
+SHM_FIXED: Final = u64(64)
+SHM_ENTRY: Final = u64(40)
 HART_VM_SLOTS: Final = 16
 PAGE_SIZE: Final = u32(4096)
 
@@ -155,6 +163,7 @@ frames_in: u64 = 0  # complete frames received (with a valid header)
 pending_action: u32 = 0  # SYSTEM_SHUTDOWN / SYSTEM_REBOOT: done once its response has been taken
 
 config = static(GvmConfig)
+shm_config = static(ShmConfig)
 CONTROL_PORT: Final = u64(8)  # the MVM's console port of this protocol (PROTOCOL.md, "Ports")
 CHUNK: Final = 256
 control_busy = static(Array[u32, 1])  # 1 while a hart is inside control_poll (amoswap)
@@ -438,6 +447,78 @@ def do_config_get(id: u32, vm_id: u64) -> None:
     send(T_VM_CONFIG_GET | RESPONSE_BIT, id, OK, vm.config_len)
 
 
+def shm_record(off: u64, i: u64) -> None:
+    """The SHM record of shared region slot i at response[off..off + 344]."""
+    s = shm_get(i)
+    for k in range(u64(VM_NAME)):
+        put8(off + k, u64(s.name[k]))
+    put64(off + 32, s.ipa)
+    put64(off + 40, s.size)
+    put64(off + 48, s.doorbell)
+    put32(off + 56, s.irq)
+    put32(off + 60, s.peers)
+    for j in range(u64(SHM_VMS)):
+        e = off + SHM_FIXED + j * SHM_ENTRY
+        for k in range(u64(VM_NAME)):
+            put8(e + k, u64(s.peer[j].name[k]))
+        put32(e + 32, s.peer[j].access)
+        put32(e + 36, s.peer[j].vm)
+
+
+def do_shm_create(id: u32, p: Ptr[u8], n: u64) -> None:
+    if n != SHM_RECORD:
+        bad_length(T_SHM_CREATE, id, n, SHM_RECORD)
+        return
+    c = addr_of(shm_config)
+    for k in range(u64(VM_NAME)):
+        c.name[k] = p[k]
+    c.ipa = get64(p, u64(32))
+    c.size = get64(p, u64(40))
+    c.doorbell = get64(p, u64(48))
+    c.irq = get32(p, u64(56))
+    c.peers = get32(p, u64(60))
+    for j in range(u64(SHM_VMS)):
+        e = SHM_FIXED + j * SHM_ENTRY
+        if j >= c.peers:
+            for k in range(SHM_ENTRY):
+                if p[e + k] != 0:
+                    msg_clear()
+                    msg_str(cstr(b"vms["))
+                    msg_dec(j)
+                    msg_str(cstr(b"]: not zero beyond the vms count"))
+                    send_error(T_SHM_CREATE, id, EPROTO)
+                    return
+        elif get32(p, e + 36) != 0:
+            msg_clear()
+            msg_str(cstr(b"vms["))
+            msg_dec(j)
+            msg_str(cstr(b"].vm: not 0 in a request"))
+            send_error(T_SHM_CREATE, id, EPROTO)
+            return
+        for k in range(u64(VM_NAME)):
+            c.peer_name[j * VM_NAME + k] = p[e + k]
+        c.access[j] = get32(p, e + 32)
+    reply(T_SHM_CREATE, id, shm_create(c), u64(0))
+
+
+def do_shm_remove(id: u32, p: Ptr[u8], n: u64) -> None:
+    if n != VM_NAME:
+        bad_length(T_SHM_REMOVE, id, n, u64(VM_NAME))
+        return
+    reply(T_SHM_REMOVE, id, shm_remove(p), u64(0))
+
+
+def do_shm_list(id: u32) -> None:
+    count = u64(0)
+    for i in range(u64(SHM_MAX)):
+        if shm_get(i).used:
+            shm_record(HEADER + 8 + count * SHM_RECORD, i)
+            count += 1
+    put32(HEADER, count)
+    put32(HEADER + 4, u64(0))
+    send(T_SHM_LIST | RESPONSE_BIT, id, OK, 8 + count * SHM_RECORD)
+
+
 # Not inlined into frame_done: inlined there, the -g build's code of frame_done came out 4 bytes longer than the
 # plain build's (tests/build/test_dwarf.py test_debug_info_changes_no_loaded_byte), a compiler matter not yet found.
 @noinline
@@ -472,11 +553,19 @@ def dispatch(version: u64, mtype: u32, id: u32, status: u64, p: Ptr[u8], n: u64)
             return
         system_record(HEADER)
         send(mtype | RESPONSE_BIT, id, OK, SYSTEM_RECORD)
-    elif mtype == T_SYSTEM_INFO or mtype == T_VM_LIST or mtype == T_SYSTEM_SHUTDOWN or mtype == T_SYSTEM_REBOOT:
+    elif (
+        mtype == T_SYSTEM_INFO
+        or mtype == T_VM_LIST
+        or mtype == T_SHM_LIST
+        or mtype == T_SYSTEM_SHUTDOWN
+        or mtype == T_SYSTEM_REBOOT
+    ):
         if n != 0:
             bad_length(mtype, id, n, u64(0))
             return
-        if mtype == T_SYSTEM_INFO:
+        if mtype == T_SHM_LIST:
+            do_shm_list(id)
+        elif mtype == T_SYSTEM_INFO:
             system_record(HEADER)
             send(mtype | RESPONSE_BIT, id, OK, SYSTEM_RECORD)
         elif mtype == T_VM_LIST:
@@ -488,6 +577,10 @@ def dispatch(version: u64, mtype: u32, id: u32, status: u64, p: Ptr[u8], n: u64)
         do_create(id, p, n)
     elif mtype == T_VM_LOAD:
         do_load(id, p, n)
+    elif mtype == T_SHM_CREATE:
+        do_shm_create(id, p, n)
+    elif mtype == T_SHM_REMOVE:
+        do_shm_remove(id, p, n)
     elif (
         mtype == T_VM_BOOT
         or mtype == T_VM_STOP

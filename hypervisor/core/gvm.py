@@ -77,8 +77,24 @@ from hypervisor.board import (
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_free
 from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.log import LOG_INFO, log2, log3
+from hypervisor.core.shmem import (
+    SHM_DOOR_SIZE,
+    SHM_MAX,
+    SHM_VMS,
+    shm_attach,
+    shm_detach,
+    shm_frames_for,
+    shm_get,
+    shm_map,
+    shm_peer_of,
+    shm_prepare,
+    shm_unprepare,
+    shm_user_count,
+    shm_vm_boot,
+)
 from hypervisor.core.virtio_console import vcon_gvm_attach, vcon_gvm_detach, vcon_gvm_reset
 from hypervisor.core.vm import (
+    EMUL_MAX,
     END_NONE,
     END_STOPPED,
     HART_VCPU,
@@ -392,6 +408,9 @@ def gvm_check(c: Ptr[GvmConfig]) -> u32:
             return fail(EINVAL, cstr(b"console_irq: not an interrupt source 1 .. 1023"))
     if c.config_len > VM_CONFIG_MAX:
         return fail(EINVAL, cstr(b"config_len: above 8192"))
+    code = gvm_check_shared(c)
+    if code != OK:
+        return code
     # taken harts, guest interrupt files
     for h in range(u64(0), MAX_HARTS):
         if (c.hart_mask >> h) & 1 != 0:
@@ -411,6 +430,49 @@ def gvm_check(c: Ptr[GvmConfig]) -> u32:
                 msg_dec(AIA_GUESTS)
                 msg_str(cstr(b")"))
                 return EBUSY
+    return OK
+
+
+def fail_shared(i: u64, text: Ptr[u8]) -> u32:
+    """A refusal about shared memory region slot i that names the VM being made."""
+    msg_clear()
+    msg_str(cstr(b"shared memory "))
+    s = shm_get(i)
+    k = u64(0)
+    while k < VM_NAME and s.name[k] != 0:
+        msg_byte(s.name[k])
+        k += 1
+    msg_str(cstr(b": "))
+    msg_str(text)
+    return EINVAL
+
+
+def gvm_check_shared(c: Ptr[GvmConfig]) -> u32:
+    """The shared regions that name the VM (core/shmem.py) against its own layout: each region and its doorbell
+    page apart from its memory and its console, its doorbell on another source than the console's, and room in
+    its emulated-device table (its interrupt controller, its console, one doorbell per region)."""
+    name = addr_of(c.name[0])
+    if shm_user_count(name) + 2 > EMUL_MAX:
+        return fail(EINVAL, cstr(b"name: more shared memory regions name this VM than it has doorbell windows"))
+    for i in range(u64(SHM_MAX)):
+        s = shm_get(i)
+        if not s.used or shm_peer_of(s, name) == SHM_VMS:
+            continue
+        for r in range(c.regions):
+            if overlaps(s.ipa, s.size, c.ipa[r], c.size[r]):
+                return fail_shared(i, cstr(b"the region overlaps the VM's memory"))
+            if overlaps(s.doorbell, SHM_DOOR_SIZE, c.ipa[r], c.size[r]):
+                return fail_shared(i, cstr(b"the doorbell overlaps the VM's memory"))
+        if c.console_ipa != 0:
+            if overlaps(s.ipa, s.size, c.console_ipa, PAGE) or s.doorbell == c.console_ipa:
+                return fail_shared(i, cstr(b"overlaps the VM's console"))
+            if s.irq == c.console_irq:
+                return fail_shared(i, cstr(b"the doorbell's irq is the console's"))
+        if IRQ_MODE == IRQ_MODE_AIA and (
+            overlaps(s.ipa, s.size, IMSIC_S_BASE, c.vcpus * IMSIC_PAGE_SIZE)
+            or overlaps(s.doorbell, SHM_DOOR_SIZE, IMSIC_S_BASE, c.vcpus * IMSIC_PAGE_SIZE)
+        ):
+            return fail_shared(i, cstr(b"overlaps the VM's IMSIC pages"))
     return OK
 
 
@@ -452,7 +514,7 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
         return fail(ELIMIT, cstr(b"no free VM slot (ids 1 .. 7)"))
     if id + 1 >= stage2_vmids():
         return fail(ELIMIT, cstr(b"no VMID for another VM (hgatp VMIDLEN)"))
-    pages = u64(0)
+    pages = shm_frames_for(addr_of(c.name[0]))  # shared regions it is the first to map
     for i in range(c.regions):
         pages += c.size[i] // PAGE
     free = frame_alloc_free_pages()
@@ -464,10 +526,13 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
         msg_dec(free)
         msg_str(cstr(b" free"))
         return ENOMEM
+    if not shm_prepare(addr_of(c.name[0])):
+        return fail(ENOMEM, cstr(b"memory: no contiguous run of free pages for a shared memory region"))
     vm = addr_of(VMS[id])
     vm.regions = 0
     root = stage2_create()
     if root == 0:
+        shm_unprepare()
         return fail(ENOMEM, cstr(b"memory: no frames for its stage-2 table"))
     vm.stage2_root = root
     for i in range(c.regions):
@@ -488,6 +553,9 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
         r.hpa = hpa
         r.size = c.size[i]
         vm.regions = i + 1
+    if not shm_map(addr_of(c.name[0]), root):
+        gvm_free_memory(vm)
+        return fail(ENOMEM, cstr(b"memory: no frames for the stage-2 tables of its shared memory"))
     # The slot: the VM's own fields, then its vCPUs (vcpu_add publishes each in HART_VCPU last)
     vm.index = id
     vm.id = id
@@ -538,6 +606,7 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
     irqc_gvm_init(vm)
     if c.console_ipa != 0:
         vcon_gvm_attach(vm, c.console_ipa, c.console_irq)
+    shm_attach(vm)  # the shared regions it maps: their doorbells and lines (room checked by gvm_check_shared)
     fence()
     vm.used = True
     gvm_new_id = id
@@ -546,7 +615,10 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
 
 
 def gvm_free_memory(vm: Ptr[Vm]) -> None:
-    """Every frame of the VM back to the pool: its regions, then its stage-2 tables."""
+    """Every frame of the VM back to the pool: its regions, the shared regions it was the last to map (or was
+    to be the first to, when its creation failed), then its stage-2 tables."""
+    shm_detach(vm)
+    shm_unprepare()
     for i in range(vm.regions):
         frame_free(vm.region[i].hpa, vm.region[i].size // PAGE)
     vm.regions = 0
@@ -612,6 +684,7 @@ def gvm_boot(id: u64) -> u32:
     amoswap_w(addr_of(vm.released), u32(0))
     amoswap_w(addr_of(vm.ending), u32(0))
     irqc_gvm_reset(vm)
+    shm_vm_boot(vm)
     vcon_gvm_reset(vm)  # its console as at power-on (the bytes not yet read by the MVM stay)
     vm.boots += 1
     vm.boot_time = hart_time()

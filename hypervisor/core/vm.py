@@ -64,7 +64,7 @@ VCPU_MAX: Final = MAX_HARTS  # one vCPU per hart: a vCPU's slot in VCPUS is its 
 MEM_REGIONS: Final = 4  # memory regions of a VM (its first is mem_gpa/mem_hpa/mem_size)
 VM_NAME: Final = 32
 VM_CONFIG_MAX: Final = 8192  # the config bytes a guest VM keeps for VM_CONFIG_GET (mvm-tools/PROTOCOL.md)
-EMUL_MAX: Final = 4  # emulated MMIO regions per VM (core/emul.py)
+EMUL_MAX: Final = 6  # emulated MMIO regions per VM (core/emul.py): a GVM has 2 + a doorbell per shared region
 
 VM_RUNNING: Final = u64(1)
 VM_ENDED: Final = u64(2)

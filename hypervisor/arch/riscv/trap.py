@@ -68,6 +68,7 @@ from hypervisor.core.console import console_dec, console_hex, console_lock, cons
 from hypervisor.core.control import control_idle
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.log import LOG_ERROR, hart_halt, log4
+from hypervisor.core.shmem import shm_read_only
 from hypervisor.core.stack import stack_check
 from hypervisor.core.virtio_console import vcon_idle
 from hypervisor.core.vm import (
@@ -147,6 +148,10 @@ def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
                 v, EXC_LOAD_ACCESS if cause == EXC_LOAD_GUEST_PAGE_FAULT else EXC_STORE_ACCESS, csr_read(STVAL)
             )
             return
+    if cause == EXC_STORE_GUEST_PAGE_FAULT and shm_read_only(vcpu_vm(v), gpa):
+        # A store into shared memory the VM maps read-only (core/shmem.py): what a read-only memory answers.
+        trap_inject_exception(v, EXC_STORE_ACCESS, csr_read(STVAL))
+        return
     if cause == EXC_INST_GUEST_PAGE_FAULT:
         trap_kill(v, cstr(b"instruction guest-page fault at guest-physical "), gpa, cstr(b"access outside its memory"))
     elif cause == EXC_LOAD_GUEST_PAGE_FAULT:
