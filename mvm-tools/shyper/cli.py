@@ -18,6 +18,7 @@ from typing import Any
 
 from shyper import __version__, fmt
 from shyper.schema import ConfigErrors, load_config_file
+from shyper.shm import load_shm_file
 
 SOCKET_PATH = "/run/shyper/shyper.sock"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -198,6 +199,59 @@ def cmd_vm_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_shm_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_shm_file(args.file)  # locally first: a bad config never reaches the daemon
+    except ConfigErrors as e:
+        for err in e.errors:
+            print(f"shyper: {args.file}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    with open(args.file, "rb") as f:
+        obj = json.loads(f.read())
+    try:
+        ask(args.socket, {"cmd": "shm.config", "config": obj})
+    except CliError as e:
+        if e.code == EXIT_USAGE:
+            for line in str(e).splitlines():
+                print(f"shyper: {args.file}: {line}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    print(f"shared memory {cfg.name}: defined ({fmt.size(cfg.size)} at {cfg.ipa:#x}, doorbell {cfg.doorbell_ipa:#x})")
+    return EXIT_OK
+
+
+def format_shm_table(regions: list[dict[str, Any]]) -> str:
+    head = ("NAME", "SIZE", "IPA", "DOORBELL", "IRQ", "VMS")
+    rows = [head]
+    for r in regions:
+        vms = ", ".join(f"{v['name']} {v['access']}" + (f" (vm{v['id']})" if v.get("id") else "") for v in r["vms"])
+        rows.append((r["name"], fmt.size(r["size"]), f"{r['ipa']:#x}", f"{r['doorbell_ipa']:#x}", str(r["irq"]), vms))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = []
+    for row in rows:
+        lines.append(
+            "  ".join(
+                c.rjust(w) if i == 4 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+    return "\n".join(lines)
+
+
+def cmd_shm_list(args: argparse.Namespace) -> int:
+    answer = ask(args.socket, {"cmd": "shm.list"})
+    if args.json:
+        print(json.dumps(answer["shm"], indent=2))
+    else:
+        print(format_shm_table(answer["shm"]))
+    return EXIT_OK
+
+
+def cmd_shm_remove(args: argparse.Namespace) -> int:
+    ask(args.socket, {"cmd": "shm.remove", "name": args.name})
+    print(f"shared memory {args.name}: removed")
+    return EXIT_OK
+
+
 def cmd_vm_console(args: argparse.Namespace) -> int:
     if args.id == 0:
         raise CliError("vm 0 is the MVM: its console is ttyS0, the one this shell runs on")
@@ -267,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("SHYPER_SOCKET", SOCKET_PATH),
         help="the daemon's socket (default %(default)s)",
     )
-    top = p.add_subparsers(dest="group", metavar="{system,vm}", required=True)
+    top = p.add_subparsers(dest="group", metavar="{system,vm,shm}", required=True)
 
     system = top.add_parser(
         "system", help="the hypervisor and the daemon", description="The hypervisor and the daemon."
@@ -335,6 +389,35 @@ def parser() -> argparse.ArgumentParser:
     con.add_argument("id", type=vm_id, metavar="ID")
     con.add_argument("--device", help="the console device (default /dev/hvcID)")
     con.set_defaults(func=cmd_vm_console)
+
+    shm = top.add_parser(
+        "shm",
+        help="shared memory between guest VMs",
+        description="Shared memory regions between guest VMs: each is defined (config) before the VMs it names "
+        "are configured; each of those VMs maps it (rw or ro) at its ipa and gets a doorbell page whose RING "
+        "register interrupts the others. A VM it does not name cannot reach it.",
+    )
+    hs = shm.add_subparsers(dest="command", required=True)
+    sc = hs.add_parser(
+        "config",
+        help="check a shared memory config and define the region",
+        description='Check FILE.json ({"name": "link0", "ipa": "0x90000000", "size": "2M", "doorbell_ipa": '
+        '"0x90200000", "irq": 8, "vms": {"vm1": "rw", "vm2": "ro"}}; doorbell_ipa defaults to the page after the '
+        "region; errors name the field, exit 2, nothing changes), then define the region through the daemon. "
+        "Define it before `shyper vm config` of the VMs it names.",
+    )
+    sc.add_argument("file", metavar="FILE.json")
+    sc.set_defaults(func=cmd_shm_config)
+    sl = hs.add_parser("list", help="the shared memory regions as a table", description="List the regions.")
+    sl.add_argument("--json", action="store_true", help="print JSON")
+    sl.set_defaults(func=cmd_shm_list)
+    sr = hs.add_parser(
+        "remove",
+        help="remove a region no VM maps",
+        description="Remove the region NAME (refused while a VM maps it: remove those VMs first).",
+    )
+    sr.add_argument("name", metavar="NAME")
+    sr.set_defaults(func=cmd_shm_remove)
     return p
 
 

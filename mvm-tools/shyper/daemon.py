@@ -29,7 +29,7 @@ import tty
 from collections.abc import Callable
 from typing import Any
 
-from shyper import __version__, devtree, fmt, proto
+from shyper import __version__, devtree, fmt, proto, shm
 from shyper.schema import ConfigErrors, VmConfig, load_config
 
 CONTROL_PORT_NAME = "org.pyshyper.control"
@@ -416,6 +416,34 @@ class Daemon:
             log.warning("vm %d: VM_INFO after VM_CREATE failed: %s", vm_id, e)
         return vm_id, cfg
 
+    def shm_list(self) -> list[proto.ShmRecord]:
+        return proto.decode_shm_list(self.call(proto.SHM_LIST))
+
+    def shm_config(self, obj: Any) -> shm.ShmConfig:
+        try:
+            cfg = shm.load_shm(obj, self._irq_mode())
+        except ConfigErrors as e:
+            raise Failure(str(e), 2) from e
+        self.call(proto.SHM_CREATE, proto.encode_shm(cfg.record()), config_error=True)
+        log.info(
+            "shared memory %s: defined (%s at %#x, doorbell %#x irq %d; %s)",
+            cfg.name,
+            fmt.size(cfg.size),
+            cfg.ipa,
+            cfg.doorbell_ipa,
+            cfg.irq,
+            ", ".join(f"{n} {a}" for n, a in cfg.vms.items()),
+        )
+        return cfg
+
+    def shm_remove(self, name: str) -> None:
+        try:
+            raw = proto.encode_name(name)
+        except proto.ProtocolError as e:
+            raise Failure(f"name: {e}", 2) from e
+        self.call(proto.SHM_REMOVE, raw)
+        log.info("shared memory %s: removed", name)
+
     def _config(self, vm_id: int) -> VmConfig:
         if vm_id == 0:
             raise Failure("vm 0 is the MVM: the hypervisor boots it, the daemon cannot")
@@ -469,7 +497,8 @@ class Daemon:
             cpu = self.host_cpu()
         except OSError as e:
             raise Failure(f"cannot read the MVM's cpu description for the GVM's device tree: {e}") from e
-        blob = devtree.gvm_device_tree(cfg, mode, cpu, initrd_size)
+        shared = shm.regions_of(self.shm_list(), cfg.name)
+        blob = devtree.gvm_device_tree(cfg, mode, cpu, initrd_size, shared=shared)
         if cfg.region_of(cfg.dtb_ipa, len(blob)) is None:
             raise Failure(f"image.device_tree_load_ipa: the {len(blob)}-byte device tree does not fit its region")
         return blob
@@ -589,6 +618,17 @@ class Daemon:
             return {}
         if cmd == "vm.remove":
             self.remove(self._id(req))
+            return {}
+        if cmd == "shm.config":
+            cfg = self.shm_config(req.get("config"))
+            return {"name": cfg.name}
+        if cmd == "shm.list":
+            return {"shm": [r.to_json() for r in self.shm_list()]}
+        if cmd == "shm.remove":
+            name = req.get("name")
+            if not isinstance(name, str):
+                raise Failure("name: not a string", 2)
+            self.shm_remove(name)
             return {}
         raise Failure(f"unknown command {cmd!r}", 2)
 

@@ -5,7 +5,12 @@ The tree mirrors what boards/mvm_fdt.py writes for the MVM on the host (QEMU vir
 the MVM's own ISA strings and timebase (read from /proc/device-tree in the MVM, so a GVM gets exactly what the
 hypervisor lets a guest have, in the same IRQ mode), its memory regions, its interrupt controller as the hypervisor
 emulates it in this IRQ mode (PLIC, or APLIC in MSI mode + one IMSIC page per vCPU), its virtio-mmio console, and
-/chosen.
+/chosen, and the shared memory regions that name the VM (core/shmem.py): each a `/reserved-memory` child with
+`no-map`, outside every memory node (Linux's /dev/mem refuses a no-map range inside a memory node: riscv's
+init_resources makes it a "Reserved" IORESOURCE_BUSY resource, and Debian's IO_STRICT_DEVMEM refuses busy ranges;
+a no-map range outside memory is only marked, no resource claims it, so `devmem` reaches it), and a
+`pyshyper,shm-doorbell` node in /soc with the doorbell page as `reg`, its wired source as `interrupts`,
+`memory-region` pointing at the region, `pyshyper,name` and `pyshyper,access` ("rw" or "ro").
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 
 import fdt
 
-from shyper import board
+from shyper import board, proto
 from shyper.schema import VmConfig
 
 IRQ_S_EXT = 9  # scause interrupt codes, the cells of a cpu-intc specifier
@@ -110,9 +115,15 @@ def fresh_seed() -> bytes:
 
 
 def gvm_device_tree(
-    cfg: VmConfig, irq_mode: str, cpu: HostCpu, initrd_size: int = 0, seed: bytes | None = None
+    cfg: VmConfig,
+    irq_mode: str,
+    cpu: HostCpu,
+    initrd_size: int = 0,
+    seed: bytes | None = None,
+    shared: list[tuple[proto.ShmRecord, int]] | None = None,
 ) -> bytes:
-    """The DTB (version 17) of `cfg` for the hypervisor's `irq_mode` ("plic" or "aia"), with a fresh rng-seed."""
+    """The DTB (version 17) of `cfg` for the hypervisor's `irq_mode` ("plic" or "aia"), with a fresh rng-seed;
+    `shared`: the shared memory regions that name the VM, with its access (shm.regions_of)."""
     if irq_mode not in ("plic", "aia"):
         raise ValueError(f"irq mode {irq_mode!r}")
     ph = _Phandles()
@@ -149,6 +160,25 @@ def gvm_device_tree(
                 fdt.PropWords("reg", *_cells64(r.ipa, r.size)),
             )
         )
+
+    shm_ph: list[int] = []
+    if shared:
+        rsv = _node(
+            "reserved-memory",
+            fdt.PropWords("#address-cells", 2),
+            fdt.PropWords("#size-cells", 2),
+            fdt.Property("ranges"),
+        )
+        for rec, _ in shared:
+            region = _node(
+                f"shm@{rec.ipa:x}",
+                fdt.PropStrings("compatible", "pyshyper,shm"),
+                fdt.PropWords("reg", *_cells64(rec.ipa, rec.size)),
+                fdt.Property("no-map"),
+            )
+            shm_ph.append(ph.take(region))
+            rsv.append(region)
+        root.append(rsv)
 
     # /cpus: vCPU i is cpu@i (the hart id the guest sees)
     cpus = _node(
@@ -247,6 +277,19 @@ def gvm_device_tree(
         soc.append(imsic)
         soc.append(aplic)
         irq_cells = [cfg.console.irq, IRQ_TYPE_LEVEL_HIGH]
+    for (rec, access), region_ph in zip(shared or [], shm_ph, strict=True):
+        soc.append(
+            _node(
+                f"shm-doorbell@{rec.doorbell_ipa:x}",
+                fdt.PropStrings("compatible", "pyshyper,shm-doorbell"),
+                fdt.PropWords("reg", *_cells64(rec.doorbell_ipa, board.PAGE_SIZE)),
+                fdt.PropWords("interrupt-parent", irq_parent),
+                fdt.PropWords("interrupts", *([rec.irq] if irq_mode == "plic" else [rec.irq, IRQ_TYPE_LEVEL_HIGH])),
+                fdt.PropWords("memory-region", region_ph),
+                fdt.PropStrings("pyshyper,name", rec.name),
+                fdt.PropStrings("pyshyper,access", proto.ACCESS_NAMES[access]),
+            )
+        )
     soc.append(
         _node(
             console_node,

@@ -32,6 +32,9 @@ VM_REMOVE = 0x0014
 VM_INFO = 0x0015
 VM_LIST = 0x0016
 VM_CONFIG_GET = 0x0017
+SHM_CREATE = 0x0020
+SHM_REMOVE = 0x0021
+SHM_LIST = 0x0022
 EVENT_VM_STATE = 0x0100
 
 MESSAGE_NAMES = {
@@ -47,6 +50,9 @@ MESSAGE_NAMES = {
     VM_INFO: "VM_INFO",
     VM_LIST: "VM_LIST",
     VM_CONFIG_GET: "VM_CONFIG_GET",
+    SHM_CREATE: "SHM_CREATE",
+    SHM_REMOVE: "SHM_REMOVE",
+    SHM_LIST: "SHM_LIST",
     EVENT_VM_STATE: "EVENT_VM_STATE",
 }
 REQUESTS = frozenset(MESSAGE_NAMES) - {EVENT_VM_STATE}
@@ -116,7 +122,15 @@ VM_RECORD_SIZE = 128
 CREATE_FIXED = struct.Struct("<32sIIQQQQII")  # name, vcpus, master, hart_mask, entry, dtb, console_ipa, irq, regions
 REGION = struct.Struct("<QQ")
 CONFIG_HEADER = struct.Struct("<II")  # config_len, reserved
+SHM_FIXED = struct.Struct("<32sQQQII")  # name, ipa, size, doorbell_ipa, irq, vms
+SHM_ENTRY = struct.Struct("<32sII")  # a VM's name, access, the id of the VM that maps it now (0: none)
+SHM_VMS = 7
+SHM_RECORD_SIZE = SHM_FIXED.size + SHM_VMS * SHM_ENTRY.size  # 344
+SHM_MAX = 4  # regions the hypervisor holds
+SHM_RO, SHM_RW = 1, 2
+ACCESS_NAMES = {SHM_RO: "ro", SHM_RW: "rw"}
 assert SYSTEM_RECORD.size == SYSTEM_RECORD_SIZE and VM_RECORD.size == VM_RECORD_SIZE and CREATE_FIXED.size == 80
+assert SHM_RECORD_SIZE == 344
 
 
 class ProtocolError(Exception):
@@ -601,6 +615,93 @@ def decode_create(payload: bytes) -> CreateRecord:
     )
 
 
+@dataclass(frozen=True)
+class ShmRecord:
+    """A shared memory region (SHM record): `vms` is ((name, access, mapping VM id or 0), ...) in its order."""
+
+    name: str
+    ipa: int
+    size: int
+    doorbell_ipa: int
+    irq: int
+    vms: tuple[tuple[str, int, int], ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "ipa": self.ipa,
+            "size": self.size,
+            "doorbell_ipa": self.doorbell_ipa,
+            "irq": self.irq,
+            "vms": [{"name": n, "access": ACCESS_NAMES[a], "id": i or None} for n, a, i in self.vms],
+            "mapped": any(i for _, _, i in self.vms),
+        }
+
+    def access_of(self, vm_name: str) -> int | None:
+        for n, a, _ in self.vms:
+            if n == vm_name:
+                return a
+        return None
+
+
+def encode_shm(r: ShmRecord, request: bool = True) -> bytes:
+    """An SHM record; in a request (SHM_CREATE) the VM ids are 0."""
+    if not 1 <= len(r.vms) <= SHM_VMS:
+        raise ProtocolError(f"shared memory {r.name!r}: {len(r.vms)} VMs, not 1 .. {SHM_VMS}")
+    for what, v in (("ipa", r.ipa), ("size", r.size), ("doorbell_ipa", r.doorbell_ipa)):
+        _u64(v, what)
+    _u32(r.irq, "irq")
+    out = SHM_FIXED.pack(encode_name(r.name), r.ipa, r.size, r.doorbell_ipa, r.irq, len(r.vms))
+    for i, (name, access, vm_id) in enumerate(r.vms):
+        if access not in ACCESS_NAMES:
+            raise ProtocolError(f"vms[{i}].access {access!r} is not 1 (ro) or 2 (rw)")
+        if request and vm_id:
+            raise ProtocolError(f"vms[{i}]: a VM id in a request")
+        out += SHM_ENTRY.pack(encode_name(name), access, vm_id)
+    return out + bytes(SHM_ENTRY.size * (SHM_VMS - len(r.vms)))
+
+
+def decode_shm(payload: bytes) -> ShmRecord:
+    if len(payload) != SHM_RECORD_SIZE:
+        raise ProtocolError(f"SHM record of {len(payload)} bytes, not {SHM_RECORD_SIZE}")
+    raw_name, ipa, size, door, irq, count = SHM_FIXED.unpack_from(payload)
+    name = decode_name(raw_name, "SHM.name")
+    if not name:
+        raise ProtocolError("SHM: empty name")
+    if not 1 <= count <= SHM_VMS:
+        raise ProtocolError(f"SHM {name}: vms {count} is not 1 .. {SHM_VMS}")
+    if size == 0 or size % PAGE_SIZE or ipa % PAGE_SIZE or door % PAGE_SIZE:
+        raise ProtocolError(f"SHM {name}: ipa, size or doorbell_ipa not whole pages")
+    vms = []
+    for i in range(SHM_VMS):
+        raw, access, vm_id = SHM_ENTRY.unpack_from(payload, SHM_FIXED.size + i * SHM_ENTRY.size)
+        if i >= count:
+            if raw.strip(b"\0") or access or vm_id:
+                raise ProtocolError(f"SHM {name}: vms[{i}] set beyond its count")
+            continue
+        vm_name = decode_name(raw, f"SHM {name}: vms[{i}].name")
+        if not vm_name or access not in ACCESS_NAMES or vm_id >= VM_MAX:
+            raise ProtocolError(f"SHM {name}: vms[{i}] is not a name, an access (1, 2) and a VM id")
+        vms.append((vm_name, access, vm_id))
+    return ShmRecord(name, ipa, size, door, irq, tuple(vms))
+
+
+def decode_shm_list(payload: bytes) -> list[ShmRecord]:
+    if len(payload) < ID_PAYLOAD.size:
+        raise ProtocolError(f"SHM_LIST payload of {len(payload)} bytes has no count")
+    count, reserved = ID_PAYLOAD.unpack_from(payload)
+    if reserved:
+        raise ProtocolError("SHM_LIST: nonzero reserved field")
+    if count > SHM_MAX or len(payload) != ID_PAYLOAD.size + count * SHM_RECORD_SIZE:
+        raise ProtocolError(f"SHM_LIST: count {count} does not match {len(payload)} payload bytes")
+    base = ID_PAYLOAD.size
+    return [decode_shm(payload[base + i * SHM_RECORD_SIZE : base + (i + 1) * SHM_RECORD_SIZE]) for i in range(count)]
+
+
+def encode_shm_list(records: list[ShmRecord]) -> bytes:
+    return ID_PAYLOAD.pack(len(records), 0) + b"".join(encode_shm(r, request=False) for r in records)
+
+
 def check_response(request_type: int, frame: Frame) -> bytes:
     """The payload of an OK response to `request_type`, its layout checked; raises `ResponseError` for an error status
     (with the hypervisor's message) and `ProtocolError` for a malformed response."""
@@ -620,6 +721,8 @@ def check_response(request_type: int, frame: Frame) -> bytes:
         decode_vm(p)
     elif request_type == VM_LIST:
         decode_vm_list(p)
+    elif request_type == SHM_LIST:
+        decode_shm_list(p)
     elif request_type == VM_CONFIG_GET:
         if len(p) > MAX_CONFIG:
             raise ProtocolError(f"VM_CONFIG_GET response of {len(p)} bytes is above {MAX_CONFIG}")

@@ -32,6 +32,26 @@ APLIC = (0x0D00_0000, 0x8000)
 IMSIC_BASE = 0x2800_0000
 
 
+SHM_RECORD = 344  # name, ipa, size, doorbell_ipa, irq, vms, then 7 x (name, access, vm id)
+
+
+@dataclass
+class Shm:
+    name: str
+    ipa: int
+    size: int
+    doorbell: int
+    irq: int
+    vms: list[tuple[str, int]]  # (name, access 1 ro / 2 rw)
+    users: dict[str, int] = field(default_factory=dict)  # name -> id of the VM that maps it
+
+    def record(self) -> bytes:
+        out = struct.pack("<32sQQQII", self.name.encode(), self.ipa, self.size, self.doorbell, self.irq, len(self.vms))
+        for name, access in self.vms:
+            out += struct.pack("<32sII", name.encode(), access, self.users.get(name, 0))
+        return out + bytes(40 * (7 - len(self.vms)))
+
+
 class Refused(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -100,6 +120,7 @@ class HypervisorModel:
         }
         self.vms[0].state = RUNNING
         self.vms[0].boots = 1
+        self.shm: list[Shm] = []
         self.requests: list[tuple[int, int]] = []
         self._pending_events: list[bytes] = []  # records of VMs a request changed: events before the response
         self.powered_off = False  # (type, status) of every request answered
@@ -332,7 +353,14 @@ class HypervisorModel:
         for what, a in (("entry_ipa", entry), ("dtb_ipa", dtb)):
             if not any(ipa <= a < ipa + size for ipa, size in regions):
                 raise Refused(EINVAL, f"{what}: not inside a region")
-        pages = sum(size for _, size in regions) // PAGE
+        shared = [r for r in self.shm if any(n == name.decode() for n, _ in r.vms)]
+        for r in shared:
+            for ipa, size in regions:
+                if r.ipa < ipa + size and ipa < r.ipa + r.size:
+                    raise Refused(EINVAL, f"shared memory {r.name}: the region overlaps the VM's memory")
+            if r.irq == con_irq:
+                raise Refused(EINVAL, f"shared memory {r.name}: the doorbell's irq is the console's")
+        pages = sum(size for _, size in regions) // PAGE + sum(r.size // PAGE for r in shared if not r.users)
         if pages > self.free_pages:
             raise Refused(ENOMEM, f"{pages} pages asked, {self.free_pages} free")
         free_ids = [i for i in range(1, VM_MAX) if i not in self.vms]
@@ -343,6 +371,8 @@ class HypervisorModel:
         self.vms[vm_id] = Vm(
             vm_id, name.decode(), vcpus, master, mask, entry, dtb, (con_ipa, con_irq), regions, p[len(p) - clen :]
         )
+        for r in shared:
+            r.users[name.decode()] = vm_id
         json.loads(self.vms[vm_id].config)  # the daemon sends its JSON config
         return struct.pack("<II", vm_id, 0)
 
@@ -382,7 +412,64 @@ class HypervisorModel:
         vm = self._id(p, allow_mvm=False)
         del self.vms[vm.id]
         self.free_pages += vm.memory // PAGE
+        for r in self.shm:
+            if r.users.pop(vm.name, None) is not None and not r.users:
+                self.free_pages += r.size // PAGE
         return b""
+
+    def h_shm_create(self, p: bytes) -> bytes:
+        if len(p) != SHM_RECORD:
+            raise Refused(EPROTO, f"SHM record of {len(p)} bytes")
+        raw, ipa, size, door, irq, count = struct.unpack_from("<32sQQQII", p)
+        name = raw.split(b"\0")[0].decode()
+        if not name or any(r.name == name for r in self.shm):
+            raise Refused(EINVAL, f"name: shared memory {name} exists" if name else "name: empty")
+        if not size or size % PAGE or size > 1 << 30:
+            raise Refused(EINVAL, "size: not a nonzero multiple of 4096 up to 1 GiB")
+        if ipa % PAGE or door % PAGE or ipa < door + PAGE and door < ipa + size:
+            raise Refused(EINVAL, "ipa / doorbell_ipa: not pages, or the doorbell inside the region")
+        if not 1 <= irq < 96:
+            raise Refused(EINVAL, "irq: not an interrupt source 1 .. 95")
+        if not 1 <= count <= 7:
+            raise Refused(EINVAL, "vms: not 1 .. 7 VMs")
+        vms = []
+        for j in range(7):
+            vraw, access, vm_id = struct.unpack_from("<32sII", p, 64 + 40 * j)
+            if j >= count:
+                if vraw.strip(b"\0") or access or vm_id:
+                    raise Refused(EPROTO, f"vms[{j}]: not zero beyond the vms count")
+                continue
+            if vm_id or access not in (1, 2):
+                raise Refused(EINVAL, f"vms[{j}]: access not 1 or 2, or a VM id")
+            vms.append((vraw.split(b"\0")[0].decode(), access))
+        for vm_name, _ in vms:
+            for v in self.vms.values():
+                if v.name == vm_name:
+                    raise Refused(
+                        EBUSY, f"vms: {vm_name} exists (vm{v.id}): shared memory is defined before the VMs that map it"
+                    )
+        if len(self.shm) >= 4:
+            raise Refused(ELIMIT, "no free shared-memory slot (the hypervisor holds 4)")
+        self.shm.append(Shm(name, ipa, size, door, irq, vms))
+        return b""
+
+    def h_shm_remove(self, p: bytes) -> bytes:
+        if len(p) != 32:
+            raise Refused(EPROTO, "SHM_REMOVE takes a name")
+        name = p.split(b"\0")[0].decode()
+        for r in self.shm:
+            if r.name == name:
+                if r.users:
+                    vms = " ".join(f"vm{i}" for i in r.users.values())
+                    raise Refused(EBUSY, f"name: {name} is mapped by {vms} (remove them first)")
+                self.shm.remove(r)
+                return b""
+        raise Refused(EINVAL, f"name: no shared memory called {name}")
+
+    def h_shm_list(self, p: bytes) -> bytes:
+        if p:
+            raise Refused(EPROTO, "SHM_LIST has no payload")
+        return struct.pack("<II", len(self.shm), 0) + b"".join(r.record() for r in self.shm)
 
     def h_vm_info(self, p: bytes) -> bytes:
         return self.vm_record(self._id(p))
@@ -412,4 +499,7 @@ class HypervisorModel:
         0x0015: h_vm_info,
         0x0016: h_list,
         0x0017: h_config_get,
+        0x0020: h_shm_create,
+        0x0021: h_shm_remove,
+        0x0022: h_shm_list,
     }
