@@ -46,6 +46,12 @@ CYCLES = int(os.environ.get("PYSHYPER_GVM_CYCLES", "10"))
 TINY = ROOT / "tests" / "guests" / "tiny"
 DETACH = "\x1d"  # Ctrl-]
 HV_LOG = re.compile(r"pyshyper: [^\n]*\n")
+# Shared memory (core/shmem.py): link0 between vm1 (rw) and vm2 (ro), link1 for vm1 alone (vm2 is not named)
+LINK0 = {"name": "link0", "ipa": "0x9000_0000", "size": "2M", "irq": 8, "vms": {"vm1": "rw", "vm2": "ro"}}
+LINK1 = {"name": "link1", "ipa": "0x9100_0000", "size": "64K", "irq": 9, "vms": {"vm1": "rw"}}
+SHM_IPA, DOORBELL = 0x9000_0000, 0x9020_0000
+DOOR_RING, DOOR_COUNT, DOOR_STATUS, DOOR_ACK, DOOR_SENT = 0x0C, 0x10, 0x14, 0x18, 0x1C
+SHM_TEXT = b"hello from vm1, through link0.\n\0"
 
 
 def _safe(name: str) -> str:
@@ -176,6 +182,22 @@ def test_system_info(mvm: Mvm):
     assert [v["id"] for v in mvm.vms().values()] == [0]
 
 
+def test_shm_defined_before_the_vms(mvm: Mvm):
+    """`shyper shm config` defines link0 and link1 before the VMs they name exist; a bad field is exit 2 naming it;
+    `shyper shm list` shows them, mapped by no VM yet."""
+    for cfg in (LINK0, LINK1):
+        mvm.run(f"printf '%s' '{json.dumps(cfg)}' > /root/{cfg['name']}.json")
+        out = mvm.run(f"shyper shm config {cfg['name']}.json")
+        assert out.strip().startswith(f"shared memory {cfg['name']}: defined"), out
+    mvm.run(f"printf '%s' '{json.dumps({**LINK0, 'name': 'bad', 'size': '3K'})}' > /root/bad-shm.json")
+    out, status = mvm.status("shyper shm config bad-shm.json")
+    assert status == 2 and "bad-shm.json: size: 0xc00 is not a nonzero multiple of 4096" in out, out
+    table = mvm.run("shyper shm list")
+    assert re.search(r"^link0\s+2 MiB\s+0x90000000\s+0x90200000\s+8\s+vm1 rw, vm2 ro$", table, re.M), table
+    assert re.search(r"^link1\s+64 KiB\s+0x91000000\s+0x91010000\s+9\s+vm1 rw$", table, re.M), table
+    assert mvm.system()["free_pages"] == mvm.free_start  # no frames until a VM maps it
+
+
 def test_config_and_boot_both(mvm: Mvm):
     for vid, (name, _) in GVMS.items():
         assert mvm.run(f"shyper vm config {name}.json").strip() == str(vid)
@@ -238,6 +260,55 @@ def test_gvm_crng_ready_at_zero(mvm: Mvm):
         assert float(m.group(1)) == 0.0, m.group(0)
 
 
+def _devmem_words(mvm: Mvm, vid: int, addr: int, n: int) -> list[int]:
+    reads = "; ".join(f"devmem {addr + 4 * k:#x}" for k in range(n))
+    got = mvm.hvc(vid, f"echo @@W''ORDS $({reads})", r"@@WORDS [^\n]*\n")
+    m = re.search(r"@@WORDS ((?:0x[0-9A-Fa-f]+ ?)+)\n", got)
+    assert m, got
+    return [int(w, 16) for w in m.group(1).split()]
+
+
+def _door(mvm: Mvm, vid: int, reg: int) -> int:
+    return _devmem_words(mvm, vid, DOORBELL + reg, 1)[0]
+
+
+def test_shm_round_trip(mvm: Mvm):
+    """vm1 writes a string into link0 with devmem and rings the doorbell; vm2 sees its doorbell count rise and
+    reads the same bytes; vm2 (read-only) cannot write there: its store is an access fault (SIGSEGV), the VM runs
+    on; vm2 may ring back; both see the region in their device tree, each with its access."""
+    for vid, access in ((1, "rw"), (2, "ro")):
+        got = mvm.hvc(
+            vid,
+            "echo @@D''T $(ls /proc/device-tree/reserved-memory) "
+            "$(cat /proc/device-tree/soc/shm-doorbell@90200000/pyshyper,access)",
+            r"@@DT .*\n",
+        )
+        assert re.search(rf"@@DT shm@90000000 {access}", got), got
+    assert _door(mvm, 2, DOOR_COUNT) == 0 and _door(mvm, 2, DOOR_STATUS) == 0
+    words = [int.from_bytes(SHM_TEXT[k : k + 4].ljust(4, b"\0"), "little") for k in range(0, len(SHM_TEXT), 4)]
+    writes = "; ".join(f"devmem {SHM_IPA + 4 * k:#x} 32 {w:#010x}" for k, w in enumerate(words))
+    mvm.hvc(1, f"{writes}; devmem {DOORBELL + DOOR_RING:#x} 32 1; echo @@R''ANG", r"@@RANG")
+    assert _door(mvm, 2, DOOR_COUNT) == 1 and _door(mvm, 2, DOOR_STATUS) == 1
+    assert _door(mvm, 1, DOOR_SENT) == 1 and _door(mvm, 1, DOOR_COUNT) == 0
+    back = b"".join(w.to_bytes(4, "little") for w in _devmem_words(mvm, 2, SHM_IPA, len(words)))
+    assert back[: len(SHM_TEXT)] == SHM_TEXT, back
+    mvm.hvc(2, f"devmem {DOORBELL + DOOR_ACK:#x} 32 1; echo @@A''CK", r"@@ACK")
+    assert _door(mvm, 2, DOOR_STATUS) == 0 and _door(mvm, 2, DOOR_COUNT) == 1
+    # read-only: the store faults in the guest (SIGSEGV, status 139), the bytes stay, vm2 runs on
+    got = mvm.hvc(2, f"devmem {SHM_IPA:#x} 32 0x41414141; echo @@S''TORE $?", r"@@STORE \d+\n")
+    assert "@@STORE 139" in got, got
+    assert _devmem_words(mvm, 2, SHM_IPA, 1) == words[:1]
+    assert mvm.vms()[2]["state"] == "running"
+    # a read-only VM may ring: it tells the writer it has read
+    mvm.hvc(2, f"devmem {DOORBELL + DOOR_RING:#x} 32 1; echo @@R''ANG", r"@@RANG")
+    assert _door(mvm, 1, DOOR_COUNT) == 1 and _door(mvm, 1, DOOR_STATUS) == 1
+    mvm.hvc(1, f"devmem {DOORBELL + DOOR_ACK:#x} 32 1; echo @@A''CK", r"@@ACK")
+    table = mvm.run("shyper shm list")
+    assert re.search(r"^link0 .*vm1 rw \(vm1\), vm2 ro \(vm2\)$", table, re.M), table
+    assert re.search(r"^link1 .*vm1 rw \(vm1\)$", table, re.M), table
+    print(f"\n[{mvm.mode}] vm2 read {back[: len(SHM_TEXT) - 2].decode()!r} from link0; its store there: SIGSEGV")
+
+
 def test_poweroff_in_vm1_leaves_vm2_and_mvm(mvm: Mvm):
     mvm.run("printf 'poweroff\\n' > /dev/hvc1")
     mvm.wait_state(1, "stopped")
@@ -294,6 +365,22 @@ def test_bad_configs_exit_2_naming_the_field(mvm: Mvm):
     assert sorted(mvm.vms()) == sorted(before)
 
 
+def test_shm_unnamed_vm_cannot_reach_it(mvm: Mvm):
+    """link1 names vm1 alone: in vm2 nothing is at its address, and vm2's access there ends it (crashed, no
+    device at that guest address) as any access outside its memory does; vm1 reads link1 as usual. A mapped
+    region cannot be removed."""
+    got = mvm.hvc(1, "echo @@L''INK1 $(devmem 0x91000000)", r"@@LINK1 0x[0-9A-F]+\n")
+    assert "@@LINK1 0x00000000" in got, got
+    mvm.run("printf 'devmem 0x91000000\\n' > /dev/hvc2")
+    mvm.wait_state(2, "crashed")
+    table = mvm.run("shyper vm list")
+    line = next(ln for ln in table.splitlines() if re.match(r"\s*2\s+vm2\s", ln))
+    assert "load guest-page fault: no device at guest address 0x91000000" in line, line
+    print(f"\n[{mvm.mode}] {line.strip()}")
+    out, status = mvm.status("shyper shm remove link0")
+    assert status == 1 and "link0 is mapped by vm1 vm2 (remove them first) (EBUSY)" in out, out
+
+
 def test_remove_returns_every_page(mvm: Mvm):
     for vid in GVMS:
         assert re.search(rf"vm {vid}: removed", mvm.run(f"shyper vm remove {vid}"))
@@ -302,6 +389,14 @@ def test_remove_returns_every_page(mvm: Mvm):
     assert mvm.free_start is not None
     assert s["free_pages"] == mvm.free_start, (s["free_pages"], mvm.free_start)
     assert s["hart_vm"][2:] == [None, None], s
+
+
+def test_shm_removed_after_its_vms(mvm: Mvm):
+    """The last VM that mapped a region gave its pages back (test_remove_returns_every_page); the regions can
+    go now."""
+    for name in ("link0", "link1"):
+        assert mvm.run(f"shyper shm remove {name}").strip() == f"shared memory {name}: removed"
+    assert json.loads(mvm.run("shyper shm list --json")) == []
 
 
 def _put_file(mvm: Mvm, data: bytes, dst: str) -> None:
