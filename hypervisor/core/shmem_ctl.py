@@ -222,6 +222,8 @@ def shm_create(c: Ptr[ShmConfig]) -> u32:
 
 def shm_remove(name: Ptr[u8]) -> u32:
     """SHM_REMOVE: only while no VM maps it."""
+    if not name_ok(name):
+        return fail(EINVAL, cstr(b"name: not 1 .. 31 printable bytes without spaces, NUL-padded"))
     i = shm_find(name)
     if i == SHM_MAX:
         msg_clear()

@@ -17,8 +17,9 @@ from compiler.prelude import places as prelude_places
 MAGIC = 0x59485350
 HELLO, SYSTEM_INFO, SYSTEM_SHUTDOWN, SYSTEM_REBOOT = 0x1, 0x2, 0x3, 0x4
 VM_CREATE, VM_LOAD, VM_BOOT, VM_STOP, VM_REMOVE, VM_INFO, VM_LIST, VM_CONFIG_GET = range(0x10, 0x18)
+SHM_CREATE, SHM_REMOVE, SHM_LIST = 0x20, 0x21, 0x22
 EVENT_VM_STATE = 0x100
-REQUESTS = (HELLO, SYSTEM_INFO, SYSTEM_SHUTDOWN, SYSTEM_REBOOT, *range(0x10, 0x18))
+REQUESTS = (HELLO, SYSTEM_INFO, SYSTEM_SHUTDOWN, SYSTEM_REBOOT, *range(0x10, 0x18), SHM_CREATE, SHM_REMOVE, SHM_LIST)
 OK, EPROTO, EVERSION, ETYPE, EINVAL, ENOVM, ESTATE, ENOMEM, EBUSY, ELIMIT, EPERM = range(11)
 CREATED, RUNNING, STOPPED, CRASHED, REBOOTING = 1, 2, 3, 4, 5
 
@@ -67,6 +68,26 @@ def create_record(
     for ipa, size in regions:
         rec += struct.pack("<QQ", ipa, size)
     return rec + struct.pack("<II", len(config), 0) + config
+
+
+def shm_record(
+    name: bytes = b"link0",
+    ipa: int = 0xA000_0000,
+    size: int = 0x2000,
+    doorbell: int = 0xA010_0000,
+    irq: int = 8,
+    vms: list[tuple[bytes, int]] | None = None,
+    count: int | None = None,
+    vm_ids: tuple[int, ...] = (),
+) -> bytes:
+    """An SHM record (SHM_CREATE's payload): `vms` (name, access 1 ro / 2 rw); `count` overrides their number."""
+    vms = [(b"vm1", 2), (b"vm2", 1)] if vms is None else vms
+    rec = name.ljust(32, b"\0")[:32] + struct.pack(
+        "<QQQII", ipa, size, doorbell, irq, len(vms) if count is None else count
+    )
+    for j, (vm_name, access) in enumerate(vms[:7]):
+        rec += vm_name.ljust(32, b"\0")[:32] + struct.pack("<II", access, vm_ids[j] if j < len(vm_ids) else 0)
+    return rec + bytes(40 * (7 - len(vms[:7])))
 
 
 def id_payload(vm_id: int, reserved: int = 0) -> bytes:
@@ -186,6 +207,29 @@ class ControlWorld:
             base = vm.addr + roff + 24 * r
             out.append(tuple(int.from_bytes(self.be.read(base + 8 * k, 8), "little") for k in range(3)))
         return out
+
+    def shm(self, i: int):
+        """Shared memory region slot i (core/shmem.py)."""
+        t = self.be.mods["hypervisor.core.shmem"].Shm
+        return self.View(self.be, t, self.be.global_addr("hypervisor.core.shmem.shm") + i * prelude_places._size(t))
+
+    def shm_peers(self, i: int) -> list[tuple[bytes, int, int]]:
+        """(name, access, VM index that maps it) of each VM region slot i names."""
+        s = self.shm(i)
+        peer_t = self.be.mods["hypervisor.core.shmem"].ShmPeer
+        base, _ = s.off("peer")
+        size = prelude_places._size(peer_t)
+        out = []
+        for j in range(s.get("peers")):
+            raw = self.be.read(base + j * size, size)
+            out.append(
+                (raw[:32].rstrip(b"\0"), int.from_bytes(raw[32:40], "little"), int.from_bytes(raw[40:48], "little"))
+            )
+        return out
+
+    def name_of(self, slot: int) -> bytes:
+        a, _ = self.vm(slot).off("name")
+        return self.be.read(a, 32).rstrip(b"\0")
 
     def free_pages(self) -> int:
         return self.be.call("frame_alloc_free_pages")

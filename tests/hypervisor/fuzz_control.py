@@ -10,7 +10,10 @@ Checked after every case:
   never change; a changed page of the pool is newly allocated or in a guest VM's memory, and every guest VM's
   memory holds exactly what the VM_LOADs that were answered OK wrote into it (zero elsewhere);
 * state: each guest VM's harts point at its own vCPUs, no hart has two VMs, a VM_LIST answers the slot table,
-  and with no guest VM left the pool is back to where it started (no frame leaked).
+  and with no guest VM left the pool is back to where it started (no frame leaked);
+* shared memory (SHM_CREATE / SHM_REMOVE / SHM_LIST among the requests): each region's users are exactly the
+  VMs that exist under a name it lists, it has frames (marked used in the pool) iff it has users, and each VM's
+  stage 2 maps its address iff the region names the VM, read-only (R) or read-write (RW) as named, never X.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from tests.hypervisor.control_world import (
     MAGIC,
     POOL_SIZE,
     REQUESTS,
+    SHM_CREATE,
+    SHM_LIST,
+    SHM_REMOVE,
     SYSTEM_REBOOT,
     SYSTEM_SHUTDOWN,
     VM_CREATE,
@@ -34,6 +40,7 @@ from tests.hypervisor.control_world import (
     id_payload,
     load_payload,
     prelude_csr,
+    shm_record,
     vm_record,
 )
 
@@ -41,6 +48,9 @@ NAMES = (b"vm1", b"vm2", b"a", b"mvm", b"", b"x" * 31, b"x" * 32, b"sp ace", b"\
 IPAS = (0x8000_0000, 0x8001_0000, 0x8000_8000, 0x8800_0000, 0x0C00_0000, 0x0D00_0000, 0x1000_1000, 0x2800_0000)
 SIZES = (0x1000, 0x2000, 0x1_0000, 0x20_0000, 0, 0x1800, 0x1000_0000, 1 << 63)
 WEIGHTED = (VM_CREATE,) * 3 + (VM_LOAD,) * 4 + (0x12,) * 3 + (0x13,) * 2 + (0x14,) * 2 + (0x15, VM_LIST, 0x17)
+WEIGHTED += (SHM_CREATE,) * 2 + (SHM_REMOVE, SHM_LIST)
+SHM_NAMES = (b"link0", b"link1", b"", b"x" * 32, b"sp ace")
+SHM_IPAS = (0xA000_0000, 0xA001_0000, 0x8000_0000, 0x0C00_0000, 0x0D00_0000, 0x1000_1000, 0x2800_0000, 0xA000_0800)
 MASKS = (0b100, 0b1000, 0b1100, 0b1, 0b11, 0b10000, 0, 0b110)
 
 
@@ -84,10 +94,41 @@ def _create(rng: random.Random) -> bytes:
     return rec
 
 
+def _shm_create(rng: random.Random) -> bytes:
+    vm_names = (b"vm1", b"vm2", b"vm3")
+    if rng.random() < 0.6:  # one that should be defined (unless its name is taken or a VM it names exists)
+        k = rng.randrange(2)
+        picked = rng.sample(vm_names, rng.choice((1, 2, 2, 3)))
+        return shm_record(
+            name=(b"link0", b"link1")[k],
+            ipa=(0xA000_0000, 0xA100_0000)[k],
+            size=rng.choice((0x1000, 0x2000, 0x1_0000)),
+            doorbell=(0xA080_0000, 0xA180_0000)[k],
+            irq=(8, 9)[k],
+            vms=[(n, rng.choice((1, 2))) for n in picked],
+        )
+    n = rng.choice((0, 1, 2, 7, 8))
+    vms = [(rng.choice((*vm_names, *NAMES)), rng.choice((1, 2, 0, 3))) for _ in range(min(n, 7))]
+    return shm_record(
+        name=rng.choice(SHM_NAMES),
+        ipa=rng.choice(SHM_IPAS) if rng.random() < 0.9 else rng.randrange(1 << 64),
+        size=rng.choice(SIZES),
+        doorbell=rng.choice((*SHM_IPAS, 0xA000_1000, (1 << 41) - 0x1000)),
+        irq=rng.choice((8, 1, 0, 95, 96, 1 << 31)),
+        vms=vms,
+        count=None if rng.random() < 0.9 else rng.randrange(9),
+        vm_ids=() if rng.random() < 0.95 else (1,),
+    )
+
+
 def _payload(rng: random.Random, type_: int) -> bytes:
     vm_id = rng.choice((1, 1, 1, 2, 2, 3, 0, 7, 8, 0xFFFF_FFFF))
     if type_ == VM_CREATE:
         return _create(rng)
+    if type_ == SHM_CREATE:
+        return _shm_create(rng)
+    if type_ == SHM_REMOVE:
+        return rng.choice(SHM_NAMES).ljust(32, b"\0")[: rng.choice((32, 32, 32, 31, 33))]
     if type_ == VM_LOAD:
         r = rng.random()
         if r < 0.4:
@@ -425,3 +466,35 @@ class ControlFuzzWorld(ControlWorld):
                 fail("state", f"hart {h} has a vCPU but no VM")
         if not self.slots() and self.be.call("frame_alloc_used_pages") != self.baseline_used:
             fail("state", "no guest VM, but the pool has not all its frames back")
+        self.check_shared()
+
+    def check_shared(self) -> None:
+        from tests.hypervisor.fuzz import fail
+
+        names = {self.name_of(slot): slot for slot in self.slots()}
+        used = self.used_pages()
+        for i in range(4):
+            s = self.shm(i)
+            if not s.get("used"):
+                continue
+            self.count("shm: defined")
+            peers = self.shm_peers(i)
+            users = {n: k for n, _, k in peers if k}
+            want = {n: names[n] for n, _, _ in peers if n in names}
+            if users != want or s.get("users") != len(want):
+                fail("state", f"shm {i}: users {users} ({s.get('users')}), the VMs it names that exist {want}")
+            hpa, size = s.get("hpa"), s.get("size")
+            if (hpa != 0) != bool(want):
+                fail("state", f"shm {i}: frames at {hpa:#x} with {len(want)} users")
+            if hpa:
+                first = (hpa - self.pool) // 4096
+                if not set(range(first, first + size // 4096)) <= used:
+                    fail("state", f"shm {i}: its frames are free in the pool")
+            for slot in self.slots():
+                root = self.vm(slot).get("stage2_root")
+                access = next((a for n, a, _ in peers if n == self.name_of(slot)), 0)
+                perms = self.be.call("stage2_perms", root, s.get("ipa"))
+                if perms != {0: 0, 1: 0b010, 2: 0b110}[access]:
+                    fail("state", f"vm{slot}: shm {i} mapped with {perms:#b}, its access is {access}")
+                if access:
+                    self.count("shm: mapped")

@@ -124,6 +124,9 @@ def test_control_slice_reaches_the_success_paths():
         assert res.stats.get(name, 0) > 0, name
     assert res.stats.get("event", 0) > 0
     assert sum(n for k, n in res.stats.items() if k in ("guest: shutdown", "guest: reboot", "guest: fault")) > 0
+    # shared memory: regions defined, listed and removed, and mapped into the VMs they name
+    for name in ("0x20: status 0", "0x21: status 0", "0x22: status 0", "shm: mapped"):
+        assert res.stats.get(name, 0) > 0, name
 
 
 def test_a_planted_control_bug_is_found(monkeypatch):
@@ -143,6 +146,27 @@ def test_a_planted_control_bug_is_found(monkeypatch):
     _plant(monkeypatch, "hypervisor.core.gvm", "gmem_translate", start_only)
     res = fuzz.fuzz("control", "cpython", 3000, SEED)
     assert res.failure is not None and res.failure.startswith(("memory", "model")), res.failure
+
+
+def test_a_planted_shared_memory_bug_is_found(monkeypatch):
+    """A VM_CREATE that maps every shared region that has frames into the new VM, named by it or not."""
+
+    def map_all(be):
+        shmem = importlib.import_module("hypervisor.core.shmem")
+        stage2 = importlib.import_module("hypervisor.arch.riscv.stage2")
+
+        def shm_map(name, root):
+            for i in range(4):
+                s = shmem.shm_get(prelude.u64(i))
+                if s.used and s.hpa != 0 and not stage2.stage2_map(root, s.ipa, s.hpa, s.size, stage2.S2_PERM_RW):
+                    return False
+            return True
+
+        return shm_map
+
+    _plant(monkeypatch, "hypervisor.core.gvm", "shm_map", map_all)
+    res = fuzz.fuzz("control", "cpython", 3000, SEED)
+    assert res.failure is not None and res.failure.startswith("state"), res.failure
 
 
 def test_virtio_slice_reaches_broken_and_working_devices():
