@@ -620,8 +620,7 @@ class Daemon:
             self.remove(self._id(req))
             return {}
         if cmd == "shm.config":
-            cfg = self.shm_config(req.get("config"))
-            return {"name": cfg.name}
+            return {"name": self.shm_config(req.get("config")).name}
         if cmd == "shm.list":
             return {"shm": [r.to_json() for r in self.shm_list()]}
         if cmd == "shm.remove":
