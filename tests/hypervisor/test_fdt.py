@@ -568,17 +568,8 @@ def test_riscv64_object(tmp_path):
             undefined = {s.name for s in syms if s["st_shndx"] == "SHN_UNDEF" and s.name}
             defined = {s.name for s in syms if s["st_shndx"] != "SHN_UNDEF"}
         assert undefined == set()
-    for name in (
-        "valid",
-        "total_size",
-        "cpu_count",
-        "cpu_hartid",
-        "cpu_has_extension",
-        "memory",
-        "timebase",
-        "rng_seed_take",
-        "rng_seed_fill",
-    ):
+    for name in ("valid", "total_size", "cpu_count", "cpu_hartid", "cpu_has_extension", "memory", "timebase",
+                 "rng_seed_take", "rng_seed_fill"):
         assert f"test_fdt_{name}" in defined
 
 
@@ -586,23 +577,15 @@ def test_riscv64_object(tmp_path):
 # /chosen/rng-seed: taken from the firmware's tree (and wiped there), given to the MVM's placeholder
 
 
-def seed_tree(
-    seed: bytes | None,
-    before=(("bootargs", b"console=ttyS0\0"),),
-    after=(("stdout-path", b"/soc/u\0"),),
-    version: int = 17,
-) -> bytes:
+def seed_tree(seed: bytes | None, before=(("bootargs", b"console=ttyS0\0"),), after=(("stdout-path", b"/soc/u\0"),),
+              version: int = 17) -> bytes:
     """A tree whose /chosen has properties before and after rng-seed (none when seed is None) and a node after
     /chosen: what must come through a change of rng-seed untouched."""
     props = list(before) + ([("rng-seed", seed)] if seed is not None else []) + list(after)
-    root = (
-        "",
-        [("#address-cells", be32(2)), ("#size-cells", be32(2)), ("model", strs("seed"))],
-        [
-            ("chosen", props, []),
-            ("memory@80000000", [("device_type", strs("memory")), ("reg", be32(0, 0x8000_0000, 0, 0x100_0000))], []),
-        ],
-    )
+    root = ("", [("#address-cells", be32(2)), ("#size-cells", be32(2)), ("model", strs("seed"))], [
+        ("chosen", props, []),
+        ("memory@80000000", [("device_type", strs("memory")), ("reg", be32(0, 0x8000_0000, 0, 0x100_0000))], []),
+    ])
     return build_dtb(root, version)
 
 
@@ -612,23 +595,23 @@ def without_nops(blob: bytes) -> bytes:
     off_struct, off_strings = struct.unpack(">II", blob[8:16])
     version = struct.unpack(">I", blob[20:24])[0]
     size_struct = struct.unpack(">I", blob[36:40])[0] if version >= 17 else off_strings - off_struct
-    block, i, out = blob[off_struct : off_struct + size_struct], 0, bytearray()
+    block, i, out = blob[off_struct:off_struct + size_struct], 0, bytearray()
     while i < len(block):
-        tag = struct.unpack(">I", block[i : i + 4])[0]
+        tag = struct.unpack(">I", block[i:i + 4])[0]
         if tag == 1:
             end = block.index(b"\0", i + 4) + 1
             n = (end - i + 3) & ~3
         elif tag == 3:
-            n = 12 + ((struct.unpack(">I", block[i + 4 : i + 8])[0] + 3) & ~3)
+            n = 12 + ((struct.unpack(">I", block[i + 4:i + 8])[0] + 3) & ~3)
         elif tag in (2, 4):
             n = 4
         elif tag == 9:
-            out += block[i : i + 4]
+            out += block[i:i + 4]
             break
         else:
             raise AssertionError(f"bad token {tag} at {i}")
         if tag != 4:
-            out += block[i : i + n]
+            out += block[i:i + n]
         i += n
     strings = blob[off_strings:]
     header = bytearray(blob[:off_struct])
