@@ -73,6 +73,7 @@ from hypervisor.board import (
     MAX_HARTS,
     PLIC_BASE,
     PLIC_SIZE,
+    TIMEBASE_FREQUENCY,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_free
 from hypervisor.core.guest_mem import gmem_translate
@@ -81,8 +82,11 @@ from hypervisor.core.virtio_console import vcon_gvm_attach, vcon_gvm_detach, vco
 from hypervisor.core.vm import (
     END_NONE,
     END_STOPPED,
-    HART_VCPU,
     MEM_REGIONS,
+    PRIORITY_MAX,
+    RQ_MAX,
+    SLICE_MAX_MS,
+    VCPU_MAX,
     VCPU_STARTED,
     VCPU_STOPPED,
     VM_CONFIG_MAX,
@@ -95,7 +99,10 @@ from hypervisor.core.vm import (
     VMS,
     Vcpu,
     Vm,
+    hart_vcpus,
     vcpu_add,
+    vcpu_remove,
+    vm_vcpu_count,
     vcpu_reset,
     vcpu_vm,
     vm_claim_end,
@@ -140,6 +147,8 @@ class GvmConfig:
     size: Array[u64, MEM_REGIONS]
     config: u64  # host address of the config bytes kept for VM_CONFIG_GET
     config_len: u64
+    priority: u64  # of each of its vCPUs (core/sched.py)
+    slice_ms: u64  # its vCPUs' round-robin time slice (0: the default)
 
 
 # The message of the last refusal (ASCII, no NUL), for the control server's error response
@@ -392,24 +401,38 @@ def gvm_check(c: Ptr[GvmConfig]) -> u32:
             return fail(EINVAL, cstr(b"console_irq: not an interrupt source 1 .. 1023"))
     if c.config_len > VM_CONFIG_MAX:
         return fail(EINVAL, cstr(b"config_len: above 8192"))
-    # taken harts, guest interrupt files
+    if c.priority > PRIORITY_MAX:
+        return fail(EINVAL, cstr(b"priority: not 0 .. 255"))
+    if c.slice_ms > SLICE_MAX_MS:
+        return fail(EINVAL, cstr(b"time_slice_ms: above 1000"))
+    # run queues, vCPU slots, guest interrupt files (a hart may be shared: core/sched.py)
+    if vm_vcpu_count() + c.vcpus > VCPU_MAX:
+        msg_clear()
+        msg_str(cstr(b"cpu.num: "))
+        msg_dec(c.vcpus)
+        msg_str(cstr(b" vCPUs asked, "))
+        msg_dec(VCPU_MAX - vm_vcpu_count())
+        msg_str(cstr(b" vCPU slots free (the hypervisor has "))
+        msg_dec(VCPU_MAX)
+        msg_str(cstr(b")"))
+        return ELIMIT
     for h in range(u64(0), MAX_HARTS):
         if (c.hart_mask >> h) & 1 != 0:
-            taken = HART_VCPU[h]
-            if taken.addr() != 0:
+            if hart_vcpus(h) >= RQ_MAX:
                 msg_clear()
                 msg_str(cstr(b"hart "))
                 msg_dec(h)
-                msg_str(cstr(b" is taken by "))
-                msg_vm(vcpu_vm(taken))
+                msg_str(cstr(b" is full: "))
+                msg_dec(RQ_MAX)
+                msg_str(cstr(b" vCPUs share it already"))
                 return EBUSY
             if IRQ_MODE == IRQ_MODE_AIA and irqc_file_free(h) == 0:
                 msg_clear()
                 msg_str(cstr(b"hart "))
                 msg_dec(h)
-                msg_str(cstr(b" has no free guest interrupt file (aia-guests "))
+                msg_str(cstr(b" has no free guest interrupt file: it has "))
                 msg_dec(AIA_GUESTS)
-                msg_str(cstr(b")"))
+                msg_str(cstr(b" (aia-guests), each taken by a vCPU placed on it"))
                 return EBUSY
     return OK
 
@@ -532,6 +555,9 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
             if h == c.master:
                 vm.master = vm.vcpus
             v = vcpu_add(vm, h, False)
+            v.priority = c.priority
+            if c.slice_ms != 0:
+                v.slice = c.slice_ms * (TIMEBASE_FREQUENCY // 1000)
             if IRQ_MODE == IRQ_MODE_AIA:
                 irqc_vcpu_file(vm, v.vcpu_id, h, IMSIC_S_BASE + v.vcpu_id * IMSIC_PAGE_SIZE, irqc_file_free(h))
     # Its interrupt controller, then its console: a single-port virtio console whose bytes are the MVM's port `id`
@@ -667,11 +693,9 @@ def gvm_remove(id: u64) -> u32:
     before = frame_alloc_free_pages()
     for i in range(vm.vcpus):
         v = vm_vcpu(vm, u64(i))
-        v.state = VCPU_STOPPED
-        fence()
-        HART_VCPU[v.hart] = null(Vcpu)
         irqc_file_release(v.hart, v.vgein)
         v.vgein = 0
+        vcpu_remove(v)  # off its hart's run queue; its slot is free
     vm.vcpus = 0
     if vm.console_ipa != 0:
         vcon_gvm_detach(vm)

@@ -6,13 +6,22 @@ again at the top of the hart's stack (Vcpu.hyp_sp), so an entry never nests in a
 
 from compiler.prelude import (
     HGATP,
+    HGEIE,
     HIE,
     HSTATUS,
     HVIP,
     SSTATUS,
+    TIME,
     VSATP,
+    VSCAUSE,
+    VSEPC,
+    VSIE,
+    VSISELECT,
+    VSSCRATCH,
     VSSTATUS,
     VSTIMECMP,
+    VSTVAL,
+    VSTVEC,
     Ptr,
     addr_of,
     amoadd_d,
@@ -36,6 +45,8 @@ from hypervisor.arch.riscv.encoding import (
     HSTATUS_SPVP,
     HSTATUS_VSXL,
     HSTATUS_VTW,
+    MIP_SGEIP,
+    MIP_VSTIP,
     SSTATUS_FS,
     SSTATUS_FS_INITIAL,
     SSTATUS_SIE,
@@ -45,10 +56,10 @@ from hypervisor.arch.riscv.encoding import (
     SSTATUS_VS_INITIAL,
 )
 from hypervisor.arch.riscv.irqc import irqc_vcpu_enter, irqc_vcpu_leave
-from hypervisor.arch.riscv.sbi_call import sbi_set_timer
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
 from hypervisor.arch.riscv.vsbi import vcpu_handle_messages
-from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.hart import hart_has_guest_files, hart_has_sstc
+from hypervisor.core.sched import sched_timer_program, sched_waiting_files
 from hypervisor.core.vm import VCPU_STARTED, VM_RUNNING, Vcpu, vcpu_vm
 
 
@@ -58,10 +69,12 @@ def vcpu_enter(v: Ptr[Vcpu]) -> None:
     ...
 
 
-def vcpu_run(v: Ptr[Vcpu]) -> None:
-    """Enter a vCPU on this hart (Priv 9.2: hgatp, hstatus.SPV/SPVP, sstatus.SPP). Returns only when the vCPU
-    must not run after all: its VM is ending, or it was stopped, which is checked after `running` is published
-    (vm_end stores the VM's state first, then waits for `running` to clear: one of the two sees the other)."""
+def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
+    """Enter a vCPU on this hart (Priv 9.2: hgatp, hstatus.SPV/SPVP, sstatus.SPP): with a fresh VS-level state
+    after a reset, else with the state it left with (vcpu_leave). `shared`: other vCPUs are placed on the hart
+    (core/sched.py), whose waiting ones' guest interrupt files must wake it. Returns only when the vCPU must not
+    run after all: its VM is ending, or it was stopped, which is checked after `running` is published (vm_end
+    stores the VM's state first, then waits for `running` to clear: one of the two sees the other)."""
     vm = vcpu_vm(v)
     amoswap_w(addr_of(v.running), u32(1))
     if vm.state != VM_RUNNING or amoadd_w(addr_of(vm.ending), u32(0)) != 0 or v.state != VCPU_STARTED:
@@ -73,16 +86,23 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
     fence_i()
     amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
-    csr_write(VSATP, u64(0))
-    csr_clear(VSSTATUS, SSTATUS_SIE | SSTATUS_SPIE)  # a started hart has interrupts off (SBI 2.0 section 9.1)
-    if hart_has_sstc():
-        csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
-    csr_write(HVIP, u64(0))
-    csr_write(HIE, HIE_GUEST)
+    if v.fresh != 0:
+        v.fresh = u32(0)
+        csr_write(VSATP, u64(0))
+        csr_clear(VSSTATUS, SSTATUS_SIE | SSTATUS_SPIE)  # a started hart has interrupts off (SBI 2.0 section 9.1)
+        if hart_has_sstc():
+            csr_write(VSTIMECMP, ~u64(0))  # no VS timer interrupt until the guest sets one (reset value is 0)
+        csr_write(HVIP, u64(0))
+    else:
+        vcpu_restore(v)
+    csr_write(HIE, HIE_GUEST | (MIP_SGEIP if shared and hart_has_guest_files() else u64(0)))
     # What other harts asked of the vCPU since it was started, then its interrupt controller's part (its line,
     # its guest interrupt file).
     vcpu_handle_messages(v)
     irqc_bits = irqc_vcpu_enter(v)
+    if shared:
+        csr_write(HGEIE, sched_waiting_files(v.hart, v))
+        sched_timer_program(v.hart, v)
     # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
     # Built whole, not read-modified-written: nothing a former vCPU or the firmware left (HU, VTVM, VTSR, VSBE,
     # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
@@ -96,20 +116,62 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     vcpu_enter(v)
 
 
-def hart_park(v: Ptr[Vcpu]) -> None:
-    """v leaves its hart (stopped, or its VM ended): it translates nothing any more, and nothing of it may wake
-    the hart (its VS interrupts in hie and hvip, its timer), or the hart's WFI would return at once, forever.
-    hgatp is cleared before `running` is: whoever waits for `running` to clear (core/vm.py vm_call_off) may then
-    free the VM's stage-2 tables (VM_REMOVE), which this hart no longer names."""
+def vcpu_restore(v: Ptr[Vcpu]) -> None:
+    """v's VS-level CSRs as vcpu_leave saved them (Priv 9.2: the VS CSRs, hvip; Sstc vstimecmp; AIA vsiselect).
+    Without Sstc a deadline that passed while it was away is its VS timer interrupt now (as sbi_timer_fired)."""
+    csr_write(VSSTATUS, v.s_vsstatus)
+    csr_write(VSIE, v.s_vsie)
+    csr_write(VSTVEC, v.s_vstvec)
+    csr_write(VSSCRATCH, v.s_vsscratch)
+    csr_write(VSEPC, v.s_vsepc)
+    csr_write(VSCAUSE, v.s_vscause)
+    csr_write(VSTVAL, v.s_vstval)
+    csr_write(VSATP, v.s_vsatp)
+    hvip = v.s_hvip
+    if hart_has_sstc():
+        csr_write(VSTIMECMP, v.s_vstimecmp)
+    elif v.timer_deadline <= csr_read(TIME):
+        v.timer_deadline = ~u64(0)
+        hvip |= MIP_VSTIP
+    csr_write(HVIP, hvip)
+    if hart_has_guest_files():
+        csr_write(VSISELECT, v.s_vsiselect)
+
+
+def vcpu_leave(v: Ptr[Vcpu]) -> None:
+    """v leaves its hart (it waits, was preempted, was stopped, or its VM ended): its VS-level state is kept for
+    its next entry (vcpu_restore), it translates nothing any more, and nothing of it may wake the hart (its VS
+    interrupts in hie and hvip, its timer), or the hart's WFI would return at once, forever. hgatp is cleared
+    before `running` is: whoever waits for `running` to clear (core/vm.py vm_call_off) may then free the VM's
+    stage-2 tables (VM_REMOVE), which this hart no longer names."""
+    v.s_vsstatus = csr_read(VSSTATUS)
+    v.s_vsie = csr_read(VSIE)
+    v.s_vstvec = csr_read(VSTVEC)
+    v.s_vsscratch = csr_read(VSSCRATCH)
+    v.s_vsepc = csr_read(VSEPC)
+    v.s_vscause = csr_read(VSCAUSE)
+    v.s_vstval = csr_read(VSTVAL)
+    v.s_vsatp = csr_read(VSATP)
+    v.s_hvip = csr_read(HVIP)
+    if hart_has_sstc():
+        v.s_vstimecmp = csr_read(VSTIMECMP)
+        csr_write(VSTIMECMP, ~u64(0))
+    if hart_has_guest_files():
+        v.s_vsiselect = csr_read(VSISELECT)
     csr_write(HGATP, u64(0))
     fence()
     amoswap_w(addr_of(v.running), u32(0))
     csr_write(HIE, u64(0))
     csr_write(HVIP, u64(0))
     irqc_vcpu_leave()
-    if not hart_has_sstc():
-        v.timer_deadline = ~u64(0)
-        sbi_set_timer(~u64(0))
+
+
+def hart_wait_files(files: u64) -> None:
+    """The hart sleeps with no vCPU on it: an MSI into one of these guest interrupt files (its waiting vCPUs')
+    wakes it (hgeie and hie.SGEIE, Priv 9.2.4)."""
+    if hart_has_guest_files():
+        csr_write(HGEIE, files)
+        csr_write(HIE, MIP_SGEIP if files != 0 else u64(0))
 
 
 def vcpu_hart_init() -> None:

@@ -68,6 +68,7 @@ from hypervisor.board import DEBUG_FAULTS
 from hypervisor.core.frame_alloc import frame_alloc_free_pages
 from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.sched import sched_shared, sched_timer_program
 from hypervisor.core.stack import stack_high_water
 from hypervisor.core.virq import virq_update_vcpu
 from hypervisor.core.virtio_console import vcon_console_write
@@ -140,7 +141,10 @@ def sbi_timer_program(v: Ptr[Vcpu], deadline: u64) -> None:
         return
     csr_clear(HVIP, MIP_VSTIP)
     v.timer_deadline = deadline
-    sbi_set_timer(deadline)
+    if sched_shared(v.hart):
+        sched_timer_program(v.hart, v)  # the hart's one timer serves its other vCPUs too
+    else:
+        sbi_set_timer(deadline)
 
 
 def sbi_time(v: Ptr[Vcpu]) -> None:
