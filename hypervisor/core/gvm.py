@@ -102,13 +102,12 @@ from hypervisor.core.vm import (
     hart_vcpus,
     vcpu_add,
     vcpu_remove,
-    vm_vcpu_count,
     vcpu_reset,
-    vcpu_vm,
     vm_claim_end,
     vm_end_claimed,
     vm_harts_present,
     vm_vcpu,
+    vm_vcpu_count,
 )
 
 # Results (mvm-tools/PROTOCOL.md, "Error codes")

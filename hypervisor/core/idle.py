@@ -1,8 +1,8 @@
 """The idle loop: what a hart does while no vCPU runs on it (after boot, and whenever its vCPU leaves it).
 
 It enters the vCPU the scheduler picks (core/sched.py), powers the machine off when every VM has ended, and
-otherwise sleeps in WFI until an IPI, an interrupt or a waiting vCPU's timer. runtime/trap.S calls it (as hyp_hart_idle) with the hart's
-stack unwound to its top, main.py at the end of a hart's boot; it never returns.
+otherwise sleeps in WFI until an IPI, an interrupt or a waiting vCPU's timer. runtime/trap.S calls it (as
+hyp_hart_idle) with the hart's stack unwound to its top, main.py at the end of a hart's boot; it never returns.
 """
 
 from compiler.prelude import Array, addr_of, amoswap_w, cstr, export, null, static, u32, u64, wfi

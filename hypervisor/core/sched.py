@@ -22,7 +22,7 @@ the VM is settled: none of its vCPUs is on a hart). Mailboxes are AMOs (core/vm.
 
 from compiler.prelude import Final, Ptr, addr_of, amoadd_w, null, u32, u64
 from hypervisor.arch.riscv.encoding import MIP_VSEIP, MIP_VSTIP
-from hypervisor.arch.riscv.hart import hart_guest_files_pending, hart_time
+from hypervisor.arch.riscv.hart import hart_guest_files_pending
 from hypervisor.arch.riscv.sbi_call import sbi_set_timer
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.spinlock import spin_lock, spin_unlock

@@ -150,6 +150,7 @@ class Vcpu:
     s_vstimecmp: u64  # Sstc: its timer deadline (without Sstc it is timer_deadline)
     s_hvip: u64
     s_vsiselect: u64
+    s_spp: u64  # the privilege it trapped from (sstatus.SPP: 0 VU, 1 VS), which its sret must return to
 
 
 @struct

@@ -161,7 +161,7 @@ def test_ids_are_the_lowest_free_and_a_2mib_region_gets_a_2mib_block(w):
         (dict(name=b""), EINVAL, b"name: empty"),
         (dict(name=b"a b"), EINVAL, b"name: not printable ASCII without spaces"),
         (dict(name=b"mvm"), EINVAL, b"name: vm0 is already called so"),
-        (dict(hart_mask=0b1), EBUSY, b"hart 0 is taken by mvm"),
+        (dict(slice_ms=1001), EINVAL, b"time_slice_ms: above 1000"),
         (dict(hart_mask=0b10000), EINVAL, b"hart_mask: hart 4 does not exist"),
         (dict(hart_mask=0), EINVAL, b"hart_mask: no hart"),
         (dict(hart_mask=0b1100, vcpus=1), EINVAL, b"vcpus: not the number of harts in hart_mask"),
@@ -202,10 +202,33 @@ def test_create_refusals_of_the_board(w):
     assert status == EINVAL and msg == (b"region[0]: overlaps its APLIC" if w.aia else b"region[0]: overlaps its PLIC")
     status, msg = w.request(VM_CREATE, create_record(regions=[(0x8000_0000, 0x1000)], dtb=0x8000_0000) + b"x")
     assert status == EPROTO and msg.startswith(b"payload: ")
-    # a hart taken by another guest VM
-    w.create(name=b"g1", hart_mask=0b100)
-    w.create(name=b"g2", hart_mask=0b1000)
-    assert w.request(VM_CREATE, create_record(name=b"g3", hart_mask=0b100)) == (EBUSY, b"hart 2 is taken by g1")
+    status, msg = w.request(VM_CREATE, create_record(sched_reserved=1))
+    assert (status, msg) == (EPROTO, b"reserved (after priority): not 0")
+
+
+def test_create_shares_harts_until_a_run_queue_is_full(w):
+    """Several guest VMs place vCPUs on one hart (core/sched.py), each with its priority and slice, as many as
+    there are VM slots (AIA: as the hart has guest interrupt files, and the refusal names the hart)."""
+    per_hart = 3 if w.aia else 7  # hart 2's run queue is empty: 8 places; AIA: 3 guest interrupt files
+    for i in range(per_hart):
+        w.create(name=b"g%d" % i, hart_mask=0b100, priority=10 * i, slice_ms=5 + i)
+    on2 = w.vcpus_on_hart(2)
+    assert len(on2) == per_hart
+    assert [w.vcpu(k).get("priority") for k in on2] == [10 * i for i in range(per_hart)]
+    ticks_ms = int(w.be.board.TIMEBASE_FREQUENCY) // 1000
+    assert [w.vcpu(k).get("slice") for k in on2] == [(5 + i) * ticks_ms for i in range(per_hart)]
+    status, msg = w.request(VM_CREATE, create_record(name=b"gx", hart_mask=0b100))
+    if w.aia:
+        assert (status, msg) == (
+            EBUSY,
+            b"hart 2 has no free guest interrupt file: it has 3 (aia-guests), each taken by a vCPU placed on it",
+        )
+    else:  # seven guest VMs on one hart: every VM slot is taken first
+        assert (status, msg) == (ELIMIT, b"no free VM slot (ids 1 .. 7)")
+    # removing one frees its place in the run queue, in order
+    assert w.request(VM_REMOVE, id_payload(1))[0] == OK
+    assert len(w.vcpus_on_hart(2)) == per_hart - 1
+    assert all(w.vcpu(k).get("vm") != 1 for k in w.vcpus_on_hart(2))
 
 
 def test_create_refusal_no_free_slot(w):
@@ -235,7 +258,10 @@ def test_aia_guest_interrupt_files(w_aia):
     assert v.get("vgein") == 1 and w.be.read(files + 8 * 2, 8) == (0b10).to_bytes(8, "little")
     w.be.write(files + 8 * 3, (0b1110).to_bytes(8, "little"))  # hart 3's three files taken
     status, msg = w.request(VM_CREATE, create_record(name=b"g2", hart_mask=0b1000))
-    assert (status, msg) == (EBUSY, b"hart 3 has no free guest interrupt file (aia-guests 3)")
+    assert (status, msg) == (
+        EBUSY,
+        b"hart 3 has no free guest interrupt file: it has 3 (aia-guests), each taken by a vCPU placed on it",
+    )
     assert w.request(VM_REMOVE, id_payload(1))[0] == OK
     assert w.be.read(files + 8 * 2, 8) == bytes(8)
 
@@ -286,7 +312,7 @@ def test_load_boot_stop_boot_remove(w):
 
 
 def _guest_ecall(w, hart, eid, fid, *args):
-    v = w.vcpu(hart)
+    v = w.vcpu(w.vcpu_on_hart(hart))
     for i, a in enumerate(args):
         v.set("regs", a, 10 + i)
     v.set("regs", fid, 16)

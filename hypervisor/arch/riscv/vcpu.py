@@ -86,6 +86,7 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
     fence_i()
     amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
+    spp = SSTATUS_SPP  # a fresh vCPU starts in VS-mode; one that left resumes where it trapped from
     if v.fresh != 0:
         v.fresh = u32(0)
         csr_write(VSATP, u64(0))
@@ -95,6 +96,7 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
         csr_write(HVIP, u64(0))
     else:
         vcpu_restore(v)
+        spp = v.s_spp
     csr_write(HIE, HIE_GUEST | (MIP_SGEIP if shared and hart_has_guest_files() else u64(0)))
     # What other harts asked of the vCPU since it was started, then its interrupt controller's part (its line,
     # its guest interrupt file).
@@ -103,16 +105,17 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     if shared:
         csr_write(HGEIE, sched_waiting_files(v.hart, v))
         sched_timer_program(v.hart, v)
-    # sret to VS-mode: hstatus.SPV = 1, SPVP = 1; WFI traps (VTW) so a waiting guest does not hold the hart.
+    # sret to the guest: hstatus.SPV = 1, SPVP and sstatus.SPP its privilege; WFI traps (VTW) so a waiting
+    # guest does not hold the hart.
     # Built whole, not read-modified-written: nothing a former vCPU or the firmware left (HU, VTVM, VTSR, VSBE,
     # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
     hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits
-    csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
+    csr_write(HSTATUS, hstatus | HSTATUS_SPV | (HSTATUS_SPVP if spp != 0 else u64(0)) | HSTATUS_VTW)
     # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,
     # 4.1.1). One vCPU per hart and a hypervisor built without F/D/V mean those registers are the guest's alone:
     # no save needed. (VS is WARL zero on a hart without V.)
     s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS | SSTATUS_VS)
-    csr_write(SSTATUS, s | SSTATUS_SPP | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
+    csr_write(SSTATUS, s | spp | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
     vcpu_enter(v)
 
 
@@ -153,6 +156,7 @@ def vcpu_leave(v: Ptr[Vcpu]) -> None:
     v.s_vstval = csr_read(VSTVAL)
     v.s_vsatp = csr_read(VSATP)
     v.s_hvip = csr_read(HVIP)
+    v.s_spp = csr_read(SSTATUS) & SSTATUS_SPP  # as its trap left it (Priv 9.6: sstatus.SPP, hstatus.SPVP)
     if hart_has_sstc():
         v.s_vstimecmp = csr_read(VSTIMECMP)
         csr_write(VSTIMECMP, ~u64(0))
