@@ -96,6 +96,7 @@ VCPU_STARTED: Final = u64(1)
 # (remote fences are not a message: they are counted, Vcpu.fence_req / fence_done, and waited for)
 MSG_VSSIP: Final = 0  # raise the guest's supervisor software interrupt
 MSG_VSEIP: Final = 1  # re-evaluate the guest's external interrupt line
+MSG_KICK: Final = 2  # nothing to apply: run it (its WFI returns), so it traps again soon (core/control.py)
 MSG_COUNT: Final = 4
 
 PAGE_SIZE: Final = u64(4096)
@@ -598,9 +599,10 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
 
 
 def vm_wake_mvm() -> None:
-    """An IPI to the hart of the management VM's first vCPU (if it has one): a WFI it waits in returns."""
+    """Kick the management VM's first vCPU (if it has one): a WFI it waits in returns, on its own hart or waiting
+    off a shared one (a message makes it runnable: core/sched.py), and its next WFI runs the control server."""
     if mvm_present and VMS[0].vcpus != 0:
-        sbi_send_ipi(u64(1), vm_vcpu(addr_of(VMS[0]), u64(0)).hart)
+        vcpu_post(vm_vcpu(addr_of(VMS[0]), u64(0)), u64(MSG_KICK))
 
 
 def vm_call_off(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:

@@ -70,7 +70,7 @@ from hypervisor.arch.riscv.encoding import (
     SSTATUS_SPIE,
     SSTATUS_SPP,
 )
-from hypervisor.arch.riscv.irqc import irqc_handle
+from hypervisor.arch.riscv.irqc import irqc_handle, irqc_vcpu_wait
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages, vsbi_init
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
@@ -217,6 +217,7 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
         # hip.VSEIP includes, in AIA mode, the guest interrupt file that hstatus.VGEIN selects (Priv 9.2.3, AIA
         # 6.3.1), so an MSI into the vCPU's IMSIC wakes the hart too. Whatever woke it is taken once the vCPU
         # resumes.
+        irqc_vcpu_wait(v)
         wfi()
         return
     trap_inject_exception(v, EXC_ILLEGAL_INST, insn)

@@ -74,6 +74,7 @@ from hypervisor.core.virq import virq_update_vcpu
 from hypervisor.core.virtio_console import vcon_console_write
 from hypervisor.core.vm import (
     END_FAILURE,
+    MSG_KICK,
     MSG_VSEIP,
     MSG_VSSIP,
     VCPU_MAX,
@@ -253,6 +254,7 @@ def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
     """Act on what other harts asked of this vCPU (on the hart that runs it: hvip and fences are per hart)."""
     if amoswap_w(addr_of(v.mailbox[MSG_VSSIP]), u32(0)) != 0:
         csr_set(HVIP, MIP_VSSIP)
+    amoswap_w(addr_of(v.mailbox[MSG_KICK]), u32(0))  # it runs: that was all
     vcpu_fence_local(v)
     if amoswap_w(addr_of(v.mailbox[MSG_VSEIP]), u32(0)) != 0:
         virq_update_vcpu(v)
