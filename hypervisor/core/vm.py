@@ -241,6 +241,12 @@ class RunQueue:
     slice_end: u64  # time when the current vCPU's round-robin slice ends (~0: no other vCPU of its priority waits)
     timer: u64  # the hypervisor's own timer deadline on this hart as last programmed by the scheduler
     hgeie: u64  # AIA: the guest interrupt files whose MSIs wake this hart (of its waiting vCPUs)
+    # The cost of switching between vCPUs (the statistics page): instret when the last vCPU began to leave and
+    # which one it was, then per switch to another vCPU the instructions from there to the sret into it
+    left_instret: u64
+    left: Ptr[Vcpu]
+    switch_count: u64
+    switch_instret: u64
 
 
 VMS = static(Array[Vm, VM_MAX])

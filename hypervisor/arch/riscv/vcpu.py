@@ -10,6 +10,7 @@ from compiler.prelude import (
     HIE,
     HSTATUS,
     HVIP,
+    INSTRET,
     SSTATUS,
     TIME,
     VSATP,
@@ -35,6 +36,7 @@ from compiler.prelude import (
     fence,
     fence_i,
     hfence_gvma_vmid,
+    null,
     hfence_vvma,
     u32,
     u64,
@@ -59,7 +61,7 @@ from hypervisor.arch.riscv.irqc import irqc_vcpu_enter, irqc_vcpu_leave
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
 from hypervisor.arch.riscv.vsbi import vcpu_handle_messages
 from hypervisor.core.hart import hart_has_guest_files, hart_has_sstc
-from hypervisor.core.sched import sched_timer_program, sched_waiting_files
+from hypervisor.core.sched import sched_rq, sched_timer_program, sched_waiting_files
 from hypervisor.core.vm import VCPU_STARTED, VM_RUNNING, Vcpu, vcpu_vm
 
 
@@ -82,10 +84,14 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
         return
     asked = amoadd_d(addr_of(v.fence_req), u64(0))
     csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
-    hfence_gvma_vmid(vm.vmid)
-    hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
-    fence_i()
-    amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
+    # Fences only when something may be stale (Priv 9.3.2, translations are tagged by VMID): a vCPU entered
+    # afresh (a new VM may reuse a VMID; its images were just written) or one that was asked for a remote fence
+    # while it was off its hart. Switching between vCPUs of other VMs, or back, needs none.
+    if v.fresh != 0 or asked != amoadd_d(addr_of(v.fence_done), u64(0)):
+        hfence_gvma_vmid(vm.vmid)
+        hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
+        fence_i()
+        amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
     spp = SSTATUS_SPP  # a fresh vCPU starts in VS-mode; one that left resumes where it trapped from
     if v.fresh != 0:
         v.fresh = u32(0)
@@ -116,6 +122,11 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     # no save needed. (VS is WARL zero on a hart without V.)
     s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS | SSTATUS_VS)
     csr_write(SSTATUS, s | spp | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
+    rq = sched_rq(v.hart)
+    if rq.left.addr() != 0 and rq.left.addr() != v.addr():  # a switch from one vCPU to another: its cost
+        rq.switch_count += 1
+        rq.switch_instret += csr_read(INSTRET) - rq.left_instret
+    rq.left = null(Vcpu)
     vcpu_enter(v)
 
 
@@ -147,6 +158,9 @@ def vcpu_leave(v: Ptr[Vcpu]) -> None:
     interrupts in hie and hvip, its timer), or the hart's WFI would return at once, forever. hgatp is cleared
     before `running` is: whoever waits for `running` to clear (core/vm.py vm_call_off) may then free the VM's
     stage-2 tables (VM_REMOVE), which this hart no longer names."""
+    rq = sched_rq(v.hart)
+    rq.left_instret = csr_read(INSTRET)
+    rq.left = v
     v.s_vsstatus = csr_read(VSSTATUS)
     v.s_vsie = csr_read(VSIE)
     v.s_vstvec = csr_read(VSTVEC)
