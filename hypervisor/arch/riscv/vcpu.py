@@ -36,8 +36,8 @@ from compiler.prelude import (
     fence,
     fence_i,
     hfence_gvma_vmid,
-    null,
     hfence_vvma,
+    null,
     u32,
     u64,
 )
