@@ -14,6 +14,7 @@ import sys
 import termios
 import time
 import tty
+from collections.abc import Sequence
 from typing import Any
 
 from shyper import __version__, fmt
@@ -125,7 +126,7 @@ def hart_vms(hart: int, first: int | None, queues: list[list[dict[str, Any]]] | 
     return "+".join(f"vm{i}" for i in ids) or "-"
 
 
-def aligned(rows: list[tuple[str, ...]], right: tuple[int, ...], indent: str = "") -> list[str]:
+def aligned(rows: Sequence[Sequence[str]], right: tuple[int, ...], indent: str = "") -> list[str]:
     """Rows of cells in columns as wide as their widest cell (columns `right` right-aligned), two spaces apart."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
