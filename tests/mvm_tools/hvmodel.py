@@ -8,9 +8,11 @@ protocol without QEMU. The real end is hypervisor/core/control.py, tested by the
 Run queues follow hypervisor/core/sched.py's rules as SCHED_INFO shows them: each vCPU is placed on a hart for its
 life (at most RQ_MAX share one, VCPU_MAX in all; in AIA mode each takes one of its hart's `aia_guests` guest
 interrupt files, the MVM's included); a vCPU is runnable when it is started (a VM's master at VM_BOOT, the others
-by `guest_hart_start`), its VM runs and it is not blocked in a WFI (`guest_wfi` / `guest_interrupt`); a hart runs
-its highest-priority runnable vCPU, among equals the one it held last, else the one that waited longest
-(`guest_slice_end` ends a round-robin slice), and counts a switch whenever it takes another vCPU than it held.
+by `guest_hart_start`), its VM runs and it is not blocked in a WFI (`guest_wfi` / `guest_interrupt`: only on a
+shared hart; a vCPU alone on its hart waits in place, still running); a hart runs its highest-priority runnable
+vCPU, among equals the one it runs already, else the one that waited longest (`guest_slice_end` ends a
+round-robin slice). A shared hart counts a switch to a vCPU whenever it takes another vCPU than the one it held
+(none after it found nothing runnable); a hart with one vCPU counts none (the fast path: no scheduler).
 
 Its frames are built with `struct` here, not with shyper.proto, so a mistake in the daemon's codec cannot cancel
 out against the same mistake on this side.
@@ -253,15 +255,19 @@ class HypervisorModel:
             return held
         return min((c for c in ready if c.priority == top), key=lambda c: c.last_run)
 
+    def shared(self, hart: int) -> bool:
+        return len(self.rq[hart]) > 1
+
     def schedule(self) -> None:
-        """Every hart takes the vCPU it should run now (a switch when it is another than it held)."""
+        """Every hart takes the vCPU it should run now (on a shared hart a switch when it is another than it
+        held: core/idle.py hart_wait, core/sched.py sched_switch_to)."""
         for h in range(16):
             pick = self.running(h)
-            if pick is not None and pick is not self.held[h]:
+            if pick is not None and pick is not self.held[h] and self.shared(h):
                 self.clock[h] += 1
                 pick.last_run = self.clock[h]
                 pick.switches += 1
-                self.held[h] = pick
+            self.held[h] = pick
 
     def vcpu_state(self, c: Vcpu) -> int:
         if not c.started or self.vms[c.vm_id].state != RUNNING:
@@ -361,9 +367,10 @@ class HypervisorModel:
         self.schedule()
 
     def guest_wfi(self, vm_id: int, vcpu: int) -> None:
-        """vCPU `vcpu` executed WFI with nothing pending: it waits, its hart takes another vCPU."""
+        """vCPU `vcpu` executed WFI with nothing pending: on a shared hart it waits and the hart takes another
+        vCPU; alone on its hart it waits in place (still running)."""
         c = self.vms[vm_id].cpus[vcpu]
-        c.blocked = True
+        c.blocked = self.shared(c.hart)
         c.exits += 1
         c.wfi_exits += 1
         self.schedule()

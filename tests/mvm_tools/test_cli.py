@@ -169,7 +169,7 @@ def test_session(rig_factory, images: Path, capsys: pytest.CaptureFixture[str]) 
 
 def shared_hart_rig(rig_factory: Any, images: Path, capsys: pytest.CaptureFixture[str]) -> Rig:
     """vm1 (priority 10, a 20 ms slice) and rt (priority 200, the default slice) on hart 2, both booted; the
-    MVM's vCPU 1 waits in a WFI."""
+    MVM's vCPU 1 made a WFI (alone on its hart: it waits in place)."""
     rig: Rig = rig_factory()
     vm1 = example("vm1", images)
     vm1["cpu"].update(priority=10, time_slice_ms="20")
@@ -195,8 +195,8 @@ def test_vm_list_shows_each_vcpu_hart_priority_state(
     assert lines[0] == "ID  NAME  STATE    VCPUS  HARTS  MEMORY   UPTIME  CONSOLE    EXITS"
     assert re.fullmatch(r" 1  vm1   running      1  2      128 MiB  \S+ *  /dev/hvc1    100", lines[4]), lines[4]
     assert [lines[i] for i in (2, 3, 5, 7)] == [
-        "    vcpu 0  hart 0  priority   0  running  slice 10 ms  switches 1  exits   0",
-        "    vcpu 1  hart 1  priority   0  waiting  slice 10 ms  switches 1  exits   1",
+        "    vcpu 0  hart 0  priority   0  running  slice 10 ms  switches 0  exits   0",
+        "    vcpu 1  hart 1  priority   0  running  slice 10 ms  switches 0  exits   1",  # alone: waits in place
         "    vcpu 0  hart 2  priority  10  ready    slice 20 ms  switches 1  exits 100",
         "    vcpu 0  hart 2  priority 200  running  slice 10 ms  switches 1  exits 100",
     ]
@@ -229,8 +229,8 @@ def test_system_info_shows_each_harts_run_queue(
     assert out.endswith(
         "\n\n"
         "HART  VM  NAME  VCPU  PRIO  STATE    SLICE  SWITCHES\n"
-        "   0   0  mvm      0     0  running  10 ms         1\n"
-        "   1   0  mvm      1     0  waiting  10 ms         1\n"
+        "   0   0  mvm      0     0  running  10 ms         0\n"
+        "   1   0  mvm      1     0  running  10 ms         0\n"
         "   2   1  vm1      0    10  ready    20 ms         1\n"
         "   2   2  rt       0   200  running  10 ms         1\n"
         "   3   -\n"

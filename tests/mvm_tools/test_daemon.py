@@ -118,7 +118,7 @@ def test_two_vms_share_a_hart_by_priority(rig: Rig, images: Path) -> None:
         }
 
     assert detail() == {
-        0: [(0, 0, 0, "running", 1), (1, 1, 0, "running", 1)],
+        0: [(0, 0, 0, "running", 0), (1, 1, 0, "running", 0)],  # alone on their harts: no switches
         1: [(0, 2, 10, "stopped", 0)],
         2: [(0, 2, 200, "stopped", 0)],
     }
@@ -130,6 +130,8 @@ def test_two_vms_share_a_hart_by_priority(rig: Rig, images: Path) -> None:
     assert (detail()[1], detail()[2]) == ([(0, 2, 10, "running", 2)], [(0, 2, 200, "waiting", 1)])
     assert rig.daemon.handle({"cmd": "vm.stop", "id": 1})["ok"]
     assert (detail()[1], detail()[2]) == ([(0, 2, 10, "stopped", 2)], [(0, 2, 200, "waiting", 1)])
+    rig.model.guest_interrupt(2, 0)  # the hart had nothing runnable: taking rt again is a switch
+    assert detail()[2] == [(0, 2, 200, "running", 2)]
 
     info = rig.daemon.handle({"cmd": "system.info"})
     assert info["system"]["hart_vm"] == [0, 0, 1, None]  # the first vCPU placed on the hart
@@ -137,12 +139,14 @@ def test_two_vms_share_a_hart_by_priority(rig: Rig, images: Path) -> None:
     assert [[(q["vm"], q["vm_name"], q["vcpu"], q["state"]) for q in hart] for hart in queues] == [
         [(0, "mvm", 0, "running")],
         [(0, "mvm", 1, "running")],
-        [(1, "vm1", 0, "stopped"), (2, "vm2", 0, "waiting")],
+        [(1, "vm1", 0, "stopped"), (2, "vm2", 0, "running")],
         [],
     ]
     assert queues[2][0]["time_slice_ms"] == 50 and queues[2][1]["priority"] == 200
     vm = rig.daemon.handle({"cmd": "vm.info", "id": 2})["vm"]
     assert vm["vcpus_detail"][0]["wfi_exits"] == 1 and vm["vcpus_detail"][0]["exits"] == vm["exits"] == 101
+    rig.model.guest_wfi(0, 1)  # alone on hart 1: waits in place, still running
+    assert detail()[0] == [(0, 0, 0, "running", 0), (1, 1, 0, "running", 0)]
 
 
 def test_hypervisor_without_sched_info(rig: Rig, images: Path, caplog: pytest.LogCaptureFixture) -> None:
