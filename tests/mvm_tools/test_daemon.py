@@ -21,7 +21,7 @@ from shyper import daemon, proto
 
 from tests.mvm_tools.conftest import Rig, example
 from tests.mvm_tools.hvmodel import REBOOTING, RUNNING, STOPPED
-from tests.mvm_tools.test_proto import mutate, raw, sample_system, sample_vm
+from tests.mvm_tools.test_proto import mutate, raw, sample_system, sample_vcpus, sample_vm
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -147,6 +147,38 @@ def test_two_vms_share_a_hart_by_priority(rig: Rig, images: Path) -> None:
     assert vm["vcpus_detail"][0]["wfi_exits"] == 1 and vm["vcpus_detail"][0]["exits"] == vm["exits"] == 101
     rig.model.guest_wfi(0, 1)  # alone on hart 1: waits in place, still running
     assert detail()[0] == [(0, 0, 0, "running", 0), (1, 1, 0, "running", 0)]
+
+
+def vcpu_states(rig: Rig) -> dict[tuple[int, int], tuple[int, str, int]]:
+    """(VM id, vcpu) -> (hart, state, switches), from `vm.list`."""
+    answer = rig.daemon.handle({"cmd": "vm.list"})
+    assert answer["ok"], answer
+    return {
+        (v["id"], d["vcpu"]): (d["hart"], d["state"], d["switches"]) for v in answer["vms"] for d in v["vcpus_detail"]
+    }
+
+
+def test_equal_priorities_take_turns_and_secondary_vcpus_wait_for_hsm(rig: Rig, images: Path) -> None:
+    """vm1 has vCPUs on harts 2 and 3 (master 3: its vCPU 1 starts, vCPU 0 waits for an HSM start); vm2 shares
+    hart 3 at the same priority: the hart's round-robin slices pass it back and forth."""
+    a = example("vm1", images)
+    a["cpu"] = {"num": 2, "allocate_bitmap": "0b1100", "master": 3, "priority": 50}
+    b = example("vm2", images)
+    b["cpu"]["priority"] = 50
+    for c in (a, b):
+        assert rig.daemon.handle({"cmd": "vm.config", "config": c, "base_dir": str(images)})["ok"]
+    assert rig.daemon.handle({"cmd": "vm.boot", "id": 1})["ok"]
+    assert rig.daemon.handle({"cmd": "vm.boot", "id": 2})["ok"]
+    states = vcpu_states(rig)
+    assert [states[k] for k in ((1, 0), (1, 1), (2, 0))] == [(2, "stopped", 0), (3, "running", 1), (3, "ready", 0)]
+    rig.model.guest_hart_start(1, 0)
+    assert vcpu_states(rig)[1, 0] == (2, "running", 0)  # alone on hart 2: no switch
+    rig.model.guest_slice_end(3)
+    states = vcpu_states(rig)
+    assert (states[1, 1], states[2, 0]) == ((3, "ready", 1), (3, "running", 1))
+    rig.model.guest_slice_end(3)
+    states = vcpu_states(rig)
+    assert (states[1, 1], states[2, 0]) == ((3, "running", 2), (3, "ready", 1))
 
 
 def test_hypervisor_without_sched_info(rig: Rig, images: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -362,6 +394,7 @@ def test_fuzzed_frames_into_the_running_daemon(rig: Rig, images: Path, caplog: p
         raw(0x0100, 0, proto.encode_vm(sample_vm(id=6, console_port=6, state=proto.STOPPED))),
         raw(0x8012, 4, b"hart 2 is taken", status=proto.EBUSY),
         raw(0x8001, 1, proto.encode_system(sample_system())),
+        raw(0x8005, 5, proto.encode_sched_info(sample_vcpus())),
     ]
     rig.model.send_raw(b"".join(mutate(rng, good) for _ in range(5000)))
     rig.model.send_raw(bytes(proto.HEADER_SIZE + proto.MAX_PAYLOAD))  # completes whatever partial frame is left
