@@ -27,6 +27,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}")  # also the GVM's hostn
 NUMBER_RE = re.compile(r"0x[0-9a-fA-F]+|0b[01]+|[0-9]+")
 MAX_REGIONS = 4
 MAX_CONFIG_BYTES = 8192
+PRIORITY_MAX = 255  # cpu.priority: a higher number preempts a lower one on a shared hart
+TIME_SLICE_DEFAULT_MS = 10  # cpu.time_slice_ms: the hypervisor's round-robin slice among equal priorities
+TIME_SLICE_MAX_MS = 1000
 
 VM_TYPES = ("VM_T_LINUX", "VM_T_BARE_METAL")
 EMU_PLIC = "EMU_DEVICE_T_PLIC"
@@ -160,6 +163,8 @@ CONFIG = Obj(
                 "num": Num(min=1, max=board.MAX_HARTS),
                 "allocate_bitmap": Num(min=1, max=(1 << board.MAX_HARTS) - 1),
                 "master": Num(max=board.MAX_HARTS - 1),
+                "priority": Num(max=PRIORITY_MAX),
+                "time_slice_ms": Num(min=1, max=TIME_SLICE_MAX_MS),
             },
             frozenset({"num", "allocate_bitmap", "master"}),
         ),
@@ -288,6 +293,8 @@ class VmConfig:
     vcpus: int
     hart_mask: int
     master: int
+    priority: int  # of each of its vCPUs (cpu.priority, 0 when not given)
+    time_slice_ms: int | None  # cpu.time_slice_ms; None: the hypervisor's default (TIME_SLICE_DEFAULT_MS)
     console: Console
     irqc: str | None  # "plic" or "aia" when the config names its interrupt controller
     notes: list[str]
@@ -543,6 +550,8 @@ def load_config(obj: Any, base_dir: str, irq_mode: str | None = None, harts: int
         vcpus=num,
         hart_mask=bitmap,
         master=master,
+        priority=cpu.get("priority", 0),
+        time_slice_ms=cpu.get("time_slice_ms"),
         console=console,
         irqc=irqc,
         notes=notes,
