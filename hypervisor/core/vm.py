@@ -410,6 +410,11 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     v.hyp_sp = stack_top(hart)
     v.vgein = 0
     v.traps = 0
+    v.irqs = 0
+    v.wfi_exits = 0
+    v.sbi_calls = 0
+    v.mmio_exits = 0
+    v.mmio_fetched = 0
     v.priority = PRIORITY_DEFAULT
     v.slice = SLICE_DEFAULT_MS * (TIMEBASE_FREQUENCY // 1000)
     v.switches = 0
