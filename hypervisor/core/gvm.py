@@ -52,7 +52,14 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.hart import hart_time
-from hypervisor.arch.riscv.irqc import irqc_file_free, irqc_file_release, irqc_gvm_init, irqc_gvm_reset, irqc_vcpu_file
+from hypervisor.arch.riscv.irqc import (
+    irqc_file_free,
+    irqc_file_release,
+    irqc_files_free,
+    irqc_gvm_init,
+    irqc_gvm_reset,
+    irqc_vcpu_file,
+)
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RWX,
@@ -336,11 +343,13 @@ def gvm_check(c: Ptr[GvmConfig]) -> u32:
                 msg_dec(other.id)
                 msg_str(cstr(b" is already called so"))
                 return EINVAL
-    # harts: one vCPU per hart of hart_mask
+    # harts: vCPU i on the (i mod k)-th of the k harts of hart_mask (one each when vcpus is k)
     if c.hart_mask == 0:
         return fail(EINVAL, cstr(b"hart_mask: no hart"))
-    if c.vcpus != popcount(c.hart_mask):
-        return fail(EINVAL, cstr(b"vcpus: not the number of harts in hart_mask"))
+    if c.vcpus < popcount(c.hart_mask):
+        return fail(EINVAL, cstr(b"vcpus: fewer than the harts in hart_mask"))
+    if c.vcpus > VCPU_MAX:
+        return fail(EINVAL, cstr(b"vcpus: above 16"))
     if c.master >= 64 or (c.hart_mask >> c.master) & 1 == 0:
         return fail(EINVAL, cstr(b"master: not a hart of hart_mask"))
     for h in range(u64(0), u64(64)):
@@ -417,7 +426,8 @@ def gvm_check(c: Ptr[GvmConfig]) -> u32:
         return ELIMIT
     for h in range(u64(0), MAX_HARTS):
         if (c.hart_mask >> h) & 1 != 0:
-            if hart_vcpus(h) >= RQ_MAX:
+            mine = gvm_vcpus_on(c, h)
+            if hart_vcpus(h) + mine > RQ_MAX:
                 msg_clear()
                 msg_str(cstr(b"hart "))
                 msg_dec(h)
@@ -425,15 +435,44 @@ def gvm_check(c: Ptr[GvmConfig]) -> u32:
                 msg_dec(RQ_MAX)
                 msg_str(cstr(b" vCPUs share it already"))
                 return EBUSY
-            if IRQ_MODE == IRQ_MODE_AIA and irqc_file_free(h) == 0:
+            if IRQ_MODE == IRQ_MODE_AIA and irqc_files_free(h) < mine:
                 msg_clear()
                 msg_str(cstr(b"hart "))
                 msg_dec(h)
-                msg_str(cstr(b" has no free guest interrupt file: it has "))
-                msg_dec(AIA_GUESTS)
-                msg_str(cstr(b" (aia-guests), each taken by a vCPU placed on it"))
+                if irqc_files_free(h) == 0:
+                    msg_str(cstr(b" has no free guest interrupt file: it has "))
+                    msg_dec(AIA_GUESTS)
+                    msg_str(cstr(b" (aia-guests), each taken by a vCPU placed on it"))
+                else:
+                    msg_str(cstr(b" has "))
+                    msg_dec(irqc_files_free(h))
+                    msg_str(cstr(b" free guest interrupt files of "))
+                    msg_dec(AIA_GUESTS)
+                    msg_str(cstr(b" (aia-guests), "))
+                    msg_dec(mine)
+                    msg_str(cstr(b" asked"))
                 return EBUSY
     return OK
+
+
+def gvm_vcpu_hart(c: Ptr[GvmConfig], i: u64) -> u64:
+    """The hart of vCPU i: the (i mod k)-th of the k harts set in hart_mask."""
+    n = i % popcount(c.hart_mask)
+    for h in range(u64(0), u64(64)):
+        if (c.hart_mask >> h) & 1 != 0:
+            if n == 0:
+                return h
+            n -= 1
+    return u64(0)
+
+
+def gvm_vcpus_on(c: Ptr[GvmConfig], h: u64) -> u64:
+    """How many of its vCPUs the config places on hart h."""
+    n = u64(0)
+    for i in range(c.vcpus):
+        if gvm_vcpu_hart(c, u64(i)) == h:
+            n += 1
+    return n
 
 
 def gvm_config_inside(c: Ptr[GvmConfig], ipa: u64) -> bool:
@@ -548,17 +587,17 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
     for k in range(c.config_len):
         vm.config[k] = src[k]
     vm.config_len = c.config_len
-    vm.master = 0
-    for h in range(u64(0), MAX_HARTS):
-        if (c.hart_mask >> h) & 1 != 0:
-            if h == c.master:
-                vm.master = vm.vcpus
-            v = vcpu_add(vm, h, False)
-            v.priority = c.priority
-            if c.slice_ms != 0:
-                v.slice = c.slice_ms * (TIMEBASE_FREQUENCY // 1000)
-            if IRQ_MODE == IRQ_MODE_AIA:
-                irqc_vcpu_file(vm, v.vcpu_id, h, IMSIC_S_BASE + v.vcpu_id * IMSIC_PAGE_SIZE, irqc_file_free(h))
+    vm.master = c.vcpus
+    for i in range(c.vcpus):
+        h = gvm_vcpu_hart(c, u64(i))
+        if h == c.master and vm.master == c.vcpus:
+            vm.master = vm.vcpus  # the first vCPU on the master hart starts
+        v = vcpu_add(vm, h, False)
+        v.priority = c.priority
+        if c.slice_ms != 0:
+            v.slice = c.slice_ms * (TIMEBASE_FREQUENCY // 1000)
+        if IRQ_MODE == IRQ_MODE_AIA:
+            irqc_vcpu_file(vm, v.vcpu_id, h, IMSIC_S_BASE + v.vcpu_id * IMSIC_PAGE_SIZE, irqc_file_free(h))
     # Its interrupt controller, then its console: a single-port virtio console whose bytes are the MVM's port `id`
     irqc_gvm_init(vm)
     if c.console_ipa != 0:

@@ -160,7 +160,7 @@ CONFIG = Obj(
         "memory": Obj({"region": Items(REGION, min=1, max=MAX_REGIONS)}, frozenset({"region"})),
         "cpu": Obj(
             {
-                "num": Num(min=1, max=board.MAX_HARTS),
+                "num": Num(min=1, max=16),  # vCPU i on the (i mod k)-th of the k harts of allocate_bitmap
                 "allocate_bitmap": Num(min=1, max=(1 << board.MAX_HARTS) - 1),
                 "master": Num(max=board.MAX_HARTS - 1),
                 "priority": Num(max=PRIORITY_MAX),
@@ -408,8 +408,8 @@ def load_config(obj: Any, base_dir: str, irq_mode: str | None = None, harts: int
     # cpu
     cpu = c.get("cpu") or {}
     num, bitmap, master = cpu.get("num"), cpu.get("allocate_bitmap"), cpu.get("master")
-    if num is not None and bitmap is not None and bin(bitmap).count("1") != num:
-        bad("cpu.allocate_bitmap", f"{bitmap:#b} has {bin(bitmap).count('1')} harts, but cpu.num is {num}")
+    if num is not None and bitmap is not None and bin(bitmap).count("1") > num:
+        bad("cpu.allocate_bitmap", f"{bitmap:#b} has {bin(bitmap).count('1')} harts, more than cpu.num {num}")
     if bitmap is not None and master is not None and not bitmap >> master & 1:
         bad("cpu.master", f"hart {master} is not in cpu.allocate_bitmap {bitmap:#b}")
     if bitmap is not None and harts is not None and bitmap >> harts:

@@ -164,7 +164,8 @@ def test_ids_are_the_lowest_free_and_a_2mib_region_gets_a_2mib_block(w):
         (dict(slice_ms=1001), EINVAL, b"time_slice_ms: above 1000"),
         (dict(hart_mask=0b10000), EINVAL, b"hart_mask: hart 4 does not exist"),
         (dict(hart_mask=0), EINVAL, b"hart_mask: no hart"),
-        (dict(hart_mask=0b1100, vcpus=1), EINVAL, b"vcpus: not the number of harts in hart_mask"),
+        (dict(hart_mask=0b1100, vcpus=1), EINVAL, b"vcpus: fewer than the harts in hart_mask"),
+        (dict(hart_mask=0b100, vcpus=17), EINVAL, b"vcpus: above 16"),
         (dict(hart_mask=0b100, master=3), EINVAL, b"master: not a hart of hart_mask"),
         (dict(regions=[(0x8000_0100, 0x1000)]), EINVAL, b"region[0]: ipa not a multiple of 4096"),
         (dict(regions=[(0x8000_0000, 0x1800)]), EINVAL, b"region[0]: size not a multiple of 4096"),
@@ -472,3 +473,21 @@ def test_a_guest_vms_interrupt_lines_are_its_own(w):
         dom = w.View(w.be, w.be.struct("hypervisor.core.vaplic", "Vaplic"), mine)
         # source 1 is wired there and its line is high (pending once the guest makes the source active, 4.7)
         assert dom.get("line", 0) == 0b10 and dom.get("wired", 0) == 0b10 and dom.get("vm") == vm_id
+
+
+def test_several_vcpus_of_one_vm_on_one_hart(w):
+    """cpu.num above the harts of the mask: vCPU i on the (i mod k)-th hart; the master hart's first vCPU starts
+    (AIA: each vCPU has a guest interrupt file of its own, mapped as its own IMSIC page)."""
+    vm_id = w.create(name=b"pair", hart_mask=0b1100, vcpus=3, master=3)
+    on2, on3 = w.vcpus_on_hart(2), w.vcpus_on_hart(3)
+    assert [w.vcpu(k).get("vcpu_id") for k in on2] == [0, 2] and [w.vcpu(k).get("vcpu_id") for k in on3] == [1]
+    assert w.vm(vm_id).get("master") == 1
+    if w.aia:
+        assert sorted(w.vcpu(k).get("vgein") for k in on2) == [1, 2]
+    status, msg = w.request(VM_CREATE, create_record(name=b"few", hart_mask=0b1100, vcpus=1, master=2))
+    assert (status, msg) == (EINVAL, b"vcpus: fewer than the harts in hart_mask")
+    if w.aia:  # hart 2 has one free file left of 3: two more vCPUs there are refused, naming both counts
+        status, msg = w.request(VM_CREATE, create_record(name=b"two", hart_mask=0b100, vcpus=2))
+        assert (status, msg) == (EBUSY, b"hart 2 has 1 free guest interrupt files of 3 (aia-guests), 2 asked")
+    assert w.request(VM_REMOVE, id_payload(vm_id))[0] == OK
+    assert w.vcpus_on_hart(2) == [] and w.vcpus_on_hart(3) == []

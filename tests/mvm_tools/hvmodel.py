@@ -234,11 +234,13 @@ class HypervisorModel:
     # -- run queues ---------------------------------------------------------------------------------------------------
 
     def _place(self, vm: Vm, priority: int, slice_ms: int) -> None:
-        for h in range(16):
-            if vm.hart_mask >> h & 1:
-                c = Vcpu(vm.id, len(vm.cpus), h, priority, slice_ms)
-                vm.cpus.append(c)
-                self.rq[h].append(c)
+        """vCPU i on the (i mod k)-th of the k harts of the mask (hypervisor/core/gvm.py gvm_vcpu_hart)."""
+        harts = [h for h in range(16) if vm.hart_mask >> h & 1]
+        for i in range(max(vm.vcpus, len(harts))):
+            h = harts[i % len(harts)]
+            c = Vcpu(vm.id, len(vm.cpus), h, priority, slice_ms)
+            vm.cpus.append(c)
+            self.rq[h].append(c)
 
     def runnable(self, c: Vcpu) -> bool:
         return c.started and not c.blocked and self.vms[c.vm_id].state == RUNNING
@@ -446,8 +448,10 @@ class HypervisorModel:
         for v in self.vms.values():
             if v.name == name.decode():
                 raise Refused(EINVAL, f"name: vm{v.id} is already called so")
-        if vcpus != bin(mask).count("1") or not vcpus:
-            raise Refused(EINVAL, "vcpus does not match hart_mask")
+        if vcpus < bin(mask).count("1") or not vcpus:
+            raise Refused(EINVAL, "vcpus: fewer than the harts in hart_mask")
+        if vcpus > VCPU_MAX:
+            raise Refused(EINVAL, "vcpus: above 16")
         if not mask >> master & 1:
             raise Refused(EINVAL, f"master: hart {master} is not in hart_mask")
         for h in range(64):
@@ -475,15 +479,21 @@ class HypervisorModel:
             raise Refused(
                 ELIMIT, f"cpu.num: {vcpus} vCPUs asked, {VCPU_MAX - placed} vCPU slots free (the hypervisor has 16)"
             )
+        harts = [h for h in range(64) if mask >> h & 1]
         for h in range(self.harts):
             if mask >> h & 1:
-                if len(self.rq[h]) >= RQ_MAX:
+                mine = sum(1 for i in range(vcpus) if harts[i % len(harts)] == h)
+                if len(self.rq[h]) + mine > RQ_MAX:
                     raise Refused(EBUSY, f"hart {h} is full: {RQ_MAX} vCPUs share it already")
-                if self.irq_mode == 1 and len(self.rq[h]) >= self.aia_guests:
+                free = self.aia_guests - len(self.rq[h])
+                if self.irq_mode == 1 and free < mine:
                     raise Refused(
                         EBUSY,
                         f"hart {h} has no free guest interrupt file: it has {self.aia_guests} (aia-guests), each "
-                        "taken by a vCPU placed on it",
+                        "taken by a vCPU placed on it"
+                        if free <= 0
+                        else f"hart {h} has {free} free guest interrupt files of {self.aia_guests} (aia-guests), "
+                        f"{mine} asked",
                     )
         pages = sum(size for _, size in regions) // PAGE
         if pages > self.free_pages:

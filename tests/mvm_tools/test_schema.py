@@ -86,7 +86,7 @@ BAD: list[tuple[Callable[[dict[str, Any]], None], str, str]] = [
     (_set("memory.region.0.length", 0), "memory.region[0].length", "out of range"),
     (_set("memory.region", []), "memory.region", "has 0 entries"),
     (_set("memory.region.0.size", "0x1000"), "memory.region[0].size", "unknown field"),
-    (_set("cpu.allocate_bitmap", "0b1100"), "cpu.allocate_bitmap", "has 2 harts, but cpu.num is 1"),
+    (_set("cpu.allocate_bitmap", "0b1100"), "cpu.allocate_bitmap", "has 2 harts, more than cpu.num 1"),
     (_set("cpu.master", 1), "cpu.master", "hart 1 is not in cpu.allocate_bitmap"),
     (_set("cpu.allocate_bitmap", "0b100000"), "cpu.allocate_bitmap", "names a hart above 3"),
     (_set("cpu.num", "two"), "cpu.num", "is not a number"),

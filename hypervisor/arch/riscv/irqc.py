@@ -143,6 +143,17 @@ def irqc_file_free(hart: u64) -> u64:
     return u64(0)
 
 
+def irqc_files_free(hart: u64) -> u64:
+    """AIA mode: how many guest interrupt files of `hart` no vCPU owns (0 with the PLIC)."""
+    if IRQ_MODE != IRQ_MODE_AIA or hart >= MAX_HARTS:
+        return u64(0)
+    n = u64(0)
+    for f in range(u64(1), AIA_GUESTS + 1):
+        if (irqc_files[hart] >> f) & 1 == 0:
+            n += 1
+    return n
+
+
 def irqc_file_release(hart: u64, vgein: u64) -> None:
     """The vCPU that owned `hart`'s guest interrupt file `vgein` is gone (its VM was removed)."""
     if hart < MAX_HARTS and vgein != 0:
