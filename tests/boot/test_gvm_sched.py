@@ -2,9 +2,11 @@
 pexpect, once per interrupt mode, on `pyshyper run`'s machine (4 harts, 2G, the images disk):
 
 two Linux GVMs placed on hart 2 (the shipped vm1.json, and vm2.json moved to hart 2) both reach their shells and
-stay responsive while both run; a CPU-bound loop in the lower-priority one does not keep the higher-priority one
-from answering at once (it preempts on its console's interrupt); a CPU-bound loop in the higher-priority one keeps
-the lower-priority one off the hart entirely (its switch count stands still) until it stops.
+stay responsive while both run; FP and vector results stay correct in both while the higher-priority one's
+fpvcheck preempts the lower's mid-computation; a CPU-bound loop in the lower-priority one does not keep the
+higher-priority one from answering at once (it preempts on its console's interrupt); a CPU-bound loop in the
+higher-priority one keeps the lower-priority one off the hart entirely (its switch count stands still) until it
+stops.
 
 Each mode boots once (a module-scoped fixture); the tests run in order on that boot. The serial log of a failing
 test is saved as logs/<test>.log.
@@ -13,6 +15,7 @@ test is saved as logs/<test>.log.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -73,6 +76,18 @@ def test_both_stay_responsive(mvm: Mvm):
     for round_ in range(3):
         for vid in (1, 2):
             mvm.hvc(vid, f"echo again-{vid}-{round_}-$((round_ + 1))", rf"again-{vid}-{round_}-\d", timeout=60)
+
+
+def test_fp_and_vector_state_stay_correct_while_sharing(mvm: Mvm):
+    """fpvcheck (FP and vector work checked against scalar results, values changing every round) in both: vm2's
+    (priority 1) runs in the background and is preempted by vm1's (priority 10) mid-computation, then resumes; both
+    must report every round correct (arch/riscv/fpu.py saves and restores their registers across the switches)."""
+    mvm.hvc(2, "(fpvcheck 16 > /tmp/fpv.out 2>&1; echo fpv-exit=$? >> /tmp/fpv.out) & echo started-fpv", r"started-fpv")
+    time.sleep(2)
+    got = mvm.hvc(1, "fpvcheck 4; echo fpv1-exit=$?", r"fpv1-exit=\d+", timeout=120)
+    assert "fpv1-exit=0" in got and re.search(r"fpvcheck: ok \d+ rounds", got), got
+    got = mvm.hvc(2, "cat /tmp/fpv.out", r"fpv-exit=\d+", timeout=120, resend=5)
+    assert "fpv-exit=0" in got and re.search(r"fpvcheck: ok \d+ rounds", got), got
 
 
 def test_higher_priority_answers_while_the_lower_spins(mvm: Mvm):
