@@ -245,6 +245,7 @@ class RunQueue:
     # which one it was, then per switch to another vCPU the instructions from there to the sret into it
     left_instret: u64
     left: Ptr[Vcpu]
+    last: Ptr[Vcpu]  # the vCPU last entered here (whose translations the hart's TLB may hold)
     switch_count: u64
     switch_instret: u64
 

@@ -84,10 +84,12 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
         return
     asked = amoadd_d(addr_of(v.fence_req), u64(0))
     csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
-    # Fences only when something may be stale (Priv 9.3.2, translations are tagged by VMID): a vCPU entered
-    # afresh (a new VM may reuse a VMID; its images were just written) or one that was asked for a remote fence
-    # while it was off its hart. Switching between vCPUs of other VMs, or back, needs none.
-    if v.fresh != 0 or asked != amoadd_d(addr_of(v.fence_done), u64(0)):
+    # Fences when something may be stale: a vCPU entered afresh (a new VM may reuse a VMID; its images were just
+    # written), one asked for a remote fence while it was off its hart, or one entering after another vCPU ran
+    # here. Translations are tagged by VMID (Priv 9.3.2), but QEMU's TLB (10.0) is not, and keeps the other VM's
+    # guest-virtual entries across an hgatp write. Re-entering the vCPU that left last needs none.
+    rq = sched_rq(v.hart)
+    if v.fresh != 0 or rq.last.addr() != v.addr() or asked != amoadd_d(addr_of(v.fence_done), u64(0)):
         hfence_gvma_vmid(vm.vmid)
         hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
         fence_i()
@@ -122,7 +124,7 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     # no save needed. (VS is WARL zero on a hart without V.)
     s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS | SSTATUS_VS)
     csr_write(SSTATUS, s | spp | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
-    rq = sched_rq(v.hart)
+    rq.last = v
     if rq.left.addr() != 0 and rq.left.addr() != v.addr():  # a switch from one vCPU to another: its cost
         rq.switch_count += 1
         rq.switch_instret += csr_read(INSTRET) - rq.left_instret
