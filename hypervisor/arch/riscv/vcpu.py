@@ -122,7 +122,7 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,
     # 4.1.1). One vCPU per hart and a hypervisor built without F/D/V mean those registers are the guest's alone:
     # no save needed. (VS is WARL zero on a hart without V.)
-    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS | SSTATUS_VS)
+    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_SPP | SSTATUS_FS | SSTATUS_VS)
     csr_write(SSTATUS, s | spp | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
     rq.last = v
     if rq.left.addr() != 0 and rq.left.addr() != v.addr():  # a switch from one vCPU to another: its cost
