@@ -107,6 +107,8 @@ def sched_pick(hart: u64, now: u64) -> Ptr[Vcpu]:
     return best
 
 
+VSIE_STIE: Final = u64(1) << 5  # vsie's bits (Priv 9.2.3: the VS-level interrupts' enables, sie's layout)
+VSIE_SEIE: Final = u64(1) << 9
 RIVAL_NONE: Final = u64(0)
 RIVAL_EQUAL: Final = u64(1)  # a runnable vCPU of the same priority waits
 RIVAL_HIGHER: Final = u64(2)  # a runnable vCPU of a higher priority waits
@@ -170,8 +172,11 @@ def sched_timer_program(hart: u64, c: Ptr[Vcpu]) -> None:
     spin_lock(addr_of(rq.spin))
     for k in range(rq.count):
         u = rq.vcpu[k]
-        if u.addr() != c.addr() and u.blocked != 0 and u.state == VCPU_STARTED and vcpu_deadline(u) < t:
-            t = vcpu_deadline(u)
+        # (a waiting vCPU whose timer interrupt is disabled (vsie.STIE) is not woken by it: its deadline would
+        # fire, wake nothing, and fire again at once)
+        if u.addr() != c.addr() and u.blocked != 0 and u.state == VCPU_STARTED and u.s_vsie & VSIE_STIE != 0:
+            if vcpu_deadline(u) < t:
+                t = vcpu_deadline(u)
     spin_unlock(addr_of(rq.spin))
     sbi_set_timer(t)
 
@@ -184,7 +189,7 @@ def sched_waiting_files(hart: u64, c: Ptr[Vcpu]) -> u64:
     spin_lock(addr_of(rq.spin))
     for k in range(rq.count):
         u = rq.vcpu[k]
-        if u.addr() != c.addr() and u.blocked != 0 and u.vgein != 0:
-            files |= u64(1) << u.vgein
+        if u.addr() != c.addr() and u.blocked != 0 and u.vgein != 0 and u.s_vsie & VSIE_SEIE != 0:
+            files |= u64(1) << u.vgein  # (not while it disables them: the level would wake the hart for nothing)
     spin_unlock(addr_of(rq.spin))
     return files

@@ -124,6 +124,20 @@ def test_a_higher_priority_preempts_at_once(w):
     assert lo.get("parking") == 1 and hi.get("blocked") == 0
 
 
+def test_a_disabled_timer_is_not_armed_for_a_waiting_vcpu(w):
+    """A waiting vCPU with vsie.STIE clear is not woken by its deadline: arming it would wake the hart for nothing,
+    again and again once it passed."""
+    run, wait = place(w, [1, 9])
+    wait.set("blocked", 1)
+    wait.set("timer_deadline", 3000)
+    w.be.call("sched_switch_to", HART, run.addr, 1000)
+    w.be.call("sched_timer_program", HART, run.addr)
+    assert timers(w)[-1] == NEVER
+    wait.set("s_vsie", 1 << 5)
+    w.be.call("sched_timer_program", HART, run.addr)
+    assert timers(w)[-1] == 3000
+
+
 def test_a_lower_priority_never_preempts(w):
     lo, hi = place(w, [1, 9])
     w.be.call("sched_switch_to", HART, hi.addr, 1000)
@@ -157,11 +171,15 @@ def test_waiting_files_are_the_blocked_vcpus_own(w_aia):
     """AIA: an MSI into a waiting vCPU's guest interrupt file must wake its hart (hgeie)."""
     w = w_aia
     a, b, c = place(w, [1, 2, 3])
+    for v in (a, b, c):
+        v.set("s_vsie", SIE_ALL)
     b.set("blocked", 1)
     c.set("blocked", 1)
     files = w.be.call("sched_waiting_files", HART, b.addr)
     assert files == 1 << c.get("vgein")
     assert w.be.call("sched_waiting_files", HART, 0) == (1 << b.get("vgein")) | (1 << c.get("vgein"))
+    c.set("s_vsie", 1 << 5)  # it has external interrupts disabled: its file would wake the hart for nothing
+    assert w.be.call("sched_waiting_files", HART, 0) == 1 << b.get("vgein")
 
 
 def model_pick(vs: list[dict], now: int) -> int | None:
