@@ -84,8 +84,9 @@ from hypervisor.core.shmem_ctl import ShmConfig, shm_create, shm_remove
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.virtio_console import vcon_port_open, vcon_port_pending, vcon_port_read, vcon_port_write
 from hypervisor.core.vm import (
-    HART_VCPU,
     MEM_REGIONS,
+    RQ,
+    VCPU_STARTED,
     VM_CONFIG_MAX,
     VM_CRASHED,
     VM_CREATED,
@@ -94,7 +95,9 @@ from hypervisor.core.vm import (
     VM_REBOOTING,
     VM_RUNNING,
     VMS,
+    Vcpu,
     Vm,
+    hart_first_vcpu,
     vcpu_vm,
     vm_harts_present,
     vm_vcpu,
@@ -111,6 +114,7 @@ T_HELLO: Final = u32(0x0001)
 T_SYSTEM_INFO: Final = u32(0x0002)
 T_SYSTEM_SHUTDOWN: Final = u32(0x0003)
 T_SYSTEM_REBOOT: Final = u32(0x0004)
+T_SCHED_INFO: Final = u32(0x0005)
 T_VM_CREATE: Final = u32(0x0010)
 T_VM_LOAD: Final = u32(0x0011)
 T_VM_BOOT: Final = u32(0x0012)
@@ -136,6 +140,11 @@ CREATE_FIXED: Final = u64(80)
 SHM_RECORD: Final = u64(344)  # name, ipa, size, doorbell_ipa, irq, vms, then 7 x (name, access, vm id)
 SHM_FIXED: Final = u64(64)
 SHM_ENTRY: Final = u64(40)
+VCPU_RECORD: Final = u64(32)
+V_STOPPED: Final = u64(0)  # vCPU states of the VCPU record (PROTOCOL.md)
+V_RUNNING: Final = u64(1)
+V_READY: Final = u64(2)
+V_WAITING: Final = u64(3)
 HART_VM_SLOTS: Final = 16
 PAGE_SIZE: Final = u32(4096)
 
@@ -172,6 +181,10 @@ port_open: bool = False  # the control port's state at the last look
 
 # --------------------------------------------------------------------------------------------------------------
 # Little-endian fields
+
+
+def get8(p: Ptr[u8], off: u64) -> u64:
+    return u64(p[off])
 
 
 def get16(p: Ptr[u8], off: u64) -> u64:
@@ -257,8 +270,9 @@ def system_record(off: u64) -> None:
     put64(off + 32, hart_time())
     for h in range(u64(HART_VM_SLOTS)):
         who = u64(0xFF)
-        if h < MAX_HARTS and HART_VCPU[h].addr() != 0:
-            who = vcpu_vm(HART_VCPU[h]).id
+        first = hart_first_vcpu(h)
+        if first.addr() != 0:
+            who = vcpu_vm(first).id
         put8(off + 40 + h, who)
     vms = u64(0)
     for i in range(u64(VM_MAX)):
@@ -362,8 +376,8 @@ def do_create(id: u32, p: Ptr[u8], n: u64) -> None:
         bad_length(T_VM_CREATE, id, n, tail + 8)
         return
     config_len = get32(p, tail)
-    if get32(p, tail + 4) != 0:
-        fail(EPROTO, cstr(b"reserved (after the regions): not 0"))
+    if get8(p, tail + 7) != 0:
+        fail(EPROTO, cstr(b"reserved (after priority): not 0"))
         send_error(T_VM_CREATE, id, EPROTO)
         return
     if config_len > VM_CONFIG_MAX:
@@ -392,6 +406,8 @@ def do_create(id: u32, p: Ptr[u8], n: u64) -> None:
         c.size[i] = get64(p, CREATE_FIXED + 16 * i + 8)
     c.config = p.addr() + tail + 8
     c.config_len = config_len
+    c.slice_ms = get16(p, tail + 4)
+    c.priority = get8(p, tail + 6)
     code = gvm_create(c)
     if code == OK:
         put32(HEADER, gvm_created_id())
@@ -432,6 +448,44 @@ def do_list(id: u32) -> None:
     put32(HEADER, count)
     put32(HEADER + 4, u64(0))
     send(T_VM_LIST | RESPONSE_BIT, id, OK, 8 + count * VM_RECORD)
+
+
+def vcpu_state_code(v: Ptr[Vcpu]) -> u64:
+    """A vCPU's state as PROTOCOL.md numbers it (a snapshot: its hart changes it meanwhile)."""
+    vm = vcpu_vm(v)
+    if v.state != VCPU_STARTED or vm.state != VM_RUNNING:
+        return V_STOPPED
+    if amoadd_w(addr_of(v.running), u32(0)) != 0:
+        return V_RUNNING
+    if v.blocked != 0:
+        return V_WAITING
+    return V_READY
+
+
+def do_sched_info(id: u32) -> None:
+    """SCHED_INFO: every hart's run queue, a VCPU record per vCPU placed on it (by hart, in queue order)."""
+    count = u64(0)
+    for h in range(u64(0), MAX_HARTS):
+        rq = addr_of(RQ[h])
+        spin_lock(addr_of(rq.spin))
+        for k in range(rq.count):
+            v = rq.vcpu[k]
+            off = HEADER + 8 + count * VCPU_RECORD
+            put8(off, h)
+            put8(off + 1, vcpu_vm(v).id)
+            put8(off + 2, v.vcpu_id)
+            put8(off + 3, v.priority)
+            put8(off + 4, vcpu_state_code(v))
+            put8(off + 5, u64(0))
+            put16(off + 6, v.slice // (TIMEBASE_FREQUENCY // 1000))
+            put64(off + 8, v.switches)
+            put64(off + 16, v.traps)
+            put64(off + 24, v.wfi_exits)
+            count += 1
+        spin_unlock(addr_of(rq.spin))
+    put32(HEADER, count)
+    put32(HEADER + 4, u64(0))
+    send(T_SCHED_INFO | RESPONSE_BIT, id, OK, 8 + count * VCPU_RECORD)
 
 
 def do_config_get(id: u32, vm_id: u64) -> None:
@@ -559,12 +613,15 @@ def dispatch(version: u64, mtype: u32, id: u32, status: u64, p: Ptr[u8], n: u64)
         or mtype == T_SHM_LIST
         or mtype == T_SYSTEM_SHUTDOWN
         or mtype == T_SYSTEM_REBOOT
+        or mtype == T_SCHED_INFO
     ):
         if n != 0:
             bad_length(mtype, id, n, u64(0))
             return
         if mtype == T_SHM_LIST:
             do_shm_list(id)
+        elif mtype == T_SCHED_INFO:
+            do_sched_info(id)
         elif mtype == T_SYSTEM_INFO:
             system_record(HEADER)
             send(mtype | RESPONSE_BIT, id, OK, SYSTEM_RECORD)

@@ -52,7 +52,14 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.hart import hart_time
-from hypervisor.arch.riscv.irqc import irqc_file_free, irqc_file_release, irqc_gvm_init, irqc_gvm_reset, irqc_vcpu_file
+from hypervisor.arch.riscv.irqc import (
+    irqc_file_free,
+    irqc_file_release,
+    irqc_files_free,
+    irqc_gvm_init,
+    irqc_gvm_reset,
+    irqc_vcpu_file,
+)
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RWX,
@@ -73,6 +80,7 @@ from hypervisor.board import (
     MAX_HARTS,
     PLIC_BASE,
     PLIC_SIZE,
+    TIMEBASE_FREQUENCY,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_free
 from hypervisor.core.guest_mem import gmem_translate
@@ -97,8 +105,11 @@ from hypervisor.core.vm import (
     EMUL_MAX,
     END_NONE,
     END_STOPPED,
-    HART_VCPU,
     MEM_REGIONS,
+    PRIORITY_MAX,
+    RQ_MAX,
+    SLICE_MAX_MS,
+    VCPU_MAX,
     VCPU_STARTED,
     VCPU_STOPPED,
     VM_CONFIG_MAX,
@@ -111,13 +122,15 @@ from hypervisor.core.vm import (
     VMS,
     Vcpu,
     Vm,
+    hart_vcpus,
     vcpu_add,
+    vcpu_remove,
     vcpu_reset,
-    vcpu_vm,
     vm_claim_end,
     vm_end_claimed,
     vm_harts_present,
     vm_vcpu,
+    vm_vcpu_count,
 )
 
 # Results (mvm-tools/PROTOCOL.md, "Error codes")
@@ -156,6 +169,8 @@ class GvmConfig:
     size: Array[u64, MEM_REGIONS]
     config: u64  # host address of the config bytes kept for VM_CONFIG_GET
     config_len: u64
+    priority: u64  # of each of its vCPUs (core/sched.py)
+    slice_ms: u64  # its vCPUs' round-robin time slice (0: the default)
 
 
 # The message of the last refusal (ASCII, no NUL), for the control server's error response
@@ -344,11 +359,13 @@ def gvm_check(c: Ptr[GvmConfig]) -> u32:
                 msg_dec(other.id)
                 msg_str(cstr(b" is already called so"))
                 return EINVAL
-    # harts: one vCPU per hart of hart_mask
+    # harts: vCPU i on the (i mod k)-th of the k harts of hart_mask (one each when vcpus is k)
     if c.hart_mask == 0:
         return fail(EINVAL, cstr(b"hart_mask: no hart"))
-    if c.vcpus != popcount(c.hart_mask):
-        return fail(EINVAL, cstr(b"vcpus: not the number of harts in hart_mask"))
+    if c.vcpus < popcount(c.hart_mask):
+        return fail(EINVAL, cstr(b"vcpus: fewer than the harts in hart_mask"))
+    if c.vcpus > VCPU_MAX:
+        return fail(EINVAL, cstr(b"vcpus: above 16"))
     if c.master >= 64 or (c.hart_mask >> c.master) & 1 == 0:
         return fail(EINVAL, cstr(b"master: not a hart of hart_mask"))
     for h in range(u64(0), u64(64)):
@@ -411,24 +428,48 @@ def gvm_check(c: Ptr[GvmConfig]) -> u32:
     code = gvm_check_shared(c)
     if code != OK:
         return code
-    # taken harts, guest interrupt files
+    if c.priority > PRIORITY_MAX:
+        return fail(EINVAL, cstr(b"priority: not 0 .. 255"))
+    if c.slice_ms > SLICE_MAX_MS:
+        return fail(EINVAL, cstr(b"time_slice_ms: above 1000"))
+    # run queues, vCPU slots, guest interrupt files (a hart may be shared: core/sched.py)
+    if vm_vcpu_count() + c.vcpus > VCPU_MAX:
+        msg_clear()
+        msg_str(cstr(b"cpu.num: "))
+        msg_dec(c.vcpus)
+        msg_str(cstr(b" vCPUs asked, "))
+        msg_dec(VCPU_MAX - vm_vcpu_count())
+        msg_str(cstr(b" vCPU slots free (the hypervisor has "))
+        msg_dec(VCPU_MAX)
+        msg_str(cstr(b")"))
+        return ELIMIT
     for h in range(u64(0), MAX_HARTS):
         if (c.hart_mask >> h) & 1 != 0:
-            taken = HART_VCPU[h]
-            if taken.addr() != 0:
+            mine = gvm_vcpus_on(c, h)
+            if hart_vcpus(h) + mine > RQ_MAX:
                 msg_clear()
                 msg_str(cstr(b"hart "))
                 msg_dec(h)
-                msg_str(cstr(b" is taken by "))
-                msg_vm(vcpu_vm(taken))
+                msg_str(cstr(b" is full: "))
+                msg_dec(RQ_MAX)
+                msg_str(cstr(b" vCPUs share it already"))
                 return EBUSY
-            if IRQ_MODE == IRQ_MODE_AIA and irqc_file_free(h) == 0:
+            if IRQ_MODE == IRQ_MODE_AIA and irqc_files_free(h) < mine:
                 msg_clear()
                 msg_str(cstr(b"hart "))
                 msg_dec(h)
-                msg_str(cstr(b" has no free guest interrupt file (aia-guests "))
-                msg_dec(AIA_GUESTS)
-                msg_str(cstr(b")"))
+                if irqc_files_free(h) == 0:
+                    msg_str(cstr(b" has no free guest interrupt file: it has "))
+                    msg_dec(AIA_GUESTS)
+                    msg_str(cstr(b" (aia-guests), each taken by a vCPU placed on it"))
+                else:
+                    msg_str(cstr(b" has "))
+                    msg_dec(irqc_files_free(h))
+                    msg_str(cstr(b" free guest interrupt files of "))
+                    msg_dec(AIA_GUESTS)
+                    msg_str(cstr(b" (aia-guests), "))
+                    msg_dec(mine)
+                    msg_str(cstr(b" asked"))
                 return EBUSY
     return OK
 
@@ -474,6 +515,26 @@ def gvm_check_shared(c: Ptr[GvmConfig]) -> u32:
         ):
             return fail_shared(i, cstr(b"overlaps the VM's IMSIC pages"))
     return OK
+
+
+def gvm_vcpu_hart(c: Ptr[GvmConfig], i: u64) -> u64:
+    """The hart of vCPU i: the (i mod k)-th of the k harts set in hart_mask."""
+    n = i % popcount(c.hart_mask)
+    for h in range(u64(0), u64(64)):
+        if (c.hart_mask >> h) & 1 != 0:
+            if n == 0:
+                return h
+            n -= 1
+    return u64(0)
+
+
+def gvm_vcpus_on(c: Ptr[GvmConfig], h: u64) -> u64:
+    """How many of its vCPUs the config places on hart h."""
+    n = u64(0)
+    for i in range(c.vcpus):
+        if gvm_vcpu_hart(c, u64(i)) == h:
+            n += 1
+    return n
 
 
 def gvm_config_inside(c: Ptr[GvmConfig], ipa: u64) -> bool:
@@ -594,14 +655,17 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
     for k in range(c.config_len):
         vm.config[k] = src[k]
     vm.config_len = c.config_len
-    vm.master = 0
-    for h in range(u64(0), MAX_HARTS):
-        if (c.hart_mask >> h) & 1 != 0:
-            if h == c.master:
-                vm.master = vm.vcpus
-            v = vcpu_add(vm, h, False)
-            if IRQ_MODE == IRQ_MODE_AIA:
-                irqc_vcpu_file(vm, v.vcpu_id, h, IMSIC_S_BASE + v.vcpu_id * IMSIC_PAGE_SIZE, irqc_file_free(h))
+    vm.master = c.vcpus
+    for i in range(c.vcpus):
+        h = gvm_vcpu_hart(c, u64(i))
+        if h == c.master and vm.master == c.vcpus:
+            vm.master = vm.vcpus  # the first vCPU on the master hart starts
+        v = vcpu_add(vm, h, False)
+        v.priority = c.priority
+        if c.slice_ms != 0:
+            v.slice = c.slice_ms * (TIMEBASE_FREQUENCY // 1000)
+        if IRQ_MODE == IRQ_MODE_AIA:
+            irqc_vcpu_file(vm, v.vcpu_id, h, IMSIC_S_BASE + v.vcpu_id * IMSIC_PAGE_SIZE, irqc_file_free(h))
     # Its interrupt controller, then its console: a single-port virtio console whose bytes are the MVM's port `id`
     irqc_gvm_init(vm)
     if c.console_ipa != 0:
@@ -740,11 +804,9 @@ def gvm_remove(id: u64) -> u32:
     before = frame_alloc_free_pages()
     for i in range(vm.vcpus):
         v = vm_vcpu(vm, u64(i))
-        v.state = VCPU_STOPPED
-        fence()
-        HART_VCPU[v.hart] = null(Vcpu)
         irqc_file_release(v.hart, v.vgein)
         v.vgein = 0
+        vcpu_remove(v)  # off its hart's run queue; its slot is free
     vm.vcpus = 0
     if vm.console_ipa != 0:
         vcon_gvm_detach(vm)

@@ -24,3 +24,8 @@ def hart_has_smstateen() -> bool:
 
 def hart_has_sstc() -> bool:
     return hart_sstc
+
+
+def hart_has_guest_files() -> bool:
+    """Whether the harts have the AIA's supervisor-level CSRs (Ssaia: vsiselect, hgeie/hgeip guest files)."""
+    return hart_aia

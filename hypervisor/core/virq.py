@@ -17,7 +17,7 @@ from hypervisor.arch.riscv.plic import (
 )
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
-from hypervisor.core.vm import MSG_VSEIP, VM_MAX, Vcpu, Vm, vcpu_post, vcpu_vm, vm_vcpu
+from hypervisor.core.vm import MSG_VSEIP, VM_MAX, Vcpu, Vm, vcpu_post, vcpu_vm, vm_get, vm_vcpu
 from hypervisor.core.vplic import (
     Vplic,
     vplic_access_ok,
@@ -105,11 +105,16 @@ def virq_update_vcpu(v: Ptr[Vcpu]) -> None:
 
 
 def virq_lines_locked(current: Ptr[Vcpu]) -> bool:
-    """With the lock held, after the virtual PLIC changed: the line of `current` (the vCPU on this hart, which
-    the caller applies), and an IPI to each other vCPU of its VM whose line must change (hvip is per hart).
+    """With the lock held, after the virtual PLIC of current's VM changed: virq_lines_of_locked for that VM."""
+    return virq_lines_of_locked(vcpu_vm(current), current)
+
+
+def virq_lines_of_locked(vm: Ptr[Vm], current: Ptr[Vcpu]) -> bool:
+    """With the lock held, after vm's virtual PLIC changed: the line of `current` (the vCPU on this hart, which
+    the caller applies) if it is one of vm's (else false), and an IPI to each other vCPU of vm whose line must
+    change (hvip is per hart, and a vCPU off a shared hart takes its messages when it enters: core/sched.py).
     The comparison with the line a vCPU last applied is made under the lock, as that vCPU's own update is:
     either it already saw this change, or it is told, so no change is ever missed."""
-    vm = vcpu_vm(current)
     line = False
     for i in range(vm.vcpus):
         t = vm_vcpu(vm, u64(i))
@@ -167,9 +172,12 @@ def virq_external(v: Ptr[Vcpu], hartid: u64) -> None:
             continue
         virq_claimed_ctx[src] = ctx
         vplic_set_pending(addr_of(vplic_main), src)
-    line = virq_lines_locked(v)
+    # The physical sources are the MVM's (slot 0): its lines, whichever vCPU this (possibly shared) hart runs
+    mvm = vm_get(u64(0))
+    line = virq_lines_of_locked(mvm, v)
     virq_unlock()
-    virq_apply(line)
+    if v.vm == 0:
+        virq_apply(line)
 
 
 def virq_guest_completed(vm: Ptr[Vm], src: u64) -> None:

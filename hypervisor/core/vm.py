@@ -6,8 +6,9 @@ tables; the other VMs run on. The end of the management VM is the end of the mac
 control protocol (core/gvm.py: `dynamic`) has up to MEM_REGIONS memory regions; its end keeps them (it may be
 booted again) until VM_REMOVE frees them.
 
-Slots: VMS[i] is VM slot i (the MVM's is 0; a guest VM's is its id); a vCPU's slot in VCPUS is its hart (one vCPU
-per hart), found from its VM through Vm.vcpu_slot.
+Slots: VMS[i] is VM slot i (the MVM's is 0; a guest VM's is its id); a vCPU takes the lowest free slot of VCPUS,
+found from its VM through Vm.vcpu_slot. Each vCPU is placed on one hart for its life (Vcpu.hart); a hart's run
+queue (core/sched.py) holds the vCPUs placed on it: one (partitioned placement, the fast path) or several.
 
 Which harts touch what: VMS and VCPUS are written by the boot hart while it makes the VMs (before any vCPU runs:
 `vms_created`), and afterwards, for guest VMs only, by the control server on a hart of the MVM, one request at a
@@ -44,7 +45,7 @@ from hypervisor.arch.riscv.stage2 import (
     stage2_flush,
     stage2_map,
 )
-from hypervisor.board import MAX_HARTS
+from hypervisor.board import MAX_HARTS, TIMEBASE_FREQUENCY
 from hypervisor.core.console import (
     console_dec,
     console_field,
@@ -60,7 +61,12 @@ from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.stack import stack_report, stack_top
 
 VM_MAX: Final = 8
-VCPU_MAX: Final = MAX_HARTS  # one vCPU per hart: a vCPU's slot in VCPUS is its hart (vcpu_add)
+VCPU_MAX: Final = 16  # vCPUs of all VMs together (several may share a hart: core/sched.py)
+RQ_MAX: Final = 8  # vCPUs placed on one hart
+PRIORITY_DEFAULT: Final = u64(0)  # cpu.priority: 0 .. 255, a higher number preempts a lower one
+PRIORITY_MAX: Final = u64(255)
+SLICE_DEFAULT_MS: Final = u64(10)  # cpu.time_slice_ms: equal priorities share a hart round-robin
+SLICE_MAX_MS: Final = u64(1000)
 MEM_REGIONS: Final = 4  # memory regions of a VM (its first is mem_gpa/mem_hpa/mem_size)
 VM_NAME: Final = 32
 VM_CONFIG_MAX: Final = 8192  # the config bytes a guest VM keeps for VM_CONFIG_GET (mvm-tools/PROTOCOL.md)
@@ -90,6 +96,7 @@ VCPU_STARTED: Final = u64(1)
 # (remote fences are not a message: they are counted, Vcpu.fence_req / fence_done, and waited for)
 MSG_VSSIP: Final = 0  # raise the guest's supervisor software interrupt
 MSG_VSEIP: Final = 1  # re-evaluate the guest's external interrupt line
+MSG_KICK: Final = 2  # nothing to apply: run it (its WFI returns), so it traps again soon (core/control.py)
 MSG_COUNT: Final = 4
 
 PAGE_SIZE: Final = u64(4096)
@@ -124,6 +131,27 @@ class Vcpu:
     # Non-zero when the hypervisor wrote a guest register other than a0/a1 (an emulated load's rd, a reset):
     # runtime/trap.S then reloads all 31 on the way back, else only those the hypervisor's calls may change.
     regs_written: u32
+    # Scheduling (core/sched.py): written by the control server while the vCPU is made, then read by its hart
+    used: u32  # the slot holds a vCPU
+    fresh: u32  # reset since it last ran: vcpu_run gives it a fresh VS-level state instead of its saved one
+    blocked: u32  # on a shared hart: it waits (a trapped WFI) until an interrupt is pending for it (its hart only)
+    priority: u64  # 0 .. 255: the highest runnable priority of a hart runs; a higher one preempts at once
+    slice: u64  # its round-robin time slice, in timebase ticks, among equal priorities
+    last_run: u64  # its hart's switch count when it last entered (round-robin: the longest waiting goes first)
+    switches: u64  # times a shared hart switched to it
+    # Its VS-level state while it is off a shared hart (arch/riscv/vcpu.py vcpu_save / vcpu_restore, Priv 9.2)
+    s_vsstatus: u64
+    s_vsie: u64
+    s_vstvec: u64
+    s_vsscratch: u64
+    s_vsepc: u64
+    s_vscause: u64
+    s_vstval: u64
+    s_vsatp: u64
+    s_vstimecmp: u64  # Sstc: its timer deadline (without Sstc it is timer_deadline)
+    s_hvip: u64
+    s_vsiselect: u64
+    s_spp: u64  # the privilege it trapped from (sstatus.SPP: 0 VU, 1 VS), which its sret must return to
 
 
 @struct
@@ -198,10 +226,33 @@ class Vm:
     config: Array[u8, VM_CONFIG_MAX]
 
 
+@struct
+class RunQueue:
+    """The vCPUs placed on one hart (core/sched.py picks among them). `vcpu[0 .. count)` is written only under
+    `spin` (by the boot hart while it makes VMs, then by the control server as it makes and removes guest VMs),
+    and read by the hart itself under `spin`. `current` is the vCPU whose state the hart holds now (null: none):
+    the hart's own, written with V=0 on that hart only."""
+
+    spin: Spinlock
+    count: u64
+    vcpu: Array[Ptr[Vcpu], RQ_MAX]
+    current: Ptr[Vcpu]
+    clock: u64  # switches made on this hart (the round-robin order: Vcpu.last_run)
+    slice_end: u64  # time when the current vCPU's round-robin slice ends (~0: no other vCPU of its priority waits)
+    timer: u64  # the hypervisor's own timer deadline on this hart as last programmed by the scheduler
+    hgeie: u64  # AIA: the guest interrupt files whose MSIs wake this hart (of its waiting vCPUs)
+    # The cost of switching between vCPUs (the statistics page): instret when the last vCPU began to leave and
+    # which one it was, then per switch to another vCPU the instructions from there to the sret into it
+    left_instret: u64
+    left: Ptr[Vcpu]
+    last: Ptr[Vcpu]  # the vCPU last entered here (whose translations the hart's TLB may hold)
+    switch_count: u64
+    switch_instret: u64
+
+
 VMS = static(Array[Vm, VM_MAX])
 VCPUS = static(Array[Vcpu, VCPU_MAX])
-# The vCPU each hart runs (null: none); written before the hart starts.
-HART_VCPU = static(Array[Ptr[Vcpu], MAX_HARTS])
+RQ = static(Array[RunQueue, MAX_HARTS])
 vm_count: u64 = 0
 vcpu_count: u64 = 0
 mvm_present: bool = False
@@ -312,33 +363,103 @@ def vm_map_device(vm: Ptr[Vm], gpa: u64, hpa: u64, size: u64) -> bool:
     return stage2_map(vm.stage2_root, gpa, hpa, size, S2_PERM_RW)
 
 
-def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
-    """The VM's next vCPU, pinned to `hart`; vCPU 0 starts at the VM's entry, the others wait for HSM."""
-    global vcpu_count
-    if hart >= VCPU_MAX or HART_VCPU[hart].addr() != 0 or vm.vcpus >= VCPU_MAX:
+def vm_vcpu_count() -> u64:
+    """vCPUs that exist (of every VM)."""
+    return vcpu_count
+
+
+def vcpu_slot_free() -> u64:
+    """The lowest free slot of VCPUS, VCPU_MAX when none."""
+    for i in range(u64(VCPU_MAX)):
+        if VCPUS[i].used == 0:
+            return i
+    return u64(VCPU_MAX)
+
+
+def hart_vcpus(hart: u64) -> u64:
+    """How many vCPUs are placed on `hart` (0 for a hart the hypervisor has no data for)."""
+    if hart >= MAX_HARTS:
+        return u64(0)
+    return RQ[hart].count
+
+
+def hart_first_vcpu(hart: u64) -> Ptr[Vcpu]:
+    """The first vCPU placed on `hart`, null when none."""
+    if hart >= MAX_HARTS or RQ[hart].count == 0:
         return null(Vcpu)
-    v = addr_of(VCPUS[hart])
+    return RQ[hart].vcpu[0]
+
+
+def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
+    """The VM's next vCPU, placed on `hart` (its run queue; at its default priority and time slice); vCPU 0
+    starts at the VM's entry, the others wait for HSM. Null when the hart, the vCPU slots, the VM's vCPUs or the
+    hart's run queue are full."""
+    global vcpu_count
+    if hart >= MAX_HARTS or vm.vcpus >= VCPU_MAX or RQ[hart].count >= RQ_MAX:
+        return null(Vcpu)
+    slot = vcpu_slot_free()
+    if slot >= VCPU_MAX:
+        return null(Vcpu)
+    v = addr_of(VCPUS[slot])
     if vm.vcpus == 0:
-        vm.vcpu = hart
-    vm.vcpu_slot[vm.vcpus] = u8(hart)
+        vm.vcpu = slot
+    vm.vcpu_slot[vm.vcpus] = u8(slot)
+    v.used = u32(1)
     v.vm = vm.index
     v.vcpu_id = vm.vcpus
     v.hart = hart
     v.hyp_sp = stack_top(hart)
     v.vgein = 0
     v.traps = 0
+    v.irqs = 0
+    v.wfi_exits = 0
+    v.sbi_calls = 0
+    v.mmio_exits = 0
+    v.mmio_fetched = 0
+    v.priority = PRIORITY_DEFAULT
+    v.slice = SLICE_DEFAULT_MS * (TIMEBASE_FREQUENCY // 1000)
+    v.switches = 0
+    v.last_run = 0
+    v.blocked = u32(0)
+    v.running = u32(0)
+    v.parking = u32(0)
     vcpu_reset(v)
     v.state = VCPU_STARTED if started else VCPU_STOPPED
     fence()
-    HART_VCPU[hart] = v  # published last: the hart's idle loop looks at its vCPU from now on
+    rq = addr_of(RQ[hart])
+    spin_lock(addr_of(rq.spin))
+    rq.vcpu[rq.count] = v  # published under the lock: the hart's scheduler looks at it from now on
+    rq.count += 1
+    spin_unlock(addr_of(rq.spin))
     vm.vcpus += 1
     vcpu_count += 1
     return v
 
 
+def vcpu_remove(v: Ptr[Vcpu]) -> None:
+    """v (off its hart: not `running`, never to run again) leaves its hart's run queue and frees its slot."""
+    global vcpu_count
+    v.state = VCPU_STOPPED
+    fence()
+    rq = addr_of(RQ[v.hart])
+    spin_lock(addr_of(rq.spin))
+    k = u64(0)
+    while k < rq.count and rq.vcpu[k].addr() != v.addr():
+        k += 1
+    if k < rq.count:
+        while k + 1 < rq.count:
+            rq.vcpu[k] = rq.vcpu[k + 1]
+            k += 1
+        rq.count -= 1
+        rq.vcpu[rq.count] = null(Vcpu)
+    spin_unlock(addr_of(rq.spin))
+    v.used = u32(0)
+    vcpu_count -= 1
+
+
 def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_arg: u64, hart: u64) -> Ptr[Vm]:
     """Create a VM from an image with one vCPU pinned to `hart`; null on failure."""
-    if image_size > mem_size or hart >= VCPU_MAX or HART_VCPU[hart].addr() != 0:
+    if image_size > mem_size or hart >= MAX_HARTS or RQ[hart].count != 0:
         return null(Vm)
     pages = mem_size // PAGE_SIZE
     hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
@@ -374,6 +495,8 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
     v.regs[11] = vm.dtb  # a1: the guest-physical address of its device tree (0: none)
     v.regs[12] = vm.boot_arg  # a2: the image's instance argument
     v.timer_deadline = ~u64(0)
+    v.fresh = u32(1)
+    v.blocked = u32(0)
     for i in range(MSG_COUNT):
         v.mailbox[i] = 0
 
@@ -488,9 +611,10 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
 
 
 def vm_wake_mvm() -> None:
-    """An IPI to the hart of the management VM's first vCPU (if it has one): a WFI it waits in returns."""
+    """Kick the management VM's first vCPU (if it has one): a WFI it waits in returns, on its own hart or waiting
+    off a shared one (a message makes it runnable: core/sched.py), and its next WFI runs the control server."""
     if mvm_present and VMS[0].vcpus != 0:
-        sbi_send_ipi(u64(1), vm_vcpu(addr_of(VMS[0]), u64(0)).hart)
+        vcpu_post(vm_vcpu(addr_of(VMS[0]), u64(0)), u64(MSG_KICK))
 
 
 def vm_call_off(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:

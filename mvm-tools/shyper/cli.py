@@ -14,6 +14,7 @@ import sys
 import termios
 import time
 import tty
+from collections.abc import Sequence
 from typing import Any
 
 from shyper import __version__, fmt
@@ -84,11 +85,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 def cmd_system_info(args: argparse.Namespace) -> int:
     answer = ask(args.socket, {"cmd": "system.info"})
     if args.json:
-        print(json.dumps({"system": answer["system"], "daemon": answer["daemon"]}, indent=2))
+        out = {"system": answer["system"], "run_queues": answer.get("run_queues"), "daemon": answer["daemon"]}
+        print(json.dumps(out, indent=2))
         return EXIT_OK
     s = answer["system"]
     page = s["page_size"]
-    harts = ", ".join(f"{h}: {'-' if v is None else f'vm{v}'}" for h, v in enumerate(s["hart_vm"]))
+    queues = answer.get("run_queues")
+    harts = ", ".join(f"{h}: {hart_vms(h, v, queues)}" for h, v in enumerate(s["hart_vm"]))
     irq = f"AIA (APLIC + IMSIC, {s['aia_guests']} guest interrupt files per hart)" if s["irq_mode"] == "aia" else "PLIC"
     rows = [
         ("hypervisor", f"PyShyper {s['version']} (control protocol {s['proto_version']})"),
@@ -105,9 +108,56 @@ def cmd_system_info(args: argparse.Namespace) -> int:
     ]
     if answer["daemon"].get("mediated"):
         rows.append(("mediated", ", ".join(answer["daemon"]["mediated"]) + " (not served yet)"))
+    if queues is None:
+        rows.append(("run queues", "not reported by this hypervisor (it does not know SCHED_INFO)"))
     for k, v in rows:
         print(f"{k:<11} {v}")
+    if queues is not None:
+        print()
+        print(format_run_queues(queues))
     return EXIT_OK
+
+
+def hart_vms(hart: int, first: int | None, queues: list[list[dict[str, Any]]] | None) -> str:
+    """The VMs with a vCPU on `hart` (`vm1+vm3` when they share it), `-` for none; SYSTEM's hart_vm (the first
+    one's) without run queues."""
+    if queues is None or hart >= len(queues):
+        return "-" if first is None else f"vm{first}"
+    ids = list(dict.fromkeys(v["vm"] for v in queues[hart]))
+    return "+".join(f"vm{i}" for i in ids) or "-"
+
+
+def aligned(rows: Sequence[Sequence[str]], right: tuple[int, ...], indent: str = "") -> list[str]:
+    """Rows of cells in columns as wide as their widest cell (columns `right` right-aligned), two spaces apart."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
+
+
+def format_run_queues(queues: list[list[dict[str, Any]]]) -> str:
+    """Each hart's run queue in order, a row per vCPU (a hart with none: one row, VM `-`)."""
+    head = ("HART", "VM", "NAME", "VCPU", "PRIO", "STATE", "SLICE", "SWITCHES")
+    rows = [head]
+    for h, queue in enumerate(queues):
+        if not queue:
+            rows.append((str(h), "-", "", "", "", "", "", ""))
+        for v in queue:
+            rows.append(
+                (
+                    str(h),
+                    str(v["vm"]),
+                    v.get("vm_name") or "?",
+                    str(v["vcpu"]),
+                    str(v["priority"]),
+                    v["state"],
+                    f"{v['time_slice_ms']} ms",
+                    str(v["switches"]),
+                )
+            )
+    return "\n".join(aligned(rows, (0, 1, 3, 4, 6, 7)))
 
 
 def cmd_system_ping(args: argparse.Namespace) -> int:
@@ -165,7 +215,37 @@ def cmd_vm_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+VCPU_LABELS = ("vcpu", "hart", "priority", "", "slice", "switches", "exits")
+
+
+def vcpu_rows(vms: list[dict[str, Any]], indent: str) -> dict[int, list[str]]:
+    """Per VM id, a line per vCPU: `vcpu 0  hart 2  priority 10  running  slice 10 ms  switches 3  exits 5120`,
+    the labels and values in columns across every VM's vCPUs."""
+    cells: list[tuple[int, tuple[str, ...]]] = []
+    for vm in vms:
+        for c in vm.get("vcpus_detail") or []:
+            values = (c["vcpu"], c["hart"], c["priority"], c["state"], c["time_slice_ms"], c["switches"], c["exits"])
+            cells.append((vm["id"], tuple(str(x) for x in values)))
+    if not cells:
+        return {}
+    widths = [max(len(vals[i]) for _, vals in cells) for i in range(len(VCPU_LABELS))]
+    out: dict[int, list[str]] = {}
+    for vid, vals in cells:
+        parts = []
+        for label, value, w in zip(VCPU_LABELS, vals, widths, strict=True):
+            if not label:  # the state: a word
+                parts.append(value.ljust(w))
+            elif label == "slice":
+                parts.append(f"slice {value.rjust(w)} ms")
+            else:
+                parts.append(f"{label} {value.rjust(w)}")
+        out.setdefault(vid, []).append((indent + "  ".join(parts)).rstrip())
+    return out
+
+
 def format_table(vms: list[dict[str, Any]]) -> str:
+    """A row per VM, and under it a line per vCPU (its hart, priority, state, time slice, switches, exits),
+    indented to the NAME column."""
     head = ("ID", "NAME", "STATE", "VCPUS", "HARTS", "MEMORY", "UPTIME", "CONSOLE", "EXITS")
     rows = [head]
     for v in vms:
@@ -182,12 +262,14 @@ def format_table(vms: list[dict[str, Any]]) -> str:
                 str(v["exits"]),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = []
-    for r in rows:
-        cells = [c.rjust(w) if i in (0, 3, 8) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    lines = aligned(rows, (0, 3, 8))
+    indent = " " * (max(len(r[0]) for r in rows) + 2)
+    sub = vcpu_rows(vms, indent)
+    out = [lines[0]]
+    for vm, line in zip(vms, lines[1:], strict=True):
+        out.append(line)
+        out += sub.get(vm["id"], [])
+    return "\n".join(out)
 
 
 def cmd_vm_list(args: argparse.Namespace) -> int:
@@ -340,7 +422,10 @@ def parser() -> argparse.ArgumentParser:
     )
     d.set_defaults(func=cmd_daemon)
     i = ss.add_parser(
-        "info", help="hypervisor version, harts, IRQ mode, memory, VMs", description="Show the hypervisor's state."
+        "info",
+        help="hypervisor version, harts and their run queues, IRQ mode, memory, VMs",
+        description="Show the hypervisor's state, and each hart's run queue (its vCPUs in order, with their VM, "
+        "priority, state, time slice and switches).",
     )
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_system_info)
@@ -378,7 +463,12 @@ def parser() -> argparse.ArgumentParser:
         a = vs.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
         a.add_argument("id", type=vm_id, metavar="ID")
         a.set_defaults(func=cmd_vm_action, action=action)
-    lst = vs.add_parser("list", help="the VMs as a table", description="List the VMs (the MVM first).")
+    lst = vs.add_parser(
+        "list",
+        help="the VMs as a table",
+        description="List the VMs (the MVM first), each with a line per vCPU: its hart, priority and state "
+        "(running, ready: waiting for its hart, waiting: in WFI, stopped), time slice, switches and exits.",
+    )
     lst.add_argument("--json", action="store_true", help="print JSON")
     lst.set_defaults(func=cmd_vm_list)
     con = vs.add_parser(

@@ -380,6 +380,32 @@ class Daemon:
             self.vms = {r.id: r for r in records}
         return records
 
+    def sched_info(self) -> list[proto.VcpuRecord] | None:
+        """Every vCPU with its hart, priority and state (SCHED_INFO); None from a hypervisor that does not know the
+        request (ETYPE: it predates the scheduler), so that listings still work there."""
+        try:
+            return proto.decode_sched_info(self.call(proto.SCHED_INFO))
+        except Failure as e:
+            cause = e.__cause__
+            if not isinstance(cause, proto.ResponseError) or cause.code != proto.ETYPE:
+                raise
+            log.warning("SCHED_INFO: %s: the hypervisor reports no run queues", cause)
+            return None
+
+    def run_queues(self, vcpus: list[proto.VcpuRecord] | None, harts: int) -> list[list[dict[str, Any]]] | None:
+        """Per present hart, its run queue in order: each vCPU with its VM's id and name."""
+        if vcpus is None:
+            return None
+        with self._state_lock:
+            names = {i: r.name for i, r in self.vms.items()}
+        queues: list[list[dict[str, Any]]] = [[] for _ in range(harts)]
+        for v in vcpus:
+            if v.hart < harts:
+                entry = {"vm": v.vm_id, "vm_name": names.get(v.vm_id), **v.to_json()}
+                del entry["hart"]
+                queues[v.hart].append(entry)
+        return queues
+
     def vm_info(self, vm_id: int) -> proto.VmRecord:
         rec = proto.decode_vm(self.call(proto.VM_INFO, proto.encode_id(vm_id)))
         with self._state_lock:
@@ -403,13 +429,23 @@ class Daemon:
             console_irq=cfg.console.irq,
             regions=tuple((r.ipa, r.size) for r in cfg.regions),
             config=cfg.stored_json(),
+            time_slice_ms=cfg.time_slice_ms or 0,  # 0: the hypervisor's default
+            priority=cfg.priority,
         )
         vm_id = proto.decode_id(self.call(proto.VM_CREATE, proto.encode_create(create), config_error=True))
         self.configs[vm_id] = cfg
         self.config_errors.pop(vm_id, None)
         for note in cfg.notes:
             log.info("vm %d %s: %s", vm_id, cfg.name, note)
-        log.info("vm %d %s: created (%s, harts %s)", vm_id, cfg.name, fmt.size(cfg.memory), cfg.harts)
+        log.info(
+            "vm %d %s: created (%s, harts %s, priority %d, time slice %s)",
+            vm_id,
+            cfg.name,
+            fmt.size(cfg.memory),
+            cfg.harts,
+            cfg.priority,
+            "default" if cfg.time_slice_ms is None else f"{cfg.time_slice_ms} ms",
+        )
         try:
             self.hold_console(self.vm_info(vm_id))
         except Failure as e:
@@ -568,8 +604,12 @@ class Daemon:
             raise Failure(f"VM id {v!r} is not 0 .. {proto.VM_MAX - 1}", 2)
         return v
 
-    def _vm_json(self, rec: proto.VmRecord) -> dict[str, Any]:
+    def _vm_json(self, rec: proto.VmRecord, vcpus: list[proto.VcpuRecord] | None) -> dict[str, Any]:
         out = rec.to_json()
+        # its vCPUs by index (None: the hypervisor reports no run queues)
+        out["vcpus_detail"] = (
+            None if vcpus is None else [v.to_json() for v in sorted(vcpus, key=lambda v: v.vcpu) if v.vm_id == rec.id]
+        )
         out["console"] = fmt.console_device(out)
         if rec.state in (proto.CRASHED, proto.STOPPED) and rec.reason:
             out["reason_text"] = fmt.crash_reason(out)
@@ -584,7 +624,12 @@ class Daemon:
     def _handle(self, cmd: str, req: dict[str, Any]) -> dict[str, Any]:
         if cmd == "system.info":
             s = self.system_info()
-            return {"system": s.to_json(), "daemon": {"version": __version__, "mediated": self.mediated}}
+            self.vm_list()  # the VMs' names for the run queues
+            return {
+                "system": s.to_json(),
+                "run_queues": self.run_queues(self.sched_info(), s.harts),
+                "daemon": {"version": __version__, "mediated": self.mediated},
+            }
         if cmd == "system.ping":
             n = req.get("n", 10)
             if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= PING_MAX:
@@ -602,13 +647,16 @@ class Daemon:
             return {"id": vm_id, "name": cfg.name, "notes": cfg.notes}
         if cmd == "vm.list":
             self.system_info()
+            records = self.vm_list()
+            vcpus = self.sched_info()
             return {
                 "system": self.system.to_json() if self.system else {},
-                "vms": [self._vm_json(r) for r in self.vm_list()],
+                "vms": [self._vm_json(r, vcpus) for r in records],
             }
         if cmd == "vm.info":
             self.system_info()
-            return {"vm": self._vm_json(self.vm_info(self._id(req)))}
+            rec = self.vm_info(self._id(req))
+            return {"vm": self._vm_json(rec, self.sched_info())}
         if cmd == "vm.boot":
             return self.boot(self._id(req))
         if cmd == "vm.reboot":

@@ -24,6 +24,7 @@ HELLO = 0x0001
 SYSTEM_INFO = 0x0002
 SYSTEM_SHUTDOWN = 0x0003
 SYSTEM_REBOOT = 0x0004
+SCHED_INFO = 0x0005
 VM_CREATE = 0x0010
 VM_LOAD = 0x0011
 VM_BOOT = 0x0012
@@ -42,6 +43,7 @@ MESSAGE_NAMES = {
     SYSTEM_INFO: "SYSTEM_INFO",
     SYSTEM_SHUTDOWN: "SYSTEM_SHUTDOWN",
     SYSTEM_REBOOT: "SYSTEM_REBOOT",
+    SCHED_INFO: "SCHED_INFO",
     VM_CREATE: "VM_CREATE",
     VM_LOAD: "VM_LOAD",
     VM_BOOT: "VM_BOOT",
@@ -105,6 +107,13 @@ REASON_NAMES = {
     REASON_STOPPED: "ended by VM_STOP",
 }
 
+# VCPU record `state` (SCHED_INFO)
+VCPU_STOPPED = 0
+VCPU_RUNNING = 1
+VCPU_READY = 2
+VCPU_WAITING = 3
+VCPU_STATE_NAMES = {VCPU_STOPPED: "stopped", VCPU_RUNNING: "running", VCPU_READY: "ready", VCPU_WAITING: "waiting"}
+
 VM_MAX = 8  # ids 0 (the MVM) .. 7
 MAX_HARTS = 16
 NAME_SIZE = 32
@@ -121,7 +130,7 @@ VM_RECORD = struct.Struct("<II32sIIQQQQIIQQQQQ")
 VM_RECORD_SIZE = 128
 CREATE_FIXED = struct.Struct("<32sIIQQQQII")  # name, vcpus, master, hart_mask, entry, dtb, console_ipa, irq, regions
 REGION = struct.Struct("<QQ")
-CONFIG_HEADER = struct.Struct("<II")  # config_len, reserved
+CONFIG_HEADER = struct.Struct("<IHBB")  # config_len, time_slice_ms, priority, reserved
 SHM_FIXED = struct.Struct("<32sQQQII")  # name, ipa, size, doorbell_ipa, irq, vms
 SHM_ENTRY = struct.Struct("<32sII")  # a VM's name, access, the id of the VM that maps it now (0: none)
 SHM_VMS = 7
@@ -129,7 +138,12 @@ SHM_RECORD_SIZE = SHM_FIXED.size + SHM_VMS * SHM_ENTRY.size  # 344
 SHM_MAX = 4  # regions the hypervisor holds
 SHM_RO, SHM_RW = 1, 2
 ACCESS_NAMES = {SHM_RO: "ro", SHM_RW: "rw"}
+PRIORITY_MAX = 255  # a higher number preempts a lower one
+TIME_SLICE_MAX_MS = 1000  # 0 in a CREATE record: the hypervisor's default (10 ms)
+VCPU_RECORD = struct.Struct("<BBBBBBHQQQ")  # hart, vm_id, vcpu, priority, state, reserved, slice, switches, exits, wfi
+VCPU_RECORD_SIZE = 32
 assert SYSTEM_RECORD.size == SYSTEM_RECORD_SIZE and VM_RECORD.size == VM_RECORD_SIZE and CREATE_FIXED.size == 80
+assert CONFIG_HEADER.size == 8 and VCPU_RECORD.size == VCPU_RECORD_SIZE
 assert SHM_RECORD_SIZE == 344
 
 
@@ -567,6 +581,8 @@ class CreateRecord:
     console_irq: int
     regions: tuple[tuple[int, int], ...]
     config: bytes = field(default=b"")
+    time_slice_ms: int = 0  # 0: the hypervisor's default
+    priority: int = 0
 
 
 def encode_create(c: CreateRecord) -> bytes:
@@ -585,12 +601,20 @@ def encode_create(c: CreateRecord) -> bytes:
         raise ProtocolError(f"{len(c.regions)} memory regions: must be 1 .. {MAX_REGIONS}")
     if len(c.config) > MAX_CONFIG:
         raise ProtocolError(f"config of {len(c.config)} bytes is above {MAX_CONFIG}")
+    if not isinstance(c.priority, int) or isinstance(c.priority, bool) or not 0 <= c.priority <= PRIORITY_MAX:
+        raise ProtocolError(f"priority {c.priority!r} is not 0 .. {PRIORITY_MAX}")
+    if (
+        not isinstance(c.time_slice_ms, int)
+        or isinstance(c.time_slice_ms, bool)
+        or not 0 <= c.time_slice_ms <= TIME_SLICE_MAX_MS
+    ):
+        raise ProtocolError(f"time_slice_ms {c.time_slice_ms!r} is not 0 (the default) .. {TIME_SLICE_MAX_MS}")
     out = CREATE_FIXED.pack(
         name, c.vcpus, c.master, c.hart_mask, c.entry_ipa, c.dtb_ipa, c.console_ipa, c.console_irq, len(c.regions)
     )
     for i, (ipa, size) in enumerate(c.regions):
         out += REGION.pack(_u64(ipa, f"regions[{i}].ipa"), _u64(size, f"regions[{i}].size"))
-    return out + CONFIG_HEADER.pack(len(c.config), 0) + bytes(c.config)
+    return out + CONFIG_HEADER.pack(len(c.config), c.time_slice_ms, c.priority, 0) + bytes(c.config)
 
 
 def decode_create(payload: bytes) -> CreateRecord:
@@ -604,14 +628,15 @@ def decode_create(payload: bytes) -> CreateRecord:
     if len(payload) < off + CONFIG_HEADER.size:
         raise ProtocolError("CREATE record ends inside its regions")
     regions = tuple(REGION.unpack_from(payload, CREATE_FIXED.size + i * REGION.size) for i in range(nreg))
-    config_len, reserved = CONFIG_HEADER.unpack_from(payload, off)
+    config_len, time_slice_ms, priority, reserved = CONFIG_HEADER.unpack_from(payload, off)
     if reserved:
-        raise ProtocolError("CREATE: nonzero reserved field")
+        raise ProtocolError("CREATE: nonzero reserved field (after priority)")
     if config_len > MAX_CONFIG or len(payload) != off + CONFIG_HEADER.size + config_len:
         raise ProtocolError(f"CREATE: config_len {config_len} does not match the payload")
     name = decode_name(raw_name, "name")
+    config = payload[-config_len:] if config_len else b""
     return CreateRecord(
-        name, vcpus, master, mask, entry, dtb, con_ipa, con_irq, regions, payload[-config_len:] if config_len else b""
+        name, vcpus, master, mask, entry, dtb, con_ipa, con_irq, regions, config, time_slice_ms, priority
     )
 
 
@@ -702,6 +727,90 @@ def encode_shm_list(records: list[ShmRecord]) -> bytes:
     return ID_PAYLOAD.pack(len(records), 0) + b"".join(encode_shm(r, request=False) for r in records)
 
 
+@dataclass(frozen=True)
+class VcpuRecord:
+    """One vCPU of a hart's run queue (SCHED_INFO)."""
+
+    hart: int
+    vm_id: int
+    vcpu: int  # its index in its VM
+    priority: int
+    state: int  # VCPU_STOPPED .. VCPU_WAITING
+    time_slice_ms: int
+    switches: int  # times its hart switched to it
+    exits: int  # traps to the hypervisor
+    wfi_exits: int
+
+    @property
+    def state_name(self) -> str:
+        return VCPU_STATE_NAMES[self.state]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "vcpu": self.vcpu,
+            "hart": self.hart,
+            "priority": self.priority,
+            "state": self.state_name,
+            "time_slice_ms": self.time_slice_ms,
+            "switches": self.switches,
+            "exits": self.exits,
+            "wfi_exits": self.wfi_exits,
+        }
+
+
+def encode_vcpu(v: VcpuRecord) -> bytes:
+    return VCPU_RECORD.pack(
+        v.hart, v.vm_id, v.vcpu, v.priority, v.state, 0, v.time_slice_ms, v.switches, v.exits, v.wfi_exits
+    )
+
+
+def decode_vcpu(data: bytes) -> VcpuRecord:
+    if len(data) != VCPU_RECORD_SIZE:
+        raise ProtocolError(f"VCPU record of {len(data)} bytes, not {VCPU_RECORD_SIZE}")
+    hart, vm_id, vcpu, prio, state, reserved, slice_ms, switches, exits, wfi = VCPU_RECORD.unpack(data)
+    what = f"VCPU record (hart {hart}, vm {vm_id}, vcpu {vcpu})"
+    if hart >= MAX_HARTS:
+        raise ProtocolError(f"{what}: hart {hart} is not 0 .. {MAX_HARTS - 1}")
+    if vm_id >= VM_MAX:
+        raise ProtocolError(f"{what}: VM id {vm_id} is not 0 .. {VM_MAX - 1}")
+    if vcpu >= MAX_HARTS:
+        raise ProtocolError(f"{what}: vcpu {vcpu} is not 0 .. {MAX_HARTS - 1} (a VM has a vCPU per hart at most)")
+    if state not in VCPU_STATE_NAMES:
+        raise ProtocolError(f"{what}: state {state} is not 0 .. 3")
+    if reserved:
+        raise ProtocolError(f"{what}: nonzero reserved field")
+    if not 1 <= slice_ms <= TIME_SLICE_MAX_MS:
+        raise ProtocolError(f"{what}: time_slice_ms {slice_ms} is not 1 .. {TIME_SLICE_MAX_MS}")
+    return VcpuRecord(hart, vm_id, vcpu, prio, state, slice_ms, switches, exits, wfi)
+
+
+def encode_sched_info(records: list[VcpuRecord]) -> bytes:
+    return ID_PAYLOAD.pack(len(records), 0) + b"".join(encode_vcpu(r) for r in records)
+
+
+def decode_sched_info(payload: bytes) -> list[VcpuRecord]:
+    """SCHED_INFO's response: every vCPU, by hart, each hart's in run-queue order."""
+    if len(payload) < ID_PAYLOAD.size:
+        raise ProtocolError(f"SCHED_INFO payload of {len(payload)} bytes has no count")
+    count, reserved = ID_PAYLOAD.unpack_from(payload)
+    if reserved:
+        raise ProtocolError("SCHED_INFO: nonzero reserved field")
+    if len(payload) != ID_PAYLOAD.size + count * VCPU_RECORD_SIZE:
+        raise ProtocolError(f"SCHED_INFO: count {count} does not match {len(payload)} payload bytes")
+    records = [
+        decode_vcpu(payload[ID_PAYLOAD.size + i * VCPU_RECORD_SIZE : ID_PAYLOAD.size + (i + 1) * VCPU_RECORD_SIZE])
+        for i in range(count)
+    ]
+    vcpus: set[tuple[int, int]] = set()
+    for i, r in enumerate(records):
+        if i and r.hart < records[i - 1].hart:
+            raise ProtocolError(f"SCHED_INFO: record {i} (hart {r.hart}) after hart {records[i - 1].hart}: not by hart")
+        if (r.vm_id, r.vcpu) in vcpus:
+            raise ProtocolError(f"SCHED_INFO: vm {r.vm_id} vcpu {r.vcpu} listed twice")
+        vcpus.add((r.vm_id, r.vcpu))
+    return records
+
+
 def check_response(request_type: int, frame: Frame) -> bytes:
     """The payload of an OK response to `request_type`, its layout checked; raises `ResponseError` for an error status
     (with the hypervisor's message) and `ProtocolError` for a malformed response."""
@@ -723,6 +832,8 @@ def check_response(request_type: int, frame: Frame) -> bytes:
         decode_vm_list(p)
     elif request_type == SHM_LIST:
         decode_shm_list(p)
+    elif request_type == SCHED_INFO:
+        decode_sched_info(p)
     elif request_type == VM_CONFIG_GET:
         if len(p) > MAX_CONFIG:
             raise ProtocolError(f"VM_CONFIG_GET response of {len(p)} bytes is above {MAX_CONFIG}")

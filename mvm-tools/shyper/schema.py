@@ -27,6 +27,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}")  # also the GVM's hostn
 NUMBER_RE = re.compile(r"0x[0-9a-fA-F]+|0b[01]+|[0-9]+")
 MAX_REGIONS = 4
 MAX_CONFIG_BYTES = 8192
+PRIORITY_MAX = 255  # cpu.priority: a higher number preempts a lower one on a shared hart
+TIME_SLICE_DEFAULT_MS = 10  # cpu.time_slice_ms: the hypervisor's round-robin slice among equal priorities
+TIME_SLICE_MAX_MS = 1000
 
 VM_TYPES = ("VM_T_LINUX", "VM_T_BARE_METAL")
 EMU_PLIC = "EMU_DEVICE_T_PLIC"
@@ -157,9 +160,11 @@ CONFIG = Obj(
         "memory": Obj({"region": Items(REGION, min=1, max=MAX_REGIONS)}, frozenset({"region"})),
         "cpu": Obj(
             {
-                "num": Num(min=1, max=board.MAX_HARTS),
+                "num": Num(min=1, max=16),  # vCPU i on the (i mod k)-th of the k harts of allocate_bitmap
                 "allocate_bitmap": Num(min=1, max=(1 << board.MAX_HARTS) - 1),
                 "master": Num(max=board.MAX_HARTS - 1),
+                "priority": Num(max=PRIORITY_MAX),
+                "time_slice_ms": Num(min=1, max=TIME_SLICE_MAX_MS),
             },
             frozenset({"num", "allocate_bitmap", "master"}),
         ),
@@ -288,6 +293,8 @@ class VmConfig:
     vcpus: int
     hart_mask: int
     master: int
+    priority: int  # of each of its vCPUs (cpu.priority, 0 when not given)
+    time_slice_ms: int | None  # cpu.time_slice_ms; None: the hypervisor's default (TIME_SLICE_DEFAULT_MS)
     console: Console
     irqc: str | None  # "plic" or "aia" when the config names its interrupt controller
     notes: list[str]
@@ -401,8 +408,8 @@ def load_config(obj: Any, base_dir: str, irq_mode: str | None = None, harts: int
     # cpu
     cpu = c.get("cpu") or {}
     num, bitmap, master = cpu.get("num"), cpu.get("allocate_bitmap"), cpu.get("master")
-    if num is not None and bitmap is not None and bin(bitmap).count("1") != num:
-        bad("cpu.allocate_bitmap", f"{bitmap:#b} has {bin(bitmap).count('1')} harts, but cpu.num is {num}")
+    if num is not None and bitmap is not None and bin(bitmap).count("1") > num:
+        bad("cpu.allocate_bitmap", f"{bitmap:#b} has {bin(bitmap).count('1')} harts, more than cpu.num {num}")
     if bitmap is not None and master is not None and not bitmap >> master & 1:
         bad("cpu.master", f"hart {master} is not in cpu.allocate_bitmap {bitmap:#b}")
     if bitmap is not None and harts is not None and bitmap >> harts:
@@ -543,6 +550,8 @@ def load_config(obj: Any, base_dir: str, irq_mode: str | None = None, harts: int
         vcpus=num,
         hart_mask=bitmap,
         master=master,
+        priority=cpu.get("priority", 0),
+        time_slice_ms=cpu.get("time_slice_ms"),
         console=console,
         irqc=irqc,
         notes=notes,

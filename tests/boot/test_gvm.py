@@ -118,7 +118,7 @@ class Mvm:
             self.run(f"kill $(cat {tmp}.pid)")
 
     def save_log(self, name: str) -> Path:
-        p = LOG_DIR / f"{_safe(name)}.log"
+        p = LOG_DIR / f"{_safe(name)}.log" if "/" not in name else Path(name + ".log")
         self.shell.save_failure(p)
         return p
 

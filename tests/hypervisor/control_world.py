@@ -57,6 +57,9 @@ def create_record(
     config: bytes = b'{"name": "vm1"}',
     vcpus: int | None = None,
     nregions: int | None = None,
+    priority: int = 0,
+    slice_ms: int = 0,
+    sched_reserved: int = 0,
 ) -> bytes:
     regions = [(0x8000_0000, 0x1_0000)] if regions is None else regions
     vcpus = bin(hart_mask).count("1") if vcpus is None else vcpus
@@ -67,7 +70,7 @@ def create_record(
         rec = rec[:76] + struct.pack("<I", nregions)
     for ipa, size in regions:
         rec += struct.pack("<QQ", ipa, size)
-    return rec + struct.pack("<II", len(config), 0) + config
+    return rec + struct.pack("<IHBB", len(config), slice_ms, priority, sched_reserved) + config
 
 
 def shm_record(
@@ -157,7 +160,9 @@ class ControlWorld:
         self.vm_size, self.vcpu_size = prelude_places._size(self.Vm), prelude_places._size(self.Vcpu)
         self.vms_addr = be.global_addr("hypervisor.core.vm.VMS")
         self.vcpus_addr = be.global_addr("hypervisor.core.vm.VCPUS")
-        self.hart_vcpu_addr = be.global_addr("hypervisor.core.vm.HART_VCPU")
+        self.RunQueue = vm_mod.RunQueue
+        self.rq_addr = be.global_addr("hypervisor.core.vm.RQ")
+        self.rq_size = prelude_places._size(self.RunQueue)
         self.aia = int(be.board.IRQ_MODE) == int(be.board.IRQ_MODE_AIA)
         self.fw: list[tuple] = []
         self.ipis: list[int] = []
@@ -194,9 +199,15 @@ class ControlWorld:
     def vcpu(self, i: int):
         return self.View(self.be, self.Vcpu, self.vcpus_addr + i * self.vcpu_size)
 
+    def vcpus_on_hart(self, hart: int) -> list[int]:
+        """The VCPUS slots of the vCPUs placed on `hart` (its run queue, core/vm.py RQ), in queue order."""
+        rq = self.View(self.be, self.RunQueue, self.rq_addr + hart * self.rq_size)
+        return [(rq.get("vcpu", k) - self.vcpus_addr) // self.vcpu_size for k in range(rq.get("count"))]
+
     def vcpu_on_hart(self, hart: int) -> int | None:
-        a = int.from_bytes(self.be.read(self.hart_vcpu_addr + 8 * hart, 8), "little")
-        return None if a == 0 else (a - self.vcpus_addr) // self.vcpu_size
+        """The first vCPU placed on `hart` (the only one on a partitioned hart), None when none is."""
+        on = self.vcpus_on_hart(hart)
+        return on[0] if on else None
 
     def regions_of(self, i: int) -> list[tuple[int, int, int]]:
         """(gpa, hpa, size) of each memory region of VM slot i."""
@@ -265,7 +276,7 @@ class ControlWorld:
     def trap_return(self, hart: int) -> None:
         """The end of a trap of the vCPU on `hart` (trap.py hyp_guest_trap): it leaves its hart when its VM no
         longer runs, it is stopped or it is parking (then hart_park clears `running`)."""
-        t = self.vcpu(hart)
+        t = self.vcpu(self.vcpu_on_hart(hart))
         if self.vm(t.get("vm")).get("state") != 1 or t.get("state") != 1 or t.get("parking") != 0:
             t.set("parking", 0)
             t.set("running", 0)

@@ -613,7 +613,9 @@ class SbiWorld:
         self.vm_size, self.vcpu_size = prelude_places._size(self.Vm), prelude_places._size(self.Vcpu)
         self.vms_addr = be.global_addr("hypervisor.core.vm.VMS")
         self.vcpus_addr = be.global_addr("hypervisor.core.vm.VCPUS")
-        self.hart_vcpu_addr = be.global_addr("hypervisor.core.vm.HART_VCPU")
+        self.RunQueue = vm_mod.RunQueue
+        self.rq_addr = be.global_addr("hypervisor.core.vm.RQ")
+        self.rq_size = prelude_places._size(self.RunQueue)
         self.max_harts = int(be.board.MAX_HARTS)
         self.fw: list[tuple] = []
         self.console = bytearray()
@@ -699,9 +701,15 @@ class SbiWorld:
         vm = self.vm(vm_index)
         return list(range(vm.get("vcpu"), vm.get("vcpu") + vm.get("vcpus")))
 
+    def vcpus_on_hart(self, hart: int) -> list[int]:
+        """The VCPUS slots of the vCPUs placed on `hart` (its run queue, core/vm.py RQ), in queue order."""
+        rq = View(self.be, self.RunQueue, self.rq_addr + hart * self.rq_size)
+        return [(rq.get("vcpu", k) - self.vcpus_addr) // self.vcpu_size for k in range(rq.get("count"))]
+
     def vcpu_on_hart(self, hart: int) -> int | None:
-        a = int.from_bytes(self.be.read(self.hart_vcpu_addr + 8 * hart, 8), "little")
-        return None if a == 0 else (a - self.vcpus_addr) // self.vcpu_size
+        """The first vCPU placed on `hart` (the only one on a partitioned hart), None when none is."""
+        on = self.vcpus_on_hart(hart)
+        return on[0] if on else None
 
     def _regions(self) -> list[Region]:
         regions = []

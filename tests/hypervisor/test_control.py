@@ -161,10 +161,11 @@ def test_ids_are_the_lowest_free_and_a_2mib_region_gets_a_2mib_block(w):
         (dict(name=b""), EINVAL, b"name: empty"),
         (dict(name=b"a b"), EINVAL, b"name: not printable ASCII without spaces"),
         (dict(name=b"mvm"), EINVAL, b"name: vm0 is already called so"),
-        (dict(hart_mask=0b1), EBUSY, b"hart 0 is taken by mvm"),
+        (dict(slice_ms=1001), EINVAL, b"time_slice_ms: above 1000"),
         (dict(hart_mask=0b10000), EINVAL, b"hart_mask: hart 4 does not exist"),
         (dict(hart_mask=0), EINVAL, b"hart_mask: no hart"),
-        (dict(hart_mask=0b1100, vcpus=1), EINVAL, b"vcpus: not the number of harts in hart_mask"),
+        (dict(hart_mask=0b1100, vcpus=1), EINVAL, b"vcpus: fewer than the harts in hart_mask"),
+        (dict(hart_mask=0b100, vcpus=17), EINVAL, b"vcpus: above 16"),
         (dict(hart_mask=0b100, master=3), EINVAL, b"master: not a hart of hart_mask"),
         (dict(regions=[(0x8000_0100, 0x1000)]), EINVAL, b"region[0]: ipa not a multiple of 4096"),
         (dict(regions=[(0x8000_0000, 0x1800)]), EINVAL, b"region[0]: size not a multiple of 4096"),
@@ -202,10 +203,33 @@ def test_create_refusals_of_the_board(w):
     assert status == EINVAL and msg == (b"region[0]: overlaps its APLIC" if w.aia else b"region[0]: overlaps its PLIC")
     status, msg = w.request(VM_CREATE, create_record(regions=[(0x8000_0000, 0x1000)], dtb=0x8000_0000) + b"x")
     assert status == EPROTO and msg.startswith(b"payload: ")
-    # a hart taken by another guest VM
-    w.create(name=b"g1", hart_mask=0b100)
-    w.create(name=b"g2", hart_mask=0b1000)
-    assert w.request(VM_CREATE, create_record(name=b"g3", hart_mask=0b100)) == (EBUSY, b"hart 2 is taken by g1")
+    status, msg = w.request(VM_CREATE, create_record(sched_reserved=1))
+    assert (status, msg) == (EPROTO, b"reserved (after priority): not 0")
+
+
+def test_create_shares_harts_until_a_run_queue_is_full(w):
+    """Several guest VMs place vCPUs on one hart (core/sched.py), each with its priority and slice, as many as
+    there are VM slots (AIA: as the hart has guest interrupt files, and the refusal names the hart)."""
+    per_hart = 3 if w.aia else 7  # hart 2's run queue is empty: 8 places; AIA: 3 guest interrupt files
+    for i in range(per_hart):
+        w.create(name=b"g%d" % i, hart_mask=0b100, priority=10 * i, slice_ms=5 + i)
+    on2 = w.vcpus_on_hart(2)
+    assert len(on2) == per_hart
+    assert [w.vcpu(k).get("priority") for k in on2] == [10 * i for i in range(per_hart)]
+    ticks_ms = int(w.be.board.TIMEBASE_FREQUENCY) // 1000
+    assert [w.vcpu(k).get("slice") for k in on2] == [(5 + i) * ticks_ms for i in range(per_hart)]
+    status, msg = w.request(VM_CREATE, create_record(name=b"gx", hart_mask=0b100))
+    if w.aia:
+        assert (status, msg) == (
+            EBUSY,
+            b"hart 2 has no free guest interrupt file: it has 3 (aia-guests), each taken by a vCPU placed on it",
+        )
+    else:  # seven guest VMs on one hart: every VM slot is taken first
+        assert (status, msg) == (ELIMIT, b"no free VM slot (ids 1 .. 7)")
+    # removing one frees its place in the run queue, in order
+    assert w.request(VM_REMOVE, id_payload(1))[0] == OK
+    assert len(w.vcpus_on_hart(2)) == per_hart - 1
+    assert all(w.vcpu(k).get("vm") != 1 for k in w.vcpus_on_hart(2))
 
 
 def test_create_refusal_no_free_slot(w):
@@ -235,7 +259,10 @@ def test_aia_guest_interrupt_files(w_aia):
     assert v.get("vgein") == 1 and w.be.read(files + 8 * 2, 8) == (0b10).to_bytes(8, "little")
     w.be.write(files + 8 * 3, (0b1110).to_bytes(8, "little"))  # hart 3's three files taken
     status, msg = w.request(VM_CREATE, create_record(name=b"g2", hart_mask=0b1000))
-    assert (status, msg) == (EBUSY, b"hart 3 has no free guest interrupt file (aia-guests 3)")
+    assert (status, msg) == (
+        EBUSY,
+        b"hart 3 has no free guest interrupt file: it has 3 (aia-guests), each taken by a vCPU placed on it",
+    )
     assert w.request(VM_REMOVE, id_payload(1))[0] == OK
     assert w.be.read(files + 8 * 2, 8) == bytes(8)
 
@@ -286,7 +313,7 @@ def test_load_boot_stop_boot_remove(w):
 
 
 def _guest_ecall(w, hart, eid, fid, *args):
-    v = w.vcpu(hart)
+    v = w.vcpu(w.vcpu_on_hart(hart))
     for i, a in enumerate(args):
         v.set("regs", a, 10 + i)
     v.set("regs", fid, 16)
@@ -446,3 +473,21 @@ def test_a_guest_vms_interrupt_lines_are_its_own(w):
         dom = w.View(w.be, w.be.struct("hypervisor.core.vaplic", "Vaplic"), mine)
         # source 1 is wired there and its line is high (pending once the guest makes the source active, 4.7)
         assert dom.get("line", 0) == 0b10 and dom.get("wired", 0) == 0b10 and dom.get("vm") == vm_id
+
+
+def test_several_vcpus_of_one_vm_on_one_hart(w):
+    """cpu.num above the harts of the mask: vCPU i on the (i mod k)-th hart; the master hart's first vCPU starts
+    (AIA: each vCPU has a guest interrupt file of its own, mapped as its own IMSIC page)."""
+    vm_id = w.create(name=b"pair", hart_mask=0b1100, vcpus=3, master=3)
+    on2, on3 = w.vcpus_on_hart(2), w.vcpus_on_hart(3)
+    assert [w.vcpu(k).get("vcpu_id") for k in on2] == [0, 2] and [w.vcpu(k).get("vcpu_id") for k in on3] == [1]
+    assert w.vm(vm_id).get("master") == 1
+    if w.aia:
+        assert sorted(w.vcpu(k).get("vgein") for k in on2) == [1, 2]
+    status, msg = w.request(VM_CREATE, create_record(name=b"few", hart_mask=0b1100, vcpus=1, master=2))
+    assert (status, msg) == (EINVAL, b"vcpus: fewer than the harts in hart_mask")
+    if w.aia:  # hart 2 has one free file left of 3: two more vCPUs there are refused, naming both counts
+        status, msg = w.request(VM_CREATE, create_record(name=b"two", hart_mask=0b100, vcpus=2))
+        assert (status, msg) == (EBUSY, b"hart 2 has 1 free guest interrupt files of 3 (aia-guests), 2 asked")
+    assert w.request(VM_REMOVE, id_payload(vm_id))[0] == OK
+    assert w.vcpus_on_hart(2) == [] and w.vcpus_on_hart(3) == []

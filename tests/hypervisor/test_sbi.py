@@ -49,7 +49,7 @@ def hyp(tmp_path):
         prelude.u64(0),
     )
     assert vm.addr() != 0
-    v = mods["core.vm"].HART_VCPU[0]
+    v = mods["core.vm"].hart_first_vcpu(prelude.u64(0))
 
     class H:
         pass
@@ -371,7 +371,7 @@ def test_vcpu_run_does_not_enter_a_vm_being_ended(hyp):
     vcpu = importlib.import_module("hypervisor.arch.riscv.vcpu")
     assert vm_mod.vm_claim_end(hyp.vm)
     prelude.mock.csr[CSRS["HGATP"]] = 0
-    vcpu.vcpu_run(hyp.v)
+    vcpu.vcpu_run(hyp.v, False)
     assert int(hyp.v.running) == 0 and prelude.mock.csr[CSRS["HGATP"]] == 0  # backed out before hgatp
 
 

@@ -39,7 +39,7 @@ BAD_CONFIGS = (
         "bitmap",
         '"allocate_bitmap": "0b0100"',
         '"allocate_bitmap": "0b1100"',
-        "cpu.allocate_bitmap: 0b1100 has 2 harts, but cpu.num is 1",
+        "cpu.allocate_bitmap: 0b1100 has 2 harts, more than cpu.num 1",
     ),
     BadConfig("master", '"master": 2', '"master": 1', "cpu.master: hart 1 is not in cpu.allocate_bitmap 0b100"),
     BadConfig(

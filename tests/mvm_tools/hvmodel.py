@@ -5,6 +5,15 @@ the hypervisor makes on VM_CREATE / VM_LOAD / VM_BOOT, the frame pool's page acc
 EVENT_VM_STATE) in plain Python over one end of a socketpair, so that the daemon can be driven through its whole
 protocol without QEMU. The real end is hypervisor/core/control.py, tested by the boot tests.
 
+Run queues follow hypervisor/core/sched.py's rules as SCHED_INFO shows them: each vCPU is placed on a hart for its
+life (at most RQ_MAX share one, VCPU_MAX in all; in AIA mode each takes one of its hart's `aia_guests` guest
+interrupt files, the MVM's included); a vCPU is runnable when it is started (a VM's master at VM_BOOT, the others
+by `guest_hart_start`), its VM runs and it is not blocked in a WFI (`guest_wfi` / `guest_interrupt`: only on a
+shared hart; a vCPU alone on its hart waits in place, still running); a hart runs its highest-priority runnable
+vCPU, among equals the one it runs already, else the one that waited longest (`guest_slice_end` ends a
+round-robin slice). A shared hart counts a switch to a vCPU whenever it takes another vCPU than the one it held
+(none after it found nothing runnable); a hart with one vCPU counts none (the fast path: no scheduler).
+
 Its frames are built with `struct` here, not with shyper.proto, so a mistake in the daemon's codec cannot cancel
 out against the same mistake on this side.
 """
@@ -26,6 +35,11 @@ PAGE = 4096
 VM_MAX = 8
 OK, EPROTO, EVERSION, ETYPE, EINVAL, ENOVM, ESTATE, ENOMEM, EBUSY, ELIMIT, EPERM = range(11)
 CREATED, RUNNING, STOPPED, CRASHED, REBOOTING = 1, 2, 3, 4, 5
+V_STOPPED, V_RUNNING, V_READY, V_WAITING = 0, 1, 2, 3  # the VCPU record's states
+VCPU_MAX = 16  # vCPU slots of the hypervisor (core/vm.py)
+RQ_MAX = 8  # vCPUs placed on one hart
+SLICE_DEFAULT_MS = 10
+SLICE_MAX_MS = 1000
 EVENT_VM_STATE = 0x0100
 PLIC = (0x0C00_0000, 0x60_0000)
 APLIC = (0x0D00_0000, 0x8000)
@@ -59,6 +73,21 @@ class Refused(Exception):
 
 
 @dataclass
+class Vcpu:
+    vm_id: int
+    index: int
+    hart: int
+    priority: int = 0
+    slice_ms: int = SLICE_DEFAULT_MS
+    started: bool = False
+    blocked: bool = False  # in a trapped WFI, nothing pending
+    switches: int = 0
+    last_run: int = 0  # its hart's switch clock when it last entered
+    exits: int = 0
+    wfi_exits: int = 0
+
+
+@dataclass
 class Vm:
     id: int
     name: str
@@ -73,10 +102,14 @@ class Vm:
     state: int = CREATED
     boots: int = 0
     boot_time: int = 0
-    exits: int = 0
     reason: int = 0
     fault: tuple[int, int, int, int] = (0, 0, 0, 0)
     pages: dict[int, bytearray] = field(default_factory=dict)  # guest page number -> contents (sparse)
+    cpus: list[Vcpu] = field(default_factory=list)  # vCPU i on the i-th hart of hart_mask
+
+    @property
+    def exits(self) -> int:
+        return sum(c.exits for c in self.cpus)
 
     def read(self, ipa: int, n: int) -> bytes:
         out = bytearray()
@@ -115,12 +148,19 @@ class HypervisorModel:
         self.time = 1_000_000
         self.timebase = 10_000_000
         mask = sum(1 << h for h in mvm_harts)
+        self.rq: list[list[Vcpu]] = [[] for _ in range(16)]  # per hart, the vCPUs placed on it in order
+        self.held: list[Vcpu | None] = [None] * 16  # per hart, the vCPU whose state it holds
+        self.clock = [0] * 16  # per hart, its switches
         self.vms: dict[int, Vm] = {
             0: Vm(0, "mvm", len(mvm_harts), mvm_harts[0], mask, 0, 0, (0, 0), [(0x9000_0000, 0x2000_0000)], b"")
         }
         self.vms[0].state = RUNNING
         self.vms[0].boots = 1
         self.shm: list[Shm] = []
+        self._place(self.vms[0], 0, SLICE_DEFAULT_MS)
+        for c in self.vms[0].cpus:
+            c.started = True
+        self.schedule()
         self.requests: list[tuple[int, int]] = []
         self._pending_events: list[bytes] = []  # records of VMs a request changed: events before the response
         self.powered_off = False  # (type, status) of every request answered
@@ -212,14 +252,60 @@ class HypervisorModel:
         self._pending_events = []
         self.send(type_ | 0x8000, rid, OK, answer)
 
+    # -- run queues ---------------------------------------------------------------------------------------------------
+
+    def _place(self, vm: Vm, priority: int, slice_ms: int) -> None:
+        """vCPU i on the (i mod k)-th of the k harts of the mask (hypervisor/core/gvm.py gvm_vcpu_hart)."""
+        harts = [h for h in range(16) if vm.hart_mask >> h & 1]
+        for i in range(max(vm.vcpus, len(harts))):
+            h = harts[i % len(harts)]
+            c = Vcpu(vm.id, len(vm.cpus), h, priority, slice_ms)
+            vm.cpus.append(c)
+            self.rq[h].append(c)
+
+    def runnable(self, c: Vcpu) -> bool:
+        return c.started and not c.blocked and self.vms[c.vm_id].state == RUNNING
+
+    def running(self, hart: int) -> Vcpu | None:
+        """The vCPU the hart runs: its highest-priority runnable one; among equals the one it holds, else the one
+        that waited longest (then the first placed)."""
+        ready = [c for c in self.rq[hart] if self.runnable(c)]
+        if not ready:
+            return None
+        top = max(c.priority for c in ready)
+        held = self.held[hart]
+        if held is not None and held in ready and held.priority == top:
+            return held
+        return min((c for c in ready if c.priority == top), key=lambda c: c.last_run)
+
+    def shared(self, hart: int) -> bool:
+        return len(self.rq[hart]) > 1
+
+    def schedule(self) -> None:
+        """Every hart takes the vCPU it should run now (on a shared hart a switch when it is another than it
+        held: core/idle.py hart_wait, core/sched.py sched_switch_to)."""
+        for h in range(16):
+            pick = self.running(h)
+            if pick is not None and pick is not self.held[h] and self.shared(h):
+                self.clock[h] += 1
+                pick.last_run = self.clock[h]
+                pick.switches += 1
+            self.held[h] = pick
+
+    def vcpu_state(self, c: Vcpu) -> int:
+        if not c.started or self.vms[c.vm_id].state != RUNNING:
+            return V_STOPPED
+        if self.running(c.hart) is c:
+            return V_RUNNING
+        return V_WAITING if c.blocked else V_READY
+
     # -- records ----------------------------------------------------------------------------------------------------
 
     def system_record(self) -> bytes:
         hart_vm = bytearray([0xFF] * 16)
-        for vm in self.vms.values():
-            for h in range(16):
-                if vm.hart_mask >> h & 1:
-                    hart_vm[h] = vm.id
+        for h in range(16):
+            if self.rq[h]:
+                hart_vm[h] = self.rq[h][0].vm_id  # the first vCPU placed on it
         self.time += 12345
         return struct.pack(
             "<HBBBBBBQQQQ16sIIII",
@@ -259,6 +345,21 @@ class HypervisorModel:
             0,
         )
 
+    def vcpu_record(self, c: Vcpu) -> bytes:
+        return struct.pack(
+            "<BBBBBBHQQQ",
+            c.hart,
+            c.vm_id,
+            c.index,
+            c.priority,
+            self.vcpu_state(c),
+            0,
+            c.slice_ms,
+            c.switches,
+            c.exits,
+            c.wfi_exits,
+        )
+
     def event(self, vm_id: int) -> None:
         self.send(EVENT_VM_STATE, 0, 0, self.vm_record(self.vms[vm_id]))
 
@@ -267,16 +368,53 @@ class HypervisorModel:
     def guest_reboot(self, vm_id: int) -> None:
         """The GVM made an SRST reboot call."""
         self.vms[vm_id].state = REBOOTING
+        self.schedule()
         self.event(vm_id)
 
     def guest_poweroff(self, vm_id: int) -> None:
         self.vms[vm_id].state = STOPPED
+        self.schedule()
         self.event(vm_id)
 
     def guest_crash(self, vm_id: int, scause: int, stval: int, sepc: int, htval: int = 0, reason: int = 2) -> None:
         vm = self.vms[vm_id]
         vm.state, vm.reason, vm.fault = CRASHED, reason, (scause, stval, sepc, htval)
+        self.schedule()
         self.event(vm_id)
+
+    def guest_hart_start(self, vm_id: int, vcpu: int) -> None:
+        """The VM's running vCPU started vCPU `vcpu` (SBI HSM hart_start)."""
+        c = self.vms[vm_id].cpus[vcpu]
+        c.started, c.blocked = True, False
+        self.vms[vm_id].cpus[0].exits += 1
+        self.schedule()
+
+    def guest_wfi(self, vm_id: int, vcpu: int) -> None:
+        """vCPU `vcpu` executed WFI with nothing pending: on a shared hart it waits and the hart takes another
+        vCPU; alone on its hart it waits in place (still running)."""
+        c = self.vms[vm_id].cpus[vcpu]
+        c.blocked = self.shared(c.hart)
+        c.exits += 1
+        c.wfi_exits += 1
+        self.schedule()
+
+    def guest_interrupt(self, vm_id: int, vcpu: int) -> None:
+        """An interrupt is pending for vCPU `vcpu`: it is runnable again (and preempts a lower priority)."""
+        self.vms[vm_id].cpus[vcpu].blocked = False
+        self.schedule()
+
+    def guest_slice_end(self, hart: int) -> None:
+        """The running vCPU's round-robin slice on `hart` is over: the longest-waiting one of its priority runs."""
+        c = self.running(hart)
+        if c is None:
+            return
+        ready = [o for o in self.rq[hart] if o is not c and self.runnable(o) and o.priority == c.priority]
+        if ready:
+            nxt = min(ready, key=lambda o: o.last_run)
+            self.clock[hart] += 1
+            nxt.last_run = self.clock[hart]
+            nxt.switches += 1
+            self.held[hart] = nxt
 
     # -- requests -----------------------------------------------------------------------------------------------------
 
@@ -320,25 +458,26 @@ class HypervisorModel:
         off = 80 + 16 * nreg
         if len(p) < off + 8:
             raise Refused(EPROTO, "CREATE record too short")
-        clen, reserved = struct.unpack_from("<II", p, off)
-        if reserved or clen > 8192 or len(p) != off + 8 + clen:
+        clen, slice_ms, priority, reserved = struct.unpack_from("<IHBB", p, off)
+        if reserved:
+            raise Refused(EPROTO, "reserved (after priority): not 0")
+        if clen > 8192 or len(p) != off + 8 + clen:
             raise Refused(EPROTO, "config_len does not match")
         name = name_raw.split(b"\0")[0]
         if not 1 <= len(name) <= 31 or not all(0x21 <= b <= 0x7E for b in name) or name_raw[len(name) :].strip(b"\0"):
             raise Refused(EINVAL, "name: 1 .. 31 printable bytes")
-        if any(v.name == name.decode() for v in self.vms.values()):
-            raise Refused(EINVAL, f"name: {name.decode()} is taken")
-        if vcpus != bin(mask).count("1") or not vcpus:
-            raise Refused(EINVAL, "vcpus does not match hart_mask")
+        for v in self.vms.values():
+            if v.name == name.decode():
+                raise Refused(EINVAL, f"name: vm{v.id} is already called so")
+        if vcpus < bin(mask).count("1") or not vcpus:
+            raise Refused(EINVAL, "vcpus: fewer than the harts in hart_mask")
+        if vcpus > VCPU_MAX:
+            raise Refused(EINVAL, "vcpus: above 16")
         if not mask >> master & 1:
             raise Refused(EINVAL, f"master: hart {master} is not in hart_mask")
         for h in range(64):
-            if mask >> h & 1:
-                if h >= self.harts:
-                    raise Refused(EINVAL, f"hart_mask: hart {h} does not exist")
-                for v in self.vms.values():
-                    if v.hart_mask >> h & 1:
-                        raise Refused(EBUSY, f"hart {h} is taken by {v.name}")
+            if mask >> h & 1 and h >= self.harts:
+                raise Refused(EINVAL, f"hart_mask: hart {h} does not exist")
         devices = [(con_ipa, 0x1000)]
         devices += [PLIC] if self.irq_mode == 0 else [APLIC, (IMSIC_BASE, vcpus * PAGE)]
         for i, (ipa, size) in enumerate(regions):
@@ -353,6 +492,30 @@ class HypervisorModel:
         for what, a in (("entry_ipa", entry), ("dtb_ipa", dtb)):
             if not any(ipa <= a < ipa + size for ipa, size in regions):
                 raise Refused(EINVAL, f"{what}: not inside a region")
+        if slice_ms > SLICE_MAX_MS:
+            raise Refused(EINVAL, "time_slice_ms: above 1000")
+        # run queues, vCPU slots, guest interrupt files: a hart may be shared
+        placed = sum(len(q) for q in self.rq)
+        if placed + vcpus > VCPU_MAX:
+            raise Refused(
+                ELIMIT, f"cpu.num: {vcpus} vCPUs asked, {VCPU_MAX - placed} vCPU slots free (the hypervisor has 16)"
+            )
+        harts = [h for h in range(64) if mask >> h & 1]
+        for h in range(self.harts):
+            if mask >> h & 1:
+                mine = sum(1 for i in range(vcpus) if harts[i % len(harts)] == h)
+                if len(self.rq[h]) + mine > RQ_MAX:
+                    raise Refused(EBUSY, f"hart {h} is full: {RQ_MAX} vCPUs share it already")
+                free = self.aia_guests - len(self.rq[h])
+                if self.irq_mode == 1 and free < mine:
+                    raise Refused(
+                        EBUSY,
+                        f"hart {h} has no free guest interrupt file: it has {self.aia_guests} (aia-guests), each "
+                        "taken by a vCPU placed on it"
+                        if free <= 0
+                        else f"hart {h} has {free} free guest interrupt files of {self.aia_guests} (aia-guests), "
+                        f"{mine} asked",
+                    )
         shared = [r for r in self.shm if any(n == name.decode() for n, _ in r.vms)]
         for r in shared:
             for ipa, size in regions:
@@ -368,12 +531,12 @@ class HypervisorModel:
             raise Refused(ELIMIT, "no free VM slot")
         vm_id = free_ids[0]
         self.free_pages -= pages
-        self.vms[vm_id] = Vm(
-            vm_id, name.decode(), vcpus, master, mask, entry, dtb, (con_ipa, con_irq), regions, p[len(p) - clen :]
-        )
+        vm = Vm(vm_id, name.decode(), vcpus, master, mask, entry, dtb, (con_ipa, con_irq), regions, p[len(p) - clen :])
+        self.vms[vm_id] = vm
+        self._place(vm, priority, slice_ms or SLICE_DEFAULT_MS)
         for r in shared:
             r.users[name.decode()] = vm_id
-        json.loads(self.vms[vm_id].config)  # the daemon sends its JSON config
+        json.loads(vm.config)  # the daemon sends its JSON config
         return struct.pack("<II", vm_id, 0)
 
     def h_load(self, p: bytes) -> bytes:
@@ -396,7 +559,11 @@ class HypervisorModel:
         vm.state, vm.reason, vm.fault = RUNNING, 0, (0, 0, 0, 0)
         vm.boots += 1
         vm.boot_time = self.time
-        vm.exits += 100
+        master = bin(vm.hart_mask & ((1 << vm.master) - 1)).count("1")  # vCPU i is on the i-th hart of the mask
+        for c in vm.cpus:
+            c.started, c.blocked = c.index == master, False  # the others wait for an HSM start
+        vm.cpus[master].exits += 100
+        self.schedule()
         self._pending_events = [self.vm_record(vm)]
         return b""
 
@@ -405,16 +572,22 @@ class HypervisorModel:
         if vm.state != RUNNING:
             raise Refused(ESTATE, f"{vm.name} is not running")
         vm.state, vm.reason = STOPPED, 4
+        self.schedule()
         self._pending_events = [self.vm_record(vm)]
         return b""
 
     def h_remove(self, p: bytes) -> bytes:
         vm = self._id(p, allow_mvm=False)
         del self.vms[vm.id]
+        for c in vm.cpus:
+            self.rq[c.hart].remove(c)
+            if self.held[c.hart] is c:
+                self.held[c.hart] = None
         self.free_pages += vm.memory // PAGE
         for r in self.shm:
             if r.users.pop(vm.name, None) is not None and not r.users:
                 self.free_pages += r.size // PAGE
+        self.schedule()
         return b""
 
     def h_shm_create(self, p: bytes) -> bytes:
@@ -480,6 +653,12 @@ class HypervisorModel:
         ids = sorted(self.vms)
         return struct.pack("<II", len(ids), 0) + b"".join(self.vm_record(self.vms[i]) for i in ids)
 
+    def h_sched(self, p: bytes) -> bytes:
+        if p:
+            raise Refused(EPROTO, "SCHED_INFO has no payload")
+        records = [self.vcpu_record(c) for h in range(16) for c in self.rq[h]]
+        return struct.pack("<II", len(records), 0) + b"".join(records)
+
     def h_config_get(self, p: bytes) -> bytes:
         vm = self._id(p)
         if vm.id == 0:
@@ -491,6 +670,7 @@ class HypervisorModel:
         0x0002: h_info,
         0x0003: h_power,
         0x0004: h_power,
+        0x0005: h_sched,
         0x0010: h_create,
         0x0011: h_load,
         0x0012: h_boot,

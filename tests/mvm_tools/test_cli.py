@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shyper import cli, proto
@@ -157,12 +158,119 @@ def test_session(rig_factory, images: Path, capsys: pytest.CaptureFixture[str]) 
     code, _, err = run(rig, capsys, "vm", "config", str(write_config(images, c, "plic.json")))
     assert code == 2 and "emulated_device.emulated_device_list[1].type: EMU_DEVICE_T_PLIC but the hypervisor" in err
     c = example("vm2", images)
-    c["cpu"] = {"num": 1, "allocate_bitmap": "0b100", "master": 2}
-    code, _, err = run(rig, capsys, "vm", "config", str(write_config(images, c, "taken.json")))
-    assert (code, err) == (1, "shyper: hart 2 is taken by vm1 (EBUSY)\n")
+    c["cpu"] = {"num": 1, "allocate_bitmap": "0b100", "master": 2}  # vm1's hart: shared
+    assert run(rig, capsys, "vm", "config", str(write_config(images, c, "shared.json")))[:2] == (0, "2\n")
+    code, out, _ = run(rig, capsys, "system", "info")
+    assert code == 0 and "harts       4 (0: vm0, 1: vm0, 2: vm1+vm2, 3: -)" in out
 
     assert run(rig, capsys, "system", "shutdown")[0] == 0
     assert rig.model.powered_off
+
+
+def shared_hart_rig(rig_factory: Any, images: Path, capsys: pytest.CaptureFixture[str]) -> Rig:
+    """vm1 (priority 10, a 20 ms slice) and rt (priority 200, the default slice) on hart 2, both booted; the
+    MVM's vCPU 1 made a WFI (alone on its hart: it waits in place)."""
+    rig: Rig = rig_factory()
+    vm1 = example("vm1", images)
+    vm1["cpu"].update(priority=10, time_slice_ms="20")
+    rt = example("vm2", images)
+    rt["name"] = "rt"
+    rt["cpu"] = {"num": 1, "allocate_bitmap": "0b0100", "master": 2, "priority": "0xc8"}
+    assert run(rig, capsys, "vm", "config", str(write_config(images, vm1, "vm1.json")))[:2] == (0, "1\n")
+    assert run(rig, capsys, "vm", "config", str(write_config(images, rt, "rt.json")))[:2] == (0, "2\n")
+    assert run(rig, capsys, "vm", "boot", "1")[0] == 0
+    assert run(rig, capsys, "vm", "boot", "2")[0] == 0  # preempts vm1 on hart 2
+    rig.model.guest_wfi(0, 1)
+    return rig
+
+
+def test_vm_list_shows_each_vcpu_hart_priority_state(
+    rig_factory: Any, images: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`shyper vm list`: the VM table as before, and under each VM a line per vCPU, in columns across VMs."""
+    rig = shared_hart_rig(rig_factory, images, capsys)
+    code, out, _ = run(rig, capsys, "vm", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "ID  NAME  STATE    VCPUS  HARTS  MEMORY   UPTIME  CONSOLE    EXITS"
+    assert re.fullmatch(r" 1  vm1   running      1  2      128 MiB  \S+ *  /dev/hvc1    100", lines[4]), lines[4]
+    assert [lines[i] for i in (2, 3, 5, 7)] == [
+        "    vcpu 0  hart 0  priority   0  running  slice 10 ms  switches 0  exits   0",
+        "    vcpu 1  hart 1  priority   0  running  slice 10 ms  switches 0  exits   1",  # alone: waits in place
+        "    vcpu 0  hart 2  priority  10  ready    slice 20 ms  switches 1  exits 100",
+        "    vcpu 0  hart 2  priority 200  running  slice 10 ms  switches 1  exits 100",
+    ]
+    assert lines[6].startswith(" 2  rt    running ") and len(lines) == 8
+    # the hart gives way: rt waits in a WFI, vm1 runs; then rt's interrupt preempts vm1 at once
+    rig.model.guest_wfi(2, 0)
+    out = run(rig, capsys, "vm", "list")[1].splitlines()
+    assert "priority  10  running  slice 20 ms  switches 2" in out[5] and "priority 200  waiting" in out[7]
+    rig.model.guest_interrupt(2, 0)
+    out = run(rig, capsys, "vm", "list")[1].splitlines()
+    assert "priority  10  ready" in out[5] and "priority 200  running  slice 10 ms  switches 2" in out[7]
+
+    code, out, _ = run(rig, capsys, "vm", "list", "--json")
+    vms = json.loads(out)
+    assert code == 0 and [v["vcpus_detail"] for v in vms[1:]] == [
+        [{"vcpu": 0, "hart": 2, "priority": 10, "state": "ready", "time_slice_ms": 20, "switches": 2, "exits": 100,
+          "wfi_exits": 0}],
+        [{"vcpu": 0, "hart": 2, "priority": 200, "state": "running", "time_slice_ms": 10, "switches": 2,
+          "exits": 101, "wfi_exits": 1}],
+    ]  # fmt: skip
+
+
+def test_system_info_shows_each_harts_run_queue(
+    rig_factory: Any, images: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rig = shared_hart_rig(rig_factory, images, capsys)
+    code, out, _ = run(rig, capsys, "system", "info")
+    assert code == 0
+    assert "\nharts       4 (0: vm0, 1: vm0, 2: vm1+vm2, 3: -)\n" in out
+    assert out.endswith(
+        "\n\n"
+        "HART  VM  NAME  VCPU  PRIO  STATE    SLICE  SWITCHES\n"
+        "   0   0  mvm      0     0  running  10 ms         0\n"
+        "   1   0  mvm      1     0  running  10 ms         0\n"
+        "   2   1  vm1      0    10  ready    20 ms         1\n"
+        "   2   2  rt       0   200  running  10 ms         1\n"
+        "   3   -\n"
+    ), out
+    code, out, _ = run(rig, capsys, "system", "info", "--json")
+    queues = json.loads(out)["run_queues"]
+    assert code == 0 and len(queues) == 4 and queues[3] == []
+    assert [(v["vm"], v["vm_name"], v["vcpu"], v["priority"], v["state"]) for v in queues[2]] == [
+        (1, "vm1", 0, 10, "ready"),
+        (2, "rt", 0, 200, "running"),
+    ]
+    assert queues[2][1]["time_slice_ms"] == 10 and queues[2][1]["switches"] == 1
+    # vm1 removed: rt is the first vCPU placed on hart 2
+    assert run(rig, capsys, "vm", "remove", "1")[0] == 0
+    out = run(rig, capsys, "system", "info")[1]
+    assert "harts       4 (0: vm0, 1: vm0, 2: vm2, 3: -)" in out
+    assert json.loads(run(rig, capsys, "system", "info", "--json")[1])["system"]["hart_vm"] == [0, 0, 2, None]
+
+
+def test_listings_from_a_hypervisor_without_sched_info(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    rig.model.HANDLERS = {k: v for k, v in rig.model.HANDLERS.items() if k != proto.SCHED_INFO}
+    code, out, _ = run(rig, capsys, "vm", "list")
+    assert code == 0 and len(out.splitlines()) == 2  # the header and the MVM, no vCPU lines
+    code, out, _ = run(rig, capsys, "system", "info")
+    assert code == 0 and "harts       4 (0: vm0, 1: vm0, 2: -, 3: -)" in out
+    assert out.endswith("run queues  not reported by this hypervisor (it does not know SCHED_INFO)\n")
+
+
+def test_vcpu_slots_run_out(rig: Rig, images: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Harts are shared, vCPU slots are not: 16 in all, the MVM's two included."""
+    for i in range(4):
+        c = example("vm1", images)
+        c["name"] = f"quad{i}"
+        c["cpu"] = {"num": 4, "allocate_bitmap": "0b1111", "master": 0}
+        code, out, err = run(rig, capsys, "vm", "config", str(write_config(images, c, f"q{i}.json")))
+        if i < 3:
+            assert (code, out) == (0, f"{i + 1}\n"), err
+    assert (code, err) == (1, "shyper: cpu.num: 4 vCPUs asked, 2 vCPU slots free (the hypervisor has 16) (ELIMIT)\n")
+    out = run(rig, capsys, "system", "info")[1]
+    assert "harts       4 (0: vm0+vm1+vm2+vm3, 1: vm0+vm1+vm2+vm3, 2: vm1+vm2+vm3, 3: vm1+vm2+vm3)" in out
 
 
 def test_console_attach_and_detach(rig: Rig, images: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import random
+import struct
 import termios
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from shyper import daemon, proto
 
 from tests.mvm_tools.conftest import Rig, example
 from tests.mvm_tools.hvmodel import REBOOTING, RUNNING, STOPPED
-from tests.mvm_tools.test_proto import mutate, raw, sample_system, sample_vm
+from tests.mvm_tools.test_proto import mutate, raw, sample_system, sample_vcpus, sample_vm
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -91,6 +92,111 @@ def test_list_shows_state_harts_console_uptime(rig: Rig, images: Path) -> None:
         (2, "vm2", "running", [3], "/dev/hvc2"),
     ]
     assert vms[2]["uptime"] is not None and vms[2]["uptime"] > 0 and vms[1]["uptime"] is None
+
+
+def test_two_vms_share_a_hart_by_priority(rig: Rig, images: Path) -> None:
+    """Two GVMs placed on hart 2: the CREATE records carry their priority and time slice, `vm.list` gives each
+    VM's vCPUs from one SCHED_INFO, `system.info` each hart's run queue in order."""
+    low = example("vm1", images)
+    low["cpu"].update(priority=10, time_slice_ms=50)
+    high = example("vm2", images)
+    high["cpu"] = {"num": 1, "allocate_bitmap": "0b0100", "master": 2, "priority": 200}
+    for c in (low, high):
+        assert rig.daemon.handle({"cmd": "vm.config", "config": c, "base_dir": str(images)})["ok"]
+    cpus = [rig.model.vms[i].cpus[0] for i in (1, 2)]
+    assert [(c.hart, c.priority, c.slice_ms) for c in cpus] == [(2, 10, 50), (2, 200, 10)]  # 0 sent: the default
+    assert [c.vm_id for c in rig.model.rq[2]] == [1, 2]
+
+    def detail() -> dict[int, list[tuple[Any, ...]]]:
+        before = sum(1 for t, _ in rig.model.requests if t == proto.SCHED_INFO)
+        answer = rig.daemon.handle({"cmd": "vm.list"})
+        assert answer["ok"], answer
+        assert sum(1 for t, _ in rig.model.requests if t == proto.SCHED_INFO) == before + 1
+        return {
+            v["id"]: [(d["vcpu"], d["hart"], d["priority"], d["state"], d["switches"]) for d in v["vcpus_detail"]]
+            for v in answer["vms"]
+        }
+
+    assert detail() == {
+        0: [(0, 0, 0, "running", 0), (1, 1, 0, "running", 0)],  # alone on their harts: no switches
+        1: [(0, 2, 10, "stopped", 0)],
+        2: [(0, 2, 200, "stopped", 0)],
+    }
+    assert rig.daemon.handle({"cmd": "vm.boot", "id": 1})["ok"]
+    assert detail()[1] == [(0, 2, 10, "running", 1)]
+    assert rig.daemon.handle({"cmd": "vm.boot", "id": 2})["ok"]  # the higher priority preempts at once
+    assert (detail()[1], detail()[2]) == ([(0, 2, 10, "ready", 1)], [(0, 2, 200, "running", 1)])
+    rig.model.guest_wfi(2, 0)  # WFI: the hart goes to vm1
+    assert (detail()[1], detail()[2]) == ([(0, 2, 10, "running", 2)], [(0, 2, 200, "waiting", 1)])
+    assert rig.daemon.handle({"cmd": "vm.stop", "id": 1})["ok"]
+    assert (detail()[1], detail()[2]) == ([(0, 2, 10, "stopped", 2)], [(0, 2, 200, "waiting", 1)])
+    rig.model.guest_interrupt(2, 0)  # the hart had nothing runnable: taking rt again is a switch
+    assert detail()[2] == [(0, 2, 200, "running", 2)]
+
+    info = rig.daemon.handle({"cmd": "system.info"})
+    assert info["system"]["hart_vm"] == [0, 0, 1, None]  # the first vCPU placed on the hart
+    queues = info["run_queues"]
+    assert [[(q["vm"], q["vm_name"], q["vcpu"], q["state"]) for q in hart] for hart in queues] == [
+        [(0, "mvm", 0, "running")],
+        [(0, "mvm", 1, "running")],
+        [(1, "vm1", 0, "stopped"), (2, "vm2", 0, "running")],
+        [],
+    ]
+    assert queues[2][0]["time_slice_ms"] == 50 and queues[2][1]["priority"] == 200
+    vm = rig.daemon.handle({"cmd": "vm.info", "id": 2})["vm"]
+    assert vm["vcpus_detail"][0]["wfi_exits"] == 1 and vm["vcpus_detail"][0]["exits"] == vm["exits"] == 101
+    rig.model.guest_wfi(0, 1)  # alone on hart 1: waits in place, still running
+    assert detail()[0] == [(0, 0, 0, "running", 0), (1, 1, 0, "running", 0)]
+
+
+def vcpu_states(rig: Rig) -> dict[tuple[int, int], tuple[int, str, int]]:
+    """(VM id, vcpu) -> (hart, state, switches), from `vm.list`."""
+    answer = rig.daemon.handle({"cmd": "vm.list"})
+    assert answer["ok"], answer
+    return {
+        (v["id"], d["vcpu"]): (d["hart"], d["state"], d["switches"]) for v in answer["vms"] for d in v["vcpus_detail"]
+    }
+
+
+def test_equal_priorities_take_turns_and_secondary_vcpus_wait_for_hsm(rig: Rig, images: Path) -> None:
+    """vm1 has vCPUs on harts 2 and 3 (master 3: its vCPU 1 starts, vCPU 0 waits for an HSM start); vm2 shares
+    hart 3 at the same priority: the hart's round-robin slices pass it back and forth."""
+    a = example("vm1", images)
+    a["cpu"] = {"num": 2, "allocate_bitmap": "0b1100", "master": 3, "priority": 50}
+    b = example("vm2", images)
+    b["cpu"]["priority"] = 50
+    for c in (a, b):
+        assert rig.daemon.handle({"cmd": "vm.config", "config": c, "base_dir": str(images)})["ok"]
+    assert rig.daemon.handle({"cmd": "vm.boot", "id": 1})["ok"]
+    assert rig.daemon.handle({"cmd": "vm.boot", "id": 2})["ok"]
+    states = vcpu_states(rig)
+    assert [states[k] for k in ((1, 0), (1, 1), (2, 0))] == [(2, "stopped", 0), (3, "running", 1), (3, "ready", 0)]
+    rig.model.guest_hart_start(1, 0)
+    assert vcpu_states(rig)[1, 0] == (2, "running", 0)  # alone on hart 2: no switch
+    rig.model.guest_slice_end(3)
+    states = vcpu_states(rig)
+    assert (states[1, 1], states[2, 0]) == ((3, "ready", 1), (3, "running", 1))
+    rig.model.guest_slice_end(3)
+    states = vcpu_states(rig)
+    assert (states[1, 1], states[2, 0]) == ((3, "running", 2), (3, "ready", 1))
+
+
+def test_hypervisor_without_sched_info(rig: Rig, images: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A hypervisor that answers SCHED_INFO with ETYPE (it has no scheduler): the listings work, without vCPUs."""
+    rig.model.HANDLERS = {k: v for k, v in rig.model.HANDLERS.items() if k != proto.SCHED_INFO}
+    configure(rig, images)
+    answer = rig.daemon.handle({"cmd": "vm.list"})
+    assert answer["ok"] and [v["vcpus_detail"] for v in answer["vms"]] == [None, None]
+    info = rig.daemon.handle({"cmd": "system.info"})
+    assert info["ok"] and info["run_queues"] is None
+    assert "the hypervisor reports no run queues" in caplog.text
+
+
+def test_malformed_sched_info_fails_the_listing(rig: Rig) -> None:
+    rig.model.HANDLERS = {**rig.model.HANDLERS, proto.SCHED_INFO: lambda self, p: struct.pack("<II", 1, 0)}
+    answer = rig.daemon.handle({"cmd": "vm.list"})
+    assert answer["ok"] is False and answer["code"] == 1
+    assert "malformed answer from the hypervisor to SCHED_INFO: SCHED_INFO: count 1 does not match" in answer["error"]
 
 
 def test_stop_reboot_remove_and_pages_come_back(rig: Rig, images: Path) -> None:
@@ -197,13 +303,20 @@ def test_refusals(rig: Rig, req: dict[str, Any], code: int, message: str) -> Non
 
 
 def test_hypervisor_refusals_are_failures_config_errors_are_code_2(rig_factory: Any, images: Path) -> None:
-    rig = rig_factory(irq_mode=1, aia_guests=3)
+    rig = rig_factory(irq_mode=1, aia_guests=2)
     configure(rig, images)
     c = example("vm2", images)
     c["name"] = "vm3"
     c["cpu"] = {"num": 1, "allocate_bitmap": "0b100", "master": 2}
+    assert rig.daemon.handle({"cmd": "vm.config", "config": c, "base_dir": str(images)})["ok"]  # shares hart 2
+    c["name"] = "vm4"
     answer = rig.daemon.handle({"cmd": "vm.config", "config": c, "base_dir": str(images)})
-    assert answer == {"ok": False, "code": 1, "error": "hart 2 is taken by vm1 (EBUSY)"}
+    assert answer == {
+        "ok": False,
+        "code": 1,
+        "error": "hart 2 has no free guest interrupt file: it has 2 (aia-guests), each taken by a vCPU placed on it "
+        "(EBUSY)",
+    }
     c = example("vm2", images)
     c["emulated_device"]["emulated_device_list"].append(
         {"type": "EMU_DEVICE_T_PLIC", "base_ipa": "0xc000000", "length": "0x600000"}
@@ -213,8 +326,8 @@ def test_hypervisor_refusals_are_failures_config_errors_are_code_2(rig_factory: 
     c = example("vm2", images)
     c["name"] = "vm1"  # the hypervisor's own check: names are unique
     answer = rig.daemon.handle({"cmd": "vm.config", "config": c, "base_dir": str(images)})
-    assert answer == {"ok": False, "code": 2, "error": "name: vm1 is taken (EINVAL)"}
-    assert sorted(rig.model.vms) == [0, 1]  # nothing changed
+    assert answer == {"ok": False, "code": 2, "error": "name: vm1 is already called so (EINVAL)"}
+    assert sorted(rig.model.vms) == [0, 1, 2]  # nothing changed
 
 
 def test_garbage_and_bad_frames_on_the_port_are_dropped(
@@ -224,13 +337,13 @@ def test_garbage_and_bad_frames_on_the_port_are_dropped(
     rig.model.send(0x8015, 999, 0, bytes(128))  # a response nobody asked for
     rig.model.send(0x0100, 0, 0, bytes(128))  # an event with state 0
     rig.model.send(0x0002, 0, 0, b"")  # a request from the hypervisor
-    rig.model.send(0x0005, 0, 0, b"")  # an unknown type
+    rig.model.send(0x0006, 0, 0, b"")  # an unknown type
     vm_id = configure(rig, images)
     assert rig.daemon.handle({"cmd": "vm.boot", "id": vm_id})["ok"]
     assert "no such request is waiting" in caplog.text
     assert "the hypervisor sends only responses and events" in caplog.text
     assert "state 0 is not 1 .. 5" in caplog.text
-    assert "unknown message type 0x5" in caplog.text
+    assert "unknown message type 0x6" in caplog.text
 
 
 def test_timeout_when_the_hypervisor_does_not_answer(rig: Rig) -> None:
@@ -281,6 +394,7 @@ def test_fuzzed_frames_into_the_running_daemon(rig: Rig, images: Path, caplog: p
         raw(0x0100, 0, proto.encode_vm(sample_vm(id=6, console_port=6, state=proto.STOPPED))),
         raw(0x8012, 4, b"hart 2 is taken", status=proto.EBUSY),
         raw(0x8001, 1, proto.encode_system(sample_system())),
+        raw(0x8005, 5, proto.encode_sched_info(sample_vcpus())),
     ]
     rig.model.send_raw(b"".join(mutate(rng, good) for _ in range(5000)))
     rig.model.send_raw(bytes(proto.HEADER_SIZE + proto.MAX_PAYLOAD))  # completes whatever partial frame is left

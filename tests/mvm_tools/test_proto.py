@@ -3,7 +3,9 @@ tables, and a seeded fuzz of 10^5 malformed frames into the daemon's decoder."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import re
 import struct
 
 import pytest
@@ -131,15 +133,96 @@ def test_create_record_layout() -> None:
     data = proto.encode_create(c)
     assert data[:32] == b"vm1".ljust(32, b"\0")
     assert struct.unpack_from("<IIQQQQII", data, 32) == (1, 2, 0b100, 0x8020_0000, 0x87E0_0000, 0x1000_1000, 1, 1)
-    assert struct.unpack_from("<QQII", data, 80) == (0x8000_0000, 1 << 27, 2, 0)
+    assert struct.unpack_from("<QQIHBB", data, 80) == (0x8000_0000, 1 << 27, 2, 0, 0, 0)
     assert data[104:] == b"{}"
     assert proto.decode_create(data) == c
+    # u16 time_slice_ms (0: the default), u8 priority, u8 reserved after config_len
+    c = dataclasses.replace(c, time_slice_ms=1000, priority=200)
+    data = proto.encode_create(c)
+    assert struct.unpack_from("<IHBB", data, 96) == (2, 1000, 200, 0)
+    assert proto.decode_create(data) == c
+    bad = bytearray(data)
+    bad[103] = 1
+    with pytest.raises(proto.ProtocolError, match="nonzero reserved field"):
+        proto.decode_create(bytes(bad))
+    for kw in (dict(priority=256), dict(priority=-1), dict(time_slice_ms=1001), dict(priority=True)):
+        with pytest.raises(proto.ProtocolError):
+            proto.encode_create(dataclasses.replace(c, **kw))  # type: ignore[arg-type]
     with pytest.raises(proto.ProtocolError):
         proto.encode_create(proto.CreateRecord("vm1", 2, 2, 0b100, 0, 0, 0, 1, ((0, 4096),)))  # vcpus != popcount
     with pytest.raises(proto.ProtocolError):
         proto.encode_create(proto.CreateRecord("vm1", 1, 3, 0b100, 0, 0, 0, 1, ((0, 4096),)))  # master not in mask
     with pytest.raises(proto.ProtocolError):
         proto.encode_create(proto.CreateRecord("vm1", 1, 2, 0b100, 0, 0, 0, 1, ((0, 4096),) * 5))
+
+
+def sample_vcpus() -> list[proto.VcpuRecord]:
+    return [
+        proto.VcpuRecord(0, 0, 0, 0, proto.VCPU_RUNNING, 10, 1, 5000, 4000),
+        proto.VcpuRecord(2, 1, 0, 10, proto.VCPU_READY, 10, 3, 120, 7),
+        proto.VcpuRecord(2, 2, 0, 200, proto.VCPU_RUNNING, 1000, 4, 90, 2),
+        proto.VcpuRecord(3, 2, 1, 200, proto.VCPU_WAITING, 1000, 0, 1, 1),
+        proto.VcpuRecord(3, 3, 0, 0, proto.VCPU_STOPPED, 1, 0, 0, 0),
+    ]
+
+
+def test_sched_info_layout() -> None:
+    """SCHED_INFO's response: u32 count, u32 reserved, then 32-byte VCPU records (PROTOCOL.md)."""
+    data = proto.encode_sched_info(sample_vcpus())
+    assert len(data) == 8 + 5 * 32 and struct.unpack_from("<II", data) == (5, 0)
+    assert data[8 + 32 : 8 + 64] == struct.pack("<BBBBBBHQQQ", 2, 1, 0, 10, 2, 0, 10, 3, 120, 7)
+    assert proto.decode_sched_info(data) == sample_vcpus()
+    assert proto.decode_sched_info(struct.pack("<II", 0, 0)) == []
+    assert [v.state_name for v in sample_vcpus()] == ["running", "ready", "running", "waiting", "stopped"]
+    assert sample_vcpus()[1].to_json() == {
+        "vcpu": 0, "hart": 2, "priority": 10, "state": "ready", "time_slice_ms": 10, "switches": 3, "exits": 120,
+        "wfi_exits": 7,
+    }  # fmt: skip
+    ok = proto.Frame(proto.SCHED_INFO | proto.RESPONSE_BIT, 3, 0, data)
+    assert proto.check_response(proto.SCHED_INFO, ok) == data
+    assert proto.MESSAGE_NAMES[0x0005] == "SCHED_INFO"
+
+
+@pytest.mark.parametrize(
+    "offset, fmt_, value, what",
+    [
+        (8 + 32 + 4, "<B", 4, "state 4 is not 0 .. 3"),
+        (8 + 32 + 5, "<B", 1, "nonzero reserved field"),
+        (8 + 32 + 6, "<H", 0, "time_slice_ms 0 is not 1 .. 1000"),
+        (8 + 32 + 6, "<H", 1001, "time_slice_ms 1001 is not 1 .. 1000"),
+        (8 + 32 + 0, "<B", 16, "hart 16 is not 0 .. 15"),
+        (8 + 32 + 1, "<B", 8, "VM id 8 is not 0 .. 7"),
+        (8 + 32 + 2, "<B", 16, "vcpu 16 is not 0 .. 15"),
+        (8 + 32 + 0, "<B", 0, None),  # hart 0 after hart 0: still in order
+        (8 + 64 + 0, "<B", 1, "not by hart"),
+        (8 + 96 + 2, "<B", 0, "vm 2 vcpu 0 listed twice"),
+        (4, "<I", 1, "SCHED_INFO: nonzero reserved field"),
+        (0, "<I", 6, "count 6 does not match"),
+        (0, "<I", 4, "count 4 does not match"),
+    ],
+)
+def test_sched_info_fields_are_checked(offset: int, fmt_: str, value: int, what: str | None) -> None:
+    data = bytearray(proto.encode_sched_info(sample_vcpus()))
+    struct.pack_into(fmt_, data, offset, value)
+    if what is None:
+        assert len(proto.decode_sched_info(bytes(data))) == 5
+        return
+    with pytest.raises(proto.ProtocolError, match=re.escape(what)):
+        proto.decode_sched_info(bytes(data))
+
+
+def test_sched_info_two_vcpus_of_a_vm_on_a_hart_and_a_cut_payload() -> None:
+    two = [proto.VcpuRecord(2, 1, 0, 0, 1, 10, 0, 0, 0), proto.VcpuRecord(2, 1, 1, 0, 2, 10, 0, 0, 0)]
+    assert proto.decode_sched_info(proto.encode_sched_info(two)) == two  # cpu.num above its harts: allowed
+    with pytest.raises(proto.ProtocolError, match="vcpu 0 listed twice"):
+        proto.decode_sched_info(proto.encode_sched_info([two[0], two[0]]))
+    with pytest.raises(proto.ProtocolError, match="has no count"):
+        proto.decode_sched_info(b"\0" * 4)
+    with pytest.raises(proto.ProtocolError, match="does not answer"):
+        proto.check_response(proto.SCHED_INFO, proto.Frame(proto.SYSTEM_INFO | proto.RESPONSE_BIT, 1))
+    with pytest.raises(proto.ProtocolError):
+        data = proto.encode_sched_info(sample_vcpus())[:-1]
+        proto.check_response(proto.SCHED_INFO, proto.Frame(proto.SCHED_INFO | proto.RESPONSE_BIT, 1, 0, data))
 
 
 def test_responses_are_checked_against_their_request() -> None:
@@ -201,6 +284,7 @@ def test_fuzz_decoder_with_malformed_frames() -> None:
         raw(0x0100, 0, proto.encode_vm(sample_vm(state=proto.REBOOTING))),
         raw(0x8012, 4, b"hart 2 is taken", status=proto.EBUSY),
         raw(0x8010, 5, struct.pack("<II", 1, 0)),
+        raw(0x8005, 6, proto.encode_sched_info(sample_vcpus())),
     ]
     dec = proto.FrameDecoder()  # all of them as one stream
     frames = errors = 0

@@ -26,6 +26,7 @@ def test_shipped_configs_load(images: Path, name: str, hart: int) -> None:
         0x8020_0000, 0x8020_0000, 0x8400_0000, 0x87E0_0000,
     )  # fmt: skip
     assert cfg.console == schema.Console(0x1000_1000, 1)
+    assert (cfg.priority, cfg.time_slice_ms) == (0, None)  # no cpu.priority / time_slice_ms: the defaults
     assert cfg.dtb_file is None and cfg.cmdline == "console=hvc0 earlycon=sbi rdinit=/init"
     # relative names resolved against the config's directory, and stored that way for VM_CONFIG_GET
     assert cfg.kernel == str(images / "Image")
@@ -85,11 +86,21 @@ BAD: list[tuple[Callable[[dict[str, Any]], None], str, str]] = [
     (_set("memory.region.0.length", 0), "memory.region[0].length", "out of range"),
     (_set("memory.region", []), "memory.region", "has 0 entries"),
     (_set("memory.region.0.size", "0x1000"), "memory.region[0].size", "unknown field"),
-    (_set("cpu.allocate_bitmap", "0b1100"), "cpu.allocate_bitmap", "has 2 harts, but cpu.num is 1"),
+    (_set("cpu.allocate_bitmap", "0b1100"), "cpu.allocate_bitmap", "has 2 harts, more than cpu.num 1"),
     (_set("cpu.master", 1), "cpu.master", "hart 1 is not in cpu.allocate_bitmap"),
     (_set("cpu.allocate_bitmap", "0b100000"), "cpu.allocate_bitmap", "names a hart above 3"),
     (_set("cpu.num", "two"), "cpu.num", "is not a number"),
     (_set("cpu.num", True), "cpu.num", "is not a number"),
+    (_set("cpu.priority", 256), "cpu.priority", "256 is out of range 0 .. 255"),
+    (_set("cpu.priority", -1), "cpu.priority", "-1 is out of range 0 .. 255"),
+    (_set("cpu.priority", "high"), "cpu.priority", "'high' is not a number"),
+    (_set("cpu.priority", 1.5), "cpu.priority", "1.5 is not a number"),
+    (_set("cpu.priority", False), "cpu.priority", "False is not a number"),
+    (_set("cpu.priority", None), "cpu.priority", "None is not a number"),
+    (_set("cpu.time_slice_ms", 0), "cpu.time_slice_ms", "0 is out of range 1 .. 1000"),
+    (_set("cpu.time_slice_ms", "1001"), "cpu.time_slice_ms", "1001 is out of range 1 .. 1000"),
+    (_set("cpu.time_slice_ms", [10]), "cpu.time_slice_ms", "[10] is not a number"),
+    (_set("cpu.timeslice", 10), "cpu.timeslice", "unknown field (known: num, allocate_bitmap, master, priority"),
     (_set("image.kernel_filename", "missing-Image"), "image.kernel_filename", "No such file or directory"),
     (_set("image.kernel_filename", ""), "image.kernel_filename", "empty"),
     (_set("image.kernel_load_ipa", "0x80100000"), "image.kernel_load_ipa", "not 2 MiB-aligned"),
@@ -135,6 +146,21 @@ def test_bad_configs_name_the_field(
     with pytest.raises(ConfigErrors) as e:
         load_config(c, str(images), "plic", 4)
     assert any(err.path == path and reason in err.reason for err in e.value.errors), str(e.value)
+
+
+@pytest.mark.parametrize(
+    "priority, time_slice, want",
+    [(0, 1, (0, 1)), (255, 1000, (255, 1000)), ("0xc8", "0b1010", (200, 10)), ("10", 25, (10, 25))],
+)
+def test_priority_and_time_slice(images: Path, priority: Any, time_slice: Any, want: tuple[int, int]) -> None:
+    """cpu.priority (0 .. 255) and cpu.time_slice_ms (1 .. 1000), numbers as Rust-Shyper writes them; kept in
+    the stored config as given."""
+    c = example("vm1", images)
+    c["cpu"].update(priority=priority, time_slice_ms=time_slice)
+    cfg = load_config(c, str(images), "plic", 4)
+    assert (cfg.priority, cfg.time_slice_ms) == want
+    stored = json.loads(cfg.stored_json())["cpu"]
+    assert (stored["priority"], stored["time_slice_ms"]) == (priority, time_slice)
 
 
 def test_interrupt_controller_must_match_the_hypervisor_mode(images: Path) -> None:

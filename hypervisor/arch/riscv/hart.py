@@ -2,7 +2,7 @@
 csr_* intrinsics themselves (tests/test_import_graph.py holds them to that).
 """
 
-from compiler.prelude import HVIP, SIP, TIME, csr_clear, csr_read, csr_set, u64
+from compiler.prelude import HGEIP, HVIP, SIP, TIME, csr_clear, csr_read, csr_set, u64
 from hypervisor.arch.riscv.encoding import MIP_SSIP, MIP_VSEIP
 
 
@@ -22,3 +22,9 @@ def hart_vseip_set(line: bool) -> None:
         csr_set(HVIP, MIP_VSEIP)
     else:
         csr_clear(HVIP, MIP_VSEIP)
+
+
+def hart_guest_files_pending() -> u64:
+    """AIA: hgeip (Priv 9.2.4): bit f set when guest interrupt file f of this hart has an interrupt pending and
+    enabled; 0 on a hart without guest interrupt files."""
+    return csr_read(HGEIP)

@@ -9,9 +9,9 @@ Virtual side: a VM with `irqc_vm_init` gets an emulated controller registered in
 each of its vCPUs a guest interrupt file of its hart mapped as its IMSIC page.
 """
 
-from compiler.prelude import HGEIE, SIE, Array, Ptr, csr_write, cstr, static, u8, u64
+from compiler.prelude import HGEIE, HIE, SIE, Array, Ptr, csr_write, cstr, static, u8, u64
 from hypervisor.arch.riscv.aplic import aplic_init
-from hypervisor.arch.riscv.encoding import HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SSIP, MIP_STIP
+from hypervisor.arch.riscv.encoding import HIE_GUEST, HSTATUS_VGEIN_SHIFT, MIP_SEIP, MIP_SSIP, MIP_STIP
 from hypervisor.board import (
     AIA_GUESTS,
     APLIC_S_BASE,
@@ -143,6 +143,17 @@ def irqc_file_free(hart: u64) -> u64:
     return u64(0)
 
 
+def irqc_files_free(hart: u64) -> u64:
+    """AIA mode: how many guest interrupt files of `hart` no vCPU owns (0 with the PLIC)."""
+    if IRQ_MODE != IRQ_MODE_AIA or hart >= MAX_HARTS:
+        return u64(0)
+    n = u64(0)
+    for f in range(u64(1), AIA_GUESTS + 1):
+        if (irqc_files[hart] >> f) & 1 == 0:
+            n += 1
+    return n
+
+
 def irqc_file_release(hart: u64, vgein: u64) -> None:
     """The vCPU that owned `hart`'s guest interrupt file `vgein` is gone (its VM was removed)."""
     if hart < MAX_HARTS and vgein != 0:
@@ -200,6 +211,14 @@ def irqc_vcpu_enter(v: Ptr[Vcpu]) -> u64:
     # while the hart was parked).
     virq_update_vcpu(v)
     return u64(0)
+
+
+def irqc_vcpu_wait(v: Ptr[Vcpu]) -> None:
+    """v waits in place on its own hart (a WFI): AIA mode, its guest interrupt file must wake the hart (hgeie, as
+    irqc_vcpu_enter sets it) with hie.SGEIE clear, whatever a time when its hart was shared left there."""
+    if IRQ_MODE == IRQ_MODE_AIA and v.vgein != 0:
+        csr_write(HGEIE, u64(1) << v.vgein)
+        csr_write(HIE, HIE_GUEST)
 
 
 def irqc_vcpu_leave() -> None:

@@ -9,8 +9,12 @@ other VMs run on (Priv 9.6 "Traps").
 """
 
 from compiler.prelude import (
+    HGEIE,
+    HGEIP,
+    HIP,
     HSTATUS,
     HTVAL,
+    HVIP,
     SCAUSE,
     SIE,
     SIP,
@@ -19,6 +23,7 @@ from compiler.prelude import (
     TIME,
     VSCAUSE,
     VSEPC,
+    VSIE,
     VSSTATUS,
     VSTVAL,
     VSTVEC,
@@ -28,6 +33,7 @@ from compiler.prelude import (
     Ptr,
     csr_clear,
     csr_read,
+    csr_set,
     csr_write,
     cstr,
     export,
@@ -50,25 +56,30 @@ from hypervisor.arch.riscv.encoding import (
     EXC_STORE_ACCESS,
     EXC_STORE_GUEST_PAGE_FAULT,
     EXC_VIRTUAL_INST,
+    HIE_GUEST,
     HSTATUS_SPVP,
     INSN_WFI,
     IRQ_S_EXT,
+    IRQ_S_GEXT,
     IRQ_S_SOFT,
     IRQ_S_TIMER,
     MIP_SSIP,
+    MIP_VSTIP,
     SCAUSE_INTERRUPT,
     SSTATUS_SIE,
     SSTATUS_SPIE,
     SSTATUS_SPP,
 )
-from hypervisor.arch.riscv.irqc import irqc_handle
+from hypervisor.arch.riscv.irqc import irqc_handle, irqc_vcpu_wait
 from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages, vsbi_init
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.control import control_idle
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
+from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.log import LOG_ERROR, hart_halt, log4
 from hypervisor.core.shmem import shm_read_only
+from hypervisor.core.sched import sched_check, sched_rq, sched_shared
 from hypervisor.core.stack import stack_check
 from hypervisor.core.virtio_console import vcon_idle
 from hypervisor.core.vm import (
@@ -198,10 +209,20 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
         if vcpu_vm(v).id == 0:
             control_idle()  # the control server's pending work: a guest VM's event, frames not yet taken
         vcon_idle(v)  # bytes for its console (the hypervisor's log, a GVM's output) before it waits
-        # Wait in the hypervisor for any interrupt: WFI wakes on one pending and enabled in sie or hie, even
-        # with sstatus.SIE clear (Priv 3.3.3). The guest's own (VS-level) ones are enabled in hie, and hip.VSEIP
-        # includes, in AIA mode, the guest interrupt file that hstatus.VGEIN selects (Priv 9.2.3, AIA 6.3.1),
-        # so an MSI into the vCPU's IMSIC wakes the hart too. Whatever woke it is taken once the vCPU resumes.
+        if sched_shared(v.hart):
+            # A shared hart: the WFI completes at once if an interrupt the guest enabled is pending (Priv 3.3.3:
+            # vsie's bits sit one below their hip bits); else the vCPU waits off its hart and the hart runs
+            # another one (core/sched.py; whatever makes it pending unblocks it and wakes its hart).
+            if csr_read(HIP) & HIE_GUEST & (csr_read(VSIE) << 1) == 0:
+                v.blocked = u32(1)
+                v.parking = u32(1)
+            return
+        # Its own hart: wait in the hypervisor for any interrupt. WFI wakes on one pending and enabled in sie or
+        # hie, even with sstatus.SIE clear (Priv 3.3.3). The guest's own (VS-level) ones are enabled in hie, and
+        # hip.VSEIP includes, in AIA mode, the guest interrupt file that hstatus.VGEIN selects (Priv 9.2.3, AIA
+        # 6.3.1), so an MSI into the vCPU's IMSIC wakes the hart too. Whatever woke it is taken once the vCPU
+        # resumes.
+        irqc_vcpu_wait(v)
         wfi()
         return
     trap_inject_exception(v, EXC_ILLEGAL_INST, insn)
@@ -216,13 +237,34 @@ def trap_unexpected(v: Ptr[Vcpu]) -> None:
 
 
 def irq_timer(v: Ptr[Vcpu]) -> None:
-    sbi_timer_fired(v, csr_read(TIME))
+    now = csr_read(TIME)
+    if not sched_shared(v.hart):
+        sbi_timer_fired(v, now)
+        return
+    # A shared hart's timer (core/sched.py sched_timer_program): v's own SBI deadline, a slice's end, a waiting
+    # vCPU's deadline; sched_check decides and programs the next one.
+    if not hart_has_sstc() and now >= v.timer_deadline:
+        v.timer_deadline = ~u64(0)
+        csr_set(HVIP, MIP_VSTIP)
+    sched_check(v, now)
 
 
 def irq_software(v: Ptr[Vcpu]) -> None:
-    """An IPI from another hart: clear it, then read this vCPU's mailbox."""
+    """An IPI from another hart: clear it, then read this vCPU's mailbox; on a shared hart, whether a vCPU it
+    made runnable preempts v."""
     csr_clear(SIP, MIP_SSIP)
     vcpu_handle_messages(v)
+    if sched_shared(v.hart):
+        sched_check(v, csr_read(TIME))
+
+
+def irq_guest_external(v: Ptr[Vcpu]) -> None:
+    """SGEI (Priv 9.2.4): an MSI into the guest interrupt file of a vCPU waiting off this shared hart. Its files
+    leave hgeie until it has run (the level would interrupt again); sched_check decides whether it preempts v."""
+    rq = sched_rq(v.hart)
+    rq.hgeie = csr_read(HGEIE) & ~csr_read(HGEIP)
+    csr_write(HGEIE, rq.hgeie)
+    sched_check(v, csr_read(TIME))
 
 
 def irq_external(v: Ptr[Vcpu]) -> None:
@@ -257,6 +299,7 @@ def trap_init_tables() -> None:
     INTERRUPT_HANDLERS[IRQ_S_TIMER] = irq_timer
     INTERRUPT_HANDLERS[IRQ_S_SOFT] = irq_software
     INTERRUPT_HANDLERS[IRQ_S_EXT] = irq_external
+    INTERRUPT_HANDLERS[IRQ_S_GEXT] = irq_guest_external
 
 
 @export("hyp_guest_trap")

@@ -68,11 +68,13 @@ from hypervisor.board import DEBUG_FAULTS
 from hypervisor.core.frame_alloc import frame_alloc_free_pages
 from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.sched import sched_shared, sched_timer_program
 from hypervisor.core.stack import stack_high_water
 from hypervisor.core.virq import virq_update_vcpu
 from hypervisor.core.virtio_console import vcon_console_write
 from hypervisor.core.vm import (
     END_FAILURE,
+    MSG_KICK,
     MSG_VSEIP,
     MSG_VSSIP,
     VCPU_MAX,
@@ -140,7 +142,10 @@ def sbi_timer_program(v: Ptr[Vcpu], deadline: u64) -> None:
         return
     csr_clear(HVIP, MIP_VSTIP)
     v.timer_deadline = deadline
-    sbi_set_timer(deadline)
+    if sched_shared(v.hart):
+        sched_timer_program(v.hart, v)  # the hart's one timer serves its other vCPUs too
+    else:
+        sbi_set_timer(deadline)
 
 
 def sbi_time(v: Ptr[Vcpu]) -> None:
@@ -249,6 +254,7 @@ def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
     """Act on what other harts asked of this vCPU (on the hart that runs it: hvip and fences are per hart)."""
     if amoswap_w(addr_of(v.mailbox[MSG_VSSIP]), u32(0)) != 0:
         csr_set(HVIP, MIP_VSSIP)
+    amoswap_w(addr_of(v.mailbox[MSG_KICK]), u32(0))  # it runs: that was all
     vcpu_fence_local(v)
     if amoswap_w(addr_of(v.mailbox[MSG_VSEIP]), u32(0)) != 0:
         virq_update_vcpu(v)
