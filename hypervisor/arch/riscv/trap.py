@@ -78,8 +78,8 @@ from hypervisor.core.control import control_idle
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.log import LOG_ERROR, hart_halt, log4
-from hypervisor.core.shmem import shm_read_only
 from hypervisor.core.sched import sched_check, sched_rq, sched_shared
+from hypervisor.core.shmem import shm_read_only
 from hypervisor.core.stack import stack_check
 from hypervisor.core.virtio_console import vcon_idle
 from hypervisor.core.vm import (
