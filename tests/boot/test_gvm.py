@@ -15,7 +15,7 @@ the boot's OUT/guests/) with its config tests/guests/tiny/tiny.json, both into /
 
 Each mode boots once (a module-scoped fixture, `mvm_qemu_command` as `pyshyper run` makes it); the tests run in
 order on that boot. The serial log of a failing test is saved as logs/<test>.log. `just soak` runs the soak alone
-with PYSHYPER_GVM_CYCLES=100 (default 10).
+with PYSHYPER_GVM_CYCLES=100 (default 3).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ TIMEOUT = 180.0
 GVM_BOOT = 240.0  # a GVM's Linux to its shell, while the MVM and the other GVM run (QEMU TCG, loaded host)
 MODES = ("plic", "aia")
 GVMS = {1: ("vm1", 2), 2: ("vm2", 3)}  # id: (name, hart) as /root/vm1.json and vm2.json say
-CYCLES = int(os.environ.get("PYSHYPER_GVM_CYCLES", "10"))
+CYCLES = int(os.environ.get("PYSHYPER_GVM_CYCLES", "3"))
 TINY = ROOT / "tests" / "guests" / "tiny"
 DETACH = "\x1d"  # Ctrl-]
 HV_LOG = re.compile(r"pyshyper: [^\n]*\n")
@@ -117,12 +117,12 @@ class Mvm:
 
 
 @pytest.fixture(scope="module", params=MODES)
-def mvm(request, tmp_path_factory, mvm_image_cache):
+def mvm(request, boot_out, mvm_image_cache):
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from pyshyper_host.run.command import mvm_qemu_command
 
     mode = request.param
-    out = tmp_path_factory.mktemp(f"gvm-{mode}")
+    out = boot_out(mode)
     cmd = mvm_qemu_command(False, 4, "2G", mvm_image_cache, irq=mode, aia_guests=3, out=out, quiet=True)
     try:
         shell, wall, _ = console.start_shell(cmd, timeout=TIMEOUT)

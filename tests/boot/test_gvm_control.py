@@ -174,13 +174,13 @@ def guest_program(tmp: Path) -> bytes:
 
 
 @pytest.fixture(scope="module", params=MODES)
-def session(request, tmp_path_factory, mvm_image_cache):
+def session(request, tmp_path_factory, boot_out, mvm_image_cache):
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld", "riscv64-unknown-elf-as")
     from pyshyper_host.run.command import mvm_qemu_command
 
     mode = request.param
-    out = tmp_path_factory.mktemp(f"gvm-{mode}")
-    guest = guest_program(out)
+    out = boot_out(mode)
+    guest = guest_program(tmp_path_factory.mktemp(f"guest-{mode}"))
     cmd = mvm_qemu_command(False, 3, "1G", mvm_image_cache, irq=mode, aia_guests=3, out=out, quiet=True)
     try:
         shell, _, _ = console.start_shell(cmd, timeout=TIMEOUT)
