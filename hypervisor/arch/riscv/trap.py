@@ -67,7 +67,7 @@ from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_h
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.control import control_idle
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
-from hypervisor.core.log import LOG_ERROR, hart_halt, log4
+from hypervisor.core.log import LOG_ERROR, hart_halt, log_vm
 from hypervisor.core.stack import stack_check
 from hypervisor.core.virtio_console import vcon_idle
 from hypervisor.core.vm import (
@@ -109,10 +109,12 @@ def trap_kill(v: Ptr[Vcpu], report: Ptr[u8], value: u64, what: Ptr[u8]) -> None:
 
 
 def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
-    log4(
+    vm = vcpu_vm(v)
+    log_vm(
         LOG_ERROR,
+        vm.dynamic,
         cstr(b"pyshyper: vm%d killed: %s at pc %x, stval %x\n"),
-        vcpu_vm(v).id,
+        vm.id,
         what.addr(),
         v.sepc,
         csr_read(STVAL),
