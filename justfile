@@ -65,7 +65,7 @@ fuzz *ARGS:
     python -m tests.hypervisor.fuzz "$@"
 
 # Long runs: 500 CPU-hotplug cycles in the MVM (PLIC and AIA; the default suite runs 100), the stress guest, and
-# 100 config/boot/stop/remove cycles of a guest VM from the MVM's shell with no page lost (the default suite runs 10)
+# 100 config/boot/stop/remove cycles of a guest VM from the MVM's shell with no page lost (the default suite runs 3)
 soak *ARGS:
     PYSHYPER_HOTPLUG_CYCLES=500 pytest tests/boot/test_mvm_lifecycle.py tests/boot/test_selftest_boot.py -k "hotplug or stress" "$@"
     PYSHYPER_GVM_CYCLES=100 pytest tests/boot/test_gvm.py -k "soak" "$@"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,19 @@ def mvm_image_cache() -> Path:
     if images.main(["--cache", str(cache)]) != 0:
         pytest.fail(f"`pyshyper images --cache {cache}` failed: the MVM's images cannot be made")
     return cache
+
+
+@pytest.fixture(scope="session")
+def boot_out(tmp_path_factory) -> Callable[..., Path]:
+    """`boot_out(irq, aia_guests=3, mmio_decode="htinst")`: the OUT directory of the session's build of the
+    hypervisor for that configuration, for the boot tests that boot it (`mvm_qemu_command(..., out=...)`): the first
+    one builds it, the others find it up to date (`stale_reason`) and only rewrite the MVM's device tree, so a
+    configuration is built once per session, not once per test module or test (about 8 s each)."""
+
+    def get(irq: str, aia_guests: int | None = 3, mmio_decode: str = "htinst") -> Path:
+        key = f"{irq}{aia_guests if irq == 'aia' else ''}-{mmio_decode}"
+        out = tmp_path_factory.getbasetemp() / "builds" / key
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    return get

@@ -1,6 +1,8 @@
-"""The hypervisor's console: text out through the SBI debug console (DBCN) of the firmware below.
+"""The hypervisor's console: text out through the SBI debug console (DBCN) of the firmware below, and a copy in the
+log ring the management VM reads on its /dev/hvc0 (core/cons_ring.py).
 
-Lines from several harts do not interleave: a caller holds `console_lock` for a whole line.
+Lines from several harts do not interleave: a caller holds `console_lock` for a whole line. A line about a guest
+VM made through the control protocol goes to the log ring only (core/log.py log_vm).
 """
 
 from compiler.prelude import Array, Ptr, addr_of, static, u8, u64
@@ -10,6 +12,8 @@ from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 
 # Any hart prints; a line is written under this lock (the SBI console below is one device).
 console_spin = static(Spinlock)
+# Whether console_write reaches the firmware's console too, or the log ring only: set for one line, under the lock.
+console_serial: bool = True
 
 
 def console_lock() -> None:
@@ -18,6 +22,12 @@ def console_lock() -> None:
 
 def console_unlock() -> None:
     spin_unlock(addr_of(console_spin))
+
+
+def console_serial_set(on: bool) -> None:
+    """The console lock held: whether what is written until the next call reaches the firmware's console."""
+    global console_serial
+    console_serial = on
 
 
 def cstr_len(s: Ptr[u8]) -> u64:
@@ -30,8 +40,10 @@ def cstr_len(s: Ptr[u8]) -> u64:
 def console_write(addr: u64, length: u64) -> None:
     """Write length bytes at addr; DBCN may write fewer per call, so loop until all are out. A failed call, or
     one that writes nothing, drops the rest rather than spin. A copy goes to the log ring (the management VM's
-    /dev/hvc0)."""
+    /dev/hvc0), the only copy while `console_serial` is off."""
     log_tee(addr, length)
+    if not console_serial:
+        return
     done = u64(0)
     while done < length:
         n = sbi_console_write(addr + done, length - done)

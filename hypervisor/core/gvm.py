@@ -84,7 +84,7 @@ from hypervisor.board import (
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_free
 from hypervisor.core.guest_mem import gmem_translate
-from hypervisor.core.log import LOG_INFO, log2, log3
+from hypervisor.core.log import LOG_INFO, log_vm
 from hypervisor.core.shmem import (
     SHM_DOOR_SIZE,
     SHM_MAX,
@@ -674,7 +674,7 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
     fence()
     vm.used = True
     gvm_new_id = id
-    log3(LOG_INFO, cstr(b"pyshyper: vm%d created: %d vCPUs, %d pages\n"), id, vm.vcpus, pages)
+    log_vm(LOG_INFO, True, cstr(b"pyshyper: vm%d created: %d vCPUs, %d pages\n"), id, vm.vcpus, pages, u64(0))
     return OK
 
 
@@ -756,7 +756,7 @@ def gvm_boot(id: u64) -> u32:
     vm.state = VM_RUNNING
     fence()
     sbi_send_ipi(u64(1), vm_vcpu(vm, vm.master).hart)
-    log2(LOG_INFO, cstr(b"pyshyper: vm%d boots at %x\n"), vm.id, vm.entry)
+    log_vm(LOG_INFO, True, cstr(b"pyshyper: vm%d boots at %x\n"), vm.id, vm.entry, u64(0), u64(0))
     return OK
 
 
@@ -816,5 +816,6 @@ def gvm_remove(id: u64) -> u32:
     vm.used = False
     vm.state = VM_STOPPED
     vm.name[0] = 0
-    log2(LOG_INFO, cstr(b"pyshyper: vm%d removed, %d pages back\n"), id, frame_alloc_free_pages() - before)
+    back = frame_alloc_free_pages() - before
+    log_vm(LOG_INFO, True, cstr(b"pyshyper: vm%d removed, %d pages back\n"), id, back, u64(0), u64(0))
     return OK

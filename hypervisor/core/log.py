@@ -4,10 +4,24 @@
 the format (the language has no variadic functions). Conversions: `%d` decimal, `%x` 0x-prefixed hexadecimal,
 `%s` a C string given by its address (`s.addr()`), `%c` one byte, `%%` a percent sign; anything else is printed
 as it stands. Lines above `log_level` (LOG_INFO unless changed) are not printed.
+
+`log_vm(level, vm.dynamic, fmt, vm.id, b, c, d)`: a line about one VM. A guest VM's (made through the control
+protocol, core/gvm.py) goes to the management VM's log port only (/dev/hvc0, core/cons_ring.py), never the serial
+console: that console is the MVM's shell's, and a line printed there whenever a guest VM changed state landed in
+the middle of what the shell was printing, or was cut by it. Guest VMs exist only through the MVM's control port,
+so there is an MVM to read them. The lines of the MVM and of the test guests a build boots stay on the console.
 """
 
 from compiler.prelude import Array, Final, Ptr, addr_of, u8, u64, wfi
-from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock, console_write
+from hypervisor.core.console import (
+    console_dec,
+    console_hex,
+    console_lock,
+    console_puts,
+    console_serial_set,
+    console_unlock,
+    console_write,
+)
 
 LOG_ERROR: Final = u64(0)
 LOG_WARN: Final = u64(1)
@@ -56,6 +70,11 @@ def log_format(fmt: Ptr[u8], args: Ptr[u64], nargs: u64) -> None:
 
 
 def log_line(level: u64, fmt: Ptr[u8], a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, nargs: u64) -> None:
+    log_to(level, True, fmt, a, b, c, d, e, f, nargs)
+
+
+def log_to(level: u64, serial: bool, fmt: Ptr[u8], a: u64, b: u64, c: u64, d: u64, e: u64, f: u64, nargs: u64) -> None:
+    """One line: to the log ring, and to the firmware's console when `serial`."""
     if level > log_level:
         return
     args = Array[u64, LOG_ARGS]()
@@ -66,8 +85,16 @@ def log_line(level: u64, fmt: Ptr[u8], a: u64, b: u64, c: u64, d: u64, e: u64, f
     args[4] = e
     args[5] = f
     console_lock()
+    console_serial_set(serial)
     log_format(fmt, addr_of(args[0]), nargs)
+    console_serial_set(True)
     console_unlock()
+
+
+def log_vm(level: u64, gvm: bool, fmt: Ptr[u8], id: u64, b: u64, c: u64, d: u64) -> None:
+    """A line about VM `id` (fmt's first conversion) and up to three more values: a guest VM's (`gvm`: made through
+    the control protocol) to the MVM's log port only, any other VM's to the console too."""
+    log_to(level, not gvm, fmt, id, b, c, d, u64(0), u64(0), u64(4))
 
 
 def log0(level: u64, fmt: Ptr[u8]) -> None:

@@ -55,7 +55,7 @@ from hypervisor.core.console import (
     console_write,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_alloc_total_pages, frame_free
-from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log2, log3
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log2, log_vm
 from hypervisor.core.machine import machine_power_off
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.stack import stack_report, stack_top
@@ -553,7 +553,8 @@ def vm_release(vm: Ptr[Vm]) -> None:
     if vm.mem_owned:
         frame_free(vm.mem_hpa, vm.mem_size // PAGE_SIZE)
     vm.stage2_root = 0
-    log2(LOG_INFO, cstr(b"pyshyper: vm%d released %d pages\n"), vm.id, frame_alloc_free_pages() - before)
+    back = frame_alloc_free_pages() - before
+    log_vm(LOG_INFO, vm.dynamic, cstr(b"pyshyper: vm%d released %d pages\n"), vm.id, back, u64(0), u64(0))
 
 
 def vm_claim_end(vm: Ptr[Vm]) -> bool:
@@ -678,7 +679,7 @@ def vm_any_failed() -> bool:
 
 
 def vm_report(vm: Ptr[Vm], what: Ptr[u8], value: u64) -> None:
-    log3(LOG_INFO, cstr(b"pyshyper: vm%d %s%x\n"), vm.id, what.addr(), value)
+    log_vm(LOG_INFO, vm.dynamic, cstr(b"pyshyper: vm%d %s%x\n"), vm.id, what.addr(), value, u64(0))
 
 
 def vm_print_stats(vm: Ptr[Vm]) -> None:

@@ -77,13 +77,13 @@ class Mvm:
 
 
 @pytest.fixture(scope="module", params=list(MODES))
-def mvm(request, tmp_path_factory, mvm_image_cache):
+def mvm(request, boot_out, mvm_image_cache):
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from pyshyper_host.run.command import mvm_qemu_command
 
     mode = request.param
     irq, mmio_decode, cpu = MODES[mode]
-    out = tmp_path_factory.mktemp(f"mvm-{mode}")
+    out = boot_out(irq, mmio_decode=mmio_decode)
     cmd = mvm_qemu_command(
         False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=out, quiet=True, mmio_decode=mmio_decode, cpu=cpu
     )

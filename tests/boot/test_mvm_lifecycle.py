@@ -31,13 +31,13 @@ def _boot(cmd: list[str], name: str) -> console.Shell:
     return shell
 
 
-def test_mvm_reboot_restarts_the_machine(tmp_path, mvm_image_cache):
+def test_mvm_reboot_restarts_the_machine(boot_out, mvm_image_cache):
     """`reboot` in the MVM resets the machine through SBI SRST: the hypervisor boots again, the MVM reaches its
     shell again, and a `poweroff` then ends QEMU cleanly (never a panic)."""
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from pyshyper_host.run.command import mvm_qemu_command
 
-    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=tmp_path / "out", quiet=True)
+    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=boot_out("plic"), quiet=True)
     shell = _boot(cmd, "reboot test")
     try:
         shell.send("reboot")
@@ -53,14 +53,14 @@ def test_mvm_reboot_restarts_the_machine(tmp_path, mvm_image_cache):
         shell.close()
 
 
-def test_mvm_bad_access_kills_only_the_vm(tmp_path, mvm_image_cache):
+def test_mvm_bad_access_kills_only_the_vm(boot_out, mvm_image_cache):
     """An MVM access outside its memory (busybox devmem on unmapped guest-physical 0x4000_0000) is reported and
     ends that VM, with both its vCPUs called off their harts; the hypervisor itself stays up and powers the
     machine off, with a failing exit status because the management VM was lost."""
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from pyshyper_host.run.command import mvm_qemu_command
 
-    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=tmp_path / "out", quiet=True)
+    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq="plic", out=boot_out("plic"), quiet=True)
     shell = _boot(cmd, "bad-access boot")
     try:
         shell.send("devmem 0x40000000 32")
@@ -79,7 +79,7 @@ def test_mvm_bad_access_kills_only_the_vm(tmp_path, mvm_image_cache):
 
 
 @pytest.mark.parametrize("irq", ["plic", "aia"])
-def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path, mvm_image_cache):
+def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, boot_out, mvm_image_cache):
     """OpenSBI cold-boots on whichever hart wins its lottery: under QEMU nearly always hart 0, about one boot in
     fifty hart 1. The hypervisor then starts hart 0 through SBI HSM, and OpenSBI's start of a hart disables every
     source in that hart's PLIC contexts; the hypervisor used to route the MVM's interrupts before that, and the
@@ -91,7 +91,7 @@ def test_mvm_boots_when_opensbi_cold_boots_on_hart_1(irq, tmp_path, mvm_image_ca
     from pyshyper_host.run.command import mvm_qemu_command
 
     cmd = mvm_qemu_command(
-        False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True, boot_hart=1
+        False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=boot_out(irq), quiet=True, boot_hart=1
     )
     shell = _boot(cmd, f"boot hart 1 {irq}")
     try:
@@ -124,7 +124,7 @@ def _hyp_stack_high_water(shell: console.Shell) -> list[int]:
 
 
 @pytest.mark.parametrize("irq", ["plic", "aia"])
-def test_mvm_cpu_hotplug_cycles(irq, tmp_path, mvm_image_cache):
+def test_mvm_cpu_hotplug_cycles(irq, boot_out, mvm_image_cache):
     """CPU hotplug in the MVM: each `echo 0 > .../cpu1/online` is an SBI HSM hart_stop of vCPU 1 and each
     `echo 1` a hart_start from vCPU 0. The hypervisor used to re-enter the vCPU from inside the trap handler, a
     stack frame deeper every cycle, until the stack ran into its neighbour's and the machine died (150 cycles
@@ -133,7 +133,7 @@ def test_mvm_cpu_hotplug_cycles(irq, tmp_path, mvm_image_cache):
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from pyshyper_host.run.command import mvm_qemu_command
 
-    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True)
+    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=boot_out(irq), quiet=True)
     shell = _boot(cmd, f"hotplug {irq}")
     cycle = "echo 0 > /sys/devices/system/cpu/cpu1/online; echo 1 > /sys/devices/system/cpu/cpu1/online"
     try:
@@ -161,14 +161,14 @@ def test_mvm_cpu_hotplug_cycles(irq, tmp_path, mvm_image_cache):
 
 
 @pytest.mark.parametrize("irq", ["plic", "aia"])
-def test_mvm_two_vcpus_faulting_at_once(irq, tmp_path, mvm_image_cache):
+def test_mvm_two_vcpus_faulting_at_once(irq, boot_out, mvm_image_cache):
     """Both MVM vCPUs make a bad access at the same moment (unmapped guest-physical 0x0300_0000 from each CPU).
     The VM's end is claimed once: one report, one `vm0 killed`, the other vCPU parks; and since the management VM
     is gone the machine powers off, with a failing status, within 10 s (it printed two kills and hung before)."""
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from pyshyper_host.run.command import mvm_qemu_command
 
-    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=tmp_path / "out", quiet=True)
+    cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=irq, aia_guests=3, out=boot_out(irq), quiet=True)
     shell = _boot(cmd, f"double fault {irq}")
     try:
         shell.send("(taskset -c 0 devmem 0x3000000 &); taskset -c 1 devmem 0x3000000")

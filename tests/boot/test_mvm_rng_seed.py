@@ -19,14 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = ROOT / "logs"
 
 
-def test_no_firmware_seed(tmp_path, mvm_image_cache):
+def test_no_firmware_seed(tmp_path, boot_out, mvm_image_cache):
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     import pexpect
 
     from pyshyper_host.build.qemu_machine import qemu_device_tree
     from pyshyper_host.run.command import QEMU, mvm_run_options, prepare_mvm_run, qemu_command
 
-    opts = mvm_run_options(False, 2, "2G", mvm_image_cache, irq="plic", out=tmp_path / "out")
+    opts = mvm_run_options(False, 2, "2G", mvm_image_cache, irq="plic", out=boot_out("plic"))
     prepare_mvm_run(opts, quiet=True)
     tree = fdt.parse_dtb(qemu_device_tree(QEMU, opts.config.qemu_machine, opts.cpu, opts.smp, opts.mem))
     chosen = tree.get_node("/chosen")

@@ -70,12 +70,12 @@ class Mvm:
 
 
 @pytest.fixture(scope="module", params=MODES)
-def mvm(request, tmp_path_factory, mvm_image_cache):
+def mvm(request, boot_out, mvm_image_cache):
     require_tool("qemu-system-riscv64", "riscv64-unknown-elf-ld")
     from pyshyper_host.run.command import mvm_qemu_command
 
     mode = request.param
-    out = tmp_path_factory.mktemp(f"vcon-{mode}")
+    out = boot_out(mode)
     cmd = mvm_qemu_command(False, 2, "1G", mvm_image_cache, irq=mode, aia_guests=3, out=out, quiet=True)
     try:
         shell, _, _ = console.start_shell(cmd, timeout=TIMEOUT)

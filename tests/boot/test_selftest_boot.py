@@ -17,7 +17,7 @@ import pexpect
 import pytest
 
 from boards import make_config
-from pyshyper_host.build.pipeline import build
+from pyshyper_host.build.pipeline import build, stale_reason
 from pyshyper_host.run.command import (
     RunOptions,
     boot_hart_dtb_path,
@@ -46,17 +46,20 @@ def _need_tools() -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """name -> OUT directory with pyshyper.elf and guests/selftest.bin for that IRQ configuration."""
+def built(boot_out):
+    """name -> OUT directory with pyshyper.elf and guests/selftest.bin for that IRQ configuration (the session's
+    build of it, tests/conftest.py boot_out: built here when no boot test before has)."""
     _need_tools()
     cache: dict[str, Path] = {}
 
     def get(name: str):
         if name not in cache:
             irq, aia_guests, _ = CONFIGS[name]
-            out = tmp_path_factory.mktemp(f"out-{name}")
-            result = build(make_config("qemu-virt", irq, aia_guests), out, quiet=True)
-            assert [g.name for g in result.guests] == [
+            cfg = make_config("qemu-virt", irq, aia_guests)
+            out = boot_out(irq, aia_guests)
+            if stale_reason(cfg, out) is not None:
+                build(cfg, out, quiet=True)
+            assert sorted(p.stem for p in (out / "guests").glob("*.bin")) == [
                 p.name for p in sorted((ROOT / "tests/guests").iterdir()) if (p / "guest.py").is_file()
             ]
             cache[name] = out

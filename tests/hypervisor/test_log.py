@@ -47,3 +47,28 @@ def test_levels(log):
     mod.log0(mod.LOG_DEBUG, prelude.cstr(b"hidden\n"))
     mod.log0(mod.LOG_ERROR, prelude.cstr(b"shown\n"))
     assert b"".join(out) == b"shown\n"
+
+
+def test_a_guest_vms_lines_go_to_the_log_ring_only(log):
+    """log_vm: a line about a guest VM made through the control protocol reaches the MVM's log port (the log ring,
+    its /dev/hvc0) and not the firmware's console; a line about any other VM reaches both, and so does the next
+    plain line."""
+    mod, out = log
+    ring = importlib.import_module("hypervisor.core.cons_ring")
+    u64 = prelude.u64
+
+    def ring_text() -> bytes:
+        r = ring.log_ring_get()
+        buf = prelude.Array[prelude.u8, 256]()
+        n = ring.ring_get(r, prelude.addr_of(buf[0]).addr(), u64(256))
+        return bytes(buf[i] for i in range(int(n)))
+
+    ring_text()  # what earlier tests left
+    fmt = prelude.cstr(b"pyshyper: vm%d boots at %x\n")
+    mod.log_vm(mod.LOG_INFO, True, fmt, u64(1), u64(0x80000000), u64(0), u64(0))
+    assert b"".join(out) == b""
+    assert ring_text() == b"pyshyper: vm1 boots at 0x80000000\n"
+    mod.log_vm(mod.LOG_INFO, False, fmt, u64(0), u64(0x90200000), u64(0), u64(0))
+    mod.log0(mod.LOG_INFO, prelude.cstr(b"pyshyper: plain\n"))
+    assert b"".join(out) == b"pyshyper: vm0 boots at 0x90200000\npyshyper: plain\n"
+    assert ring_text() == b"pyshyper: vm0 boots at 0x90200000\npyshyper: plain\n"

@@ -77,7 +77,7 @@ from hypervisor.core.console import console_dec, console_hex, console_lock, cons
 from hypervisor.core.control import control_idle
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
 from hypervisor.core.hart import hart_has_sstc
-from hypervisor.core.log import LOG_ERROR, hart_halt, log4
+from hypervisor.core.log import LOG_ERROR, hart_halt, log_vm
 from hypervisor.core.sched import sched_check, sched_rq, sched_shared
 from hypervisor.core.shmem import shm_read_only
 from hypervisor.core.stack import stack_check
@@ -121,10 +121,12 @@ def trap_kill(v: Ptr[Vcpu], report: Ptr[u8], value: u64, what: Ptr[u8]) -> None:
 
 
 def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
-    log4(
+    vm = vcpu_vm(v)
+    log_vm(
         LOG_ERROR,
+        vm.dynamic,
         cstr(b"pyshyper: vm%d killed: %s at pc %x, stval %x\n"),
-        vcpu_vm(v).id,
+        vm.id,
         what.addr(),
         v.sepc,
         csr_read(STVAL),
