@@ -345,7 +345,9 @@ def vm_log_stage2(vm: Ptr[Vm]) -> None:
 
 
 def vm_map_device(vm: Ptr[Vm], gpa: u64, hpa: u64, size: u64) -> bool:
-    """Passthrough: a device's registers mapped into the VM (read/write, no execute)."""
+    """Passthrough: a device's registers mapped into the VM (read/write, no execute), at the device's own address:
+    on qemu-virt every such region (the UART, the virtio-mmio slots, the RTC, an IMSIC guest file) is one 4 KiB
+    page, a 4 KiB leaf."""
     return stage2_map(vm.stage2_root, gpa, hpa, size, S2_PERM_RW)
 
 
