@@ -372,6 +372,10 @@ def test_stage2_leaves_follow_the_harts_svnapot(machine, svnapot):
     assert bool(stage2.stage2_leaf_napot()) is svnapot
     reports = {line.split()[1]: line for line in m.lines() if " stage 2: " in line}
     assert reports["vm0"].startswith("pyshyper: vm0 stage 2: 0 x 1G, 256 x 2M, 0 x 64K, "), reports
+    # the benchmark (just bench-leaves) reads the same line
+    from pyshyper_host.bench.leaves import leaf_counts
+
+    assert leaf_counts(m.text())[:3] == (0, 256, 0)
 
 
 def test_test_guest_memory_gets_2m_leaves(machine):

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyshyper_host import PROJECT_ROOT
@@ -44,10 +45,18 @@ REPORT = PROJECT_ROOT / "build" / "bench" / "leaves.md"
 @dataclass
 class LeafRun:
     name: str
-    wall: float | None = None  # seconds from starting QEMU to the shell prompt
-    icount_ms: float | None = None  # virtual ms at the first shell under -icount
+    walls: list[float] = field(default_factory=list)  # seconds from starting QEMU to the shell prompt
+    icounts: list[float] = field(default_factory=list)  # virtual ms at the first shell under -icount
     leaves: tuple[int, int, int, int, int] | None = None  # 1G, 2M, 64K, 4K leaves and table pages of the MVM
     error: str | None = None
+
+    @property
+    def wall(self) -> float | None:
+        return statistics.median(self.walls) if self.walls else None
+
+    @property
+    def icount_ms(self) -> float | None:
+        return statistics.median(self.icounts) if self.icounts else None
 
 
 def leaf_counts(log: str) -> tuple[int, int, int, int, int] | None:
@@ -75,11 +84,20 @@ def _commands(cache: Path, hv_mem: str, cpu: str, smp: int) -> dict[str, Command
     return {"native": native, **{LEAF_NAMES[leaf]: hypervisor(leaf) for leaf in LEAVES}}
 
 
-def measure(cache: Path, hv_mem: str = "2G", cpu: str = CPU, smp: int = 2, timeout: float = 300.0) -> list[LeafRun]:
-    """One wall-clock boot of each configuration (native first), then one -icount boot of each."""
+def measure(
+    cache: Path,
+    hv_mem: str = "2G",
+    cpu: str = CPU,
+    smp: int = 2,
+    timeout: float = 300.0,
+    runs_wall: int = 1,
+    runs_icount: int = 1,
+) -> list[LeafRun]:
+    """`runs_wall` rounds of wall-clock boots, each configuration in turn (native first), then `runs_icount`
+    rounds of -icount boots; medians."""
     cmds = _commands(cache, hv_mem, cpu, smp)
     runs = [LeafRun(name) for name in cmds]
-    for icount in (False, True):
+    for icount in [False] * runs_wall + [True] * runs_icount:
         for run, make in zip(runs, cmds.values(), strict=True):
             if run.error is not None:
                 continue
@@ -91,12 +109,12 @@ def measure(cache: Path, hv_mem: str = "2G", cpu: str = CPU, smp: int = 2, timeo
             except Exception as e:  # noqa: BLE001 - a build failure is reported in the table, not a crash
                 run.error = f"{type(e).__name__}: {e}"
                 continue
-            if icount:
-                run.icount_ms = r.shell_ticks * 1000 / TIMEBASE_HZ if r.shell_ticks is not None else None
-            else:
-                run.wall = r.wall_prompt
+            if icount and r.shell_ticks is not None:
+                run.icounts.append(r.shell_ticks * 1000 / TIMEBASE_HZ)
+            elif not icount:
+                run.walls.append(r.wall_prompt)
             run.leaves = run.leaves or leaf_counts(r.log)
-            what = f"{run.icount_ms} ms virtual" if icount else f"{run.wall:.2f} s wall"
+            what = f"{run.icounts[-1]:.1f} ms virtual" if icount and run.icounts else f"{r.wall_prompt:.2f} s wall"
             print(f"bench-leaves: {run.name}: shell after {what}", flush=True)
     for run in runs:
         if run.error:
@@ -114,8 +132,10 @@ def section(runs: list[LeafRun], cpu: str = CPU) -> list[str]:
     rows = [
         "## Stage-2 leaf size: 4 KiB pages only against large pages",
         "",
-        f"`-cpu {cpu}`, `-smp 2`, PLIC; one boot of each configuration to the MVM's shell for wall clock, one under "
-        f"`{' '.join(ICOUNT)}` (virtual time at the first shell, OpenSBI and the hypervisor's boot included). "
+        f"`-cpu {cpu}`, `-smp 2`, PLIC; boots of each configuration in turn to the MVM's shell, for wall clock and "
+        f"under `{' '.join(ICOUNT)}` (virtual time at the first shell, OpenSBI and the hypervisor's boot included), "
+        "medians of n boots. With two harts QEMU's round-robin between them makes the icount figure of one boot "
+        "vary from boot to boot by more than the leaf size changes it. "
         "Builds: `pyshyper build --stage2-leaf 4k` and the default `--stage2-leaf max`. Leaves: the MVM's stage-2 "
         "table as the hypervisor reports it at boot. Under QEMU the G-stage walk is done in software and its TLB "
         "holds 4 KiB pages whatever the leaf size, so a large leaf shortens each walk (one level instead of three) "
@@ -129,8 +149,8 @@ def section(runs: list[LeafRun], cpu: str = CPU) -> list[str]:
         if r.error:
             rows.append(f"| {r.name} | failed | | | | | |")
             continue
-        wall = "" if r.wall is None else f"{r.wall:.2f}"
-        icount = "" if r.icount_ms is None else f"{r.icount_ms:.1f}"
+        wall = "" if r.wall is None else f"{r.wall:.2f} (n={len(r.walls)})"
+        icount = "" if r.icount_ms is None else f"{r.icount_ms:.1f} (n={len(r.icounts)})"
         leaves = " / ".join(str(n) for n in r.leaves[:4]) if r.leaves else ""
         tables = str(r.leaves[4]) if r.leaves else ""
         rows.append(
@@ -161,12 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu", default=CPU, help=f"QEMU -cpu for every boot (default {CPU})")
     ap.add_argument("--hv-mem", default="2G", help="QEMU memory under the hypervisor (default 2G)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per boot (x4 with -icount)")
+    ap.add_argument("--runs", type=int, default=1, help="wall-clock boots per configuration (median; default 1)")
+    ap.add_argument("--icount-runs", type=int, default=1, help="-icount boots per configuration (median; default 1)")
     ap.add_argument("--report", type=Path, default=REPORT, help="where the Markdown report goes")
     args = ap.parse_args(argv)
     cache = (args.cache.expanduser() if args.cache else images.default_cache()).resolve()
     if images.main(["--cache", str(cache)]) != 0:
         return 1
-    runs = measure(cache, args.hv_mem, args.cpu, timeout=args.timeout)
+    runs = measure(
+        cache, args.hv_mem, args.cpu, timeout=args.timeout, runs_wall=args.runs, runs_icount=args.icount_runs
+    )
     text = "\n".join(section(runs, args.cpu)) + "\n"
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text)
