@@ -11,8 +11,11 @@ report, ``bench.boot --stage2``) boots, in one run and on one QEMU CPU model (``
 Each once to the shell for wall clock and once under ``-icount shift=0,sleep=off`` (virtual time, the guest's
 ``time`` CSR at the first shell: one guest instruction per ns), as bench/boot.py measures, and the MVM's stage-2
 leaves as the hypervisor reports them (``pyshyper: vm0 stage 2: ...``). Under QEMU a G-stage walk is software and
-its TLB holds 4 KiB pages whatever the leaf, so a large leaf saves walk levels on each TLB refill, not TLB reach:
-the figure is what the page size changes on this emulator, not on hardware. Output: a Markdown section with ratios
+its TLB holds 4 KiB pages whatever the leaf, so a large leaf saves walk levels on each TLB refill, not TLB reach;
+and QEMU flushes its TLB on every change of virtualization mode (target/riscv/cpu_helper.c
+riscv_cpu_set_virt_enabled), so after each trap to the hypervisor the guest's refills walk again. The figure is
+what the page size changes on this emulator, not on hardware; the guest's instruction count (icount) hardly
+depends on it. Output: a Markdown section with ratios
 against the native boot of the same run.
 """
 
@@ -138,8 +141,10 @@ def section(runs: list[LeafRun], cpu: str = CPU) -> list[str]:
         "vary from boot to boot by more than the leaf size changes it. "
         "Builds: `pyshyper build --stage2-leaf 4k` and the default `--stage2-leaf max`. Leaves: the MVM's stage-2 "
         "table as the hypervisor reports it at boot. Under QEMU the G-stage walk is done in software and its TLB "
-        "holds 4 KiB pages whatever the leaf size, so a large leaf shortens each walk (one level instead of three) "
-        "but does not widen the TLB as on hardware.",
+        "holds 4 KiB pages whatever the leaf size, so a large leaf shortens each walk (two levels instead of three) "
+        "but does not widen the TLB as on hardware; QEMU also empties its TLB on every trap to the hypervisor "
+        "(a change of virtualization mode), so the guest's refills walk often. The guest runs the same instructions "
+        "either way: the wall clock shows what the leaf size changes, icount only the noise of two harts.",
         "",
         "| configuration | boot to shell, wall (s) | ratio to native | boot to shell, icount (ms) | ratio to native |"
         " MVM leaves: 1G / 2M / 64K / 4K | table pages |",
