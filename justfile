@@ -32,9 +32,10 @@ test *ARGS:
 test-fast *ARGS:
     pytest -m "not qemu and not slow" "$@"
 
-# All benchmarks: compiler speed, one report of the MVM boot against native and the trap round trips, then guest VMs
+# All benchmarks: compiler speed, one report of the MVM boot against native, the trap round trips and 4 KiB against
+# large stage-2 pages, then guest VMs
 bench: bench-compiler
-    python -m pyshyper_host.bench.boot --trap
+    python -m pyshyper_host.bench.boot --trap --stage2
     python -m pyshyper_host.bench.gvm
 
 # Compiler speed: lines per second and time per stage
@@ -49,6 +50,11 @@ bench-boot *ARGS: bench-deps
 # htinst and fetch decoding, instructions under -icount and wall ns, against native OpenSBI: build/bench/trap.md
 bench-trap *ARGS: bench-deps
     python -m pyshyper_host.bench.trap "$@"
+
+# The MVM's boot with 4 KiB stage-2 leaves only against the largest leaves (and native), -cpu rv64,svnapot=true:
+# build/bench/leaves.md
+bench-leaves *ARGS:
+    python -m pyshyper_host.bench.leaves "$@"
 
 # A guest VM booted from the MVM's shell against the same kernel and initramfs natively, image-load throughput and
 # the control round trip (shyper system ping): build/bench/gvm.md

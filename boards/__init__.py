@@ -175,11 +175,17 @@ class BuildConfig:
     aia_guests: int = 0
     debug_faults: bool = False  # test builds only: a guest may ask the hypervisor to fault (tests/boot)
     mmio_decode: str = "htinst"  # "fetch": test builds decode every trapped access from the fetched instruction
+    stage2_leaf: str = "max"  # the largest stage-2 leaf: "max" (1 GiB), "2m", or "4k" (no large pages, for comparison)
     opt: int = 2  # LLVM optimization level of the hypervisor: 2, or 0 with `--debug` (every line and local in gdb)
 
     @property
     def aia(self) -> bool:
         return self.irq == "aia"
+
+    @property
+    def stage2_leaf_max(self) -> int:
+        """The largest stage-2 leaf in bytes (hypervisor.board STAGE2_LEAF_MAX)."""
+        return STAGE2_LEAF_SIZES[self.stage2_leaf]
 
     @property
     def qemu_machine(self) -> str:
@@ -207,8 +213,14 @@ class BuildConfig:
             "aia_guests": self.aia_guests,
             "debug_faults": self.debug_faults,
             "mmio_decode": self.mmio_decode,
+            "stage2_leaf": self.stage2_leaf,
             "opt": self.opt,
         }
+
+
+# `pyshyper build --stage2-leaf`: the largest leaf the hypervisor's stage-2 tables may use (64 KiB Svnapot leaves
+# come with "2m" and "max" when the harts have Svnapot)
+STAGE2_LEAF_SIZES = {"max": 1 << 30, "2m": 1 << 21, "4k": 1 << 12}
 
 
 def available_boards() -> list[str]:

@@ -46,6 +46,7 @@ def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
         ("GUEST_INSTANCES_MAX", GUEST_INSTANCES_MAX, ""),
         ("DEBUG_FAULTS", int(cfg.debug_faults), "1: the PyShyper test SBI extension may fault the hypervisor"),
         ("MMIO_DECODE_FETCH", int(cfg.mmio_decode == "fetch"), "1: MMIO traps ignore htinst, decode the fetched insn"),
+        ("STAGE2_LEAF_MAX", cfg.stage2_leaf_max, "the largest stage-2 leaf in bytes (pyshyper build --stage2-leaf)"),
         ("RAM_BASE", b.ram_base, "start of DRAM"),
         ("HYP_LOAD_ADDRESS", b.hypervisor.base, "entry point and start of the hypervisor image"),
         ("HYP_REGION_SIZE", b.hypervisor.size, "bytes the hypervisor image, stacks and data may use"),

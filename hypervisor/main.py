@@ -45,7 +45,15 @@ from hypervisor.arch.riscv.sbi_call import (
     sbi_probe_extension,
     sbi_send_ipi,
 )
-from hypervisor.arch.riscv.stage2 import HGATP_NO_SV39X4, stage2_probe, stage2_vmid_len, stage2_vmids
+from hypervisor.arch.riscv.stage2 import (
+    HGATP_NO_SV39X4,
+    stage2_leaf_largest,
+    stage2_leaf_napot,
+    stage2_leaves_set,
+    stage2_probe,
+    stage2_vmid_len,
+    stage2_vmids,
+)
 from hypervisor.arch.riscv.trap import trap_init_tables
 from hypervisor.arch.riscv.vcpu import vcpu_hart_init
 from hypervisor.board import (
@@ -63,6 +71,7 @@ from hypervisor.board import (
     MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
+    STAGE2_LEAF_MAX,
     TIMEBASE_FREQUENCY,
     VERSION_MAJOR,
     VERSION_MINOR,
@@ -77,9 +86,10 @@ from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log2, log3,
 from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
 from hypervisor.core.mvm import mvm_create, mvm_image_present, mvm_rng_seed_take
 from hypervisor.core.stats import stats_attach
-from hypervisor.core.vm import vm_create, vm_harts_present_set, vm_mark_created
+from hypervisor.core.vm import vm_create, vm_harts_present_set, vm_log_stage2, vm_mark_created
 
 HART_CHECKIN_SECONDS: Final = u64(10)  # a started hart checks in within milliseconds; generous for a loaded host
+KIB: Final = u64(1) << 10
 MIB: Final = u64(1) << 20
 
 hartids = static(Array[u64, MAX_HARTS])
@@ -187,6 +197,7 @@ def boot_guests(boot_hart: u64, count: u64) -> u64:
             vm.vmid,
         )
         log1(LOG_INFO, cstr(b", hart %d\n"), hart_id)
+        vm_log_stage2(vm)
         stats_attach(vm)
         made += 1
     return made
@@ -247,7 +258,16 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     if not machine_irq_check(dtb, hgeie_geilen()):
         machine_power_off(True)
         return
-    log2(LOG_INFO, cstr(b"  stage 2:    Sv39x4, %d VMIDs (VMIDLEN %d)\n"), stage2_vmids(), vmid_bits)
+    # The largest leaves the build allows (pyshyper build --stage2-leaf), 64 KiB ones only on harts with Svnapot
+    stage2_leaves_set(STAGE2_LEAF_MAX, svnapot)
+    log4(
+        LOG_INFO,
+        cstr(b"  stage 2:    Sv39x4, %d VMIDs (VMIDLEN %d), leaves up to %d KiB, 64 KiB Svnapot leaves: %s\n"),
+        stage2_vmids(),
+        vmid_bits,
+        stage2_leaf_largest() // KIB,
+        yes_no(stage2_leaf_napot()),
+    )
 
     # Frames for VMs and page tables: all RAM above the guest image area and the management VM's memory.
     pool = GUEST_IMAGE_ADDRESS + GUEST_IMAGE_MAX_SIZE

@@ -82,7 +82,7 @@ from hypervisor.board import (
     PLIC_SIZE,
     TIMEBASE_FREQUENCY,
 )
-from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_free
+from hypervisor.core.frame_alloc import frame_alloc_free_pages, frame_free
 from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.log import LOG_INFO, log_vm
 from hypervisor.core.shmem import (
@@ -129,6 +129,8 @@ from hypervisor.core.vm import (
     vm_claim_end,
     vm_end_claimed,
     vm_harts_present,
+    vm_log_stage2,
+    vm_mem_alloc,
     vm_vcpu,
     vm_vcpu_count,
 )
@@ -148,7 +150,6 @@ EPERM: Final = u32(10)
 
 MSG_MAX: Final = 200  # an error's message (PROTOCOL.md: at most 200 bytes, no NUL)
 PAGE: Final = u64(4096)
-BLOCK_PAGES: Final = u64(512)  # 2 MiB: a stage-2 megapage leaf
 GPA_LIMIT: Final = u64(1) << 41  # Sv39x4 (Priv 9.5.1)
 
 
@@ -553,14 +554,10 @@ def gvm_free_slot() -> u64:
 
 
 def gvm_region_alloc(ipa: u64, size: u64) -> u64:
-    """A zeroed run of frames for a region: 2 MiB aligned when the region's IPA and size allow 2 MiB leaves
-    (and such a run is free), else page aligned; 0 when none."""
-    pages = size // PAGE
-    if ipa & (BLOCK_PAGES * PAGE - 1) == 0 and size & (BLOCK_PAGES * PAGE - 1) == 0:
-        hpa = frame_alloc(pages, BLOCK_PAGES)
-        if hpa != 0:
-            return hpa
-    return frame_alloc(pages, u64(1))
+    """A zeroed run of frames for a region, aligned for stage-2's largest leaves (vm_mem_alloc): the shipped
+    vm1/vm2 regions (128 MiB at 0x8000_0000) get a 2 MiB aligned run and 64 2 MiB leaves, the tiny guest's 1 MiB a
+    64 KiB aligned one and 16 Svnapot leaves on a hart with Svnapot; 0 when none."""
+    return vm_mem_alloc(ipa, size)
 
 
 def gvm_create(c: Ptr[GvmConfig]) -> u32:
@@ -675,6 +672,7 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
     vm.used = True
     gvm_new_id = id
     log_vm(LOG_INFO, True, cstr(b"pyshyper: vm%d created: %d vCPUs, %d pages\n"), id, vm.vcpus, pages, u64(0))
+    vm_log_stage2(vm)
     return OK
 
 

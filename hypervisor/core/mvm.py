@@ -25,7 +25,7 @@ from hypervisor.core.fdt import fdt_rng_seed_fill, fdt_rng_seed_take, fdt_valid
 from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log5
 from hypervisor.core.stats import stats_attach
 from hypervisor.core.virtio_console import vcon_attach_mvm
-from hypervisor.core.vm import Vm, vcpu_add, vm_map_device, vm_mark_mvm, vm_set_name, vm_setup
+from hypervisor.core.vm import Vm, vcpu_add, vm_log_stage2, vm_map_device, vm_mark_mvm, vm_set_name, vm_setup
 
 # Linux RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst): magic2 "RSC\x05" at 0x38
 IMAGE_MAGIC2_OFFSET: Final = u64(0x38)
@@ -77,6 +77,8 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
         log1(LOG_ERROR, cstr(b"pyshyper: the MVM's device tree is missing or invalid at %x\n"), MVM_DTB_IPA)
         return null(Vm)
     mvm_rng_seed_give(dtb_host)
+    # Its memory is where mvm.toml puts it (qemu-virt: 512 MiB at 0x9000_0000, host and guest alike, 256 MiB
+    # aligned): 256 leaves of 2 MiB; a 1 GiB leaf would need both addresses 1 GiB aligned.
     vm = vm_setup(u64(0), MVM_MEM_IPA, MVM_MEM_HOST, MVM_MEM_SIZE, False)
     if vm.addr() == 0:
         return vm
@@ -111,4 +113,5 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
         MVM_MEM_SIZE,
         vm.vcpus,
     )
+    vm_log_stage2(vm)
     return vm

@@ -38,11 +38,19 @@ from compiler.prelude import (
 from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
+    S2_COUNT_1G,
+    S2_COUNT_2M,
+    S2_COUNT_4K,
+    S2_COUNT_64K,
+    S2_COUNT_TABLES,
+    S2_COUNTS,
     S2_PERM_RW,
     S2_PERM_RWX,
+    stage2_count_leaves,
     stage2_create,
     stage2_destroy,
     stage2_flush,
+    stage2_leaf_align,
     stage2_map,
 )
 from hypervisor.board import MAX_HARTS, TIMEBASE_FREQUENCY
@@ -55,7 +63,7 @@ from hypervisor.core.console import (
     console_write,
 )
 from hypervisor.core.frame_alloc import frame_alloc, frame_alloc_free_pages, frame_alloc_total_pages, frame_free
-from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log2, log_vm
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, log1, log2, log_to, log_vm
 from hypervisor.core.machine import machine_power_off
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.stack import stack_report, stack_top
@@ -358,8 +366,42 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     return vm
 
 
+def vm_mem_alloc(gpa: u64, size: u64) -> u64:
+    """Zeroed host frames for VM memory at guest-physical [gpa, gpa + size), aligned so that stage-2 can map them
+    with its largest leaves (stage2_leaf_align: a 128 MiB region at a 2 MiB aligned IPA gets a 2 MiB aligned run,
+    1 GiB leaves a 1 GiB aligned one, a small region at a 64 KiB aligned IPA a 64 KiB aligned one for Svnapot);
+    when no run that aligned is free, the next smaller alignment, down to 4 KiB; 0 when none at all."""
+    align = stage2_leaf_align(gpa, size)
+    while True:
+        hpa = frame_alloc(size // PAGE_SIZE, align // PAGE_SIZE)
+        if hpa != 0 or align <= PAGE_SIZE:
+            return hpa
+        align = align >> 1
+
+
+def vm_log_stage2(vm: Ptr[Vm]) -> None:
+    """One line with the leaves of the VM's stage-2 table: how much of its memory the large pages cover (a guest
+    VM's on the MVM's log port only, as every line about it: core/log.py log_vm)."""
+    c = Array[u64, S2_COUNTS]()
+    stage2_count_leaves(vm.stage2_root, addr_of(c[0]))
+    log_to(
+        LOG_INFO,
+        not vm.dynamic,
+        cstr(b"pyshyper: vm%d stage 2: %d x 1G, %d x 2M, %d x 64K, %d x 4K leaves, %d table pages\n"),
+        vm.id,
+        c[S2_COUNT_1G],
+        c[S2_COUNT_2M],
+        c[S2_COUNT_64K],
+        c[S2_COUNT_4K],
+        c[S2_COUNT_TABLES],
+        u64(6),
+    )
+
+
 def vm_map_device(vm: Ptr[Vm], gpa: u64, hpa: u64, size: u64) -> bool:
-    """Passthrough: a device's registers mapped into the VM (read/write, no execute)."""
+    """Passthrough: a device's registers mapped into the VM (read/write, no execute), at the device's own address:
+    on qemu-virt every such region (the UART, the virtio-mmio slots, the RTC, an IMSIC guest file) is one 4 KiB
+    page, a 4 KiB leaf."""
     return stage2_map(vm.stage2_root, gpa, hpa, size, S2_PERM_RW)
 
 
@@ -462,7 +504,7 @@ def vm_create(image_addr: u64, image_size: u64, gpa: u64, mem_size: u64, boot_ar
     if image_size > mem_size or hart >= MAX_HARTS or RQ[hart].count != 0:
         return null(Vm)
     pages = mem_size // PAGE_SIZE
-    hpa = frame_alloc(pages, u64(512))  # 2 MiB aligned: stage-2 uses 2 MiB leaves
+    hpa = vm_mem_alloc(gpa, mem_size)  # a test guest's 4 MiB at 0x8000_0000: 2 MiB aligned, two 2 MiB leaves
     if hpa == 0:
         return null(Vm)
     vm = vm_setup(vm_count + 1 - (1 if mvm_present else 0), gpa, hpa, mem_size, True)

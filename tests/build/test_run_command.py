@@ -145,3 +145,27 @@ def test_debug_is_an_unoptimized_build_configuration(tmp_path):
     (tmp_path / "build.json").write_text(json.dumps({**built.key(), "elf": "pyshyper.elf"}))
     assert stale_reason(opts().config, tmp_path) is not None
     assert not (stale_reason(built, tmp_path) or "").startswith("configuration changed")
+
+
+def test_stage2_leaf_is_a_build_configuration(tmp_path, capsys):
+    """`--stage2-leaf 4k|2m|max` (build and run) reaches the hypervisor as STAGE2_LEAF_MAX, the largest leaf in bytes
+    (stage2_leaves_set), and an image built with one is stale for another."""
+    from boards.constants import render_hypervisor_module
+    from pyshyper_host.build.pipeline import config_from_args, stale_reason
+
+    assert opts().config.stage2_leaf == "max"
+    for leaf, size in (("4k", 0x1000), ("2m", 0x20_0000), ("max", 0x4000_0000)):
+        built = config_from_args(make_parser().parse_args(["build", "--stage2-leaf", leaf]))
+        assert opts("--stage2-leaf", leaf).config == built
+        assert built.stage2_leaf_max == size and built.key()["stage2_leaf"] == leaf
+        assert f"STAGE2_LEAF_MAX: Final = u64({size:#x})" in render_hypervisor_module(built)
+    small = config_from_args(make_parser().parse_args(["build", "--stage2-leaf", "4k"]))
+    (tmp_path / "pyshyper.elf").write_bytes(b"")
+    (tmp_path / "build.json").write_text(json.dumps({**small.key(), "elf": "pyshyper.elf"}))
+    assert (stale_reason(opts().config, tmp_path) or "").startswith("configuration changed")
+    from pyshyper_host.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["build", "--stage2-leaf", "1g"])
+    assert e.value.code == 2
+    assert "argument --stage2-leaf: invalid choice: '1g'" in capsys.readouterr().err

@@ -347,3 +347,40 @@ def test_console_write_stops_on_an_error(machine):
     prelude.mock.sbi_handler = firmware
     console.console_puts(prelude.cstr(b"lost\n"))
     assert calls == [5] and not m.console
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Stage-2 leaves: Svnapot from the device tree, the build's largest leaf, each VM's leaves reported
+
+
+@pytest.mark.parametrize("svnapot", [False, True])
+def test_stage2_leaves_follow_the_harts_svnapot(machine, svnapot):
+    """The MVM's 512 MiB at 0x9000_0000 is 2 MiB leaves; 64 KiB Svnapot leaves are on only when the device tree's
+    harts have Svnapot."""
+    m = machine("plic")
+    tree = pyfdt.parse_dtb(dtb("qemu-virt.dtb"))
+    if svnapot:
+        exts = tree.get_node("/cpus/cpu@0").get_property("riscv,isa-extensions")
+        tree.get_node("/cpus/cpu@0").set_property("riscv,isa-extensions", [*exts.data, "svnapot"])
+    m.boot(tree.to_dtb(version=17))
+    yes = "yes" if svnapot else "no"
+    assert f"Svnapot={yes}" in m.text()
+    assert f"stage 2:    Sv39x4, 16384 VMIDs (VMIDLEN 14), leaves up to 1048576 KiB, 64 KiB Svnapot leaves: {yes}" in (
+        m.text()
+    )
+    stage2 = importlib.import_module("hypervisor.arch.riscv.stage2")
+    assert bool(stage2.stage2_leaf_napot()) is svnapot
+    reports = {line.split()[1]: line for line in m.lines() if " stage 2: " in line}
+    assert reports["vm0"].startswith("pyshyper: vm0 stage 2: 0 x 1G, 256 x 2M, 0 x 64K, "), reports
+    # the benchmark (just bench-leaves) reads the same line
+    from pyshyper_host.bench.leaves import leaf_counts
+
+    assert leaf_counts(m.text())[:3] == (0, 256, 0)
+
+
+def test_test_guest_memory_gets_2m_leaves(machine):
+    """A test guest's 4 MiB at 0x8000_0000 from the frame pool, 2 MiB aligned by vm_mem_alloc: two 2 MiB leaves."""
+    m = machine("plic")
+    prelude.memory.write(int(m.board.GUEST_IMAGE_ADDRESS), guest_image(1))
+    m.boot(dtb("qemu-virt.dtb"), mvm_kernel=False)
+    assert "pyshyper: vm1 stage 2: 0 x 1G, 2 x 2M, 0 x 64K, 0 x 4K leaves, 5 table pages" in m.lines(), m.lines()

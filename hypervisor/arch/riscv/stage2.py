@@ -6,9 +6,17 @@ table is 16 KiB (2048 entries, VPN[2] is 11 bits) aligned to 16 KiB; levels 1 an
 is checked as a U-mode access, so leaves have U=1; A and D are set in leaves (no reliance on hardware A/D update).
 Non-leaf PTEs have only V (A, D, U are reserved there).
 
-Leaves are 1 GiB (level 2), 2 MiB (level 1) or 4 KiB (level 0): the largest whose size divides gpa and hpa and
-fits the remaining length.  Table pages come from the frame allocator; `stage2_destroy` gives every one back.
-After changing a live table the caller calls `stage2_flush(vmid)`.
+Leaves are 1 GiB (level 2), 2 MiB (level 1), 64 KiB (Svnapot: 16 level-0 PTEs) or 4 KiB (level 0): the largest
+whose size divides gpa and hpa and fits the remaining length, among the sizes `stage2_leaves_set` allows (the
+build's largest leaf, `pyshyper build --stage2-leaf`, and 64 KiB only when the harts have Svnapot).  Table pages
+come from the frame allocator; `stage2_destroy` gives every one back.  After changing a live table the caller
+calls `stage2_flush(vmid)`.
+
+Svnapot (Priv vol. II, "Svnapot" chapter): a level-0 leaf with N (bit 63) set and PPN[3:0] = 0b1000 maps the
+naturally aligned 64 KiB range around it; the hart replaces PPN[3:0] by the GPA's VPN[0][3:0].  The 16 PTEs of
+the range are written alike (a hart may use any of them for the whole range) and are only ever changed together:
+a partial unmap first rewrites the range as 16 ordinary 4 KiB leaves of the same mapping.  N is reserved without
+Svnapot (a guest-page fault), so NAPOT leaves are made only when the harts have it.
 """
 
 from compiler.prelude import HGATP, Final, Ptr, csr_read, csr_write, hfence_gvma_vmid, u64
@@ -24,8 +32,10 @@ PTE_G: Final = u64(1 << 5)
 PTE_A: Final = u64(1 << 6)
 PTE_D: Final = u64(1 << 7)
 PTE_RWX: Final = PTE_R | PTE_W | PTE_X
+PTE_N: Final = u64(1 << 63)  # Svnapot: a NAPOT leaf
 PTE_PPN_SHIFT: Final = u64(10)
 PTE_PPN_MASK: Final = u64((1 << 44) - 1)
+PTE_FLAGS_MASK: Final = u64((1 << 10) - 1)  # V R W X U G A D and the two RSW bits
 
 # mapping permissions given by callers of stage2_map (it accepts any non-empty R, W, X but W without R)
 S2_PERM_RW: Final = PTE_R | PTE_W
@@ -33,8 +43,11 @@ S2_PERM_RWX: Final = PTE_RWX
 
 S2_PAGE_SHIFT: Final = u64(12)
 S2_PAGE_SIZE: Final = u64(1 << 12)
+S2_SIZE_64K: Final = u64(1 << 16)
 S2_SIZE_2M: Final = u64(1 << 21)
 S2_SIZE_1G: Final = u64(1 << 30)
+S2_NAPOT_PTES: Final = u64(16)  # level-0 PTEs of one 64 KiB NAPOT range
+S2_NAPOT_PPN_64K: Final = u64(0b1000)  # Svnapot: PPN[3:0] of a 64 KiB NAPOT PTE
 S2_GPA_LIMIT: Final = u64(1 << 41)
 S2_HPA_LIMIT: Final = u64(1 << 56)
 S2_ROOT_ENTRIES: Final = u64(2048)
@@ -50,12 +63,16 @@ HGATP_PPN_MASK: Final = u64((1 << 44) - 1)
 HGATP_NO_SV39X4: Final = u64(0xFFFF_FFFF_FFFF_FFFF)  # stage2_probe: the hart has no Sv39x4 mode
 
 stage2_vmid_bits: u64 = 0  # VMIDLEN, found by stage2_probe
+stage2_leaf_level_max: u64 = 2  # the largest leaf stage2_map makes: 2 (1 GiB), 1 (2 MiB) or 0 (4 KiB)
+stage2_napot: bool = False  # stage2_map makes 64 KiB NAPOT leaves (the harts have Svnapot)
 
 # leaf counts written by stage2_count_leaves
 S2_COUNT_1G: Final = 0
 S2_COUNT_2M: Final = 1
-S2_COUNT_4K: Final = 2
+S2_COUNT_4K: Final = 2  # 4 KiB leaves that are not part of a NAPOT range
 S2_COUNT_TABLES: Final = 3  # table pages in 4 KiB frames, root included (4)
+S2_COUNT_64K: Final = 4  # 64 KiB NAPOT ranges (16 PTEs each)
+S2_COUNTS: Final = 5
 
 
 def _level_shift(level: u64) -> u64:
@@ -80,8 +97,20 @@ def _pte_is_leaf(pte: u64) -> bool:
     return pte & PTE_V != 0 and pte & PTE_RWX != 0
 
 
+def _pte_napot(pte: u64) -> bool:
+    return pte & PTE_N != 0
+
+
 def _pte_addr(pte: u64) -> u64:
+    """The PPN as an address: for a NAPOT leaf, with its PPN[3:0] encoding still in it (see _leaf_hpa)."""
     return ((pte >> PTE_PPN_SHIFT) & PTE_PPN_MASK) << S2_PAGE_SHIFT
+
+
+def _leaf_hpa(pte: u64, gpa: u64, level: u64) -> u64:
+    """The host address gpa maps to through the leaf pte at level."""
+    if _pte_napot(pte):  # Svnapot: PPN[3:0] is replaced by VPN[0][3:0]
+        return (_pte_addr(pte) & ~(S2_SIZE_64K - 1)) | (gpa & (S2_SIZE_64K - 1))
+    return _pte_addr(pte) + (gpa & (_level_size(level) - 1))
 
 
 def _pte_table(table: u64) -> u64:
@@ -90,6 +119,21 @@ def _pte_table(table: u64) -> u64:
 
 def _pte_leaf(hpa: u64, perms: u64) -> u64:
     return ((hpa >> S2_PAGE_SHIFT) << PTE_PPN_SHIFT) | (perms & PTE_RWX) | PTE_V | PTE_U | PTE_A | PTE_D
+
+
+def _pte_napot_leaf(hpa: u64, flags: u64) -> u64:
+    """A NAPOT PTE of the 64 KiB range at hpa (64 KiB aligned), with flags (bits 9:0) as they are."""
+    return (((hpa >> S2_PAGE_SHIFT) | S2_NAPOT_PPN_64K) << PTE_PPN_SHIFT) | (flags & PTE_FLAGS_MASK) | PTE_N
+
+
+def _napot_break(group: Ptr[u64]) -> None:
+    """Rewrite the 16 NAPOT PTEs at group as ordinary 4 KiB leaves with the same mapping and flags (each PTE maps
+    the same page either way, so a hart that reads some old and some new PTEs still translates alike)."""
+    pte = group[0]
+    base = _pte_addr(pte) & ~(S2_SIZE_64K - 1)
+    flags = pte & PTE_FLAGS_MASK
+    for i in range(u64(0), S2_NAPOT_PTES):
+        group[i] = (((base + i * S2_PAGE_SIZE) >> S2_PAGE_SHIFT) << PTE_PPN_SHIFT) | flags
 
 
 def _entry(table: u64, gpa: u64, level: u64) -> Ptr[u64]:
@@ -114,6 +158,43 @@ def _table_empty(table: u64) -> bool:
 def stage2_create() -> u64:
     """A new, empty root table (16 KiB aligned to 16 KiB); 0 when out of memory."""
     return frame_alloc(S2_ROOT_PAGES, S2_ROOT_PAGES)
+
+
+def stage2_leaves_set(largest: u64, svnapot: bool) -> None:
+    """Which leaves stage2_map makes from now on: none larger than `largest` bytes (S2_SIZE_1G, S2_SIZE_2M or
+    S2_PAGE_SIZE: the build's STAGE2_LEAF_MAX), and 64 KiB NAPOT leaves when the harts have Svnapot and
+    `largest` allows them.  Set once at boot, before any VM is mapped."""
+    global stage2_leaf_level_max, stage2_napot
+    if largest >= S2_SIZE_1G:
+        stage2_leaf_level_max = 2
+    elif largest >= S2_SIZE_2M:
+        stage2_leaf_level_max = 1
+    else:
+        stage2_leaf_level_max = 0
+    stage2_napot = svnapot and largest >= S2_SIZE_64K
+
+
+def stage2_leaf_largest() -> u64:
+    """The largest leaf stage2_map makes, in bytes."""
+    if stage2_napot and stage2_leaf_level_max == 0:
+        return S2_SIZE_64K
+    return _level_size(stage2_leaf_level_max)
+
+
+def stage2_leaf_napot() -> bool:
+    return stage2_napot
+
+
+def stage2_leaf_align(gpa: u64, size: u64) -> u64:
+    """The host alignment, in bytes, that lets stage2_map cover [gpa, gpa + size) with its largest leaves: the
+    largest leaf size it makes that divides gpa and is at most size (a host region at that alignment shares gpa's
+    offset in it); 4 KiB when none."""
+    for level in range(stage2_leaf_level_max, u64(0), -1):
+        if gpa & (_level_size(level) - 1) == 0 and size >= _level_size(level):
+            return _level_size(level)
+    if stage2_napot and gpa & (S2_SIZE_64K - 1) == 0 and size >= S2_SIZE_64K:
+        return S2_SIZE_64K
+    return S2_PAGE_SIZE
 
 
 def _range_ok(gpa: u64, size: u64) -> bool:
@@ -141,8 +222,9 @@ def _range_free(root: u64, gpa: u64, size: u64) -> bool:
     return True
 
 
-def _map_leaf(root: u64, gpa: u64, hpa: u64, leaf_level: u64, perms: u64) -> bool:
-    """One leaf at leaf_level, allocating the tables on the way; False when out of memory or already mapped."""
+def _leaf_table(root: u64, gpa: u64, leaf_level: u64) -> u64:
+    """The table at leaf_level that holds gpa's entry, allocating the tables on the way; 0 when out of memory or
+    when a leaf above is in the way."""
     table = root
     level = u64(2)
     while level > leaf_level:
@@ -151,14 +233,22 @@ def _map_leaf(root: u64, gpa: u64, hpa: u64, leaf_level: u64, perms: u64) -> boo
         if not _pte_valid(pte):
             t = frame_alloc(u64(1), u64(1))
             if t == 0:
-                return False
+                return 0
             e[0] = _pte_table(t)
             table = t
         elif _pte_is_leaf(pte):
-            return False
+            return 0
         else:
             table = _pte_addr(pte)
         level -= 1
+    return table
+
+
+def _map_leaf(root: u64, gpa: u64, hpa: u64, leaf_level: u64, perms: u64) -> bool:
+    """One leaf at leaf_level, allocating the tables on the way; False when out of memory or already mapped."""
+    table = _leaf_table(root, gpa, leaf_level)
+    if table == 0:
+        return False
     e = _entry(table, gpa, leaf_level)
     if e[0] != 0:
         return False
@@ -166,12 +256,32 @@ def _map_leaf(root: u64, gpa: u64, hpa: u64, leaf_level: u64, perms: u64) -> boo
     return True
 
 
+def _map_napot(root: u64, gpa: u64, hpa: u64, perms: u64) -> bool:
+    """One 64 KiB NAPOT range (gpa and hpa 64 KiB aligned): its 16 level-0 PTEs, alike."""
+    table = _leaf_table(root, gpa, u64(0))
+    if table == 0:
+        return False
+    group = _entry(table, gpa, u64(0))
+    for i in range(u64(0), S2_NAPOT_PTES):
+        if group[i] != 0:
+            return False
+    pte = _pte_napot_leaf(hpa, _pte_leaf(hpa, perms))
+    for i in range(u64(0), S2_NAPOT_PTES):
+        group[i] = pte
+    return True
+
+
 def _leaf_level(gpa: u64, hpa: u64, remaining: u64) -> u64:
-    if (gpa | hpa) & (S2_SIZE_1G - 1) == 0 and remaining >= S2_SIZE_1G:
-        return 2
-    if (gpa | hpa) & (S2_SIZE_2M - 1) == 0 and remaining >= S2_SIZE_2M:
-        return 1
+    for level in range(stage2_leaf_level_max, u64(0), -1):
+        size = _level_size(level)
+        if (gpa | hpa) & (size - 1) == 0 and remaining >= size:
+            return level
     return 0
+
+
+def _leaf_napot(gpa: u64, hpa: u64, remaining: u64) -> bool:
+    """A level-0 piece of a mapping that a 64 KiB NAPOT leaf can cover."""
+    return stage2_napot and (gpa | hpa) & (S2_SIZE_64K - 1) == 0 and remaining >= S2_SIZE_64K
 
 
 def stage2_map(root: u64, gpa: u64, hpa: u64, size: u64, perms: u64) -> bool:
@@ -189,26 +299,37 @@ def stage2_map(root: u64, gpa: u64, hpa: u64, size: u64, perms: u64) -> bool:
     done = u64(0)
     while done < size:
         level = _leaf_level(gpa + done, hpa + done, size - done)
-        if not _map_leaf(root, gpa + done, hpa + done, level, perms):
+        if level == 0 and _leaf_napot(gpa + done, hpa + done, size - done):
+            ok = _map_napot(root, gpa + done, hpa + done, perms)
+            step = S2_SIZE_64K
+        else:
+            ok = _map_leaf(root, gpa + done, hpa + done, level, perms)
+            step = _level_size(level)
+        if not ok:
             # only out of memory can fail here: the range was free, so everything in it is ours to undo
             stage2_unmap(root, gpa, size)
             return False
-        done += _level_size(level)
+        done += step
     return True
 
 
 def _split_leaf(e: Ptr[u64], level: u64) -> bool:
-    """Replace the block leaf *e at level (1 or 2) by a table of 512 leaves of the next level, same mapping."""
+    """Replace the block leaf *e at level (1 or 2) by a table of 512 leaves of the next level, same mapping: a
+    2 MiB leaf becomes 32 NAPOT ranges of 64 KiB when stage2_map makes them, else 512 4 KiB leaves."""
     t = frame_alloc(u64(1), u64(1))
     if t == 0:
         return False
     pte = e[0]
     base = _pte_addr(pte)
-    flags = pte & ((u64(1) << PTE_PPN_SHIFT) - 1)
+    flags = pte & PTE_FLAGS_MASK
     child = _level_size(level - 1)
     p = Ptr[u64](t)
+    napot = level == 1 and stage2_napot
     for i in range(u64(0), S2_TABLE_ENTRIES):
-        p[i] = (((base + i * child) >> S2_PAGE_SHIFT) << PTE_PPN_SHIFT) | flags
+        if napot:
+            p[i] = _pte_napot_leaf(base + (i & ~(S2_NAPOT_PTES - 1)) * child, flags)
+        else:
+            p[i] = (((base + i * child) >> S2_PAGE_SHIFT) << PTE_PPN_SHIFT) | flags
     e[0] = _pte_table(t)
     return True
 
@@ -232,8 +353,9 @@ def _prune(root: u64, addr: u64, upper: bool) -> None:
 
 def stage2_unmap(root: u64, gpa: u64, size: u64) -> bool:
     """Remove every mapping in [gpa, gpa + size) (holes are skipped); a 1 GiB / 2 MiB leaf that the range covers
-    only partly is split first.  Tables left empty are freed.  False on bad arguments, or when a split needs a
-    table and memory is out (the part before it is then already unmapped)."""
+    only partly is split first, a 64 KiB NAPOT range broken into 4 KiB leaves.  Tables left empty are freed.
+    False on bad arguments, or when a split needs a table and memory is out (the part before it is then already
+    unmapped)."""
     if root == 0 or not _range_ok(gpa, size):
         return False
     end = gpa + size
@@ -250,6 +372,14 @@ def stage2_unmap(root: u64, gpa: u64, size: u64) -> bool:
                 nxt = _next_boundary(addr, lsize)
                 break
             if _pte_is_leaf(pte):
+                if level == 0 and _pte_napot(pte):
+                    group = _entry(table, addr & ~(S2_SIZE_64K - 1), level)
+                    if addr & (S2_SIZE_64K - 1) == 0 and end - addr >= S2_SIZE_64K:
+                        for i in range(u64(0), S2_NAPOT_PTES):
+                            group[i] = 0
+                        nxt = addr + S2_SIZE_64K
+                        break
+                    _napot_break(group)  # then the 4 KiB page goes alone, below
                 if addr & (lsize - 1) == 0 and end - addr >= lsize:
                     e[0] = 0
                     nxt = addr + lsize
@@ -279,7 +409,7 @@ def stage2_translate(root: u64, gpa: u64, out_hpa: Ptr[u64]) -> bool:
         if not _pte_valid(pte):
             return False
         if _pte_is_leaf(pte):
-            out_hpa[0] = _pte_addr(pte) + (gpa & (_level_size(level) - 1))
+            out_hpa[0] = _leaf_hpa(pte, gpa, level)
             return True
         if level == 0:  # a non-leaf PTE at the last level is invalid
             return False
@@ -324,11 +454,13 @@ def stage2_destroy(root: u64) -> None:
 
 
 def stage2_count_leaves(root: u64, counts: Ptr[u64]) -> None:
-    """counts[S2_COUNT_1G / _2M / _4K] = leaves of each size; counts[S2_COUNT_TABLES] = table frames (root: 4)."""
+    """counts[S2_COUNT_1G / _2M / _64K / _4K] = leaves of each size (a NAPOT range counts once, as 64K);
+    counts[S2_COUNT_TABLES] = table frames (root: 4).  counts has S2_COUNTS slots."""
     counts[S2_COUNT_1G] = 0
     counts[S2_COUNT_2M] = 0
     counts[S2_COUNT_4K] = 0
     counts[S2_COUNT_TABLES] = 0
+    counts[S2_COUNT_64K] = 0
     if root == 0:
         return
     counts[S2_COUNT_TABLES] = S2_ROOT_PAGES
@@ -352,8 +484,12 @@ def stage2_count_leaves(root: u64, counts: Ptr[u64]) -> None:
             counts[S2_COUNT_TABLES] += 1
             p0 = Ptr[u64](_pte_addr(pte1))
             for k in range(u64(0), S2_TABLE_ENTRIES):
-                if _pte_is_leaf(p0[k]):
+                if not _pte_is_leaf(p0[k]):
+                    continue
+                if not _pte_napot(p0[k]):
                     counts[S2_COUNT_4K] += 1
+                elif k & (S2_NAPOT_PTES - 1) == 0:
+                    counts[S2_COUNT_64K] += 1
 
 
 def stage2_hgatp(root: u64, vmid: u64) -> u64:

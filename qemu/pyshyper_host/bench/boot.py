@@ -322,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the trap microbenchmark (bench/trap.py, the same --irq modes) and add its table and chart",
     )
+    ap.add_argument(
+        "--stage2",
+        action="store_true",
+        help="also boot the MVM with 4 KiB stage-2 leaves only against the largest leaves (bench/leaves.py: one "
+        "boot each, wall and icount, against native on the same -cpu) and add that section",
+    )
     ap.add_argument("--logs", type=Path, default=ROOT / "logs", help="where serial logs of failed boots go")
     ap.add_argument("--report", type=Path, default=REPORT, help="where the Markdown report goes")
     args = ap.parse_args(argv)
@@ -407,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
         tpng = args.report.with_name(args.report.stem + "-trap.png")
         drawn = trap.chart(trs, tpng) if not args.no_icount else False
         report += trap.report_section(trs, args.runs, tpng if drawn else None)
+    if args.stage2:
+        from pyshyper_host.bench import leaves
+
+        lrs = leaves.measure(cache, args.hv_mem, timeout=args.timeout)
+        failed += [f"stage-2 leaves: {r.name}: {r.error}" for r in lrs if r.error]
+        report += leaves.section(lrs)
     report += [f"{n}\n" for n in notes]
     text = "\n".join(report)
     args.report.parent.mkdir(parents=True, exist_ok=True)

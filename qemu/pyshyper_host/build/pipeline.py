@@ -35,6 +35,7 @@ from boards import (
     GUEST_HDR_SIZE,
     GUEST_MAGIC,
     GUEST_MEM_SIZE,
+    STAGE2_LEAF_SIZES,
     BuildConfig,
     make_config,
 )
@@ -571,6 +572,14 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         help="compile the hypervisor without optimization (-O0): in gdb every Python line has code and every "
         "local a value (debug info is always there; -O2 inlines and keeps locals in registers)",
     )
+    p.add_argument(
+        "--stage2-leaf",
+        choices=tuple(STAGE2_LEAF_SIZES),
+        default="max",
+        help="the largest leaf of the VMs' stage-2 tables: max (1 GiB, 2 MiB and, when the harts have Svnapot, "
+        "64 KiB pages wherever a region is aligned; the default), 2m (no 1 GiB pages), or 4k (4 KiB pages only, "
+        "to measure what large pages bring: just bench-boot --stage2)",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -595,6 +604,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """Raises BoardError with a one-line message for any bad choice."""
     cfg = make_config(args.board, args.irq, args.aia_guests)
+    cfg = dataclasses.replace(cfg, stage2_leaf=getattr(args, "stage2_leaf", "max"))
     return dataclasses.replace(cfg, opt=0) if getattr(args, "debug", False) else cfg
 
 

@@ -515,18 +515,23 @@ READY_LINE = "PyShyper MVM ready"
 PROMPT = "mvm# "
 
 
-def _native_machine(smp: int, mem: str) -> list[str]:
-    """The QEMU machine of the native baselines: the virt board, rv64, OpenSBI, no hypervisor."""
-    return ["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64", "-smp", str(smp), "-m", mem, "-bios", "default"]
+def _native_machine(smp: int, mem: str, cpu: str = "rv64") -> list[str]:
+    """The QEMU machine of the native baselines: the virt board, rv64 (or `cpu`), OpenSBI, no hypervisor."""
+    return ["qemu-system-riscv64", "-M", "virt", "-cpu", cpu, "-smp", str(smp), "-m", mem, "-bios", "default"]
 
 
 def native_qemu_command(
-    cache: Path | None = None, smp: int = 2, mem: str = "512M", cmdline: str = MVM_CMDLINE, extra: Iterable[str] = ()
+    cache: Path | None = None,
+    smp: int = 2,
+    mem: str = "512M",
+    cmdline: str = MVM_CMDLINE,
+    extra: Iterable[str] = (),
+    cpu: str = "rv64",
 ) -> list[str]:
     """QEMU command booting the MVM kernel and initramfs natively (no hypervisor): the baseline."""
     cache = cache or default_cache()
     return [
-        *_native_machine(smp, mem),
+        *_native_machine(smp, mem, cpu),
         "-nographic",
         "-kernel",
         str(cache / "Image"),

@@ -323,14 +323,18 @@ def mvm_run_options(
     mmio_decode: str = "htinst",
     cpu: str | None = None,
     boot_hart: int | None = None,
+    stage2_leaf: str = "max",
 ) -> RunOptions:
     """The options of a run that boots the hypervisor with the MVM, built into `out` (default build/) with the
     images of `cache` (default: the image cache): nothing is built or written here (`prepare_mvm_run` does that).
 
     `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0xB000_0000 with the default
     mvm.toml, and its vCPUs are pinned to harts 0..N-1): the MVM itself always sees mvm.toml's memory and vCPUs.
-    `boot_hart`: as `pyshyper run --boot-hart`. Raises BoardError for a bad choice."""
-    cfg = dataclasses.replace(make_config(board, irq, aia_guests if irq == "aia" else None), mmio_decode=mmio_decode)
+    `boot_hart`: as `pyshyper run --boot-hart`; `stage2_leaf`: as `pyshyper build --stage2-leaf`. Raises BoardError
+    for a bad choice."""
+    cfg = dataclasses.replace(
+        make_config(board, irq, aia_guests if irq == "aia" else None), mmio_decode=mmio_decode, stage2_leaf=stage2_leaf
+    )
     out = (out if out is not None else DEFAULT_OUT).resolve()
     cache = cache.expanduser().resolve() if cache is not None else None
     mvm = mvm_images(cfg, out, cache)
@@ -382,6 +386,7 @@ def mvm_qemu_command(
     mmio_decode: str = "htinst",
     cpu: str | None = None,
     boot_hart: int | None = None,
+    stage2_leaf: str = "max",
 ) -> list[str]:
     """The QEMU command that boots the hypervisor with the MVM (the boot benchmark and the MVM boot tests), after
     preparing it: `mvm_run_options`, then `prepare_mvm_run`, then `qemu_command`."""
@@ -397,6 +402,7 @@ def mvm_qemu_command(
         mmio_decode=mmio_decode,
         cpu=cpu,
         boot_hart=boot_hart,
+        stage2_leaf=stage2_leaf,
     )
     prepare_mvm_run(opts, quiet)
     return qemu_command(opts)
