@@ -322,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the trap microbenchmark (bench/trap.py, the same --irq modes) and add its table and chart",
     )
+    ap.add_argument(
+        "--latency",
+        action="store_true",
+        help="also run the timer-latency and context-switch benchmark (bench/latency.py, the same --irq modes) and "
+        "add its tables and histogram",
+    )
     ap.add_argument("--logs", type=Path, default=ROOT / "logs", help="where serial logs of failed boots go")
     ap.add_argument("--report", type=Path, default=REPORT, help="where the Markdown report goes")
     args = ap.parse_args(argv)
@@ -407,6 +413,17 @@ def main(argv: list[str] | None = None) -> int:
         tpng = args.report.with_name(args.report.stem + "-trap.png")
         drawn = trap.chart(trs, tpng) if not args.no_icount else False
         report += trap.report_section(trs, args.runs, tpng if drawn else None)
+    if args.latency:
+        from pyshyper_host.bench import latency
+
+        largs = argparse.Namespace(
+            irq=args.irq, **vars(latency.add_arguments(argparse.ArgumentParser()).parse_args([]))
+        )
+        lrs, lsw = latency.run(largs, cache)
+        failed += [f"latency: {f}" for f in latency.failures(lrs, lsw)]
+        lpng = args.report.with_name(args.report.stem + "-latency.png")
+        drawn = latency.chart(lrs, lpng)
+        report += latency.report_section(lrs, lsw, largs.samples, lpng if drawn else None)
     report += [f"{n}\n" for n in notes]
     text = "\n".join(report)
     args.report.parent.mkdir(parents=True, exist_ok=True)

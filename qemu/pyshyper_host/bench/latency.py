@@ -610,7 +610,8 @@ def run(args: argparse.Namespace, cache: Path) -> tuple[list[ModeResult], Switch
     return results, switch
 
 
-def add_arguments(ap: argparse.ArgumentParser) -> None:
+def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The measurement's options (also `just bench`'s defaults: bench/boot.py --latency parses none)."""
     ap.add_argument("--samples", type=int, default=2000, help="timer rounds per case (default %(default)s)")
     ap.add_argument("--min-us", type=int, default=200, help="shortest deadline ahead, us (default %(default)s)")
     ap.add_argument("--max-us", type=int, default=600, help="longest deadline ahead, us (default %(default)s)")
@@ -619,6 +620,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--slices", type=int, default=64, help="run intervals per switch recorder (default %(default)s)")
     ap.add_argument("--until-ms", type=int, default=2000, help="switch recorders' time limit (default %(default)s)")
     ap.add_argument("--gap", type=int, default=64, help="instret break that ends an interval (default %(default)s)")
+    return ap
 
 
 def failures(results: Sequence[ModeResult], switch: SwitchResult | None) -> list[str]:
