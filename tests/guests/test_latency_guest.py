@@ -51,3 +51,59 @@ def test_everything_stays_below_the_device_tree(guest):
     assert int(cfg["image"]["kernel_load_ipa"], 16) == int(region["ipa_start"], 16) == GUEST_BASE
     assert _symbols(guest.elf)["_end"] <= dtb < GUEST_BASE + int(region["length"], 16)
     assert cfg["image"]["kernel_filename"] == guest.bin.name
+
+
+@pytest.fixture
+def guest_module():
+    """guest.py under CPython (compiler/LANGUAGE.md section 10), a fresh simulated memory."""
+    import sys
+
+    from compiler import prelude
+
+    prelude.install_import_hook(["hypervisor", "tests.guests.common", "tests.guests.latency"])
+    for name in [n for n in sys.modules if n.startswith(("hypervisor", "tests.guests.common", "tests.guests.latency"))]:
+        sys.modules.pop(name)
+    prelude.reset()
+    return prelude.load_module(str(GUEST / "guest.py"), "tests.guests.latency.guest")
+
+
+def _bootargs(g, text: bytes) -> None:
+    from compiler.prelude import cstr, u64
+
+    s = cstr(text)
+    g.bootargs[0] = u64(s.addr())
+    g.bootargs[1] = u64(len(text) + 1)  # a device-tree string property's length counts its NUL
+
+
+def test_bootargs_words(guest_module):
+    """`key=value` words of /chosen/bootargs as shyper's device tree gives them (the config's cmdline, then the
+    VM's hostname): a key matches whole words only, a missing or empty one gives the default."""
+    from compiler.prelude import cstr, u64
+
+    g = guest_module
+    _bootargs(g, b"mode=switch n=200 xn=9 min_us=50 timer=sbi max_us= hostname=latency")
+    assert g.arg_u64(cstr(b"n"), u64(5)) == 200
+    assert g.arg_u64(cstr(b"min_us"), u64(5)) == 50
+    assert g.arg_u64(cstr(b"max_us"), u64(7)) == 7  # empty
+    assert g.arg_u64(cstr(b"seed"), u64(3)) == 3  # absent
+    assert g.arg_is(cstr(b"timer"), cstr(b"sbi"))
+    assert g.arg_is(cstr(b"mode"), cstr(b"switch")) and not g.arg_is(cstr(b"mode"), cstr(b"swi"))
+    assert g.arg_is(cstr(b"hostname"), cstr(b"latency"))  # the last word, up to the NUL
+    _bootargs(g, b"")
+    assert g.arg_u64(cstr(b"n"), u64(2000)) == 2000 and not g.arg_is(cstr(b"mode"), cstr(b"switch"))
+
+
+def test_deadlines_follow_xorshift64(guest_module):
+    from compiler.prelude import u64
+
+    def ref(x: int) -> int:  # Marsaglia 2003, the (13, 7, 17) triple on 64 bits
+        m = (1 << 64) - 1
+        x ^= (x << 13) & m
+        x ^= x >> 7
+        x ^= (x << 17) & m
+        return x
+
+    x, y = u64(1), 1
+    for _ in range(100):
+        x, y = guest_module.xorshift64(x), ref(y)
+        assert int(x) == y != 0
