@@ -64,7 +64,8 @@ def test_timer_latency_alone(mvm):
 
 def test_switch_recorder_alone(mvm):
     res = latency.SwitchResult("plic")
-    latency.run_switch_guests(mvm, ("switch-a",), latency.switch_cmdline(16, 64, 300), 300, res)
+    # Without -icount QEMU's instret is the host's cycle counter: a break is 10^5 of those (tens of microseconds)
+    latency.run_switch_guests(mvm, ("switch-a",), latency.switch_cmdline(16, 100000, 300), 300, res)
     assert len(res.intervals) == 1 and 1 <= len(res.intervals[0]) <= 16
     assert res.costs is not None and res.costs.switches == []
     assert len(res.costs.same_vm) == len(res.intervals[0]) - 1
