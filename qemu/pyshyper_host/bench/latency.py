@@ -23,6 +23,13 @@ not switch) are kept apart as the baseline. Until the scheduler lets two VMs sha
 
 Statistics: median, 99th percentile (nearest rank) and maximum, in ticks and microseconds (the guest's timebase);
 a histogram PNG (log-spaced bins) next to the report. Nothing here is a pass/fail threshold.
+
+What the vCPU scheduler has to give for the shared and switch rows to turn into figures, with no change here:
+`shyper vm config` accepts `cpu.priority` (until then the config is given again without it, and a note says so)
+and a second VM on a taken hart (until then its refusal is the row); the latency guest's deadline, armed while the
+Linux GVM holds the hart (its `vstimecmp`, or its SBI deadline without Sstc), preempts that GVM when it comes; two
+vCPUs of equal priority on a hart take turns by time slice even when neither traps (the hypervisor's own timer);
+guests keep reading the hart's `instret` directly (hcounteren.IR), never a per-vCPU copy.
 """
 
 from __future__ import annotations
@@ -570,7 +577,9 @@ def report_section(
         "few hundred microseconds ahead, waits in WFI and records `time` at its trap vector minus the deadline "
         f"({samples} rounds; nearest-rank p99). Alone: nothing else on its hart. Shared: a Linux GVM with "
         f"`cpu.priority` {PRIORITY_LOW} running a CPU-bound shell loop on the same hart. Timer: `sstc` is the "
-        "guest's own `stimecmp` (the hypervisor gives guests Sstc when the harts have it), `sbi` SBI set_timer.",
+        "guest's own `stimecmp` (the hypervisor gives guests Sstc when the harts have it), `sbi` SBI set_timer. "
+        "QEMU without icount: `time` follows the host's clock, so the tail also holds the host's descheduling of "
+        "QEMU's threads (on a busy host, milliseconds).",
         "",
         table(results),
     ]
