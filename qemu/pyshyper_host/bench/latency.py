@@ -607,6 +607,8 @@ def run(args: argparse.Namespace, cache: Path) -> tuple[list[ModeResult], Switch
             results.append(measure_mode(irq, cache, args.samples, args.min_us, args.max_us, not args.no_shared))
         except BootError as e:
             results.append(ModeResult(irq, error=str(e)))
+        except Exception as e:  # noqa: BLE001 - a pexpect timeout: reported in the table, the other runs go on
+            results.append(ModeResult(irq, error=f"{type(e).__name__}: {e}"))
         for c in results[-1].cases:
             what = c.refused and f"not possible: {c.refused}" or c.error or (c.run and summarize(c.run.samples))
             print(f"bench-latency: {irq}: {c.name}: {what}", flush=True)
@@ -616,6 +618,8 @@ def run(args: argparse.Namespace, cache: Path) -> tuple[list[ModeResult], Switch
             switch = measure_switch(cache, args.slices, args.until_ms, args.gap)
         except BootError as e:
             switch = SwitchResult("plic", error=str(e))
+        except Exception as e:  # noqa: BLE001 - as above
+            switch = SwitchResult("plic", error=f"{type(e).__name__}: {e}")
     return results, switch
 
 
