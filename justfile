@@ -32,10 +32,10 @@ test *ARGS:
 test-fast *ARGS:
     pytest -m "not qemu and not slow" "$@"
 
-# All benchmarks: compiler speed, one report of the MVM boot against native, the trap round trips and 4 KiB against
-# large stage-2 pages, then guest VMs
+# All benchmarks: compiler speed, one report of the MVM boot against native, the trap round trips, 4 KiB against
+# large stage-2 pages and the timer latency, then guest VMs
 bench: bench-compiler
-    python -m pyshyper_host.bench.boot --trap --stage2
+    python -m pyshyper_host.bench.boot --trap --stage2 --latency
     python -m pyshyper_host.bench.gvm
 
 # Compiler speed: lines per second and time per stage
@@ -60,6 +60,12 @@ bench-leaves *ARGS:
 # the control round trip (shyper system ping): build/bench/gvm.md
 bench-gvm *ARGS:
     python -m pyshyper_host.bench.gvm "$@"
+
+# Timer-interrupt latency of a small high-priority guest VM alone on hart 2 and sharing it with a CPU-bound Linux GVM
+# (median, p99, max; histogram), and the context switch between two VMs on one hart in instructions under -icount:
+# build/bench/latency.md
+bench-latency *ARGS: bench-deps
+    python -m pyshyper_host.bench.latency "$@"
 
 # matplotlib for the benchmarks' PNG charts (the `bench` extra), installed once
 bench-deps:

@@ -328,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also boot the MVM with 4 KiB stage-2 leaves only against the largest leaves (bench/leaves.py: one "
         "boot each, wall and icount, against native on the same -cpu) and add that section",
     )
+    ap.add_argument(
+        "--latency",
+        action="store_true",
+        help="also run the timer-latency and context-switch benchmark (bench/latency.py, the same --irq modes) and "
+        "add its tables and histogram",
+    )
     ap.add_argument("--logs", type=Path, default=ROOT / "logs", help="where serial logs of failed boots go")
     ap.add_argument("--report", type=Path, default=REPORT, help="where the Markdown report goes")
     args = ap.parse_args(argv)
@@ -419,6 +425,17 @@ def main(argv: list[str] | None = None) -> int:
         lrs = leaves.measure(cache, args.hv_mem, timeout=args.timeout)
         failed += [f"stage-2 leaves: {r.name}: {r.error}" for r in lrs if r.error]
         report += leaves.section(lrs)
+    if args.latency:
+        from pyshyper_host.bench import latency
+
+        largs = argparse.Namespace(
+            irq=args.irq, **vars(latency.add_arguments(argparse.ArgumentParser()).parse_args([]))
+        )
+        lrs, lsw = latency.run(largs, cache)
+        failed += [f"latency: {f}" for f in latency.failures(lrs, lsw)]
+        lpng = args.report.with_name(args.report.stem + "-latency.png")
+        drawn = latency.chart(lrs, lpng)
+        report += latency.report_section(lrs, lsw, largs.samples, lpng if drawn else None)
     report += [f"{n}\n" for n in notes]
     text = "\n".join(report)
     args.report.parent.mkdir(parents=True, exist_ok=True)

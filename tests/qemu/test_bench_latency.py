@@ -1,0 +1,153 @@
+"""`just bench-latency` (qemu/pyshyper_host/bench/latency.py) without QEMU: the latency guest's console output
+parsed (and refused when a line is lost), median / nearest-rank p99 / max, the histogram's bins, the merge of two
+VMs' run intervals into switch costs, and the report's rows (a refused shared case said as such)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pyshyper_host.bench import latency
+
+
+def guest_output(samples: list[int], per_line: int = 4, timebase: int = 10_000_000) -> str:
+    lines = [f"latency: up timebase {timebase} timer sstc mode timer n {len(samples)} min 2000 max 6000 seed 1"]
+    for i in range(0, len(samples), per_line):
+        lines.append(f"latency: s {i} " + " ".join(f"{v:x}" for v in samples[i : i + per_line]))
+    lines.append(f"latency: done n {len(samples)} sum {sum(samples)} min {min(samples)} max {max(samples)} early 0")
+    return "\n".join(lines) + "\n"
+
+
+SAMPLES = [30, 31, 29, 250, 33, 30, 28, 1200, 31, 32]
+
+
+def test_parse_timer_run():
+    run = latency.parse_timer(guest_output(SAMPLES))
+    assert (run.timebase, run.timer, run.samples) == (10_000_000, "sstc", SAMPLES)
+
+
+def test_parse_takes_out_hypervisor_lines_and_carriage_returns():
+    text = guest_output(SAMPLES).replace("latency: s 4 ", "latency: s 4 pyshyper: vm3 created (x)\n")
+    assert "pyshyper:" in text
+    assert latency.parse_timer(text.replace("\n", "\r\n")).samples == SAMPLES
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: re.sub(r"latency: s 4 .*\n", "", t), "a line is missing or cut: index 8 after 4"),
+        (lambda t: t.replace(" 1f ", " 1e "), "samples lost or garbled"),
+        (lambda t: re.sub(r"latency: done.*\n", "", t), "did not finish"),
+        (lambda t: t.replace("early 0", "early 2"), "2 interrupt\\(s\\) came before their deadline"),
+        (lambda t: t + "latency: unexpected trap, scause 0x2 sepc 0x80000100 stval 0x0\n", "the guest failed"),
+        (lambda t: t.replace("mode timer", "mode switch"), "no `latency: up"),
+    ],
+)
+def test_parse_refuses_a_broken_run(change, message):
+    with pytest.raises(latency.LatencyError, match=message):
+        latency.parse_timer(change(guest_output(SAMPLES)))
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))  # 1..100
+    assert latency.percentile(values, 99) == 99
+    assert latency.percentile(values, 50) == 50
+    assert latency.percentile(values, 100) == 100
+    assert latency.percentile([7], 99) == 7
+    assert latency.percentile(list(range(1, 1001)), 99) == 990
+    assert latency.percentile([5, 1, 9, 3], 99) == 9  # unsorted input
+    with pytest.raises(ValueError):
+        latency.percentile([], 99)
+
+
+def test_summary():
+    s = latency.summarize(SAMPLES)
+    assert (s.n, s.median, s.p99, s.max, s.min) == (10, 31, 1200, 1200, 28)
+    s = latency.summarize([4, 1, 3])
+    assert (s.median, s.p99, s.max, s.min) == (3, 4, 4, 1)
+
+
+def test_log_edges_span_the_values_geometrically():
+    e = latency.log_edges(10, 10000, 3)
+    assert e == pytest.approx([10, 100, 1000, 10000])
+    assert latency.log_edges(0, 0, 2)[0] == 1 and latency.log_edges(0, 0, 2)[-1] == 2  # a floor of 1, a width
+
+
+def test_histogram_bins():
+    edges = [10.0, 100.0, 1000.0]
+    # [10, 100) and [100, 1000] (the last bin closed); values outside fall in the first or last bin
+    assert latency.histogram([10, 99, 100, 999, 1000, 5, 5000], edges) == [3, 4]
+    counts = latency.histogram(SAMPLES, latency.log_edges(min(SAMPLES), max(SAMPLES), 8))
+    assert sum(counts) == len(SAMPLES) and counts[0] > 0 and counts[-1] == 1
+
+
+def switch_output(intervals: list[tuple[int, int]]) -> str:
+    values = [v for pair in intervals for v in pair]
+    lines = ["latency: up timebase 10000000 timer sstc mode switch slices 64 gap 64 until 2000"]
+    for i in range(0, len(values), 8):
+        lines.append(f"latency: i {i} " + " ".join(f"{v:x}" for v in values[i : i + 8]))
+    lines.append(f"latency: done intervals {len(intervals)}")
+    return "\n".join(lines) + "\n"
+
+
+def test_parse_switch():
+    pairs = [(100, 200), (900, 1500), (2100, 2600), (3000, 3100), (4000, 4100)]
+    assert latency.parse_switch(switch_output(pairs)) == pairs
+    with pytest.raises(latency.LatencyError, match="out of order"):
+        latency.parse_switch(switch_output([(100, 200), (150, 300)]))
+    with pytest.raises(latency.LatencyError, match="did not finish"):
+        latency.parse_switch(switch_output(pairs).replace("done intervals", "done"))
+
+
+def test_switch_costs_merge_two_vms():
+    # A runs [0,1000], B [1300,2000], A [2250,3000] with a break of its own to [3040,4000], B [4300,5000],
+    # A [5200,6000]. Only gaps inside [1300, 5000] count: before B's first read B may have run unrecorded (its
+    # start), after its last read too (its output), so 1000..1300 and 5000..5200 are out.
+    a = [(0, 1000), (2250, 3000), (3040, 4000), (5200, 6000)]
+    b = [(1300, 2000), (4300, 5000)]
+    c = latency.switch_costs(a, b)
+    assert c.switches == [250, 300]  # B->A, A->B (after A's own break)
+    assert c.same_vm == [40]
+    assert latency.switch_costs(a, []) == latency.SwitchCosts([], [])
+    assert latency.own_breaks(a) == [1250, 40, 1200]
+
+
+def test_switch_costs_ignore_the_stretch_before_both_record():
+    a = [(0, 100), (200, 300), (400, 500), (1000, 1100)]  # A alone until B starts at 600
+    b = [(600, 900), (1200, 1300)]
+    c = latency.switch_costs(a, b)
+    assert c.switches == [100]  # 900 -> 1000; 500 -> 600 starts before B's record, 1100 -> 1200 ends after A's
+    assert c.same_vm == []  # A's breaks before B records may hide B's start
+
+
+def test_report_rows():
+    run = latency.parse_timer(guest_output(SAMPLES))
+    ok = latency.ModeResult(
+        "plic",
+        [
+            latency.Case("alone", run=run),
+            latency.Case("shared", refused="EBUSY: hart 2 is vm 1's"),
+        ],
+    )
+    bad = latency.ModeResult("aia", [latency.Case("alone", error="no 'done' in 120 s\nmore")])
+    rows = latency.table([ok, bad]).splitlines()
+    assert rows[2] == ("| plic | alone | sstc | 10 | 31 (3.1 us) | 1200 (120.0 us) | 1200 (120.0 us) | 10 MHz |")
+    assert rows[3].startswith("| plic | shared: not possible: EBUSY: hart 2 is vm 1's |")
+    assert rows[4].startswith("| aia | alone: failed: no 'done' in 120 s |")
+    assert latency.failures([ok, bad], None) == ["aia: alone: no 'done' in 120 s\nmore"]
+    sw = latency.SwitchResult("plic", refused="EBUSY: hart 3", costs=latency.SwitchCosts([], [40, 50, 45]))
+    srows = latency.switch_table(sw).splitlines()
+    assert srows[2].startswith("| context switch, 2 VMs on hart 3: not possible: EBUSY: hart 3 |")
+    assert srows[3] == "| a VM's own break, no switch (instructions) | 3 | 40 | 45 | 50 | 50 |"
+    section = "\n".join(latency.report_section([ok], sw, 10, None))
+    assert section.startswith("## Timer-interrupt latency and context switch")
+
+
+def test_guest_config_places_the_guest():
+    cfg = latency.guest_config("latency", 2, 10, latency.timer_cmdline(200, 200, 600, 1))
+    assert cfg["cpu"] == {"num": 1, "allocate_bitmap": "0b0100", "master": 2, "priority": 10}
+    assert cfg["cmdline"] == "mode=timer n=200 min_us=200 max_us=600 seed=1"
+    assert cfg["type"] == "VM_T_BARE_METAL" and cfg["image"]["kernel_filename"] == "latency.bin"
+    linux = latency.linux_config(2, 0)
+    assert linux["cpu"]["allocate_bitmap"] == "0b0100" and linux["cpu"]["priority"] == 0
