@@ -422,9 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage2:
         from pyshyper_host.bench import leaves
 
-        lrs = leaves.measure(cache, args.hv_mem, timeout=args.timeout)
-        failed += [f"stage-2 leaves: {r.name}: {r.error}" for r in lrs if r.error]
-        report += leaves.section(lrs)
+        leaf_runs = leaves.measure(cache, args.hv_mem, timeout=args.timeout)
+        failed += [f"stage-2 leaves: {r.name}: {r.error}" for r in leaf_runs if r.error]
+        report += leaves.section(leaf_runs)
     if args.latency:
         from pyshyper_host.bench import latency
 
