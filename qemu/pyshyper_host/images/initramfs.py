@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TypedDict
 
+from boards import load_board
 from pyshyper_host.images.apt import (
     ARCH,
     KERNEL_SERIES,
@@ -510,14 +511,19 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     return 0
 
 
+NATIVE_BOARD = "qemu-virt"  # the board the native baselines run on (its QEMU machine and CPU)
 MVM_CMDLINE = "console=ttyS0 earlycon=sbi"
 READY_LINE = "PyShyper MVM ready"
 PROMPT = "mvm# "
 
 
 def _native_machine(smp: int, mem: str) -> list[str]:
-    """The QEMU machine of the native baselines: the virt board, rv64, OpenSBI, no hypervisor."""
-    return ["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64", "-smp", str(smp), "-m", mem, "-bios", "default"]
+    """The QEMU machine of the native baselines: the virt board with the board's own CPU (board.toml qemu_cpu, the
+    one `pyshyper run` gives the hypervisor, so native and hypervisor runs compare the same harts), OpenSBI, no
+    hypervisor."""
+    b = load_board(NATIVE_BOARD)
+    cpu = ["-cpu", b.qemu_cpu]
+    return ["qemu-system-riscv64", "-M", b.qemu_machine, *cpu, "-smp", str(smp), "-m", mem, "-bios", "default"]
 
 
 def native_qemu_command(
