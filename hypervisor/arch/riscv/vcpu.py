@@ -36,14 +36,11 @@ from hypervisor.arch.riscv.encoding import (
     HSTATUS_SPVP,
     HSTATUS_VSXL,
     HSTATUS_VTW,
-    SSTATUS_FS,
-    SSTATUS_FS_INITIAL,
     SSTATUS_SIE,
     SSTATUS_SPIE,
     SSTATUS_SPP,
-    SSTATUS_VS,
-    SSTATUS_VS_INITIAL,
 )
+from hypervisor.arch.riscv.fpu import fpu_enter
 from hypervisor.arch.riscv.irqc import irqc_vcpu_enter, irqc_vcpu_leave
 from hypervisor.arch.riscv.sbi_call import sbi_set_timer
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
@@ -88,11 +85,13 @@ def vcpu_run(v: Ptr[Vcpu]) -> None:
     # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
     hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits
     csr_write(HSTATUS, hstatus | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW)
+    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE)
+    csr_write(SSTATUS, s | SSTATUS_SPP)
     # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,
-    # 4.1.1). One vCPU per hart and a hypervisor built without F/D/V mean those registers are the guest's alone:
-    # no save needed. (VS is WARL zero on a hart without V.)
-    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_FS | SSTATUS_VS)
-    csr_write(SSTATUS, s | SSTATUS_SPP | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
+    # 3.1.6.6), and the registers must be the vCPU's: a former vCPU's (another VM's) must not show through, as
+    # Initial would claim. fpu_enter loads them (zeroed after a reset) unless the hart holds them already, and
+    # leaves FS/VS Clean.
+    fpu_enter(v)
     vcpu_enter(v)
 
 
