@@ -6,8 +6,8 @@
  *
  * Vector registers go whole (V 1.0 section 7.9, vs8r.v / vl8re8.v: independent of vtype and vl, VLEN bits each)
  * in four groups of eight: 8 * vlenb bytes a group. vstart is read first and zeroed before the stores, since whole-
- * register stores start at element vstart; it is written back last on restore, after the loads and the vsetvl that
- * would reset it (V 1.0 section 3.7). vl and vtype come back with one vsetvl of the saved vl and vtype (section
+ * register stores start at element vstart (and reset it), then written back; on restore it is written last, after
+ * the loads and the vsetvl that would reset it (V 1.0 section 3.7). vl and vtype come back with one vsetvl of the saved vl and vtype (section
  * 6.3): a vtype with vill set is unsupported for vsetvl, which sets vill again (and vl = 0, as it was).
  * Offsets (FPUSTATE_*) come from the compiler's generated offsets.S.
  */
@@ -42,7 +42,8 @@ hyp_fpu_load_fp:
     ret
     .size hyp_fpu_load_fp, . - hyp_fpu_load_fp
 
-/* hyp_fpu_save_v(a0 = FpuState *): vstart, vl, vtype, vcsr, then v0..v31 (32 * vlenb bytes at FPUSTATE_V). */
+/* hyp_fpu_save_v(a0 = FpuState *): vstart, vl, vtype, vcsr, then v0..v31 (32 * vlenb bytes at FPUSTATE_V); the
+ * hart's registers are left as they were (vstart written back: fpu_enter may find them still the vCPU's). */
     .balign 4
     .globl hyp_fpu_save_v
     .type hyp_fpu_save_v, @function
@@ -66,6 +67,8 @@ hyp_fpu_save_v:
     vs8r.v  v16, (t0)
     add     t0, t0, t1
     vs8r.v  v24, (t0)
+    ld      t0, FPUSTATE_VSTART(a0)     /* the hart keeps the vCPU's registers: vstart too */
+    csrw    vstart, t0
     ret
     .size hyp_fpu_save_v, . - hyp_fpu_save_v
 

@@ -51,6 +51,7 @@ from compiler.prelude import (
     u32,
     u64,
 )
+from hypervisor.arch.riscv.fpu import fpu_reset
 from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.arch.riscv.irqc import irqc_file_free, irqc_file_release, irqc_gvm_init, irqc_gvm_reset, irqc_vcpu_file
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
@@ -602,6 +603,7 @@ def gvm_boot(id: u64) -> u32:
     for i in range(vm.vcpus):
         v = vm_vcpu(vm, u64(i))
         vcpu_reset(v)
+        fpu_reset(v)  # zeroed FP and vector registers: nothing of the slot's former vCPU
         v.state = VCPU_STARTED if u64(i) == vm.master else VCPU_STOPPED
     vm.reason = END_NONE
     vm.fault_scause = 0

@@ -34,7 +34,6 @@ from compiler.prelude import (
     u32,
     u64,
 )
-from hypervisor.arch.riscv.fpu import fpu_reset
 from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
@@ -377,7 +376,6 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
     v.timer_deadline = ~u64(0)
     for i in range(MSG_COUNT):
         v.mailbox[i] = 0
-    fpu_reset(v)  # zeroed FP and vector registers at its next entry
 
 
 def vm_console_lock(vm: Ptr[Vm]) -> None:

@@ -34,7 +34,7 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.encoding import MIP_VSSIP, MIP_VSTIP
-from hypervisor.arch.riscv.fpu import fpu_test_switch
+from hypervisor.arch.riscv.fpu import fpu_reset, fpu_test_switch
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE,
     SBI_ERR_INVALID_ADDRESS,
@@ -305,6 +305,7 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
         sbi_return(v, SBI_ERR_INVALID_ADDRESS, u64(0))
         return
     vcpu_reset(t)
+    fpu_reset(t)  # zeroed FP and vector registers at its next entry
     t.sepc = start
     t.regs[A0] = target
     t.regs[A1] = v.regs[A2]
@@ -362,6 +363,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vm.boots += 1
         vm_load_image(vm)
         vcpu_reset(v)
+        fpu_reset(v)
         v.parking = u32(1)  # re-entered through hart_wait and vcpu_run: fences, fence.i, fresh VS-level state
         return
     vm_report(vm, cstr(b"powered off, reason "), reason)
