@@ -1,8 +1,9 @@
 """A guest VM's kernel and initramfs (Image, gvm-initramfs.cpio from `pyshyper images`) boot natively under QEMU,
 without the hypervisor (`images.native_gvm_command`, the baseline of a GVM's boot): the console is a virtio-console
 (/dev/hvc0), the VM takes its name from `hostname=` on the command line or from the device tree's /model
-("pyshyper,NAME"), its prompt names it, `reboot` boots it again and `poweroff` ends QEMU with status 0. This proves
-the image apart from the hypervisor. The serial log goes to logs/ on failure."""
+("pyshyper,NAME"), its prompt names it, its FP/vector checker (`fpvcheck 3`) passes on the board's CPU, `reboot`
+boots it again and `poweroff` ends QEMU with status 0. This proves the image apart from the hypervisor. The serial
+log goes to logs/ on failure."""
 
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def test_gvm_native_boot_named_by_cmdline(mvm_image_cache: Path):
         assert "console=hvc0" in lines[2] and "hostname=vm1" in lines[2], out
         assert re.search(r"^virtio_mmio\b", out, re.M), out
         assert re.search(r"^\[\s*0\.000000\] random: crng init done", out, re.M), out  # QEMU's rng-seed
+        # the board's CPU has V: the FP/vector checker computes and checks for 3 seconds (gvm/fpvcheck.S)
+        out, status = sh.run("grep -m1 '^isa' /proc/cpuinfo; fpvcheck 3", timeout=60)
+        assert status == 0 and re.search(r"^isa\s*: rv64imafdcv", out, re.M), out
+        assert re.search(r"^fpvcheck: ok [1-9]\d* rounds$", out, re.M), out
+        out, status = sh.run("fpvcheck")
+        assert status == 2 and "usage: fpvcheck SECONDS" in out, out
         # reboot (SBI SRST): the kernel boots again to the same prompt
         sh.send("reboot")
         sh.expect(re.escape(images.GVM_READY_LINE), timeout=TIMEOUT)

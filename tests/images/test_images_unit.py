@@ -286,6 +286,11 @@ def test_gvm_initramfs_layout(tmp_path: Path):
     assert not any("python" in p or "ext4" in p for p in files)  # small: busybox and its one module
     init = files["init"][1].decode()
     assert initramfs.GVM_READY_LINE in init and "/proc/device-tree/model" in init and "pyshyper," in init
+    # fpvcheck: a static riscv64 Linux executable (ELF64, EM_RISCV 243, ET_EXEC), no interpreter
+    mode, exe = files["usr/bin/fpvcheck"]
+    assert mode == 0o100755 and exe[:4] == b"\x7fELF" and exe[4] == 2
+    assert int.from_bytes(exe[16:18], "little") == 2 and int.from_bytes(exe[18:20], "little") == 243
+    assert b"ld-linux" not in exe and b"fpvcheck: ok " in exe
 
 
 def _fake_tools(tmp_path: Path, main: bool = True) -> Path:
