@@ -397,7 +397,8 @@ def build_fpvcheck(work: Path) -> bytes:
     obj, exe = work / "fpvcheck.o", work / "fpvcheck"
     src = GVM_DIR / "fpvcheck.S"
     subprocess.run([as_, f"-march={FPVCHECK_MARCH}", "-mabi=lp64d", "-o", str(obj), str(src)], check=True)
-    subprocess.run([ld, "-static", "-nostdlib", "-s", "-e", "_start", "-o", str(exe), str(obj)], check=True)
+    link = [ld, "-static", "-nostdlib", "--no-relax", "-s", "-e", "_start", "-o", str(exe), str(obj)]
+    subprocess.run(link, check=True)
     data = exe.read_bytes()
     shutil.rmtree(work, ignore_errors=True)
     return data

@@ -10,6 +10,7 @@
 # Values depend on the round, so registers left from an earlier round (a missed restore) fail too.
 # Prints `fpvcheck: ok ROUNDS rounds` (exit 0) or `fpvcheck: FAIL round N: WHAT` (exit 1); usage errors exit 2.
     .option norvc
+    .option norelax                     # no gp-relative relaxation: this program never sets gp
     .option arch, +d, +v
 
     .equ SYS_WRITE, 64
