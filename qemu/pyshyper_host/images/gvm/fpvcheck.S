@@ -2,11 +2,13 @@
 # result, so that a hypervisor (or kernel) that loses or mixes up FP/vector state between switches is caught.
 # A static Linux riscv64 program with no libc (GNU as + ld, raw syscalls).
 #
-# Round r (1, 2, ...): f0..f27 := r*32 + n and the vector group v24..v31 (e64) := r*7 + i, both kept live through
+# Round r (1, 2, ...): f0..f27 := r*32 + n and the vector group v24..v31 (e64) := r*7 + i, kept live through
 # the round; then vector work over arrays (c[i] = a[i]*b[i] + a[i], a[i] = r + i, b[i] = 3r - i, strip-mined with
 # vsetvli over FPV_N elements, in v0..v23) checked against scalar arithmetic, and double arithmetic with exact
 # results (x = 4(r mod 2^20) + 1: x*x, x*x/x, sqrt(x*x), x*x + 0.5 - 0.5, in f28..f31) checked against integers;
-# a clock_gettime syscall (a way into the kernel, where switches happen); then f0..f27 and v24..v31 checked again.
+# v24..v31 checked (live through the vector and FP work, where a timer interrupt may switch the task or the vCPU);
+# a clock_gettime syscall (a way into the kernel, where switches happen); then f0..f27 checked again (Linux keeps
+# FP registers across a syscall, but discards vector ones).
 # Values depend on the round, so registers left from an earlier round (a missed restore) fail too.
 # Prints `fpvcheck: ok ROUNDS rounds` (exit 0) or `fpvcheck: FAIL round N: WHAT` (exit 1); usage errors exit 2.
     .option norvc
@@ -146,18 +148,8 @@ round:
     feq.d   t0, f31, f29
     beqz    t0, fail_fadd
 
-    # into the kernel and back
-    call    now_ns
-    mv      s6, a0
-
-    # f0..f27 still r*32 + n
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27
-    fcvt.l.d t0, f\n, rne
-    addi    t1, s3, \n
-    li      a1, \n
-    bne     t0, t1, fail_flive
-    .endr
-    # v24..v31 still r*7 + i (stored whole, the first FPV_LIVE_N / 8 elements compared)
+    # v24..v31 still r*7 + i (stored whole, the first FPV_LIVE_N / 8 elements compared): checked before the
+    # syscall, since Linux discards a task's vector registers at every syscall (the vector ABI: not preserved)
     la      t2, live
     vs8r.v  v24, (t2)
     li      t3, 7
@@ -172,6 +164,17 @@ round:
     li      t0, FPV_LIVE_N / 8
     blt     t4, t0, 4b
 
+    # into the kernel and back
+    call    now_ns
+    mv      s6, a0
+
+    # f0..f27 still r*32 + n
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27
+    fcvt.l.d t0, f\n, rne
+    addi    t1, s3, \n
+    li      a1, \n
+    bne     t0, t1, fail_flive
+    .endr
     blt     s6, s2, round
     la      a0, s_ok
     call    puts
