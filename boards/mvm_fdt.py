@@ -15,17 +15,19 @@ import fdt
 from boards import IRQ_MODES
 from boards.mvm import EmulatedDevice, MvmConfig, MvmError
 
-# What QEMU 10 puts in every cpu node for `-M virt,aia=aplic-imsic -cpu rv64` (read from its `dumpdtb=`; without
-# `aia=` QEMU leaves out smaia/ssaia, which PLIC mode removes anyway). A build for another CPU model passes its own
-# string (`pyshyper_host.build.qemu_machine.host_cpu_from_qemu` reads it from QEMU).
+# What QEMU 10 puts in every cpu node for `-M virt,aia=aplic-imsic -cpu rv64,v=true,svnapot=true` (board.toml's
+# qemu_cpu; read from its `dumpdtb=`; without `aia=` QEMU leaves out smaia/ssaia, which PLIC mode removes anyway).
+# A build for another CPU model passes its own string (`pyshyper_host.build.qemu_machine.host_cpu_from_qemu` reads
+# it from QEMU).
 QEMU_RV64_ISA = (
-    "rv64imafdch_zic64b_zicbom_zicbop_zicboz_ziccamoa_ziccif_zicclsm_ziccrse_zicntr_zicsr_zifencei_zihintntl"
-    "_zihintpause_zihpm_zmmul_za64rs_zaamo_zalrsc_zawrs_zfa_zca_zcd_zba_zbb_zbc_zbs_shcounterenw_shgatpa_shtvala"
-    "_shvsatpa_shvstvala_shvstvecd_smaia_ssaia_ssccptr_sscounterenw_sstc_sstvala_sstvecd_ssu64xl_svadu_svvptc"
+    "rv64imafdcvh_zic64b_zicbom_zicbop_zicboz_ziccamoa_ziccif_zicclsm_ziccrse_zicntr_zicsr_zifencei_zihintntl"
+    "_zihintpause_zihpm_zmmul_za64rs_zaamo_zalrsc_zawrs_zfa_zca_zcd_zba_zbb_zbc_zbs_zve32f_zve32x_zve64f_zve64d"
+    "_zve64x_shcounterenw_shgatpa_shtvala_shvsatpa_shvstvala_shvstvecd_smaia_ssaia_ssccptr_sscounterenw_sstc"
+    "_sstvala_sstvecd_ssu64xl_svadu_svnapot_svvptc"
 )
 
 
-QEMU_CBO_BLOCK_SIZE = 64  # riscv,cbo{m,p,z}-block-size of QEMU's rv64
+QEMU_CBO_BLOCK_SIZE = 64  # riscv,cbo{m,p,z}-block-size of QEMU's rv64 (with or without V and Svnapot)
 
 
 IRQ_S_EXT = 9  # scause interrupt codes, the cells of a cpu-intc specifier

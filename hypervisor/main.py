@@ -37,6 +37,7 @@ from hypervisor.arch.riscv.encoding import (
     HIDELEG_GUEST,
     HSTATEEN0_GUEST,
 )
+from hypervisor.arch.riscv.fpu import fpu_init
 from hypervisor.arch.riscv.irqc import irqc_banner, irqc_cpu_init, irqc_init
 from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_DBCN,
@@ -250,6 +251,9 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     )
     if not has_h:
         boot_fail(cstr(b"the harts have no H extension"))
+        return
+    if not fpu_init(fdt_cpu_has_extension(dtb, u64(0), cstr(b"v"))):
+        boot_fail(cstr(b"the vector registers do not fit the vCPUs' save areas"))
         return
     vmid_bits = stage2_probe()
     if vmid_bits == HGATP_NO_SV39X4:

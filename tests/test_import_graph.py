@@ -31,6 +31,7 @@ HOST_DIR = ROOT / "qemu" / "pyshyper_host"
 # The arch modules core code may import, and why each is arch's interface rather than its registers.
 CORE_MAY_IMPORT = {
     "hypervisor.arch.riscv.encoding": "CSR field and interrupt-bit constants (values, not register accesses)",
+    "hypervisor.arch.riscv.fpu": "a vCPU's FP and vector state (fpu_reset, fpu_enter, fpu_leave, fpu_forget)",
     "hypervisor.arch.riscv.hart": "the running hart's time, IPI acknowledge and VSEIP line",
     "hypervisor.arch.riscv.irqc": "the interrupt-controller interface (irqc_*)",
     "hypervisor.arch.riscv.plic": "the physical PLIC's functions behind the virtual PLIC",

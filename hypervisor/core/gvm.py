@@ -51,6 +51,7 @@ from compiler.prelude import (
     u32,
     u64,
 )
+from hypervisor.arch.riscv.fpu import fpu_forget, fpu_reset
 from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.arch.riscv.irqc import (
     irqc_file_free,
@@ -736,6 +737,7 @@ def gvm_boot(id: u64) -> u32:
     for i in range(vm.vcpus):
         v = vm_vcpu(vm, u64(i))
         vcpu_reset(v)
+        fpu_reset(v)  # zeroed FP and vector registers: nothing of the slot's former vCPU
         v.state = VCPU_STARTED if u64(i) == vm.master else VCPU_STOPPED
     vm.reason = END_NONE
     vm.fault_scause = 0
@@ -804,6 +806,7 @@ def gvm_remove(id: u64) -> u32:
         v = vm_vcpu(vm, u64(i))
         irqc_file_release(v.hart, v.vgein)
         v.vgein = 0
+        fpu_forget(v)  # no hart keeps its FP and vector registers as a vCPU's of the slot's next owner
         vcpu_remove(v)  # off its hart's run queue; its slot is free
     vm.vcpus = 0
     if vm.console_ipa != 0:

@@ -330,6 +330,18 @@ def test_shm_round_trip(mvm: Mvm):
     print(f"\n[{mvm.mode}] vm2 read {back[: len(SHM_TEXT) - 2].decode()!r} from link0; its store there: SIGSEGV")
 
 
+def test_fp_and_vector_in_the_mvm_and_each_gvm(mvm: Mvm):
+    """The board's CPU has V, and the MVM and the GVMs are told so (riscv,isa): Linux uses it (the hypervisor keeps
+    sstatus.VS non-Off under them) and fpvcheck (gvm/fpvcheck.S: FP and vector work checked against scalar
+    results) runs 3 seconds clean in the MVM and in each GVM."""
+    out = mvm.run("grep -m1 '^isa' /proc/cpuinfo; fpvcheck 3", timeout=60)
+    assert re.search(r"^isa\s*: rv64imafdcv", out, re.M), out
+    assert re.search(r"^fpvcheck: ok [1-9]\d* rounds$", out, re.M), out
+    for vid in GVMS:
+        got = mvm.hvc(vid, "fpvcheck 3; echo @@F''PV $?", r"@@FPV \d+", timeout=60)
+        assert re.search(r"fpvcheck: ok [1-9]\d* rounds", got) and "@@FPV 0" in got, got
+
+
 def test_poweroff_in_vm1_leaves_vm2_and_mvm(mvm: Mvm):
     mvm.run("printf 'poweroff\\n' > /dev/hvc1")
     mvm.wait_state(1, "stopped")

@@ -287,3 +287,24 @@ def test_stress_guest_loses_nothing(name, built, boot):
     assert total is not None and total.group(1) == total.group(2), "pages were lost"
     assert re.search(r"^pyshyper: stack high-water \(bytes of \d+\): hart\d+ \d+", text, re.M)
     assert status == 0, f"QEMU exit status {status}"
+
+
+def test_fpv_guest_keeps_fp_and_vector_state(built, boot):
+    """The FP/vector guest (tests/guests/fpv) on the board's CPU (V, VLEN 128): each of vm1 and vm2 fills every FP
+    and vector register and CSR (a different vtype each round, one with vill), has the hypervisor switch its state
+    out and back in three times through the PyShyper test SBI extension (arch/riscv/fpu.py fpu_test_switch: the
+    registers clobbered in between twice), checks the work each switch did (saved only what was Dirty, loaded only
+    when the hart's registers were not its own) and then every value."""
+    import dataclasses
+
+    cfg, out = built("plic")
+    assert "v=true" in cfg.board.qemu_cpu
+    opts = dataclasses.replace(run_options(cfg, out), guest_image=guest_image_path("fpv", out))
+    b = boot(qemu_command(opts))
+    for vm in ("vm1", "vm2"):
+        b.expect(rf"\[{vm}\] fpv: (12 rounds ok, VLEN 128|FAIL[^\r\n]*)", f"{vm}'s result")
+        assert "FAIL" not in b.child.match.group(1), b.text()[-3000:]
+    b.expect(r"all VMs have ended", "all VMs ended")
+    status = b.wait_exit()
+    assert "FAIL" not in b.text() and "killed" not in b.text(), b.text()[-3000:]
+    assert status == 0, f"QEMU exit status {status}"

@@ -22,7 +22,7 @@ BOARD_BAD_FIELDS = [
     # (pattern in board.toml, replacement, field named in the error, a word of the reason)
     (r"^max_harts = 8", "max_harts = 0", "max_harts", "must be positive"),
     (r"^hart_stack_size = 0x4000", "hart_stack_size = 0x4008", "hart_stack_size", "aligned"),
-    (r'^qemu_cpu = "rv64"', "qemu_cpu = 64", "qemu_cpu", "must be str"),
+    (r'^qemu_cpu = "rv64,v=true,svnapot=true"', "qemu_cpu = 64", "qemu_cpu", "must be str"),
     (r"^default_smp = 4", "default_smp = 9", "default_smp", "more than max_harts"),
     (r'^default_mem = "2G"', 'default_mem = "lots"', "default_mem", "cannot read memory size"),
     (r"^load_address = 0x8020_0000", "load_address = 0x7020_0000", "hypervisor", "not inside the board's RAM"),

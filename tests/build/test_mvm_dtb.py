@@ -235,17 +235,20 @@ def test_isa_parse_and_filter() -> None:
 
 
 def test_default_isa_is_qemus() -> None:
-    """QEMU_RV64_ISA and mvm.toml's mmu-type are what this machine's QEMU says for `-cpu rv64`.
+    """QEMU_RV64_ISA and mvm.toml's mmu-type are what this machine's QEMU says for board.toml's `-cpu`
+    (`rv64,v=true,svnapot=true`).
 
     QEMU lists smaia/ssaia only with `aia=aplic-imsic`: QEMU_RV64_ISA is that string, and the PLIC-mode guest
     ISA (which drops ssaia) is the same whichever of the two host strings it starts from.
     """
     require_tool("qemu-system-riscv64")
     cfg = load_mvm(BOARD)
-    aia = host_cpu_from_qemu(machine="virt,aia=aplic-imsic,aia-guests=3")
+    cpu = load_board(BOARD).qemu_cpu
+    aia = host_cpu_from_qemu(machine="virt,aia=aplic-imsic,aia-guests=3", cpu=cpu)
     assert aia.isa == QEMU_RV64_ISA
+    assert {"v", "svnapot"} <= set(parse_isa(aia.isa).extensions)
     assert aia.mmu_type == cfg.mmu_type and aia.cbo_block_size == 64
-    plic = host_cpu_from_qemu()
+    plic = host_cpu_from_qemu(cpu=cpu)
     assert guest_isa(cfg, "plic", plic.isa) == guest_isa(cfg, "plic", QEMU_RV64_ISA)
 
 

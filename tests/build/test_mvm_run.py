@@ -199,14 +199,16 @@ def _dtb_isa(path: Path) -> str:
 
 @pytest.mark.parametrize("irq", ["plic", "aia"])
 def test_mvm_dtb_follows_the_qemu_cpu_model(tmp_path, irq):
-    """`pyshyper run --cpu rv64,sstc=false`: the MVM's riscv,isa is what QEMU reports for that model (no Sstc,
-    so Linux takes the SBI timer), never the board's default; a model QEMU refuses is one clear error."""
+    """`pyshyper run --cpu rv64,v=true,svnapot=true,sstc=false`: the MVM's riscv,isa is what QEMU reports for that
+    model (no Sstc, so Linux takes the SBI timer), never the board's default; a model QEMU refuses is one clear
+    error."""
     require_tool("qemu-system-riscv64")
     cfg = make_config("qemu-virt", irq, 3 if irq == "aia" else None)
     default = _dtb_isa(write_mvm_dtb(cfg, tmp_path / "a", tmp_path / "none").path)
     assert "_sstc" in default and "_zbc" in default
-    lean = _dtb_isa(write_mvm_dtb(cfg, tmp_path / "b", tmp_path / "none", "rv64,sstc=false,zbc=false").path)
-    assert "_sstc" not in lean and "_zbc" not in lean and lean.startswith("rv64imafdc_")
+    lean_cpu = f"{cfg.board.qemu_cpu},sstc=false,zbc=false"
+    lean = _dtb_isa(write_mvm_dtb(cfg, tmp_path / "b", tmp_path / "none", lean_cpu).path)
+    assert "_sstc" not in lean and "_zbc" not in lean and lean.startswith("rv64imafdcv_")
     assert lean.replace("_", " ").split()[1:] == [
         e for e in default.replace("_", " ").split()[1:] if e not in ("sstc", "zbc")
     ]

@@ -23,7 +23,7 @@ def test_default_command():
         "-M",
         "virt",
         "-cpu",
-        "rv64",
+        "rv64,v=true,svnapot=true",  # board.toml qemu_cpu: QEMU 10's rv64 plus V and Svnapot
         "-smp",
         "4",
         "-m",

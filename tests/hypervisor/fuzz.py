@@ -611,6 +611,7 @@ class SbiWorld:
         vm_mod = be.mods["hypervisor.core.vm"]
         self.Vm, self.Vcpu = vm_mod.Vm, vm_mod.Vcpu
         self.vm_size, self.vcpu_size = prelude_places._size(self.Vm), prelude_places._size(self.Vcpu)
+        self.fpu_state_size = prelude_places._size(be.mods["hypervisor.arch.riscv.fpu"].FpuState)
         self.vms_addr = be.global_addr("hypervisor.core.vm.VMS")
         self.vcpus_addr = be.global_addr("hypervisor.core.vm.VCPUS")
         self.RunQueue = vm_mod.RunQueue
@@ -714,7 +715,12 @@ class SbiWorld:
     def _regions(self) -> list[Region]:
         regions = []
         for name, (addr, size) in self.be.statics.items():
-            elem = {"hypervisor.core.vm.VMS": self.vm_size, "hypervisor.core.vm.VCPUS": self.vcpu_size}.get(name, 0)
+            elem = {
+                "hypervisor.core.vm.VMS": self.vm_size,
+                "hypervisor.core.vm.VCPUS": self.vcpu_size,
+                "hypervisor.arch.riscv.fpu.FPU_STATE": self.fpu_state_size,  # by vCPU slot
+                "hypervisor.arch.riscv.fpu.FPU_OWNER": 8,  # by hart
+            }.get(name, 0)
             if (
                 size > BIG and not elem
             ):  # (the frame bitmap: only its first words cover the pool) the rest once an episode
@@ -933,6 +939,11 @@ class SbiWorld:
         # hypervisor prints (the log ring the MVM's /dev/hvc0 reads), and what an ending VM frees
         allowed = {f"hypervisor.core.vm.VMS[{m}]"} | {f"hypervisor.core.vm.VCPUS[{j}]" for j in mine}
         allowed |= {name for name in self.be.statics if self.be.is_lock(name)} | LOG_RING
+        # its vCPUs' FP/vector save areas and their harts' owner entries (a vCPU's slot is its hart), and the
+        # save/load counts: HSM start and SRST reboot reset a vCPU's state, the test extension's FID 4 switches it
+        fpu = "hypervisor.arch.riscv.fpu"
+        allowed |= {f"{fpu}.FPU_STATE[{j}]" for j in mine} | {f"{fpu}.FPU_OWNER[{j}]" for j in mine}
+        allowed |= {n for n in changed if n.startswith(f"{fpu}.fpu_counts")}  # the host target's name: ".N" added
         if ended:
             allowed |= {"hypervisor.core.frame_alloc.frame_bitmap", "hypervisor.core.frame_alloc.frame_used_pages"}
             allowed |= {f"frame{p}" for p in self.pages[m]}

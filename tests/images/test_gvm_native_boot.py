@@ -1,8 +1,9 @@
 """A guest VM's kernel and initramfs (Image, gvm-initramfs.cpio from `pyshyper images`) boot natively under QEMU,
 without the hypervisor (`images.native_gvm_command`, the baseline of a GVM's boot): the console is a virtio-console
 (/dev/hvc0), the VM takes its name from `hostname=` on the command line or from the device tree's /model
-("pyshyper,NAME"), its prompt names it, `reboot` boots it again and `poweroff` ends QEMU with status 0. This proves
-the image apart from the hypervisor. The serial log goes to logs/ on failure."""
+("pyshyper,NAME"), its prompt names it, its FP/vector checker (`fpvcheck 3`) passes on the board's CPU, `reboot`
+boots it again and `poweroff` ends QEMU with status 0. This proves the image apart from the hypervisor. The serial
+log goes to logs/ on failure."""
 
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ def test_gvm_native_boot_named_by_cmdline(mvm_image_cache: Path):
         sh.expect(re.escape(images.GVM_READY_LINE), timeout=TIMEOUT)
         sh.wait_prompt(ready=False)
         assert sh.log.count(images.GVM_READY_LINE) == 2
+        # the board's CPU has V: the FP/vector checker computes and checks for 3 seconds (gvm/fpvcheck.S); after
+        # the reboot, since natively (QEMU 10, OpenSBI, Linux 6.12) a reboot after user-space vector use hangs
+        out, status = sh.run("grep -m1 '^isa' /proc/cpuinfo; fpvcheck 3", timeout=60)
+        assert status == 0 and re.search(r"^isa\s*: rv64imafdcv", out, re.M), out
+        assert re.search(r"^fpvcheck: ok [1-9]\d* rounds$", out, re.M), out
+        out, status = sh.run("fpvcheck")
+        assert status == 2 and "usage: fpvcheck SECONDS" in out, out
         status = sh.poweroff(timeout=TIMEOUT)
         assert status == 0, f"poweroff ended QEMU with status {status}"
     except BaseException:

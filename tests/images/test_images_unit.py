@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from boards import load_board
 from pyshyper_host.images import apt, cpio, initramfs
 
 DEBIAN_SOURCES = """\
@@ -232,6 +233,9 @@ def test_stdlib_pruning():
 def test_native_command_uses_cache(tmp_path: Path):
     cmd = initramfs.native_qemu_command(tmp_path, smp=2, mem="512M")
     assert cmd[0] == "qemu-system-riscv64"
+    # the board's CPU, as `pyshyper run` gives the hypervisor: native and hypervisor runs compare the same harts
+    assert cmd[cmd.index("-cpu") + 1] == load_board("qemu-virt").qemu_cpu == "rv64,v=true,svnapot=true"
+    assert initramfs.native_gvm_command(tmp_path)[cmd.index("-cpu") + 1] == load_board("qemu-virt").qemu_cpu
     assert cmd[cmd.index("-kernel") + 1] == str(tmp_path / "Image")
     assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "mvm-initramfs.cpio")
     assert "console=ttyS0" in cmd[cmd.index("-append") + 1]
@@ -282,6 +286,11 @@ def test_gvm_initramfs_layout(tmp_path: Path):
     assert not any("python" in p or "ext4" in p for p in files)  # small: busybox and its one module
     init = files["init"][1].decode()
     assert initramfs.GVM_READY_LINE in init and "/proc/device-tree/model" in init and "pyshyper," in init
+    # fpvcheck: a static riscv64 Linux executable (ELF64, EM_RISCV 243, ET_EXEC), no interpreter
+    mode, exe = files["usr/bin/fpvcheck"]
+    assert mode == 0o100755 and exe[:4] == b"\x7fELF" and exe[4] == 2
+    assert int.from_bytes(exe[16:18], "little") == 2 and int.from_bytes(exe[18:20], "little") == 243
+    assert b"ld-linux" not in exe and b"fpvcheck: ok " in exe
 
 
 def _fake_tools(tmp_path: Path, main: bool = True) -> Path:

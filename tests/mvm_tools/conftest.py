@@ -22,17 +22,17 @@ from tests.mvm_tools.hvmodel import HypervisorModel
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "mvm-tools" / "examples"
 
-# The MVM's cpu@0 under QEMU rv64 in AIA mode, as /proc/device-tree shows it (boards/mvm_fdt.py's QEMU_RV64_ISA
-# minus mvm.toml's cpu.isa.remove)
+# The MVM's cpu@0 under QEMU rv64 with V and Svnapot (board.toml's qemu_cpu) in AIA mode, as /proc/device-tree
+# shows it (boards/mvm_fdt.py's QEMU_RV64_ISA minus mvm.toml's cpu.isa.remove)
 MVM_ISA = (
-    "rv64imafdc_zic64b_zicbop_ziccamoa_ziccif_zicclsm_ziccrse_zicntr_zicsr_zifencei_zihintntl_zihintpause_zmmul"
-    "_za64rs_zaamo_zalrsc_zfa_zca_zcd_zba_zbb_zbc_zbs_ssaia_ssccptr_sscounterenw_sstc_sstvala_sstvecd_ssu64xl"
-    "_svvptc"
+    "rv64imafdcv_zic64b_zicbop_ziccamoa_ziccif_zicclsm_ziccrse_zicntr_zicsr_zifencei_zihintntl_zihintpause_zmmul"
+    "_za64rs_zaamo_zalrsc_zfa_zca_zcd_zba_zbb_zbc_zbs_zve32f_zve32x_zve64f_zve64d_zve64x_ssaia_ssccptr"
+    "_sscounterenw_sstc_sstvala_sstvecd_ssu64xl_svnapot_svvptc"
 )
 HOST_CPU = devtree.HostCpu(
     isa=MVM_ISA,
     isa_base="rv64i",
-    extensions=tuple(["i", "m", "a", "f", "d", "c"] + MVM_ISA.split("_")[1:]),
+    extensions=tuple(["i", "m", "a", "f", "d", "c", "v"] + MVM_ISA.split("_")[1:]),
     mmu_type="riscv,sv57",
     timebase_frequency=10_000_000,
     block_sizes=(("riscv,cbop-block-size", 64),),

@@ -129,6 +129,14 @@ def test_given_tree_gets_a_fresh_seed(images: Path) -> None:
         devtree.with_rng_seed(b"not a dtb at all")
 
 
+def test_mirrored_cpu_is_the_mvms() -> None:
+    """The MVM cpu@0 these tests give the daemon is what boards/mvm_fdt.py writes for the board's CPU in AIA mode:
+    V and Svnapot included (board.toml qemu_cpu), so a GVM gets them too."""
+    isa = guest_isa(load_mvm(), "aia", QEMU_RV64_ISA)
+    assert HOST_CPU.isa == isa.isa_string and HOST_CPU.extensions == isa.extensions
+    assert {"v", "zve64d", "svnapot"} <= set(HOST_CPU.extensions)
+
+
 def test_host_cpu_from_proc_device_tree(tmp_path: Path) -> None:
     """The MVM's /proc/device-tree layout: one file per property, strings NUL-terminated, cells big-endian."""
     isa = guest_isa(load_mvm(), "plic", QEMU_RV64_ISA)

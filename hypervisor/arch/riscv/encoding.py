@@ -9,8 +9,15 @@ SSTATUS_SPIE: Final = u64(1) << 5
 SSTATUS_SPP: Final = u64(1) << 8
 SSTATUS_FS: Final = u64(3) << 13
 SSTATUS_FS_INITIAL: Final = u64(1) << 13
+SSTATUS_FS_CLEAN: Final = u64(2) << 13
+SSTATUS_FS_DIRTY: Final = u64(3) << 13
 SSTATUS_VS: Final = u64(3) << 9  # vector state (V extension); reads 0 on harts without V
 SSTATUS_VS_INITIAL: Final = u64(1) << 9
+SSTATUS_VS_CLEAN: Final = u64(2) << 9
+SSTATUS_VS_DIRTY: Final = u64(3) << 9
+
+# vtype (V 1.0 section 3.4): vill, its top bit, marks a configuration vsetvl could not set
+VTYPE_VILL: Final = u64(1) << 63
 
 # hstatus (Priv 9.2.1)
 HSTATUS_GVA: Final = u64(1) << 6

@@ -49,14 +49,11 @@ from hypervisor.arch.riscv.encoding import (
     HSTATUS_VTW,
     MIP_SGEIP,
     MIP_VSTIP,
-    SSTATUS_FS,
-    SSTATUS_FS_INITIAL,
     SSTATUS_SIE,
     SSTATUS_SPIE,
     SSTATUS_SPP,
-    SSTATUS_VS,
-    SSTATUS_VS_INITIAL,
 )
+from hypervisor.arch.riscv.fpu import fpu_enter, fpu_leave
 from hypervisor.arch.riscv.irqc import irqc_vcpu_enter, irqc_vcpu_leave
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
 from hypervisor.arch.riscv.vsbi import vcpu_handle_messages
@@ -119,11 +116,13 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
     hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits
     csr_write(HSTATUS, hstatus | HSTATUS_SPV | (HSTATUS_SPVP if spp != 0 else u64(0)) | HSTATUS_VTW)
+    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_SPP)
+    csr_write(SSTATUS, s | spp)
     # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,
-    # 4.1.1). One vCPU per hart and a hypervisor built without F/D/V mean those registers are the guest's alone:
-    # no save needed. (VS is WARL zero on a hart without V.)
-    s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_SPP | SSTATUS_FS | SSTATUS_VS)
-    csr_write(SSTATUS, s | spp | SSTATUS_FS_INITIAL | SSTATUS_VS_INITIAL)
+    # 3.1.6.6), and the registers must be the vCPU's: a former vCPU's (another VM's) must not show through, as
+    # Initial would claim. fpu_enter loads them (zeroed after a reset) unless the hart holds them already, and
+    # leaves FS/VS Clean.
+    fpu_enter(v)
     rq.last = v
     if rq.left.addr() != 0 and rq.left.addr() != v.addr():  # a switch from one vCPU to another: its cost
         rq.switch_count += 1
@@ -163,6 +162,7 @@ def vcpu_leave(v: Ptr[Vcpu]) -> None:
     rq = sched_rq(v.hart)
     rq.left_instret = csr_read(INSTRET)
     rq.left = v
+    fpu_leave(v)  # its FP and vector registers, if it dirtied them (another vCPU may run here next)
     v.s_vsstatus = csr_read(VSSTATUS)
     v.s_vsie = csr_read(VSIE)
     v.s_vstvec = csr_read(VSTVEC)

@@ -34,6 +34,7 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.encoding import MIP_VSSIP, MIP_VSTIP
+from hypervisor.arch.riscv.fpu import fpu_reset, fpu_test_switch
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE,
     SBI_ERR_INVALID_ADDRESS,
@@ -310,6 +311,7 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
         sbi_return(v, SBI_ERR_INVALID_ADDRESS, u64(0))
         return
     vcpu_reset(t)
+    fpu_reset(t)  # zeroed FP and vector registers at its next entry
     t.sepc = start
     t.regs[A0] = target
     t.regs[A1] = v.regs[A2]
@@ -367,6 +369,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vm.boots += 1
         vm_load_image(vm)
         vcpu_reset(v)
+        fpu_reset(v)
         v.parking = u32(1)  # re-entered through hart_wait and vcpu_run: fences, fence.i, fresh VS-level state
         return
     vm_report(vm, cstr(b"powered off, reason "), reason)
@@ -458,7 +461,9 @@ def sbi_test_fault(v: Ptr[Vcpu]) -> None:
 def sbi_pyshyper_test(v: Ptr[Vcpu]) -> None:
     """The PyShyper test extension (firmware-specific EID space, SBI 2.0 section 3.x), for test guests that check
     the hypervisor loses nothing: FID 0 the fault above, 1 free page frames, 2 the calling hart's hypervisor
-    stack high-water mark in bytes, 3 how many times the calling VM was started (1 + SRST reboots)."""
+    stack high-water mark in bytes, 3 how many times the calling VM was started (1 + SRST reboots), 4 a switch of
+    its FP and vector state out and back in (arch/riscv/fpu.py fpu_test_switch: a0 the pattern, a1 non-zero to
+    clobber the registers in between; a1 of the answer says which saves and loads it took)."""
     fid = v.regs[A6]
     if fid == 0:
         sbi_test_fault(v)
@@ -468,6 +473,8 @@ def sbi_pyshyper_test(v: Ptr[Vcpu]) -> None:
         sbi_return(v, SBI_SUCCESS, stack_high_water(v.hyp_sp))
     elif fid == 3:
         sbi_return(v, SBI_SUCCESS, vcpu_vm(v).boots)
+    elif fid == 4:
+        sbi_return(v, SBI_SUCCESS, fpu_test_switch(v, v.regs[A0], v.regs[A1] != 0))
     else:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
 

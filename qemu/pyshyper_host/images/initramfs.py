@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TypedDict
 
+from boards import load_board
 from pyshyper_host.images.apt import (
     ARCH,
     KERNEL_SERIES,
@@ -320,6 +321,8 @@ def build_gvm_initramfs(busybox_root: Path, kernel_root: Path, kver: str, out: P
     t.add("etc/profile", Entry("file", 0o644, src=GVM_DIR / "profile"))
     t.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     t.file("etc/group", b"root:x:0:\n")
+    # fpvcheck: the FP/vector checker a GVM runs while it shares its hart (gvm/fpvcheck.S)
+    t.add("usr/bin/fpvcheck", Entry("file", 0o755, data=build_fpvcheck(out.parent / "fpvcheck-gvm")))
     write_tree(t, out)
     return {"modules": order, "entries": len(t.entries)}
 
@@ -349,6 +352,7 @@ def build_initramfs(roots: dict[str, Path], kernel_root: Path, kver: str, out: P
     rdtime = build_rdtime(out.parent / "rdtime")
     if rdtime is not None:
         t.add("usr/bin/rdtime", Entry("file", 0o755, data=rdtime))
+    t.add("usr/bin/fpvcheck", Entry("file", 0o755, data=build_fpvcheck(out.parent / "fpvcheck-mvm")))
 
     # guest files: init, inittab, profile...
     t.add("init", Entry("file", 0o755, src=GUEST_DIR / "init"))
@@ -375,6 +379,26 @@ def build_rdtime(work: Path) -> bytes | None:
     obj, exe = work / "rdtime.o", work / "rdtime"
     subprocess.run([as_, "-march=rv64ima_zicsr", "-mabi=lp64", "-o", str(obj), str(GUEST_DIR / "rdtime.S")], check=True)
     subprocess.run([ld, "-static", "-nostdlib", "-s", "-e", "_start", "-o", str(exe), str(obj)], check=True)
+    data = exe.read_bytes()
+    shutil.rmtree(work, ignore_errors=True)
+    return data
+
+
+# fpvcheck uses F, D and V: assembled for them whatever the hypervisor's own -march
+FPVCHECK_MARCH = "rv64imafdcv_zicsr"
+
+
+def build_fpvcheck(work: Path) -> bytes:
+    """Assemble gvm/fpvcheck.S into a static riscv64 Linux program (no libc) with GNU binutils."""
+    as_, ld = shutil.which("riscv64-unknown-elf-as"), shutil.which("riscv64-unknown-elf-ld")
+    if as_ is None or ld is None:
+        raise RuntimeError("riscv64-unknown-elf-as/ld not found (binutils-riscv64-unknown-elf): cannot make fpvcheck")
+    work.mkdir(parents=True, exist_ok=True)
+    obj, exe = work / "fpvcheck.o", work / "fpvcheck"
+    src = GVM_DIR / "fpvcheck.S"
+    subprocess.run([as_, f"-march={FPVCHECK_MARCH}", "-mabi=lp64d", "-o", str(obj), str(src)], check=True)
+    link = [ld, "-static", "-nostdlib", "--no-relax", "-s", "-e", "_start", "-o", str(exe), str(obj)]
+    subprocess.run(link, check=True)
     data = exe.read_bytes()
     shutil.rmtree(work, ignore_errors=True)
     return data
@@ -510,14 +534,19 @@ def build(cache: Path, force: bool = False, update: bool = False) -> int:
     return 0
 
 
+NATIVE_BOARD = "qemu-virt"  # the board the native baselines run on (its QEMU machine and CPU)
 MVM_CMDLINE = "console=ttyS0 earlycon=sbi"
 READY_LINE = "PyShyper MVM ready"
 PROMPT = "mvm# "
 
 
-def _native_machine(smp: int, mem: str, cpu: str = "rv64") -> list[str]:
-    """The QEMU machine of the native baselines: the virt board, rv64 (or `cpu`), OpenSBI, no hypervisor."""
-    return ["qemu-system-riscv64", "-M", "virt", "-cpu", cpu, "-smp", str(smp), "-m", mem, "-bios", "default"]
+def _native_machine(smp: int, mem: str, cpu: str | None = None) -> list[str]:
+    """The QEMU machine of the native baselines: the virt board with the board's own CPU (board.toml qemu_cpu, the
+    one `pyshyper run` gives the hypervisor, so native and hypervisor runs compare the same harts) unless `cpu`
+    names another, OpenSBI, no hypervisor."""
+    b = load_board(NATIVE_BOARD)
+    cpus = ["-cpu", cpu if cpu is not None else b.qemu_cpu]
+    return ["qemu-system-riscv64", "-M", b.qemu_machine, *cpus, "-smp", str(smp), "-m", mem, "-bios", "default"]
 
 
 def native_qemu_command(
@@ -526,9 +555,10 @@ def native_qemu_command(
     mem: str = "512M",
     cmdline: str = MVM_CMDLINE,
     extra: Iterable[str] = (),
-    cpu: str = "rv64",
+    cpu: str | None = None,
 ) -> list[str]:
-    """QEMU command booting the MVM kernel and initramfs natively (no hypervisor): the baseline."""
+    """QEMU command booting the MVM kernel and initramfs natively (no hypervisor): the baseline (on the board's CPU
+    unless `cpu` names another)."""
     cache = cache or default_cache()
     return [
         *_native_machine(smp, mem, cpu),

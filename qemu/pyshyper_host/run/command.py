@@ -202,7 +202,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--smp", type=positive_int, default=None, metavar="N", help="harts (default from the board: 4)")
     p.add_argument("--mem", default=None, metavar="SIZE", help="RAM size, QEMU syntax (default from the board: 2G)")
-    p.add_argument("--cpu", default=None, help="QEMU -cpu model and properties (default rv64)")
+    p.add_argument(
+        "--cpu",
+        default=None,
+        help="QEMU -cpu model and properties (default: the board's, qemu-virt rv64,v=true,svnapot=true)",
+    )
     p.add_argument(
         "--guest",
         default=DEFAULT_GUEST,
