@@ -151,3 +151,12 @@ def test_guest_config_places_the_guest():
     assert cfg["type"] == "VM_T_BARE_METAL" and cfg["image"]["kernel_filename"] == "latency.bin"
     linux = latency.linux_config(2, 0)
     assert linux["cpu"]["allocate_bitmap"] == "0b0100" and linux["cpu"]["priority"] == 0
+
+
+def test_switch_table_has_the_hypervisors_own_count():
+    """The statistics page's count for the switch hart (switches, their instructions in all) is its own row, the
+    mean per switch; with no switch counted there is no such row."""
+    res = latency.SwitchResult("plic", hv_switches=(4, 4 * 8306 + 2))
+    table = latency.switch_table(res)
+    assert "| the hypervisor's own count on hart 3" in table and "| 4 | | 8306 (mean) |" in table, table
+    assert "hypervisor's own count" not in latency.switch_table(latency.SwitchResult("plic", hv_switches=(0, 0)))

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from pyshyper_host import PROJECT_ROOT
 from pyshyper_host.bench.console import BootError, Shell, start_shell
+from pyshyper_host.bench.stats import stats_base
 from pyshyper_host.images import initramfs as images
 
 ROOT = PROJECT_ROOT
@@ -237,6 +238,7 @@ class SwitchResult:
     error: str | None = None
     refused: str | None = None
     notes: list[str] = field(default_factory=list)
+    hv_switches: tuple[int, int] | None = None  # the hypervisor's count on the hart: switches, their instructions
 
 
 class Refused(Exception):
@@ -443,6 +445,7 @@ def run_switch_guests(mvm: Mvm, names: Sequence[str], cmdline: str, until_ms: in
         for tmp in tmps:
             text = mvm.console_wait(tmp, "^latency: (done|unexpected|PANIC)", 120 + until_ms / 10)
             res.intervals.append(parse_switch(text))
+        res.hv_switches = hv_switch_counts(mvm, SWITCH_HART)
     finally:
         for v in vids:
             mvm.remove(v)
@@ -450,6 +453,18 @@ def run_switch_guests(mvm: Mvm, names: Sequence[str], cmdline: str, until_ms: in
         res.costs = switch_costs(res.intervals[0], res.intervals[1])
     else:  # alone on its hart: only its own breaks
         res.costs = SwitchCosts([], own_breaks(res.intervals[0]))
+
+
+def hv_switch_counts(mvm: Mvm, hart: int) -> tuple[int, int]:
+    """The hypervisor's own count for `hart` on the statistics page (hypervisor/core/stats.py, 0x850 + 16 * hart):
+    switches from one vCPU to another, and the instructions they took in all (instret from the start of leaving
+    one vCPU to the sret into the next)."""
+    addr = stats_base() + 0x850 + 16 * hart
+    out = mvm.run(f"devmem {addr:#x} 64; devmem {addr + 8:#x} 64")
+    words = re.findall(r"0x[0-9A-Fa-f]+", out)
+    if len(words) != 2:
+        raise LatencyError(f"cannot read the statistics page at {addr:#x}: {out!r}")
+    return int(words[0], 16), int(words[1], 16)
 
 
 def switch_cmdline(slices: int, gap: int, until_ms: int) -> str:
@@ -524,6 +539,12 @@ def switch_table(res: SwitchResult) -> str:
         rows.append(f"| context switch, 2 VMs on hart {SWITCH_HART}: not possible: {res.refused} | | | | | |")
     elif res.error is not None:
         rows.append(f"| context switch: failed: {res.error.splitlines()[0][:120]} | | | | | |")
+    if res.hv_switches is not None and res.hv_switches[0]:
+        n, instr = res.hv_switches
+        rows.append(
+            f"| the hypervisor's own count on hart {SWITCH_HART}: switches, mean instructions from leaving one vCPU "
+            f"to the sret into the next | {n} | | {instr / n:.0f} (mean) | | |"
+        )
     for label, values in (
         (f"context switch between 2 VMs on hart {SWITCH_HART} (instructions)", res.costs.switches if res.costs else []),
         ("a VM's own break, no switch (instructions)", res.costs.same_vm if res.costs else []),
@@ -630,9 +651,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--max-us", type=int, default=600, help="longest deadline ahead, us (default %(default)s)")
     ap.add_argument("--no-shared", action="store_true", help="skip the shared case (the Linux GVM's boot)")
     ap.add_argument("--no-switch", action="store_true", help="skip the context-switch measurement (-icount boot)")
-    ap.add_argument("--slices", type=int, default=64, help="run intervals per switch recorder (default %(default)s)")
-    ap.add_argument("--until-ms", type=int, default=2000, help="switch recorders' time limit (default %(default)s)")
-    ap.add_argument("--gap", type=int, default=64, help="instret break that ends an interval (default %(default)s)")
+    # Under icount `instret` is global: the other harts' instructions break a recorder's run too, so only a gap
+    # well above theirs (and below a 10 ms slice, 10^7 instructions) marks a switch; the recorders run long enough
+    # to overlap (the second one boots a few seconds after the first) and take turns many times
+    ap.add_argument("--slices", type=int, default=1024, help="run intervals per switch recorder (default %(default)s)")
+    ap.add_argument("--until-ms", type=int, default=20000, help="switch recorders' time limit (default %(default)s)")
+    ap.add_argument("--gap", type=int, default=100000, help="instret break that ends an interval (default %(default)s)")
     return ap
 
 
