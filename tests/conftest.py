@@ -46,7 +46,7 @@ def mvm_image_cache() -> Path:
 
 @pytest.fixture(scope="session")
 def boot_out(tmp_path_factory) -> Callable[..., Path]:
-    """`boot_out(irq, aia_guests=3, mmio_decode="htinst")`: the OUT directory of the session's build of the
+    """`boot_out(irq, aia_guests=3, mmio_decode="htinst")`: the OUT directory of the test run's build of the
     hypervisor for that configuration, for the boot tests that boot it (`mvm_qemu_command(..., out=...)`): the first
     one builds it, the others find it up to date (`stale_reason`) and only rewrite the MVM's device tree, so a
     configuration is built once per session, not once per test module or test (about 8 s each)."""

@@ -47,7 +47,7 @@ def _need_tools() -> None:
 
 @pytest.fixture(scope="module")
 def built(boot_out):
-    """name -> OUT directory with pyshyper.elf and guests/selftest.bin for that IRQ configuration (the session's
+    """name -> OUT directory with pyshyper.elf and guests/selftest.bin for that IRQ configuration (the test run's
     build of it, tests/conftest.py boot_out: built here when no boot test before has)."""
     _need_tools()
     cache: dict[str, Path] = {}
