@@ -2,10 +2,11 @@
 mvm-tools/PROTOCOL.md): the MVM's daemon asks, this module checks and does it.
 
 A guest VM (GVM) takes the lowest free VM slot (ids 1 .. VM_MAX - 1; its slot in VMS is its id, its VMID id + 1),
-up to MEM_REGIONS memory regions at the IPAs its config gives, each a zeroed run of the frame pool (2 MiB aligned
-when its IPA and size are, so stage 2 maps it with 2 MiB leaves), and one vCPU on each hart of its hart mask
-(vCPU i on the i-th set bit; a vCPU's slot in VCPUS is its hart). In AIA mode each vCPU owns the next free guest
-interrupt file of its hart, mapped as its IMSIC page at the board's IMSIC address + i * IMSIC_PAGE_SIZE. Its
+up to MEM_REGIONS memory regions at the IPAs its config gives, each a zeroed run of the frame pool (aligned for
+the largest stage-2 leaves its IPA allows), and its vCPUs placed on the harts of its hart mask (vCPU i on the
+(i mod k)-th of the k set bits; each in the lowest free slot of VCPUS and in its hart's run queue, which other VMs'
+vCPUs may share: core/sched.py), each with the VM's priority and slice. In AIA mode each vCPU owns the next free
+guest interrupt file of its hart, mapped as its IMSIC page at the board's IMSIC address + i * IMSIC_PAGE_SIZE. Its
 console output (SBI DBCN, legacy putchar) goes into its console ring (core/vm.py), never onto the UART.
 
 States (Vm.state, as PROTOCOL.md numbers them in control.py): VM_CREATED, then VM_RUNNING after VM_BOOT; it
@@ -15,8 +16,8 @@ until VM_REMOVE; a new VM_BOOT starts it afresh from VM_CREATED or any ended sta
 
 Which harts touch a GVM's tables, and when (the SMP audit):
 * Every function here runs on a hart of the MVM, in the control server, under `control_spin` (control.py): no two
-  of them run at once, so the slot tables (Vm.used, HART_VCPU entries, irqc_files, the VM's regions, vCPU slots)
-  have one writer at a time.
+  of them run at once, so the slot tables (Vm.used, run-queue entries, irqc_files, the VM's regions, vCPU slots)
+  have one writer at a time (a run queue's list is also read by its hart: under the queue's lock, core/vm.py).
 * A GVM's vCPUs run on their own harts. While the VM is not VM_RUNNING none of them enters (idle.py checks the
   VM's state; vcpu_run checks it again after publishing `running`). `released` is 1 once every other vCPU of an
   ended VM is off its hart (vm_end_claimed: vm_call_off, then `released`); the vCPU whose trap ended it parks
@@ -28,11 +29,11 @@ Which harts touch a GVM's tables, and when (the SMP audit):
   call-off (IPIs, then each hart parks).
 * Boot writes the vCPUs' registers while their harts are idle and cannot enter them (state not VM_RUNNING), then
   publishes VM_RUNNING behind a fence and wakes the master's hart with an IPI (idle.py sleeps in WFI).
-* Remove: the vCPU is marked stopped, then HART_VCPU[h] is cleared (a hart's idle loop that read the pointer
-  just before sees VCPU_STOPPED and a VM that does not run); a later VM on hart h reuses slot h, and the stage-2
-  translations of a reused VMID are flushed by vcpu_run (hfence.gvma by VMID at every entry) on whichever hart
-  enters it; hart_park cleared hgatp on the VM's harts before their `running` went to 0, so no hart names the freed
-  tables. Every frame of the VM (memory and tables) goes back to the pool.
+* Remove: each vCPU is marked stopped and leaves its hart's run queue under the queue's lock (core/vm.py
+  vcpu_remove: a hart that picked it just before sees VCPU_STOPPED and a VM that does not run), its slot is free
+  for a later VM, and the stage-2 translations of a reused VMID are flushed by vcpu_run (a fresh vCPU's entry
+  fences by VMID) on whichever hart enters it; vcpu_leave cleared hgatp on the VM's harts before their `running`
+  went to 0, so no hart names the freed tables. Every frame of the VM (memory and tables) goes back to the pool.
 """
 
 from compiler.prelude import (
@@ -615,7 +616,7 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
     if not shm_map(addr_of(c.name[0]), root):
         gvm_free_memory(vm)
         return fail(ENOMEM, cstr(b"memory: no frames for the stage-2 tables of its shared memory"))
-    # The slot: the VM's own fields, then its vCPUs (vcpu_add publishes each in HART_VCPU last)
+    # The slot: the VM's own fields, then its vCPUs (vcpu_add publishes each in its hart's run queue last)
     vm.index = id
     vm.id = id
     vm.vmid = id + 1

@@ -663,7 +663,7 @@ def vm_wake_mvm() -> None:
 def vm_call_off(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:
     """Every vCPU of vm but `current` off its hart (vm.state no longer VM_RUNNING, published): an IPI makes a
     running one trap and park (trap.py hyp_guest_trap), and this waits until its hart has cleared `running`
-    (arch/riscv/vcpu.py hart_park, after its hgatp no longer names the VM's tables)."""
+    (arch/riscv/vcpu.py vcpu_leave, after its hgatp no longer names the VM's tables)."""
     for i in range(vm.vcpus):
         t = vm_vcpu(vm, u64(i))
         if t.addr() != current.addr() and amoadd_w(addr_of(t.running), u32(0)) != 0:

@@ -255,7 +255,7 @@ class ControlWorld:
                 if h < HARTS and (i := self.vcpu_on_hart(h)) is not None:
                     t = self.vcpu(i)
                     if self.vm(t.get("vm")).get("state") != 1 or t.get("state") != 1:  # VM_RUNNING, VCPU_STARTED
-                        t.set("running", 0)  # the hart traps and parks (trap.py, vcpu.py hart_park)
+                        t.set("running", 0)  # the hart traps and parks (trap.py, vcpu.py vcpu_leave)
                     elif t.get("vm") != 0:
                         t.set("running", 1)  # an idle hart enters its started vCPU (idle.py, vcpu_run)
             return 0, 0
@@ -275,7 +275,7 @@ class ControlWorld:
 
     def trap_return(self, hart: int, slot: int | None = None) -> None:
         """The end of a trap of the vCPU on `hart` (trap.py hyp_guest_trap): it leaves its hart when its VM no
-        longer runs, it is stopped or it is parking (then hart_park clears `running`)."""
+        longer runs, it is stopped or it is parking (then vcpu_leave clears `running`)."""
         t = self.vcpu(self.vcpu_on_hart(hart) if slot is None else slot)
         if self.vm(t.get("vm")).get("state") != 1 or t.get("state") != 1 or t.get("parking") != 0:
             t.set("parking", 0)

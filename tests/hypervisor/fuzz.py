@@ -792,7 +792,7 @@ class SbiWorld:
 
     def other_hart(self, i: int) -> None:
         """What the hart of vCPU i does on an IPI: parks a vCPU whose VM ended (or that is stopped), enters or
-        keeps running a started one and serves the remote fences asked of it (trap.py vcpu_run and hart_park)."""
+        keeps running a started one and serves the remote fences asked of it (trap.py vcpu_run and vcpu_leave)."""
         t = self.vcpu(i)
         if self.vm(t.get("vm")).get("state") != VM_RUNNING or t.get("state") != VCPU_STARTED:
             t.set("running", 0)
