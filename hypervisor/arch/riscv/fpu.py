@@ -12,8 +12,8 @@ whose registers are still in the hart costs nothing.
 The scheduler calls fpu_leave when a vCPU is switched out and fpu_enter when one is switched in, on that hart with
 V=0 (the hypervisor's own code has no FP or vector instructions: only runtime/fpu.S, with sstatus.FS/VS made
 non-Off around it). vcpu_run calls fpu_enter too, so a vCPU that starts (or starts again after a reset) never sees
-a former vCPU's registers; on a partitioned hart (one vCPU) that is the whole cost. fpu_reset, called with every vcpu_reset
-but vcpu_add's (HSM start, SRST reboot, a guest VM's boot; the areas of the VMs made at boot are zero, never
+a former vCPU's registers; on a partitioned hart (one vCPU) that is the whole cost. fpu_reset, called with every
+vcpu_reset but vcpu_add's (HSM start, SRST reboot, a guest VM's boot; the areas of the VMs made at boot are zero, never
 entered), gives a vCPU zeroed registers at its next entry; fpu_forget makes every hart drop it as the owner of its
 registers. (core/vm.py cannot call fpu_reset itself: this module needs Vcpu and VCPU_MAX from it first.)
 """
