@@ -121,6 +121,11 @@ def test_hvc0_carries_the_hypervisor_log(mvm: Mvm):
 
 
 def test_control_port_answers_unknown_type_with_etype(mvm: Mvm):
+    # The port has one opener, and the MVM's init runs the shyper daemon, which holds it: the service leaves
+    # init's table (busybox init re-reads it on SIGHUP) and the daemon ends, so the port is this script's.
+    mvm.run("sed -i '/shyper-service/d' /etc/inittab && kill -HUP 1")
+    daemon = "'[s]hyper system daemon'"
+    mvm.run(f"for i in $(seq 50); do pkill -f {daemon} || break; sleep 0.2; done; ! pgrep -f {daemon}")
     script = base64.b64encode(CONTROL_SCRIPT.encode()).decode()
     mvm.run("rm -f /tmp/ctl.b64")
     for i in range(0, len(script), 200):  # short lines: a long one does not survive the serial console's input

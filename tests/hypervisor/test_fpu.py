@@ -125,7 +125,9 @@ def vcpu(vm, slot: int, hart: int):
 
 
 def counts(fpu) -> list[int]:
-    return [int(fpu.fpu_counts[i]) for i in range(4)]
+    """Saves and loads (FP, vector) over every hart (fpu_counts is per hart: hart * 4 + kind)."""
+    harts = len(fpu.fpu_counts) // 4
+    return [sum(int(fpu.fpu_counts[h * 4 + i]) for h in range(harts)) for i in range(4)]
 
 
 def test_vcpus_sharing_harts_keep_their_registers(fpu):

@@ -76,8 +76,9 @@ FPU_OWNER = static(Array[u64, MAX_HARTS])
 # What the harts have (fpu_init, on the boot hart before any vCPU runs).
 fpu_has_v: bool = False
 fpu_vlenb: u64 = 0
-# Work done, for the tests of laziness: areas saved and restored (FP, vector), over all harts.
-fpu_counts = static(Array[u64, 4])
+# Work done, for the tests of laziness: areas saved and restored (FP, vector), per hart (index hart * 4 + kind:
+# each hart counts its own, so a test switch on one hart never sees another hart's work).
+fpu_counts = static(Array[u64, MAX_HARTS * 4])
 FPU_SAVED_FP: Final = 0
 FPU_SAVED_V: Final = 1
 FPU_LOADED_FP: Final = 2
@@ -178,11 +179,11 @@ def fpu_leave(v: Ptr[Vcpu]) -> None:
     saved = False
     if s & SSTATUS_FS == SSTATUS_FS_DIRTY:
         fpu_save_fp(st)
-        fpu_counts[FPU_SAVED_FP] += 1
+        fpu_counts[v.hart * 4 + FPU_SAVED_FP] += 1
         saved = True
     if fpu_has_v and s & SSTATUS_VS == SSTATUS_VS_DIRTY:
         fpu_save_v(st)
-        fpu_counts[FPU_SAVED_V] += 1
+        fpu_counts[v.hart * 4 + FPU_SAVED_V] += 1
         saved = True
     if saved:
         st.valid = 1
@@ -219,10 +220,10 @@ def fpu_enter(v: Ptr[Vcpu]) -> None:
         return
     fpu_status_on()
     fpu_load_fp(st)
-    fpu_counts[FPU_LOADED_FP] += 1
+    fpu_counts[v.hart * 4 + FPU_LOADED_FP] += 1
     if fpu_has_v:
         fpu_load_v(st)
-        fpu_counts[FPU_LOADED_V] += 1
+        fpu_counts[v.hart * 4 + FPU_LOADED_V] += 1
     st.hart = v.hart
     FPU_OWNER[v.hart] = slot + 1
     fpu_status_clean()
@@ -257,7 +258,7 @@ def fpu_test_switch(v: Ptr[Vcpu], pattern: u64, clobber: bool) -> u64:
     them and no hart the owner of v's (fpu_forget); then fpu_enter(v). Gives which saves and loads it took."""
     before = Array[u64, 4]()
     for i in range(4):
-        before[i] = fpu_counts[i]
+        before[i] = fpu_counts[v.hart * 4 + u64(i)]
     fpu_leave(v)
     if clobber:
         fpu_status_on()
@@ -265,12 +266,12 @@ def fpu_test_switch(v: Ptr[Vcpu], pattern: u64, clobber: bool) -> u64:
         fpu_forget(v)
     fpu_enter(v)
     done = u64(0)
-    if fpu_counts[FPU_SAVED_FP] != before[FPU_SAVED_FP]:
+    if fpu_counts[v.hart * 4 + FPU_SAVED_FP] != before[FPU_SAVED_FP]:
         done |= FPU_TEST_SAVED_FP
-    if fpu_counts[FPU_SAVED_V] != before[FPU_SAVED_V]:
+    if fpu_counts[v.hart * 4 + FPU_SAVED_V] != before[FPU_SAVED_V]:
         done |= FPU_TEST_SAVED_V
-    if fpu_counts[FPU_LOADED_FP] != before[FPU_LOADED_FP]:
+    if fpu_counts[v.hart * 4 + FPU_LOADED_FP] != before[FPU_LOADED_FP]:
         done |= FPU_TEST_LOADED_FP
-    if fpu_counts[FPU_LOADED_V] != before[FPU_LOADED_V]:
+    if fpu_counts[v.hart * 4 + FPU_LOADED_V] != before[FPU_LOADED_V]:
         done |= FPU_TEST_LOADED_V
     return done
