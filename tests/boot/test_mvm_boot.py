@@ -238,13 +238,18 @@ def test_hypervisor_statistics_page(mvm: Mvm):
     first = stats.read_vcpu_stats(mvm.shell)
     # Each vCPU runs something, then idles: an idle vCPU with Sstc and an IMSIC may take no exit at all for
     # seconds (its timer and interrupts need none), and each wakes to run a task and traps on its next WFI.
-    mvm.run("taskset -c 0 true; taskset -c 1 true; sleep 1")
-    second = stats.read_vcpu_stats(mvm.shell)
+    # (The trap that counts is the next WFI after the task, which a loaded host may delay past one read: up to
+    # five rounds.)
+    for _ in range(5):
+        mvm.run("taskset -c 0 true; taskset -c 1 true; sleep 1")
+        second = stats.read_vcpu_stats(mvm.shell)
+        if all(second[v].traps > first[v].traps for v in (0, 1)):
+            break
     assert sorted(first) == [0, 1]
     for v in (0, 1):
         assert second[v].traps > first[v].traps > 0, (v, first[v], second[v])
         assert second[v].wfi >= first[v].wfi
-        assert 0.9 <= (second[v].ticks - first[v].ticks) / stats.TIMEBASE_HZ < 10
+        assert 0.9 <= (second[v].ticks - first[v].ticks) / stats.TIMEBASE_HZ < 60
     # beyond the vCPUs: reads as 0, no fault (not the page's last word: busybox devmem then maps the next page too,
     # the virtio console's, which its driver holds, and /dev/mem refuses)
     assert "0x" in mvm.run(f"devmem {base + 0x800 - 8:#x} 64")
