@@ -30,12 +30,19 @@ MODES = ("plic", "aia")
 # Run in the MVM: find the control port by name, send two frames of an unknown type (the second after garbage
 # bytes), print each response's header fields and message.
 CONTROL_SCRIPT = r"""
-import glob, os, select, struct, sys
+import glob, os, select, struct, sys, time
 def named(d):
     return os.path.exists(d + '/name') and open(d + '/name').read().strip() == 'org.pyshyper.control'
 ports = [d for d in glob.glob('/sys/class/virtio-ports/*') if named(d)]
 print('PORTS', len(ports), ' '.join(os.path.basename(p) for p in ports))
-fd = os.open('/dev/' + os.path.basename(ports[0]), os.O_RDWR)
+for attempt in range(50):  # a daemon that just ended may still be closing the port
+    try:
+        fd = os.open('/dev/' + os.path.basename(ports[0]), os.O_RDWR)
+        break
+    except OSError as e:
+        if e.errno != 16 or attempt == 49:
+            raise
+        time.sleep(0.2)
 def frame(kind, rid):
     return struct.pack('<IHHIIII', 0x59485350, 1, kind, rid, 0, 0, 0)
 def response():
@@ -114,7 +121,12 @@ def test_console_ports_are_hvc0_to_hvc7(mvm: Mvm):
 
 
 def test_hvc0_carries_the_hypervisor_log(mvm: Mvm):
-    mvm.shell.run("timeout 5 cat /dev/hvc0 > /tmp/hvc0.log", timeout=30)
+    # The log reaches the port at the pace of the MVM's idle exits and the hvc driver's polling: read until the
+    # MVM's creation line has come (at once, normally), for 60 s at most.
+    mvm.shell.run(
+        "timeout 60 awk '{ print } /vm0 [(]management VM[)]: Linux at/ { exit }' /dev/hvc0 > /tmp/hvc0.log",
+        timeout=90,
+    )
     out = mvm.run("cat /tmp/hvc0.log")
     assert re.search(r"PyShyper \d+\.\d+\.\d+: a Type-1 hypervisor", out), out[-2000:]
     assert "vm0 (management VM): Linux at" in out, out[-2000:]
@@ -123,9 +135,15 @@ def test_hvc0_carries_the_hypervisor_log(mvm: Mvm):
 def test_control_port_answers_unknown_type_with_etype(mvm: Mvm):
     # The port has one opener, and the MVM's init runs the shyper daemon, which holds it: the service leaves
     # init's table (busybox init re-reads it on SIGHUP) and the daemon ends, so the port is this script's.
+    # init handles the SIGHUP in its own time and may start the service once more before it does; the service and
+    # the daemon are killed until neither has been seen for two seconds running (ten checks 0.2 s apart).
     mvm.run("sed -i '/shyper-service/d' /etc/inittab && kill -HUP 1")
-    daemon = "'[s]hyper system daemon'"
-    mvm.run(f"for i in $(seq 50); do pkill -f {daemon} || break; sleep 0.2; done; ! pgrep -f {daemon}")
+    procs = "'[s]hyper-service|[s]hyper system daemon'"
+    mvm.run(
+        f"n=0; for i in $(seq 150); do if pkill -f {procs}; then n=0; else n=$((n+1)); fi;"
+        f" [ $n -ge 10 ] && break; sleep 0.2; done; ! pgrep -f {procs}",
+        timeout=90,
+    )
     script = base64.b64encode(CONTROL_SCRIPT.encode()).decode()
     mvm.run("rm -f /tmp/ctl.b64")
     for i in range(0, len(script), 200):  # short lines: a long one does not survive the serial console's input
