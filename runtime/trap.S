@@ -5,8 +5,8 @@
  * vCPU's address (struct Vcpu, registers at offset VCPU_REGS); while the hypervisor runs it holds 0.
  *   - from a guest: save x1..x31 and sepc into the vCPU, switch to the top of the hart's hypervisor stack
  *     (VCPU_HYP_SP, fixed when the vCPU was placed on the hart), call hyp_guest_trap(vcpu) and resume it:
- *     reloading only the registers its calls may have changed when it wrote none (VCPU_REGS_WRITTEN), else all
- *     through hyp_vcpu_enter; when it returns 0 (the vCPU left the hart: stopped, rebooted, its VM ended)
+ *     reloading only the registers its calls may have changed when it wrote none of the others
+ *     (VCPU_REGS_WRITTEN), else all through hyp_vcpu_enter; when it returns 0 (the vCPU left the hart: stopped, rebooted, its VM ended)
  *     unwind to the stack's top again and call hyp_hart_idle(hart), which enters whatever runs next. So every
  *     entry into a guest starts from the same stack depth: a stop, start or reboot never nests.
  *   - from the hypervisor itself: a bug. Look up the function name in the embedded symbol table and call
@@ -74,10 +74,11 @@ hyp_trap_vector:
     lw      t0, VCPU_REGS_WRITTEN(a0)
     bnez    t0, hyp_vcpu_enter
     /*
-     * The same vCPU, and the hypervisor wrote none of its registers but a0/a1 (an SBI call's return values):
-     * the registers the calling convention makes hyp_guest_trap preserve (s1..s11) still hold the guest's
-     * values, and gp and tp are never the hypervisor's (the compiler reserves them). Reload the others only:
-     * ra, sp, t0..t2, s0 (trap.S's own), a0..a7, t3..t6.
+     * The same vCPU, and the hypervisor wrote none of the registers this way does not reload (an SBI call's
+     * a0/a1, an emulated load's rd among those below: arch/riscv/mmio.py REGS_NOT_RELOADED): the registers the
+     * calling convention makes hyp_guest_trap preserve (s1..s11) still hold the guest's values, and gp and tp
+     * are never the hypervisor's (the compiler reserves them). Reload the others only: ra, sp, t0..t2, s0
+     * (trap.S's own), a0..a7, t3..t6.
      */
     ld      t0, VCPU_SEPC(a0)
     csrw    sepc, t0
@@ -158,19 +159,27 @@ hyp_vcpu_enter:
  * hyp_guest_hlvx_hu(gva) -> the halfword at a guest-virtual address read with execute permission (hlvx.hu,
  * Priv 9.3.x), or -1 if that read faults: the guest may have unmapped the page meanwhile, which must end the
  * guest, not the hypervisor. A fault here comes back through hs_trap to guest_read_failed; hstatus and sstatus
- * (SPV, SPVP, SPP: the trapped guest's state) are restored from t2/t3 since the HS trap overwrote them.
+ * (SPV, SPVP, SPP: the trapped guest's state) are restored from t2/t3 since the HS trap overwrote them, and
+ * scause, stval and htval from t4..t6, so that what the guest's trap set is still there for its handler
+ * (arch/riscv/trap.py reads them after a failed emulation).
  */
     .globl hyp_guest_hlvx_hu
     .type hyp_guest_hlvx_hu, @function
 hyp_guest_hlvx_hu:
     csrr    t2, hstatus
     csrr    t3, sstatus
+    csrr    t4, scause
+    csrr    t5, stval
+    csrr    t6, htval
 guest_read_site:
     hlvx.hu a0, (a0)
     ret
 guest_read_failed:
     csrw    hstatus, t2
     csrw    sstatus, t3
+    csrw    scause, t4
+    csrw    stval, t5
+    csrw    htval, t6
     li      a0, -1
     ret
     .size hyp_guest_hlvx_hu, . - hyp_guest_hlvx_hu

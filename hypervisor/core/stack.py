@@ -2,8 +2,10 @@
 
 runtime/boot.S fills each hart's stack with HART_STACK_PAINT before the hart uses it. The lowest
 HART_STACK_GUARD bytes are the guard: a stack that grew into them has overflowed (the stacks are adjacent, so
-the next thing below is the neighbouring hart's stack, or the `.bss` for the lowest one). The guard is checked on
-every return to a guest and in the idle loop; a broken guard stops the machine with a line naming the hart,
+the next thing below is the neighbouring hart's stack, or the `.bss` for the lowest one). The guard is checked after
+every trap but the two hot ones, whose depth is fixed and shallow (an SBI call, an emulated register: trap.py
+trap_other), so at least at each timer tick and each WFI, and in the idle loop; a broken guard stops the machine
+with a line naming the hart,
 since nothing the hypervisor holds can be trusted after it. The high-water mark is how deep the paint was worn.
 """
 
@@ -24,7 +26,7 @@ def stack_guard_ok(top: u64) -> bool:
 @inline
 def stack_check(hart: u64, top: u64) -> None:
     """Stop the machine if hart's stack ran into its guard. Small enough to be inlined where it is called on
-    every return to a guest: two loads and two compares, the report out of line."""
+    the trap path: two loads and two compares, the report out of line."""
     if not stack_guard_ok(top):
         stack_overflow(hart, top)
 

@@ -117,6 +117,7 @@ class Vcpu:
     sepc: u64  # the guest pc, saved and restored by runtime/trap.S
     hyp_sp: u64  # the top of its hart's hypervisor stack: every trap from the guest starts there (trap.S)
     vm: u64  # index into VMS
+    vm_addr: u64  # &VMS[vm], set with it: the trap path's vcpu_vm is one load, no index check
     vcpu_id: u64
     hart: u64
     timer_deadline: u64  # SBI set_timer deadline when the hart has no Sstc
@@ -308,7 +309,7 @@ def vm_get(index: u64) -> Ptr[Vm]:
 
 
 def vcpu_vm(v: Ptr[Vcpu]) -> Ptr[Vm]:
-    return addr_of(VMS[v.vm])
+    return Ptr[Vm](v.vm_addr)
 
 
 def vm_vcpu(vm: Ptr[Vm], index: u64) -> Ptr[Vcpu]:
@@ -448,6 +449,7 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     vm.vcpu_slot[vm.vcpus] = u8(slot)
     v.used = u32(1)
     v.vm = vm.index
+    v.vm_addr = vm.addr()
     v.vcpu_id = vm.vcpus
     v.hart = hart
     v.hyp_sp = stack_top(hart)

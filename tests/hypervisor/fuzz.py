@@ -555,6 +555,8 @@ IMPLEMENTED = (EID_BASE, EID_TIME, EID_IPI, EID_RFENCE, EID_HSM, EID_SRST, EID_D
 SBI_ERRORS = range(-9, 1)  # SBI 2.0 section 3.2: SUCCESS and SBI_ERR_FAILED .. SBI_ERR_NO_SHMEM
 ERR_NOT_SUPPORTED, ERR_INVALID_PARAM, ERR_INVALID_ADDRESS = -2, -3, -5
 CSR_HTINST = 0x64A
+CSR_HTVAL = 0x643
+CSR_STVAL = 0x143
 A0, A1, A6, A7 = 10, 11, 16, 17
 
 MVM_GPA, GUEST_GPA, DEVICE_GPA = 0x8000_0000, 0x8020_0000, 0x1000_0000
@@ -1447,6 +1449,10 @@ class AplicWorld:
         self.emul = "vaplic_emul" in vars(be.mods["hypervisor.core.vaplic"])
         self.value = be.alloc(8, 8)  # the access's value (a load's result, a store's operand)
         self.vcpu = be.alloc(prelude_places._size(be.struct("hypervisor.core.vm", "Vcpu")), 64)
+        # a vCPU of the MVM (VMS[0]), as vcpu_add makes it: its VM's index and address
+        View(be, be.struct("hypervisor.core.vm", "Vcpu"), self.vcpu).set(
+            "vm_addr", be.global_addr("hypervisor.core.vm.VMS")
+        )
         if self.emul:
             emul = be.mods["hypervisor.core.emul"]
             self.done, self.fault = int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
@@ -1885,6 +1891,9 @@ class MmioWorld:
         v.set("sepc", sepc)
         regs = v.words("regs", 32)
         prelude.mock.csr[CSR_HTINST] = htinst
+        # the trap's CSRs (Priv 9.4.4): the guest-physical address is htval << 2 | stval[1:0]
+        prelude.mock.csr[CSR_HTVAL] = gpa >> 2
+        prelude.mock.csr[CSR_STVAL] = (0xFFFF_FFC0_0000_0000 | rnd.getrandbits(32)) & ~3 | gpa & 3
 
         def hlvx(gva):  # the instruction at sepc, halfword by halfword (~0: its page is gone)
             k = int(gva) - sepc
@@ -1894,7 +1903,7 @@ class MmioWorld:
         self.dev.log.clear()
         be.begin_case(self.regions)
         try:
-            r = be.call("mmio_emulate", v.addr, gpa)
+            r = be.call("mmio_emulate", v.addr)
         except FuzzFailure:
             raise
         except Hang as e:

@@ -424,7 +424,9 @@ def test_statistics_page_is_every_vms_and_reports_free_pages(hyp):
     board = importlib.import_module("hypervisor.board")
     mmio = importlib.import_module("hypervisor.arch.riscv.mmio")
     emul = importlib.import_module("hypervisor.core.emul")
-    assert mmio.mmio_emulate(hyp.v, prelude.u64(board.MVM_STATS_BASE)) == emul.EMUL_NONE
+    prelude.mock.csr[CSRS["HTVAL"]] = board.MVM_STATS_BASE >> 2
+    prelude.mock.csr[CSRS["STVAL"]] = board.MVM_STATS_BASE
+    assert mmio.mmio_emulate(hyp.v) == emul.EMUL_NONE
     stats = importlib.import_module("hypervisor.core.stats")
     assert stats.stats_attach(hyp.vm) and not stats.stats_attach(hyp.vm)  # once: regions never overlap
     fa = hyp.mods["core.frame_alloc"]

@@ -11,7 +11,7 @@ stores, AMOs, LR/SC, vector, reserved encodings, the htinst pseudoinstructions) 
 then injects an access fault into the guest.
 """
 
-from compiler.prelude import Final, Ptr, struct, u64
+from compiler.prelude import Final, Ptr, i64, inline, struct, u64
 
 OPCODE_LOAD: Final = u64(0x03)  # LB LH LW LD LBU LHU LWU (funct3 0..6)
 OPCODE_STORE: Final = u64(0x23)  # SB SH SW SD (funct3 0..3)
@@ -38,104 +38,153 @@ def mmio_insn_len(first_half: u64) -> u64:
     return INSN_LEN_16
 
 
-def mmio_set(out: Ptr[MmioAccess], is_store: bool, width: u64, sign_extend: bool, reg: u64, insn_len: u64) -> bool:
-    out.is_store = is_store
-    out.width = width
-    out.sign_extend = sign_extend
-    out.reg = reg
-    out.insn_len = insn_len
-    return True
+# The decoded access packed in one word (0: refused), as the trap path keeps it in one register across the
+# device's handler: bits 4:0 the register, 11:8 the width in bytes, 12 a store, 13 sign extension, 18:16 the
+# instruction's length. `mmio_decode` unpacks it into an MmioAccess.
+ACC_REG_MASK: Final = u64(0x1F)
+ACC_WIDTH_SHIFT: Final = u64(8)
+ACC_STORE: Final = u64(1) << 12
+ACC_SIGN: Final = u64(1) << 13
+ACC_LEN_SHIFT: Final = u64(16)
 
 
-def mmio_decode_32(insn: u64, insn_len: u64, out: Ptr[MmioAccess]) -> bool:
-    """A 32-bit LOAD or STORE (opcode bits 6:0, funct3 bits 14:12, rd 11:7, rs2 24:20). rs1 and the
-    immediate are not needed: the faulting address comes from stval/htval."""
+@inline
+def acc_pack(is_store: bool, width: u64, sign_extend: bool, reg: u64, insn_len: u64) -> u64:
+    acc = reg | (width << ACC_WIDTH_SHIFT) | (insn_len << ACC_LEN_SHIFT)
+    if is_store:
+        acc |= ACC_STORE
+    if sign_extend:
+        acc |= ACC_SIGN
+    return acc
+
+
+@inline
+def acc_width(acc: u64) -> u64:
+    return (acc >> ACC_WIDTH_SHIFT) & 0xF
+
+
+@inline
+def acc_insn_len(acc: u64) -> u64:
+    return acc >> ACC_LEN_SHIFT
+
+
+@inline
+def mmio_decode_32_word(insn: u64, insn_len: u64) -> u64:
+    """A 32-bit LOAD or STORE (opcode bits 6:0, funct3 bits 14:12, rd 11:7, rs2 24:20), packed; 0 if it is
+    neither. rs1 and the immediate are not needed: the faulting address comes from stval/htval."""
     opcode = insn & 0x7F
     funct3 = (insn >> 12) & 7
     if opcode == OPCODE_LOAD:
         if funct3 == 7:
-            return False  # reserved (would be LDU on RV128)
-        width = u64(1) << (funct3 & 3)
-        signed = funct3 < 3  # LB LH LW; LD (funct3 3) needs no extension on RV64
-        return mmio_set(out, False, width, signed, (insn >> 7) & 0x1F, insn_len)
+            return 0  # reserved (would be LDU on RV128)
+        # LB LH LW sign-extend; LD (funct3 3) needs no extension on RV64
+        return acc_pack(False, u64(1) << (funct3 & 3), funct3 < 3, (insn >> 7) & 0x1F, insn_len)
     if opcode == OPCODE_STORE:
         if funct3 > 3:
-            return False
-        return mmio_set(out, True, u64(1) << funct3, False, (insn >> 20) & 0x1F, insn_len)
-    return False
+            return 0
+        return acc_pack(True, u64(1) << funct3, False, (insn >> 20) & 0x1F, insn_len)
+    return 0
 
 
-def mmio_decode_16(insn: u64, out: Ptr[MmioAccess]) -> bool:
-    """A compressed load or store (Unprivileged spec 16.3 "Load and Store Instructions"): quadrant in bits 1:0,
-    funct3 in bits 15:13. CL/CS forms name x8..x15 with 3-bit fields (rd' bits 4:2, rs2' bits 4:2); the
-    stack-pointer forms name any register (rd bits 11:7, rs2 bits 6:2)."""
+def mmio_decode_16_word(insn: u64) -> u64:
+    """A compressed load or store (Unprivileged spec 16.3 "Load and Store Instructions"), packed; 0 if it is
+    neither: quadrant in bits 1:0, funct3 in bits 15:13. CL/CS forms name x8..x15 with 3-bit fields (rd' bits
+    4:2, rs2' bits 4:2); the stack-pointer forms name any register (rd bits 11:7, rs2 bits 6:2)."""
     quadrant = insn & 3
     funct3 = (insn >> 13) & 7
     if quadrant == 0:
         reg_c = ((insn >> 2) & 7) + 8
         if funct3 == 2:  # C.LW: lw rd', offset(rs1')
-            return mmio_set(out, False, u64(4), True, reg_c, INSN_LEN_16)
+            return acc_pack(False, u64(4), True, reg_c, INSN_LEN_16)
         if funct3 == 3:  # C.LD (RV64)
-            return mmio_set(out, False, u64(8), False, reg_c, INSN_LEN_16)
+            return acc_pack(False, u64(8), False, reg_c, INSN_LEN_16)
         if funct3 == 6:  # C.SW: sw rs2', offset(rs1')
-            return mmio_set(out, True, u64(4), False, reg_c, INSN_LEN_16)
+            return acc_pack(True, u64(4), False, reg_c, INSN_LEN_16)
         if funct3 == 7:  # C.SD (RV64)
-            return mmio_set(out, True, u64(8), False, reg_c, INSN_LEN_16)
-        return False  # C.ADDI4SPN, C.FLD, C.FSD, reserved
+            return acc_pack(True, u64(8), False, reg_c, INSN_LEN_16)
+        return 0  # C.ADDI4SPN, C.FLD, C.FSD, reserved
     if quadrant == 2:
         rd = (insn >> 7) & 0x1F
         rs2 = (insn >> 2) & 0x1F
         if funct3 == 2:  # C.LWSP: rd = x0 is reserved
             if rd == 0:
-                return False
-            return mmio_set(out, False, u64(4), True, rd, INSN_LEN_16)
+                return 0
+            return acc_pack(False, u64(4), True, rd, INSN_LEN_16)
         if funct3 == 3:  # C.LDSP (RV64): rd = x0 is reserved
             if rd == 0:
-                return False
-            return mmio_set(out, False, u64(8), False, rd, INSN_LEN_16)
+                return 0
+            return acc_pack(False, u64(8), False, rd, INSN_LEN_16)
         if funct3 == 6:  # C.SWSP
-            return mmio_set(out, True, u64(4), False, rs2, INSN_LEN_16)
+            return acc_pack(True, u64(4), False, rs2, INSN_LEN_16)
         if funct3 == 7:  # C.SDSP (RV64)
-            return mmio_set(out, True, u64(8), False, rs2, INSN_LEN_16)
-        return False  # C.SLLI, C.FLDSP, C.JR/C.MV/C.ADD..., C.FSDSP
-    return False  # quadrant 1 has no loads or stores
+            return acc_pack(True, u64(8), False, rs2, INSN_LEN_16)
+        return 0  # C.SLLI, C.FLDSP, C.JR/C.MV/C.ADD..., C.FSDSP
+    return 0  # quadrant 1 has no loads or stores
+
+
+@inline
+def mmio_decode_htinst(htinst: u64) -> u64:
+    """The access of a transformed instruction in htinst (non-zero; Priv spec 18.6.3), packed, or 0: bit 0 set
+    is the standard 32-bit load/store with the immediate zeroed and rs1 replaced by the address offset, bit 1
+    clear when the trapping instruction was compressed (its 32-bit equivalent is given). Bit 0 clear is a
+    pseudoinstruction (a fault of the implicit VS-stage page-table access) or a custom value: not an access of
+    the instruction."""
+    if htinst & 1 == 0:
+        return 0
+    return mmio_decode_32_word((htinst & 0xFFFFFFFF) | 2, INSN_LEN_32 if htinst & 2 != 0 else INSN_LEN_16)
+
+
+def mmio_decode_insn(insn: u64) -> u64:
+    """The access of the instruction read at sepc (16 bits, or 32 when its bits 1:0 are 11), packed, or 0."""
+    if insn & 3 != 3:
+        return mmio_decode_16_word(insn & 0xFFFF)
+    if insn & 0x1C == 0x1C:
+        return 0  # 48-bit and longer encodings (bits 4:2 = 111)
+    return mmio_decode_32_word(insn & 0xFFFFFFFF, INSN_LEN_32)
 
 
 def mmio_decode(htinst: u64, insn: u64, out: Ptr[MmioAccess]) -> bool:
     """Decode the access of a guest load/store that trapped; fills `out` and gives True, or gives False when
     it is not an emulatable integer load or store (`out` is then unspecified).
 
-    `htinst` non-zero with bit 0 set is a transformed instruction (Priv spec 18.6.3): the standard 32-bit
-    load/store with the immediate zeroed and rs1 replaced by the address offset, bit 1 clear when the trapping
-    instruction was compressed (its 32-bit equivalent is given). Non-zero with bit 0 clear is a pseudoinstruction
-    (a fault of the implicit VS-stage page-table access) or a custom value: not an access of the instruction.
-    `htinst` zero: `insn` is the instruction read at sepc (16 bits, or 32 when its bits 1:0 are 11)."""
-    if htinst != 0:
-        if htinst & 1 == 0:
-            return False
-        length = INSN_LEN_32 if htinst & 2 != 0 else INSN_LEN_16
-        return mmio_decode_32((htinst & 0xFFFFFFFF) | 2, length, out)
-    if insn & 3 != 3:
-        return mmio_decode_16(insn & 0xFFFF, out)
-    if insn & 0x1C == 0x1C:
-        return False  # 48-bit and longer encodings (bits 4:2 = 111)
-    return mmio_decode_32(insn & 0xFFFFFFFF, INSN_LEN_32, out)
+    `htinst` non-zero: the transformed instruction (`mmio_decode_htinst`); zero: `insn` is the instruction read
+    at sepc (`mmio_decode_insn`)."""
+    acc = mmio_decode_htinst(htinst) if htinst != 0 else mmio_decode_insn(insn)
+    if acc == 0:
+        return False
+    out.is_store = acc & ACC_STORE != 0
+    out.width = acc_width(acc)
+    out.sign_extend = acc & ACC_SIGN != 0
+    out.reg = acc & ACC_REG_MASK
+    out.insn_len = acc_insn_len(acc)
+    return True
+
+
+@inline
+def mmio_load_bits(width: u64, sign_extend: bool, raw: u64) -> u64:
+    """The low `width` bytes of `raw`, sign-extended to 64 bits when asked, zero-extended otherwise."""
+    if width >= 8:
+        return raw
+    unused = 64 - width * 8  # the bits above the access: shifted out, then back in as zeros or copies of its top
+    if sign_extend:
+        return u64(i64(raw << unused) >> unused)
+    return (raw << unused) >> unused
+
+
+@inline
+def mmio_store_bits(width: u64, reg_value: u64) -> u64:
+    """The low `width` bytes of a store's source register."""
+    if width >= 8:
+        return reg_value
+    return reg_value & ((u64(1) << (width * 8)) - 1)
 
 
 def mmio_load_value(acc: Ptr[MmioAccess], raw: u64) -> u64:
     """The value a load writes to its register: the low `width` bytes of the device's `raw` value,
     sign-extended to 64 bits for LB LH LW (and their compressed forms), zero-extended otherwise."""
-    if acc.width >= 8:
-        return raw
-    bits = acc.width * 8
-    value = raw & ((u64(1) << bits) - 1)
-    if acc.sign_extend and (value >> (bits - 1)) & 1 != 0:
-        value = value | (~u64(0) << bits)
-    return value
+    return mmio_load_bits(acc.width, acc.sign_extend, raw)
 
 
 def mmio_store_value(acc: Ptr[MmioAccess], reg_value: u64) -> u64:
     """The value a store writes to the device: the low `width` bytes of its source register."""
-    if acc.width >= 8:
-        return reg_value
-    return reg_value & ((u64(1) << (acc.width * 8)) - 1)
+    return mmio_store_bits(acc.width, reg_value)

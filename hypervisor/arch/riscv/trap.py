@@ -38,6 +38,8 @@ from compiler.prelude import (
     cstr,
     export,
     extern,
+    inline,
+    noinline,
     null,
     static,
     u8,
@@ -75,7 +77,7 @@ from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
 from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages, vsbi_init
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.control import control_idle
-from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_NONE
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.log import LOG_ERROR, hart_halt, log_vm
 from hypervisor.core.sched import sched_check, sched_rq, sched_shared
@@ -133,12 +135,27 @@ def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
     )
 
 
+@inline
 def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
     """Guest-page faults (scause 20, 21, 23): the guest-physical address is htval << 2 | stval[1:0]
-    (Priv 9.4.4). Inside an emulated device the access is emulated, or given back to the guest as an access
-    fault when the device cannot do it; anywhere else it is outside the VM's memory: the VM ends."""
+    (Priv 9.4.4). Inside an emulated device the access is emulated (mmio.py), or given back to the guest as an
+    access fault when the device cannot do it; anywhere else it is outside the VM's memory: the VM ends. The
+    emulated access is the hot case; the rest is out of line (trap_page_fault_other)."""
+    done = EMUL_NONE
+    if csr_read(SCAUSE) != EXC_INST_GUEST_PAGE_FAULT:
+        done = mmio_emulate(v)
+        if done == EMUL_DONE:
+            return
+    trap_page_fault_other(v, done)
+
+
+@noinline
+def trap_page_fault_other(v: Ptr[Vcpu], done: u64) -> None:
+    """A guest-page fault that was not an emulated access (`done`: mmio_emulate's answer, EMUL_NONE when it
+    was not asked)."""
     cause = csr_read(SCAUSE)
     htval = csr_read(HTVAL)
+    gpa = (htval << 2) | (csr_read(STVAL) & 3)
     if htval == 0:
         # The hart may write zero instead of the address (Priv 9.4.4): nothing can be emulated without it, and
         # guest-physical 0..3 is never one of the VM's devices. The report says what is known, the guest address.
@@ -149,18 +166,13 @@ def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
             cstr(b"access outside its memory"),
         )
         return
-    gpa = (htval << 2) | (csr_read(STVAL) & 3)
-    if cause != EXC_INST_GUEST_PAGE_FAULT:
-        done = mmio_emulate(v, gpa)
-        if done == EMUL_DONE:
-            return
-        if done == EMUL_FAULT:
-            # What a device answers with a bus error: an access fault at the guest's own (virtual) address,
-            # which stval still holds (Priv 9.4.4, 3.1.15).
-            trap_inject_exception(
-                v, EXC_LOAD_ACCESS if cause == EXC_LOAD_GUEST_PAGE_FAULT else EXC_STORE_ACCESS, csr_read(STVAL)
-            )
-            return
+    if done == EMUL_FAULT:
+        # What a device answers with a bus error: an access fault at the guest's own (virtual) address,
+        # which stval still holds (Priv 9.4.4, 3.1.15).
+        trap_inject_exception(
+            v, EXC_LOAD_ACCESS if cause == EXC_LOAD_GUEST_PAGE_FAULT else EXC_STORE_ACCESS, csr_read(STVAL)
+        )
+        return
     if cause == EXC_STORE_GUEST_PAGE_FAULT and shm_read_only(vcpu_vm(v), gpa):
         # A store into shared memory the VM maps read-only (core/shmem.py): what a read-only memory answers.
         trap_inject_exception(v, EXC_STORE_ACCESS, csr_read(STVAL))
@@ -304,29 +316,38 @@ def trap_init_tables() -> None:
     INTERRUPT_HANDLERS[IRQ_S_GEXT] = irq_guest_external
 
 
+@noinline
+def trap_other(v: Ptr[Vcpu], cause: u64) -> None:
+    """The causes off the two hot paths: interrupts and the exceptions of the tables. Each timer tick and each
+    WFI comes here, so the stack guard (core/stack.py) is checked here: the hot paths (an SBI call, an emulated
+    register) have a fixed, shallow depth."""
+    if cause & SCAUSE_INTERRUPT != 0:
+        code = cause & ~SCAUSE_INTERRUPT
+        v.irqs += 1
+        if code < IRQ_COUNT:
+            INTERRUPT_HANDLERS[code](v)
+    elif cause < EXC_COUNT:
+        EXCEPTION_HANDLERS[cause](v)
+    else:
+        trap_unexpected(v)
+    stack_check(v.hart, v.hyp_sp)
+
+
 @export("hyp_guest_trap")
 def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     """Called by runtime/trap.S with the trapped vCPU; returns the vCPU to resume, or null when it leaves the
     hart (stopped, rebooted, its VM ended): trap.S then unwinds the stack and calls hart_wait."""
     cause = csr_read(SCAUSE)
     v.traps += 1
-    if cause & SCAUSE_INTERRUPT != 0:
-        code = cause & ~SCAUSE_INTERRUPT
-        v.irqs += 1
-        if code < IRQ_COUNT:
-            INTERRUPT_HANDLERS[code](v)
-    elif cause == EXC_ECALL_VS:  # the hot causes called directly (and inlined), the others through the table
+    if cause == EXC_ECALL_VS:  # the hot causes called directly (and inlined), the others out of line
         sbi_handle_ecall(v)
     elif cause == EXC_LOAD_GUEST_PAGE_FAULT or cause == EXC_STORE_GUEST_PAGE_FAULT:
         trap_guest_page_fault(v)
-    elif cause < EXC_COUNT:
-        EXCEPTION_HANDLERS[cause](v)
     else:
-        trap_unexpected(v)
-    if vcpu_vm(v).state != VM_RUNNING or v.state != VCPU_STARTED or v.parking != 0:
+        trap_other(v, cause)
+    if v.parking != 0 or v.state != VCPU_STARTED or vcpu_vm(v).state != VM_RUNNING:
         v.parking = u32(0)
         return null(Vcpu)
-    stack_check(v.hart, v.hyp_sp)
     return v
 
 
