@@ -160,6 +160,32 @@ class Vcpu:
     s_hvip: u64
     s_vsiselect: u64
     s_spp: u64  # the privilege it trapped from (sstatus.SPP: 0 VU, 1 VS), which its sret must return to
+    # Its exits by cause, finely (core/stats.py stats_print_exits, at the MVM's power-off): one increment each on
+    # the path it counts. SBI calls by extension and function:
+    sbi_base_calls: u64
+    sbi_timer_calls: u64  # TIME set_timer and the legacy set_timer
+    sbi_ipi_calls: u64
+    sbi_rfence_calls: Array[u64, 3]  # RFENCE by function: remote fence.i, sfence.vma, sfence.vma with an ASID
+    sbi_hsm_calls: u64
+    sbi_console_calls: u64  # DBCN and the legacy console
+    ipis_posted: u64  # SBI IPI: messages posted to another vCPU of its VM (an IPI to that vCPU's hart each)
+    vseip_posts: u64  # its external-interrupt line changed by another hart (PLIC mode: an IPI to its hart each)
+    # Remote fences it asked of other vCPUs: sent with an IPI, left to the target's next entry (it was not on its
+    # hart), waited for (not yet served when first looked at) and the looks while waiting; and fences its own
+    # hart ran for requests made of it
+    fences_sent: u64
+    fences_deferred: u64
+    fences_waited: u64
+    fence_polls: u64
+    fences_served: u64
+    timer_irqs: u64  # the hypervisor's timer for its SBI deadline (no Sstc)
+    ext_irqs: u64  # the physical PLIC's interrupts taken while it ran (PLIC mode)
+    # Its MMIO exits into the virtual PLIC by register class, and into the statistics page
+    plic_claims: u64
+    plic_completes: u64
+    plic_reads: u64  # every other load
+    plic_stores: u64  # every other store
+    stats_reads: u64
 
 
 @struct

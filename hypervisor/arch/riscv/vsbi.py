@@ -71,6 +71,7 @@ from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.sched import sched_shared, sched_timer_program
 from hypervisor.core.stack import stack_high_water
+from hypervisor.core.stats import stats_print_exits
 from hypervisor.core.virq import virq_update_vcpu
 from hypervisor.core.virtio_console import vcon_console_write
 from hypervisor.core.vm import (
@@ -120,6 +121,7 @@ def sbi_return(v: Ptr[Vcpu], err: i64, value: u64) -> None:
 
 
 def sbi_base(v: Ptr[Vcpu]) -> None:
+    v.sbi_base_calls += 1
     fid = v.regs[A6]
     if fid == 0:
         sbi_return(v, SBI_SUCCESS, SBI_SPEC_VERSION)
@@ -150,6 +152,7 @@ def sbi_timer_program(v: Ptr[Vcpu], deadline: u64) -> None:
 
 
 def sbi_time(v: Ptr[Vcpu]) -> None:
+    v.sbi_timer_calls += 1
     if v.regs[A6] != 0:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
@@ -158,6 +161,7 @@ def sbi_time(v: Ptr[Vcpu]) -> None:
 
 
 def sbi_legacy_set_timer(v: Ptr[Vcpu]) -> None:
+    v.sbi_timer_calls += 1
     sbi_timer_program(v, v.regs[A0])
     v.regs[A0] = 0
 
@@ -196,6 +200,7 @@ def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
                     vcpu_handle_messages(v)
                 else:
                     vcpu_post(t, msg)
+                    v.ipis_posted += 1
     return SBI_SUCCESS
 
 
@@ -211,6 +216,7 @@ def vcpu_fence_local(v: Ptr[Vcpu]) -> None:
     fence_i()
     fence()
     amoswap_d(addr_of(v.fence_done), asked)
+    v.fences_served += 1
 
 
 def vcpu_fence_pending(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> bool:
@@ -240,13 +246,17 @@ def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
             tickets[i] = amoadd_d(addr_of(t.fence_req), u64(1)) + 1
             fence()
             sbi_send_ipi(u64(1), t.hart)
+            v.fences_sent += 1
     if sbi_target_hit(v.vcpu_id, mask, base):
         hfence_vvma()  # this hart runs v: the current VMID is its VM's
         fence_i()
     for i in range(vm.vcpus):
         if tickets[i] != 0:
             t = vm_vcpu(vm, u64(i))
+            if vcpu_fence_pending(v, t, tickets[i]):
+                v.fences_waited += 1
             while vcpu_fence_pending(v, t, tickets[i]):
+                v.fence_polls += 1
                 vcpu_fence_local(v)
     return SBI_SUCCESS
 
@@ -263,6 +273,7 @@ def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
 
 def sbi_ipi(v: Ptr[Vcpu]) -> None:
     """send_ipi(hart_mask, hart_mask_base): the guest's supervisor software interrupt on each target."""
+    v.sbi_ipi_calls += 1
     if v.regs[A6] != 0:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
@@ -277,11 +288,13 @@ def sbi_rfence(v: Ptr[Vcpu]) -> None:
     if fid > 2:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
+    v.sbi_rfence_calls[fid] += 1
     sbi_return(v, sbi_remote_fence(v, v.regs[A0], v.regs[A1]), u64(0))
 
 
 def sbi_hsm(v: Ptr[Vcpu]) -> None:
     """Hart state management over the VM's vCPUs (SBI 2.0 chapter 9): hart IDs are vCPU indexes."""
+    v.sbi_hsm_calls += 1
     fid = v.regs[A6]
     vm = vcpu_vm(v)
     target = v.regs[A0]
@@ -346,6 +359,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vm_report(vm, cstr(b"(management VM) resets the machine, type "), kind)
         vm_console_flush(vm)
         vm_print_stats(vm)
+        stats_print_exits(vm)
         sbi_system_reset(kind, reason)
         return
     if vm.dynamic:
@@ -389,6 +403,7 @@ def guest_byte(vm: Ptr[Vm], gpa: u64, out: Ptr[u64]) -> bool:
 
 
 def sbi_dbcn(v: Ptr[Vcpu]) -> None:
+    v.sbi_console_calls += 1
     fid = v.regs[A6]
     vm = vcpu_vm(v)
     if fid == 0:  # console_write(num_bytes, base_lo, base_hi)
@@ -440,11 +455,13 @@ def guest_console_byte(v: Ptr[Vcpu], c: u8) -> None:
 
 
 def sbi_legacy_putchar(v: Ptr[Vcpu]) -> None:
+    v.sbi_console_calls += 1
     guest_console_byte(v, u8(v.regs[A0] & 255))
     v.regs[A0] = 0
 
 
 def sbi_legacy_getchar(v: Ptr[Vcpu]) -> None:
+    v.sbi_console_calls += 1
     v.regs[A0] = ~u64(0)  # -1: no character
 
 
@@ -542,6 +559,7 @@ def sbi_handle_ecall(v: Ptr[Vcpu]) -> None:
 
 def sbi_timer_fired(v: Ptr[Vcpu], now: u64) -> None:
     """The hypervisor's own S-mode timer fired (no Sstc): inject VSTIP if the guest's deadline passed."""
+    v.timer_irqs += 1
     if now >= v.timer_deadline:
         v.timer_deadline = ~u64(0)
         csr_set(HVIP, MIP_VSTIP)
