@@ -186,6 +186,9 @@ class Vcpu:
     plic_reads: u64  # every other load
     plic_stores: u64  # every other store
     stats_reads: u64
+    # The vCPU whose remote fence this one sleeps for (its address; 0: none): that vCPU's hart wakes it once it
+    # has fenced or left (arch/riscv/vsbi.py vcpu_fence_wait, vcpu_fence_notify)
+    fence_wait: u64
 
 
 @struct
