@@ -85,6 +85,7 @@ from hypervisor.core.vm import (
     VCPU_MAX,
     VCPU_STARTED,
     VCPU_STOPPED,
+    VCPUS,
     VM_ENDED,
     VM_FAILED,
     VM_REBOOTING,
@@ -224,14 +225,13 @@ def vcpu_fence_local(v: Ptr[Vcpu]) -> None:
 
 
 def vcpu_fence_notify(t: Ptr[Vcpu]) -> None:
-    """t served its fences or left its hart: an IPI to each vCPU of its VM that sleeps until then
-    (vcpu_fence_wait). Its caller published that first (an AMO, then a fence): a requester that registers later
-    sees it before it sleeps."""
+    """t served its fences or left its hart: an IPI to each vCPU that sleeps until then (vcpu_fence_wait). Its
+    caller published that first (an AMO, then a fence): a requester that registers later sees it before it
+    sleeps. Every slot is looked at, not t's VM's list: once t has left its hart its VM may be taken apart."""
     fence()
-    vm = vcpu_vm(t)
-    for i in range(vm.vcpus):
-        w = vm_vcpu(vm, u64(i))
-        if w.addr() != t.addr() and amoadd_d(addr_of(w.fence_wait), u64(0)) == t.addr():
+    for i in range(VCPU_MAX):
+        w = addr_of(VCPUS[i])
+        if w.fence_wait == t.addr() and w.addr() != t.addr():
             sbi_send_ipi(u64(1), w.hart)
 
 
