@@ -8,9 +8,10 @@ own: free page frames, all page frames, then at 0x810 + 8 * h hart h's stack hig
 Stores are ignored; an access that is not naturally aligned is an access fault for the guest.
 """
 
-from compiler.prelude import Final, Ptr, u64
+from compiler.prelude import Final, Ptr, cstr, u64
 from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.board import MAX_HARTS, MVM_STATS_BASE, MVM_STATS_SIZE
+from hypervisor.core.console import console_field, console_lock, console_puts, console_unlock
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, emul_add
 from hypervisor.core.frame_alloc import frame_alloc_free_pages, frame_alloc_total_pages
 from hypervisor.core.stack import stack_high_water, stack_top
@@ -52,6 +53,7 @@ def stats_read(v: Ptr[Vcpu], offset: u64) -> u64:
 
 
 def stats_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64]) -> u64:
+    v.stats_reads += 1
     if offset % width != 0:
         return EMUL_FAULT
     if not store:
@@ -61,3 +63,61 @@ def stats_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u6
 
 def stats_attach(vm: Ptr[Vm]) -> bool:
     return emul_add(vm, MVM_STATS_BASE, MVM_STATS_SIZE, stats_emul)
+
+
+def stats_print_exits(vm: Ptr[Vm]) -> None:
+    """After vm_print_stats at the MVM's power-off: each vCPU's exits by cause, two lines per vCPU. Interrupts:
+    the hypervisor's timer, the physical PLIC, the rest (IPIs; in AIA mode all but the timer). SBI calls by
+    extension (RFENCE by function). MMIO exits by device: the virtual PLIC by register class, the statistics
+    page, the rest (virtio, the virtual APLIC). Then the remote fences and the messages to other vCPUs."""
+    for i in range(vm.vcpus):
+        v = vm_vcpu(vm, u64(i))
+        sbi_known = (
+            v.sbi_base_calls
+            + v.sbi_timer_calls
+            + v.sbi_ipi_calls
+            + v.sbi_rfence_calls[0]
+            + v.sbi_rfence_calls[1]
+            + v.sbi_rfence_calls[2]
+            + v.sbi_hsm_calls
+            + v.sbi_console_calls
+        )
+        plic = v.plic_claims + v.plic_completes + v.plic_reads + v.plic_stores
+        console_lock()
+        console_field(cstr(b"pyshyper: vm"), vm.id)
+        console_field(cstr(b" vcpu"), u64(i))
+        console_field(cstr(b" exits: irq "), v.irqs)
+        console_field(cstr(b" (timer "), v.timer_irqs)
+        console_field(cstr(b", plic "), v.ext_irqs)
+        console_field(cstr(b", ipi/other "), v.irqs - v.timer_irqs - v.ext_irqs)
+        console_field(cstr(b"), sbi "), v.sbi_calls)
+        console_field(cstr(b" (base "), v.sbi_base_calls)
+        console_field(cstr(b", time "), v.sbi_timer_calls)
+        console_field(cstr(b", ipi "), v.sbi_ipi_calls)
+        console_field(cstr(b", rfence.i "), v.sbi_rfence_calls[0])
+        console_field(cstr(b", rfence.vma "), v.sbi_rfence_calls[1])
+        console_field(cstr(b", rfence.vma_asid "), v.sbi_rfence_calls[2])
+        console_field(cstr(b", hsm "), v.sbi_hsm_calls)
+        console_field(cstr(b", console "), v.sbi_console_calls)
+        console_field(cstr(b", other "), v.sbi_calls - sbi_known)
+        console_field(cstr(b"), mmio "), v.mmio_exits)
+        console_field(cstr(b" (plic claim "), v.plic_claims)
+        console_field(cstr(b", plic complete "), v.plic_completes)
+        console_field(cstr(b", plic load "), v.plic_reads)
+        console_field(cstr(b", plic store "), v.plic_stores)
+        console_field(cstr(b", stats "), v.stats_reads)
+        console_field(cstr(b", other "), v.mmio_exits - plic - v.stats_reads)
+        console_field(cstr(b"), wfi "), v.wfi_exits)
+        console_field(cstr(b", other "), v.traps - v.irqs - v.sbi_calls - v.mmio_exits - v.wfi_exits)
+        console_puts(cstr(b"\n"))
+        console_field(cstr(b"pyshyper: vm"), vm.id)
+        console_field(cstr(b" vcpu"), u64(i))
+        console_field(cstr(b" fences: sent "), v.fences_sent)
+        console_field(cstr(b", deferred "), v.fences_deferred)
+        console_field(cstr(b", waited "), v.fences_waited)
+        console_field(cstr(b", polls "), v.fence_polls)
+        console_field(cstr(b", served "), v.fences_served)
+        console_field(cstr(b"; messages: ipi "), v.ipis_posted)
+        console_field(cstr(b", vseip received "), v.vseip_posts)
+        console_puts(cstr(b"\n"))
+        console_unlock()

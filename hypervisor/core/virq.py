@@ -122,6 +122,7 @@ def virq_lines_of_locked(vm: Ptr[Vm], current: Ptr[Vcpu]) -> bool:
             line = virq_line_locked(t)
         elif vplic_context_pending(virq_vplic_of(vm), vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
             vcpu_post(t, u64(MSG_VSEIP))
+            t.vseip_posts += 1  # under the lock: its one writer now
     return line
 
 
@@ -145,6 +146,7 @@ def virq_set_line(vm: Ptr[Vm], src: u64, high: bool, current: Ptr[Vcpu]) -> None
             line = virq_line_locked(t)
         elif vplic_context_pending(p, vplic_context_of_vcpu(t.vcpu_id)) != (t.vseip != 0):
             vcpu_post(t, u64(MSG_VSEIP))
+            t.vseip_posts += 1
     virq_unlock()
     if mine:
         virq_apply(line)
@@ -161,6 +163,7 @@ def virq_update(current: Ptr[Vcpu]) -> None:
 def virq_external(v: Ptr[Vcpu], hartid: u64) -> None:
     """S-mode external interrupt: claim every pending physical source and make it pending in its VM; then the
     lines, in the same critical section."""
+    v.ext_irqs += 1
     ctx = plic_s_context(hartid)
     virq_lock()
     while True:
@@ -204,6 +207,7 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
         # The common case, kept small: a read without a side effect takes no lock. Each register is one aligned
         # 32-bit word, read whole: a store another hart makes meanwhile comes before or after it, as two
         # accesses to a real PLIC are ordered.
+        v.plic_reads += 1
         value[0] = vplic_read(virq_vplic_of(vcpu_vm(v)), offset, width)
         return EMUL_DONE
     return virq_emul_change(v, offset, width, store, claim, value)
@@ -213,6 +217,12 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
 def virq_emul_change(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, claim: bool, value: Ptr[u64]) -> u64:
     """virq_emul for a store or a claim: the access, then the lines if it changed the virtual PLIC."""
     p = virq_vplic_of(vcpu_vm(v))
+    if claim and store:
+        v.plic_completes += 1
+    elif claim:
+        v.plic_claims += 1
+    else:
+        v.plic_stores += 1
     done = u64(0)
     changed = claim
     virq_lock()

@@ -161,6 +161,35 @@ class Vcpu:
     s_hvip: u64
     s_vsiselect: u64
     s_spp: u64  # the privilege it trapped from (sstatus.SPP: 0 VU, 1 VS), which its sret must return to
+    # Its exits by cause, finely (core/stats.py stats_print_exits, at the MVM's power-off): one increment each on
+    # the path it counts. SBI calls by extension and function:
+    sbi_base_calls: u64
+    sbi_timer_calls: u64  # TIME set_timer and the legacy set_timer
+    sbi_ipi_calls: u64
+    sbi_rfence_calls: Array[u64, 3]  # RFENCE by function: remote fence.i, sfence.vma, sfence.vma with an ASID
+    sbi_hsm_calls: u64
+    sbi_console_calls: u64  # DBCN and the legacy console
+    ipis_posted: u64  # SBI IPI: messages posted to another vCPU of its VM (an IPI to that vCPU's hart each)
+    vseip_posts: u64  # its external-interrupt line changed by another hart (PLIC mode: an IPI to its hart each)
+    # Remote fences it asked of other vCPUs: sent with an IPI, left to the target's next entry (it was not on its
+    # hart), waited for (not yet served when first looked at) and the looks while waiting; and fences its own
+    # hart ran for requests made of it
+    fences_sent: u64
+    fences_deferred: u64
+    fences_waited: u64
+    fence_polls: u64
+    fences_served: u64
+    timer_irqs: u64  # the hypervisor's timer for its SBI deadline (no Sstc)
+    ext_irqs: u64  # the physical PLIC's interrupts taken while it ran (PLIC mode)
+    # Its MMIO exits into the virtual PLIC by register class, and into the statistics page
+    plic_claims: u64
+    plic_completes: u64
+    plic_reads: u64  # every other load
+    plic_stores: u64  # every other store
+    stats_reads: u64
+    # The vCPU whose remote fence this one sleeps for (its address; 0: none): that vCPU's hart wakes it once it
+    # has fenced or left (arch/riscv/vsbi.py vcpu_fence_wait, vcpu_fence_notify)
+    fence_wait: u64
 
 
 @struct
@@ -433,6 +462,32 @@ def hart_first_vcpu(hart: u64) -> Ptr[Vcpu]:
     return RQ[hart].vcpu[0]
 
 
+def vcpu_exits_reset(v: Ptr[Vcpu]) -> None:
+    """The exits-by-cause counters of a vCPU slot taken again (core/stats.py stats_print_exits)."""
+    v.sbi_base_calls = 0
+    v.sbi_timer_calls = 0
+    v.sbi_ipi_calls = 0
+    for i in range(3):
+        v.sbi_rfence_calls[i] = 0
+    v.sbi_hsm_calls = 0
+    v.sbi_console_calls = 0
+    v.ipis_posted = 0
+    v.vseip_posts = 0
+    v.fences_sent = 0
+    v.fences_deferred = 0
+    v.fences_waited = 0
+    v.fence_polls = 0
+    v.fences_served = 0
+    v.timer_irqs = 0
+    v.ext_irqs = 0
+    v.plic_claims = 0
+    v.plic_completes = 0
+    v.plic_reads = 0
+    v.plic_stores = 0
+    v.stats_reads = 0
+    v.fence_wait = 0
+
+
 def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     """The VM's next vCPU, placed on `hart` (its run queue; at its default priority and time slice); vCPU 0
     starts at the VM's entry, the others wait for HSM. Null when the hart, the vCPU slots, the VM's vCPUs or the
@@ -460,6 +515,7 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     v.sbi_calls = 0
     v.mmio_exits = 0
     v.mmio_fetched = 0
+    vcpu_exits_reset(v)
     v.priority = PRIORITY_DEFAULT
     v.slice = SLICE_DEFAULT_MS * (TIMEBASE_FREQUENCY // 1000)
     v.switches = 0

@@ -233,14 +233,45 @@ def test_rfence_keeps_waiting_and_serves_its_own_requests_meanwhile(hyp, two_vcp
     assert int(v0.fence_done) == 1 == int(v0.fence_req)  # served while waiting
 
 
+def test_rfence_sleeps_until_the_target_has_fenced_and_woken_it(hyp, two_vcpus, monkeypatch):
+    """The requester does not spin: it names the vCPU it waits for and sleeps in WFI; the target's hart serves
+    the request, sees the waiter and sends its hart an IPI (here the target's part runs inside the WFI)."""
+    vm, v0, v1 = two_vcpus
+    _started_running(hyp, v0)
+    _started_running(hyp, v1)
+    sbi = hyp.mods["arch.riscv.vsbi"]
+    ipis = []
+
+    def firmware(eid, fid, a0, a1, *rest):
+        if eid == 0x735049:
+            ipis.append(int(a1))  # hart_mask 1 at hart_mask_base: the hart
+        return 0, 0
+
+    sleeps = []
+
+    def wfi():
+        sleeps.append(int(v0.fence_wait))
+        sbi.vcpu_handle_messages(v1)  # hart 3 takes its IPI meanwhile
+
+    prelude.mock.sbi_handler = firmware
+    monkeypatch.setattr(sbi, "wfi", wfi)
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, 0b10, 0, 0, 0) == (0, 0)  # remote_sfence_vma on vCPU 1
+    assert sleeps == [int(v1.addr())]
+    assert ipis == [3, 2]  # the request to hart 3, then hart 3 wakes hart 2
+    assert int(v1.fence_done) == 1 == int(v1.fence_req) and int(v0.fence_wait) == 0
+    assert (int(v0.fences_sent), int(v0.fences_waited), int(v1.fences_served)) == (1, 1, 1)
+
+
 def test_rfence_does_not_wait_for_a_vcpu_off_its_hart(hyp, two_vcpus):
     """A started vCPU whose hart has not entered it yet (or parked it) fences in full when it is entered: the
     request is left for then, and the caller does not wait; neither does it for a VM that has ended."""
     vm, v0, v1 = two_vcpus
     v1.state = hyp.mods["core.vm"].VCPU_STARTED
     prelude.mock.sbi_handler = lambda *a: (0, 0)
+    prelude.mock.sbi_calls.clear()
     assert _ecall_on(hyp, v0, 0x52464E43, 1, ~0 & U64, ~0 & U64, 0, 0) == (0, 0)
     assert int(v1.fence_req) == 1 and int(v1.fence_done) == 0
+    assert prelude.mock.sbi_calls == [] and int(v0.fences_deferred) == 1  # no IPI: vcpu_run fences it
     hyp.mods["arch.riscv.vsbi"].vcpu_handle_messages(v1)
     assert int(v1.fence_done) == 1
     v1.running = prelude.u32(1)

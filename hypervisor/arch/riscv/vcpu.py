@@ -56,7 +56,7 @@ from hypervisor.arch.riscv.encoding import (
 from hypervisor.arch.riscv.fpu import fpu_enter, fpu_leave
 from hypervisor.arch.riscv.irqc import irqc_vcpu_enter, irqc_vcpu_leave
 from hypervisor.arch.riscv.stage2 import stage2_hgatp
-from hypervisor.arch.riscv.vsbi import vcpu_handle_messages
+from hypervisor.arch.riscv.vsbi import vcpu_fence_notify, vcpu_handle_messages
 from hypervisor.core.hart import hart_has_guest_files, hart_has_sstc
 from hypervisor.core.sched import sched_rq, sched_timer_program, sched_waiting_files
 from hypervisor.core.vm import VCPU_STARTED, VM_RUNNING, Vcpu, vcpu_vm
@@ -91,6 +91,7 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
         hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
         fence_i()
         amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
+        vcpu_fence_notify(v)
     spp = SSTATUS_SPP  # a fresh vCPU starts in VS-mode; one that left resumes where it trapped from
     if v.fresh != 0:
         v.fresh = u32(0)
@@ -181,6 +182,7 @@ def vcpu_leave(v: Ptr[Vcpu]) -> None:
     csr_write(HGATP, u64(0))
     fence()
     amoswap_w(addr_of(v.running), u32(0))
+    vcpu_fence_notify(v)  # a requester waiting for its fence has nothing more to wait for
     csr_write(HIE, u64(0))
     csr_write(HVIP, u64(0))
     irqc_vcpu_leave()

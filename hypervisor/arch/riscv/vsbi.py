@@ -6,6 +6,7 @@ in a0 (error) and a1 (value). Extensions are found through a table of `SbiExtens
 
 from compiler.prelude import (
     HVIP,
+    SIP,
     VSTIMECMP,
     Array,
     Callable,
@@ -17,6 +18,7 @@ from compiler.prelude import (
     amoswap_d,
     amoswap_w,
     csr_clear,
+    csr_read,
     csr_set,
     csr_write,
     cstr,
@@ -32,8 +34,9 @@ from compiler.prelude import (
     u8,
     u32,
     u64,
+    wfi,
 )
-from hypervisor.arch.riscv.encoding import MIP_VSSIP, MIP_VSTIP
+from hypervisor.arch.riscv.encoding import MIP_SSIP, MIP_VSSIP, MIP_VSTIP
 from hypervisor.arch.riscv.fpu import fpu_reset, fpu_test_switch
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE,
@@ -71,6 +74,7 @@ from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.sched import sched_shared, sched_timer_program
 from hypervisor.core.stack import stack_high_water
+from hypervisor.core.stats import stats_print_exits
 from hypervisor.core.virq import virq_update_vcpu
 from hypervisor.core.virtio_console import vcon_console_write
 from hypervisor.core.vm import (
@@ -81,6 +85,7 @@ from hypervisor.core.vm import (
     VCPU_MAX,
     VCPU_STARTED,
     VCPU_STOPPED,
+    VCPUS,
     VM_ENDED,
     VM_FAILED,
     VM_REBOOTING,
@@ -120,6 +125,7 @@ def sbi_return(v: Ptr[Vcpu], err: i64, value: u64) -> None:
 
 
 def sbi_base(v: Ptr[Vcpu]) -> None:
+    v.sbi_base_calls += 1
     fid = v.regs[A6]
     if fid == 0:
         sbi_return(v, SBI_SUCCESS, SBI_SPEC_VERSION)
@@ -150,6 +156,7 @@ def sbi_timer_program(v: Ptr[Vcpu], deadline: u64) -> None:
 
 
 def sbi_time(v: Ptr[Vcpu]) -> None:
+    v.sbi_timer_calls += 1
     if v.regs[A6] != 0:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
@@ -158,6 +165,7 @@ def sbi_time(v: Ptr[Vcpu]) -> None:
 
 
 def sbi_legacy_set_timer(v: Ptr[Vcpu]) -> None:
+    v.sbi_timer_calls += 1
     sbi_timer_program(v, v.regs[A0])
     v.regs[A0] = 0
 
@@ -196,14 +204,15 @@ def sbi_for_each_target(v: Ptr[Vcpu], mask: u64, base: u64, msg: u64) -> i64:
                     vcpu_handle_messages(v)
                 else:
                     vcpu_post(t, msg)
+                    v.ipis_posted += 1
     return SBI_SUCCESS
 
 
 def vcpu_fence_local(v: Ptr[Vcpu]) -> None:
     """Serve every fence requested of this vCPU so far: hfence.vvma (every VS-stage entry of the current VMID,
     which on this hart is v's VM: rs2 of hfence.vvma would be a guest ASID, Priv 9.3.2) and fence.i, then
-    publish how many requests that covers. The count is read before fencing, so each request it covers was
-    made (after its requester's page-table or code change) before these fences ran."""
+    publish how many requests that covers and wake whoever waits for it. The count is read before fencing, so
+    each request it covers was made (after its requester's page-table or code change) before these fences ran."""
     asked = amoadd_d(addr_of(v.fence_req), u64(0))
     if asked == amoadd_d(addr_of(v.fence_done), u64(0)):
         return
@@ -211,6 +220,19 @@ def vcpu_fence_local(v: Ptr[Vcpu]) -> None:
     fence_i()
     fence()
     amoswap_d(addr_of(v.fence_done), asked)
+    v.fences_served += 1
+    vcpu_fence_notify(v)
+
+
+def vcpu_fence_notify(t: Ptr[Vcpu]) -> None:
+    """t served its fences or left its hart: an IPI to each vCPU that sleeps until then (vcpu_fence_wait). Its
+    caller published that first (an AMO, then a fence): a requester that registers later sees it before it
+    sleeps. Every slot is looked at, not t's VM's list: once t has left its hart its VM may be taken apart."""
+    fence()
+    for i in range(VCPU_MAX):
+        w = addr_of(VCPUS[i])
+        if w.fence_wait == t.addr() and w.addr() != t.addr():
+            sbi_send_ipi(u64(1), w.hart)
 
 
 def vcpu_fence_pending(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> bool:
@@ -223,10 +245,40 @@ def vcpu_fence_pending(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> bool:
     return vcpu_vm(t).state == VM_RUNNING and vcpu_vm(v).state == VM_RUNNING
 
 
+def vcpu_fence_wait(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> None:
+    """Wait until t has served `ticket` (or has nothing to serve). The hart sleeps in WFI rather than spin: a
+    spinning hart holds its host CPU, and under QEMU's round-robin TCG the very time slice the target's hart
+    needs. t wakes it (vcpu_fence_notify: an IPI, sip.SSIP); so does any other interrupt, after which it looks
+    again. Meanwhile it takes its own messages, fences asked of v among them, so two harts fencing each other
+    never deadlock. SSIP is cleared before the mailbox is read (as irq_software does); on a shared hart it is
+    raised again afterwards, so that the scheduler's check (trap.py irq_software) still runs on the way out."""
+    if not vcpu_fence_pending(v, t, ticket):
+        return
+    v.fences_waited += 1
+    amoswap_d(addr_of(v.fence_wait), t.addr())
+    fence()
+    took = False
+    while True:
+        if csr_read(SIP) & MIP_SSIP != 0:
+            csr_clear(SIP, MIP_SSIP)
+            took = True
+            vcpu_handle_messages(v)
+        else:
+            vcpu_fence_local(v)
+        if not vcpu_fence_pending(v, t, ticket):
+            break
+        v.fence_polls += 1
+        wfi()
+    amoswap_d(addr_of(v.fence_wait), u64(0))
+    if took and sched_shared(v.hart):
+        csr_set(SIP, MIP_SSIP)
+
+
 def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
     """Remote fences are synchronous (SBI 2.0 chapter 8; Linux frees page tables and runs new code once the
-    call returns): each other target hart is asked and this one waits until all of them have fenced. While
-    waiting it serves requests made of its own vCPU, so two harts fencing each other never deadlock."""
+    call returns): each other target hart is asked and this one waits until all of them have fenced. A target
+    that is not on its hart is not asked: vcpu_run reads fence_req after it publishes `running`, and fences
+    before the vCPU runs again (either it sees this request, or this sees it running)."""
     vm = vcpu_vm(v)
     ok = sbi_targets_ok(v, mask, base)
     if ok != SBI_SUCCESS:
@@ -237,17 +289,20 @@ def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
         tickets[i] = 0
         t = vm_vcpu(vm, idx)
         if sbi_target_hit(idx, mask, base) and t.state == VCPU_STARTED and t.addr() != v.addr():
-            tickets[i] = amoadd_d(addr_of(t.fence_req), u64(1)) + 1
+            ticket = amoadd_d(addr_of(t.fence_req), u64(1)) + 1
             fence()
-            sbi_send_ipi(u64(1), t.hart)
+            if amoadd_w(addr_of(t.running), u32(0)) == 0:
+                v.fences_deferred += 1
+            else:
+                tickets[i] = ticket
+                sbi_send_ipi(u64(1), t.hart)
+                v.fences_sent += 1
     if sbi_target_hit(v.vcpu_id, mask, base):
         hfence_vvma()  # this hart runs v: the current VMID is its VM's
         fence_i()
     for i in range(vm.vcpus):
         if tickets[i] != 0:
-            t = vm_vcpu(vm, u64(i))
-            while vcpu_fence_pending(v, t, tickets[i]):
-                vcpu_fence_local(v)
+            vcpu_fence_wait(v, vm_vcpu(vm, u64(i)), tickets[i])
     return SBI_SUCCESS
 
 
@@ -263,6 +318,7 @@ def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
 
 def sbi_ipi(v: Ptr[Vcpu]) -> None:
     """send_ipi(hart_mask, hart_mask_base): the guest's supervisor software interrupt on each target."""
+    v.sbi_ipi_calls += 1
     if v.regs[A6] != 0:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
@@ -277,11 +333,13 @@ def sbi_rfence(v: Ptr[Vcpu]) -> None:
     if fid > 2:
         sbi_return(v, SBI_ERR_NOT_SUPPORTED, u64(0))
         return
+    v.sbi_rfence_calls[fid] += 1
     sbi_return(v, sbi_remote_fence(v, v.regs[A0], v.regs[A1]), u64(0))
 
 
 def sbi_hsm(v: Ptr[Vcpu]) -> None:
     """Hart state management over the VM's vCPUs (SBI 2.0 chapter 9): hart IDs are vCPU indexes."""
+    v.sbi_hsm_calls += 1
     fid = v.regs[A6]
     vm = vcpu_vm(v)
     target = v.regs[A0]
@@ -346,6 +404,7 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vm_report(vm, cstr(b"(management VM) resets the machine, type "), kind)
         vm_console_flush(vm)
         vm_print_stats(vm)
+        stats_print_exits(vm)
         sbi_system_reset(kind, reason)
         return
     if vm.dynamic:
@@ -389,6 +448,7 @@ def guest_byte(vm: Ptr[Vm], gpa: u64, out: Ptr[u64]) -> bool:
 
 
 def sbi_dbcn(v: Ptr[Vcpu]) -> None:
+    v.sbi_console_calls += 1
     fid = v.regs[A6]
     vm = vcpu_vm(v)
     if fid == 0:  # console_write(num_bytes, base_lo, base_hi)
@@ -440,11 +500,13 @@ def guest_console_byte(v: Ptr[Vcpu], c: u8) -> None:
 
 
 def sbi_legacy_putchar(v: Ptr[Vcpu]) -> None:
+    v.sbi_console_calls += 1
     guest_console_byte(v, u8(v.regs[A0] & 255))
     v.regs[A0] = 0
 
 
 def sbi_legacy_getchar(v: Ptr[Vcpu]) -> None:
+    v.sbi_console_calls += 1
     v.regs[A0] = ~u64(0)  # -1: no character
 
 
@@ -552,6 +614,7 @@ def sbi_handle_ecall(v: Ptr[Vcpu]) -> None:
 
 def sbi_timer_fired(v: Ptr[Vcpu], now: u64) -> None:
     """The hypervisor's own S-mode timer fired (no Sstc): inject VSTIP if the guest's deadline passed."""
+    v.timer_irqs += 1
     if now >= v.timer_deadline:
         v.timer_deadline = ~u64(0)
         csr_set(HVIP, MIP_VSTIP)
