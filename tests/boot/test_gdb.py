@@ -201,12 +201,12 @@ def test_breakpoint_on_a_python_line_backtrace_and_list(tmp_path):
 
 def test_debug_build_steps_every_line_with_every_local(tmp_path):
     """`pyshyper run --debug` (-O0): nothing is inlined, so the backtrace has a frame per Python call, and the
-    local `e` of sbi_handle_ecall has its value on the line after its assignment: the guests' SBI extension whose
-    ID the guest put in a7."""
+    local `e` of sbi_dispatch (the extensions sbi_handle_ecall does not call directly) has its value on the line
+    after its assignment: the guests' SBI extension whose ID the guest put in a7."""
     _need_tools()
     port = _free_port()
     out = tmp_path / "out"
-    line = _line_of("sbi_handle_ecall", "if e.addr() != 0:")
+    line = _line_of("sbi_dispatch", "if e.addr() != 0:")
     run = _start(out, port, "--debug")
     gdb_out = ""
     try:
@@ -226,7 +226,7 @@ def test_debug_build_steps_every_line_with_every_local(tmp_path):
         bt = _section(gdb_out, "bt")
         frames = re.findall(r"^#(\d+)\s+0x[0-9a-f]+ in (\w+) \(.*?\) at (\S+):(\d+)$|^#0\s+(\w+) \(", bt, re.M)
         names = [f[1] or f[4] for f in frames]
-        assert names[:3] == ["sbi_handle_ecall", "hyp_guest_trap", "hyp_trap_vector"], bt
+        assert names[:4] == ["sbi_dispatch", "sbi_handle_ecall", "hyp_guest_trap", "hyp_trap_vector"], bt
         assert "inlined" not in bt  # gdb marks no frame as inlined: at -O0 each is a real call
         values = _section(gdb_out, "vars")
         local = re.search(r"^e = (0x[0-9a-f]+)", values, re.M)  # a pointer into SBI_EXTENSIONS

@@ -100,7 +100,14 @@ def test_higher_priority_answers_while_the_lower_spins(mvm: Mvm):
 
 def test_lower_priority_waits_while_the_higher_spins(mvm: Mvm):
     """vm1 (priority 10) spins for 15 s: vm2 is never switched to meanwhile; afterwards it runs again."""
-    mvm.hvc(1, "(timeout 15 sh -c 'while :; do :; done'; echo spin-done) & echo spinning-now", r"spinning-now")
+    # The count starts once the loop runs and vm1's shell has settled: until then vm1 still waits now and then
+    # (starting the loop), and vm2 rightly runs meanwhile.
+    mvm.hvc(
+        1,
+        "(timeout 15 sh -c 'echo spin-$((40 + 2))-started; while :; do :; done'; echo spin-done) &",
+        r"spin-42-started",
+    )
+    time.sleep(1)
     before = _rq(mvm)[2]["switches"]
     time.sleep(4)
     during = _rq(mvm)[2]["switches"]

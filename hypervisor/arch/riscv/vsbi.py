@@ -601,10 +601,15 @@ def sbi_handle_ecall(v: Ptr[Vcpu]) -> None:
     # called directly; the others through the table.
     if eid == SBI_EXT_BASE:
         sbi_base(v)
-        return
-    if eid == SBI_EXT_TIME:
+    elif eid == SBI_EXT_TIME:
         sbi_time(v)
-        return
+    else:
+        sbi_dispatch(v, eid)
+
+
+@noinline
+def sbi_dispatch(v: Ptr[Vcpu], eid: u64) -> None:
+    """The other extensions, through the table (out of line: sbi_handle_ecall stays small enough to inline)."""
     e = sbi_extension_find(eid)
     if e.addr() != 0:
         e.handler(v)
