@@ -4,7 +4,7 @@ line (hvip.VSEIP, Priv 9.2.4) follows its S-mode context. The physical source is
 guest completes it, so a level-triggered device cannot storm the hypervisor meanwhile.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, noinline, static, u32, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, static, u32, u64
 from hypervisor.arch.riscv.hart import hart_vseip_set
 from hypervisor.arch.riscv.plic import (
     PLIC_SOURCES,
@@ -213,7 +213,6 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
     return virq_emul_change(v, offset, width, store, claim, value)
 
 
-@noinline
 def virq_emul_change(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, claim: bool, value: Ptr[u64]) -> u64:
     """virq_emul for a store or a claim: the access, then the lines if it changed the virtual PLIC."""
     p = virq_vplic_of(vcpu_vm(v))
