@@ -32,7 +32,8 @@ def gnu_as() -> None:
 
 PROGRAM = '''
 from compiler.prelude import (HGATP, SSCRATCH, Array, Mmio, Ptr, addr_of, csr_read, csr_write, export, extern,
-                              hfence_gvma_vmid, hlvx_hu, null, sbi_ecall, static, struct, u8, u16, u32, u64)
+                              hfence_gvma_vmid, hlvx_hu, noinline, null, sbi_ecall, static, struct, u8, u16, u32,
+                              u64)
 
 pt = static(Array[u64, 512], section=".bss.pt", align=4096)
 xdata = static(Array[u32, 4], init=(1, 2, 3, 4), section=".data.x", align=64)
@@ -139,6 +140,22 @@ def priv(a: u64) -> u64:
     y = hlvx_hu(a)
     hfence_gvma_vmid(x)
     return x + y + u64(sbi_ecall(0x10, 0, 0, 0, 0, 0, 0, 0, null(u64)))
+
+
+def plus_one(x: u64) -> u64:
+    return x + 1
+
+
+@noinline
+def zero_out(p: Ptr[u8], n: u64) -> u64:
+    for i in range(n):
+        p[i] = 0
+    return plus_one(n)
+
+
+@export("call_noinline")
+def call_noinline(p: Ptr[u8], n: u64) -> u64:
+    return zero_out(p, n) + plus_one(n)
 
 
 @export("use_structs")
@@ -266,6 +283,15 @@ def test_struct_layout_known_values(built):
     assert s["Outer"].offsets == {"flag": 0, "h": 2, "inner": 8, "arr": 24, "p": 32, "w": 40}
     assert s["Outer"].size == 48
     assert (s["Tail"].size, s["Bytes"].size, s["Bytes"].align) == (16, 3, 1)
+
+
+def test_noinline_function_is_freestanding_and_inlines_its_callees(disasm):
+    """A @noinline function gets "no-builtins" like every other: its zeroing loop stays a loop (no memset, which
+    test_undefined_symbols would see undefined) and a small helper is inlined into it (LLVM inlines only between
+    functions whose "no-builtins" agree)."""
+    insns = _insns(disasm, "rvprobe.zero_out")
+    calls = [i for i in insns if i.split()[0] in ("jal", "jalr", "call", "tail")]
+    assert not calls, insns
 
 
 # (e) freestanding: no undefined symbols but the program's externs and the panic handler -----------------------------
