@@ -164,9 +164,11 @@ def test_guest_config_places_the_guest():
 def test_switch_table_has_the_hypervisors_own_count():
     """The statistics page's count for the switch hart (switches, their instructions in all) is its own row, the
     mean per switch; with no switch counted there is no such row."""
-    res = latency.SwitchResult("plic", hv_switches=(4, 4 * 8306 + 2))
+    res = latency.SwitchResult("plic", hv_switches=(4, 4 * 8306 + 2), hv_fences=(2, 0))
     table = latency.switch_table(res)
     assert "| the hypervisor's own count on hart 3" in table and "| 4 | | 8306 (mean) |" in table, table
+    assert "| vCPU entries on hart 3 that fenced the TLB: all of the VMID's / the VS stage only" in table, table
+    assert "| 2 / 0 |" in table, table
     assert "hypervisor's own count" not in latency.switch_table(latency.SwitchResult("plic", hv_switches=(0, 0)))
 
 

@@ -236,6 +236,7 @@ class SwitchResult:
     costs: SwitchCosts | None = None
     error: str | None = None
     hv_switches: tuple[int, int] | None = None  # the hypervisor's count on the hart: switches, their instructions
+    hv_fences: tuple[int, int] | None = None  # its vCPU entries there that fenced: all of a VMID's, VS stage only
 
 
 class Refused(LatencyError):
@@ -429,6 +430,7 @@ def run_switch_guests(mvm: Mvm, names: Sequence[str], cmdline: str, until_ms: in
             text = mvm.console_wait(tmp, "^latency: (done|unexpected|PANIC)", 120 + until_ms / 10)
             res.intervals.append(parse_switch(text))
         res.hv_switches = hv_switch_counts(mvm, SWITCH_HART)
+        res.hv_fences = hv_fence_counts(mvm, SWITCH_HART)
     finally:
         for v in vids:
             mvm.remove(v)
@@ -442,7 +444,17 @@ def hv_switch_counts(mvm: Mvm, hart: int) -> tuple[int, int]:
     """The hypervisor's own count for `hart` on the statistics page (hypervisor/core/stats.py, 0x850 + 16 * hart):
     switches from one vCPU to another, and the instructions they took in all (instret from the start of leaving
     one vCPU to the sret into the next)."""
-    addr = stats_base() + 0x850 + 16 * hart
+    return _stats_pair(mvm, 0x850 + 16 * hart)
+
+
+def hv_fence_counts(mvm: Mvm, hart: int) -> tuple[int, int]:
+    """The vCPU entries on `hart` that fenced its TLB (hypervisor/core/stats.py, 0x8d0 + 16 * hart): all of the
+    VMID's translations, and the VS stage only (core/sched.py sched_fences)."""
+    return _stats_pair(mvm, 0x8D0 + 16 * hart)
+
+
+def _stats_pair(mvm: Mvm, offset: int) -> tuple[int, int]:
+    addr = stats_base() + offset
     out = mvm.run(f"devmem {addr:#x} 64; devmem {addr + 8:#x} 64")
     words = re.findall(r"0x[0-9A-Fa-f]+", out)
     if len(words) != 2:
@@ -522,6 +534,12 @@ def switch_table(res: SwitchResult) -> str:
         rows.append(
             f"| the hypervisor's own count on hart {SWITCH_HART}: switches, mean instructions from leaving one vCPU "
             f"to the sret into the next | {n} | | {instr / n:.0f} (mean) | | |"
+        )
+    if res.hv_fences is not None:
+        full, vs = res.hv_fences
+        rows.append(
+            f"| vCPU entries on hart {SWITCH_HART} that fenced the TLB: all of the VMID's / the VS stage only "
+            f"(two VMs: distinct VMIDs, a switch needs neither) | {full} / {vs} | | | | |"
         )
     for label, values in (
         (f"context switch between 2 VMs on hart {SWITCH_HART} (instructions)", res.costs.switches if res.costs else []),
