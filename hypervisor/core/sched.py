@@ -31,12 +31,16 @@ from hypervisor.core.vm import (
     RQ,
     VCPU_STARTED,
     VM_RUNNING,
+    VMID_SLOTS,
     RunQueue,
     Vcpu,
     vcpu_vm,
 )
 
 NEVER: Final = ~u64(0)
+FENCE_NONE: Final = u64(0)  # the hart's TLB holds nothing stale for the vCPU entering
+FENCE_VS: Final = u64(1)  # hfence.vvma for its VMID and fence.i
+FENCE_ALL: Final = u64(2)  # hfence.gvma for its VMID too, then as FENCE_VS
 
 
 def sched_rq(hart: u64) -> Ptr[RunQueue]:
@@ -193,3 +197,26 @@ def sched_waiting_files(hart: u64, c: Ptr[Vcpu]) -> u64:
             files |= u64(1) << u.vgein  # (not while it disables them: the level would wake the hart for nothing)
     spin_unlock(addr_of(rq.spin))
     return files
+
+
+def sched_fences(v: Ptr[Vcpu], vmid: u64, vmids: u64, fence_asked: bool) -> u64:
+    """The TLB fences v needs as it enters its hart with hgatp.VMID = vmid (the hart has `vmids` VMIDs), and v
+    recorded as the last vCPU of that VMID there (RunQueue.last_of). Translations are tagged by VMID (Priv
+    9.3.2): another VM's vCPU that ran here in between used its own VMID's entries and left v's alone, so a
+    switch between VMs needs no fence. Another vCPU of the same VM did use v's VMID: its VS-stage entries (made
+    from its own vsatp, under guest ASIDs the guest keeps per hart) must go, and its instruction fetches too,
+    while the G-stage entries, of the VM's one stage-2 table, are v's as well (as KVM's
+    kvm_riscv_local_tlb_sanitize). Everything of the VMID goes when v enters afresh (a new VM may have taken the
+    VMID of one removed; a reset VM's images were just written), when a remote fence was asked of v while it was
+    off its hart, or when the VMID does not fit the hart's (VMIDLEN too small: VMs would share it)."""
+    rq = sched_rq(v.hart)
+    kind = FENCE_NONE
+    if v.fresh != 0 or fence_asked or vmid >= vmids or vmid >= VMID_SLOTS:
+        kind = FENCE_ALL
+        rq.fences_all += 1
+    elif rq.last_of[vmid].addr() != v.addr():
+        kind = FENCE_VS
+        rq.fences_vs += 1
+    if vmid < VMID_SLOTS:
+        rq.last_of[vmid] = v
+    return kind

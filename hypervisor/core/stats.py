@@ -4,7 +4,9 @@ counters, an emulated device registered in each VM (core/emul.py).
 Per vCPU i of the reading VM at 0x20 * i: exits, WFI exits, SBI calls, the time CSR. From 0x800 the hypervisor's
 own: free page frames, all page frames, then at 0x810 + 8 * h hart h's stack high-water mark in bytes, at
 0x850 + 16 * h hart h's switches from one vCPU to another (core/sched.py) and the instructions they took in all
-(instret from the start of leaving one vCPU to the sret into the next: with QEMU's -icount, their exact cost).
+(instret from the start of leaving one vCPU to the sret into the next: with QEMU's -icount, their exact cost),
+at 0x8d0 + 16 * h hart h's vCPU entries that fenced its TLB: all of the VMID's, then the VS stage only
+(core/sched.py sched_fences).
 Stores are ignored; an access that is not naturally aligned is an access fault for the guest.
 """
 
@@ -21,10 +23,18 @@ STATS_STRIDE: Final = u64(0x20)  # per vCPU: exits, WFI exits, SBI calls, the ti
 STATS_HYP: Final = u64(0x800)  # free pages, total pages
 STATS_HYP_STACKS: Final = u64(0x810)  # each hart's stack high-water mark
 STATS_HYP_SWITCHES: Final = u64(0x850)  # each hart's vCPU switches and their instructions
+STATS_HYP_FENCES: Final = u64(0x8D0)  # each hart's entries that fenced: all of the VMID's, the VS stage only
 
 
 def stats_read(v: Ptr[Vcpu], offset: u64) -> u64:
     """The u64 at `offset` (a multiple of 8) as v's VM sees it."""
+    if offset >= STATS_HYP_FENCES:
+        hart = (offset - STATS_HYP_FENCES) // 16
+        if hart >= MAX_HARTS:
+            return u64(0)
+        if (offset - STATS_HYP_FENCES) % 16 == 0:
+            return RQ[hart].fences_all
+        return RQ[hart].fences_vs
     if offset >= STATS_HYP_SWITCHES:
         hart = (offset - STATS_HYP_SWITCHES) // 16
         if hart >= MAX_HARTS:

@@ -71,6 +71,7 @@ from hypervisor.core.stack import stack_report, stack_top
 VM_MAX: Final = 8
 VCPU_MAX: Final = 16  # vCPUs of all VMs together (several may share a hart: core/sched.py)
 RQ_MAX: Final = 8  # vCPUs placed on one hart
+VMID_SLOTS: Final = VM_MAX + 1  # VMIDs are 1 .. VM_MAX (a VM's slot + 1)
 PRIORITY_DEFAULT: Final = u64(0)  # cpu.priority: 0 .. 255, a higher number preempts a lower one
 PRIORITY_MAX: Final = u64(255)
 SLICE_DEFAULT_MS: Final = u64(10)  # cpu.time_slice_ms: equal priorities share a hart round-robin
@@ -283,9 +284,13 @@ class RunQueue:
     # which one it was, then per switch to another vCPU the instructions from there to the sret into it
     left_instret: u64
     left: Ptr[Vcpu]
-    last: Ptr[Vcpu]  # the vCPU last entered here (whose translations the hart's TLB may hold)
     switch_count: u64
     switch_instret: u64
+    # Per VMID, the vCPU of that VMID last entered here: the hart's TLB may hold its VS-stage translations, tagged
+    # with the VMID (core/sched.py sched_fences). Entries that fenced: all of the VMID's, or its VS stage only.
+    last_of: Array[Ptr[Vcpu], VMID_SLOTS]
+    fences_all: u64
+    fences_vs: u64
 
 
 VMS = static(Array[Vm, VM_MAX])

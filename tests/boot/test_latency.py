@@ -48,9 +48,8 @@ def _log_on_failure(request, mvm):
 
 
 def test_timer_latency_alone(mvm):
-    notes: list[str] = []
     cfg = latency.guest_config("latency", latency.HART, latency.PRIORITY_HIGH, latency.timer_cmdline(N, 100, 300, 7))
-    run = latency.run_timer_guest(mvm, cfg, N, notes)
+    run = latency.run_timer_guest(mvm, cfg, N)
     tb = load_board("qemu-virt").timebase_frequency
     assert run.timebase == tb
     assert run.timer == "sstc"
@@ -58,7 +57,7 @@ def test_timer_latency_alone(mvm):
     assert all(0 <= v < tb for v in run.samples), max(run.samples)
     s = latency.summarize(run.samples)
     assert s.min <= s.median <= s.p99 <= s.max
-    print(f"\nlatency alone, {N} rounds: median {s.median} p99 {s.p99} max {s.max} ticks; {notes}")
+    print(f"\nlatency alone, {N} rounds: median {s.median} p99 {s.p99} max {s.max} ticks")
     assert [v["id"] for v in mvm_vms(mvm)] == [0]  # stopped and removed
 
 

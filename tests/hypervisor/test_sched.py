@@ -226,3 +226,57 @@ def test_pick_matches_the_model_on_random_queues(w):
         want = model_pick(state, 1000)
         got = pick(w, 1000)
         assert got == (None if want is None else slot(w, vs[want])), (state, got)
+
+
+FENCE_NONE, FENCE_VS, FENCE_ALL = 0, 1, 2
+
+
+def enter(w: ControlWorld, v, asked: bool = False, vmids: int = 1 << 14) -> int:
+    """The TLB fences vcpu_run makes as v enters HART (core/sched.py sched_fences); a fresh vCPU is fresh no more
+    once it ran, as vcpu_run clears it."""
+    kind = w.be.call("sched_fences", v.addr, w.vm(v.get("vm")).get("vmid"), vmids, asked)
+    v.set("fresh", 0)
+    return kind
+
+
+def fence_counts(w: ControlWorld) -> tuple[int, int]:
+    rq = w.View(w.be, w.RunQueue, w.rq_addr + HART * w.rq_size)
+    return rq.get("fences_all"), rq.get("fences_vs")
+
+
+def test_tlb_fences_only_when_a_vcpu_of_the_same_vmid_ran_in_between(w):
+    """Translations are tagged by VMID: a switch between VMs fences nothing; a vCPU entering after another vCPU
+    of its own VM fences its VS stage; a fresh vCPU, or one a remote fence waits for, fences all its VMID's."""
+    (a,) = place(w, [3])
+    vid = w.create(name=b"pair", hart_mask=1 << HART, vcpus=2, priority=3)  # two vCPUs of one VM on one hart
+    w.vm(vid).set("state", 1)
+    c0, c1 = (w.vcpu(k) for k in w.vcpus_on_hart(HART)[-2:])
+    for v in (c0, c1):
+        v.set("state", 1)
+    assert c0.get("vm") == c1.get("vm") == vid != a.get("vm")
+    assert w.vm(vid).get("vmid") != w.vm(a.get("vm")).get("vmid")
+    assert [a.get("fresh"), c0.get("fresh"), c1.get("fresh")] == [1, 1, 1]
+    assert [enter(w, a), enter(w, a)] == [FENCE_ALL, FENCE_NONE]  # afresh, then re-entered
+    assert [enter(w, c0), enter(w, a), enter(w, c0), enter(w, a)] == [FENCE_ALL] + [FENCE_NONE] * 3  # VMs alternate
+    assert enter(w, c1) == FENCE_ALL
+    # c1 ran on c0's VMID since c0 did: c0's VS stage goes; a in between changes nothing for either
+    assert [enter(w, c0), enter(w, c0), enter(w, a), enter(w, c0), enter(w, a), enter(w, c1)] == [
+        FENCE_VS,
+        FENCE_NONE,
+        FENCE_NONE,
+        FENCE_NONE,
+        FENCE_NONE,
+        FENCE_VS,
+    ]
+    assert enter(w, a, asked=True) == FENCE_ALL  # a remote fence was asked of it while it was off its hart
+    a.set("fresh", 1)  # reset (its VM rebooted)
+    assert [enter(w, a), enter(w, a)] == [FENCE_ALL, FENCE_NONE]
+    assert fence_counts(w) == (5, 2)
+
+
+def test_tlb_fences_on_every_entry_when_the_vmids_do_not_fit(w):
+    """A VMID the hart cannot hold (VMIDLEN too small, so VMs would share hgatp.VMID): everything fences."""
+    a, b = place(w, [3, 3])
+    vmids = min(w.vm(v.get("vm")).get("vmid") for v in (a, b))  # the hart's VMIDs stop below both
+    assert [enter(w, a), enter(w, b), enter(w, a)] == [FENCE_ALL, FENCE_ALL, FENCE_NONE]
+    assert [enter(w, b, vmids=vmids), enter(w, b, vmids=vmids), enter(w, a, vmids=vmids)] == [FENCE_ALL] * 3

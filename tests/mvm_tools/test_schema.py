@@ -62,6 +62,15 @@ def test_flat_lists_plain_integers_and_imsic_passthrough(images: Path) -> None:
     assert len(cfg.notes) == 1 and "IMSIC guest interrupt file, ignored" in cfg.notes[0]
 
 
+def test_more_vcpus_than_harts_share_them(images: Path) -> None:
+    """cpu.num may exceed the harts of cpu.allocate_bitmap (never fall below them): vCPU i goes on the (i mod k)-th
+    of the k harts, so several of the VM's vCPUs share a hart (mvm-tools/README.md, hypervisor/core/gvm.py)."""
+    c = example("vm1", images)
+    c["cpu"] = {"num": 3, "allocate_bitmap": "0b0100", "master": 2}
+    cfg = load_config(c, str(images), "plic", 4)
+    assert (cfg.vcpus, cfg.hart_mask, cfg.harts, cfg.master) == (3, 0b0100, [2], 2)
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def apply(c: dict[str, Any]) -> None:
         *parents, last = path.split(".")

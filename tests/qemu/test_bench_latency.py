@@ -1,10 +1,12 @@
 """`just bench-latency` (qemu/pyshyper_host/bench/latency.py) without QEMU: the latency guest's console output
 parsed (and refused when a line is lost), median / nearest-rank p99 / max, the histogram's bins, the merge of two
-VMs' run intervals into switch costs, and the report's rows (a refused shared case said as such)."""
+VMs' run intervals into switch costs, the report's rows, and a config `shyper vm config` refuses being a failure
+(its row, the exit status) with nothing retried differently."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -127,19 +129,25 @@ def test_report_rows():
         "plic",
         [
             latency.Case("alone", run=run),
-            latency.Case("shared", refused="EBUSY: hart 2 is vm 1's"),
+            latency.Case("shared", error="`shyper vm config` refused latency (exit status 1): EBUSY: hart 2"),
         ],
     )
     bad = latency.ModeResult("aia", [latency.Case("alone", error="no 'done' in 120 s\nmore")])
     rows = latency.table([ok, bad]).splitlines()
     assert rows[2] == ("| plic | alone | sstc | 10 | 31 (3.1 us) | 1200 (120.0 us) | 1200 (120.0 us) | 10 MHz |")
-    assert rows[3].startswith("| plic | shared: not possible: EBUSY: hart 2 is vm 1's |")
+    assert rows[3].startswith("| plic | shared: failed: `shyper vm config` refused latency (exit status 1): EBUSY")
     assert rows[4].startswith("| aia | alone: failed: no 'done' in 120 s |")
-    assert latency.failures([ok, bad], None) == ["aia: alone: no 'done' in 120 s\nmore"]
-    sw = latency.SwitchResult("plic", refused="EBUSY: hart 3", costs=latency.SwitchCosts([], [40, 50, 45]))
+    assert latency.failures([ok, bad], None) == [
+        "plic: shared: `shyper vm config` refused latency (exit status 1): EBUSY: hart 2",
+        "aia: alone: no 'done' in 120 s\nmore",
+    ]
+    sw = latency.SwitchResult("plic", error="`shyper vm config` refused switch-b", costs=latency.SwitchCosts([], []))
     srows = latency.switch_table(sw).splitlines()
-    assert srows[2].startswith("| context switch, 2 VMs on hart 3: not possible: EBUSY: hart 3 |")
-    assert srows[3] == "| a VM's own break, no switch (instructions) | 3 | 40 | 45 | 50 | 50 |"
+    assert srows[2].startswith("| context switch: failed: `shyper vm config` refused switch-b |")
+    assert latency.failures([], sw) == ["switch: `shyper vm config` refused switch-b"]
+    sw = latency.SwitchResult("plic", costs=latency.SwitchCosts([], [40, 50, 45]))
+    srows = latency.switch_table(sw).splitlines()
+    assert srows[2] == "| a VM's own break, no switch (instructions) | 3 | 40 | 45 | 50 | 50 |"
     section = "\n".join(latency.report_section([ok], sw, 10, None))
     assert section.startswith("## Timer-interrupt latency and context switch")
 
@@ -156,7 +164,79 @@ def test_guest_config_places_the_guest():
 def test_switch_table_has_the_hypervisors_own_count():
     """The statistics page's count for the switch hart (switches, their instructions in all) is its own row, the
     mean per switch; with no switch counted there is no such row."""
-    res = latency.SwitchResult("plic", hv_switches=(4, 4 * 8306 + 2))
+    res = latency.SwitchResult("plic", hv_switches=(4, 4 * 8306 + 2), hv_fences=(2, 0))
     table = latency.switch_table(res)
     assert "| the hypervisor's own count on hart 3" in table and "| 4 | | 8306 (mean) |" in table, table
+    assert "| vCPU entries on hart 3 that fenced the TLB: all of the VMID's / the VS stage only" in table, table
+    assert "| 2 / 0 |" in table, table
     assert "hypervisor's own count" not in latency.switch_table(latency.SwitchResult("plic", hv_switches=(0, 0)))
+
+
+class RefusingShell:
+    """The MVM's shell as latency.Mvm drives it, with `shyper vm config` refusing every config that has
+    `cpu.priority` (as a shyper without the scheduler's field did); every other command succeeds."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+        self.files: dict[str, str] = {}
+
+    def run(self, command: str, timeout: float | None = None) -> tuple[str, int]:
+        self.commands.append(command)
+        if m := re.match(r"echo '(.*)' >> (\S+)\.b64$", command):
+            self.files[m.group(2)] = self.files.get(m.group(2), "") + m.group(1)
+        if m := re.match(r"shyper vm config (\S+)$", command):
+            import base64
+            import json
+
+            cfg = json.loads(base64.b64decode(self.files.pop(m.group(1))))
+            if "priority" in cfg["cpu"]:
+                return "shyper: cpu.priority: unknown field\n", 2
+            return "1\n", 0
+        return "", 0
+
+    def poweroff(self, timeout: float = 60.0) -> int:
+        return 0
+
+    def save_failure(self, path: Path) -> str:
+        return ""
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_refused_config_is_a_failure(tmp_path, monkeypatch, capsys):
+    """A config refused by `shyper vm config` (here `cpu.priority`) is not given again without the field, nor
+    shown as "not possible": each case it stops is a failed row, and main() exits 1 naming them."""
+    from pyshyper_host.images import initramfs as images
+    from pyshyper_host.run import command
+
+    shells: list[RefusingShell] = []
+
+    def start_shell(cmd, timeout):
+        shells.append(RefusingShell())
+        return shells[-1], 0.0, None
+
+    for irq in ("plic", "switch"):
+        (tmp_path / "build" / "bench" / f"latency-{irq}" / "guests").mkdir(parents=True)
+        (tmp_path / "build" / "bench" / f"latency-{irq}" / "guests" / "latency.bin").write_bytes(b"\x13\0\0\0")
+    monkeypatch.setattr(latency, "ROOT", tmp_path)
+    monkeypatch.setattr(latency, "start_shell", start_shell)
+    monkeypatch.setattr(command, "mvm_qemu_command", lambda *a, **k: ["qemu"])
+    monkeypatch.setattr(images, "main", lambda argv: 0)
+    report = tmp_path / "latency.md"
+    rc = latency.main(["--irq", "plic", "--report", str(report), "--cache", str(tmp_path)])
+    assert rc == 1
+    configs = [c for sh in shells for c in sh.commands if c.startswith("shyper vm config")]
+    assert configs == [
+        "shyper vm config /root/latency.json",  # alone
+        "shyper vm config /root/latency-linux.json",  # shared: the Linux GVM, and no latency guest after it
+        "shyper vm config /root/switch-a.json",  # the switch: its first recorder, and no boot
+    ], configs
+    assert not any(c.startswith("shyper vm boot") for sh in shells for c in sh.commands)
+    text = report.read_text()
+    assert "| plic | alone: failed: `shyper vm config` refused latency (exit status 2): shyper: cpu.priority" in text
+    assert "| plic | shared: failed: the Linux GVM: `shyper vm config` refused " in text
+    assert "| context switch: failed: `shyper vm config` refused switch-a (exit status 2)" in text
+    assert "not possible" not in text
+    err = capsys.readouterr().err
+    assert err.count("bench-latency: failed:") == 3, err

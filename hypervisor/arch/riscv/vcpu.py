@@ -55,10 +55,17 @@ from hypervisor.arch.riscv.encoding import (
 )
 from hypervisor.arch.riscv.fpu import fpu_enter, fpu_leave
 from hypervisor.arch.riscv.irqc import irqc_vcpu_enter, irqc_vcpu_leave
-from hypervisor.arch.riscv.stage2 import stage2_hgatp
+from hypervisor.arch.riscv.stage2 import stage2_hgatp, stage2_vmids
 from hypervisor.arch.riscv.vsbi import vcpu_fence_notify, vcpu_handle_messages
 from hypervisor.core.hart import hart_has_guest_files, hart_has_sstc
-from hypervisor.core.sched import sched_rq, sched_timer_program, sched_waiting_files
+from hypervisor.core.sched import (
+    FENCE_ALL,
+    FENCE_NONE,
+    sched_fences,
+    sched_rq,
+    sched_timer_program,
+    sched_waiting_files,
+)
 from hypervisor.core.vm import VCPU_STARTED, VM_RUNNING, Vcpu, vcpu_vm
 
 
@@ -81,13 +88,16 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
         return
     asked = amoadd_d(addr_of(v.fence_req), u64(0))
     csr_write(HGATP, stage2_hgatp(vm.stage2_root, vm.vmid))
-    # Fences when something may be stale: a vCPU entered afresh (a new VM may reuse a VMID; its images were just
-    # written), one asked for a remote fence while it was off its hart, or one entering after another vCPU ran
-    # here. Translations are tagged by VMID (Priv 9.3.2), but QEMU's TLB (10.0) is not, and keeps the other VM's
-    # guest-virtual entries across an hgatp write. Re-entering the vCPU that left last needs none.
+    # Fences only when something may be stale for v (core/sched.py sched_fences): none when it follows a vCPU of
+    # another VM, whose translations carry another VMID (Priv 9.3.2); the VS stage when another vCPU of its own
+    # VM ran here since it last did; all of its VMID's when it enters afresh or a remote fence waits for it. (QEMU
+    # flushes its whole TLB on every change of V, riscv_cpu_set_mode, so under QEMU none of this is visible: the
+    # rule is the architecture's.)
     rq = sched_rq(v.hart)
-    if v.fresh != 0 or rq.last.addr() != v.addr() or asked != amoadd_d(addr_of(v.fence_done), u64(0)):
-        hfence_gvma_vmid(vm.vmid)
+    kind = sched_fences(v, vm.vmid, stage2_vmids(), asked != amoadd_d(addr_of(v.fence_done), u64(0)))
+    if kind != FENCE_NONE:
+        if kind == FENCE_ALL:
+            hfence_gvma_vmid(vm.vmid)
         hfence_vvma()  # the current VMID's, now vm's (rs2 of hfence.vvma would be a guest ASID)
         fence_i()
         amoswap_d(addr_of(v.fence_done), asked)  # every remote fence asked of it until now is served
@@ -124,7 +134,6 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     # Initial would claim. fpu_enter loads them (zeroed after a reset) unless the hart holds them already, and
     # leaves FS/VS Clean.
     fpu_enter(v)
-    rq.last = v
     if rq.left.addr() != 0 and rq.left.addr() != v.addr():  # a switch from one vCPU to another: its cost
         rq.switch_count += 1
         rq.switch_instret += csr_read(INSTRET) - rq.left_instret

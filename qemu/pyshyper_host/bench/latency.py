@@ -10,8 +10,8 @@ prints the samples and the timebase it found in its device tree on its console. 
 - alone: the latency guest with ``cpu.priority`` 10 alone on hart 2 (``shyper vm config`` + ``boot``, its console
   read from /dev/hvcN), ``--samples`` rounds;
 - shared: a Linux GVM (mvm-tools/examples/vm1.json) with ``cpu.priority`` 0 on the same hart 2, booted, a CPU-bound
-  loop started in its shell, then the latency guest again. While two vCPUs cannot share a hart the second config
-  is refused (EBUSY): the row says ``shared: not possible: <the refusal>``.
+  loop started in its shell, then the latency guest again (priority 10): the vCPU scheduler lets it preempt the
+  Linux GVM when its deadline comes.
 
 The context-switch cost (``--switch``, one boot under ``-icount shift=0,sleep=off``, PLIC): two latency guests in
 ``mode=switch`` with equal priority on hart 3. Each records the intervals during which it ran without a break
@@ -19,17 +19,18 @@ The context-switch cost (``--switch``, one boot under ``-icount shift=0,sleep=of
 runs, on every hart, so merging the two guests' intervals gives, from one VM's last instruction to the other's
 first, the instructions of a switch (``switch_costs``): the hypervisor's timer interrupt at the end of a time slice,
 its scheduling decision, the save and restore of the two vCPUs' state. The same VM's own breaks (a trap that does
-not switch) are kept apart as the baseline. Until the scheduler lets two VMs share a hart the row says why not.
+not switch) are kept apart as the baseline. The hypervisor's own count of the switches on that hart and their
+instructions (its statistics page, read with ``devmem``) is a row of its own.
 
 Statistics: median, 99th percentile (nearest rank) and maximum, in ticks and microseconds (the guest's timebase);
-a histogram PNG (log-spaced bins) next to the report. Nothing here is a pass/fail threshold.
+a histogram PNG (log-spaced bins) next to the report. No figure is a pass/fail threshold, but every case must give
+one: a case that fails, a config that `shyper vm config` refuses (its `cpu.priority`, a second VM on a taken hart)
+included, is its row (``failed: ...``) and makes the exit status 1 (and `just bench`'s).
 
-What the vCPU scheduler has to give for the shared and switch rows to turn into figures, with no change here:
-`shyper vm config` accepts `cpu.priority` (until then the config is given again without it, and a note says so)
-and a second VM on a taken hart (until then its refusal is the row); the latency guest's deadline, armed while the
-Linux GVM holds the hart (its `vstimecmp`, or its SBI deadline without Sstc), preempts that GVM when it comes; two
-vCPUs of equal priority on a hart take turns by time slice even when neither traps (the hypervisor's own timer);
-guests keep reading the hart's `instret` directly (hcounteren.IR), never a per-vCPU copy.
+What the measurement relies on in the hypervisor: the latency guest's deadline, armed while the Linux GVM holds the
+hart (its `vstimecmp`, or its SBI deadline without Sstc), preempts that GVM when it comes; two vCPUs of equal
+priority on a hart take turns by time slice even when neither traps (the hypervisor's own timer); guests read the
+hart's `instret` directly (hcounteren.IR), never a per-vCPU copy.
 """
 
 from __future__ import annotations
@@ -218,9 +219,7 @@ class Case:
 
     name: str  # "alone", "shared"
     run: TimerRun | None = None
-    error: str | None = None  # a failure
-    refused: str | None = None  # not possible on this hypervisor: the refusal, said as such
-    notes: list[str] = field(default_factory=list)
+    error: str | None = None  # a failure (a refused config included)
 
 
 @dataclass
@@ -236,13 +235,12 @@ class SwitchResult:
     intervals: list[list[tuple[int, int]]] = field(default_factory=list)
     costs: SwitchCosts | None = None
     error: str | None = None
-    refused: str | None = None
-    notes: list[str] = field(default_factory=list)
     hv_switches: tuple[int, int] | None = None  # the hypervisor's count on the hart: switches, their instructions
+    hv_fences: tuple[int, int] | None = None  # its vCPU entries there that fenced: all of a VMID's, VS stage only
 
 
-class Refused(Exception):
-    """`shyper vm config` said no for a reason the hypervisor gives (not a bad field): the message."""
+class Refused(LatencyError):
+    """`shyper vm config` said no (a bad field, or the hypervisor's refusal): a failure like any other."""
 
 
 class Mvm:
@@ -274,18 +272,13 @@ class Mvm:
             self.run(f"echo '{text[i : i + 512]}' >> {dst}.b64")
         self.run(f"base64 -d {dst}.b64 > {dst} && rm {dst}.b64")
 
-    def config(self, cfg: dict, path: str, notes: list[str]) -> int:
-        """`shyper vm config` of cfg written to path: the VM's id. A config whose `cpu.priority` this build's
-        `shyper` does not know yet is given again without it (said in notes); a refusal raises Refused."""
+    def config(self, cfg: dict, path: str) -> int:
+        """`shyper vm config` of cfg written to path, as it is: the VM's id. A refusal raises Refused."""
         self.put_file(json.dumps(cfg, indent=1).encode(), path)
         out, status = self.status(f"shyper vm config {path}")
-        if status == 2 and "priority" in out and "priority" in cfg.get("cpu", {}):
-            notes.append(f"`cpu.priority` refused by this build's shyper ({_first_line(out)}): configured without")
-            cfg = {**cfg, "cpu": {k: v for k, v in cfg["cpu"].items() if k != "priority"}}
-            self.put_file(json.dumps(cfg, indent=1).encode(), path)
-            out, status = self.status(f"shyper vm config {path}")
         if status != 0:
-            raise Refused(_first_line(out) or f"exit status {status}")
+            why = _first_line(out) or "no message"
+            raise Refused(f"`shyper vm config` refused {cfg.get('name', path)} (exit status {status}): {why}")
         return int(out.strip().splitlines()[-1])
 
     def remove(self, vid: int) -> None:
@@ -354,9 +347,9 @@ def timer_cmdline(n: int, min_us: int, max_us: int, seed: int) -> str:
     return f"mode=timer n={n} min_us={min_us} max_us={max_us} seed={seed}"
 
 
-def run_timer_guest(mvm: Mvm, cfg: dict, n: int, notes: list[str]) -> TimerRun:
+def run_timer_guest(mvm: Mvm, cfg: dict, n: int) -> TimerRun:
     """Config, boot, read the latency guest's console to its `done` line, stop and remove it."""
-    vid = mvm.config(cfg, f"/root/{cfg['name']}.json", notes)
+    vid = mvm.config(cfg, f"/root/{cfg['name']}.json")
     try:
         tmp = mvm.console_start(vid)
         mvm.run(f"shyper vm boot {vid}")
@@ -385,10 +378,8 @@ def measure_mode(
         alone = Case("alone")
         res.cases.append(alone)
         try:
-            alone.run = run_timer_guest(
-                mvm, guest_config("latency", HART, PRIORITY_HIGH, cmdline), samples, alone.notes
-            )
-        except (LatencyError, Refused) as e:
+            alone.run = run_timer_guest(mvm, guest_config("latency", HART, PRIORITY_HIGH, cmdline), samples)
+        except LatencyError as e:
             alone.error = str(e)
         if shared:
             res.cases.append(measure_shared(mvm, samples, cmdline))
@@ -405,9 +396,9 @@ def measure_shared(mvm: Mvm, samples: int, cmdline: str) -> Case:
     """A CPU-bound Linux GVM with priority 0 on HART, then the latency guest (priority 10) on the same hart."""
     case = Case("shared")
     try:
-        lvid = mvm.config(linux_config(HART, PRIORITY_LOW), "/root/latency-linux.json", case.notes)
+        lvid = mvm.config(linux_config(HART, PRIORITY_LOW), "/root/latency-linux.json")
     except Refused as e:
-        case.error = f"the Linux GVM's config: {e}"
+        case.error = f"the Linux GVM: {e}"
         return case
     try:
         mvm.run(f"shyper vm boot {lvid}", timeout=GVM_BOOT)
@@ -415,10 +406,8 @@ def measure_shared(mvm: Mvm, samples: int, cmdline: str) -> Case:
         # the CPU-bound load: a shell loop in the background of the GVM's shell, for as long as the GVM runs
         mvm.hvc(lvid, "(while :; do :; done) & echo @@L''OOP $!", r"@@LOOP \d+", resend=60)
         try:
-            case.run = run_timer_guest(mvm, guest_config("latency", HART, PRIORITY_HIGH, cmdline), samples, case.notes)
-        except Refused as e:
-            case.refused = str(e)
-        except LatencyError as e:
+            case.run = run_timer_guest(mvm, guest_config("latency", HART, PRIORITY_HIGH, cmdline), samples)
+        except LatencyError as e:  # a refused config included
             case.error = str(e)
     except LatencyError as e:
         case.error = f"the Linux GVM: {e}"
@@ -428,30 +417,26 @@ def measure_shared(mvm: Mvm, samples: int, cmdline: str) -> Case:
 
 
 def run_switch_guests(mvm: Mvm, names: Sequence[str], cmdline: str, until_ms: int, res: SwitchResult) -> None:
-    """Config the switch recorders `names` on SWITCH_HART with equal priority (a refusal of any but the first goes
-    to res.refused), boot them together, read their intervals into res.intervals, remove them."""
+    """Config the switch recorders `names` (one or two) on SWITCH_HART with equal priority, boot them together,
+    read their intervals into res.intervals, remove them. A refused config raises Refused (a LatencyError)."""
     vids: list[int] = []
     try:
         for name in names:
             cfg = guest_config(name, SWITCH_HART, PRIORITY_HIGH, cmdline)
-            vids.append(mvm.config(cfg, f"/root/{name}.json", res.notes))
-    except Refused as e:
-        if not vids:
-            raise LatencyError(f"the switch recorder's config: {e}") from None
-        res.refused = str(e)
-    try:
+            vids.append(mvm.config(cfg, f"/root/{name}.json"))
         tmps = [mvm.console_start(v) for v in vids]
         mvm.run(" && ".join(f"shyper vm boot {v}" for v in vids))
         for tmp in tmps:
             text = mvm.console_wait(tmp, "^latency: (done|unexpected|PANIC)", 120 + until_ms / 10)
             res.intervals.append(parse_switch(text))
         res.hv_switches = hv_switch_counts(mvm, SWITCH_HART)
+        res.hv_fences = hv_fence_counts(mvm, SWITCH_HART)
     finally:
         for v in vids:
             mvm.remove(v)
     if len(res.intervals) == 2:
         res.costs = switch_costs(res.intervals[0], res.intervals[1])
-    else:  # alone on its hart: only its own breaks
+    else:  # one recorder alone on its hart (tests/boot/test_latency.py): only its own breaks
         res.costs = SwitchCosts([], own_breaks(res.intervals[0]))
 
 
@@ -459,7 +444,17 @@ def hv_switch_counts(mvm: Mvm, hart: int) -> tuple[int, int]:
     """The hypervisor's own count for `hart` on the statistics page (hypervisor/core/stats.py, 0x850 + 16 * hart):
     switches from one vCPU to another, and the instructions they took in all (instret from the start of leaving
     one vCPU to the sret into the next)."""
-    addr = stats_base() + 0x850 + 16 * hart
+    return _stats_pair(mvm, 0x850 + 16 * hart)
+
+
+def hv_fence_counts(mvm: Mvm, hart: int) -> tuple[int, int]:
+    """The vCPU entries on `hart` that fenced its TLB (hypervisor/core/stats.py, 0x8d0 + 16 * hart): all of the
+    VMID's translations, and the VS stage only (core/sched.py sched_fences)."""
+    return _stats_pair(mvm, 0x8D0 + 16 * hart)
+
+
+def _stats_pair(mvm: Mvm, offset: int) -> tuple[int, int]:
+    addr = stats_base() + offset
     out = mvm.run(f"devmem {addr:#x} 64; devmem {addr + 8:#x} 64")
     words = re.findall(r"0x[0-9A-Fa-f]+", out)
     if len(words) != 2:
@@ -472,8 +467,7 @@ def switch_cmdline(slices: int, gap: int, until_ms: int) -> str:
 
 
 def measure_switch(cache: Path, slices: int, until_ms: int, gap: int, out: Path | None = None) -> SwitchResult:
-    """Under -icount: two switch recorders with equal priority on SWITCH_HART, their intervals merged (one alone,
-    its own breaks only, while the second is refused)."""
+    """Under -icount: two switch recorders with equal priority on SWITCH_HART, their intervals merged."""
     from pyshyper_host.run.command import mvm_qemu_command
 
     res = SwitchResult("plic")
@@ -523,8 +517,6 @@ def table(results: Sequence[ModeResult]) -> str:
                     f"| {r.irq} | {c.name} | {c.run.timer} | {s.n} | {_cell(s.median, tb)} | {_cell(s.p99, tb)} | "
                     f"{_cell(s.max, tb)} | {tb / 1e6:g} MHz |"
                 )
-            elif c.refused is not None:
-                rows.append(f"| {r.irq} | {c.name}: not possible: {c.refused} | | | | | | |")
             else:
                 rows.append(f"| {r.irq} | {c.name}: failed: {(c.error or '').splitlines()[0][:120]} | | | | | | |")
     return "\n".join(rows) + "\n"
@@ -535,15 +527,19 @@ def switch_table(res: SwitchResult) -> str:
         "| what | count | min | median | p99 | max |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    if res.refused is not None:
-        rows.append(f"| context switch, 2 VMs on hart {SWITCH_HART}: not possible: {res.refused} | | | | | |")
-    elif res.error is not None:
+    if res.error is not None:
         rows.append(f"| context switch: failed: {res.error.splitlines()[0][:120]} | | | | | |")
     if res.hv_switches is not None and res.hv_switches[0]:
         n, instr = res.hv_switches
         rows.append(
             f"| the hypervisor's own count on hart {SWITCH_HART}: switches, mean instructions from leaving one vCPU "
             f"to the sret into the next | {n} | | {instr / n:.0f} (mean) | | |"
+        )
+    if res.hv_fences is not None:
+        full, vs = res.hv_fences
+        rows.append(
+            f"| vCPU entries on hart {SWITCH_HART} that fenced the TLB: all of the VMID's / the VS stage only "
+            f"(two VMs: distinct VMIDs, a switch needs neither) | {full} / {vs} | | | | |"
         )
     for label, values in (
         (f"context switch between 2 VMs on hart {SWITCH_HART} (instructions)", res.costs.switches if res.costs else []),
@@ -604,8 +600,6 @@ def report_section(
         "",
         table(results),
     ]
-    notes = sorted({n for r in results for c in r.cases for n in c.notes})
-    lines += [f"Note: {n}" for n in notes] + ([""] if notes else [])
     if png is not None:
         lines += [f"![timer latency histogram]({png.name})", ""]
     if switch is not None:
@@ -617,7 +611,6 @@ def report_section(
             "",
             switch_table(switch),
         ]
-        lines += [f"Note: {n}" for n in sorted(set(switch.notes))] + ([""] if switch.notes else [])
     return lines
 
 
@@ -631,7 +624,7 @@ def run(args: argparse.Namespace, cache: Path) -> tuple[list[ModeResult], Switch
         except Exception as e:  # noqa: BLE001 - a pexpect timeout: reported in the table, the other runs go on
             results.append(ModeResult(irq, error=f"{type(e).__name__}: {e}"))
         for c in results[-1].cases:
-            what = c.refused and f"not possible: {c.refused}" or c.error or (c.run and summarize(c.run.samples))
+            what = c.error and f"failed: {c.error}" or (c.run and summarize(c.run.samples))
             print(f"bench-latency: {irq}: {c.name}: {what}", flush=True)
     switch = None
     if not args.no_switch:
@@ -661,6 +654,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def failures(results: Sequence[ModeResult], switch: SwitchResult | None) -> list[str]:
+    """Every case that gave no figures, a refused config included: the exit status is 1 when there is one."""
     out = [f"{r.irq}: {r.error}" for r in results if r.error]
     out += [f"{r.irq}: {c.name}: {c.error}" for r in results for c in r.cases if c.error]
     if switch is not None and switch.error:
