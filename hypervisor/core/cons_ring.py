@@ -7,7 +7,8 @@ and the data. It is taken alone or as the innermost lock (under a device's or th
 another one.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, static, struct, u8, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, amoswap_w, fence, static, struct, u8, u32, u64
+from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 
 
@@ -99,6 +100,31 @@ def log_ring_get() -> Ptr[ByteRing]:
     return r
 
 
+# The log ring's reader (the MVM's console, core/virtio_console.py vcon_rx): a partitioned MVM vCPU's WFI does not
+# trap, so nothing would look at the ring again by itself. Before each look the reader arms `log_armed` and names
+# the mailbox word (its MSG_KICK) and hart to wake; the first line after that wakes it, once. The reader arms,
+# then reads the ring; a writer fills the ring, then disarms: each fenced, so either the reader sees the bytes or
+# the writer sees it armed. Any hart writes; the reader's fields are the same values every time.
+log_armed = static(Array[u32, 1])
+log_reader = static(Array[u64, 2])  # the mailbox word's address, the hart
+
+
+def log_arm(word: u64, hart: u64) -> None:
+    """The reader is about to look at the ring: the next bytes put into it from now on wake it."""
+    log_reader[0] = word
+    log_reader[1] = hart
+    fence()
+    amoswap_w(addr_of(log_armed[0]), u32(1))
+    fence()
+
+
 def log_tee(src: u64, n: u64) -> None:
-    """A copy of what the hypervisor prints (core/console.py), the oldest dropped when nobody reads."""
+    """A copy of what the hypervisor prints (core/console.py), the oldest dropped when nobody reads; it wakes the
+    ring's reader if it waits. Only a message and an IPI here: this runs under whatever lock its printer holds,
+    the reader does the work on its own hart."""
     ring_put(log_ring_get(), src, n, True)
+    fence()
+    if amoswap_w(addr_of(log_armed[0]), u32(0)) != 0:
+        amoswap_w(Ptr[u32](log_reader[0]), u32(1))
+        fence()
+        sbi_send_ipi(u64(1), log_reader[1])

@@ -4,7 +4,8 @@ the port's byte stream, checks every field, does what they ask (core/gvm.py) and
 and the events (EVENT_VM_STATE) of guest VMs that changed state by themselves.
 
 The MVM's console device (core/virtio_console.py) calls `control_poll` after bytes arrive on the control port
-(port 8) or it opens or closes, and trap.py calls `control_idle` when an MVM vCPU is about to wait: the server
+(port 8), when the MVM hands it receive buffers (room for frames that did not fit) or it opens or closes, and
+trap.py calls `control_idle` when an MVM vCPU is about to wait or is kicked (vm_wake_mvm): the server
 reads the port (`control_input`), forgets a partial frame when the port opens or closes (`control_reset`: a new
 daemon starts clean), queues events, writes what it queued into the port as far as it takes it, and once the
 response to a SYSTEM_SHUTDOWN / SYSTEM_REBOOT is out, does it. `control_input` and `control_output` are the
@@ -22,7 +23,7 @@ room for it: a daemon that does not read cannot make the hypervisor wait).
 Which harts: the control port is served on whichever hart of the MVM traps on it; `control_poll` is entered by
 one hart at a time (`control_busy`; a hart that finds it taken leaves the work to the one inside, which looks
 again before it leaves) and `control_spin` guards the server's state. Guest VMs' harts never call in here: they
-set their VM's `event` flag (core/vm.py) and wake the MVM's first hart, whose next wait (control_idle) reports it.
+set their VM's `event` flag (core/vm.py) and kick the MVM's first vCPU, whose hart then reports it (control_idle).
 """
 
 from compiler.prelude import (

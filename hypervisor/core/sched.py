@@ -1,7 +1,8 @@
 """The vCPU scheduler: a run queue per hart, fixed priorities, round-robin among equals.
 
 Every vCPU is placed on one hart for its life (core/vm.py vcpu_add: `RQ[hart]`). A hart with one vCPU is
-partitioned: that vCPU waits in place on a WFI and nothing here runs on its traps (the fast path). A hart with
+partitioned: that vCPU's WFI does not even trap (the hart waits in the guest) and nothing here runs on its traps
+(the fast path). A hart with
 several is shared:
 * the runnable vCPU of the highest `priority` runs; among equals the one that waited longest (`last_run`), each
   for its time `slice` while another of its priority waits;

@@ -13,13 +13,25 @@ a bounded ring per direction: a GVM never waits for the MVM (the oldest bytes ar
 ring is full).
 
 Transmit buffers are consumed in the notify trap itself (Linux's hvc `put_chars` busy-waits until its buffer is
-used); receive buffers are filled when there are bytes: at a notify, after the other end wrote, and when a vCPU
-of the VM waits (WFI), which is when the log's lines reach /dev/hvc0. Work on another device (the other end of a
-port) is done after this device's lock is released: no hart holds two device locks.
+used); receive buffers are filled when there are bytes: at a notify (a console's emptied buffer coming back
+brings the next bytes), after the other end wrote, when the port opens, and when a vCPU of the VM waits in a
+trapped WFI or is kicked (trap.py vcpu_idle_work). The log's lines are printed under whatever lock their printer
+holds, so they only wake the MVM's first vCPU (core/cons_ring.py log_tee), which feeds them on its own hart. Work
+on another device (the other end of a port) is done after this device's lock is released: no hart holds two
+device locks.
 """
 
 from compiler.prelude import Array, Callable, Final, Ptr, addr_of, cstr, null, static, struct, u8, u16, u32, u64
-from hypervisor.core.cons_ring import ByteRing, log_ring_get, ring_clear, ring_get, ring_len, ring_put, ring_setup
+from hypervisor.core.cons_ring import (
+    ByteRing,
+    log_arm,
+    log_ring_get,
+    ring_clear,
+    ring_get,
+    ring_len,
+    ring_put,
+    ring_setup,
+)
 from hypervisor.core.control import control_poll
 from hypervisor.core.emul import emul_add
 from hypervisor.core.spinlock import spin_lock, spin_unlock
@@ -37,7 +49,7 @@ from hypervisor.core.virtio_mmio import (
     vmmio_vm,
 )
 from hypervisor.core.virtqueue import VQ_BAD, VQ_EMPTY, VqChain, vq_copy, vq_pop, vq_push, vq_wants_interrupt
-from hypervisor.core.vm import VM_MAX, Vcpu, Vm, vcpu_vm
+from hypervisor.core.vm import MSG_KICK, VM_MAX, Vcpu, Vm, vcpu_vm, vm_vcpu
 
 VIRTIO_ID_CONSOLE: Final = u32(3)  # 5: device ID
 VIRTIO_CONSOLE_F_SIZE: Final = u64(1) << 0  # 5.3.3
@@ -337,6 +349,10 @@ def vcon_rx(d: Ptr[Vcon], v: Ptr[Vcpu], port: u64) -> bool:
     if q.ready == 0:
         return False
     hvc = vcon_is_hvc(d, port)
+    if d.multiport != 0 and port == VCON_LOG_PORT:
+        # The log's next line wakes the MVM's first vCPU (its KICK), whose hart then calls here again.
+        k = vm_vcpu(vm, u64(0))
+        log_arm(addr_of(k.mailbox[MSG_KICK]).addr(), k.hart)
     ring = vcon_ring_to_mvm(port) if d.multiport != 0 else vcon_ring_from_mvm(u64(d.port_id))
     c = VqChain()
     buf = Array[u8, VCON_CHUNK]()
@@ -390,6 +406,8 @@ def vcon_notify(v: Ptr[Vcpu], taddr: u64, queue: u64) -> None:
         return
     if not vcon_is_hvc(d, port):
         vcon_rx(d, v, port)
+        # Room in the port's ring now: the server's frames that did not fit go in (core/control.py control_flush)
+        d.work = d.work | WORK_CONTROL
         return
     # A console's receive buffer came back (emptied): the next bytes, or, with none, an interrupt for a used
     # buffer the driver has not read yet (it reads one per interrupt).

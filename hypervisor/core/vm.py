@@ -105,7 +105,7 @@ VCPU_STARTED: Final = u64(1)
 # (remote fences are not a message: they are counted, Vcpu.fence_req / fence_done, and waited for)
 MSG_VSSIP: Final = 0  # raise the guest's supervisor software interrupt
 MSG_VSEIP: Final = 1  # re-evaluate the guest's external interrupt line
-MSG_KICK: Final = 2  # nothing to apply: run it (its WFI returns), so it traps again soon (core/control.py)
+MSG_KICK: Final = 2  # its VM's idle work (the control server, console bytes) is due: trap.py vcpu_idle_work
 MSG_COUNT: Final = 4
 
 PAGE_SIZE: Final = u64(4096)
@@ -145,6 +145,7 @@ class Vcpu:
     used: u32  # the slot holds a vCPU
     fresh: u32  # reset since it last ran: vcpu_run gives it a fresh VS-level state instead of its saved one
     blocked: u32  # on a shared hart: it waits (a trapped WFI) until an interrupt is pending for it (its hart only)
+    idle_due: u32  # a KICK came: its VM's idle work is due on its hart (arch/riscv/trap.py vcpu_idle_work)
     priority: u64  # 0 .. 255: the highest runnable priority of a hart runs; a higher one preempts at once
     slice: u64  # its round-robin time slice, in timebase ticks, among equal priorities
     last_run: u64  # its hart's switch count when it last entered (round-robin: the longest waiting goes first)
@@ -698,7 +699,7 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
         amoswap_w(addr_of(vm.released), u32(1))
         if state != VM_STOPPED:
             amoswap_w(addr_of(vm.event), u32(1))
-            vm_wake_mvm()  # its first hart's next wait reports the event (core/control.py control_idle)
+            vm_wake_mvm()  # its first vCPU's hart reports the event (core/control.py control_idle)
         return
     vm_release(vm)
     if vm.id != 0:
@@ -717,8 +718,8 @@ def vm_end_claimed(vm: Ptr[Vm], state: u64, current: Ptr[Vcpu]) -> None:
 
 
 def vm_wake_mvm() -> None:
-    """Kick the management VM's first vCPU (if it has one): a WFI it waits in returns, on its own hart or waiting
-    off a shared one (a message makes it runnable: core/sched.py), and its next WFI runs the control server."""
+    """Kick the management VM's first vCPU (if it has one): its hart runs the control server (trap.py
+    vcpu_idle_work) at once on its own hart, at its next WFI on a shared one (a message makes it runnable)."""
     if mvm_present and VMS[0].vcpus != 0:
         vcpu_post(vm_vcpu(addr_of(VMS[0]), u64(0)), u64(MSG_KICK))
 

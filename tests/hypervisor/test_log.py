@@ -72,3 +72,37 @@ def test_a_guest_vms_lines_go_to_the_log_ring_only(log):
     mod.log0(mod.LOG_INFO, prelude.cstr(b"pyshyper: plain\n"))
     assert b"".join(out) == b"pyshyper: vm0 boots at 0x90200000\npyshyper: plain\n"
     assert ring_text() == b"pyshyper: vm0 boots at 0x90200000\npyshyper: plain\n"
+
+
+EID_IPI = 0x735049
+
+
+def test_a_line_wakes_the_armed_log_reader_once(log):
+    """log_tee: once the log's reader has armed (core/cons_ring.py log_arm, before it looks at the ring), the next
+    line sets its mailbox word and sends its hart one IPI; the lines after it send none until it arms again, and
+    nothing is sent while nobody is armed."""
+    mod, out = log
+    ring = importlib.import_module("hypervisor.core.cons_ring")
+    u32, u64 = prelude.u32, prelude.u64
+    ipis: list[tuple[int, int]] = []
+    plain = prelude.mock.sbi_handler
+
+    def firmware(eid, fid, a0, a1, a2, a3, a4, a5):
+        if eid == EID_IPI:
+            ipis.append((int(a0), int(a1)))
+            return 0, 0
+        return plain(eid, fid, a0, a1, a2, a3, a4, a5)
+
+    prelude.mock.sbi_handler = firmware
+    word = prelude.Array[u32, 1]()
+    ring.log_armed[0] = u32(0)
+    mod.log0(mod.LOG_INFO, prelude.cstr(b"before anyone reads\n"))
+    assert ipis == [] and int(word[0]) == 0
+    ring.log_arm(prelude.addr_of(word[0]).addr(), u64(3))
+    mod.log0(mod.LOG_INFO, prelude.cstr(b"first\n"))
+    assert ipis == [(1, 3)] and int(word[0]) == 1
+    mod.log0(mod.LOG_INFO, prelude.cstr(b"second\n"))
+    assert ipis == [(1, 3)]
+    ring.log_arm(prelude.addr_of(word[0]).addr(), u64(3))
+    mod.log0(mod.LOG_INFO, prelude.cstr(b"third\n"))
+    assert ipis == [(1, 3), (1, 3)]

@@ -60,6 +60,7 @@ from hypervisor.arch.riscv.encoding import (
     EXC_VIRTUAL_INST,
     HIE_GUEST,
     HSTATUS_SPVP,
+    HSTATUS_VTW,
     INSN_WFI,
     IRQ_S_EXT,
     IRQ_S_GEXT,
@@ -220,9 +221,7 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
     if insn == INSN_WFI and (csr_read(HSTATUS) & HSTATUS_SPVP) != 0:
         v.sepc += 4
         v.wfi_exits += 1
-        if vcpu_vm(v).id == 0:
-            control_idle()  # the control server's pending work: a guest VM's event, frames not yet taken
-        vcon_idle(v)  # bytes for its console (the hypervisor's log, a GVM's output) before it waits
+        vcpu_idle_work(v)
         if sched_shared(v.hart):
             # A shared hart: the WFI completes at once if an interrupt the guest enabled is pending (Priv 3.3.3:
             # vsie's bits sit one below their hip bits); else the vCPU waits off its hart and the hart runs
@@ -231,7 +230,11 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
                 v.blocked = u32(1)
                 v.parking = u32(1)
             return
-        # Its own hart: wait in the hypervisor for any interrupt. WFI wakes on one pending and enabled in sie or
+        # Its own hart (shared when it entered, no longer): its next WFIs do not trap (arch/riscv/vcpu.py
+        # vcpu_run). An IPI that places another vCPU beside it comes after the run queue changed, and sets VTW
+        # again (irq_software).
+        csr_clear(HSTATUS, HSTATUS_VTW)
+        # This one waits in the hypervisor for any interrupt. WFI wakes on one pending and enabled in sie or
         # hie, even with sstatus.SIE clear (Priv 3.3.3). The guest's own (VS-level) ones are enabled in hie, and
         # hip.VSEIP includes, in AIA mode, the guest interrupt file that hstatus.VGEIN selects (Priv 9.2.3, AIA
         # 6.3.1), so an MSI into the vCPU's IMSIC wakes the hart too. Whatever woke it is taken once the vCPU
@@ -263,13 +266,28 @@ def irq_timer(v: Ptr[Vcpu]) -> None:
     sched_check(v, now)
 
 
+def vcpu_idle_work(v: Ptr[Vcpu]) -> None:
+    """What waits for v's VM while it idles, done on v's hart: at a trapped WFI, and when it is kicked (MSG_KICK:
+    a partitioned vCPU's WFI does not trap). The MVM's control server (a guest VM's event, frames the port could
+    not take yet), then bytes for its console (the hypervisor's log, a GVM's output)."""
+    v.idle_due = u32(0)
+    if vcpu_vm(v).id == 0:
+        control_idle()
+    vcon_idle(v)
+
+
 def irq_software(v: Ptr[Vcpu]) -> None:
     """An IPI from another hart: clear it, then read this vCPU's mailbox; on a shared hart, whether a vCPU it
-    made runnable preempts v."""
+    made runnable preempts v, else a kick's idle work."""
     csr_clear(SIP, MIP_SSIP)
     vcpu_handle_messages(v)
     if sched_shared(v.hart):
+        # The hart may have become shared since v entered it (the IPI that placed a vCPU beside v): from now on
+        # v's WFI gives the hart away (Priv 9.2.1 hstatus.VTW). A kick's idle work waits for that WFI.
+        csr_set(HSTATUS, HSTATUS_VTW)
         sched_check(v, csr_read(TIME))
+    elif v.idle_due != 0:
+        vcpu_idle_work(v)
 
 
 def irq_guest_external(v: Ptr[Vcpu]) -> None:

@@ -11,6 +11,7 @@ from compiler.prelude import (
     HSTATUS,
     HVIP,
     INSTRET,
+    SIP,
     SSTATUS,
     TIME,
     VSATP,
@@ -31,6 +32,7 @@ from compiler.prelude import (
     amoswap_w,
     csr_clear,
     csr_read,
+    csr_set,
     csr_write,
     extern,
     fence,
@@ -48,6 +50,7 @@ from hypervisor.arch.riscv.encoding import (
     HSTATUS_VSXL,
     HSTATUS_VTW,
     MIP_SGEIP,
+    MIP_SSIP,
     MIP_VSTIP,
     SSTATUS_SIE,
     SSTATUS_SPIE,
@@ -117,16 +120,20 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     # What other harts asked of the vCPU since it was started, then its interrupt controller's part (its line,
     # its guest interrupt file).
     vcpu_handle_messages(v)
+    if v.idle_due != 0:
+        csr_set(SIP, MIP_SSIP)  # a KICK: its idle work once it has entered (trap.py irq_software)
     irqc_bits = irqc_vcpu_enter(v)
     if shared:
         csr_write(HGEIE, sched_waiting_files(v.hart, v))
         sched_timer_program(v.hart, v)
-    # sret to the guest: hstatus.SPV = 1, SPVP and sstatus.SPP its privilege; WFI traps (VTW) so a waiting
-    # guest does not hold the hart.
+    # sret to the guest: hstatus.SPV = 1, SPVP and sstatus.SPP its privilege. On a shared hart WFI traps (VTW,
+    # Priv 9.2.1) so a waiting vCPU gives the hart away; on its own hart it does not: the hart waits in the
+    # guest's WFI, which any interrupt of the hart ends (Priv 3.3.3), with no exit and no TLB refill after it.
+    # Whatever wants an idle partitioned vCPU kicks it (MSG_KICK).
     # Built whole, not read-modified-written: nothing a former vCPU or the firmware left (HU, VTVM, VTSR, VSBE,
     # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
-    hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits
-    csr_write(HSTATUS, hstatus | HSTATUS_SPV | (HSTATUS_SPVP if spp != 0 else u64(0)) | HSTATUS_VTW)
+    hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits | (HSTATUS_VTW if shared else u64(0))
+    csr_write(HSTATUS, hstatus | HSTATUS_SPV | (HSTATUS_SPVP if spp != 0 else u64(0)))
     s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_SPP)
     csr_write(SSTATUS, s | spp)
     # sstatus.FS and .VS must not be Off while V=1, or the guest's own FP and vector use traps (Priv 9.2.10,

@@ -251,7 +251,8 @@ def vcpu_fence_wait(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> None:
     needs. t wakes it (vcpu_fence_notify: an IPI, sip.SSIP); so does any other interrupt, after which it looks
     again. Meanwhile it takes its own messages, fences asked of v among them, so two harts fencing each other
     never deadlock. SSIP is cleared before the mailbox is read (as irq_software does); on a shared hart it is
-    raised again afterwards, so that the scheduler's check (trap.py irq_software) still runs on the way out."""
+    raised again afterwards, so that the scheduler's check (trap.py irq_software) still runs on the way out, and so
+    it is after a KICK (its idle work)."""
     if not vcpu_fence_pending(v, t, ticket):
         return
     v.fences_waited += 1
@@ -270,7 +271,7 @@ def vcpu_fence_wait(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> None:
         v.fence_polls += 1
         wfi()
     amoswap_d(addr_of(v.fence_wait), u64(0))
-    if took and sched_shared(v.hart):
+    if took and (sched_shared(v.hart) or v.idle_due != 0):
         csr_set(SIP, MIP_SSIP)
 
 
@@ -310,7 +311,8 @@ def vcpu_handle_messages(v: Ptr[Vcpu]) -> None:
     """Act on what other harts asked of this vCPU (on the hart that runs it: hvip and fences are per hart)."""
     if amoswap_w(addr_of(v.mailbox[MSG_VSSIP]), u32(0)) != 0:
         csr_set(HVIP, MIP_VSSIP)
-    amoswap_w(addr_of(v.mailbox[MSG_KICK]), u32(0))  # it runs: that was all
+    if amoswap_w(addr_of(v.mailbox[MSG_KICK]), u32(0)) != 0:
+        v.idle_due = u32(1)  # done on the way back to it (trap.py irq_software, vcpu_run)
     vcpu_fence_local(v)
     if amoswap_w(addr_of(v.mailbox[MSG_VSEIP]), u32(0)) != 0:
         virq_update_vcpu(v)
