@@ -32,16 +32,16 @@ def kicked(hyp, two_vcpus, monkeypatch):  # noqa: F811
     return hyp, trap, v0, done
 
 
-def _kick(hyp, v) -> None:
+def _kick(v) -> None:
     v.mailbox[MSG_KICK] = prelude.u32(1)
     prelude.mock.csr[CSRS["SIP"]] = 1 << 1  # SSIP: the IPI
 
 
 def test_a_kick_runs_the_idle_work_on_a_partitioned_hart(kicked):
-    hyp, trap, v0, done = kicked
-    rq = hyp.mods["core.vm"].RQ[int(v0.hart)]
+    h, trap, v0, done = kicked
+    rq = h.mods["core.vm"].RQ[int(v0.hart)]
     assert int(rq.count) == 1
-    _kick(hyp, v0)
+    _kick(v0)
     trap.irq_software(v0)
     assert done == ["control", "console 0"]  # VM 0: the control server, then its console
     assert int(v0.mailbox[MSG_KICK]) == 0 and int(v0.idle_due) == 0
@@ -52,10 +52,10 @@ def test_a_kick_runs_the_idle_work_on_a_partitioned_hart(kicked):
 
 
 def test_a_hart_made_shared_sets_vtw_and_leaves_the_work_to_the_wfi(kicked):
-    hyp, trap, v0, done = kicked
-    rq = hyp.mods["core.vm"].RQ[int(v0.hart)]
+    h, trap, v0, done = kicked
+    rq = h.mods["core.vm"].RQ[int(v0.hart)]
     rq.count = prelude.u64(2)  # another vCPU placed beside v0; its IPI follows
-    _kick(hyp, v0)
+    _kick(v0)
     trap.irq_software(v0)
     assert prelude.mock.csr[CSRS["HSTATUS"]] & HSTATUS_VTW != 0
     assert done == ["sched"] and int(v0.idle_due) == 1
@@ -63,8 +63,8 @@ def test_a_hart_made_shared_sets_vtw_and_leaves_the_work_to_the_wfi(kicked):
 
 def test_a_kick_taken_on_entry_is_done_once_the_vcpu_runs(kicked):
     """vcpu_run reads the mailbox before it enters: a kick found there raises SSIP, whose trap does the work."""
-    hyp, trap, v0, done = kicked
-    sbi = hyp.mods["arch.riscv.vsbi"]
+    h, trap, v0, done = kicked
+    sbi = h.mods["arch.riscv.vsbi"]
     prelude.mock.csr[CSRS["SIP"]] = 0
     v0.mailbox[MSG_KICK] = prelude.u32(1)
     sbi.vcpu_handle_messages(v0)
