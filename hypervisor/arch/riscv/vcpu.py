@@ -69,7 +69,7 @@ from hypervisor.core.sched import (
     sched_timer_program,
     sched_waiting_files,
 )
-from hypervisor.core.vm import VCPU_STARTED, VM_RUNNING, Vcpu, vcpu_vm
+from hypervisor.core.vm import VCPU_STARTED, VM_RUNNING, Vcpu, vcpu_vm, vm_wake_mvm
 
 
 @extern("hyp_vcpu_enter")
@@ -199,6 +199,11 @@ def vcpu_leave(v: Ptr[Vcpu]) -> None:
     fence()
     amoswap_w(addr_of(v.running), u32(0))
     vcpu_fence_notify(v)  # a requester waiting for its fence has nothing more to wait for
+    # A guest VM that ended by itself is reported once it is settled, every vCPU off its hart (core/gvm.py
+    # gvm_settled): the kick at its end (core/vm.py vm_end_claimed) may have come before this vCPU left, so the
+    # last to leave kicks again (a stale read of a VM slot removed meanwhile only costs a spurious kick).
+    if amoadd_w(addr_of(vcpu_vm(v).event), u32(0)) != 0:
+        vm_wake_mvm()
     csr_write(HIE, u64(0))
     csr_write(HVIP, u64(0))
     irqc_vcpu_leave()
