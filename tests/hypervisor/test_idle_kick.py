@@ -72,3 +72,19 @@ def test_a_kick_taken_on_entry_is_done_once_the_vcpu_runs(kicked):
     prelude.mock.csr[CSRS["SIP"]] = 2
     trap.irq_software(v0)
     assert done == ["control", "console 0"] and int(v0.idle_due) == 0
+
+
+def test_a_vcpu_leaving_a_vm_whose_event_waits_kicks_the_mvm(kicked, monkeypatch):
+    """The kick at a guest VM's end may come before its last vCPU has left (core/gvm.py gvm_settled then says
+    no): vcpu_leave kicks again while the VM's event is pending, and only then."""
+    h, trap, v0, done = kicked
+    vcpu = importlib.import_module("hypervisor.arch.riscv.vcpu")
+    kicks: list[int] = []
+    monkeypatch.setattr(vcpu, "vm_wake_mvm", lambda: kicks.append(int(v0.running)))
+    vm = h.mods["core.vm"].vcpu_vm(v0)
+    vcpu.vcpu_leave(v0)
+    assert kicks == []
+    v0.running = prelude.u32(1)
+    vm.event = prelude.u32(1)
+    vcpu.vcpu_leave(v0)
+    assert kicks == [0]  # after `running` was cleared
