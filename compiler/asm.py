@@ -2,8 +2,10 @@
 
 llvmlite's LLVM has no RISC-V assembly parser, so privileged instructions cannot be inline asm. The lowering
 emits calls to marker functions (`__pys_csr_read_0x600` ...); here each `call`/`tail` of a marker in the
-emitted assembly becomes the instruction itself (a `tail` also gets the `ret` it stood for). LLVM treats the
-call as clobbering every caller-saved register and memory, which is stricter than the instruction needs.
+emitted assembly becomes the instruction itself (a `tail` also gets the `ret` it stood for). The marker calls
+use LLVM's preserve_most convention (compiler/lower.py `_marker_call`): LLVM takes them to keep the argument and
+temporary registers (a call still clobbers ra and may write memory), which the instruction, writing a0 at most as
+its result, never contradicts.
 """
 
 from __future__ import annotations

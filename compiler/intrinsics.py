@@ -28,6 +28,7 @@ class Intrinsic:
     prelude: bool = True  # imported from compiler.prelude
     builtin: bool = False  # a Python builtin: named without an import
     noreturn: bool = False  # a call as a statement ends its block (E134, LANGUAGE.md 7)
+    preserves: bool = True  # riscv64: `asm` writes no register but a0 as its result (the marker call preserves the rest)
 
     def __post_init__(self) -> None:
         if self.params and not self.nargs:
@@ -62,7 +63,7 @@ _PRIV_ROWS = [
     Intrinsic("hfence_vvma", "call", (), VOID, "hfence.vvma"),
     Intrinsic("hfence_gvma_vmid", "call", (U64,), VOID, "hfence.gvma zero, a0"),
     Intrinsic("hfence_vvma_asid", "call", (U64,), VOID, "hfence.vvma zero, a0"),
-    Intrinsic("hfence_gvma_gpa", "call", (U64,), VOID, "srli a0, a0, 2\n\thfence.gvma a0, zero"),
+    Intrinsic("hfence_gvma_gpa", "call", (U64,), VOID, "srli a0, a0, 2\n\thfence.gvma a0, zero", preserves=False),
 ]
 for _w in ("b", "bu", "h", "hu", "w", "wu", "d"):
     _PRIV_ROWS.append(Intrinsic(f"hlv_{_w}", "call", (U64,), U64, f"hlv.{_w} a0, (a0)"))

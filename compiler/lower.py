@@ -35,6 +35,7 @@ I1 = ir.IntType(1)
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
 I64_IR = ir.IntType(64)
+PRESERVE_MOST = "preserve_mostcc"  # marker calls (compiler/asm.py): the instruction writes a0 at most
 PANIC = "pyshyper_panic"
 PANIC_BOUNDS, PANIC_DIV0, PANIC_ASSERT, PANIC_EXPLICIT = 1, 2, 3, 4
 
@@ -750,8 +751,21 @@ class Lowering:
                 ],
             )
             return r
-        fn = self._extern(intr.marker_name(op, csr), ret, [I64_IR] * len(args))
-        return self.b.call(fn, args)
+        return self._marker_call(intr.marker_name(op, csr), ret, [I64_IR] * len(args), args)
+
+    def _marker_call(
+        self, name: str, ret: ir.Type, argtys: list[ir.Type], args: list[ir.Value], preserves: bool = True
+    ) -> ir.Value:
+        """A call of marker `name` (compiler/asm.py puts the instruction in its place). The instruction writes
+        a0 at most, and only as its result, so the call is made with LLVM's preserve_most convention: the
+        caller keeps its values in the argument and temporary registers across it instead of moving them to
+        callee-saved ones (each of which its prologue saves). `preserves` False: the instruction clobbers an
+        argument register it does not return (the C convention then says so)."""
+        fn = self._extern(name, ret, argtys)
+        if not preserves:
+            return self.b.call(fn, args)
+        fn.calling_convention = PRESERVE_MOST
+        return self.b.call(fn, args, cconv=PRESERVE_MOST)
 
     def _priv(self, name: str, args: list[ir.Value]) -> ir.Value:
         p = intr.PRIV[name]
@@ -759,15 +773,13 @@ class Lowering:
             fn = self._extern("pyshyper_host_priv", I64_IR, [I64_IR] * 3)
             full = args + [ir.Constant(I64_IR, 0)] * (2 - len(args))
             return self.b.call(fn, [ir.Constant(I64_IR, intr.PRIV_OPS.index(name)), *full])
-        fn = self._extern(intr.marker_name(name), llvm_type(p.ret), [I64_IR] * p.nargs)
-        return self.b.call(fn, args)
+        return self._marker_call(intr.marker_name(name), llvm_type(p.ret), [I64_IR] * p.nargs, args, p.preserves)
 
     def _lrsc(self, name: str, args: list[ir.Value], bits: int) -> ir.Value:
         it = ir.IntType(bits)
         if not self.host:
             ret = it if name.startswith("lr") else I64_IR
-            fn = self._extern(intr.marker_name(name), ret, [PTR_IR] + ([it] if len(args) > 1 else []))
-            return self.b.call(fn, args)
+            return self._marker_call(intr.marker_name(name), ret, [PTR_IR] + ([it] if len(args) > 1 else []), args)
         # Host: one hart, so a reservation is the address of the last lr.
         res = self.module.globals.get("__pys_reservation")
         if res is None:

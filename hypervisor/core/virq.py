@@ -4,7 +4,7 @@ line (hvip.VSEIP, Priv 9.2.4) follows its S-mode context. The physical source is
 guest completes it, so a level-triggered device cannot storm the hypervisor meanwhile.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, static, u32, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, noinline, static, u32, u64
 from hypervisor.arch.riscv.hart import hart_vseip_set
 from hypervisor.arch.riscv.plic import (
     PLIC_SOURCES,
@@ -27,6 +27,7 @@ from hypervisor.core.vplic import (
     vplic_init,
     vplic_is_claim,
     vplic_read,
+    vplic_read_plain,
     vplic_set_hw_owned,
     vplic_set_pending,
     vplic_write,
@@ -208,11 +209,12 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
         # 32-bit word, read whole: a store another hart makes meanwhile comes before or after it, as two
         # accesses to a real PLIC are ordered.
         v.plic_reads += 1
-        value[0] = vplic_read(virq_vplic_of(vcpu_vm(v)), offset, width)
+        value[0] = vplic_read_plain(virq_vplic_of(vcpu_vm(v)), offset)
         return EMUL_DONE
     return virq_emul_change(v, offset, width, store, claim, value)
 
 
+@noinline
 def virq_emul_change(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, claim: bool, value: Ptr[u64]) -> u64:
     """virq_emul for a store or a claim: the access, then the lines if it changed the virtual PLIC."""
     p = virq_vplic_of(vcpu_vm(v))
@@ -225,10 +227,12 @@ def virq_emul_change(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, claim: 
     done = u64(0)
     changed = claim
     virq_lock()
-    if store:
-        before = u64(0) if claim else vplic_read(p, offset, width)
+    if store and claim:
         done = vplic_write(p, offset, width, value[0])
-        changed = claim or vplic_read(p, offset, width) != before
+    elif store:
+        before = vplic_read_plain(p, offset)
+        vplic_write(p, offset, width, value[0])
+        changed = vplic_read_plain(p, offset) != before
     else:
         value[0] = vplic_read(p, offset, width)
     if not changed:

@@ -17,7 +17,7 @@ The caller (the trap path) owns the policy around the model:
 * accesses from several harts to one Vplic are serialized by the caller.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, struct, u32, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, inline, struct, u32, u64
 from hypervisor.arch.riscv.plic import (
     PLIC_CLAIM,
     PLIC_CONTEXT,
@@ -191,6 +191,18 @@ def vplic_read(p: Ptr[Vplic], offset: u64, width: u64) -> u64:
     accesses `vplic_access_ok` refuses read 0."""
     if not vplic_access_ok(offset, width):
         return 0
+    if vplic_is_claim(offset):
+        ctx = (offset - PLIC_CONTEXT) // PLIC_CONTEXT_STRIDE
+        if ctx >= p.contexts:
+            return 0
+        return vplic_claim(p, ctx)
+    return vplic_read_plain(p, offset)
+
+
+@inline
+def vplic_read_plain(p: Ptr[Vplic], offset: u64) -> u64:
+    """A read without a side effect (every register but claim/complete) at an offset `vplic_access_ok`
+    accepted: what the register holds, 0 for a reserved offset."""
     if offset < PLIC_PENDING:
         src = offset >> 2
         if src < VPLIC_SOURCES:
@@ -208,13 +220,8 @@ def vplic_read(p: Ptr[Vplic], offset: u64, width: u64) -> u64:
             return u64(p.enable[ctx * VPLIC_WORDS + w])
         return 0
     ctx = (offset - PLIC_CONTEXT) // PLIC_CONTEXT_STRIDE
-    reg = (offset - PLIC_CONTEXT) % PLIC_CONTEXT_STRIDE
-    if ctx >= p.contexts:
-        return 0
-    if reg == 0:
+    if ctx < p.contexts and (offset - PLIC_CONTEXT) % PLIC_CONTEXT_STRIDE == 0:
         return u64(p.threshold[ctx])
-    if reg == PLIC_CLAIM:
-        return vplic_claim(p, ctx)
     return 0
 
 

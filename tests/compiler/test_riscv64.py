@@ -142,6 +142,13 @@ def priv(a: u64) -> u64:
     return x + y + u64(sbi_ecall(0x10, 0, 0, 0, 0, 0, 0, 0, null(u64)))
 
 
+@export("values_across_csr_reads")
+def values_across_csr_reads(a: u64, b: u64, c: u64) -> u64:
+    x = csr_read(SSCRATCH)
+    y = a * b + x
+    return y + csr_read(SSCRATCH) + c
+
+
 def plus_one(x: u64) -> u64:
     return x + 1
 
@@ -312,6 +319,18 @@ def test_privileged_instructions(disasm, built, elf):
     assert "__pys_" not in built[1]
     symtab = elf.get_section_by_name(".symtab")
     assert not [s.name for s in symtab.iter_symbols() if "__pys_" in s.name]
+
+
+def test_values_stay_in_their_registers_across_csr_instructions(disasm):
+    """A CSR intrinsic's marker call uses LLVM's preserve_most convention (the instruction writes a0 at most):
+    a, b, c and y stay where they are across the two csrr, and no callee-saved register is saved for them (with
+    the C convention the function saved s0..s2 and moved them there)."""
+    insns = _insns(disasm, "values_across_csr_reads")
+    ops = [i.split()[0] for i in insns]
+    assert ops.count("csrr") == 2, insns
+    saved = [i for i in insns if i.split()[0] == "sd" and re.match(r"s\d+,", i.split()[1])]
+    assert not saved, insns
+    assert not [i for i in insns if re.search(r"\bs\d+\b", i)], insns
 
 
 # (g) generated offsets include -------------------------------------------------------------------------------------

@@ -38,125 +38,121 @@ def mmio_insn_len(first_half: u64) -> u64:
     return INSN_LEN_16
 
 
-# The decoded access packed in one word (0: refused), as the trap path keeps it in one register across the
-# device's handler: bits 4:0 the register, 11:8 the width in bytes, 12 a store, 13 sign extension, 18:16 the
-# instruction's length. `mmio_decode` unpacks it into an MmioAccess.
-ACC_REG_MASK: Final = u64(0x1F)
-ACC_WIDTH_SHIFT: Final = u64(8)
-ACC_STORE: Final = u64(1) << 12
-ACC_SIGN: Final = u64(1) << 13
-ACC_LEN_SHIFT: Final = u64(16)
+# The access is kept in one word, in the form of a transformed instruction (Priv spec 18.6.3): the 32-bit
+# LOAD or STORE with its opcode (bits 6:0), funct3 (14:12: the width and, for a load, the extension), rd (11:7)
+# or rs2 (24:20); bit 1 is clear when the guest's instruction was compressed (2 bytes long). htinst gives it as
+# is; an instruction read back from the guest is transformed into it (`mmio_transform_insn`), so both decode
+# the same way and the trap path keeps one register across the device's handler. 0 is refused.
+TINST_STORE: Final = u64(0x20)  # opcode bit 5: STORE (0x23) rather than LOAD (0x03)
+TINST_LONG: Final = u64(2)  # bit 1: the trapping instruction was 32 bits long
 
 
 @inline
-def acc_pack(is_store: bool, width: u64, sign_extend: bool, reg: u64, insn_len: u64) -> u64:
-    acc = reg | (width << ACC_WIDTH_SHIFT) | (insn_len << ACC_LEN_SHIFT)
-    if is_store:
-        acc |= ACC_STORE
-    if sign_extend:
-        acc |= ACC_SIGN
-    return acc
+def tinst_ok(t: u64) -> bool:
+    """Whether a transformed instruction is an integer load or store this decoder knows: bit 0 clear is a
+    pseudoinstruction (a fault of the implicit VS-stage page-table access) or a custom value, not an access
+    of the instruction; LOAD funct3 7 is reserved (LDU on RV128); STORE funct3 4..7 are not RV64's."""
+    opcode = (t | TINST_LONG) & 0x7F
+    funct3 = (t >> 12) & 7
+    return (opcode == OPCODE_LOAD and funct3 != 7) or (opcode == OPCODE_STORE and funct3 <= 3)
 
 
 @inline
-def acc_width(acc: u64) -> u64:
-    return (acc >> ACC_WIDTH_SHIFT) & 0xF
+def tinst_width(t: u64) -> u64:
+    """Bytes accessed: 1 << funct3[1:0] (B H W D)."""
+    return u64(1) << ((t >> 12) & 3)
 
 
 @inline
-def acc_insn_len(acc: u64) -> u64:
-    return acc >> ACC_LEN_SHIFT
+def tinst_is_store(t: u64) -> bool:
+    return t & TINST_STORE != 0
 
 
 @inline
-def mmio_decode_32_word(insn: u64, insn_len: u64) -> u64:
-    """A 32-bit LOAD or STORE (opcode bits 6:0, funct3 bits 14:12, rd 11:7, rs2 24:20), packed; 0 if it is
-    neither. rs1 and the immediate are not needed: the faulting address comes from stval/htval."""
-    opcode = insn & 0x7F
-    funct3 = (insn >> 12) & 7
-    if opcode == OPCODE_LOAD:
-        if funct3 == 7:
-            return 0  # reserved (would be LDU on RV128)
-        # LB LH LW sign-extend; LD (funct3 3) needs no extension on RV64
-        return acc_pack(False, u64(1) << (funct3 & 3), funct3 < 3, (insn >> 7) & 0x1F, insn_len)
-    if opcode == OPCODE_STORE:
-        if funct3 > 3:
-            return 0
-        return acc_pack(True, u64(1) << funct3, False, (insn >> 20) & 0x1F, insn_len)
-    return 0
+def tinst_reg(t: u64) -> u64:
+    """The guest register: rs2 of a store, rd of a load."""
+    if t & TINST_STORE != 0:
+        return (t >> 20) & 0x1F
+    return (t >> 7) & 0x1F
 
 
-def mmio_decode_16_word(insn: u64) -> u64:
-    """A compressed load or store (Unprivileged spec 16.3 "Load and Store Instructions"), packed; 0 if it is
-    neither: quadrant in bits 1:0, funct3 in bits 15:13. CL/CS forms name x8..x15 with 3-bit fields (rd' bits
-    4:2, rs2' bits 4:2); the stack-pointer forms name any register (rd bits 11:7, rs2 bits 6:2)."""
+@inline
+def tinst_sign_extend(t: u64) -> bool:
+    """LB LH LW (funct3 0..2) sign-extend; LD (3) needs no extension on RV64; LBU LHU LWU (4..6) zero-extend."""
+    return t & TINST_STORE == 0 and (t >> 12) & 7 < 3
+
+
+@inline
+def tinst_insn_len(t: u64) -> u64:
+    """How far sepc moves past the emulated instruction: 4, or 2 for a compressed one."""
+    return INSN_LEN_16 + (t & TINST_LONG)
+
+
+@inline
+def tinst_load(funct3: u64, rd: u64, long: u64) -> u64:
+    return (OPCODE_LOAD & ~TINST_LONG) | long | (funct3 << 12) | (rd << 7)
+
+
+@inline
+def tinst_store(funct3: u64, rs2: u64, long: u64) -> u64:
+    return (OPCODE_STORE & ~TINST_LONG) | long | (funct3 << 12) | (rs2 << 20)
+
+
+def mmio_transform_16(insn: u64) -> u64:
+    """A compressed load or store (Unprivileged spec 16.3 "Load and Store Instructions") as its transformed
+    32-bit equivalent with bit 1 clear, or 0 if it is neither: quadrant in bits 1:0, funct3 in bits 15:13. CL/CS
+    forms name x8..x15 with 3-bit fields (rd' bits 4:2, rs2' bits 4:2); the stack-pointer forms name any register
+    (rd bits 11:7, rs2 bits 6:2)."""
     quadrant = insn & 3
     funct3 = (insn >> 13) & 7
     if quadrant == 0:
         reg_c = ((insn >> 2) & 7) + 8
-        if funct3 == 2:  # C.LW: lw rd', offset(rs1')
-            return acc_pack(False, u64(4), True, reg_c, INSN_LEN_16)
-        if funct3 == 3:  # C.LD (RV64)
-            return acc_pack(False, u64(8), False, reg_c, INSN_LEN_16)
-        if funct3 == 6:  # C.SW: sw rs2', offset(rs1')
-            return acc_pack(True, u64(4), False, reg_c, INSN_LEN_16)
-        if funct3 == 7:  # C.SD (RV64)
-            return acc_pack(True, u64(8), False, reg_c, INSN_LEN_16)
+        if funct3 == 2 or funct3 == 3:  # C.LW: lw rd', offset(rs1'); C.LD (RV64)
+            return tinst_load(funct3, reg_c, u64(0))
+        if funct3 == 6 or funct3 == 7:  # C.SW: sw rs2', offset(rs1'); C.SD (RV64)
+            return tinst_store(funct3 - 4, reg_c, u64(0))
         return 0  # C.ADDI4SPN, C.FLD, C.FSD, reserved
     if quadrant == 2:
         rd = (insn >> 7) & 0x1F
-        rs2 = (insn >> 2) & 0x1F
-        if funct3 == 2:  # C.LWSP: rd = x0 is reserved
+        if funct3 == 2 or funct3 == 3:  # C.LWSP, C.LDSP (RV64): rd = x0 is reserved
             if rd == 0:
                 return 0
-            return acc_pack(False, u64(4), True, rd, INSN_LEN_16)
-        if funct3 == 3:  # C.LDSP (RV64): rd = x0 is reserved
-            if rd == 0:
-                return 0
-            return acc_pack(False, u64(8), False, rd, INSN_LEN_16)
-        if funct3 == 6:  # C.SWSP
-            return acc_pack(True, u64(4), False, rs2, INSN_LEN_16)
-        if funct3 == 7:  # C.SDSP (RV64)
-            return acc_pack(True, u64(8), False, rs2, INSN_LEN_16)
+            return tinst_load(funct3, rd, u64(0))
+        if funct3 == 6 or funct3 == 7:  # C.SWSP, C.SDSP (RV64)
+            return tinst_store(funct3 - 4, (insn >> 2) & 0x1F, u64(0))
         return 0  # C.SLLI, C.FLDSP, C.JR/C.MV/C.ADD..., C.FSDSP
     return 0  # quadrant 1 has no loads or stores
 
 
-@inline
-def mmio_decode_htinst(htinst: u64) -> u64:
-    """The access of a transformed instruction in htinst (non-zero; Priv spec 18.6.3), packed, or 0: bit 0 set
-    is the standard 32-bit load/store with the immediate zeroed and rs1 replaced by the address offset, bit 1
-    clear when the trapping instruction was compressed (its 32-bit equivalent is given). Bit 0 clear is a
-    pseudoinstruction (a fault of the implicit VS-stage page-table access) or a custom value: not an access of
-    the instruction."""
-    if htinst & 1 == 0:
-        return 0
-    return mmio_decode_32_word((htinst & 0xFFFFFFFF) | 2, INSN_LEN_32 if htinst & 2 != 0 else INSN_LEN_16)
-
-
-def mmio_decode_insn(insn: u64) -> u64:
-    """The access of the instruction read at sepc (16 bits, or 32 when its bits 1:0 are 11), packed, or 0."""
+def mmio_transform_insn(insn: u64) -> u64:
+    """The instruction read at sepc (16 bits, or 32 when its bits 1:0 are 11) as the transformed instruction
+    htinst would have given (Priv spec 18.6.3), or 0 when it is no load or store this decoder knows."""
     if insn & 3 != 3:
-        return mmio_decode_16_word(insn & 0xFFFF)
+        return mmio_transform_16(insn & 0xFFFF)
     if insn & 0x1C == 0x1C:
         return 0  # 48-bit and longer encodings (bits 4:2 = 111)
-    return mmio_decode_32_word(insn & 0xFFFFFFFF, INSN_LEN_32)
+    t = insn & 0xFFFFFFFF
+    if not tinst_ok(t):
+        return 0
+    if t & TINST_STORE != 0:
+        return tinst_store((t >> 12) & 7, (t >> 20) & 0x1F, TINST_LONG)
+    return tinst_load((t >> 12) & 7, (t >> 7) & 0x1F, TINST_LONG)
 
 
 def mmio_decode(htinst: u64, insn: u64, out: Ptr[MmioAccess]) -> bool:
     """Decode the access of a guest load/store that trapped; fills `out` and gives True, or gives False when
     it is not an emulatable integer load or store (`out` is then unspecified).
 
-    `htinst` non-zero: the transformed instruction (`mmio_decode_htinst`); zero: `insn` is the instruction read
-    at sepc (`mmio_decode_insn`)."""
-    acc = mmio_decode_htinst(htinst) if htinst != 0 else mmio_decode_insn(insn)
-    if acc == 0:
+    `htinst` non-zero: the transformed instruction; zero: `insn` is the instruction read at sepc
+    (`mmio_transform_insn`)."""
+    t = htinst & 0xFFFFFFFF if htinst != 0 else mmio_transform_insn(insn)
+    if not tinst_ok(t):
         return False
-    out.is_store = acc & ACC_STORE != 0
-    out.width = acc_width(acc)
-    out.sign_extend = acc & ACC_SIGN != 0
-    out.reg = acc & ACC_REG_MASK
-    out.insn_len = acc_insn_len(acc)
+    out.is_store = tinst_is_store(t)
+    out.width = tinst_width(t)
+    out.sign_extend = tinst_sign_extend(t)
+    out.reg = tinst_reg(t)
+    out.insn_len = tinst_insn_len(t)
     return True
 
 
