@@ -24,9 +24,10 @@ gdb *ARGS:
 selftest *ARGS:
     pyshyper run --guest selftest "$@"
 
-# The whole test suite, QEMU boot tests included
+# The whole test suite, QEMU boot tests included: pytest-xdist workers, one per core (at least 2), the QEMU boot
+# tests all on one of them in file order (tests/conftest.py), the host tests shared by the others
 test *ARGS:
-    pytest "$@"
+    pytest -n "$(python -c 'import os; print(max(2, os.cpu_count() or 2))')" --dist loadgroup "$@"
 
 # The fast suite: no QEMU boots, nothing slow
 test-fast *ARGS:
