@@ -31,6 +31,7 @@ def require_tool(*tools: str, hint: str = "qemu/setup-host.sh installs it") -> N
         missing_in_ci(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed ({hint})")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group marks
 def pytest_collection_modifyitems(config, items):
     """`make test` runs pytest-xdist workers (justfile `test`: -n, --dist loadgroup): the QEMU boot tests are one
     group, so one worker runs them all, one at a time and in file order (their module fixtures boot a machine once
