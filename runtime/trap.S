@@ -156,23 +156,33 @@ hyp_vcpu_enter:
     .size hyp_trap_vector, . - hyp_trap_vector
 
 /*
- * hyp_guest_hlvx_hu(gva) -> the halfword at a guest-virtual address read with execute permission (hlvx.hu,
- * Priv 9.3.x), or -1 if that read faults: the guest may have unmapped the page meanwhile, which must end the
- * guest, not the hypervisor. A fault here comes back through hs_trap to guest_read_failed; hstatus and sstatus
- * (SPV, SPVP, SPP: the trapped guest's state) are restored from t2/t3 since the HS trap overwrote them, and
- * scause, stval and htval from t4..t6, so that what the guest's trap set is still there for its handler
- * (arch/riscv/trap.py reads them after a failed emulation).
+ * hyp_guest_fetch_insn(gva) -> the instruction at a guest-virtual address, read with execute permission (hlvx.hu,
+ * Priv 9.3.x) as the hart fetches it: one halfword, and a second one when the first's bits 1:0 are 11 (a 32-bit
+ * instruction, Unprivileged spec 1.5), or -1 if a read faults: the guest may have unmapped the page meanwhile,
+ * which must end the guest, not the hypervisor. A fault here comes back through hs_trap to guest_read_failed;
+ * hstatus and sstatus (SPV, SPVP, SPP: the trapped guest's state) are restored from t2/t3 since the HS trap
+ * overwrote them, and scause, stval and htval from t4..t6, so that what the guest's trap set is still there for
+ * its handler (arch/riscv/trap.py reads them after a failed emulation).
  */
-    .globl hyp_guest_hlvx_hu
-    .type hyp_guest_hlvx_hu, @function
-hyp_guest_hlvx_hu:
+    .globl hyp_guest_fetch_insn
+    .type hyp_guest_fetch_insn, @function
+hyp_guest_fetch_insn:
     csrr    t2, hstatus
     csrr    t3, sstatus
     csrr    t4, scause
     csrr    t5, stval
     csrr    t6, htval
 guest_read_site:
-    hlvx.hu a0, (a0)
+    hlvx.hu a1, (a0)
+    andi    t0, a1, 3
+    addi    t0, t0, -3
+    bnez    t0, 1f                      /* a 16-bit instruction */
+    addi    a0, a0, 2
+guest_read_site2:
+    hlvx.hu t0, (a0)
+    slli    t0, t0, 16
+    or      a1, a1, t0
+1:  mv      a0, a1
     ret
 guest_read_failed:
     csrw    hstatus, t2
@@ -182,16 +192,18 @@ guest_read_failed:
     csrw    htval, t6
     li      a0, -1
     ret
-    .size hyp_guest_hlvx_hu, . - hyp_guest_hlvx_hu
+    .size hyp_guest_fetch_insn, . - hyp_guest_fetch_insn
 
-/* A trap in HS-mode: restore sp (sscratch is 0 again); a fault of hyp_guest_hlvx_hu returns -1 from it;
-   anything else is a bug: report it and stop this hart. */
+/* A trap in HS-mode: restore sp (sscratch is 0 again); a fault of one of hyp_guest_fetch_insn's reads returns
+   -1 from it; anything else is a bug: report it and stop this hart. */
 hs_trap:
     csrrw   sp, sscratch, sp
     csrr    t0, sepc
     lla     t1, guest_read_site
+    beq     t0, t1, 2f
+    lla     t1, guest_read_site2
     bne     t0, t1, 1f
-    lla     t0, guest_read_failed
+2:  lla     t0, guest_read_failed
     csrw    sepc, t0
     sret
 1:

@@ -31,15 +31,14 @@ def require_tool(*tools: str, hint: str = "qemu/setup-host.sh installs it") -> N
         missing_in_ci(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed ({hint})")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group marks
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     """`make test` runs pytest-xdist workers (justfile `test`: -n, --dist loadgroup): the QEMU boot tests are one
     group, so one worker runs them all, one at a time and in file order (their module fixtures boot a machine once
     and the tests after build on what the ones before did), while the others share the host tests; two QEMU
-    machines never compete for the cores. Without xdist the mark changes nothing."""
-    for item in items:
-        if item.get_closest_marker("qemu") is not None:
-            item.add_marker(pytest.mark.xdist_group("qemu"))
+    machines never compete for the cores. Marked as each test is collected, before xdist's own
+    pytest_collection_modifyitems reads the marks. Without xdist the mark changes nothing."""
+    if item.get_closest_marker("qemu") is not None:
+        item.add_marker(pytest.mark.xdist_group("qemu"))
 
 
 @pytest.fixture(scope="session")

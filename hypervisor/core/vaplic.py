@@ -11,7 +11,7 @@ Each guest VM has a domain of its own (by VM index), with no physical source: on
 (its console), forwarded into the guest interrupt files its vCPUs own on their harts.
 """
 
-from compiler.prelude import Array, Final, Mmio, Ptr, addr_of, inline, static, struct, u32, u64
+from compiler.prelude import Array, Final, Mmio, Ptr, addr_of, inline, noinline, static, struct, u32, u64
 from hypervisor.arch.riscv.aplic import (
     APLIC_CLRIE,
     APLIC_CLRIENUM,
@@ -335,6 +335,13 @@ def vaplic_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u
         # meanwhile comes before or after it, as two accesses to a real APLIC are ordered.
         value[0] = vaplic_read_in(vaplic_of(vm), offset)
         return EMUL_DONE
+    return vaplic_emul_locked(vm, offset, store, value)
+
+
+@noinline
+def vaplic_emul_locked(vm: Ptr[Vm], offset: u64, store: bool, value: Ptr[u64]) -> u64:
+    """vaplic_emul for a store or a read that combines fields: under the domain's lock (out of line, so that the
+    lock-free read above keeps a small frame)."""
     spin_lock(vaplic_spin_of(vm))
     if store:
         vaplic_write_in(vaplic_of(vm), offset, value[0])

@@ -1810,7 +1810,7 @@ def mmio_op(rng: random.Random) -> tuple:
 class MmioWorld:
     """The management VM (PLIC build) with two vCPUs, its virtual PLIC window (irqc_vm_init) and statistics page
     (stats_attach) registered, physical source 10 routed to it; a guest-page fault's access goes to mmio_emulate
-    with htinst in the CSR and the instruction readable through the hlvx.hu mock."""
+    with htinst in the CSR and the instruction readable through the mock of runtime/trap.S hyp_guest_fetch_insn."""
 
     def __init__(self, be: Backend) -> None:
         self.be = be
@@ -1895,11 +1895,12 @@ class MmioWorld:
         prelude.mock.csr[CSR_HTVAL] = gpa >> 2
         prelude.mock.csr[CSR_STVAL] = (0xFFFF_FFC0_0000_0000 | rnd.getrandbits(32)) & ~3 | gpa & 3
 
-        def hlvx(gva):  # the instruction at sepc, halfword by halfword (~0: its page is gone)
-            k = int(gva) - sepc
-            return U64 if gone or k not in (0, 2) else (insn >> (8 * k)) & 0xFFFF
+        def fetch(gva):  # runtime/trap.S's read of the instruction at sepc: 16 bits, or 32 (~0: its page is gone)
+            if gone or int(gva) != sepc:
+                return U64
+            return insn & 0xFFFF if insn & 3 != 3 else insn & 0xFFFF_FFFF
 
-        prelude.mock.externs["hyp_guest_hlvx_hu"] = hlvx
+        prelude.mock.externs["hyp_guest_fetch_insn"] = fetch
         self.dev.log.clear()
         be.begin_case(self.regions)
         try:

@@ -9,7 +9,6 @@ access fault (trap.py), the VM runs on."""
 
 from compiler.prelude import HTINST, HTVAL, STVAL, Array, Final, Ptr, addr_of, csr_read, extern, inline, noinline, u32, u64
 from hypervisor.arch.riscv.mmio_decode import (
-    mmio_insn_len,
     mmio_load_bits,
     mmio_store_bits,
     mmio_transform_insn,
@@ -29,24 +28,20 @@ from hypervisor.core.vm import EmulMem, Vcpu, vcpu_vm
 REGS_NOT_RELOADED: Final = (u64(1) << 3) | (u64(1) << 4) | (u64(1) << 9) | (u64(0x3FF) << 18)
 
 
-@extern("hyp_guest_hlvx_hu")
-def guest_hlvx_hu(gva: u64) -> u64:
-    """runtime/trap.S: hlvx.hu that returns ~0 instead of faulting in the hypervisor."""
+@extern("hyp_guest_fetch_insn")
+def guest_fetch_insn(gva: u64) -> u64:
+    """runtime/trap.S: the instruction at gva read with hlvx.hu (16 bits, or 32 when its bits 1:0 are 11), ~0
+    instead of a fault in the hypervisor."""
     ...
 
 
 def mmio_fetch(v: Ptr[Vcpu]) -> u64:
     """The trapping instruction, read as the guest sees it (hlvx.hu: execute permission, VS translation);
     0 (an illegal encoding, which does not decode) when the guest's page is gone."""
-    lo = guest_hlvx_hu(v.sepc)
-    if lo == ~u64(0):
+    insn = guest_fetch_insn(v.sepc)
+    if insn == ~u64(0):
         return u64(0)
-    if mmio_insn_len(lo) == 2:
-        return lo
-    hi = guest_hlvx_hu(v.sepc + 2)
-    if hi == ~u64(0):
-        return u64(0)
-    return lo | (hi << 16)
+    return insn
 
 
 @noinline

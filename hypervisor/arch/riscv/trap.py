@@ -137,17 +137,23 @@ def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
 
 
 @inline
-def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
+def trap_guest_page_fault_of(v: Ptr[Vcpu], cause: u64) -> None:
     """Guest-page faults (scause 20, 21, 23): the guest-physical address is htval << 2 | stval[1:0]
     (Priv 9.4.4). Inside an emulated device the access is emulated (mmio.py), or given back to the guest as an
     access fault when the device cannot do it; anywhere else it is outside the VM's memory: the VM ends. The
     emulated access is the hot case; the rest is out of line (trap_page_fault_other)."""
     done = EMUL_NONE
-    if csr_read(SCAUSE) != EXC_INST_GUEST_PAGE_FAULT:
+    if cause != EXC_INST_GUEST_PAGE_FAULT:
         done = mmio_emulate(v)
         if done == EMUL_DONE:
             return
     trap_page_fault_other(v, done)
+
+
+def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
+    """trap_guest_page_fault_of the cause in scause: the exception table's handler (an instruction guest-page
+    fault; hyp_guest_trap takes the load and store ones directly, with the cause it has read)."""
+    trap_guest_page_fault_of(v, csr_read(SCAUSE))
 
 
 @noinline
@@ -360,7 +366,7 @@ def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     if cause == EXC_ECALL_VS:  # the hot causes called directly (and inlined), the others out of line
         sbi_handle_ecall(v)
     elif cause == EXC_LOAD_GUEST_PAGE_FAULT or cause == EXC_STORE_GUEST_PAGE_FAULT:
-        trap_guest_page_fault(v)
+        trap_guest_page_fault_of(v, cause)
     else:
         trap_other(v, cause)
     if v.parking != 0 or v.state != VCPU_STARTED or vcpu_vm(v).state != VM_RUNNING:
