@@ -242,7 +242,10 @@ def vaplic_read(offset: u64) -> u64:
     return vaplic_read_in(addr_of(vaplic_main), offset)
 
 
-def vaplic_read_in(p: Ptr[Vaplic], offset: u64) -> u64:
+@inline
+def vaplic_read_word(p: Ptr[Vaplic], offset: u64) -> u64:
+    """A register kept in one word of the domain (domaincfg, sourcecfg, target, setie), or 0 for every other
+    offset (those vaplic_read_in combines, msiaddrcfg, genmsi, reserved)."""
     if offset == APLIC_DOMAINCFG:
         return u64(p.domaincfg | DOMAINCFG_RO1)
     if offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
@@ -251,6 +254,18 @@ def vaplic_read_in(p: Ptr[Vaplic], offset: u64) -> u64:
         return u64(p.target[(offset - APLIC_TARGET) // 4 + 1])
     if offset >= APLIC_SETIE and offset < APLIC_SETIE + 4 * APLIC_WORDS:
         return u64(p.enabled[(offset - APLIC_SETIE) // 4])
+    return u64(0)
+
+
+def vaplic_read_in(p: Ptr[Vaplic], offset: u64) -> u64:
+    if vaplic_read_combines(offset):
+        return vaplic_read_combined(p, offset)
+    return vaplic_read_word(p, offset)
+
+
+def vaplic_read_combined(p: Ptr[Vaplic], offset: u64) -> u64:
+    """setip and in_clrip: what the physical APLIC holds for the owned sources with the virtual state of the
+    others."""
     if offset >= APLIC_SETIP and offset < APLIC_SETIP + 4 * APLIC_WORDS:
         w = (offset - APLIC_SETIP) // 4
         return u64((aplic_read(offset) & p.owned[w]) | (p.pending[w] & p.wired[w]))
@@ -272,12 +287,7 @@ def vaplic_write(offset: u64, value: u64) -> None:
 
 def vaplic_write_in(p: Ptr[Vaplic], offset: u64, value: u64) -> None:
     v = u32(value)
-    if offset == APLIC_DOMAINCFG:
-        p.domaincfg = v & (DOMAINCFG_IE | DOMAINCFG_DM)
-        for src in range(1, APLIC_SOURCES):
-            if vaplic_bit_test(addr_of(p.wired[0]), u64(src)):
-                vaplic_forward_locked(p, u64(src))
-    elif offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
+    if offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
         src = (offset - APLIC_SOURCECFG) // 4 + 1
         sm = v & SOURCECFG_SM  # D is never granted, so the register is SM alone
         if sm == SM_RESERVED_2 or sm == SM_RESERVED_3:
@@ -294,6 +304,19 @@ def vaplic_write_in(p: Ptr[Vaplic], offset: u64, value: u64) -> None:
         p.target[src] = v
         if vaplic_is_owned(p, src):
             aplic_write(offset, vaplic_physical_target(v))
+    else:
+        vaplic_write_other(p, offset, v)
+
+
+@noinline
+def vaplic_write_other(p: Ptr[Vaplic], offset: u64, v: u32) -> None:
+    """vaplic_write_in for the registers that change several sources' state (domaincfg, enables, pending
+    numbers): out of line, so that a sourcecfg or target store does not pay for their loops' registers."""
+    if offset == APLIC_DOMAINCFG:
+        p.domaincfg = v & (DOMAINCFG_IE | DOMAINCFG_DM)
+        for src in range(1, APLIC_SOURCES):
+            if vaplic_bit_test(addr_of(p.wired[0]), u64(src)):
+                vaplic_forward_locked(p, u64(src))
     elif offset == APLIC_SETIENUM:
         vaplic_set_enabled(p, u64(v), True)
     elif offset == APLIC_CLRIENUM:
@@ -333,7 +356,7 @@ def vaplic_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u
     if not store and not vaplic_read_combines(offset):
         # A register kept in one aligned 32-bit word, read whole without the lock: a store another hart makes
         # meanwhile comes before or after it, as two accesses to a real APLIC are ordered.
-        value[0] = vaplic_read_in(vaplic_of(vm), offset)
+        value[0] = vaplic_read_word(vaplic_of(vm), offset)
         return EMUL_DONE
     return vaplic_emul_locked(vm, offset, store, value)
 
