@@ -28,7 +28,7 @@ class Intrinsic:
     prelude: bool = True  # imported from compiler.prelude
     builtin: bool = False  # a Python builtin: named without an import
     noreturn: bool = False  # a call as a statement ends its block (E134, LANGUAGE.md 7)
-    preserves: bool = True  # riscv64: `asm` writes no register but a0 as its result (the marker call preserves the rest)
+    preserves: bool = True  # riscv64: `asm` writes no register but a0, its result (the marker call keeps the rest)
 
     def __post_init__(self) -> None:
         if self.params and not self.nargs:

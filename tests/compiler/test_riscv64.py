@@ -30,7 +30,8 @@ OBJDUMP = "riscv64-unknown-elf-objdump"
 def gnu_as() -> None:
     require_tool(driver.GNU_AS, hint="binutils-riscv64-unknown-elf")
 
-PROGRAM = '''
+
+PROGRAM = """
 from compiler.prelude import (HGATP, SSCRATCH, Array, Mmio, Ptr, addr_of, csr_read, csr_write, export, extern,
                               hfence_gvma_vmid, hlvx_hu, noinline, null, sbi_ecall, static, struct, u8, u16, u32,
                               u64)
@@ -168,7 +169,7 @@ def call_noinline(p: Ptr[u8], n: u64) -> u64:
 @export("use_structs")
 def use_structs(o: Ptr[Outer], m: Ptr[Mixed], b: Ptr[Bytes]) -> u64:
     return u64(o.w) + o.inner.b + u64(m.e) + m.next.t.x + u64(b.c)
-'''
+"""
 
 STRUCTS = ["Inner", "Outer", "Tail", "Mixed", "Bytes"]
 
@@ -218,6 +219,7 @@ def _insns(funcs, name):
 
 # (a) volatile MMIO survives -O2 ------------------------------------------------------------------------------------
 
+
 def test_three_mmio_stores_are_three_sb(disasm, built):
     insns = _insns(disasm, "poke3")
     assert [i.split()[0] for i in insns].count("sb") == 3, insns
@@ -237,6 +239,7 @@ def test_mmio_read_in_loop_not_hoisted(disasm):
 
 # (b) no relaxation relocations ------------------------------------------------------------------------------------
 
+
 def test_no_relax_relocations(elf):
     names = []
     for sec in elf.iter_sections():
@@ -249,6 +252,7 @@ def test_no_relax_relocations(elf):
 
 
 # (c) sections and alignment ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("section,align,sym", [(".bss.pt", 4096, "pt"), (".data.x", 64, "xdata")])
 def test_requested_sections(elf, section, align, sym):
@@ -263,11 +267,11 @@ def test_requested_sections(elf, section, align, sym):
     if section == ".bss.pt":
         assert sec["sh_type"] == "SHT_NOBITS" and syms[0]["st_size"] == 4096
     else:
-        assert sec["sh_type"] == "SHT_PROGBITS" and sec.data()[:16] == bytes.fromhex(
-            "01000000020000000300000004000000")
+        assert sec["sh_type"] == "SHT_PROGBITS" and sec.data()[:16] == bytes.fromhex("01000000020000000300000004000000")
 
 
 # (d) struct layout equals LLVM's TargetData -------------------------------------------------------------------------
+
 
 def _structs(c):
     return {s.name: s for s in c.program.structs}
@@ -303,6 +307,7 @@ def test_noinline_function_is_freestanding_and_inlines_its_callees(disasm):
 
 # (e) freestanding: no undefined symbols but the program's externs and the panic handler -----------------------------
 
+
 def test_undefined_symbols(elf):
     symtab = elf.get_section_by_name(".symtab")
     undef = {s.name for s in symtab.iter_symbols() if s["st_shndx"] == "SHN_UNDEF" and s.name}
@@ -311,6 +316,7 @@ def test_undefined_symbols(elf):
 
 
 # (f) privileged intrinsics are the instructions -------------------------------------------------------------------
+
 
 def test_privileged_instructions(disasm, built, elf):
     ops = [i.split()[0] for i in _insns(disasm, "priv")]
@@ -334,6 +340,7 @@ def test_values_stay_in_their_registers_across_csr_instructions(disasm):
 
 
 # (g) generated offsets include -------------------------------------------------------------------------------------
+
 
 def test_offsets_include_matches_layout(built):
     text = built[2].offsets_asm.read_text()

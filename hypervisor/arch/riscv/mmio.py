@@ -7,7 +7,21 @@ The device is the one the VM registered for that address (core/emul.py): its vir
 sees only offset, width, direction and value. An access a device cannot do is the guest's mistake: it gets an
 access fault (trap.py), the VM runs on."""
 
-from compiler.prelude import HTINST, HTVAL, STVAL, Array, Final, Ptr, addr_of, csr_read, extern, inline, noinline, u32, u64
+from compiler.prelude import (
+    HTINST,
+    HTVAL,
+    STVAL,
+    Array,
+    Final,
+    Ptr,
+    addr_of,
+    csr_read,
+    extern,
+    inline,
+    noinline,
+    u32,
+    u64,
+)
 from hypervisor.arch.riscv.mmio_decode import (
     mmio_load_bits,
     mmio_store_bits,
