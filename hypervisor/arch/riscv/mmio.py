@@ -23,14 +23,13 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.mmio_decode import (
-    mmio_load_bits,
     mmio_store_bits,
     mmio_transform_insn,
     tinst_insn_len,
     tinst_is_store,
+    tinst_load_value,
     tinst_ok,
     tinst_reg,
-    tinst_sign_extend,
     tinst_width,
 )
 from hypervisor.board import MMIO_DECODE_FETCH
@@ -117,7 +116,7 @@ def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64
         return EMUL_FAULT
     reg = tinst_reg(t)
     if reg != 0:
-        v.regs[reg] = mmio_load_bits(tinst_width(t), tinst_sign_extend(t), value[0])
+        v.regs[reg] = tinst_load_value(t, value[0])
         if (u64(1) << reg) & REGS_NOT_RELOADED != 0:
             v.regs_written = u32(1)  # trap.S reloads them all
     v.sepc += tinst_insn_len(t)

@@ -59,8 +59,21 @@ def tinst_ok(t: u64) -> bool:
 
 @inline
 def tinst_width(t: u64) -> u64:
-    """Bytes accessed: 1 << funct3[1:0] (B H W D)."""
-    return u64(1) << ((t >> 12) & 3)
+    """Bytes accessed: 1 << funct3[1:0] (B H W D), read from a table of nibbles (4 * funct3[1:0] is bits 13:12
+    shifted up by two) so that the trap path keeps no shift count across the device's handler."""
+    return (u64(0x8421) >> ((t >> 10) & 0xC)) & 0xF
+
+
+@inline
+def tinst_load_value(t: u64, raw: u64) -> u64:
+    """The value a load of transformed instruction `t` writes to its register from the device's `raw` value:
+    its low bytes, sign-extended for LB LH LW (funct3 bit 2 clear), zero-extended for LBU LHU LWU. The bits
+    above the access (64 - 8 * width: 56, 48, 32, 0 by funct3[1:0], a table of bytes) are shifted out and back
+    in; LD shifts by 0."""
+    unused = (u64(0x00203038) >> ((t >> 9) & 0x18)) & 0xFF
+    if t & (u64(1) << 14) == 0:
+        return u64(i64(raw << unused) >> unused)
+    return (raw << unused) >> unused
 
 
 @inline
