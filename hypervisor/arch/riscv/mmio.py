@@ -66,9 +66,10 @@ def mmio_emulate(v: Ptr[Vcpu]) -> u64:
     EMUL_NONE, no region is there, or the hart gave no address (htval 0). scause, stval and htval are left as
     the trap set them (a guest read that faults restores them: runtime/trap.S).
 
-    The way is kept short (`just bench-trap` measures it): it calls nothing but, as its last step, the access
-    (mmio_perform), or the read-back of the instruction when the hart gives no htinst (mmio_emulate_fetched), so
-    it saves no register. The access stays one word, the transformed instruction (mmio_decode.py)."""
+    The way is kept short (`just bench-trap` measures it): a load's handler is its one call, with v and the access
+    live across it; a store (mmio_perform_store) and the read-back of the instruction when the hart gives no
+    htinst (mmio_emulate_fetched) are its last step, out of line. The access stays one word, the transformed
+    instruction (mmio_decode.py)."""
     htval = csr_read(HTVAL)
     if htval == 0:
         return EMUL_NONE
