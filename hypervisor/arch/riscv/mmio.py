@@ -97,13 +97,6 @@ def mmio_emulate_fetched(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64) -> u64:
     t = mmio_transform_insn(mmio_fetch(v))
     if not tinst_ok(t):
         return EMUL_FAULT
-    return mmio_perform(v, e, offset, t)
-
-
-@noinline
-def mmio_perform(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
-    """The decoded access `t` (a transformed instruction: mmio_decode.py) at `offset` in region `e`: the device's
-    handler does it, a load's value goes to its register, and sepc moves past the instruction."""
     if tinst_is_store(t):
         return mmio_perform_store(v, e, offset, t)
     return mmio_perform_load(v, e, offset, t)
@@ -111,7 +104,9 @@ def mmio_perform(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
 
 @inline
 def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
-    """mmio_perform for a load: only v and t live across the handler; the rest is derived from t again."""
+    """The decoded load `t` (a transformed instruction: mmio_decode.py) at `offset` in region `e`: the device's
+    handler reads, the value goes to rd, sepc moves past the instruction. Only v and t live across the handler;
+    the rest is derived from t again."""
     value = Array[u64, 1]()
     if e.handler(v, offset, tinst_width(t), False, addr_of(value[0])) != EMUL_DONE:
         return EMUL_FAULT
@@ -126,7 +121,8 @@ def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64
 
 @noinline
 def mmio_perform_store(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
-    """mmio_perform for a store: the low `width` bytes of rs2 to the device."""
+    """The decoded store `t` at `offset` in region `e`: the low `width` bytes of rs2 to the device's handler,
+    sepc past the instruction."""
     width = tinst_width(t)
     value = Array[u64, 1]()
     value[0] = mmio_store_bits(width, v.regs[tinst_reg(t)])
