@@ -41,7 +41,7 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.hart import hart_time
-from hypervisor.arch.riscv.sbi_call import SBI_SRST_REASON_NONE, SBI_SRST_WARM_REBOOT, sbi_system_reset
+from hypervisor.arch.riscv.sbi_call import SBI_SRST_REASON_NONE, SBI_SRST_WARM_REBOOT
 from hypervisor.board import (
     AIA_GUESTS,
     IRQ_MODE,
@@ -79,7 +79,7 @@ from hypervisor.core.gvm import (
     msg_str,
     popcount,
 )
-from hypervisor.core.machine import machine_power_off
+from hypervisor.core.machine import machine_power_off, machine_reset
 from hypervisor.core.shmem import SHM_MAX, SHM_VMS, shm_get
 from hypervisor.core.shmem_ctl import ShmConfig, shm_create, shm_remove
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
@@ -802,7 +802,7 @@ def control_act() -> None:
     if action == ACTION_SHUTDOWN:
         machine_power_off(False)
     elif action == ACTION_REBOOT:
-        sbi_system_reset(SBI_SRST_WARM_REBOOT, SBI_SRST_REASON_NONE)
+        machine_reset(SBI_SRST_WARM_REBOOT, SBI_SRST_REASON_NONE, vm_harts_present())
 
 
 def control_events() -> None:

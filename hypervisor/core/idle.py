@@ -10,7 +10,7 @@ from hypervisor.arch.riscv.hart import hart_ipi_clear, hart_time
 from hypervisor.arch.riscv.vcpu import hart_wait_files, vcpu_leave, vcpu_run
 from hypervisor.board import MAX_HARTS
 from hypervisor.core.log import LOG_INFO, log0
-from hypervisor.core.machine import machine_power_off
+from hypervisor.core.machine import machine_park, machine_power_off, machine_resetting
 from hypervisor.core.sched import (
     sched_pick,
     sched_rq,
@@ -41,6 +41,8 @@ def hart_wait(hartid: u64) -> None:
     while True:
         stack_check(hartid, stack_top(hartid))
         hart_ipi_clear()  # before looking: an IPI from now on wakes the WFI below
+        if machine_resetting():
+            machine_park()  # another hart resets the machine (core/machine.py)
         shared = sched_shared(hartid)
         now = hart_time()
         v = sched_pick(hartid, now)

@@ -9,18 +9,38 @@ device-tree bindings: a PLIC is `riscv,plic0` or `sifive,plic-1.0.0` (sifive,pli
 The S-level IMSIC's `riscv,guest-index-bits` lays out each hart's guest interrupt files; how many the hart has is
 hgeie's GEILEN (Priv 9.2.4), which the caller reads.
 
+Reset (a reboot of the machine): every other hart first parks in the hypervisor, out of its guest
+(machine_reset), then SBI SRST. The firmware's SRST halts the other harts by an M-mode IPI but does not wait for
+them; a hart QEMU resets while it runs a guest (V=1) trips QEMU's PMU (target/riscv/pmu.c asserts priv <= S while
+V is 1 and aborts the whole emulator), and on hardware the reset would cut a guest off mid-instruction anyway.
+
 Power-off: SBI SRST carries no exit code out of QEMU, so a failed run also says so through the board's test
 finisher (sifive,test0, QEMU hw/misc/sifive_test.c: FAIL with the exit code in bits 31:16) and falls back to SRST
 with reason "system failure" when the finisher has not stopped the machine a while later.
 """
 
-from compiler.prelude import Array, Final, Mmio, addr_of, cstr, u32, u64
-from hypervisor.arch.riscv.encoding import IRQ_S_EXT
+from compiler.prelude import (
+    SSTATUS,
+    Array,
+    Final,
+    Mmio,
+    addr_of,
+    amoadd_w,
+    amoswap_w,
+    csr_clear,
+    cstr,
+    static,
+    u32,
+    u64,
+    wfi,
+)
+from hypervisor.arch.riscv.encoding import IRQ_S_EXT, SSTATUS_SIE
 from hypervisor.arch.riscv.hart import hart_time
 from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE,
     SBI_SRST_REASON_NONE,
     SBI_SRST_SHUTDOWN,
+    sbi_send_ipi,
     sbi_system_reset,
 )
 from hypervisor.board import (
@@ -28,6 +48,7 @@ from hypervisor.board import (
     IMSIC_GUEST_INDEX_BITS,
     IRQ_MODE,
     IRQ_MODE_AIA,
+    MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
     TEST_FINISHER_BASE,
@@ -38,6 +59,46 @@ from hypervisor.core.fdt import fdt_compatible, fdt_memory, fdt_prop_cell, fdt_p
 
 TEST_FINISHER_FAIL: Final = u32(0x3333)  # sifive,test0: FAIL, exit code in bits 31:16
 FINISHER_WAIT_SECONDS: Final = u64(10)  # QEMU acts on it within milliseconds; generous for a loaded host
+
+
+RESET_PARK_WAIT_MS: Final = u64(100)  # how long a reset waits for the other harts to park
+
+resetting = static(Array[u32, 1])  # 1 once a hart resets the machine (machine_reset): the others park
+harts_parked = static(Array[u32, 1])  # how many have parked since
+
+
+def machine_reset(kind: u64, reason: u64, present: u64) -> None:
+    """Reset the machine (SBI SRST `kind`, a reboot) once the other harts of `present` (a mask of the harts
+    that run the hypervisor, this one among them) have parked (machine_park): each is sent an IPI, which
+    reaches the hypervisor from a guest or wakes its idle loop. A hart that has not parked within
+    RESET_PARK_WAIT_MS (spinning with interrupts off, which it only does outside any guest) is not waited for.
+    Returns only if the firmware does (a mock)."""
+    amoswap_w(addr_of(resetting[0]), u32(1))
+    others = u32(0)
+    for h in range(MAX_HARTS):
+        if (present >> u64(h)) & 1 != 0:
+            others += 1
+            sbi_send_ipi(u64(1), u64(h))  # this hart's own stays pending: its interrupts are off until the reset
+    if others > 0:
+        others -= 1
+    until = hart_time() + RESET_PARK_WAIT_MS * (TIMEBASE_FREQUENCY // 1000)
+    while amoadd_w(addr_of(harts_parked[0]), u32(0)) < others and hart_time() < until:
+        pass
+    sbi_system_reset(kind, reason)
+
+
+def machine_resetting() -> bool:
+    """Whether a hart is resetting the machine: then this one parks (machine_park) before anything else."""
+    return amoadd_w(addr_of(resetting[0]), u32(0)) != 0
+
+
+def machine_park() -> None:
+    """Stop this hart in the hypervisor for the reset another hart makes: interrupts off, counted, WFI until the
+    firmware's halt or the reset itself. Never returns."""
+    csr_clear(SSTATUS, SSTATUS_SIE)
+    amoadd_w(addr_of(harts_parked[0]), u32(1))
+    while True:
+        wfi()
 
 
 def machine_power_off(failed: bool) -> None:

@@ -79,7 +79,8 @@ def stats_print_exits(vm: Ptr[Vm]) -> None:
     """After vm_print_stats at the MVM's power-off: each vCPU's exits by cause, two lines per vCPU. Interrupts:
     the hypervisor's timer, the physical PLIC, the rest (IPIs; in AIA mode all but the timer). SBI calls by
     extension (RFENCE by function). MMIO exits by device: the virtual PLIC by register class, the statistics
-    page, the rest (virtio, the virtual APLIC). Then the remote fences and the messages to other vCPUs."""
+    page, virtio-mmio notifies and interrupt registers (InterruptStatus, InterruptACK), the rest (other virtio
+    registers, the virtual APLIC). Then the remote fences and the messages to other vCPUs."""
     for i in range(vm.vcpus):
         v = vm_vcpu(vm, u64(i))
         sbi_known = (
@@ -116,7 +117,9 @@ def stats_print_exits(vm: Ptr[Vm]) -> None:
         console_field(cstr(b", plic load "), v.plic_reads)
         console_field(cstr(b", plic store "), v.plic_stores)
         console_field(cstr(b", stats "), v.stats_reads)
-        console_field(cstr(b", other "), v.mmio_exits - plic - v.stats_reads)
+        console_field(cstr(b", virtio notify "), v.virtio_notifies)
+        console_field(cstr(b", virtio irq "), v.virtio_irq_regs)
+        console_field(cstr(b", other "), v.mmio_exits - plic - v.stats_reads - v.virtio_notifies - v.virtio_irq_regs)
         console_field(cstr(b"), wfi "), v.wfi_exits)
         console_field(cstr(b", other "), v.traps - v.irqs - v.sbi_calls - v.mmio_exits - v.wfi_exits)
         console_puts(cstr(b"\n"))

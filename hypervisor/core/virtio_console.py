@@ -16,7 +16,9 @@ Transmit buffers are consumed in the notify trap itself (Linux's hvc `put_chars`
 used); receive buffers are filled when there are bytes: at a notify (a console's emptied buffer coming back
 brings the next bytes), after the other end wrote, when the port opens, and when a vCPU of the VM waits in a
 trapped WFI or is kicked (trap.py vcpu_idle_work). The log's lines are printed under whatever lock their printer
-holds, so they only wake the MVM's first vCPU (core/cons_ring.py log_tee), which feeds them on its own hart. Work
+holds, so they only wake the MVM's first vCPU (core/cons_ring.py log_tee), which feeds them on its own hart.
+A port's receiveq and the control receiveq ask the driver not to notify them of new buffers while they have
+nothing to send (2.7.10, vcon_rx_quiet): Linux notifies for each receive buffer it adds, 256 per queue. Work
 on another device (the other end of a port) is done after this device's lock is released: no hart holds two
 device locks.
 """
@@ -48,7 +50,16 @@ from hypervisor.core.virtio_mmio import (
     vmmio_used,
     vmmio_vm,
 )
-from hypervisor.core.virtqueue import VQ_BAD, VQ_EMPTY, VqChain, vq_copy, vq_pop, vq_push, vq_wants_interrupt
+from hypervisor.core.virtqueue import (
+    VQ_BAD,
+    VQ_EMPTY,
+    VqChain,
+    vq_copy,
+    vq_pop,
+    vq_push,
+    vq_set_notify,
+    vq_wants_interrupt,
+)
 from hypervisor.core.vm import MSG_KICK, VM_MAX, Vcpu, Vm, vcpu_vm, vm_vcpu
 
 VIRTIO_ID_CONSOLE: Final = u32(3)  # 5: device ID
@@ -190,6 +201,8 @@ def vcon_ctrl_flush(d: Ptr[Vcon], v: Ptr[Vcpu]) -> None:
     t = addr_of(d.t)
     vm = vmmio_vm(t)
     q = vmmio_queue(t, VCON_CONTROL_RX)
+    if d.ctrl_head != d.ctrl_tail and q.ready != 0:
+        vq_set_notify(vm, q, True)  # messages to send: a buffer the driver adds after the look is notified
     c = VqChain()
     buf = Array[u8, 40]()
     used = False
@@ -218,6 +231,8 @@ def vcon_ctrl_flush(d: Ptr[Vcon], v: Ptr[Vcpu]) -> None:
             return
         vq_push(vm, q, u64(c.head), n)
         used = True
+    if d.ctrl_head == d.ctrl_tail and q.ready != 0:
+        vq_set_notify(vm, q, False)  # nothing to send: the driver's new buffers need no notification (2.7.10)
     if used and vq_wants_interrupt(vm, q):
         vmmio_used(t, v)
 
@@ -354,6 +369,8 @@ def vcon_rx(d: Ptr[Vcon], v: Ptr[Vcpu], port: u64) -> bool:
         k = vm_vcpu(vm, u64(0))
         log_arm(addr_of(k.mailbox[MSG_KICK]).addr(), k.hart)
     ring = vcon_ring_to_mvm(port) if d.multiport != 0 else vcon_ring_from_mvm(u64(d.port_id))
+    if ring_len(ring) != 0:
+        vq_set_notify(vm, q, True)  # before the look for a buffer: one the driver adds after it is notified
     c = VqChain()
     buf = Array[u8, VCON_CHUNK]()
     used = False
@@ -408,6 +425,7 @@ def vcon_notify(v: Ptr[Vcpu], taddr: u64, queue: u64) -> None:
         vcon_rx(d, v, port)
         # Room in the port's ring now: the server's frames that did not fit go in (core/control.py control_flush)
         d.work = d.work | WORK_CONTROL
+        vcon_rx_quiet(d, port)  # an empty ring: the server's frames all fitted, none waits for room
         return
     # A console's receive buffer came back (emptied): the next bytes, or, with none, an interrupt for a used
     # buffer the driver has not read yet (it reads one per interrupt).
@@ -415,6 +433,18 @@ def vcon_notify(v: Ptr[Vcpu], taddr: u64, queue: u64) -> None:
         d.rx_out[port] = d.rx_out[port] - 1
     if not vcon_rx(d, v, port) and d.rx_out[port] > 0:
         vmmio_used(addr_of(d.t), v)
+    vcon_rx_quiet(d, port)
+
+
+def vcon_rx_quiet(d: Ptr[Vcon], port: u64) -> None:
+    """A port's receiveq needs no notification while the port has no bytes to send and every buffer it used
+    has come back (2.7.10): Linux's virtio console notifies for each receive buffer it adds, 256 per port when
+    the port appears, each an exit. vcon_rx asks for notifications again when bytes come."""
+    t = addr_of(d.t)
+    q = vmmio_queue(t, vcon_rx_queue(port))
+    ring = vcon_ring_to_mvm(port) if d.multiport != 0 else vcon_ring_from_mvm(u64(d.port_id))
+    if vmmio_running(t) and q.ready != 0 and ring_len(ring) == 0 and d.rx_out[port] == 0:
+        vq_set_notify(vmmio_vm(t), q, False)
 
 
 def vcon_config_read(taddr: u64, offset: u64, width: u64) -> u64:

@@ -346,6 +346,10 @@ def vmmio_access(t: Ptr[VirtioMmio], v: Ptr[Vcpu], offset: u64, width: u64, stor
     """One guest access to the transport's window (the device's lock held): EMUL_DONE or EMUL_FAULT."""
     if offset >= VIRTIO_MMIO_WINDOW or not vmmio_access_ok(t, offset, width, store):
         return EMUL_FAULT
+    if offset == VIRTIO_MMIO_QUEUE_NOTIFY:
+        v.virtio_notifies += 1
+    elif offset == VIRTIO_MMIO_INTERRUPT_STATUS or offset == VIRTIO_MMIO_INTERRUPT_ACK:
+        v.virtio_irq_regs += 1
     if store:
         vmmio_write(t, v, offset, value[0])
     else:

@@ -24,6 +24,7 @@ VIRTQ_DESC_F_NEXT: Final = u16(1)  # 2.7.5
 VIRTQ_DESC_F_WRITE: Final = u16(2)
 VIRTQ_DESC_F_INDIRECT: Final = u16(4)
 VIRTQ_AVAIL_F_NO_INTERRUPT: Final = u16(1)  # 2.7.6
+VIRTQ_USED_F_NO_NOTIFY: Final = u16(1)  # 2.7.8
 
 VQ_DESC_SIZE: Final = u64(16)  # struct virtq_desc: le64 addr, le32 len, le16 flags, le16 next
 VQ_USED_ELEM_SIZE: Final = u64(8)  # struct virtq_used_elem: le32 id, le32 len
@@ -253,6 +254,18 @@ def vq_push(vm: Ptr[Vm], q: Ptr[Virtq], head: u64, written: u64) -> bool:
     Ptr[u16](idx)[0] = q.used_idx
     fence()  # the index before the notification
     return True
+
+
+def vq_set_notify(vm: Ptr[Vm], q: Ptr[Virtq], wanted: bool) -> None:
+    """2.7.10: whether the device wants to be notified of buffers the driver makes available: used->flags
+    VIRTQ_USED_F_NO_NOTIFY when not (without VIRTIO_F_EVENT_IDX; a hint, the driver may notify anyway). A fence
+    follows: the driver publishes avail->idx, fences, then reads the flag (2.7.13.3), so after the device asks
+    for notifications and then reads avail->idx, either it sees the new buffer or the driver sees the request."""
+    f = gmem_translate(vm, q.device, u64(2))
+    if f == 0:
+        return
+    Ptr[u16](f)[0] = u16(0) if wanted else VIRTQ_USED_F_NO_NOTIFY
+    fence()
 
 
 def vq_wants_interrupt(vm: Ptr[Vm], q: Ptr[Virtq]) -> bool:

@@ -189,6 +189,10 @@ class Vcpu:
     plic_reads: u64  # every other load
     plic_stores: u64  # every other store
     stats_reads: u64
+    # and into virtio-mmio transports (core/virtio_mmio.py): QueueNotify stores, InterruptStatus loads and
+    # InterruptACK stores (an interrupt's handling)
+    virtio_notifies: u64
+    virtio_irq_regs: u64
     # The vCPU whose remote fence this one sleeps for (its address; 0: none): that vCPU's hart wakes it once it
     # has fenced or left (arch/riscv/vsbi.py vcpu_fence_wait, vcpu_fence_notify)
     fence_wait: u64
@@ -491,6 +495,8 @@ def vcpu_exits_reset(v: Ptr[Vcpu]) -> None:
     v.plic_reads = 0
     v.plic_stores = 0
     v.stats_reads = 0
+    v.virtio_notifies = 0
+    v.virtio_irq_regs = 0
     v.fence_wait = 0
 
 

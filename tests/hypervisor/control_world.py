@@ -150,6 +150,24 @@ class MachineOff(BaseException):
     """The firmware's system reset under CPython: it does not return."""
 
 
+def machine_reset_parks(be, harts: int) -> None:
+    """What `harts` harts do with an IPI while a hart resets the machine (core/machine.py machine_reset): each
+    parks (machine_park), counted in harts_parked, which machine_reset waits for."""
+    if "hypervisor.core.machine.resetting" not in be.statics:
+        return  # a program without machine_reset
+    if int.from_bytes(be.read(be.global_addr("hypervisor.core.machine.resetting"), 4), "little") != 0:
+        a = be.global_addr("hypervisor.core.machine.harts_parked")
+        n = int.from_bytes(be.read(a, 4), "little")
+        be.write(a, (n + harts).to_bytes(4, "little"))
+
+
+def machine_reset_done(be) -> None:
+    """The firmware's reset: the machine starts again, no hart resetting or parked."""
+    for name in ("resetting", "harts_parked"):
+        if f"hypervisor.core.machine.{name}" in be.statics:
+            be.write(be.global_addr(f"hypervisor.core.machine.{name}"), bytes(4))
+
+
 class ControlWorld:
     def __init__(self, be) -> None:
         from tests.hypervisor.fuzz import View
@@ -250,6 +268,7 @@ class ControlWorld:
         self.fw.append((eid, fid, a0, a1))
         if eid == EID_IPI and fid == 0:
             harts = [a1 + i for i in range(64) if a0 >> i & 1]
+            machine_reset_parks(self.be, len(harts))
             for h in harts:
                 self.ipis.append(h)
                 if h < HARTS and (i := self.vcpu_on_hart(h)) is not None:
@@ -260,6 +279,7 @@ class ControlWorld:
                         t.set("running", 1)  # an idle hart enters its started vCPU (idle.py, vcpu_run)
             return 0, 0
         if eid == EID_SRST:
+            machine_reset_done(self.be)
             self.off = True
             if self.be.kind == "cpython":
                 raise MachineOff

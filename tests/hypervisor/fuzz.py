@@ -63,6 +63,7 @@ from boards.constants import render_hypervisor_module
 from compiler import prelude
 from compiler.prelude import places as prelude_places
 from tests.hypervisor.control_world import MODULES as CONTROL_MODULES
+from tests.hypervisor.control_world import machine_reset_done, machine_reset_parks
 from tests.hypervisor.fuzz_control import ControlFuzzWorld, control_op
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -782,11 +783,13 @@ class SbiWorld:
             return 0, a0
         if eid == EID_IPI and fid == 0:
             harts = range(self.max_harts) if a1 == U64 else [a1 + i for i in range(64) if a0 >> i & 1]
+            machine_reset_parks(self.be, len(harts))
             for h in harts:
                 if h < self.max_harts and (i := self.vcpu_on_hart(h)) is not None:
                     self.other_hart(i)
             return 0, 0
         if eid == EID_SRST:
+            machine_reset_done(self.be)
             self.ended_machine = True
             if isinstance(self.be, CPythonBackend):
                 raise MachineOff  # a system reset that succeeds never returns (SBI 2.0 section 10.1)

@@ -516,6 +516,55 @@ def test_gvm_console_is_mvm_port_n_both_ways(dev):
     assert read_hvc(g, g_rx, g_rxb, 0) == b"uname -a\n"
 
 
+def read_hvc_as_linux(dev: Dev, q: Queue, bufs: dict[int, int], queue: int) -> tuple[bytes, int]:
+    """read_hvc, with a driver that honours VIRTQ_USED_F_NO_NOTIFY as Linux does (virtqueue_kick_prepare):
+    a buffer given back is notified only while the device asks for notifications. (bytes, notifications)."""
+    got, kicks = b"", 0
+    for _ in range(1024):
+        used = q.used_entries()
+        if not used:
+            return got, kicks
+        for head, n in used:
+            got += dev.w.mem_read(bufs[head], n)
+            dev.wr(INT_ACK, dev.rd(INT_STATUS))
+            q.offer(head)
+            if dev.w.r(q.used, "H")[0] & 1 == 0:
+                kicks += 1
+                dev.wr(QUEUE_NOTIFY, queue)
+    return got, kicks
+
+
+def test_receiveqs_ask_for_no_notification_while_nothing_waits(dev):
+    """virtio 1.2 2.7.10: a console port's receiveq and the control receiveq set VIRTQ_USED_F_NO_NOTIFY while
+    the device has nothing to put in them (Linux notifies for each receive buffer it adds: 256 exits per queue
+    otherwise), and clear it while bytes wait or a used buffer has not come back, so that nothing stalls."""
+    w = dev.w
+    assert w.call("vcon_gvm_attach", w.gvm.vm, 0x1000_1000, 1)
+    g = Dev(w.gvm, attach=False)
+    assert g.negotiate(1 << 32) & FEATURES_OK
+    g_rx, g_tx = g.setup_queue(0, 8), g.setup_queue(1, 8)
+    g.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    dev.negotiate()
+    c_ivq, c_ovq = dev.setup_queue(2, 16), dev.setup_queue(3, 8)
+    rx1 = dev.setup_queue(4, 8)
+    dev.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    post_rx(dev, c_ivq, 16)
+    dev.wr(QUEUE_NOTIFY, 2)  # the first buffer's notification; nothing to send yet
+    assert w.r(c_ivq.used, "H")[0] == 1
+    rxb = post_rx(dev, rx1, 8, 4096)
+    dev.wr(QUEUE_NOTIFY, 4)
+    assert w.r(rx1.used, "H")[0] == 1  # port 1 has nothing to send
+    send(dev, c_ovq, 3, struct.pack("<IHH", 1, 6, 1))  # PORT_OPEN 1
+    assert w.r(c_ivq.used, "H")[0] == 1  # no control message waits
+    out = b"vm1: a line of the guest's console, longer than one 16-byte buffer of the MVM's hvc\n"
+    send(g, g_tx, 1, out)  # the guest writes: the MVM's buffers fill with no notification of the MVM's
+    assert w.r(rx1.used, "H")[0] == 0  # bytes wait and a used buffer is out: every buffer back is wanted
+    got, kicks = read_hvc_as_linux(dev, rx1, rxb, 4)
+    assert got == out
+    assert kicks == -(-len(out) // 16)  # one per buffer: each brought the next, the last found nothing
+    assert w.r(rx1.used, "H")[0] == 1  # all sent and back: quiet again
+
+
 def test_gvm_output_never_waits_oldest_dropped_and_counted(dev):
     """With nobody reading the MVM's port, a GVM's output fills its ring and then drops the oldest bytes, counted;
     its transmit buffers are used at once all the same."""

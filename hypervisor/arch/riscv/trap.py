@@ -81,6 +81,7 @@ from hypervisor.core.control import control_idle
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_NONE
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.log import LOG_ERROR, hart_halt, log_vm
+from hypervisor.core.machine import machine_park, machine_resetting
 from hypervisor.core.sched import sched_check, sched_rq, sched_shared
 from hypervisor.core.shmem import shm_read_only
 from hypervisor.core.stack import stack_check
@@ -286,6 +287,8 @@ def irq_software(v: Ptr[Vcpu]) -> None:
     """An IPI from another hart: clear it, then read this vCPU's mailbox; on a shared hart, whether a vCPU it
     made runnable preempts v, else a kick's idle work."""
     csr_clear(SIP, MIP_SSIP)
+    if machine_resetting():
+        machine_park()  # another hart resets the machine: stop here, out of the guest (core/machine.py)
     vcpu_handle_messages(v)
     if sched_shared(v.hart):
         # The hart may have become shared since v entered it (the IPI that placed a vCPU beside v): from now on

@@ -72,6 +72,7 @@ from hypervisor.board import DEBUG_FAULTS
 from hypervisor.core.frame_alloc import frame_alloc_free_pages
 from hypervisor.core.guest_mem import gmem_translate
 from hypervisor.core.hart import hart_has_sstc
+from hypervisor.core.machine import machine_reset
 from hypervisor.core.sched import sched_shared, sched_timer_program
 from hypervisor.core.stack import stack_high_water
 from hypervisor.core.stats import stats_print_exits
@@ -98,6 +99,7 @@ from hypervisor.core.vm import (
     vm_console_flush,
     vm_console_putc,
     vm_end,
+    vm_harts_present,
     vm_load_image,
     vm_print_stats,
     vm_report,
@@ -407,7 +409,10 @@ def sbi_srst(v: Ptr[Vcpu]) -> None:
         vm_console_flush(vm)
         vm_print_stats(vm)
         stats_print_exits(vm)
-        sbi_system_reset(kind, reason)
+        if kind == SBI_SRST_COLD_REBOOT or kind == SBI_SRST_WARM_REBOOT:
+            machine_reset(kind, reason, vm_harts_present())  # the other harts park first (core/machine.py)
+        else:
+            sbi_system_reset(kind, reason)
         return
     if vm.dynamic:
         # A guest VM made through the control protocol: it stops (memory kept), or waits in `rebooting` for the

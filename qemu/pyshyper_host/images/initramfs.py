@@ -22,6 +22,7 @@ A second run with the same package versions and the same recipe does nothing and
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import io
 import json
@@ -441,8 +442,20 @@ class Output(TypedDict):
 
 
 def build(cache: Path, force: bool = False, update: bool = False) -> int:
-    t0 = time.monotonic()
+    """Make or check the images in `cache`, holding the cache's lock file: a second `pyshyper images` on the same
+    cache (another shell, another test worker) waits, then finds the images current."""
     cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another `pyshyper images` on {cache}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(cache, force, update)
+
+
+def _build_locked(cache: Path, force: bool, update: bool) -> int:
+    t0 = time.monotonic()
     manifest_path = cache / "manifest.json"
     manifest = None
     if manifest_path.exists():
