@@ -542,7 +542,8 @@ def test_receiveqs_ask_for_no_notification_while_nothing_waits(dev):
     assert w.call("vcon_gvm_attach", w.gvm.vm, 0x1000_1000, 1)
     g = Dev(w.gvm, attach=False)
     assert g.negotiate(1 << 32) & FEATURES_OK
-    g_rx, g_tx = g.setup_queue(0, 8), g.setup_queue(1, 8)
+    g.setup_queue(0, 8)  # its receiveq, unused here
+    g_tx = g.setup_queue(1, 8)
     g.wr(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
     dev.negotiate()
     c_ivq, c_ovq = dev.setup_queue(2, 16), dev.setup_queue(3, 8)
