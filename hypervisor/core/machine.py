@@ -20,22 +20,20 @@ with reason "system failure" when the finisher has not stopped the machine a whi
 """
 
 from compiler.prelude import (
-    SSTATUS,
     Array,
     Final,
     Mmio,
     addr_of,
     amoadd_w,
     amoswap_w,
-    csr_clear,
     cstr,
     static,
     u32,
     u64,
     wfi,
 )
-from hypervisor.arch.riscv.encoding import IRQ_S_EXT, SSTATUS_SIE
-from hypervisor.arch.riscv.hart import hart_time
+from hypervisor.arch.riscv.encoding import IRQ_S_EXT
+from hypervisor.arch.riscv.hart import hart_interrupts_off, hart_time
 from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE,
     SBI_SRST_REASON_NONE,
@@ -95,7 +93,7 @@ def machine_resetting() -> bool:
 def machine_park() -> None:
     """Stop this hart in the hypervisor for the reset another hart makes: interrupts off, counted, WFI until the
     firmware's halt or the reset itself. Never returns."""
-    csr_clear(SSTATUS, SSTATUS_SIE)
+    hart_interrupts_off()
     amoadd_w(addr_of(harts_parked[0]), u32(1))
     while True:
         wfi()

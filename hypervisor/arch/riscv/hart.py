@@ -2,8 +2,8 @@
 csr_* intrinsics themselves (tests/test_import_graph.py holds them to that).
 """
 
-from compiler.prelude import HGEIP, HVIP, SIP, TIME, csr_clear, csr_read, csr_set, u64
-from hypervisor.arch.riscv.encoding import MIP_SSIP, MIP_VSEIP
+from compiler.prelude import HGEIP, HVIP, SIP, SSTATUS, TIME, csr_clear, csr_read, csr_set, u64
+from hypervisor.arch.riscv.encoding import MIP_SSIP, MIP_VSEIP, SSTATUS_SIE
 
 
 def hart_time() -> u64:
@@ -14,6 +14,12 @@ def hart_time() -> u64:
 def hart_ipi_clear() -> None:
     """Acknowledge a supervisor software interrupt (an IPI from SBI sbi_send_ipi): clear sip.SSIP (Priv 4.1.3)."""
     csr_clear(SIP, MIP_SSIP)
+
+
+def hart_interrupts_off() -> None:
+    """No interrupt is taken on this hart from now on: sstatus.SIE cleared (Priv 4.1.1); a WFI still ends when
+    one is pending."""
+    csr_clear(SSTATUS, SSTATUS_SIE)
 
 
 def hart_vseip_set(line: bool) -> None:
