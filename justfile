@@ -25,8 +25,8 @@ selftest *ARGS:
     pyshyper run --guest selftest "$@"
 
 # The whole test suite, QEMU boot tests included: pytest-xdist workers, one per core (at least 2), the QEMU boot
-# tests in two lanes of one worker each, in file order (tests/conftest.py), the host tests shared by whichever
-# worker is free; the 25 slowest tests are listed at the end
+# tests all on one of them in file order (tests/conftest.py), the host tests shared by the others; the 25 slowest
+# tests are listed at the end
 test *ARGS:
     pytest -n "$(python -c 'import os; print(max(2, os.cpu_count() or 2))')" --dist loadgroup --durations=25 "$@"
 

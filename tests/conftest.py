@@ -31,40 +31,16 @@ def require_tool(*tools: str, hint: str = "qemu/setup-host.sh installs it") -> N
         missing_in_ci(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed ({hint})")
 
 
-# The QEMU boot tests run in two lanes, one pytest-xdist worker each, of about equal run time: every lane boots one
-# machine at a time and runs its tests in file order (their module fixtures boot a machine once and the tests after
-# build on what the ones before did), so a module's tests never leave their lane. test_gvm.py, the longest, splits
-# by interrupt controller: its PLIC and AIA halves boot machines of their own. Everything else is lane A's.
-QEMU_LANE_B = {
-    "tests/boot/test_gvm_control.py",
-    "tests/boot/test_mvm_lifecycle.py",
-    "tests/boot/test_latency.py",
-    "tests/boot/test_stage2_leaves.py",
-    "tests/boot/test_bench_trap.py",
-    "tests/boot/test_mvm_virtio_console.py",
-    "tests/boot/test_machine_mismatch.py",
-    "tests/boot/test_mvm_rng_seed.py",
-    "tests/images/test_mvm_native_boot.py",
-    "tests/images/test_gvm_native_boot.py",
-    "tests/build/test_pipeline.py",
-}
-
-
-def qemu_lane(item) -> str:
-    """The xdist group of a QEMU boot test: "qemu-a" or "qemu-b" (QEMU_LANE_B)."""
-    path = item.nodeid.split("::", 1)[0]
-    if path == "tests/boot/test_gvm.py":
-        return "qemu-b" if getattr(item, "callspec", None) and item.callspec.params.get("mvm") == "aia" else "qemu-a"
-    return "qemu-b" if path in QEMU_LANE_B else "qemu-a"
-
-
 def pytest_itemcollected(item):
-    """`make test` runs pytest-xdist workers (justfile `test`: -n, --dist loadgroup): the QEMU boot tests are two
-    groups (qemu_lane), each run by one worker from start to end, while the host tests go to whichever worker is
-    free. Marked as each test is collected, before xdist's own pytest_collection_modifyitems reads the marks.
-    Without xdist the mark changes nothing."""
+    """`make test` runs pytest-xdist workers (justfile `test`: -n, --dist loadgroup): the QEMU boot tests are one
+    group, so one worker runs them all, one at a time and in file order (their module fixtures boot a machine once
+    and the tests after build on what the ones before did), while the others share the host tests. Two QEMU
+    machines never compete for the cores: test_mvm_boot's timer test holds the MVM's `sleep 5` to 5% of host
+    time, which a second machine on a 2-core host broke (the guest's sleep ended 0.29 s late). Marked as each test
+    is collected, before xdist's own pytest_collection_modifyitems reads the marks. Without xdist the mark changes
+    nothing."""
     if item.get_closest_marker("qemu") is not None:
-        item.add_marker(pytest.mark.xdist_group(qemu_lane(item)))
+        item.add_marker(pytest.mark.xdist_group("qemu"))
 
 
 @pytest.fixture(scope="session")
