@@ -18,7 +18,7 @@ from boards import BoardError, load_board
 from boards.mvm import MvmError, check_images, load_mvm, mvm_constants
 from boards.mvm_fdt import QEMU_RV64_ISA, guest_isa, mvm_device_tree, parse_isa
 from pyshyper_host.build.qemu_machine import host_cpu_from_qemu
-from tests.conftest import missing_in_ci, require_tool
+from tests.conftest import require_tool
 
 BOARD = "qemu-virt"
 MVM_TOML = Path(__file__).resolve().parents[2] / "boards" / BOARD / "mvm.toml"
@@ -126,12 +126,12 @@ def test_default_mvm() -> None:
     assert consts["MVM_DTB_IPA"] == cfg.dtb_load_ipa
 
 
-def test_debian_images_fit() -> None:
-    """The cached Debian kernel (header image_size, bss included) and initramfs fit their windows."""
-    cache = Path.home() / ".cache" / "pyshyper"
-    kernel, initrd = cache / "Image", cache / "mvm-initramfs.cpio"
-    if not (kernel.is_file() and initrd.is_file()):
-        missing_in_ci("the guest images are not built (pyshyper images)")
+def test_debian_images_fit(mvm_image_cache: Path) -> None:
+    """The Debian kernel (header image_size, bss included) and initramfs that `pyshyper images` makes fit their
+    windows. The images come from the session's `mvm_image_cache` fixture, which makes them on a fresh machine:
+    this test may run before any boot test has."""
+    kernel, initrd = mvm_image_cache / "Image", mvm_image_cache / "mvm-initramfs.cpio"
+    assert kernel.is_file() and initrd.is_file(), f"`pyshyper images` did not make {kernel} and {initrd}"
     header = kernel.read_bytes()[:64]
     assert header[48:56] == b"RISCV\0\0\0"
     image_size = int.from_bytes(header[16:24], "little")
