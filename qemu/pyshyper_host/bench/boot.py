@@ -57,6 +57,7 @@ class Config:
 class Measurement:
     config: str
     walls: list[float] = field(default_factory=list)
+    marks: list[dict[str, float | None]] = field(default_factory=list)  # per wall-clock boot: BootResult.marks
     icount_shell_ms: float | None = None
     icount_init_ms: float | None = None
     qemu: str = ""  # the QEMU machine's harts and memory, "-smp 2 -m 512M"
@@ -137,6 +138,7 @@ def measure(
             m.qemu = qemu_shape(cmd)
             r = boot_to_shell(cmd, timeout=timeout, attempts=2)
             m.walls.append(r.wall_prompt)
+            m.marks.append({**r.marks, "shell": r.wall_prompt})
             m.guest = guest_shape(r.log)
             print(f"bench-boot: {cfg.name}: run {i + 1}/{runs}: shell after {r.wall_prompt:.2f} s wall", flush=True)
         shells, inits = [], []
@@ -171,6 +173,7 @@ def measure_alternating(configs: list[Config], args: argparse.Namespace) -> list
             if m.error is None:
                 one = measure(c, 1, False, args.timeout, args.logs, args.smp)
                 m.walls += one.walls
+                m.marks += one.marks
                 m.qemu, m.guest, m.error = one.qemu, one.guest, one.error
     for c, m in zip(configs, ms, strict=True):
         if m.error is None and not args.no_icount:
@@ -279,6 +282,42 @@ def table(ms: list[Measurement]) -> str:
     return "\n".join(rows) + "\n"
 
 
+# The phases of a wall-clock boot: (heading, the mark that starts it or None for QEMU's start, the mark that ends it)
+PHASES = [
+    ("QEMU start to the kernel's first line (OpenSBI, hypervisor)", None, "kernel"),
+    ("kernel: first line to /init", "kernel", "init"),
+    ("/init to the shell prompt", "init", "shell"),
+]
+
+
+def phase_seconds(marks: dict[str, float | None], start: str | None, end: str) -> float | None:
+    """One boot's phase from its marks (console.BOOT_MARKS, plus "shell"), or None when a mark is missing."""
+    t0 = 0.0 if start is None else marks.get(start)
+    t1 = marks.get(end)
+    return t1 - t0 if t0 is not None and t1 is not None else None
+
+
+def phase_table(ms: list[Measurement]) -> str:
+    """Where the wall time of the boots goes: each phase's median over the wall-clock boots and its ratio against
+    the baseline's (a phase is left blank where a boot's log lacks its lines)."""
+
+    def median(m: Measurement, start: str | None, end: str) -> float | None:
+        vals = [v for mk in m.marks if (v := phase_seconds(mk, start, end)) is not None]
+        return statistics.median(vals) if vals and not m.error else None
+
+    head = "| configuration |" + "".join(f" {h} (s) | ratio |" for h, _, _ in PHASES)
+    rows = [head, "|---|" + "---:|---:|" * len(PHASES)]
+    base = [median(ms[0], a, b) for _, a, b in PHASES]
+    for m in ms:
+        cells = []
+        for (_, a, b), bv in zip(PHASES, base, strict=True):
+            v = median(m, a, b)
+            cells.append("" if v is None else f"{v:.2f}")
+            cells.append(f"{v / bv:.2f}" if v is not None and bv else "")
+        rows.append(f"| {m.config} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
 def idle_table(ims: list[IdleMeasurement]) -> str:
     rows = [
         "| configuration | vCPU | idle interval (s) | traps/s | WFI traps/s | SBI calls/s |",
@@ -376,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         f"QEMU gets `-m {args.hv_mem}`, but Linux sees the same (column 'Linux sees', from the initramfs' ready line).",
         "",
         table(ms),
+        "## Where the wall time goes",
+        "",
+        "Each wall-clock boot split at two lines of its serial log, when they arrived: the kernel's first "
+        "(`Linux version`) and its start of `/init` (`Run /init as init process`); median per phase.",
+        "",
+        phase_table(ms),
     ]
     if ims:
         report += [

@@ -5,10 +5,11 @@ with it."""
 
 from __future__ import annotations
 
+import bisect
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyshyper_host.images import initramfs as images
@@ -23,6 +24,46 @@ class BootResult:
     init_ticks: int | None  # guest `time` CSR when /init started
     poweroff_status: int | None
     log: str = ""
+    marks: dict[str, float | None] = field(default_factory=dict)  # boot_marks(): wall seconds to each BOOT_MARKS line
+
+
+# Lines of a boot's serial log that end its phases (the benchmark's "where the time goes" table): the kernel's
+# first line, its start of /init; the shell's prompt is the wall_prompt itself. Under the hypervisor the kernel's
+# early lines carry a "[vm0] " prefix (they go through the hypervisor's console), so a mark is a substring.
+BOOT_MARKS = {"kernel": "Linux version ", "init": "Run /init as init process"}
+
+
+class TimedLog:
+    """pexpect's logfile_read that also notes when each piece of output arrived: `time_of(text)` is the wall
+    time (seconds since t0) at which the first occurrence of `text` was complete, or None."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self._parts: list[str] = []
+        self._ends: list[int] = []  # the log's length after each piece
+        self._times: list[float] = []
+        self._len = 0
+
+    def write(self, text: str) -> None:
+        self._parts.append(text)
+        self._len += len(text)
+        self._ends.append(self._len)
+        self._times.append(time.monotonic() - self.t0)
+
+    def flush(self) -> None:
+        pass
+
+    def getvalue(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def time_of(self, text: str) -> float | None:
+        i = self.getvalue().find(text)
+        if i < 0:
+            return None
+        end = i + len(text)
+        return self._times[bisect.bisect_left(self._ends, end)]
 
 
 class BootError(RuntimeError):
@@ -99,7 +140,6 @@ class Shell:
         ready_line: str = images.READY_LINE,
         prompt: str = images.PROMPT,
     ) -> None:
-        import io
         import tempfile
 
         import pexpect
@@ -111,8 +151,8 @@ class Shell:
         self.elf = Path(cmd[cmd.index("-kernel") + 1]) if "-kernel" in cmd else None
         self.cmd = cmd
         self.timeout = timeout
-        self._buf = io.StringIO()
         self.t0 = time.monotonic()
+        self._buf = TimedLog(self.t0)
         self.child = pexpect.spawn(
             cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", timeout=timeout, dimensions=(50, 200)
         )
@@ -125,6 +165,10 @@ class Shell:
     @property
     def log(self) -> str:
         return self._buf.getvalue()
+
+    def boot_marks(self) -> dict[str, float | None]:
+        """Wall seconds from spawn to each BOOT_MARKS line (None: not in the log)."""
+        return {name: self._buf.time_of(text) for name, text in BOOT_MARKS.items()}
 
     def diagnosis(self) -> str:
         """Where each hart is now (run/monitor.py), or why that cannot be told."""
@@ -233,7 +277,7 @@ def boot_to_shell(
             sh.child.sendline(c)
             sh.child.expect_exact(sh.prompt)
         status = sh.poweroff() if poweroff else None
-        return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, sh.log)
+        return BootResult(wall_prompt, wall_ready, shell_ticks, init_ticks, status, sh.log, sh.boot_marks())
     except (pexpect.TIMEOUT, pexpect.EOF) as e:
         raise BootError(f"boot failed: {type(e).__name__} ({' '.join(cmd)})", sh.log_with_diagnosis()) from None
     finally:

@@ -1,0 +1,40 @@
+"""`just bench-boot`'s "where the wall time goes" table (qemu/pyshyper_host/bench/boot.py) and the timed serial log
+it is read from (bench/console.py TimedLog), without QEMU: when a line arrived, the phases of each boot, their
+medians and ratios against the baseline, a boot whose log lacks a line, a failed configuration."""
+
+from __future__ import annotations
+
+from pyshyper_host.bench import boot
+from pyshyper_host.bench.console import BOOT_MARKS, TimedLog
+
+
+def test_time_of_is_when_the_text_was_complete(monkeypatch):
+    clock = iter([1.0, 2.5, 4.0])
+    monkeypatch.setattr("pyshyper_host.bench.console.time.monotonic", lambda: next(clock))
+    log = TimedLog(t0=0.5)
+    log.write("OpenSBI v1.5\r\n[vm0] [    0.000000] Linux ver")  # the line is split across two pieces
+    log.write("sion 6.12\r\n[    1.6] Run /init as init process\r\n")
+    log.write("mvm# ")
+    assert log.getvalue().endswith("init process\r\nmvm# ")
+    assert log.time_of("OpenSBI") == 0.5
+    assert log.time_of(BOOT_MARKS["kernel"]) == 2.0  # complete only with the second piece
+    assert log.time_of(BOOT_MARKS["init"]) == 2.0
+    assert log.time_of("mvm# ") == 3.5
+    assert log.time_of("not there") is None
+
+
+def test_phase_table_gives_each_phase_and_its_ratio():
+    native = boot.Measurement("native", walls=[5.0, 6.0, 7.0])
+    native.marks = [
+        {"kernel": 0.4, "init": 2.4, "shell": 5.0},
+        {"kernel": 0.5, "init": 2.5, "shell": 6.0},
+        {"kernel": 0.6, "init": 2.6, "shell": 7.0},
+    ]
+    hv = boot.Measurement("hypervisor, plic", walls=[6.0, 7.0])
+    hv.marks = [{"kernel": 0.8, "init": 3.8, "shell": 6.0}, {"kernel": None, "init": 3.8, "shell": 7.0}]
+    bad = boot.Measurement("hypervisor, aia", error="TIMEOUT")
+    rows = [ln for ln in boot.phase_table([native, hv, bad]).splitlines() if ln.startswith("| ")]
+    assert rows[1] == "| native | 0.50 | 1.00 | 2.00 | 1.00 | 3.50 | 1.00 |"
+    # the boot without the kernel's line counts in the /init-to-shell phase only
+    assert rows[2] == "| hypervisor, plic | 0.80 | 1.60 | 3.00 | 1.50 | 2.70 | 0.77 |"
+    assert rows[3] == "| hypervisor, aia |  |  |  |  |  |  |"
