@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from boards import load_board
+from boards.mvm import load_mvm
 from pyshyper_host.images import apt, cpio, initramfs
 
 DEBIAN_SOURCES = """\
@@ -238,7 +239,9 @@ def test_native_command_uses_cache(tmp_path: Path):
     assert initramfs.native_gvm_command(tmp_path)[cmd.index("-cpu") + 1] == load_board("qemu-virt").qemu_cpu
     assert cmd[cmd.index("-kernel") + 1] == str(tmp_path / "Image")
     assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "mvm-initramfs.cpio")
-    assert "console=ttyS0" in cmd[cmd.index("-append") + 1]
+    # the MVM's own command line (mvm.toml), so the baseline boots the kernel as the MVM does (no4lvl: Sv39)
+    assert cmd[cmd.index("-append") + 1] == load_mvm("qemu-virt").cmdline
+    assert "console=ttyS0" in cmd[cmd.index("-append") + 1] and "no4lvl" in cmd[cmd.index("-append") + 1]
     assert (
         cmd[cmd.index("-drive") + 1]
         == f"file={tmp_path / 'mvm-disk.img'},if=none,format=raw,id=shyper-images,snapshot=on"

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from boards import load_board
+from boards.mvm import load_mvm
 from pyshyper_host.images.apt import (
     ARCH,
     KERNEL_SERIES,
@@ -548,7 +549,6 @@ def _build_locked(cache: Path, force: bool, update: bool) -> int:
 
 
 NATIVE_BOARD = "qemu-virt"  # the board the native baselines run on (its QEMU machine and CPU)
-MVM_CMDLINE = "console=ttyS0 earlycon=sbi"
 READY_LINE = "PyShyper MVM ready"
 PROMPT = "mvm# "
 
@@ -566,13 +566,16 @@ def native_qemu_command(
     cache: Path | None = None,
     smp: int = 2,
     mem: str = "512M",
-    cmdline: str = MVM_CMDLINE,
+    cmdline: str | None = None,
     extra: Iterable[str] = (),
     cpu: str | None = None,
 ) -> list[str]:
     """QEMU command booting the MVM kernel and initramfs natively (no hypervisor): the baseline (on the board's CPU
-    unless `cpu` names another)."""
+    unless `cpu` names another), with the MVM's own kernel command line (mvm.toml image.cmdline) unless `cmdline`
+    gives another, so that the baseline boots the same kernel the same way."""
     cache = cache or default_cache()
+    if cmdline is None:
+        cmdline = load_mvm(NATIVE_BOARD).cmdline
     return [
         *_native_machine(smp, mem, cpu),
         "-nographic",
