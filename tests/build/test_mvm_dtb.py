@@ -128,8 +128,8 @@ def test_default_mvm() -> None:
 
 def test_debian_images_fit(mvm_image_cache: Path) -> None:
     """The Debian kernel (header image_size, bss included) and initramfs that `pyshyper images` makes fit their
-    windows. The images come from the session's `mvm_image_cache` fixture, which makes them on a fresh machine:
-    this test may run before any boot test has."""
+    windows. The images come from the `mvm_image_cache` fixture (once per test run), which makes them on a fresh
+    machine: this test may run before any boot test has."""
     kernel, initrd = mvm_image_cache / "Image", mvm_image_cache / "mvm-initramfs.cpio"
     assert kernel.is_file() and initrd.is_file(), f"`pyshyper images` did not make {kernel} and {initrd}"
     header = kernel.read_bytes()[:64]
