@@ -273,15 +273,21 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
         yes_no(stage2_leaf_napot()),
     )
 
-    # Frames for VMs and page tables: all RAM above the guest image area and the management VM's memory.
+    # Frames for VMs and page tables: the larger of the RAM between the test-guest images and the management VM's
+    # memory and the RAM above both (qemu-virt, 2G: the 896 MiB below the MVM's GiB, which ends RAM).
     pool = GUEST_IMAGE_ADDRESS + GUEST_IMAGE_MAX_SIZE
-    if MVM_MEM_HOST + MVM_MEM_SIZE > pool:
-        pool = MVM_MEM_HOST + MVM_MEM_SIZE
-    if ram_end <= pool:
-        # No RAM above the management VM: the gap between the hypervisor's region and the test-guest images.
+    pool_end = MVM_MEM_HOST if MVM_MEM_HOST < ram_end else ram_end
+    above = MVM_MEM_HOST + MVM_MEM_SIZE
+    if above < pool:
+        above = pool
+    if pool_end <= pool or (ram_end > above and ram_end - above > pool_end - pool):
+        pool = above
+        pool_end = ram_end
+    if pool_end <= pool:
+        # No RAM beside the management VM's: the gap between the hypervisor's region and the test-guest images.
         pool = HYP_REGION_END
-        ram_end = GUEST_IMAGE_ADDRESS
-    if not frame_alloc_init(pool, ram_end - pool):
+        pool_end = GUEST_IMAGE_ADDRESS
+    if not frame_alloc_init(pool, pool_end - pool):
         boot_fail(cstr(b"no memory for the frame allocator"))
         return
     log2(LOG_INFO, cstr(b"  frames:     %d pages of 4 KiB from %x\n"), frame_alloc_total_pages(), pool)

@@ -77,8 +77,8 @@ def mvm_create(harts_present: u64) -> Ptr[Vm]:
         log1(LOG_ERROR, cstr(b"pyshyper: the MVM's device tree is missing or invalid at %x\n"), MVM_DTB_IPA)
         return null(Vm)
     mvm_rng_seed_give(dtb_host)
-    # Its memory is where mvm.toml puts it (qemu-virt: 512 MiB at 0x9000_0000, host and guest alike, 256 MiB
-    # aligned): 256 leaves of 2 MiB; a 1 GiB leaf would need both addresses 1 GiB aligned.
+    # Its memory is where mvm.toml puts it (qemu-virt: 1 GiB at 0xC000_0000, host and guest alike): one 1 GiB
+    # leaf, the G-stage walk of every guest access one read (stage2_map takes the largest leaf that fits).
     vm = vm_setup(u64(0), MVM_MEM_IPA, MVM_MEM_HOST, MVM_MEM_SIZE, False)
     if vm.addr() == 0:
         return vm

@@ -1,7 +1,7 @@
 """Large stage-2 pages in a real boot, on harts with Svnapot (`-cpu rv64,svnapot=true`), PLIC mode, 4 harts, 2G:
 
-the hypervisor's banner says it makes leaves up to 1 GiB and 64 KiB Svnapot leaves; the MVM's 512 MiB at
-0x9000_0000 is 256 leaves of 2 MiB; from the MVM's shell, the tiny guest (tests/guests/tiny, 1 MiB at 0x8000_0000)
+the hypervisor's banner says it makes leaves up to 1 GiB and 64 KiB Svnapot leaves; the MVM's 1 GiB at
+0xC000_0000 is one 1 GiB leaf; from the MVM's shell, the tiny guest (tests/guests/tiny, 1 MiB at 0x8000_0000)
 gets 16 NAPOT leaves of 64 KiB and nothing else, and runs in them (its line on its console: its code, stack and
 device tree are all behind NAPOT PTEs that QEMU's G-stage walk must honour); the same guest with 2 MiB + 192 KiB
 gets one 2 MiB leaf and three 64 KiB ones; removing both gives every page back.
@@ -79,11 +79,11 @@ def test_banner_says_large_and_napot_leaves(mvm: Mvm):
     assert "leaves up to 1048576 KiB, 64 KiB Svnapot leaves: yes" in log, log[:3000]
 
 
-def test_mvm_memory_is_2m_leaves(mvm: Mvm):
+def test_mvm_memory_is_one_1g_leaf(mvm: Mvm):
     g1, m2, k64, k4, tables = leaves(mvm.shell.log, 0)
     print(f"\nvm0 (MVM) stage 2: {g1} x 1G, {m2} x 2M, {k64} x 64K, {k4} x 4K, {tables} table pages")
-    # 512 MiB at 0x9000_0000 (256 MiB aligned): 2 MiB leaves; the passthrough devices and IMSIC pages are 4 KiB
-    assert (g1, m2, k64) == (0, 256, 0)
+    # 1 GiB at 0xC000_0000 (1 GiB aligned): one 1 GiB leaf; the passthrough devices and IMSIC pages are 4 KiB
+    assert (g1, m2, k64) == (1, 0, 0)
     assert 0 < k4 < 32
 
 

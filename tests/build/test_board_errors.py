@@ -78,7 +78,7 @@ def test_run_reports_a_bad_mvm_toml_the_same_way(tmp_path, capsys):
     ("pattern", "replacement", "line"),
     [
         (r"^num = 2", "num = 0", "mvm.toml: cpu.num: must be positive, not 0"),
-        (r"^host = 0x9000_0000", "host = 0xF000_0000", "mvm.toml: memory[0].host: [0xf0000000, 0x110000000) is not"),
+        (r"^host = 0xC000_0000", "host = 0xE000_0000", "mvm.toml: memory[0].host: [0xe0000000, 0x120000000) is not"),
     ],
 )
 def test_the_command_prints_no_traceback(tmp_path, pattern, replacement, line):

@@ -57,7 +57,7 @@ def test_bad_build_argument_exits_2_with_one_line(args, message, tmp_path):
         (["--smp", "99"], "--smp must be between 1 and 8"),
         (["--mem", "lots"], "--mem must be a size like 512M or 2G"),
         (["--mem", "16M"], "--mem 16M is too small"),
-        (["--mem", "512M"], "--mem 512M is too small: the MVM needs at least 768M"),
+        (["--mem", "1G"], "--mem 1G is too small: the MVM needs at least 2G"),
         (["--guest", "mvm", "--smp", "1"], "--smp 1 is too few: the MVM's vCPUs run on harts 0..1"),
     ],
 )

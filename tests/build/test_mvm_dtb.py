@@ -105,9 +105,10 @@ def test_default_mvm() -> None:
     board = load_board(BOARD)
     assert cfg.vcpus == 2 and cfg.harts == (0, 1)
     [mem] = cfg.memory
-    assert mem.ipa == mem.host == 0x9000_0000 and mem.size == 512 << 20  # identity map, see mvm.toml
+    assert mem.ipa == mem.host == 0xC000_0000 and mem.size == 1 << 30  # identity map, see mvm.toml
+    assert mem.host % (1 << 30) == 0  # one 1 GiB stage-2 leaf
     assert mem.host >= board.hypervisor.end and mem.host >= board.guest_images.end
-    assert mem.host_end <= 0xC000_0000  # within -m 1G; the rest of the default 2G is the frame pool's
+    assert mem.host_end <= 0x1_0000_0000  # within the default -m 2G; the RAM below is the frame pool's
     assert cfg.kernel_load_ipa % 0x20_0000 == 0 and cfg.kernel_load_ipa >= mem.ipa
     assert cfg.kernel_load_ipa + cfg.kernel_max_size <= cfg.initrd_load_ipa
     assert cfg.initrd_load_ipa + cfg.initrd_max_size <= cfg.dtb_load_ipa
@@ -159,13 +160,13 @@ BAD_FIELDS = [
     (r'^mmu_type = "riscv,sv57"', 'mmu_type = "riscv,sv32"', "cpu.mmu_type", "not one of"),
     (r"^num = 2", "num = 2\nnmu = 1", "cpu.nmu", "unknown field"),
     (r'"h",\s', "", "cpu.isa.remove", "'h'"),
-    (r"^host = 0x9000_0000", "host = 0x8000_0000", "memory[0].host", "hypervisor region"),
-    (r"^host = 0x9000_0000", "host = 0xF000_0000", "memory[0].host", "board's RAM"),
-    (r"^size = 0x2000_0000", 'size = "512M"', "memory[0].size", "must be int"),
-    (r"^size = 0x2000_0000", "size = 0x2000_0800", "memory[0].size", "aligned"),
-    (r"^kernel_load_ipa = 0x9020_0000", "kernel_load_ipa = 0x9010_0000", "image.kernel_load_ipa", "aligned"),
-    (r"^dtb_load_ipa = 0x9C00_0000", "dtb_load_ipa = 0x9500_0000", "image.dtb_load_ipa", "initrd window"),
-    (r"^dtb_load_ipa = 0x9C00_0000", "dtb_load_ipa = 0xAFFF_FFF8", "image.dtb_load_ipa", "one memory region"),
+    (r"^host = 0xC000_0000", "host = 0x8000_0000", "memory[0].host", "hypervisor region"),
+    (r"^host = 0xC000_0000", "host = 0xE000_0000", "memory[0].host", "board's RAM"),
+    (r"^size = 0x4000_0000", 'size = "1G"', "memory[0].size", "must be int"),
+    (r"^size = 0x4000_0000", "size = 0x2000_0800", "memory[0].size", "aligned"),
+    (r"^kernel_load_ipa = 0xC020_0000", "kernel_load_ipa = 0xC010_0000", "image.kernel_load_ipa", "aligned"),
+    (r"^dtb_load_ipa = 0xCC00_0000", "dtb_load_ipa = 0xC500_0000", "image.dtb_load_ipa", "initrd window"),
+    (r"^dtb_load_ipa = 0xCC00_0000", "dtb_load_ipa = 0xFFFF_FFF8", "image.dtb_load_ipa", "one memory region"),
     (r'^cmdline = ".*"', 'cmdline = " "', "image.cmdline", "empty"),
     (r'^stdout = "uart"', 'stdout = "hvc0"', "image.stdout", "not a passthrough device"),
     (r'^name = "plic"', 'name = "gic"', "emulated[0].name", "not one of"),

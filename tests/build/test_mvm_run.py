@@ -78,14 +78,14 @@ def test_generated_module_has_the_mvm(irq):
     assert scalars["MVM_NUM_VCPUS"] == 2
     assert tables["MVM_HARTS"] == ("MVM_NUM_VCPUS", [0, 1])
     assert (scalars["MVM_MEM_IPA"], scalars["MVM_MEM_HOST"], scalars["MVM_MEM_SIZE"]) == (
-        0x9000_0000,
-        0x9000_0000,
-        0x2000_0000,
+        0xC000_0000,
+        0xC000_0000,
+        0x4000_0000,
     )
     assert (scalars["MVM_KERNEL_IPA"], scalars["MVM_INITRD_IPA"], scalars["MVM_DTB_IPA"]) == (
-        0x9020_0000,
-        0x9400_0000,
-        0x9C00_0000,
+        0xC020_0000,
+        0xC400_0000,
+        0xCC00_0000,
     )
     # passthrough: UART (0x100 bytes, rounded up to a page), RTC, the eight virtio-mmio slots
     assert scalars["MVM_PT_COUNT"] == 10
@@ -158,7 +158,7 @@ def fake_build(out: Path, obj: Path, irq: str = "plic", cache: Path | None = Non
 def test_build_writes_the_mvm_dtb_with_the_initrd(tmp_path, fake_hyp_object, image_cache):
     result = fake_build(tmp_path / "out", fake_hyp_object, cache=image_cache)
     assert result.mvm_dtb == tmp_path / "out" / "mvm-plic.dtb"
-    assert initrd_range(result.mvm_dtb) == (0x9400_0000, 0x9400_0000 + 0x3_0000)
+    assert initrd_range(result.mvm_dtb) == (0xC400_0000, 0xC400_0000 + 0x3_0000)
     tree = fdt.parse_dtb(result.mvm_dtb.read_bytes())
     assert tree.exist_node("/soc/interrupt-controller@c000000")
 
@@ -190,7 +190,7 @@ def test_build_without_images_says_so(tmp_path, fake_hyp_object, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "mvm-initramfs.cpio").write_bytes(bytes(0x2000))
     dtb = write_mvm_dtb(cfg, out, tmp_path / "empty")
-    assert dtb.initrd_size == 0x2000 and initrd_range(dtb.path) == (0x9400_0000, 0x9400_2000)
+    assert dtb.initrd_size == 0x2000 and initrd_range(dtb.path) == (0xC400_0000, 0xC400_2000)
 
 
 def _dtb_isa(path: Path) -> str:
@@ -253,7 +253,7 @@ def test_guest_mvm_default_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("PYSHYPER_CACHE", str(tmp_path))
     assert (
         devices(qemu_command(run_opts("--out", "/tmp/o")))[0]
-        == f"loader,file={tmp_path}/Image,addr=0x90200000,force-raw=on"
+        == f"loader,file={tmp_path}/Image,addr=0xc0200000,force-raw=on"
     )
 
 
@@ -272,18 +272,18 @@ def test_mvm_qemu_command(tmp_path, fake_hyp_object, image_cache, monkeypatch):
     cmd = mvm_qemu_command(icount=False, smp=2, mem="1G", cache=image_cache, out=out, quiet=True)
     assert cmd[0] == "qemu-system-riscv64" and cmd[cmd.index("-kernel") + 1] == str(out / "pyshyper.elf")
     assert devices(cmd) == [
-        f"loader,file={image_cache}/Image,addr=0x90200000,force-raw=on",
-        f"loader,file={image_cache}/mvm-initramfs.cpio,addr=0x94000000,force-raw=on",
-        f"loader,file={out}/mvm-plic.dtb,addr=0x9c000000,force-raw=on",
+        f"loader,file={image_cache}/Image,addr=0xc0200000,force-raw=on",
+        f"loader,file={image_cache}/mvm-initramfs.cpio,addr=0xc4000000,force-raw=on",
+        f"loader,file={out}/mvm-plic.dtb,addr=0xcc000000,force-raw=on",
         "virtio-blk-device,drive=shyper-images",
     ]
     assert cmd[cmd.index("-drive") + 1].startswith(f"file={image_cache}/mvm-disk.img,")
-    assert initrd_range(out / "mvm-plic.dtb") == (0x9400_0000, 0x9403_0000)
+    assert initrd_range(out / "mvm-plic.dtb") == (0xC400_0000, 0xC403_0000)
     assert "-icount" not in cmd
     # icount, and a benchmark's smaller -m / -smp raised to what the MVM's layout needs
     cmd = mvm_qemu_command(icount=True, smp=1, mem="512M", cache=image_cache, out=out, quiet=True)
     assert cmd[-2:] == list(ICOUNT) == ["-icount", "shift=0,sleep=off"]
-    assert cmd[cmd.index("-m") + 1] == "768M" and cmd[cmd.index("-smp") + 1] == "2"
+    assert cmd[cmd.index("-m") + 1] == "2G" and cmd[cmd.index("-smp") + 1] == "2"
 
 
 def test_mvm_qemu_command_aia(tmp_path, fake_hyp_object, image_cache, monkeypatch):
@@ -292,7 +292,7 @@ def test_mvm_qemu_command_aia(tmp_path, fake_hyp_object, image_cache, monkeypatc
     monkeypatch.setattr("pyshyper_host.run.command.stale_reason", lambda *a, **k: None)
     cmd = mvm_qemu_command(icount=False, smp=4, mem="1G", cache=image_cache, irq="aia", aia_guests=3, out=out)
     assert cmd[cmd.index("-M") + 1] == "virt,aia=aplic-imsic,aia-guests=3"
-    assert devices(cmd)[2] == f"loader,file={out}/mvm-aia.dtb,addr=0x9c000000,force-raw=on"
+    assert devices(cmd)[2] == f"loader,file={out}/mvm-aia.dtb,addr=0xcc000000,force-raw=on"
 
 
 def test_mvm_run_options_make_nothing(tmp_path):
@@ -303,10 +303,10 @@ def test_mvm_run_options_make_nothing(tmp_path):
     assert not out.exists() and not cache.exists()
     cmd = qemu_command(opts)
     assert cmd[cmd.index("-M") + 1] == "virt,aia=aplic-imsic,aia-guests=2"
-    assert cmd[cmd.index("-m") + 1] == "768M" and cmd[cmd.index("-smp") + 1] == "2"
+    assert cmd[cmd.index("-m") + 1] == "2G" and cmd[cmd.index("-smp") + 1] == "2"
     assert cmd[cmd.index("-kernel") + 1] == str(out.resolve() / "pyshyper.elf")
     assert cmd[cmd.index("-dtb") + 1] == str(out.resolve() / "qemu-boot-hart1.dtb")
-    assert devices(cmd)[0] == f"loader,file={cache.resolve()}/Image,addr=0x90200000,force-raw=on"
+    assert devices(cmd)[0] == f"loader,file={cache.resolve()}/Image,addr=0xc0200000,force-raw=on"
     assert cmd[-2:] == list(ICOUNT)
     with pytest.raises(BoardError, match="--boot-hart must be a hart of the machine, 0..1, not 2"):
         mvm_run_options(False, 2, "1G", cache, out=out, boot_hart=2)
@@ -320,12 +320,12 @@ def test_bench_boot_finds_the_hypervisor_configuration(tmp_path, monkeypatch):
     cfg = boot.hypervisor_config(tmp_path, irq="aia", aia_guests=2, out=tmp_path / "out")
     assert cfg.name == "hypervisor, aia --aia-guests 2" and made == []  # nothing built until a command is made
     assert cfg.command(True, 2) == ["qemu"]
-    assert made == [((True, 2, "512M", tmp_path, "aia", 2), {"out": tmp_path / "out", "quiet": True})]
+    assert made == [((True, 2, "2G", tmp_path, "aia", 2), {"out": tmp_path / "out", "quiet": True})]
 
 
 def test_mvm_images_addresses_and_minimums():
     cfg = make_config("qemu-virt", "plic")
     m = mvm_images(cfg, Path("/o"), Path("/c"))
-    assert (m.kernel_addr, m.initrd_addr, m.dtb_addr) == (0x9020_0000, 0x9400_0000, 0x9C00_0000)
-    assert m.min_mem == 0xB000_0000 - 0x8000_0000 and m.min_smp == 2
+    assert (m.kernel_addr, m.initrd_addr, m.dtb_addr) == (0xC020_0000, 0xC400_0000, 0xCC00_0000)
+    assert m.min_mem == 0x1_0000_0000 - 0x8000_0000 and m.min_smp == 2
     assert m.dtb == mvm_dtb_path(cfg, Path("/o"))

@@ -81,9 +81,9 @@ def test_mvm_is_the_default():
     cmd = qemu_command(opts("--out", "/tmp/x", "--cache", "/tmp/c"))
     devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
     assert devices == [
-        "loader,file=/tmp/c/Image,addr=0x90200000,force-raw=on",
-        "loader,file=/tmp/c/mvm-initramfs.cpio,addr=0x94000000,force-raw=on",
-        "loader,file=/tmp/x/mvm-plic.dtb,addr=0x9c000000,force-raw=on",
+        "loader,file=/tmp/c/Image,addr=0xc0200000,force-raw=on",
+        "loader,file=/tmp/c/mvm-initramfs.cpio,addr=0xc4000000,force-raw=on",
+        "loader,file=/tmp/x/mvm-plic.dtb,addr=0xcc000000,force-raw=on",
         "virtio-blk-device,drive=shyper-images",  # the images disk: QEMU puts it on virtio-mmio slot 0x1000_8000
     ]
     assert cmd[cmd.index("-drive") + 1] == "file=/tmp/c/mvm-disk.img,if=none,format=raw,id=shyper-images,snapshot=on"

@@ -47,7 +47,7 @@ def boot(tmp_path, monkeypatch):
     require_tool("qemu-system-riscv64", hint="its device tree stands for OpenSBI's; qemu/setup-host.sh")
     dtb = tmp_path / "virt.dtb"
     subprocess.run(
-        ["qemu-system-riscv64", "-M", f"virt,dumpdtb={dtb}", "-cpu", "rv64", "-smp", "2", "-m", "800M", "-nographic"],
+        ["qemu-system-riscv64", "-M", f"virt,dumpdtb={dtb}", "-cpu", "rv64", "-smp", "2", "-m", "2G", "-nographic"],
         check=True,
         capture_output=True,
         timeout=60,

@@ -32,7 +32,7 @@ class StopBoot(Exception):
     """Where the boot hart's start-up ends: hart_wait, or SBI SRST (the machine powered off)."""
 
 
-def dtb(name: str, mem: int = 0x4000_0000, drop: tuple[str, ...] = (), **props: tuple[str, object]) -> bytes:
+def dtb(name: str, mem: int = 0x8000_0000, drop: tuple[str, ...] = (), **props: tuple[str, object]) -> bytes:
     """A committed QEMU tree with `mem` bytes of RAM, the nodes in `drop` removed, and properties set:
     props maps a label to (node path, (property name, value))."""
     tree = pyfdt.parse_dtb((DATA / name).read_bytes())
@@ -45,8 +45,8 @@ def dtb(name: str, mem: int = 0x4000_0000, drop: tuple[str, ...] = (), **props: 
     return tree.to_dtb(version=17)
 
 
-PLIC_1G = ("qemu-virt.dtb", {})
-AIA_1G = ("qemu-virt-aia.dtb", {})
+PLIC_2G = ("qemu-virt.dtb", {})
+AIA_2G = ("qemu-virt-aia.dtb", {})
 
 
 @dataclass
@@ -243,10 +243,28 @@ def test_mvm_memory_outside_ram_is_refused_with_both_ranges(machine):
     m = machine("plic")
     m.boot(dtb("qemu-virt.dtb", mem=0x2000_0000))
     assert (
-        "pyshyper: the management VM's memory 0x90000000..0xb0000000 (mvm.toml) is not inside the firmware's"
+        "pyshyper: the management VM's memory 0xc0000000..0x100000000 (mvm.toml) is not inside the firmware's"
         " memory 0x80000000..0xa0000000: no management VM"
     ) in m.lines()
     assert "vm0" not in m.text()
+
+
+@pytest.mark.parametrize(
+    ("mem", "frames"),
+    [
+        # 2G: the MVM's GiB ends RAM; the pool is the 896 MiB between the test-guest images and it
+        (0x8000_0000, "229376 pages of 4 KiB from 0x88000000"),
+        # 3G: the GiB above the MVM's is the larger side
+        (0xC000_0000, "262144 pages of 4 KiB from 0x100000000"),
+        # 2.5G: the 896 MiB below it beat the 512 MiB above
+        (0xA000_0000, "229376 pages of 4 KiB from 0x88000000"),
+    ],
+)
+def test_frame_pool_is_the_larger_side_of_the_mvm_memory(machine, mem, frames):
+    m = machine("plic")
+    m.boot(dtb("qemu-virt.dtb", mem=mem))
+    assert f"  frames:     {frames}\n" in m.text(), m.text()
+    assert "vm0 (management VM)" in m.text()
 
 
 def test_mvm_memory_inside_ram_makes_the_mvm(machine):
@@ -355,7 +373,7 @@ def test_console_write_stops_on_an_error(machine):
 
 @pytest.mark.parametrize("svnapot", [False, True])
 def test_stage2_leaves_follow_the_harts_svnapot(machine, svnapot):
-    """The MVM's 512 MiB at 0x9000_0000 is 2 MiB leaves; 64 KiB Svnapot leaves are on only when the device tree's
+    """The MVM's 1 GiB at 0xC000_0000 is one 1 GiB leaf; 64 KiB Svnapot leaves are on only when the device tree's
     harts have Svnapot."""
     m = machine("plic")
     tree = pyfdt.parse_dtb(dtb("qemu-virt.dtb"))
@@ -371,11 +389,11 @@ def test_stage2_leaves_follow_the_harts_svnapot(machine, svnapot):
     stage2 = importlib.import_module("hypervisor.arch.riscv.stage2")
     assert bool(stage2.stage2_leaf_napot()) is svnapot
     reports = {line.split()[1]: line for line in m.lines() if " stage 2: " in line}
-    assert reports["vm0"].startswith("pyshyper: vm0 stage 2: 0 x 1G, 256 x 2M, 0 x 64K, "), reports
+    assert reports["vm0"].startswith("pyshyper: vm0 stage 2: 1 x 1G, 0 x 2M, 0 x 64K, "), reports
     # the benchmark (just bench-leaves) reads the same line
     from pyshyper_host.bench.leaves import leaf_counts
 
-    assert leaf_counts(m.text())[:3] == (0, 256, 0)
+    assert leaf_counts(m.text())[:3] == (1, 0, 0)
 
 
 def test_test_guest_memory_gets_2m_leaves(machine):

@@ -232,8 +232,10 @@ def test_stdlib_pruning():
 
 
 def test_native_command_uses_cache(tmp_path: Path):
-    cmd = initramfs.native_qemu_command(tmp_path, smp=2, mem="512M")
+    cmd = initramfs.native_qemu_command(tmp_path, smp=2)
     assert cmd[0] == "qemu-system-riscv64"
+    assert cmd[cmd.index("-m") + 1] == "1G"  # the MVM's memory (mvm.toml), so the baseline's Linux sees the same
+    assert initramfs.native_qemu_command(tmp_path, mem="512M")[cmd.index("-m") + 1] == "512M"
     # the board's CPU, as `pyshyper run` gives the hypervisor: native and hypervisor runs compare the same harts
     assert cmd[cmd.index("-cpu") + 1] == load_board("qemu-virt").qemu_cpu == "rv64,v=true,svnapot=true"
     assert initramfs.native_gvm_command(tmp_path)[cmd.index("-cpu") + 1] == load_board("qemu-virt").qemu_cpu

@@ -83,7 +83,7 @@ def test_second_run_does_nothing(cache: Path, capsys):
 
 def test_native_boot_shell_python_poweroff(cache: Path):
     name = "mvm-native-boot"
-    cmd = images.native_qemu_command(cache, smp=2, mem="512M")
+    cmd = images.native_qemu_command(cache, smp=2)
     checks = [
         "python3 -c 'print(6*7)' > /tmp/py.out",
         "cat /proc/interrupts > /tmp/irq.out",

@@ -74,7 +74,7 @@ def _commands(cache: Path, hv_mem: str, cpu: str, smp: int) -> dict[str, Command
     """name -> (icount -> QEMU command); the hypervisor builds go to build/bench/plic-leaf-<leaf>."""
 
     def native(icount: bool) -> list[str]:
-        return images.native_qemu_command(cache, smp=smp, mem="512M", extra=ICOUNT if icount else (), cpu=cpu)
+        return images.native_qemu_command(cache, smp=smp, extra=ICOUNT if icount else (), cpu=cpu)
 
     def hypervisor(leaf: str) -> Command:
         out = PROJECT_ROOT / "build" / "bench" / f"plic-leaf-{leaf}"

@@ -562,18 +562,27 @@ def _native_machine(smp: int, mem: str, cpu: str | None = None) -> list[str]:
     return ["qemu-system-riscv64", "-M", b.qemu_machine, *cpus, "-smp", str(smp), "-m", mem, "-bios", "default"]
 
 
+def mvm_mem() -> str:
+    """The MVM's memory (mvm.toml [[memory]]) as QEMU's -m value: what a native baseline boot gets."""
+    total = sum(m.size for m in load_mvm(NATIVE_BOARD).memory)
+    return f"{total >> 30}G" if total % (1 << 30) == 0 else f"{total >> 20}M"
+
+
 def native_qemu_command(
     cache: Path | None = None,
     smp: int = 2,
-    mem: str = "512M",
+    mem: str | None = None,
     cmdline: str | None = None,
     extra: Iterable[str] = (),
     cpu: str | None = None,
 ) -> list[str]:
     """QEMU command booting the MVM kernel and initramfs natively (no hypervisor): the baseline (on the board's CPU
     unless `cpu` names another), with the MVM's own kernel command line (mvm.toml image.cmdline) unless `cmdline`
-    gives another, so that the baseline boots the same kernel the same way."""
+    gives another, and with the MVM's memory unless `mem` gives another, so that the baseline boots the same kernel
+    the same way with the same RAM."""
     cache = cache or default_cache()
+    if mem is None:
+        mem = mvm_mem()
     if cmdline is None:
         cmdline = load_mvm(NATIVE_BOARD).cmdline
     return [

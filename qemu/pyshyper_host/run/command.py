@@ -160,6 +160,11 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) << {"": 20, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2)]
 
 
+def format_size(size: int) -> str:
+    """A byte count as QEMU's -m takes it: whole GiB as "2G", else MiB ("768M")."""
+    return f"{size >> 30}G" if size % (1 << 30) == 0 else f"{size >> 20}M"
+
+
 def qemu_command(opts: RunOptions) -> list[str]:
     """The full QEMU command line for a run (reused by the boot tests)."""
     b = opts.config.board
@@ -263,7 +268,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         needed = (b.guest_images.end if guest else b.hypervisor.end) - b.ram_base
     if parse_size(mem) < needed:
         what = "the MVM" if mvm is not None else b.name
-        raise BoardError(f"--mem {mem} is too small: {what} needs at least {needed >> 20}M")
+        raise BoardError(f"--mem {mem} is too small: {what} needs at least {format_size(needed)}")
     check_boot_hart(args.boot_hart, smp)
     return RunOptions(
         cfg,
@@ -332,8 +337,8 @@ def mvm_run_options(
     """The options of a run that boots the hypervisor with the MVM, built into `out` (default build/) with the
     images of `cache` (default: the image cache): nothing is built or written here (`prepare_mvm_run` does that).
 
-    `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0xB000_0000 with the default
-    mvm.toml, and its vCPUs are pinned to harts 0..N-1): the MVM itself always sees mvm.toml's memory and vCPUs.
+    `mem` and `smp` are raised to what the MVM's layout needs (its RAM ends at 0x1_0000_0000 with the default
+    mvm.toml, so 2G, and its vCPUs are pinned to harts 0..N-1): the MVM itself always sees mvm.toml's memory and vCPUs.
     `boot_hart`: as `pyshyper run --boot-hart`; `stage2_leaf`: as `pyshyper build --stage2-leaf`. Raises BoardError
     for a bad choice."""
     cfg = dataclasses.replace(
@@ -349,7 +354,7 @@ def mvm_run_options(
         cfg,
         out / "pyshyper.elf",
         smp,
-        mem if mem_bytes == parse_size(mem) else f"{mem_bytes >> 20}M",
+        mem if mem_bytes == parse_size(mem) else format_size(mem_bytes),
         cpu or cfg.board.qemu_cpu,
         extra=ICOUNT if icount else (),
         mvm=mvm,
