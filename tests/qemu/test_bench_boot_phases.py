@@ -38,3 +38,20 @@ def test_phase_table_gives_each_phase_and_its_ratio():
     # the boot without the kernel's line counts in the /init-to-shell phase only
     assert rows[2] == "| hypervisor, plic | 0.80 | 1.60 | 3.00 | 1.50 | 2.70 | 0.77 |"
     assert rows[3] == "| hypervisor, aia |  |  |  |  |  |  |"
+
+
+def test_table_pairs_each_round_with_the_baselines():
+    """The paired ratio: each alternated round's wall time over native's in that round, median and quartiles; a
+    slow round (the host busy for everyone) moves the medians' ratio but hardly the paired one."""
+    native = boot.Measurement("native", walls=[4.0, 4.0, 8.0, 4.0, 4.0], guest="2 cpu(s), 1000 MiB usable")
+    hv = boot.Measurement("hypervisor, plic", walls=[4.4, 4.8, 8.8, 4.6, 4.4])
+    few = boot.Measurement("hypervisor, aia", walls=[4.0, 6.0])
+    bad = boot.Measurement("hypervisor, aia 2", error="TIMEOUT")
+    assert boot.paired_ratios(hv, native) == [4.4 / 4.0, 4.8 / 4.0, 8.8 / 8.0, 4.6 / 4.0, 4.4 / 4.0]
+    rows = [ln for ln in boot.table([native, hv, few, bad]).splitlines() if ln.startswith("| ")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert cells[0][5] == "paired ratio (quartiles)"
+    assert cells[1][4:6] == ["1.00", "1.00 (1.00-1.00)"]
+    assert cells[2][4:6] == ["1.15", "1.10 (1.10-1.15)"]
+    assert cells[3][4:6] == ["1.25", "1.25"]  # fewer than 4 rounds: the median alone
+    assert cells[4][3] == "failed" and len(cells[4]) == len(cells[0])

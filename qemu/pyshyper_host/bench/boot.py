@@ -11,10 +11,10 @@
   the hypervisor leaves ``htimedelta`` at 0.
 
 Both configurations boot with the same harts (``--smp``/``--icount-smp``, default 2: the MVM's vCPUs are pinned
-to harts 0 and 1) and the baseline with the MVM's own memory (``--mem 512M``); under the hypervisor QEMU gets
-``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM ends at 0xB000_0000 and the hypervisor's frame allocator
-needs RAM above it), Linux sees the same. With several harts QEMU's round-robin vCPU scheduling makes even the
-icount figure vary a little from run to run (``--icount-runs``).
+to harts 0 and 1) and the baseline with the MVM's own memory (``--mem``, default mvm.toml's: 1G); under the
+hypervisor QEMU gets ``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM is the GiB that ends at 0x1_0000_0000 and
+the hypervisor's frame allocator takes the RAM below it), Linux sees the same. With several harts QEMU's
+round-robin vCPU scheduling makes even the icount figure vary a little from run to run (``--icount-runs``).
 
 The idle figure: traps per second of each MVM vCPU while its shell runs ``sleep`` (``--idle``, default 10 s),
 from the hypervisor's per-vCPU statistics printed at the MVM's power-off, of a boot with the ``sleep`` minus one
@@ -60,7 +60,7 @@ class Measurement:
     marks: list[dict[str, float | None]] = field(default_factory=list)  # per wall-clock boot: BootResult.marks
     icount_shell_ms: float | None = None
     icount_init_ms: float | None = None
-    qemu: str = ""  # the QEMU machine's harts and memory, "-smp 2 -m 512M"
+    qemu: str = ""  # the QEMU machine's harts and memory, "-smp 2 -m 1G"
     guest: str = ""  # what the booted Linux reports: "2 cpu(s), 503104 kB"
     error: str | None = None
 
@@ -225,7 +225,7 @@ def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, 
     return im
 
 
-def native_config(cache: Path | None = None, mem: str = "512M") -> Config:
+def native_config(cache: Path | None = None, mem: str | None = None) -> Config:
     def cmd(icount: bool, smp: int) -> list[str]:
         return images.native_qemu_command(cache, smp=smp, mem=mem, extra=ICOUNT if icount else ())
 
@@ -233,7 +233,7 @@ def native_config(cache: Path | None = None, mem: str = "512M") -> Config:
 
 
 def hypervisor_config(
-    cache: Path | None = None, mem: str = "512M", irq: str = "plic", aia_guests: int = 3, out: Path | None = None
+    cache: Path | None = None, mem: str = "2G", irq: str = "plic", aia_guests: int = 3, out: Path | None = None
 ) -> Config:
     """The hypervisor configuration through ``mvm_qemu_command`` (the command ``pyshyper run`` uses),
     building into ``out`` (default build/bench/<irq>, away from the default build directory) when a command is
@@ -257,26 +257,44 @@ def prebuild(cfg: Config, smp: int = 2) -> str | None:
     return None
 
 
+def paired_ratios(m: Measurement, base: Measurement) -> list[float]:
+    """Each alternated round's wall time over the baseline's in the same round (measure_alternating): a change of
+    the host's speed during the run weighs on both sides of each ratio alike."""
+    return [w / b for w, b in zip(m.walls, base.walls, strict=False) if b > 0]
+
+
+def spread(ratios: list[float]) -> str:
+    """`median (lower quartile-upper quartile)` of the paired ratios; the median alone for fewer than 4."""
+    if not ratios:
+        return ""
+    med = statistics.median(ratios)
+    if len(ratios) < 4:
+        return f"{med:.2f}"
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return f"{med:.2f} ({q1:.2f}-{q3:.2f})"
+
+
 def table(ms: list[Measurement]) -> str:
     base = ms[0]
     bw = statistics.median(base.walls) if base.walls and not base.error else None
     bi = base.icount_shell_ms if not base.error else None
     rows = [
-        "| configuration | QEMU | Linux sees | boot to shell, wall (s) | ratio | boot to shell, icount (ms) | ratio |"
-        " /init started, icount (ms) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| configuration | QEMU | Linux sees | boot to shell, wall (s) | ratio | paired ratio (quartiles) |"
+        " boot to shell, icount (ms) | ratio | /init started, icount (ms) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for m in ms:
         if m.error:
-            rows.append(f"| {m.config} | {m.qemu} | | failed | | | | |")
+            rows.append(f"| {m.config} | {m.qemu} | | failed | | | | | |")
             continue
         w = statistics.median(m.walls) if m.walls else None
         wr = f"{w / bw:.2f}" if w and bw else ""
+        pr = spread(paired_ratios(m, base)) if bw else ""
         iv = m.icount_shell_ms
         ir = f"{iv / bi:.2f}" if iv and bi else ""
         rows.append(
             f"| {m.config} | {m.qemu} | {m.guest} | {'' if w is None else f'{w:.2f}'} (n={len(m.walls)}) | {wr} | "
-            f"{'' if iv is None else f'{iv:.1f}'} | {ir} | "
+            f"{pr} | {'' if iv is None else f'{iv:.1f}'} | {ir} | "
             f"{'' if m.icount_init_ms is None else f'{m.icount_init_ms:.1f}'} |"
         )
     return "\n".join(rows) + "\n"
@@ -339,17 +357,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cache", type=Path, default=None, help="image cache (default: $PYSHYPER_CACHE or ~/.cache/pyshyper)"
     )
-    ap.add_argument("--runs", type=int, default=3, help="wall-clock boots per configuration (median)")
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=9,
+        help="wall-clock boots per configuration, alternated (median; wall time on a busy 2-core host moves by "
+        "about 8%% from boot to boot, so fewer than ~9 leave the ratio unsure by more than the gaps it measures)",
+    )
     ap.add_argument("--no-icount", action="store_true", help="skip the -icount boot")
     ap.add_argument("--icount-runs", type=int, default=1, help="-icount boots per configuration (median)")
     ap.add_argument("--smp", type=int, default=2, help="harts for the wall-clock boots (the MVM needs 2)")
     ap.add_argument("--icount-smp", type=int, default=2, help="harts for the -icount boots")
-    ap.add_argument("--mem", default="512M", help="QEMU memory (raised to what the hypervisor's layout needs)")
+    ap.add_argument("--mem", default=None, help="QEMU memory of the native baseline (default: the MVM's, mvm.toml)")
     ap.add_argument(
         "--hv-mem",
         default="2G",
-        help="QEMU memory under the hypervisor (default 2G, pyshyper run's; at least the MVM layout's 768M, and the "
-        "hypervisor's frame allocator needs some above the MVM's RAM)",
+        help="QEMU memory under the hypervisor (default 2G, pyshyper run's: the MVM layout's RAM ends at 2G, and the "
+        "hypervisor's frame allocator takes the RAM below the MVM's)",
     )
     ap.add_argument("--irq", action="append", choices=["plic", "aia"], help="hypervisor modes (default: both)")
     ap.add_argument("--aia-guests", type=int, default=3)
@@ -407,11 +431,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(alternating between the configurations) with `-smp {args.smp}`, from "
         f"starting QEMU to the shell prompt. icount: `{' '.join(ICOUNT)}`, `-smp {args.icount_smp}`, median of "
         f"{args.icount_runs}: virtual time (the guest's `time` CSR) when the first shell starts, OpenSBI and the "
-        "hypervisor's own boot included. Ratios are against the native baseline measured in the same run.",
+        "hypervisor's own boot included. Ratios are against the native baseline measured in the same run; the "
+        "paired ratio is the median over the rounds of each round's wall time over native's in that round, with "
+        "its quartiles: how far one boot's ratio strays.",
         "",
-        f"The baseline is native QEMU with `-smp {args.smp} -m {args.mem}`, what the MVM itself gets (2 vCPUs, "
-        f"512 MiB from mvm.toml); under the hypervisor QEMU needs more RAM (the MVM's RAM sits at 0x9000_0000.."
-        f"0xB000_0000, above OpenSBI and the hypervisor, whose frame allocator takes RAM above it), so there "
+        f"The baseline is native QEMU with `-smp {args.smp} -m {args.mem or images.mvm_mem()}`, what the MVM itself "
+        f"gets (2 vCPUs and its memory from mvm.toml); under the hypervisor QEMU needs more RAM (the MVM's GiB sits "
+        f"at 0xC000_0000..0x1_0000_0000, above OpenSBI, the hypervisor and its frame pool), so there "
         f"QEMU gets `-m {args.hv_mem}`, but Linux sees the same (column 'Linux sees', from the initramfs' ready line).",
         "",
         table(ms),
