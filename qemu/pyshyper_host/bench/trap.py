@@ -29,7 +29,7 @@ from boards import make_config
 from pyshyper_host import PROJECT_ROOT
 from pyshyper_host.bench.plot import bar_chart
 from pyshyper_host.build.pipeline import BuildError, build, stale_reason, write_mvm_dtb
-from pyshyper_host.run.command import QEMU, RunOptions, mvm_images, qemu_command
+from pyshyper_host.run.command import QEMU, RunOptions, format_size, mvm_images, parse_size, qemu_command
 
 ICOUNT = ["-icount", "shift=0,sleep=off"]
 CPU = "rv64,sstc=false"  # harts without Sstc: the guest's timer goes through SBI set_timer
@@ -144,7 +144,9 @@ def hypervisor_config(
         build(cfg, out, quiet=quiet)
     write_mvm_dtb(cfg, out, out / "no-initramfs", CPU)  # no initramfs: the guest needs none
     mvm = mvm_images(cfg, out)
-    cmd = qemu_command(RunOptions(cfg, out / "pyshyper.elf", SMP, MEM, CPU))
+    # QEMU's RAM must hold the MVM's memory, where the guest is loaded (mvm.toml: it ends at 0x1_0000_0000)
+    mem = format_size(max(parse_size(MEM), mvm.min_mem))
+    cmd = qemu_command(RunOptions(cfg, out / "pyshyper.elf", SMP, mem, CPU))
     for path, addr in ((bench_image(out), mvm.kernel_addr), (mvm.dtb, mvm.dtb_addr)):
         cmd += ["-device", f"loader,file={path},addr={addr:#x},force-raw=on"]
     name = f"hypervisor, {irq}" + (f" --aia-guests {aia_guests}" if irq == "aia" else "") + f", {decode}"
