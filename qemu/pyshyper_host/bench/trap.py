@@ -29,7 +29,8 @@ from boards import make_config
 from pyshyper_host import PROJECT_ROOT
 from pyshyper_host.bench.plot import bar_chart
 from pyshyper_host.build.pipeline import BuildError, build, stale_reason, write_mvm_dtb
-from pyshyper_host.run.command import QEMU, RunOptions, format_size, mvm_images, parse_size, qemu_command
+from pyshyper_host.images.initramfs import format_size
+from pyshyper_host.run.command import QEMU, RunOptions, mvm_images, parse_size, qemu_command
 
 ICOUNT = ["-icount", "shift=0,sleep=off"]
 CPU = "rv64,sstc=false"  # harts without Sstc: the guest's timer goes through SBI set_timer

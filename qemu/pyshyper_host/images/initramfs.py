@@ -562,10 +562,14 @@ def _native_machine(smp: int, mem: str, cpu: str | None = None) -> list[str]:
     return ["qemu-system-riscv64", "-M", b.qemu_machine, *cpus, "-smp", str(smp), "-m", mem, "-bios", "default"]
 
 
+def format_size(size: int) -> str:
+    """A byte count as QEMU's -m takes it: whole GiB as "2G", else MiB ("768M")."""
+    return f"{size >> 30}G" if size % (1 << 30) == 0 else f"{size >> 20}M"
+
+
 def mvm_mem() -> str:
     """The MVM's memory (mvm.toml [[memory]]) as QEMU's -m value: what a native baseline boot gets."""
-    total = sum(m.size for m in load_mvm(NATIVE_BOARD).memory)
-    return f"{total >> 30}G" if total % (1 << 30) == 0 else f"{total >> 20}M"
+    return format_size(sum(m.size for m in load_mvm(NATIVE_BOARD).memory))
 
 
 def native_qemu_command(

@@ -36,6 +36,7 @@ from pyshyper_host.build.pipeline import (
 )
 from pyshyper_host.build.qemu_machine import qemu_device_tree
 from pyshyper_host.images import initramfs as images
+from pyshyper_host.images.initramfs import format_size
 from pyshyper_host.run.gdb import GDB_PORT, attach_hint, port_number
 
 QEMU = "qemu-system-riscv64"
@@ -158,11 +159,6 @@ def parse_size(text: str) -> int:
         raise BoardError(f"--mem must be a size like 512M or 2G, not {text!r}")
     # QEMU reads a bare number as MiB.
     return int(m.group(1)) << {"": 20, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2)]
-
-
-def format_size(size: int) -> str:
-    """A byte count as QEMU's -m takes it: whole GiB as "2G", else MiB ("768M")."""
-    return f"{size >> 30}G" if size % (1 << 30) == 0 else f"{size >> 20}M"
 
 
 def qemu_command(opts: RunOptions) -> list[str]:
