@@ -146,8 +146,8 @@ class Lowering:
         fn = ir.Function(self.module, _fnty(f.fnty), sym)
         fn.linkage = "external" if (f.export and not self.host) or f.extern else "internal"
         fn.attributes.add("nounwind")
-        if f.inline == "inline":
-            fn.attributes.add("inlinehint")
+        if f.inline == "inline":  # every call (LANGUAGE.md): a hint would leave a big body out of line
+            fn.attributes.add("alwaysinline")
         elif f.inline == "noinline":
             fn.attributes.add("noinline")
         self.funcs[f] = fn

@@ -3,12 +3,15 @@
  *
  * sscratch tells where a trap came from (Priv spec 4.1.4 suggests this use): while a vCPU runs it holds that
  * vCPU's address (struct Vcpu, registers at offset VCPU_REGS); while the hypervisor runs it holds 0.
- *   - from a guest: save x1..x31 and sepc into the vCPU, switch to the top of the hart's hypervisor stack
- *     (VCPU_HYP_SP, fixed when the vCPU was placed on the hart), call hyp_guest_trap(vcpu) and resume it:
- *     reloading only the registers its calls may have changed when it wrote none of the others
- *     (VCPU_REGS_WRITTEN), else all through hyp_vcpu_enter; when it returns 0 (the vCPU left the hart: stopped, rebooted, its VM ended)
- *     unwind to the stack's top again and call hyp_hart_idle(hart), which enters whatever runs next. So every
- *     entry into a guest starts from the same stack depth: a stop, start or reboot never nests.
+ *   - from a guest: save sepc and the registers the hypervisor's calls may change into the vCPU (SAVE_CALLER),
+ *     switch to the top of the hart's hypervisor stack (VCPU_HYP_SP, fixed when the vCPU was placed on the hart),
+ *     call hyp_guest_ecall, hyp_guest_mmio or hyp_guest_trap(vcpu) by scause and resume it: reloading only the
+ *     registers its calls may have changed when it wrote none of the others (VCPU_REGS_WRITTEN), else all
+ *     through hyp_vcpu_enter. The kept registers (gp, tp, s1..s11) are saved only when `regs` must hold them
+ *     (SAVE_KEPT): an emulated access that names one asks for them (REGS_SAVE_KEPT) and is taken again, and a
+ *     vCPU that leaves its hart saves them. When the call returns 0 (the vCPU left the hart: stopped, rebooted,
+ *     its VM ended) unwind to the stack's top again and call hyp_hart_idle(hart), which enters whatever runs
+ *     next. So every entry into a guest starts from the same stack depth: a stop, start or reboot never nests.
  *   - from the hypervisor itself: a bug. Look up the function name in the embedded symbol table and call
  *     hyp_hs_fault(scause, sepc, stval, name, offset), which reports it and stops the hart.
  * Offsets come from the compiler's generated offsets.S (struct Vcpu in hypervisor/core/vm.py).
@@ -17,37 +20,21 @@
     .option norelax
     .cfi_sections .debug_frame          /* call-frame info for debuggers only: no .eh_frame */
 
-    .macro SAVE_GPRS base
-    sd x1,  VCPU_REGS + 1*8(\base)
-    sd x3,  VCPU_REGS + 3*8(\base)
-    sd x4,  VCPU_REGS + 4*8(\base)
-    sd x5,  VCPU_REGS + 5*8(\base)
-    sd x6,  VCPU_REGS + 6*8(\base)
-    sd x7,  VCPU_REGS + 7*8(\base)
-    sd x8,  VCPU_REGS + 8*8(\base)
-    sd x9,  VCPU_REGS + 9*8(\base)
-    sd x10, VCPU_REGS + 10*8(\base)
-    sd x11, VCPU_REGS + 11*8(\base)
-    sd x12, VCPU_REGS + 12*8(\base)
-    sd x13, VCPU_REGS + 13*8(\base)
-    sd x14, VCPU_REGS + 14*8(\base)
-    sd x15, VCPU_REGS + 15*8(\base)
-    sd x16, VCPU_REGS + 16*8(\base)
-    sd x17, VCPU_REGS + 17*8(\base)
-    sd x18, VCPU_REGS + 18*8(\base)
-    sd x19, VCPU_REGS + 19*8(\base)
-    sd x20, VCPU_REGS + 20*8(\base)
-    sd x21, VCPU_REGS + 21*8(\base)
-    sd x22, VCPU_REGS + 22*8(\base)
-    sd x23, VCPU_REGS + 23*8(\base)
-    sd x24, VCPU_REGS + 24*8(\base)
-    sd x25, VCPU_REGS + 25*8(\base)
-    sd x26, VCPU_REGS + 26*8(\base)
-    sd x27, VCPU_REGS + 27*8(\base)
-    sd x28, VCPU_REGS + 28*8(\base)
-    sd x29, VCPU_REGS + 29*8(\base)
-    sd x30, VCPU_REGS + 30*8(\base)
-    sd x31, VCPU_REGS + 31*8(\base)
+    /* The registers the hypervisor's calls may change (the calling convention's caller-saved ones, and s0, which
+       trap.S itself uses), saved on every entry. */
+    .macro SAVE_CALLER base
+    .irp n, 1, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 28, 29, 30, 31
+    sd x\n, VCPU_REGS + \n*8(\base)
+    .endr
+    .endm
+
+    /* The kept registers (arch/riscv/mmio.py REGS_KEPT): gp and tp, which the hypervisor never uses, and s1..s11,
+       which its calls keep. They still hold the guest's values once a call returns to trap.S, so they are saved
+       only when `regs` must hold them: the vCPU leaves its hart, or an emulated access names one (REGS_SAVE_KEPT). */
+    .macro SAVE_KEPT base
+    .irp n, 3, 4, 9, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27
+    sd x\n, VCPU_REGS + \n*8(\base)
+    .endr
     .endm
 
     .section .text, "ax", @progbits
@@ -59,26 +46,38 @@ hyp_trap_vector:
     .cfi_undefined ra                   /* the outermost frame: a debugger's backtrace ends here */
     csrrw   sp, sscratch, sp            /* sp = vCPU (guest trap) or 0 (hypervisor trap) */
     beqz    sp, hs_trap
-    SAVE_GPRS sp
+    SAVE_CALLER sp
     csrr    t0, sscratch                /* the guest's sp */
     sd      t0, VCPU_REGS + 2*8(sp)
     csrr    t0, sepc
     sd      t0, VCPU_SEPC(sp)
+    sw      zero, VCPU_KEPT_SAVED(sp)
     csrw    sscratch, zero              /* from here on, traps are the hypervisor's own */
     mv      a0, sp
     ld      sp, VCPU_HYP_SP(a0)
     mv      s0, a0                      /* the guest's s0 is saved; callees keep s0 */
-    call    hyp_guest_trap              /* a0 = the vCPU to resume, or 0 */
-    beqz    a0, 1f
-    bne     a0, s0, hyp_vcpu_enter
+    /* One entry per hot cause (arch/riscv/trap.py): an SBI call, a load or store guest-page fault (21 and 23
+       differ in bit 1 only), the rest. Each returns the vCPU to resume, or 0. */
+    csrr    t0, scause
+    addi    t1, t0, -EXC_ECALL_VS
+    beqz    t1, 3f
+    ori     t0, t0, EXC_LOAD_GUEST_PAGE_FAULT ^ EXC_STORE_GUEST_PAGE_FAULT
+    addi    t0, t0, -EXC_STORE_GUEST_PAGE_FAULT
+    bnez    t0, 4f
+.Lmmio_again:
+    call    hyp_guest_mmio
+    j       5f
+3:  call    hyp_guest_ecall
+    j       5f
+4:  call    hyp_guest_trap
+5:  beqz    a0, 1f
+    bne     a0, s0, 6f
     lw      t0, VCPU_REGS_WRITTEN(a0)
-    bnez    t0, hyp_vcpu_enter
+    bnez    t0, 7f
     /*
-     * The same vCPU, and the hypervisor wrote none of the registers this way does not reload (an SBI call's
-     * a0/a1, an emulated load's rd among those below: arch/riscv/mmio.py REGS_NOT_RELOADED): the registers the
-     * calling convention makes hyp_guest_trap preserve (s1..s11) still hold the guest's values, and gp and tp
-     * are never the hypervisor's (the compiler reserves them). Reload the others only: ra, sp, t0..t2, s0
-     * (trap.S's own), a0..a7, t3..t6.
+     * REGS_RELOAD_CALLER: the same vCPU, and the hypervisor wrote none of the registers this way does not reload
+     * (an SBI call's a0/a1, an emulated load's rd among those below): the kept ones (gp, tp, s1..s11) still hold
+     * the guest's values. Reload the others only: ra, sp, t0..t2, s0 (trap.S's own), a0..a7, t3..t6.
      */
     ld      t0, VCPU_SEPC(a0)
     csrw    sepc, t0
@@ -103,7 +102,23 @@ hyp_trap_vector:
     ld x30, VCPU_REGS + 30*8(t6)
     ld x31, VCPU_REGS + 31*8(t6)
     sret
-1:  ld      sp, VCPU_HYP_SP(s0)         /* unwind: nothing below the stack's top is live any more */
+7:  addi    t1, t0, -REGS_SAVE_KEPT
+    bnez    t1, hyp_vcpu_enter          /* REGS_RELOAD_ALL: `regs` holds all 31 */
+    /* REGS_SAVE_KEPT: an emulated access names a kept register; save them and take the trap again (its CSRs
+       are as the guest's trap left them: arch/riscv/mmio.py mmio_kept). sp is the stack's top again. */
+    SAVE_KEPT a0
+    li      t0, 1
+    sw      t0, VCPU_KEPT_SAVED(a0)
+    sw      zero, VCPU_REGS_WRITTEN(a0)
+    j       .Lmmio_again
+6:  lw      t0, VCPU_REGS_WRITTEN(s0)   /* another vCPU next: this one's kept registers into `regs` first, */
+    bnez    t0, hyp_vcpu_enter          /* unless the hypervisor wrote them all (a reset) */
+    SAVE_KEPT s0
+    j       hyp_vcpu_enter
+1:  lw      t0, VCPU_REGS_WRITTEN(s0)   /* it leaves the hart: the same */
+    bnez    t0, 8f
+    SAVE_KEPT s0
+8:  ld      sp, VCPU_HYP_SP(s0)         /* unwind: nothing below the stack's top is live any more */
     ld      a0, VCPU_HART(s0)
     call    hyp_hart_idle               /* never returns: it enters the next vCPU through hyp_vcpu_enter */
 2:  wfi

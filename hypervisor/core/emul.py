@@ -5,12 +5,13 @@ once (arch/riscv/mmio.py) and handed to that model. An address no region of the 
 The table is written while the VM is made, before any of its vCPUs runs, and only read afterwards.
 """
 
-from compiler.prelude import Callable, Final, Ptr, addr_of, null, u64
+from compiler.prelude import Callable, Final, Ptr, addr_of, inline, null, u64
 from hypervisor.core.vm import EMUL_MAX, EmulMem, Vcpu, Vm
 
 EMUL_NONE: Final = u64(0)  # no region of the VM there: the access is outside its memory
 EMUL_DONE: Final = u64(1)  # performed: the guest goes on after the instruction
 EMUL_FAULT: Final = u64(2)  # the device cannot do this access (width, alignment): an access fault for the guest
+EMUL_KEPT: Final = u64(3)  # not performed yet: it names a kept register runtime/trap.S has not saved (mmio.py)
 
 
 def emul_add(vm: Ptr[Vm], base: u64, size: u64, handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64]) -> bool:
@@ -30,6 +31,7 @@ def emul_add(vm: Ptr[Vm], base: u64, size: u64, handler: Callable[[Ptr[Vcpu], u6
     return True
 
 
+@inline
 def emul_find(vm: Ptr[Vm], gpa: u64) -> Ptr[EmulMem]:
     """The region of vm that covers gpa, or null."""
     for i in range(vm.emuls):

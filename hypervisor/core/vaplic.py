@@ -356,7 +356,7 @@ def vaplic_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u
     if not store and not vaplic_read_combines(offset):
         # A register kept in one aligned 32-bit word, read whole without the lock: a store another hart makes
         # meanwhile comes before or after it, as two accesses to a real APLIC are ordered.
-        value[0] = vaplic_read_word(vaplic_of(vm), offset)
+        value[0] = vaplic_read_word(Ptr[Vaplic](vm.irqc_regs), offset)  # vaplic_of(vm), in one load
         return EMUL_DONE
     return vaplic_emul_locked(vm, offset, store, value)
 

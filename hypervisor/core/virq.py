@@ -7,6 +7,7 @@ guest completes it, so a level-triggered device cannot storm the hypervisor mean
 from compiler.prelude import Array, Final, Ptr, addr_of, noinline, static, u32, u64
 from hypervisor.arch.riscv.hart import hart_vseip_set
 from hypervisor.arch.riscv.plic import (
+    PLIC_CONTEXT,
     PLIC_SOURCES,
     plic_claim,
     plic_complete,
@@ -200,14 +201,26 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
     The lines follow the registers a claim depends on (pending, enable, priority, threshold: chapter 8), so only
     an access that can change one of them recomputes them: a claim (a read with a side effect), a complete, and
     a store that changed its register's value (read back before and after: every other register reads back what
-    the PLIC keeps). A plain read, and a store of the value a register already holds, change nothing."""
+    the PLIC keeps). A plain read, and a store of the value a register already holds, change nothing.
+
+    The common case is kept small: an aligned 32-bit read of a source's register (priority, pending, enable: all
+    below the contexts, chapters 5 to 7) takes no lock and no call. Each register is one aligned 32-bit word, read
+    whole: a store another hart makes meanwhile comes before or after it, as two accesses to a real PLIC are
+    ordered. The rest (the contexts' registers, stores, refusals) is out of line."""
+    if not store and offset < PLIC_CONTEXT and width == 4 and offset & 3 == 0:
+        v.plic_reads += 1
+        value[0] = vplic_read_plain(Ptr[Vplic](vcpu_vm(v).irqc_regs), offset)
+        return EMUL_DONE
+    return virq_emul_other(v, offset, width, store, value)
+
+
+@noinline
+def virq_emul_other(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64]) -> u64:
+    """virq_emul off its common case: a context's register read (threshold, a claim), a store, a refusal."""
     if not vplic_access_ok(offset, width):
         return EMUL_FAULT
     claim = vplic_is_claim(offset)
     if not store and not claim:
-        # The common case, kept small: a read without a side effect takes no lock. Each register is one aligned
-        # 32-bit word, read whole: a store another hart makes meanwhile comes before or after it, as two
-        # accesses to a real PLIC are ordered.
         v.plic_reads += 1
         value[0] = vplic_read_plain(virq_vplic_of(vcpu_vm(v)), offset)
         return EMUL_DONE

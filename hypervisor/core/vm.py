@@ -101,6 +101,11 @@ END_STOPPED: Final = u32(4)  # VM_STOP
 VCPU_STOPPED: Final = u64(0)
 VCPU_STARTED: Final = u64(1)
 
+# Vcpu.regs_written: how runtime/trap.S goes back to the guest
+REGS_RELOAD_CALLER: Final = 0  # the registers the hypervisor's calls may change (the others still hold the guest's)
+REGS_RELOAD_ALL: Final = 1  # all 31 from `regs`: the hypervisor wrote a kept one
+REGS_SAVE_KEPT: Final = 2  # save the kept registers into `regs`, then take the same trap again
+
 # Messages to the hart running a vCPU (Vcpu.mailbox slots, set with amoswap, followed by an IPI)
 # (remote fences are not a message: they are counted, Vcpu.fence_req / fence_done, and waited for)
 MSG_VSSIP: Final = 0  # raise the guest's supervisor software interrupt
@@ -138,9 +143,15 @@ class Vcpu:
     irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
     mmio_exits: u64  # emulated MMIO accesses
     mmio_fetched: u64  # of which decoded from the instruction read back (no htinst)
-    # Non-zero when the hypervisor wrote a guest register other than a0/a1 (an emulated load's rd, a reset):
-    # runtime/trap.S then reloads all 31 on the way back, else only those the hypervisor's calls may change.
+    # How runtime/trap.S goes back to the guest: REGS_RELOAD_CALLER (0), reloading only the registers the
+    # hypervisor's calls may change; REGS_RELOAD_ALL when the hypervisor wrote another one (an emulated load's rd,
+    # a reset); REGS_SAVE_KEPT when an emulated access names a kept register that is not saved yet
+    # (arch/riscv/mmio.py): trap.S saves them and takes the trap again.
     regs_written: u32
+    # `regs` holds the guest's kept registers (gp, tp, s1..s11: trap.S saves them only when they are needed, as
+    # the calling convention keeps s1..s11 and the hypervisor never uses gp and tp): 1 once trap.S saved them in
+    # this trap (REGS_SAVE_KEPT), 0 from its entry on. They are saved whenever the vCPU leaves its hart too.
+    kept_saved: u32
     # Scheduling (core/sched.py): written by the control server while the vCPU is made, then read by its hart
     used: u32  # the slot holds a vCPU
     fresh: u32  # reset since it last ran: vcpu_run gives it a fresh VS-level state instead of its saved one
@@ -245,6 +256,9 @@ class Vm:
     emuls: u64  # how many of `emul` are in use (written while the VM is made, read by its vCPUs' traps)
     emul: Array[EmulMem, EMUL_MAX]
     irqc: bool  # it has a virtual interrupt controller (arch/riscv/irqc.py)
+    # The address of that controller's state (core/virq.py's Vplic, core/vaplic.py's Vaplic), set with its window:
+    # the lock-free register read of the MMIO trap path finds it in one load.
+    irqc_regs: u64
     console: Array[u8, CONSOLE_LINE]
     # The slots of its vCPUs in VCPUS, by vCPU index (a vCPU's slot is its hart)
     vcpu_slot: Array[u8, VCPU_MAX]
@@ -601,7 +615,7 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
     vm = vcpu_vm(v)
     for i in range(32):
         v.regs[i] = 0
-    v.regs_written = u32(1)
+    v.regs_written = u32(REGS_RELOAD_ALL)
     v.sepc = vm.entry
     v.regs[10] = v.vcpu_id  # a0: hart id as the guest sees it
     v.regs[11] = vm.dtb  # a1: the guest-physical address of its device tree (0: none)

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GUEST = (ROOT / "tests/guests/bench/guest.py").read_text()
 
 SAMPLE = """bench: irq plic hart 0 other 1
+bench: registers kept
 bench: nop n 1000 instret 7000 time 30
 bench: sbi_null n 1000 instret 157000 time 630
 bench: mmio_load n 1000 instret 307000 time 800
@@ -54,6 +55,12 @@ def test_parse_reports_a_missing_operation():
         trap.parse(re.sub(r"bench: ipi n .*\n", "", SAMPLE))
     with pytest.raises(trap.BenchError, match="did not finish"):
         trap.parse(SAMPLE.replace("bench: done", ""))
+    with pytest.raises(trap.BenchError, match="did not check its registers"):
+        trap.parse(SAMPLE.replace("bench: registers kept\n", ""))
+    # the guest's check of the registers the hypervisor saves only when needed (start.S bench_regs_check)
+    bad = "bench: FAILED: registers not kept across a trap (bit n: xn) 0x200\n"
+    with pytest.raises(trap.BenchError, match=r"registers not kept across a trap \(bit n: xn\) 0x200"):
+        trap.parse(SAMPLE.replace("bench: registers kept\n", bad))
 
 
 @pytest.mark.qemu

@@ -160,13 +160,13 @@ def test_breakpoint_on_a_python_line_backtrace_and_list(tmp_path):
         ]
         gdb_out = _gdb(out, port, commands)
 
-        # Breakpoint 1: hyp_guest_trap calls sbi_handle_ecall directly (the hot causes skip the handler table);
+        # Breakpoint 1: hyp_guest_ecall calls sbi_handle_ecall directly (the hot causes skip the handler table);
         # gdb shows both, with their Python files.
         bt1 = _section(gdb_out, "bt1")
         frames = re.findall(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*?\) at (\S+):(\d+)$", bt1, re.M)
         assert frames[0] == ("0", "sbi_handle_ecall", SBI_REL, str(ecall_line)), bt1
         names = [(f[1], f[2]) for f in frames]
-        assert ("hyp_guest_trap", "hypervisor/arch/riscv/trap.py") in names, bt1
+        assert ("hyp_guest_ecall", "hypervisor/arch/riscv/trap.py") in names, bt1
         # The trap vector is the outermost frame (its CFI says the return address is undefined): the backtrace
         # ends there, without "Backtrace stopped: frame did not save the PC".
         assert re.search(r"^#\d+\s+0x[0-9a-f]+ in hyp_trap_vector \(\) at runtime/trap\.S:\d+$", bt1, re.M), bt1
@@ -177,7 +177,7 @@ def test_breakpoint_on_a_python_line_backtrace_and_list(tmp_path):
         frames = re.findall(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\w+) \((.*?)\) at (\S+):(\d+)$", bt2, re.M)
         assert frames[0][1:2] + frames[0][3:] == ("sbi_base", SBI_REL, str(base_line)), bt2
         assert re.fullmatch(r"v=0x[0-9a-f]+ <.*>", frames[0][2]) and "v=0x0 " not in frames[0][2], bt2
-        assert any(f[1] == "hyp_guest_trap" for f in frames[1:]), bt2
+        assert any(f[1] == "hyp_guest_ecall" for f in frames[1:]), bt2
 
         listing = _section(gdb_out, "list")
         shown = dict(re.findall(r"^(\d+)\t(.*)$", listing, re.M))
@@ -226,7 +226,7 @@ def test_debug_build_steps_every_line_with_every_local(tmp_path):
         bt = _section(gdb_out, "bt")
         frames = re.findall(r"^#(\d+)\s+0x[0-9a-f]+ in (\w+) \(.*?\) at (\S+):(\d+)$|^#0\s+(\w+) \(", bt, re.M)
         names = [f[1] or f[4] for f in frames]
-        assert names[:4] == ["sbi_dispatch", "sbi_handle_ecall", "hyp_guest_trap", "hyp_trap_vector"], bt
+        assert names[:4] == ["sbi_dispatch", "sbi_handle_ecall", "hyp_guest_ecall", "hyp_trap_vector"], bt
         assert "inlined" not in bt  # gdb marks no frame as inlined: at -O0 each is a real call
         values = _section(gdb_out, "vars")
         local = re.search(r"^e = (0x[0-9a-f]+)", values, re.M)  # a pointer into SBI_EXTENSIONS

@@ -33,8 +33,8 @@ def gnu_as() -> None:
 
 PROGRAM = """
 from compiler.prelude import (HGATP, SSCRATCH, Array, Mmio, Ptr, addr_of, csr_read, csr_write, export, extern,
-                              hfence_gvma_vmid, hlvx_hu, noinline, null, sbi_ecall, static, struct, u8, u16, u32,
-                              u64)
+                              hfence_gvma_vmid, hlvx_hu, inline, noinline, null, sbi_ecall, static, struct, u8, u16,
+                              u32, u64)
 
 pt = static(Array[u64, 512], section=".bss.pt", align=4096)
 xdata = static(Array[u32, 4], init=(1, 2, 3, 4), section=".data.x", align=64)
@@ -171,6 +171,19 @@ def use_structs(o: Ptr[Outer], m: Ptr[Mixed], b: Ptr[Bytes]) -> u64:
     return u64(o.w) + o.inner.b + u64(m.e) + m.next.t.x + u64(b.c)
 """
 
+# A body far above LLVM's own inlining threshold (40 multiply-xorshift steps), called from two functions:
+# test_inline_function_is_inlined_at_every_call.
+PROGRAM += (
+    "\n\n@inline\ndef mix_long(x: u64) -> u64:\n    acc = x\n"
+    + "".join(
+        f"    acc = (acc ^ (acc >> {7 + k % 23})) * u64({0x9E3779B97F4A7C15 ^ k * 0x1F1F:#x}) + u64({k})\n"
+        for k in range(40)
+    )
+    + "    return acc\n\n\n"
+    + '@export("inline_a")\ndef inline_a(x: u64) -> u64:\n    return mix_long(x) + 1\n\n\n'
+    + '@export("inline_b")\ndef inline_b(x: u64) -> u64:\n    return mix_long(x ^ 5) * 3\n'
+)
+
 STRUCTS = ["Inner", "Outer", "Tail", "Mixed", "Bytes"]
 
 
@@ -303,6 +316,16 @@ def test_noinline_function_is_freestanding_and_inlines_its_callees(disasm):
     insns = _insns(disasm, "rvprobe.zero_out")
     calls = [i for i in insns if i.split()[0] in ("jal", "jalr", "call", "tail")]
     assert not calls, insns
+
+
+def test_inline_function_is_inlined_at_every_call(disasm):
+    """@inline is LLVM's alwaysinline: a body far too big for the inliner's own threshold, called from two
+    functions, is one frame with each of them (the trap path relies on it: arch/riscv/trap.py hyp_guest_mmio)."""
+    for name in ("inline_a", "inline_b"):
+        insns = _insns(disasm, name)
+        calls = [i for i in insns if i.split()[0] in ("jal", "jalr", "call", "tail", "j", "jr")]
+        assert not calls and len(insns) > 100, insns
+    assert not [f for f in disasm if "mix_long" in f]
 
 
 # (e) freestanding: no undefined symbols but the program's externs and the panic handler -----------------------------

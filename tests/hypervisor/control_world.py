@@ -294,7 +294,7 @@ class ControlWorld:
                 t.set("running", 1)
 
     def trap_return(self, hart: int, slot: int | None = None) -> None:
-        """The end of a trap of the vCPU on `hart` (trap.py hyp_guest_trap): it leaves its hart when its VM no
+        """The end of a trap of the vCPU on `hart` (trap.py trap_resume): it leaves its hart when its VM no
         longer runs, it is stopped or it is parking (then vcpu_leave clears `running`)."""
         t = self.vcpu(self.vcpu_on_hart(hart) if slot is None else slot)
         if self.vm(t.get("vm")).get("state") != 1 or t.get("state") != 1 or t.get("parking") != 0:

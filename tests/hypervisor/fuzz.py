@@ -806,7 +806,7 @@ class SbiWorld:
         t.set("fence_done", t.get("fence_req"))
 
     def after_trap(self, i: int) -> None:
-        """The caller's hart after the trap (trap.py hyp_guest_trap): back into the guest, or through hart_wait."""
+        """The caller's hart after the trap (trap.py trap_resume): back into the guest, or through hart_wait."""
         v = self.vcpu(i)
         vm = self.vm(v.get("vm"))
         parks = "parking" in v.lay  # (a Vcpu without that flag: the trap path decides from the state alone)
@@ -1456,6 +1456,10 @@ class AplicWorld:
         View(be, be.struct("hypervisor.core.vm", "Vcpu"), self.vcpu).set(
             "vm_addr", be.global_addr("hypervisor.core.vm.VMS")
         )
+        # and the VM's controller state, as irqc_vm_init sets it with the window (vaplic_emul's read finds it there)
+        View(be, be.struct("hypervisor.core.vm", "Vm"), be.global_addr("hypervisor.core.vm.VMS")).set(
+            "irqc_regs", self.addr
+        )
         if self.emul:
             emul = be.mods["hypervisor.core.emul"]
             self.done, self.fault = int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
@@ -1822,6 +1826,8 @@ class MmioWorld:
         self.Vcpu = vm_mod.Vcpu
         self.vcpu_size = prelude_places._size(self.Vcpu)
         self.none, self.done, self.fault = int(emul.EMUL_NONE), int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
+        self.kept = int(emul.EMUL_KEPT)
+        self.kept_regs = int(be.mods["hypervisor.arch.riscv.mmio"].REGS_KEPT)
         self.plic_base, self.plic_size = int(b.MVM_PLIC_BASE), int(b.MVM_PLIC_SIZE)
         self.stats_base, self.stats_size = int(b.MVM_STATS_BASE), int(b.MVM_STATS_SIZE)
         self.fetch_only = int(b.MMIO_DECODE_FETCH) != 0
@@ -1892,6 +1898,10 @@ class MmioWorld:
             v.set("regs", rnd.getrandbits(64), r)
         sepc = MVM_GPA + 4 * rnd.randrange(64)
         v.set("sepc", sepc)
+        # runtime/trap.S saved the kept registers (gp, tp, s1..s11) in this trap, or not yet
+        saved = rnd.randrange(2)
+        v.set("kept_saved", saved)
+        v.set("regs_written", 0)
         regs = v.words("regs", 32)
         prelude.mock.csr[CSR_HTINST] = htinst
         # the trap's CSRs (Priv 9.4.4): the guest-physical address is htval << 2 | stval[1:0]
@@ -1930,13 +1940,15 @@ class MmioWorld:
             want = self.none
         elif acc is None:
             want = self.fault
+        elif (1 << acc[3]) & self.kept_regs and not saved:
+            want = self.kept  # not performed: trap.S saves them and takes the trap again
         elif in_plic:
             o = gpa - self.plic_base
             want = self.done if acc[1] == 4 and o % 4 == 0 and o < 0x400_0000 else self.fault
         else:
             want = self.done if (gpa - self.stats_base) % acc[1] == 0 else self.fault
         self.obs = (r, v.get("sepc"), tuple(v.words("regs", 32)))
-        kind = "none" if r == self.none else "done" if r == self.done else "fault" if r == self.fault else r
+        kind = {self.none: "none", self.done: "done", self.fault: "fault", self.kept: "kept"}.get(r, r)
         self.stats[f"{window}: {kind}{'' if acc is None or r != self.done else ' store' if acc[0] else ' load'}"] += 1
         if r != want:
             fail("result", f"mmio_emulate gave {r} for {acc} at {gpa:#x}, expected {want}")
@@ -1954,6 +1966,9 @@ class MmioWorld:
                     fail("registers", f"x{reg} = {now[reg]:#x}: not a sign-extended {width}-byte value")
             if not is_store and reg and not sign and width < 8 and now[reg] >> (8 * width):
                 fail("registers", f"x{reg} = {now[reg]:#x}: not a zero-extended {width}-byte value")
+            # a load into a kept register: trap.S must reload all 31, or the guest keeps its old value
+            if v.get("regs_written") != (1 if not is_store and (1 << reg) & self.kept_regs else 0):
+                fail("registers", f"regs_written {v.get('regs_written')} after a load into x{reg}")
         elif moved or v.get("sepc") != sepc:
             fail("registers", f"x{moved} or sepc changed by an access that was not performed")
         allowed = {f"hypervisor.core.vm.VCPUS[{k}]" for k in (0, 1)} | {"hypervisor.core.virq.vplic_main"}

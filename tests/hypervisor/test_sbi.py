@@ -470,6 +470,52 @@ def test_statistics_page_is_every_vms_and_reports_free_pages(hyp):
     assert int(hyp.v.sepc) == pc + 4 and int(hyp.v.regs[A0]) == int(fa.frame_alloc_free_pages())
 
 
+LW_S1 = 0x0000_2483  # lw s1, 0(x0), transformed: s1 (x9) is a kept register (runtime/trap.S saves it when needed)
+SW_S2 = 0x0120_2023  # sw s2, 0(x0), transformed
+
+
+def test_access_naming_a_kept_register_is_taken_again_once_they_are_saved(hyp):
+    """runtime/trap.S saves gp, tp and s1..s11 only when needed: an emulated load into s1 is not performed until
+    they are (EMUL_KEPT: nothing read, nothing counted, REGS_SAVE_KEPT asks trap.S to save them and call
+    hyp_guest_mmio again); taken again, the load is done and all 31 registers are reloaded (REGS_RELOAD_ALL). A
+    store from s2 reads the saved value."""
+    trap = importlib.import_module("hypervisor.arch.riscv.trap")
+    board = importlib.import_module("hypervisor.board")
+    vm_mod = hyp.mods["core.vm"]
+    fa = hyp.mods["core.frame_alloc"]
+    assert importlib.import_module("hypervisor.core.stats").stats_attach(hyp.vm)
+    gpa = board.MVM_STATS_BASE + 0x800
+    prelude.mock.csr[CSRS["SCAUSE"]] = 21
+    prelude.mock.csr[CSRS["HTVAL"]] = gpa >> 2
+    prelude.mock.csr[CSRS["STVAL"]] = gpa
+    prelude.mock.csr[CSRS["HTINST"]] = LW_S1
+    v = hyp.v
+    pc, traps, exits = int(v.sepc), int(v.traps), int(v.mmio_exits)
+    v.regs[9] = prelude.u64(0x5A5A)
+    v.kept_saved = prelude.u32(0)
+    assert trap.hyp_guest_mmio(v).addr() == v.addr()
+    assert int(v.regs_written) == vm_mod.REGS_SAVE_KEPT
+    assert (int(v.sepc), int(v.regs[9]), int(v.traps), int(v.mmio_exits)) == (pc, 0x5A5A, traps, exits)
+    # trap.S: SAVE_KEPT, kept_saved = 1, regs_written = 0, the same entry again
+    v.kept_saved = prelude.u32(1)
+    v.regs_written = prelude.u32(0)
+    assert trap.hyp_guest_mmio(v).addr() == v.addr()
+    assert int(v.regs[9]) == int(fa.frame_alloc_free_pages()) and int(v.sepc) == pc + 4
+    assert int(v.regs_written) == vm_mod.REGS_RELOAD_ALL
+    assert (int(v.traps), int(v.mmio_exits)) == (traps + 1, exits + 1)
+    # a store from a kept register waits for the save as well; the statistics page ignores the value
+    prelude.mock.csr[CSRS["SCAUSE"]] = 23
+    prelude.mock.csr[CSRS["HTINST"]] = SW_S2
+    v.kept_saved = prelude.u32(0)
+    v.regs_written = prelude.u32(0)
+    assert trap.hyp_guest_mmio(v).addr() == v.addr() and int(v.regs_written) == vm_mod.REGS_SAVE_KEPT
+    assert int(v.sepc) == pc + 4
+    v.kept_saved = prelude.u32(1)
+    v.regs_written = prelude.u32(0)
+    trap.hyp_guest_mmio(v)
+    assert int(v.sepc) == pc + 8 and int(v.regs_written) == vm_mod.REGS_RELOAD_CALLER
+
+
 def test_test_extension_reports_pages_stack_and_boots(hyp):
     fa = hyp.mods["core.frame_alloc"]
     assert hyp.ecall(0x0A505354, 1) == (0, int(fa.frame_alloc_free_pages()))

@@ -30,7 +30,15 @@ from hypervisor.board import (
     PLIC_SIZE,
 )
 from hypervisor.core.emul import emul_add
-from hypervisor.core.vaplic import VGEIN_MVM, vaplic_emul, vaplic_own, vaplic_reset, vaplic_set_line, vaplic_wire
+from hypervisor.core.vaplic import (
+    VGEIN_MVM,
+    vaplic_emul,
+    vaplic_of,
+    vaplic_own,
+    vaplic_reset,
+    vaplic_set_line,
+    vaplic_wire,
+)
 from hypervisor.core.virq import (
     virq_emul,
     virq_external,
@@ -39,6 +47,7 @@ from hypervisor.core.virq import (
     virq_route,
     virq_set_line,
     virq_update_vcpu,
+    virq_vplic_of,
 )
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device, vm_vcpu
 
@@ -75,8 +84,10 @@ def irqc_vm_init(vm: Ptr[Vm], base: u64) -> bool:
     its vCPUs are added already."""
     vm.irqc = True
     if IRQ_MODE == IRQ_MODE_AIA:
+        vm.irqc_regs = vaplic_of(vm).addr()
         return emul_add(vm, base, MVM_APLIC_SIZE, vaplic_emul)
     virq_init(vm)
+    vm.irqc_regs = virq_vplic_of(vm).addr()
     return emul_add(vm, base, MVM_PLIC_SIZE, virq_emul)
 
 
@@ -87,11 +98,13 @@ def irqc_gvm_init(vm: Ptr[Vm]) -> bool:
     (irqc_vcpu_file: their IMSIC pages)."""
     if IRQ_MODE == IRQ_MODE_AIA:
         vaplic_reset(vm, True)
+        vm.irqc_regs = vaplic_of(vm).addr()
         if not emul_add(vm, APLIC_S_BASE, APLIC_SIZE, vaplic_emul):
             return False
         vm.irqc = True
         return True
     virq_gvm_init(vm)
+    vm.irqc_regs = virq_vplic_of(vm).addr()
     if not emul_add(vm, PLIC_BASE, PLIC_SIZE, virq_emul):
         return False
     vm.irqc = True

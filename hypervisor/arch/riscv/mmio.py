@@ -33,12 +33,14 @@ from hypervisor.arch.riscv.mmio_decode import (
     tinst_width,
 )
 from hypervisor.board import MMIO_DECODE_FETCH
-from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_NONE, emul_find
-from hypervisor.core.vm import EmulMem, Vcpu, vcpu_vm
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_KEPT, EMUL_NONE, emul_find
+from hypervisor.core.vm import REGS_RELOAD_ALL, REGS_SAVE_KEPT, EmulMem, Vcpu, vcpu_vm
 
-# The guest registers runtime/trap.S's short way back does not reload (it reloads those the calling convention
-# lets hyp_guest_trap change): gp, tp, s1, s2..s11. A load into one of them sets Vcpu.regs_written.
-REGS_NOT_RELOADED: Final = (u64(1) << 3) | (u64(1) << 4) | (u64(1) << 9) | (u64(0x3FF) << 18)
+# The guest's kept registers: gp, tp, s1, s2..s11, which runtime/trap.S neither saves on entry nor reloads on its
+# short way back (the calling convention keeps s1..s11 through the hypervisor's calls; it never uses gp and tp).
+# An access that names one is emulated once they are saved (Vcpu.kept_saved: else EMUL_KEPT, and trap.S saves
+# them and takes the trap again); a load into one makes trap.S reload all 31 (Vcpu.regs_written).
+REGS_KEPT: Final = (u64(1) << 3) | (u64(1) << 4) | (u64(1) << 9) | (u64(0x3FF) << 18)
 
 
 @extern("hyp_guest_fetch_insn")
@@ -57,17 +59,19 @@ def mmio_fetch(v: Ptr[Vcpu]) -> u64:
     return insn
 
 
-@noinline
+@inline
 def mmio_emulate(v: Ptr[Vcpu]) -> u64:
     """Emulate the guest's trapped load or store (a load or store guest-page fault: scause 21 or 23) if one of
     the VM's emulated regions covers its guest-physical address, htval << 2 | stval[1:0] (Priv 9.4.4; core/emul.py):
     EMUL_DONE, the guest goes on after the instruction; EMUL_FAULT, the region is there but cannot do this
     access (an instruction the decoder does not know, an AMO, or a width or alignment the device refuses);
-    EMUL_NONE, no region is there, or the hart gave no address (htval 0). scause, stval and htval are left as
-    the trap set them (a guest read that faults restores them: runtime/trap.S).
+    EMUL_NONE, no region is there, or the hart gave no address (htval 0); EMUL_KEPT, not performed: the access
+    names a kept register runtime/trap.S has not saved yet (REGS_KEPT, mmio_kept). scause, stval and htval are
+    left as the trap set them (a guest read that faults restores them: runtime/trap.S).
 
-    The way is kept short (`just bench-trap` measures it): a load's handler is its one call, with v and the access
-    live across it; a store (mmio_perform_store) and the read-back of the instruction when the hart gives no
+    The way is kept short (`just bench-trap` measures it): inlined into trap.py hyp_guest_mmio, one frame from
+    runtime/trap.S to the device; a load's handler is its one call, with v and the access live across it; a
+    store (mmio_perform_store) and the read-back of the instruction when the hart gives no
     htinst (mmio_emulate_fetched) are its last step, out of line. The access stays one word, the transformed
     instruction (mmio_decode.py)."""
     htval = csr_read(HTVAL)
@@ -98,8 +102,21 @@ def mmio_emulate_fetched(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64) -> u64:
     if not tinst_ok(t):
         return EMUL_FAULT
     if tinst_is_store(t):
-        return mmio_perform_store(v, e, offset, t)
-    return mmio_perform_load(v, e, offset, t)
+        done = mmio_perform_store(v, e, offset, t)
+    else:
+        done = mmio_perform_load(v, e, offset, t)
+    if done == EMUL_KEPT:
+        v.mmio_fetched -= 1  # counted when the trap is taken again
+    return done
+
+
+@noinline
+def mmio_kept(v: Ptr[Vcpu]) -> None:
+    """mmio_emulate answered EMUL_KEPT: runtime/trap.S is to save the kept registers and take the trap again,
+    which counts it then (Priv 9.4.4: scause, stval, htval and htinst are unchanged until the guest runs)."""
+    v.traps -= 1
+    v.mmio_exits -= 1
+    v.regs_written = u32(REGS_SAVE_KEPT)
 
 
 @inline
@@ -107,14 +124,16 @@ def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64
     """The decoded load `t` (a transformed instruction: mmio_decode.py) at `offset` in region `e`: the device's
     handler reads, the value goes to rd, sepc moves past the instruction. Only v and t live across the handler;
     the rest is derived from t again."""
+    if (u64(1) << tinst_reg(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
+        return EMUL_KEPT  # before the device reads: a read may have a side effect (a PLIC claim)
     value = Array[u64, 1]()
     if e.handler(v, offset, tinst_width(t), False, addr_of(value[0])) != EMUL_DONE:
         return EMUL_FAULT
     reg = tinst_reg(t)
     if reg != 0:
         v.regs[reg] = tinst_load_value(t, value[0])
-        if (u64(1) << reg) & REGS_NOT_RELOADED != 0:
-            v.regs_written = u32(1)  # trap.S reloads them all
+        if (u64(1) << reg) & REGS_KEPT != 0:
+            v.regs_written = u32(REGS_RELOAD_ALL)
     v.sepc += tinst_insn_len(t)
     return EMUL_DONE
 
@@ -123,6 +142,8 @@ def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64
 def mmio_perform_store(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
     """The decoded store `t` at `offset` in region `e`: the low `width` bytes of rs2 to the device's handler,
     sepc past the instruction."""
+    if (u64(1) << tinst_reg(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
+        return EMUL_KEPT
     width = tinst_width(t)
     value = Array[u64, 1]()
     value[0] = mmio_store_bits(width, v.regs[tinst_reg(t)])

@@ -1,5 +1,7 @@
-"""Trap handling: `runtime/trap.S` saves a guest's registers into its vCPU and calls `hyp_guest_trap`,
-which dispatches on scause through two tables (exceptions and interrupts), then resumes the vCPU.
+"""Trap handling: `runtime/trap.S` saves a guest's registers into its vCPU and calls one of three entries by
+scause: `hyp_guest_ecall` (an SBI call), `hyp_guest_mmio` (a load or store guest-page fault: an emulated
+register) and `hyp_guest_trap`, which dispatches the others through two tables (exceptions and interrupts);
+then it resumes the vCPU.
 
 A guest's own mistakes go to the guest, as the hardware would deliver them without a hypervisor: an access
 fault (scause 1, 5, 7) and an access to an emulated device that cannot be emulated (a width or alignment the
@@ -74,11 +76,11 @@ from hypervisor.arch.riscv.encoding import (
     SSTATUS_SPP,
 )
 from hypervisor.arch.riscv.irqc import irqc_handle, irqc_vcpu_wait
-from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch
+from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch, mmio_kept
 from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages, vsbi_init
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.control import control_idle
-from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_NONE
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_KEPT, EMUL_NONE
 from hypervisor.core.hart import hart_has_sstc
 from hypervisor.core.log import LOG_ERROR, hart_halt, log_vm
 from hypervisor.core.machine import machine_park, machine_resetting
@@ -137,24 +139,21 @@ def trap_report_killed(v: Ptr[Vcpu], what: Ptr[u8]) -> None:
     )
 
 
-@inline
-def trap_guest_page_fault_of(v: Ptr[Vcpu], cause: u64) -> None:
+def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
     """Guest-page faults (scause 20, 21, 23): the guest-physical address is htval << 2 | stval[1:0]
     (Priv 9.4.4). Inside an emulated device the access is emulated (mmio.py), or given back to the guest as an
-    access fault when the device cannot do it; anywhere else it is outside the VM's memory: the VM ends. The
-    emulated access is the hot case; the rest is out of line (trap_page_fault_other)."""
+    access fault when the device cannot do it; anywhere else it is outside the VM's memory: the VM ends.
+    runtime/trap.S takes loads and stores to hyp_guest_mmio, which does the same in its own frame; the exception
+    table has this for an instruction guest-page fault."""
     done = EMUL_NONE
-    if cause != EXC_INST_GUEST_PAGE_FAULT:
+    if csr_read(SCAUSE) != EXC_INST_GUEST_PAGE_FAULT:
         done = mmio_emulate(v)
         if done == EMUL_DONE:
             return
+        if done == EMUL_KEPT:
+            mmio_kept(v)
+            return
     trap_page_fault_other(v, done)
-
-
-def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
-    """trap_guest_page_fault_of the cause in scause: the exception table's handler (an instruction guest-page
-    fault; hyp_guest_trap takes the load and store ones directly, with the cause it has read)."""
-    trap_guest_page_fault_of(v, csr_read(SCAUSE))
 
 
 @noinline
@@ -360,22 +359,48 @@ def trap_other(v: Ptr[Vcpu], cause: u64) -> None:
     stack_check(v.hart, v.hyp_sp)
 
 
-@export("hyp_guest_trap")
-def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
-    """Called by runtime/trap.S with the trapped vCPU; returns the vCPU to resume, or null when it leaves the
-    hart (stopped, rebooted, its VM ended): trap.S then unwinds the stack and calls hart_wait."""
-    cause = csr_read(SCAUSE)
-    v.traps += 1
-    if cause == EXC_ECALL_VS:  # the hot causes called directly (and inlined), the others out of line
-        sbi_handle_ecall(v)
-    elif cause == EXC_LOAD_GUEST_PAGE_FAULT or cause == EXC_STORE_GUEST_PAGE_FAULT:
-        trap_guest_page_fault_of(v, cause)
-    else:
-        trap_other(v, cause)
+@inline
+def trap_resume(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
+    """The end of every trap: the vCPU to resume, or null when it leaves the hart (stopped, rebooted, its VM
+    ended): runtime/trap.S then unwinds the stack and calls hart_wait."""
     if v.parking != 0 or v.state != VCPU_STARTED or vcpu_vm(v).state != VM_RUNNING:
         v.parking = u32(0)
         return null(Vcpu)
     return v
+
+
+# runtime/trap.S calls one of three entries by scause, so that each hot cause has its own frame: the registers
+# its path keeps live are saved in its prologue only, and no compare of another cause comes before it.
+
+
+@export("hyp_guest_ecall")
+def hyp_guest_ecall(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
+    """scause 10, an SBI call from VS-mode (the hot cause of a Linux guest without Sstc or IMSIC)."""
+    v.traps += 1
+    sbi_handle_ecall(v)
+    return trap_resume(v)
+
+
+@export("hyp_guest_mmio")
+def hyp_guest_mmio(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
+    """scause 21 or 23, a load or store guest-page fault: an emulated device's register (mmio.py), the hot case,
+    or an access outside the VM's memory (trap_page_fault_other)."""
+    v.traps += 1
+    done = mmio_emulate(v)
+    if done != EMUL_DONE:
+        if done == EMUL_KEPT:
+            mmio_kept(v)  # trap.S saves the kept registers and calls this again
+            return v
+        trap_page_fault_other(v, done)
+    return trap_resume(v)
+
+
+@export("hyp_guest_trap")
+def hyp_guest_trap(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
+    """Every other cause: interrupts and the exceptions of the tables."""
+    v.traps += 1
+    trap_other(v, csr_read(SCAUSE))
+    return trap_resume(v)
 
 
 @extern("pyshyper_line_file")

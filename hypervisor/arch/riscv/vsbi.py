@@ -588,7 +588,6 @@ def vsbi_init() -> None:
     sbi_register(SBI_EXT_PYSHYPER_TEST, sbi_pyshyper_test)
 
 
-@inline
 def sbi_extension_find(eid: u64) -> Ptr[SbiExtension]:
     """The guests' extension with that ID, or null."""
     for i in range(sbi_extension_count):

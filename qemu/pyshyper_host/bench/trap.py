@@ -83,6 +83,8 @@ def parse(log: str) -> Counts:
     m = IRQ_RE.search(log)
     if m is None or "bench: done" not in log:
         raise BenchError("the benchmark guest did not finish (no `bench: done`)", log)
+    if "bench: registers kept" not in log:
+        raise BenchError("the benchmark guest did not check its registers (no `bench: registers kept`)", log)
     raw: dict[str, tuple[int, int]] = {}
     n = 0
     for name, count, instret, ticks in LINE_RE.findall(log):

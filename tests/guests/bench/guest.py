@@ -7,6 +7,7 @@ subtracts the empty loop (`nop`) and divides: instructions per operation under `
 counts every instruction QEMU runs, the hypervisor's and the firmware's included), wall time per operation without.
 
     bench: irq plic hart 0 other 1
+    bench: registers kept
     bench: nop n 100000 instret 700000 time 3000
     bench: sbi_null n 100000 instret ... time ...
     ...
@@ -14,12 +15,14 @@ counts every instruction QEMU runs, the hypervisor's and the firmware's included
 
 The operations: an SBI null call (sbi_get_spec_version), a 32-bit load and a store of an interrupt-controller
 register (PLIC source 1's priority, or the APLIC's sourcecfg[1] in AIA mode), an SBI set_timer (on a hart without
-Sstc when QEMU runs `-cpu rv64,sstc=false`) and an SBI IPI to the other hart.
+Sstc when QEMU runs `-cpu rv64,sstc=false`) and an SBI IPI to the other hart. Before them, bench_regs_check
+(start.S) checks that the registers the hypervisor saves only when it needs them (gp, tp, s1..s11) come back as
+the guest left them, across an SBI call and around emulated accesses that name each of them.
 """
 
 from compiler.prelude import TIME, Array, Final, Ptr, addr_of, csr_read, cstr, export, extern, static, u8, u32, u64
 from hypervisor.arch.riscv.sbi_call import SBI_EXT_HSM, SBI_EXT_TIME
-from tests.guests.common.gio import flush, put_dec, puts, sbi, shutdown
+from tests.guests.common.gio import flush, put_dec, put_hex, puts, sbi, shutdown
 
 BENCH_N: Final = u64(100000)
 
@@ -49,6 +52,10 @@ def bench_mmio_store(n: u64, arg: u64, out: u64) -> None: ...
 def bench_set_timer(n: u64, arg: u64, out: u64) -> None: ...
 @extern("bench_ipi")
 def bench_ipi(n: u64, arg: u64, out: u64) -> None: ...
+@extern("bench_regs_check")
+def bench_regs_check(addr: u64) -> u64: ...
+
+
 @extern("secondary_entry_address")
 def secondary_entry_address() -> u64: ...
 @extern("bench_secondary_started")
@@ -116,6 +123,14 @@ def guest_main(hartid: u64, dtb: u64) -> None:
             return
     out = addr_of(results[0]).addr()
     reg = APLIC_SOURCECFG_1 if aia else PLIC_PRIORITY_1
+    bad = bench_regs_check(reg)
+    if bad != 0:
+        puts(cstr(b"bench: FAILED: registers not kept across a trap (bit n: xn) "))
+        put_hex(bad)
+        puts(cstr(b"\n"))
+        flush()
+        return
+    puts(cstr(b"bench: registers kept\n"))
     bench_nop(BENCH_N, u64(0), out)
     report(cstr(b"nop"))
     bench_sbi_null(BENCH_N, u64(0), out)

@@ -155,6 +155,85 @@ secondary_entry_address:
     TIMED bench_ipi, EID_IPI, 0, ecall                        /* sbi_send_ipi(hart_mask = arg, base 0) */
     .option pop
 
+/*
+ * bench_regs_check(addr) -> a mask of the registers (bit n: xn) that did not keep what the guest put in them, 0
+ * when all did. The hypervisor saves gp, tp and s1..s11 only when it needs them (runtime/trap.S SAVE_KEPT), so
+ * they are checked where that matters: across an SBI call, and around an emulated load into each kept register
+ * (it must give the device register's value, read first into t5) and an emulated store from it (of that value,
+ * so the register does not change), after which every other kept register must still hold its own pattern.
+ */
+    .macro KEPT_REGS op
+    \op gp, 3
+    \op tp, 4
+    \op s0, 8
+    \op s1, 9
+    \op s2, 18
+    \op s3, 19
+    \op s4, 20
+    \op s5, 21
+    \op s6, 22
+    \op s7, 23
+    \op s8, 24
+    \op s9, 25
+    \op s10, 26
+    \op s11, 27
+    .endm
+    .macro SET_PAT r, n
+    li      \r, 0x5A5A0000 + \n
+    .endm
+    .macro BAD n                  /* t0 |= 1 << n */
+    li      t1, 1
+    slli    t1, t1, \n
+    or      t0, t0, t1
+    .endm
+    .macro CHECK_PAT r, n
+    li      t1, 0x5A5A0000 + \n
+    beq     \r, t1, 1f
+    BAD     \n
+1:
+    .endm
+    .macro LOAD_STORE r, n
+    lw      \r, 0(t6)             /* emulated: the hypervisor writes the value into a kept register */
+    beq     \r, t5, 1f
+    BAD     \n
+1:  sw      \r, 0(t6)             /* emulated: the hypervisor reads it from a kept register */
+    lw      t2, 0(t6)
+    beq     t2, t5, 2f
+    BAD     \n
+2:  SET_PAT \r, \n
+    KEPT_REGS CHECK_PAT
+    .endm
+    .macro SAVE_REG r, n
+    sd      \r, \n*8(sp)
+    .endm
+    .macro LOAD_REG r, n
+    ld      \r, \n*8(sp)
+    .endm
+
+    .globl bench_regs_check
+    .type bench_regs_check, @function
+    .balign 4
+bench_regs_check:
+    addi    sp, sp, -256
+    sd      ra, 8(sp)
+    KEPT_REGS SAVE_REG
+    mv      t6, a0
+    lw      t5, 0(t6)             /* the device register's value, into a register every trap saves */
+    li      t0, 0
+    KEPT_REGS SET_PAT
+    li      a7, EID_BASE
+    li      a6, 0
+    li      a0, 0
+    ecall                         /* sbi_get_spec_version: only a0 and a1 change (SBI 2.0, 3.1) */
+    KEPT_REGS CHECK_PAT
+    KEPT_REGS LOAD_STORE
+    mv      a0, t0
+    ld      ra, 8(sp)
+    KEPT_REGS LOAD_REG
+    addi    sp, sp, 256
+    ret
+    .size bench_regs_check, . - bench_regs_check
+
     .section .bss, "aw", @nobits
     .balign 16
 secondary_stack:
