@@ -51,23 +51,21 @@ hyp_trap_vector:
     sd      t0, VCPU_REGS + 2*8(sp)
     csrr    t0, sepc
     sd      t0, VCPU_SEPC(sp)
-    sw      zero, VCPU_KEPT_SAVED(sp)
     csrw    sscratch, zero              /* from here on, traps are the hypervisor's own */
     mv      a0, sp
     ld      sp, VCPU_HYP_SP(a0)
     mv      s0, a0                      /* the guest's s0 is saved; callees keep s0 */
-    /* One entry per hot cause (arch/riscv/trap.py): an SBI call, a load or store guest-page fault (21 and 23
-       differ in bit 1 only), the rest. Each returns the vCPU to resume, or 0. */
+    /* One entry per hot cause (arch/riscv/trap.py): a load or store guest-page fault (21 and 23 differ in bit 1
+       only), an SBI call, the rest. Each returns the vCPU to resume, or 0. */
     csrr    t0, scause
-    addi    t1, t0, -EXC_ECALL_VS
-    beqz    t1, 3f
-    ori     t0, t0, EXC_LOAD_GUEST_PAGE_FAULT ^ EXC_STORE_GUEST_PAGE_FAULT
-    addi    t0, t0, -EXC_STORE_GUEST_PAGE_FAULT
-    bnez    t0, 4f
-.Lmmio_again:
+    ori     t1, t0, EXC_LOAD_GUEST_PAGE_FAULT ^ EXC_STORE_GUEST_PAGE_FAULT
+    addi    t1, t1, -EXC_STORE_GUEST_PAGE_FAULT
+    bnez    t1, 3f
     call    hyp_guest_mmio
     j       5f
-3:  call    hyp_guest_ecall
+3:  addi    t0, t0, -EXC_ECALL_VS
+    bnez    t0, 4f
+    call    hyp_guest_ecall
     j       5f
 4:  call    hyp_guest_trap
 5:  beqz    a0, 1f
@@ -110,7 +108,9 @@ hyp_trap_vector:
     li      t0, 1
     sw      t0, VCPU_KEPT_SAVED(a0)
     sw      zero, VCPU_REGS_WRITTEN(a0)
-    j       .Lmmio_again
+    call    hyp_guest_mmio
+    sw      zero, VCPU_KEPT_SAVED(s0)   /* for this trap only: 0 again for the next one */
+    j       5b
 6:  lw      t0, VCPU_REGS_WRITTEN(s0)   /* another vCPU next: this one's kept registers into `regs` first, */
     bnez    t0, hyp_vcpu_enter          /* unless the hypervisor wrote them all (a reset) */
     SAVE_KEPT s0

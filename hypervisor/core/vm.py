@@ -143,6 +143,7 @@ class Vcpu:
     irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
     mmio_exits: u64  # emulated MMIO accesses
     mmio_fetched: u64  # of which decoded from the instruction read back (no htinst)
+    mmio_access: u64  # the emulated load in progress, as a transformed instruction (arch/riscv/mmio.py)
     # How runtime/trap.S goes back to the guest: REGS_RELOAD_CALLER (0), reloading only the registers the
     # hypervisor's calls may change; REGS_RELOAD_ALL when the hypervisor wrote another one (an emulated load's rd,
     # a reset); REGS_SAVE_KEPT when an emulated access names a kept register that is not saved yet
@@ -150,7 +151,8 @@ class Vcpu:
     regs_written: u32
     # `regs` holds the guest's kept registers (gp, tp, s1..s11: trap.S saves them only when they are needed, as
     # the calling convention keeps s1..s11 and the hypervisor never uses gp and tp): 1 once trap.S saved them in
-    # this trap (REGS_SAVE_KEPT), 0 from its entry on. They are saved whenever the vCPU leaves its hart too.
+    # this trap (REGS_SAVE_KEPT: trap.S sets it around its second call only), else 0. They are saved whenever the
+    # vCPU leaves its hart too.
     kept_saved: u32
     # Scheduling (core/sched.py): written by the control server while the vCPU is made, then read by its hart
     used: u32  # the slot holds a vCPU
@@ -616,6 +618,7 @@ def vcpu_reset(v: Ptr[Vcpu]) -> None:
     for i in range(32):
         v.regs[i] = 0
     v.regs_written = u32(REGS_RELOAD_ALL)
+    v.kept_saved = u32(0)
     v.sepc = vm.entry
     v.regs[10] = v.vcpu_id  # a0: hart id as the guest sees it
     v.regs[11] = vm.dtb  # a1: the guest-physical address of its device tree (0: none)

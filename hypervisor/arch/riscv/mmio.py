@@ -17,18 +17,22 @@ from compiler.prelude import (
     addr_of,
     csr_read,
     extern,
+    i64,
     inline,
     noinline,
     u32,
     u64,
 )
 from hypervisor.arch.riscv.mmio_decode import (
+    TINST_LW,
+    TINST_LW_MASK,
     mmio_store_bits,
     mmio_transform_insn,
     tinst_insn_len,
     tinst_is_store,
     tinst_load_value,
     tinst_ok,
+    tinst_rd,
     tinst_reg,
     tinst_width,
 )
@@ -86,6 +90,8 @@ def mmio_emulate(v: Ptr[Vcpu]) -> u64:
     if t == 0:
         # no transformed instruction (Priv 9.4.4): read the guest's own
         return mmio_emulate_fetched(v, e, gpa - e.base)
+    if t & TINST_LW_MASK == TINST_LW:
+        return mmio_perform_load_word(v, e, gpa - e.base, t)
     if not tinst_ok(t):
         return EMUL_FAULT
     if tinst_is_store(t):
@@ -99,9 +105,11 @@ def mmio_emulate_fetched(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64) -> u64:
     would have given it (out of line: the reads are calls, and with htinst the hot path makes none)."""
     v.mmio_fetched += 1
     t = mmio_transform_insn(mmio_fetch(v))
-    if not tinst_ok(t):
+    if t & TINST_LW_MASK == TINST_LW:
+        done = mmio_perform_load_word(v, e, offset, t)
+    elif not tinst_ok(t):
         return EMUL_FAULT
-    if tinst_is_store(t):
+    elif tinst_is_store(t):
         done = mmio_perform_store(v, e, offset, t)
     else:
         done = mmio_perform_load(v, e, offset, t)
@@ -122,17 +130,41 @@ def mmio_kept(v: Ptr[Vcpu]) -> None:
 @inline
 def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
     """The decoded load `t` (a transformed instruction: mmio_decode.py) at `offset` in region `e`: the device's
-    handler reads, the value goes to rd, sepc moves past the instruction. Only v and t live across the handler;
-    the rest is derived from t again."""
-    if (u64(1) << tinst_reg(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
+    handler reads, the value goes to rd, sepc moves past the instruction. Only v lives across the handler: the
+    access waits in v.mmio_access, which the compiler must read again after the call (the handler has v), so
+    nothing derived from it is kept in a callee-saved register (each costs a save and a restore)."""
+    if (u64(1) << tinst_rd(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
         return EMUL_KEPT  # before the device reads: a read may have a side effect (a PLIC claim)
+    v.mmio_access = t
     value = Array[u64, 1]()
     if e.handler(v, offset, tinst_width(t), False, addr_of(value[0])) != EMUL_DONE:
         return EMUL_FAULT
-    reg = tinst_reg(t)
+    t = v.mmio_access
+    reg = tinst_rd(t)
     if reg != 0:
         v.regs[reg] = tinst_load_value(t, value[0])
-        if (u64(1) << reg) & REGS_KEPT != 0:
+        if v.kept_saved != 0:
+            # saved for this very access, which names one of them (mmio_kept): rd is one, trap.S reloads all 31
+            v.regs_written = u32(REGS_RELOAD_ALL)
+    v.sepc += tinst_insn_len(t)
+    return EMUL_DONE
+
+
+@inline
+def mmio_perform_load_word(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
+    """mmio_perform_load for an LW (TINST_LW): 4 bytes, sign-extended from bit 31 (Unprivileged 2.6), so
+    nothing of its width is decoded."""
+    if (u64(1) << tinst_rd(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
+        return EMUL_KEPT
+    v.mmio_access = t
+    value = Array[u64, 1]()
+    if e.handler(v, offset, u64(4), False, addr_of(value[0])) != EMUL_DONE:
+        return EMUL_FAULT
+    t = v.mmio_access
+    reg = tinst_rd(t)
+    if reg != 0:
+        v.regs[reg] = u64(i64(value[0] << 32) >> 32)
+        if v.kept_saved != 0:
             v.regs_written = u32(REGS_RELOAD_ALL)
     v.sepc += tinst_insn_len(t)
     return EMUL_DONE

@@ -47,6 +47,14 @@ TINST_STORE: Final = u64(0x20)  # opcode bit 5: STORE (0x23) rather than LOAD (0
 TINST_LONG: Final = u64(2)  # bit 1: the trapping instruction was 32 bits long
 
 
+# LW and its compressed forms (C.LW, C.LWSP) as a transformed instruction: opcode LOAD with bit 1 either way,
+# bit 0 set, funct3 2 (rd, and the address offset in rs1's place, any). Every register of the interrupt
+# controllers and of virtio-mmio is 32 bits wide, so this is the load emulated devices see most: mmio.py takes it
+# without the general decode (`tinst_ok` accepts it too).
+TINST_LW_MASK: Final = u64(0x707D)
+TINST_LW: Final = u64(0x2001)
+
+
 @inline
 def tinst_ok(t: u64) -> bool:
     """Whether a transformed instruction is an integer load or store this decoder knows: bit 0 clear is a
@@ -86,6 +94,12 @@ def tinst_reg(t: u64) -> u64:
     """The guest register: rs2 of a store, rd of a load."""
     if t & TINST_STORE != 0:
         return (t >> 20) & 0x1F
+    return (t >> 7) & 0x1F
+
+
+@inline
+def tinst_rd(t: u64) -> u64:
+    """A load's rd (bits 11:7): tinst_reg when `t` is known to be a load."""
     return (t >> 7) & 0x1F
 
 

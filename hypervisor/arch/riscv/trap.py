@@ -387,11 +387,12 @@ def hyp_guest_mmio(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     or an access outside the VM's memory (trap_page_fault_other)."""
     v.traps += 1
     done = mmio_emulate(v)
-    if done != EMUL_DONE:
-        if done == EMUL_KEPT:
-            mmio_kept(v)  # trap.S saves the kept registers and calls this again
-            return v
-        trap_page_fault_other(v, done)
+    if done == EMUL_DONE:
+        return trap_resume(v)
+    if done == EMUL_KEPT:
+        mmio_kept(v)  # trap.S saves the kept registers and calls this again
+        return v
+    trap_page_fault_other(v, done)
     return trap_resume(v)
 
 
