@@ -8,8 +8,9 @@ The table is written while the VM is made, before any of its vCPUs runs, and onl
 from compiler.prelude import Callable, Final, Ptr, addr_of, inline, null, u64
 from hypervisor.core.vm import EMUL_MAX, EmulMem, Vcpu, Vm
 
-EMUL_NONE: Final = u64(0)  # no region of the VM there: the access is outside its memory
-EMUL_DONE: Final = u64(1)  # performed: the guest goes on after the instruction
+# mmio_emulate's answers; EMUL_DONE is 0, so that the hot path's test of it is a branch on zero
+EMUL_DONE: Final = u64(0)  # performed: the guest goes on after the instruction
+EMUL_NONE: Final = u64(1)  # no region of the VM there: the access is outside its memory
 EMUL_FAULT: Final = u64(2)  # the device cannot do this access (width, alignment): an access fault for the guest
 EMUL_KEPT: Final = u64(3)  # not performed yet: it names a kept register runtime/trap.S has not saved (mmio.py)
 

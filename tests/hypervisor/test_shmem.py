@@ -67,7 +67,7 @@ def door(w, hart: int, offset: int, value: int | None = None) -> int:
     """A 32-bit access by the vCPU on `hart` to region 0's doorbell page (what mmio_emulate hands the device)."""
     buf = w.be.alloc(8)
     w.be.write(buf, (value or 0).to_bytes(8, "little"))
-    assert w.be.call("shm_door_emul0", w.vcpu(hart).addr, offset, 4, value is not None, buf) == 1  # EMUL_DONE
+    assert w.be.call("shm_door_emul0", w.vcpu(hart).addr, offset, 4, value is not None, buf) == 0  # EMUL_DONE
     return int.from_bytes(w.be.read(buf, 8), "little")
 
 
