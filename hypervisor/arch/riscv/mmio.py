@@ -91,12 +91,12 @@ def mmio_emulate(v: Ptr[Vcpu]) -> u64:
         # no transformed instruction (Priv 9.4.4): read the guest's own
         return mmio_emulate_fetched(v, e, gpa - e.base)
     if t & TINST_LW_MASK == TINST_LW:
-        return mmio_perform_load_word(v, e, gpa - e.base, t)
+        return mmio_perform_load(v, e, gpa - e.base, t, True)
     if not tinst_ok(t):
         return EMUL_FAULT
     if tinst_is_store(t):
         return mmio_perform_store(v, e, gpa - e.base, t)
-    return mmio_perform_load(v, e, gpa - e.base, t)
+    return mmio_perform_load(v, e, gpa - e.base, t, False)
 
 
 @noinline
@@ -106,13 +106,13 @@ def mmio_emulate_fetched(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64) -> u64:
     v.mmio_fetched += 1
     t = mmio_transform_insn(mmio_fetch(v))
     if t & TINST_LW_MASK == TINST_LW:
-        done = mmio_perform_load_word(v, e, offset, t)
+        done = mmio_perform_load(v, e, offset, t, True)
     elif not tinst_ok(t):
         return EMUL_FAULT
     elif tinst_is_store(t):
         done = mmio_perform_store(v, e, offset, t)
     else:
-        done = mmio_perform_load(v, e, offset, t)
+        done = mmio_perform_load(v, e, offset, t, False)
     if done == EMUL_KEPT:
         v.mmio_fetched -= 1  # counted when the trap is taken again
     return done
@@ -128,43 +128,25 @@ def mmio_kept(v: Ptr[Vcpu]) -> None:
 
 
 @inline
-def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
+def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: bool) -> u64:
     """The decoded load `t` (a transformed instruction: mmio_decode.py) at `offset` in region `e`: the device's
-    handler reads, the value goes to rd, sepc moves past the instruction. Only v lives across the handler: the
-    access waits in v.mmio_access, which the compiler must read again after the call (the handler has v), so
-    nothing derived from it is kept in a callee-saved register (each costs a save and a restore)."""
+    handler reads, the value goes to rd, sepc moves past the instruction. `word` (a constant at each call): `t`
+    is an LW (TINST_LW), 4 bytes sign-extended from bit 31 (Unprivileged 2.6), so nothing of its width is
+    decoded. Only v lives across the handler: the access waits in v.mmio_access, which the compiler must read
+    again after the call (the handler has v), so nothing derived from it is kept in a callee-saved register
+    (each costs a save and a restore)."""
     if (u64(1) << tinst_rd(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
         return EMUL_KEPT  # before the device reads: a read may have a side effect (a PLIC claim)
     v.mmio_access = t
     value = Array[u64, 1]()
-    if e.handler(v, offset, tinst_width(t), False, addr_of(value[0])) != EMUL_DONE:
+    if e.handler(v, offset, u64(4) if word else tinst_width(t), False, addr_of(value[0])) != EMUL_DONE:
         return EMUL_FAULT
     t = v.mmio_access
     reg = tinst_rd(t)
     if reg != 0:
-        v.regs[reg] = tinst_load_value(t, value[0])
+        v.regs[reg] = u64(i64(value[0] << 32) >> 32) if word else tinst_load_value(t, value[0])
         if v.kept_saved != 0:
             # saved for this very access, which names one of them (mmio_kept): rd is one, trap.S reloads all 31
-            v.regs_written = u32(REGS_RELOAD_ALL)
-    v.sepc += tinst_insn_len(t)
-    return EMUL_DONE
-
-
-@inline
-def mmio_perform_load_word(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
-    """mmio_perform_load for an LW (TINST_LW): 4 bytes, sign-extended from bit 31 (Unprivileged 2.6), so
-    nothing of its width is decoded."""
-    if (u64(1) << tinst_rd(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
-        return EMUL_KEPT
-    v.mmio_access = t
-    value = Array[u64, 1]()
-    if e.handler(v, offset, u64(4), False, addr_of(value[0])) != EMUL_DONE:
-        return EMUL_FAULT
-    t = v.mmio_access
-    reg = tinst_rd(t)
-    if reg != 0:
-        v.regs[reg] = u64(i64(value[0] << 32) >> 32)
-        if v.kept_saved != 0:
             v.regs_written = u32(REGS_RELOAD_ALL)
     v.sepc += tinst_insn_len(t)
     return EMUL_DONE
