@@ -387,10 +387,18 @@ def hyp_guest_mmio(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     or an access outside the VM's memory (trap_page_fault_other)."""
     v.traps += 1
     done = mmio_emulate(v)
-    if done == EMUL_DONE:
-        return trap_resume(v)
+    if done != EMUL_DONE:
+        return trap_mmio_undone(v, done)
+    return trap_resume(v)
+
+
+@noinline
+def trap_mmio_undone(v: Ptr[Vcpu], done: u64) -> Ptr[Vcpu]:
+    """hyp_guest_mmio's access, not performed (out of line, so that a performed one goes straight on to
+    trap_resume): EMUL_KEPT, trap.S saves the kept registers and calls hyp_guest_mmio again; else the access is
+    the guest's mistake or outside its memory (trap_page_fault_other)."""
     if done == EMUL_KEPT:
-        mmio_kept(v)  # trap.S saves the kept registers and calls this again
+        mmio_kept(v)
         return v
     trap_page_fault_other(v, done)
     return trap_resume(v)
