@@ -5,13 +5,14 @@
  * vCPU's address (struct Vcpu, registers at offset VCPU_REGS); while the hypervisor runs it holds 0.
  *   - from a guest: save sepc and the registers the hypervisor's calls may change into the vCPU (SAVE_CALLER),
  *     switch to the top of the hart's hypervisor stack (VCPU_HYP_SP, fixed when the vCPU was placed on the hart),
- *     call hyp_guest_ecall, hyp_guest_mmio or hyp_guest_trap(vcpu) by scause and resume it: reloading only the
+ *     call hyp_guest_mmio, hyp_guest_ecall or hyp_guest_trap(vcpu) by scause and resume it: reloading only the
  *     registers its calls may have changed when it wrote none of the others (VCPU_REGS_WRITTEN), else all
  *     through hyp_vcpu_enter. The kept registers (gp, tp, s1..s11) are saved only when `regs` must hold them
- *     (SAVE_KEPT): an emulated access that names one asks for them (REGS_SAVE_KEPT) and is taken again, and a
- *     vCPU that leaves its hart saves them. When the call returns 0 (the vCPU left the hart: stopped, rebooted,
- *     its VM ended) unwind to the stack's top again and call hyp_hart_idle(hart), which enters whatever runs
- *     next. So every entry into a guest starts from the same stack depth: a stop, start or reboot never nests.
+ *     (SAVE_KEPT, STORE_KEPT): an emulated store from one asks for them (REGS_SAVE_KEPT) and is taken again, an
+ *     emulated load into one leaves its value to trap.S (REGS_LOAD_KEPT), and a vCPU that leaves its hart saves
+ *     them. When the call returns 0 (the vCPU left the hart: stopped, rebooted, its VM ended) unwind to the
+ *     stack's top again and call hyp_hart_idle(hart), which enters whatever runs next. So every entry into a
+ *     guest starts from the same stack depth: a stop, start or reboot never nests.
  *   - from the hypervisor itself: a bug. Look up the function name in the embedded symbol table and call
  *     hyp_hs_fault(scause, sepc, stval, name, offset), which reports it and stops the hart.
  * Offsets come from the compiler's generated offsets.S (struct Vcpu in hypervisor/core/vm.py).
@@ -30,11 +31,32 @@
 
     /* The kept registers (arch/riscv/mmio.py REGS_KEPT): gp and tp, which the hypervisor never uses, and s1..s11,
        which its calls keep. They still hold the guest's values once a call returns to trap.S, so they are saved
-       only when `regs` must hold them: the vCPU leaves its hart, or an emulated access names one (REGS_SAVE_KEPT). */
+       only when `regs` must hold them: the vCPU leaves its hart, or an emulated access names one. */
     .macro SAVE_KEPT base
     .irp n, 3, 4, 9, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27
     sd x\n, VCPU_REGS + \n*8(\base)
     .endr
+    .endm
+
+    /* The vCPU's kept registers into `regs` when it leaves its hart or goes back through hyp_vcpu_enter, by its
+       regs_written (hypervisor/core/vm.py): none for REGS_RELOAD_ALL (the hypervisor wrote all 31: a reset);
+       for REGS_LOAD_KEPT, then an emulated load's value (mmio_value) over its rd (bits 11:7 of mmio_access, a
+       transformed load: arch/riscv/mmio.py). Uses t0..t2. */
+    .macro STORE_KEPT base
+    lw      t0, VCPU_REGS_WRITTEN(\base)
+    addi    t1, t0, -REGS_RELOAD_ALL
+    beqz    t1, 9f
+    SAVE_KEPT \base
+    addi    t1, t0, -REGS_LOAD_KEPT
+    bnez    t1, 9f
+    ld      t1, VCPU_MMIO_ACCESS(\base)
+    srli    t1, t1, 7
+    andi    t1, t1, 31
+    slli    t1, t1, 3
+    add     t1, t1, \base
+    ld      t2, VCPU_MMIO_VALUE(\base)
+    sd      t2, VCPU_REGS(t1)
+9:
     .endm
 
     .section .text, "ax", @progbits
@@ -101,24 +123,22 @@ hyp_trap_vector:
     ld x31, VCPU_REGS + 31*8(t6)
     sret
 7:  addi    t1, t0, -REGS_SAVE_KEPT
-    bnez    t1, hyp_vcpu_enter          /* REGS_RELOAD_ALL: `regs` holds all 31 */
-    /* REGS_SAVE_KEPT: an emulated access names a kept register; save them and take the trap again (its CSRs
+    beqz    t1, 10f
+    STORE_KEPT a0                       /* REGS_RELOAD_ALL or REGS_LOAD_KEPT: then all 31 from `regs` */
+    j       hyp_vcpu_enter
+    /* REGS_SAVE_KEPT: an emulated store names a kept register; save them and take the trap again (its CSRs
        are as the guest's trap left them: arch/riscv/mmio.py mmio_kept). sp is the stack's top again. */
-    SAVE_KEPT a0
+10: SAVE_KEPT a0
     li      t0, 1
     sw      t0, VCPU_KEPT_SAVED(a0)
     sw      zero, VCPU_REGS_WRITTEN(a0)
     call    hyp_guest_mmio
     sw      zero, VCPU_KEPT_SAVED(s0)   /* for this trap only: 0 again for the next one */
     j       5b
-6:  lw      t0, VCPU_REGS_WRITTEN(s0)   /* another vCPU next: this one's kept registers into `regs` first, */
-    bnez    t0, hyp_vcpu_enter          /* unless the hypervisor wrote them all (a reset) */
-    SAVE_KEPT s0
+6:  STORE_KEPT s0                       /* another vCPU next: this one's kept registers into `regs` first */
     j       hyp_vcpu_enter
-1:  lw      t0, VCPU_REGS_WRITTEN(s0)   /* it leaves the hart: the same */
-    bnez    t0, 8f
-    SAVE_KEPT s0
-8:  ld      sp, VCPU_HYP_SP(s0)         /* unwind: nothing below the stack's top is live any more */
+1:  STORE_KEPT s0                       /* it leaves the hart: the same */
+    ld      sp, VCPU_HYP_SP(s0)         /* unwind: nothing below the stack's top is live any more */
     ld      a0, VCPU_HART(s0)
     call    hyp_hart_idle               /* never returns: it enters the next vCPU through hyp_vcpu_enter */
 2:  wfi

@@ -103,8 +103,9 @@ VCPU_STARTED: Final = u64(1)
 
 # Vcpu.regs_written: how runtime/trap.S goes back to the guest
 REGS_RELOAD_CALLER: Final = 0  # the registers the hypervisor's calls may change (the others still hold the guest's)
-REGS_RELOAD_ALL: Final = 1  # all 31 from `regs`: the hypervisor wrote a kept one
+REGS_RELOAD_ALL: Final = 1  # all 31 from `regs`: the hypervisor wrote them all (a reset)
 REGS_SAVE_KEPT: Final = 2  # save the kept registers into `regs`, then take the same trap again
+REGS_LOAD_KEPT: Final = 3  # save the kept registers, write mmio_value over the emulated load's rd, reload all 31
 
 # Messages to the hart running a vCPU (Vcpu.mailbox slots, set with amoswap, followed by an IPI)
 # (remote fences are not a message: they are counted, Vcpu.fence_req / fence_done, and waited for)
@@ -144,15 +145,16 @@ class Vcpu:
     mmio_exits: u64  # emulated MMIO accesses
     mmio_fetched: u64  # of which decoded from the instruction read back (no htinst)
     mmio_access: u64  # the emulated load in progress, as a transformed instruction (arch/riscv/mmio.py)
+    mmio_value: u64  # the value of an emulated load into a kept register, for runtime/trap.S (REGS_LOAD_KEPT)
     # How runtime/trap.S goes back to the guest: REGS_RELOAD_CALLER (0), reloading only the registers the
-    # hypervisor's calls may change; REGS_RELOAD_ALL when the hypervisor wrote another one (an emulated load's rd,
-    # a reset); REGS_SAVE_KEPT when an emulated access names a kept register that is not saved yet
-    # (arch/riscv/mmio.py): trap.S saves them and takes the trap again.
+    # hypervisor's calls may change; REGS_RELOAD_ALL when the hypervisor wrote all of them (a reset);
+    # REGS_SAVE_KEPT when an emulated store names a kept register that is not saved yet (arch/riscv/mmio.py):
+    # trap.S saves them and takes the trap again; REGS_LOAD_KEPT when an emulated load's rd is a kept register.
     regs_written: u32
     # `regs` holds the guest's kept registers (gp, tp, s1..s11: trap.S saves them only when they are needed, as
     # the calling convention keeps s1..s11 and the hypervisor never uses gp and tp): 1 once trap.S saved them in
     # this trap (REGS_SAVE_KEPT: trap.S sets it around its second call only), else 0. They are saved whenever the
-    # vCPU leaves its hart too.
+    # vCPU leaves its hart too, and before a load's value goes into one (REGS_LOAD_KEPT).
     kept_saved: u32
     # Scheduling (core/sched.py): written by the control server while the vCPU is made, then read by its hart
     used: u32  # the slot holds a vCPU

@@ -1827,6 +1827,7 @@ class MmioWorld:
         self.vcpu_size = prelude_places._size(self.Vcpu)
         self.none, self.done, self.fault = int(emul.EMUL_NONE), int(emul.EMUL_DONE), int(emul.EMUL_FAULT)
         self.kept = int(emul.EMUL_KEPT)
+        self.load_kept = int(vm_mod.REGS_LOAD_KEPT)
         self.kept_regs = int(be.mods["hypervisor.arch.riscv.mmio"].REGS_KEPT)
         self.plic_base, self.plic_size = int(b.MVM_PLIC_BASE), int(b.MVM_PLIC_SIZE)
         self.stats_base, self.stats_size = int(b.MVM_STATS_BASE), int(b.MVM_STATS_SIZE)
@@ -1940,8 +1941,8 @@ class MmioWorld:
             want = self.none
         elif acc is None:
             want = self.fault
-        elif (1 << acc[3]) & self.kept_regs and not saved:
-            want = self.kept  # not performed: trap.S saves them and takes the trap again
+        elif acc[0] and (1 << acc[3]) & self.kept_regs and not saved:
+            want = self.kept  # a store, not performed: trap.S saves them and takes the trap again
         elif in_plic:
             o = gpa - self.plic_base
             want = self.done if acc[1] == 4 and o % 4 == 0 and o < 0x400_0000 else self.fault
@@ -1958,21 +1959,21 @@ class MmioWorld:
             is_store, width, sign, reg, ilen = acc
             if v.get("sepc") != sepc + ilen:
                 fail("sepc", f"sepc {v.get('sepc'):#x} after a {ilen}-byte instruction at {sepc:#x}")
-            if moved and (is_store or moved != [reg] or reg == 0):
-                fail("registers", f"x{moved} changed by a {'store' if is_store else 'load'} into x{reg}")
-            if not is_store and reg and sign and width < 8:
-                top = now[reg] >> (8 * width - 1)
-                if top not in (0, (1 << (64 - 8 * width + 1)) - 1):
-                    fail("registers", f"x{reg} = {now[reg]:#x}: not a sign-extended {width}-byte value")
-            if not is_store and reg and not sign and width < 8 and now[reg] >> (8 * width):
-                fail("registers", f"x{reg} = {now[reg]:#x}: not a zero-extended {width}-byte value")
-            # a load into a kept register: trap.S must reload all 31, or the guest keeps its old value; with the
-            # kept registers not saved, nothing else needs more than the short way back
+            # a load into a kept register leaves its value to trap.S (REGS_LOAD_KEPT: it saves them, then writes
+            # mmio_value over rd); any other load writes rd; nothing else needs more than the short way back
+            kept = not is_store and reg and (1 << reg) & self.kept_regs
             written = v.get("regs_written")
-            if not is_store and reg and (1 << reg) & self.kept_regs and written != 1:
-                fail("registers", f"regs_written {written} after a load into x{reg}")
-            if not saved and written != 0:
-                fail("registers", f"regs_written {written} after an access of x{reg}, the kept registers unsaved")
+            if written != (self.load_kept if kept else 0):
+                fail("registers", f"regs_written {written} after a {'store' if is_store else 'load'} of x{reg}")
+            if moved and (is_store or kept or moved != [reg] or reg == 0):
+                fail("registers", f"x{moved} changed by a {'store' if is_store else 'load'} into x{reg}")
+            got = v.get("mmio_value") if kept else now[reg]
+            if not is_store and reg and sign and width < 8:
+                top = got >> (8 * width - 1)
+                if top not in (0, (1 << (64 - 8 * width + 1)) - 1):
+                    fail("registers", f"x{reg} = {got:#x}: not a sign-extended {width}-byte value")
+            if not is_store and reg and not sign and width < 8 and got >> (8 * width):
+                fail("registers", f"x{reg} = {got:#x}: not a zero-extended {width}-byte value")
         elif moved or v.get("sepc") != sepc:
             fail("registers", f"x{moved} or sepc changed by an access that was not performed")
         allowed = {f"hypervisor.core.vm.VCPUS[{k}]" for k in (0, 1)} | {"hypervisor.core.virq.vplic_main"}

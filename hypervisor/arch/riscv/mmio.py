@@ -38,12 +38,13 @@ from hypervisor.arch.riscv.mmio_decode import (
 )
 from hypervisor.board import MMIO_DECODE_FETCH
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_KEPT, EMUL_NONE, emul_find
-from hypervisor.core.vm import REGS_RELOAD_ALL, REGS_SAVE_KEPT, EmulMem, Vcpu, vcpu_vm
+from hypervisor.core.vm import REGS_LOAD_KEPT, REGS_SAVE_KEPT, EmulMem, Vcpu, vcpu_vm
 
 # The guest's kept registers: gp, tp, s1, s2..s11, which runtime/trap.S neither saves on entry nor reloads on its
 # short way back (the calling convention keeps s1..s11 through the hypervisor's calls; it never uses gp and tp).
-# An access that names one is emulated once they are saved (Vcpu.kept_saved: else EMUL_KEPT, and trap.S saves
-# them and takes the trap again); a load into one makes trap.S reload all 31 (Vcpu.regs_written).
+# A load into one leaves its value to trap.S, which saves them, writes it over rd and reloads all 31
+# (REGS_LOAD_KEPT); a store from one is performed once they are saved (Vcpu.kept_saved: else EMUL_KEPT, and
+# trap.S saves them and takes the trap again).
 REGS_KEPT: Final = (u64(1) << 3) | (u64(1) << 4) | (u64(1) << 9) | (u64(0x3FF) << 18)
 
 
@@ -69,8 +70,8 @@ def mmio_emulate(v: Ptr[Vcpu]) -> u64:
     the VM's emulated regions covers its guest-physical address, htval << 2 | stval[1:0] (Priv 9.4.4; core/emul.py):
     EMUL_DONE, the guest goes on after the instruction; EMUL_FAULT, the region is there but cannot do this
     access (an instruction the decoder does not know, an AMO, or a width or alignment the device refuses);
-    EMUL_NONE, no region is there, or the hart gave no address (htval 0); EMUL_KEPT, not performed: the access
-    names a kept register runtime/trap.S has not saved yet (REGS_KEPT, mmio_kept). scause, stval and htval are
+    EMUL_NONE, no region is there, or the hart gave no address (htval 0); EMUL_KEPT, not performed: a store
+    from a kept register runtime/trap.S has not saved yet (REGS_KEPT, mmio_kept). scause, stval and htval are
     left as the trap set them (a guest read that faults restores them: runtime/trap.S).
 
     The way is kept short (`just bench-trap` measures it): inlined into trap.py hyp_guest_mmio, one frame from
@@ -134,9 +135,8 @@ def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: 
     is an LW (TINST_LW), 4 bytes sign-extended from bit 31 (Unprivileged 2.6), so nothing of its width is
     decoded. Only v lives across the handler: the access waits in v.mmio_access, which the compiler must read
     again after the call (the handler has v), so nothing derived from it is kept in a callee-saved register
-    (each costs a save and a restore)."""
-    if (u64(1) << tinst_rd(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
-        return EMUL_KEPT  # before the device reads: a read may have a side effect (a PLIC claim)
+    (each costs a save and a restore). A kept register's value waits in v.mmio_value: runtime/trap.S saves the
+    kept registers first, then writes it over rd (REGS_LOAD_KEPT)."""
     v.mmio_access = t
     value = Array[u64, 1]()
     if e.handler(v, offset, u64(4) if word else tinst_width(t), False, addr_of(value[0])) != EMUL_DONE:
@@ -144,10 +144,12 @@ def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: 
     t = v.mmio_access
     reg = tinst_rd(t)
     if reg != 0:
-        v.regs[reg] = u64(i64(value[0] << 32) >> 32) if word else tinst_load_value(t, value[0])
-        if v.kept_saved != 0:
-            # saved for this very access, which names one of them (mmio_kept): rd is one, trap.S reloads all 31
-            v.regs_written = u32(REGS_RELOAD_ALL)
+        loaded = u64(i64(value[0] << 32) >> 32) if word else tinst_load_value(t, value[0])
+        if (u64(1) << reg) & REGS_KEPT != 0:
+            v.mmio_value = loaded
+            v.regs_written = u32(REGS_LOAD_KEPT)
+        else:
+            v.regs[reg] = loaded
     v.sepc += tinst_insn_len(t)
     return EMUL_DONE
 
