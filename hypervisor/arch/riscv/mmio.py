@@ -75,7 +75,7 @@ def mmio_emulate(v: Ptr[Vcpu]) -> u64:
     left as the trap set them (a guest read that faults restores them: runtime/trap.S).
 
     The way is kept short (`just bench-trap` measures it): inlined into trap.py hyp_guest_mmio, one frame from
-    runtime/trap.S to the device; a load's handler is its one call, with v and the access live across it; a
+    runtime/trap.S to the device; a load's handler is its one call, with only v live across it; a
     store (mmio_perform_store) and the read-back of the instruction when the hart gives no
     htinst (mmio_emulate_fetched) are its last step, out of line. The access stays one word, the transformed
     instruction (mmio_decode.py)."""

@@ -94,7 +94,7 @@ def tinst_reg(t: u64) -> u64:
     """The guest register: rs2 of a store, rd of a load."""
     if t & TINST_STORE != 0:
         return (t >> 20) & 0x1F
-    return (t >> 7) & 0x1F
+    return tinst_rd(t)
 
 
 @inline
