@@ -193,20 +193,18 @@ hyp_vcpu_enter:
 /*
  * hyp_guest_fetch_insn(gva) -> the instruction at a guest-virtual address, read with execute permission (hlvx.hu,
  * Priv 9.3.x) as the hart fetches it: one halfword, and a second one when the first's bits 1:0 are 11 (a 32-bit
- * instruction, Unprivileged spec 1.5), or -1 if a read faults: the guest may have unmapped the page meanwhile,
- * which must end the guest, not the hypervisor. A fault here comes back through hs_trap to guest_read_failed;
- * hstatus and sstatus (SPV, SPVP, SPP: the trapped guest's state) are restored from t2/t3 since the HS trap
- * overwrote them, and scause, stval and htval from t4..t6, so that what the guest's trap set is still there for
- * its handler (arch/riscv/trap.py reads them after a failed emulation).
+ * instruction, Unprivileged spec 1.5), or -1 if a read faults: another vCPU may have unmapped the page meanwhile,
+ * which must not touch the hypervisor. A fault comes back through hs_trap to guest_read_failed. The caller then
+ * lets the guest take its instruction again (arch/riscv/mmio.py), so of what the HS trap overwrote only what the
+ * sret to the guest reads is put back: sstatus (SPP, the guest's privilege, and SPIE) from t3, and hstatus.SPV
+ * (set: the trap came from V=1; an HS trap taken with V=0 leaves SPVP alone, Priv 9.4.1). sepc is the vCPU's
+ * own on the way back (trap.S), and scause, stval, htval and htinst are not read again.
  */
+    .equ HSTATUS_SPV, 0x80
     .globl hyp_guest_fetch_insn
     .type hyp_guest_fetch_insn, @function
 hyp_guest_fetch_insn:
-    csrr    t2, hstatus
     csrr    t3, sstatus
-    csrr    t4, scause
-    csrr    t5, stval
-    csrr    t6, htval
 guest_read_site:
     hlvx.hu a1, (a0)
     andi    t0, a1, 3
@@ -220,11 +218,9 @@ guest_read_site2:
 1:  mv      a0, a1
     ret
 guest_read_failed:
-    csrw    hstatus, t2
     csrw    sstatus, t3
-    csrw    scause, t4
-    csrw    stval, t5
-    csrw    htval, t6
+    li      t0, HSTATUS_SPV
+    csrs    hstatus, t0
     li      a0, -1
     ret
     .size hyp_guest_fetch_insn, . - hyp_guest_fetch_insn

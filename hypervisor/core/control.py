@@ -99,6 +99,7 @@ from hypervisor.core.vm import (
     Vcpu,
     Vm,
     hart_first_vcpu,
+    vcpu_traps,
     vcpu_vm,
     vm_harts_present,
     vm_vcpu,
@@ -314,7 +315,7 @@ def vm_record(off: u64, vm: Ptr[Vm]) -> None:
     put64(off + 64, vm.boot_time)
     exits = u64(0)
     for i in range(vm.vcpus):
-        exits += vm_vcpu(vm, u64(i)).traps
+        exits += vcpu_traps(vm_vcpu(vm, u64(i)))
     put64(off + 72, exits)
     put32(off + 80, u64(vm.reason))
     put32(off + 84, vm.id)  # GVM N's console is the MVM's console port N (the MVM's own: port 0, the log)
@@ -480,7 +481,7 @@ def do_sched_info(id: u32) -> None:
             put8(off + 5, u64(0))
             put16(off + 6, v.slice // (TIMEBASE_FREQUENCY // 1000))
             put64(off + 8, v.switches)
-            put64(off + 16, v.traps)
+            put64(off + 16, vcpu_traps(v))
             put64(off + 24, v.wfi_exits)
             count += 1
         spin_unlock(addr_of(rq.spin))

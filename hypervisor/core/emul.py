@@ -2,7 +2,8 @@
 guest-physical window it answers for in a VM (`emul_add`), and a guest-page fault inside that window is decoded
 once (arch/riscv/mmio.py) and handed to that model. An address no region of the VM covers is outside its memory.
 
-The table is written while the VM is made, before any of its vCPUs runs, and only read afterwards.
+The table is written while the VM is made, before any of its vCPUs runs, and only read afterwards. Entries past
+`emuls` are empty (size 0: core/vm.py `vm_emul_clear`), so the trap path probes the first one without the count.
 """
 
 from compiler.prelude import Callable, Final, Ptr, addr_of, inline, null, u64
@@ -14,11 +15,15 @@ EMUL_NONE: Final = u64(1)  # no region of the VM there: the access is outside it
 EMUL_FAULT: Final = u64(2)  # the device cannot do this access (width, alignment): an access fault for the guest
 EMUL_KEPT: Final = u64(3)  # not performed yet: it names a kept register runtime/trap.S has not saved (mmio.py)
 
+# No region starts below this: a hart that gives no guest-physical address (htval 0, Priv 9.4.4) makes the trap
+# path's address stval[1:0], which then falls in no region without a test of its own (arch/riscv/mmio.py).
+EMUL_BASE_MIN: Final = u64(4)
+
 
 def emul_add(vm: Ptr[Vm], base: u64, size: u64, handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64]) -> bool:
     """Register [base, base + size) of vm's guest-physical space with `handler`; false if the table is full, the
-    window is empty or wraps, or it overlaps one already there."""
-    if vm.emuls >= EMUL_MAX or size == 0 or base + size < base:
+    window is empty, wraps, starts below EMUL_BASE_MIN, or overlaps one already there."""
+    if vm.emuls >= EMUL_MAX or size == 0 or base + size < base or base < EMUL_BASE_MIN:
         return False
     for i in range(vm.emuls):
         e = addr_of(vm.emul[i])
@@ -34,9 +39,14 @@ def emul_add(vm: Ptr[Vm], base: u64, size: u64, handler: Callable[[Ptr[Vcpu], u6
 
 @inline
 def emul_find(vm: Ptr[Vm], gpa: u64) -> Ptr[EmulMem]:
-    """The region of vm that covers gpa, or null."""
-    for i in range(vm.emuls):
+    """The region of vm that covers gpa, or null. The first region (the interrupt controller's, registered first)
+    is probed before the count is read: an unused entry is empty (vm_emul_clear). Regions do not wrap
+    (emul_add), so one unsigned compare tests both ends."""
+    e = addr_of(vm.emul[0])
+    if gpa - e.base < e.size:
+        return e
+    for i in range(u64(1), vm.emuls):
         e = addr_of(vm.emul[i])
-        if gpa >= e.base and gpa - e.base < e.size:
+        if gpa - e.base < e.size:
             return e
     return null(EmulMem)

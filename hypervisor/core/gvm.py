@@ -129,6 +129,7 @@ from hypervisor.core.vm import (
     vcpu_remove,
     vcpu_reset,
     vm_claim_end,
+    vm_emul_clear,
     vm_end_claimed,
     vm_harts_present,
     vm_log_stage2,
@@ -632,7 +633,7 @@ def gvm_create(c: Ptr[GvmConfig]) -> u32:
     vm.dtb = c.dtb
     vm.boot_arg = 0
     vm.vcpus = 0
-    vm.emuls = 0
+    vm_emul_clear(vm)
     vm.irqc = False
     vm.console_len = 0
     vm.ending = 0
@@ -812,7 +813,7 @@ def gvm_remove(id: u64) -> u32:
     vm.vcpus = 0
     if vm.console_ipa != 0:
         vcon_gvm_detach(vm)
-    vm.emuls = 0
+    vm_emul_clear(vm)
     vm.irqc = False
     gvm_free_memory(vm)
     vm.used = False

@@ -17,7 +17,7 @@ from hypervisor.core.console import console_field, console_lock, console_puts, c
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, emul_add
 from hypervisor.core.frame_alloc import frame_alloc_free_pages, frame_alloc_total_pages
 from hypervisor.core.stack import stack_high_water, stack_top
-from hypervisor.core.vm import RQ, Vcpu, Vm, vcpu_vm, vm_vcpu
+from hypervisor.core.vm import RQ, Vcpu, Vm, vcpu_traps, vcpu_vm, vm_vcpu
 
 STATS_STRIDE: Final = u64(0x20)  # per vCPU: exits, WFI exits, SBI calls, the time CSR
 STATS_HYP: Final = u64(0x800)  # free pages, total pages
@@ -54,7 +54,7 @@ def stats_read(v: Ptr[Vcpu], offset: u64) -> u64:
     t = vm_vcpu(vm, i)
     field = (offset % STATS_STRIDE) // 8
     if field == 0:
-        return t.traps
+        return vcpu_traps(t)
     if field == 1:
         return t.wfi_exits
     if field == 2:
@@ -121,7 +121,7 @@ def stats_print_exits(vm: Ptr[Vm]) -> None:
         console_field(cstr(b", virtio irq "), v.virtio_irq_regs)
         console_field(cstr(b", other "), v.mmio_exits - plic - v.stats_reads - v.virtio_notifies - v.virtio_irq_regs)
         console_field(cstr(b"), wfi "), v.wfi_exits)
-        console_field(cstr(b", other "), v.traps - v.irqs - v.sbi_calls - v.mmio_exits - v.wfi_exits)
+        console_field(cstr(b", other "), v.traps - v.irqs - v.sbi_calls - v.wfi_exits)
         console_puts(cstr(b"\n"))
         console_field(cstr(b"pyshyper: vm"), vm.id)
         console_field(cstr(b" vcpu"), u64(i))

@@ -32,6 +32,7 @@ from hypervisor.core.vplic import (
     vplic_set_hw_owned,
     vplic_set_pending,
     vplic_write,
+    vplic_write_plain,
 )
 
 VIRQ_SOURCES: Final = PLIC_SOURCES
@@ -195,21 +196,27 @@ def virq_guest_completed(vm: Ptr[Vm], src: u64) -> None:
 
 def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64]) -> u64:
     """The VM's PLIC window (core/emul.py handler): the access on the virtual PLIC and, when it changed the
-    virtual PLIC, every vCPU's line, in one critical section; a source the guest completed is completed on the
-    physical PLIC afterwards.
+    virtual PLIC, every vCPU's line; a source the guest completed is completed on the physical PLIC afterwards.
 
     The lines follow the registers a claim depends on (pending, enable, priority, threshold: chapter 8), so only
     an access that can change one of them recomputes them: a claim (a read with a side effect), a complete, and
-    a store that changed its register's value (read back before and after: every other register reads back what
-    the PLIC keeps). A plain read, and a store of the value a register already holds, change nothing.
+    a store that changed its register's value. A plain read, and a store of the value a register already holds,
+    change nothing.
 
-    The common case is kept small: an aligned 32-bit read of a source's register (priority, pending, enable: all
-    below the contexts, chapters 5 to 7) takes no lock and no call. Each register is one aligned 32-bit word, read
-    whole: a store another hart makes meanwhile comes before or after it, as two accesses to a real PLIC are
-    ordered. The rest (the contexts' registers, stores, refusals) is out of line."""
-    if not store and offset < PLIC_CONTEXT and width == 4 and offset & 3 == 0:
-        v.plic_reads += 1
-        value[0] = vplic_read_plain(Ptr[Vplic](vcpu_vm(v).irqc_regs), offset)
+    The common case is kept small: an aligned 32-bit access to a source's register (priority, pending, enable:
+    all below the contexts, chapters 5 to 7) takes no lock and no call. Each register is one aligned 32-bit word,
+    read whole or swapped whole (vplic_write_plain): a store another hart makes meanwhile comes before or after
+    it, as two accesses to a real PLIC are ordered; a store that changed its word then takes the lock for the
+    lines (virq_update). The rest (the contexts' registers, refusals) is out of line."""
+    if offset < PLIC_CONTEXT and width == 4 and offset & 3 == 0:
+        p = Ptr[Vplic](vcpu_vm(v).irqc_regs)
+        if not store:
+            v.plic_reads += 1
+            value[0] = vplic_read_plain(p, offset)
+            return EMUL_DONE
+        v.plic_stores += 1
+        if vplic_write_plain(p, offset, u32(value[0])):
+            virq_update(v)
         return EMUL_DONE
     return virq_emul_other(v, offset, width, store, value)
 

@@ -53,7 +53,7 @@ from hypervisor.arch.riscv.stage2 import (
     stage2_leaf_align,
     stage2_map,
 )
-from hypervisor.board import MAX_HARTS, TIMEBASE_FREQUENCY
+from hypervisor.board import MAX_HARTS, MMIO_DECODE_FETCH, TIMEBASE_FREQUENCY
 from hypervisor.core.console import (
     console_dec,
     console_field,
@@ -140,10 +140,11 @@ class Vcpu:
     fence_req: u64
     fence_done: u64
     vgein: u64  # AIA: the guest interrupt file of its hart it owns (hstatus.VGEIN); 0 with the PLIC
-    traps: u64  # every exit to the hypervisor; of which:
+    # Exits to the hypervisor: vcpu_traps(v) = traps + mmio_exits (the emulated MMIO path counts its own only);
+    traps: u64  # every exit but an emulated MMIO access; of which:
     irqs: u64  # the hypervisor's own interrupts (timer, IPI, external)
     mmio_exits: u64  # emulated MMIO accesses
-    mmio_fetched: u64  # of which decoded from the instruction read back (no htinst)
+    mmio_fetched: u64  # of which decoded from the instruction read back (no htinst); vcpu_mmio_fetched(v)
     mmio_access: u64  # the emulated load in progress, as a transformed instruction (arch/riscv/mmio.py)
     mmio_value: u64  # the value of an emulated load into a kept register, for runtime/trap.S (REGS_LOAD_KEPT)
     # How runtime/trap.S goes back to the guest: REGS_RELOAD_CALLER (0), reloading only the registers the
@@ -369,6 +370,29 @@ def vcpu_vm(v: Ptr[Vcpu]) -> Ptr[Vm]:
     return Ptr[Vm](v.vm_addr)
 
 
+def vm_emul_clear(vm: Ptr[Vm]) -> None:
+    """vm has no emulated regions (core/emul.py): every entry empty, the first included, which the trap path's
+    emul_find probes without the count."""
+    for i in range(EMUL_MAX):
+        e = addr_of(vm.emul[i])
+        e.base = 0
+        e.size = 0
+    vm.emuls = 0
+
+
+def vcpu_traps(v: Ptr[Vcpu]) -> u64:
+    """v's exits to the hypervisor: the emulated MMIO path counts only mmio_exits (arch/riscv/trap.py)."""
+    return v.traps + v.mmio_exits
+
+
+def vcpu_mmio_fetched(v: Ptr[Vcpu]) -> u64:
+    """v's emulated MMIO accesses decoded from the instruction read back: all of them when the build decodes
+    by fetch (board MMIO_DECODE_FETCH, not counted apart), else those the hart gave no htinst for."""
+    if MMIO_DECODE_FETCH != 0:
+        return v.mmio_exits
+    return v.mmio_fetched
+
+
 def vm_vcpu(vm: Ptr[Vm], index: u64) -> Ptr[Vcpu]:
     return addr_of(VCPUS[u64(vm.vcpu_slot[index])])
 
@@ -415,7 +439,7 @@ def vm_setup(vm_id: u64, gpa: u64, hpa: u64, mem_size: u64, owned: bool) -> Ptr[
     vm.vcpu = vcpu_count
     vm.vcpus = 0
     vm.console_len = 0
-    vm.emuls = 0
+    vm_emul_clear(vm)
     vm.irqc = False
     vm.ending = 0
     vm.released = 0
@@ -820,12 +844,12 @@ def vm_print_stats(vm: Ptr[Vm]) -> None:
         console_lock()
         console_field(cstr(b"pyshyper: vm"), vm.id)
         console_field(cstr(b" vcpu"), u64(i))
-        console_field(cstr(b": traps "), v.traps)
+        console_field(cstr(b": traps "), vcpu_traps(v))
         console_field(cstr(b", wfi "), v.wfi_exits)
         console_field(cstr(b", sbi "), v.sbi_calls)
         console_field(cstr(b", time "), hart_time())
         console_field(cstr(b", irq "), v.irqs)
         console_field(cstr(b", mmio "), v.mmio_exits)
-        console_field(cstr(b", fetched "), v.mmio_fetched)
+        console_field(cstr(b", fetched "), vcpu_mmio_fetched(v))
         console_puts(cstr(b"\n"))
         console_unlock()

@@ -17,7 +17,7 @@ The caller (the trap path) owns the policy around the model:
 * accesses from several harts to one Vplic are serialized by the caller.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, inline, struct, u32, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, amoswap_w, inline, struct, u32, u64
 from hypervisor.arch.riscv.plic import (
     PLIC_CLAIM,
     PLIC_CONTEXT,
@@ -225,6 +225,31 @@ def vplic_read_plain(p: Ptr[Vplic], offset: u64) -> u64:
     return 0
 
 
+@inline
+def vplic_write_plain(p: Ptr[Vplic], offset: u64, value: u32) -> bool:
+    """A write below the contexts (priority, pending, enable: chapters 5 to 7) at an offset `vplic_access_ok`
+    accepted, made with one atomic swap of its word, so that it needs no lock: whether the register changed.
+    Pending bits are read-only; reserved offsets and source 0's priority and enable bit are not written.
+
+    Which harts: any vCPU of the VM writes these words this way, reads them whole (vplic_read_plain), or reads
+    them under the VM's lock (a claim, the lines: core/virq.py). A writer whose swap changed the word takes the
+    lock afterwards and computes the lines again, so a claim or a line decided before the swap is corrected."""
+    if offset < PLIC_PENDING:
+        src = offset >> 2
+        if not vplic_source_ok(src):
+            return False
+        new = value & VPLIC_PRIORITY_MASK
+        return amoswap_w(addr_of(p.priority[src]), new) != new
+    if offset < PLIC_ENABLE:
+        return False
+    ctx = (offset - PLIC_ENABLE) // PLIC_ENABLE_STRIDE
+    w = ((offset - PLIC_ENABLE) % PLIC_ENABLE_STRIDE) >> 2
+    if ctx >= p.contexts or w >= VPLIC_WORDS:
+        return False
+    new = value & ~u32(1) if w == 0 else value  # source 0 does not exist
+    return amoswap_w(addr_of(p.enable[ctx * VPLIC_WORDS + w]), new) != new
+
+
 def vplic_write(p: Ptr[Vplic], offset: u64, width: u64, value: u64) -> u64:
     """Apply a guest write. Gives the source completed by a claim/complete write when it is hw_owned (the
     caller completes it on the physical PLIC), otherwise 0. Pending bits are read-only; writes to reserved
@@ -232,18 +257,8 @@ def vplic_write(p: Ptr[Vplic], offset: u64, width: u64, value: u64) -> u64:
     if not vplic_access_ok(offset, width):
         return 0
     v = u32(value)
-    if offset < PLIC_PENDING:
-        src = offset >> 2
-        if vplic_source_ok(src):
-            p.priority[src] = v & VPLIC_PRIORITY_MASK
-        return 0
-    if offset < PLIC_ENABLE:
-        return 0
     if offset < PLIC_CONTEXT:
-        ctx = (offset - PLIC_ENABLE) // PLIC_ENABLE_STRIDE
-        w = ((offset - PLIC_ENABLE) % PLIC_ENABLE_STRIDE) >> 2
-        if ctx < p.contexts and w < VPLIC_WORDS:
-            p.enable[ctx * VPLIC_WORDS + w] = v & ~u32(1) if w == 0 else v  # source 0 does not exist
+        vplic_write_plain(p, offset, v)
         return 0
     ctx = (offset - PLIC_CONTEXT) // PLIC_CONTEXT_STRIDE
     reg = (offset - PLIC_CONTEXT) % PLIC_CONTEXT_STRIDE

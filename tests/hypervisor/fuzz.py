@@ -1937,8 +1937,12 @@ class MmioWorld:
         acc = ref_decode(ht, fetched)
         in_plic = self.plic_base <= gpa < self.plic_base + self.plic_size
         in_stats = self.stats_base <= gpa < self.stats_base + self.stats_size
+        # the instruction's page gone while it was read back: nothing performed, the guest takes it again
+        retry = ht == 0 and gone
         if not (in_plic or in_stats):
             want = self.none
+        elif retry:
+            want = self.done
         elif acc is None:
             want = self.fault
         elif acc[0] and (1 << acc[3]) & self.kept_regs and not saved:
@@ -1949,13 +1953,17 @@ class MmioWorld:
         else:
             want = self.done if (gpa - self.stats_base) % acc[1] == 0 else self.fault
         self.obs = (r, v.get("sepc"), tuple(v.words("regs", 32)))
-        kind = {self.none: "none", self.done: "done", self.fault: "fault", self.kept: "kept"}.get(r, r)
-        self.stats[f"{window}: {kind}{'' if acc is None or r != self.done else ' store' if acc[0] else ' load'}"] += 1
+        done = "retry" if retry else "done"
+        kind = {self.none: "none", self.done: done, self.fault: "fault", self.kept: "kept"}.get(r, r)
+        self.stats[f"{window}: {kind}{'' if acc is None or kind != 'done' else ' store' if acc[0] else ' load'}"] += 1
         if r != want:
             fail("result", f"mmio_emulate gave {r} for {acc} at {gpa:#x}, expected {want}")
         now = v.words("regs", 32)
         moved = [k for k in range(32) if now[k] != regs[k]]
-        if r == self.done:
+        if r == self.done and retry:
+            if moved or v.get("sepc") != sepc or v.get("regs_written") != 0:
+                fail("registers", f"x{moved}, sepc or regs_written changed when the instruction could not be read")
+        elif r == self.done:
             is_store, width, sign, reg, ilen = acc
             if v.get("sepc") != sepc + ilen:
                 fail("sepc", f"sepc {v.get('sepc'):#x} after a {ilen}-byte instruction at {sepc:#x}")

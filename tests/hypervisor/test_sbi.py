@@ -490,25 +490,25 @@ def test_access_naming_a_kept_register(hyp):
     prelude.mock.csr[CSRS["STVAL"]] = gpa
     prelude.mock.csr[CSRS["HTINST"]] = LW_S1
     v = hyp.v
-    pc, traps, exits = int(v.sepc), int(v.traps), int(v.mmio_exits)
+    pc, traps, exits = int(v.sepc), int(vm_mod.vcpu_traps(v)), int(v.mmio_exits)
     v.regs[9] = prelude.u64(0x5A5A)
     v.kept_saved = prelude.u32(0)
     assert trap.hyp_guest_mmio(v).addr() == v.addr()
     assert int(v.regs_written) == vm_mod.REGS_LOAD_KEPT and int(v.regs[9]) == 0x5A5A
     assert int(v.mmio_value) == int(fa.frame_alloc_free_pages()) and int(v.sepc) == pc + 4
-    assert (int(v.traps), int(v.mmio_exits)) == (traps + 1, exits + 1)
+    assert (int(vm_mod.vcpu_traps(v)), int(v.mmio_exits)) == (traps + 1, exits + 1)
     # a store from a kept register waits for the save; the statistics page ignores the value
     prelude.mock.csr[CSRS["SCAUSE"]] = 23
     prelude.mock.csr[CSRS["HTINST"]] = SW_S2
     v.regs_written = prelude.u32(0)
     assert trap.hyp_guest_mmio(v).addr() == v.addr() and int(v.regs_written) == vm_mod.REGS_SAVE_KEPT
-    assert (int(v.sepc), int(v.traps), int(v.mmio_exits)) == (pc + 4, traps + 1, exits + 1)
+    assert (int(v.sepc), int(vm_mod.vcpu_traps(v)), int(v.mmio_exits)) == (pc + 4, traps + 1, exits + 1)
     # trap.S: SAVE_KEPT, kept_saved = 1, regs_written = 0, the same entry again
     v.kept_saved = prelude.u32(1)
     v.regs_written = prelude.u32(0)
     assert trap.hyp_guest_mmio(v).addr() == v.addr()
     assert int(v.sepc) == pc + 8 and int(v.regs_written) == vm_mod.REGS_RELOAD_CALLER
-    assert (int(v.traps), int(v.mmio_exits)) == (traps + 2, exits + 2)
+    assert (int(vm_mod.vcpu_traps(v)), int(v.mmio_exits)) == (traps + 2, exits + 2)
 
 
 def test_test_extension_reports_pages_stack_and_boots(hyp):

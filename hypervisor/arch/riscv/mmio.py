@@ -24,8 +24,12 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.mmio_decode import (
+    INSN_LW,
+    INSN_SW,
+    INSN_WORD_MASK,
     TINST_LW,
-    TINST_LW_MASK,
+    TINST_SW,
+    TINST_WORD_MASK,
     mmio_store_bits,
     mmio_transform_insn,
     tinst_insn_len,
@@ -33,7 +37,6 @@ from hypervisor.arch.riscv.mmio_decode import (
     tinst_load_value,
     tinst_ok,
     tinst_rd,
-    tinst_reg,
     tinst_width,
 )
 from hypervisor.board import MMIO_DECODE_FETCH
@@ -55,75 +58,87 @@ def guest_fetch_insn(gva: u64) -> u64:
     ...
 
 
-def mmio_fetch(v: Ptr[Vcpu]) -> u64:
-    """The trapping instruction, read as the guest sees it (hlvx.hu: execute permission, VS translation);
-    0 (an illegal encoding, which does not decode) when the guest's page is gone."""
-    insn = guest_fetch_insn(v.sepc)
-    if insn == ~u64(0):
-        return u64(0)
-    return insn
-
-
 @inline
 def mmio_emulate(v: Ptr[Vcpu]) -> u64:
     """Emulate the guest's trapped load or store (a load or store guest-page fault: scause 21 or 23) if one of
     the VM's emulated regions covers its guest-physical address, htval << 2 | stval[1:0] (Priv 9.4.4; core/emul.py):
-    EMUL_DONE, the guest goes on after the instruction; EMUL_FAULT, the region is there but cannot do this
-    access (an instruction the decoder does not know, an AMO, or a width or alignment the device refuses);
-    EMUL_NONE, no region is there, or the hart gave no address (htval 0); EMUL_KEPT, not performed: a store
-    from a kept register runtime/trap.S has not saved yet (REGS_KEPT, mmio_kept). scause, stval and htval are
-    left as the trap set them (a guest read that faults restores them: runtime/trap.S).
+    EMUL_DONE, the guest goes on after the instruction (or takes it again: mmio_emulate_insn); EMUL_FAULT, the
+    region is there but cannot do this access (an instruction the decoder does not know, an AMO, or a width or
+    alignment the device refuses); EMUL_NONE, no region is there, or the hart gave no address (htval 0: the
+    address is then below every region, EMUL_BASE_MIN); EMUL_KEPT, not performed: a store from a kept register
+    runtime/trap.S has not saved yet (REGS_KEPT, mmio_kept). scause, stval and htval are left as the trap set them.
 
     The way is kept short (`just bench-trap` measures it): inlined into trap.py hyp_guest_mmio, one frame from
-    runtime/trap.S to the device; a load's handler is its one call, with only v live across it; a
-    store (mmio_perform_store) and the read-back of the instruction when the hart gives no
-    htinst (mmio_emulate_fetched) are its last step, out of line. The access stays one word, the transformed
-    instruction (mmio_decode.py)."""
-    htval = csr_read(HTVAL)
-    if htval == 0:
-        return EMUL_NONE
-    gpa = (htval << 2) | (csr_read(STVAL) & 3)
+    runtime/trap.S to the device; LW and SW (and their compressed forms), the accesses of 32-bit device
+    registers, take no general decode; the handler is their one call, with only v live across it. The access
+    stays one word, the transformed instruction (mmio_decode.py). Without htinst (or in a build that decodes by
+    fetch: board MMIO_DECODE_FETCH) the instruction is read back from the guest (mmio_emulate_insn)."""
+    gpa = (csr_read(HTVAL) << 2) | (csr_read(STVAL) & 3)
     e = emul_find(vcpu_vm(v), gpa)
     if e.addr() == 0:
         return EMUL_NONE
     v.mmio_exits += 1
-    t = csr_read(HTINST) if MMIO_DECODE_FETCH == 0 else u64(0)
+    if MMIO_DECODE_FETCH != 0:
+        return mmio_emulate_insn(v, e, gpa - e.base, guest_fetch_insn(v.sepc))
+    t = csr_read(HTINST)
     if t == 0:
         # no transformed instruction (Priv 9.4.4): read the guest's own
         return mmio_emulate_fetched(v, e, gpa - e.base)
-    if t & TINST_LW_MASK == TINST_LW:
+    if t & TINST_WORD_MASK == TINST_LW:
         return mmio_perform_load(v, e, gpa - e.base, t, True)
-    if not tinst_ok(t):
-        return EMUL_FAULT
-    if tinst_is_store(t):
-        return mmio_perform_store(v, e, gpa - e.base, t)
-    return mmio_perform_load(v, e, gpa - e.base, t, False)
+    if t & TINST_WORD_MASK == TINST_SW:
+        return mmio_perform_store(v, e, gpa - e.base, t, True)
+    return mmio_emulate_transformed(v, e, gpa - e.base, t)
+
+
+@inline
+def mmio_emulate_insn(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, insn: u64) -> u64:
+    """mmio_emulate's access from the instruction read back from the guest (guest_fetch_insn). A 32-bit LW or
+    SW is its own transformed instruction as far as mmio_perform_load and mmio_perform_store read it (opcode
+    and funct3, rd or rs2, bit 1 set: INSN_LW, INSN_SW), so it takes no transform; anything else goes through
+    mmio_transform_insn. A read that faulted (~0: another vCPU unmapped the page meanwhile) performs nothing and
+    leaves sepc: the guest takes the instruction again, and its own fetch then faults as the hart decides."""
+    if insn & INSN_WORD_MASK == INSN_LW:
+        return mmio_perform_load(v, e, offset, insn, True)
+    if insn & INSN_WORD_MASK == INSN_SW:
+        return mmio_perform_store(v, e, offset, insn, True)
+    return mmio_emulate_raw(v, e, offset, insn)
+
+
+@noinline
+def mmio_emulate_raw(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, insn: u64) -> u64:
+    """mmio_emulate_insn off its common case (out of line): a read that faulted, or an instruction to transform."""
+    if insn == ~u64(0):
+        return EMUL_DONE
+    return mmio_emulate_transformed(v, e, offset, mmio_transform_insn(insn))
 
 
 @noinline
 def mmio_emulate_fetched(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64) -> u64:
-    """mmio_emulate's access without htinst: the instruction read back from the guest, transformed as htinst
-    would have given it (out of line: the reads are calls, and with htinst the hot path makes none)."""
+    """mmio_emulate's access when the hart gave no htinst: the instruction read back from the guest (out of
+    line: with htinst the hot path makes no such call)."""
     v.mmio_fetched += 1
-    t = mmio_transform_insn(mmio_fetch(v))
-    if t & TINST_LW_MASK == TINST_LW:
-        done = mmio_perform_load(v, e, offset, t, True)
-    elif not tinst_ok(t):
-        return EMUL_FAULT
-    elif tinst_is_store(t):
-        done = mmio_perform_store(v, e, offset, t)
-    else:
-        done = mmio_perform_load(v, e, offset, t, False)
+    done = mmio_emulate_insn(v, e, offset, guest_fetch_insn(v.sepc))
     if done == EMUL_KEPT:
         v.mmio_fetched -= 1  # counted when the trap is taken again
     return done
 
 
 @noinline
+def mmio_emulate_transformed(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
+    """mmio_emulate's general case, any load or store the decoder knows (out of line): `t` a transformed
+    instruction, 0 (refused) when the instruction read back was none."""
+    if not tinst_ok(t):
+        return EMUL_FAULT
+    if tinst_is_store(t):
+        return mmio_perform_store(v, e, offset, t, False)
+    return mmio_perform_load(v, e, offset, t, False)
+
+
+@noinline
 def mmio_kept(v: Ptr[Vcpu]) -> None:
     """mmio_emulate answered EMUL_KEPT: runtime/trap.S is to save the kept registers and take the trap again,
     which counts it then (Priv 9.4.4: scause, stval, htval and htinst are unchanged until the guest runs)."""
-    v.traps -= 1
     v.mmio_exits -= 1
     v.regs_written = u32(REGS_SAVE_KEPT)
 
@@ -132,7 +147,7 @@ def mmio_kept(v: Ptr[Vcpu]) -> None:
 def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: bool) -> u64:
     """The decoded load `t` (a transformed instruction: mmio_decode.py) at `offset` in region `e`: the device's
     handler reads, the value goes to rd, sepc moves past the instruction. `word` (a constant at each call): `t`
-    is an LW (TINST_LW), 4 bytes sign-extended from bit 31 (Unprivileged 2.6), so nothing of its width is
+    is an LW (TINST_LW or INSN_LW), 4 bytes sign-extended from bit 31 (Unprivileged 2.6), so nothing of its width is
     decoded. Only v lives across the handler: the access waits in v.mmio_access, which the compiler must read
     again after the call (the handler has v), so nothing derived from it is kept in a callee-saved register
     (each costs a save and a restore). A kept register's value waits in v.mmio_value: runtime/trap.S saves the
@@ -154,16 +169,19 @@ def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: 
     return EMUL_DONE
 
 
-@noinline
-def mmio_perform_store(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64) -> u64:
+@inline
+def mmio_perform_store(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: bool) -> u64:
     """The decoded store `t` at `offset` in region `e`: the low `width` bytes of rs2 to the device's handler,
-    sepc past the instruction."""
-    if (u64(1) << tinst_reg(t)) & REGS_KEPT != 0 and v.kept_saved == 0:
+    sepc past the instruction. `word` (a constant at each call): `t` is an SW (TINST_SW or INSN_SW), 4 bytes.
+    A kept register's value is there only once runtime/trap.S has saved them (EMUL_KEPT until then)."""
+    reg = (t >> 20) & 0x1F
+    if (u64(1) << reg) & REGS_KEPT != 0 and v.kept_saved == 0:
         return EMUL_KEPT
-    width = tinst_width(t)
+    v.mmio_access = t
+    width = u64(4) if word else tinst_width(t)
     value = Array[u64, 1]()
-    value[0] = mmio_store_bits(width, v.regs[tinst_reg(t)])
+    value[0] = mmio_store_bits(width, v.regs[reg])
     if e.handler(v, offset, width, True, addr_of(value[0])) != EMUL_DONE:
         return EMUL_FAULT
-    v.sepc += tinst_insn_len(t)
+    v.sepc += tinst_insn_len(v.mmio_access)
     return EMUL_DONE

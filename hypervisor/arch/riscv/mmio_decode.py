@@ -47,12 +47,20 @@ TINST_STORE: Final = u64(0x20)  # opcode bit 5: STORE (0x23) rather than LOAD (0
 TINST_LONG: Final = u64(2)  # bit 1: the trapping instruction was 32 bits long
 
 
-# LW and its compressed forms (C.LW, C.LWSP) as a transformed instruction: opcode LOAD with bit 1 either way,
-# bit 0 set, funct3 2 (rd, and the address offset in rs1's place, any). Every register of the interrupt
-# controllers and of virtio-mmio is 32 bits wide, so this is the load emulated devices see most: mmio.py takes it
-# without the general decode (`tinst_ok` accepts it too).
-TINST_LW_MASK: Final = u64(0x707D)
+# LW and SW and their compressed forms (C.LW, C.LWSP, C.SW, C.SWSP) as a transformed instruction: opcode LOAD or
+# STORE with bit 1 either way, bit 0 set, funct3 2 (rd or rs2, and the address offset in rs1's place, any). Every
+# register of the interrupt controllers and of virtio-mmio is 32 bits wide, so these are the accesses emulated
+# devices see most: mmio.py takes them without the general decode (`tinst_ok` accepts them too).
+TINST_WORD_MASK: Final = u64(0x707D)
 TINST_LW: Final = u64(0x2001)
+TINST_SW: Final = u64(0x2021)
+
+# The 32-bit LW and SW as the guest's own instruction (Unprivileged 2.6: opcode LOAD 0x03 or STORE 0x23, funct3 2):
+# read back from the guest, each is its own transformed instruction as far as the word paths of mmio.py read it
+# (bits 6:0, 14:12, rd in 11:7 or rs2 in 24:20; the immediate and rs1 they do not read).
+INSN_WORD_MASK: Final = u64(0x707F)
+INSN_LW: Final = u64(0x2003)
+INSN_SW: Final = u64(0x2023)
 
 
 @inline

@@ -76,7 +76,7 @@ from hypervisor.arch.riscv.encoding import (
     SSTATUS_SPP,
 )
 from hypervisor.arch.riscv.irqc import irqc_handle, irqc_vcpu_wait
-from hypervisor.arch.riscv.mmio import mmio_emulate, mmio_fetch, mmio_kept
+from hypervisor.arch.riscv.mmio import guest_fetch_insn, mmio_emulate, mmio_kept
 from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages, vsbi_init
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.control import control_idle
@@ -145,15 +145,13 @@ def trap_guest_page_fault(v: Ptr[Vcpu]) -> None:
     access fault when the device cannot do it; anywhere else it is outside the VM's memory: the VM ends.
     runtime/trap.S takes loads and stores to hyp_guest_mmio, which does the same in its own frame; the exception
     table has this for an instruction guest-page fault."""
-    done = EMUL_NONE
     if csr_read(SCAUSE) != EXC_INST_GUEST_PAGE_FAULT:
+        v.traps -= 1  # hyp_guest_trap counted it; an access counts as hyp_guest_mmio's do (trap_mmio_undone)
         done = mmio_emulate(v)
-        if done == EMUL_DONE:
-            return
-        if done == EMUL_KEPT:
-            mmio_kept(v)
-            return
-    trap_page_fault_other(v, done)
+        if done != EMUL_DONE:
+            trap_mmio_undone(v, done)
+        return
+    trap_page_fault_other(v, EMUL_NONE)
 
 
 @noinline
@@ -222,7 +220,9 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
     """scause 22: WFI traps here because hstatus.VTW is set; anything else is illegal for the guest."""
     insn = csr_read(STVAL)
     if insn == 0:  # stval may be 0 without Sstvala (Priv 9.6.3): read the instruction itself
-        insn = mmio_fetch(v)
+        insn = guest_fetch_insn(v.sepc)
+        if insn == ~u64(0):
+            return  # the page went meanwhile: the guest takes the instruction again (its fetch faults then)
     # A WFI from VU-mode is illegal whatever hstatus.VTW says (Priv 9.6.2): the guest kernel's business, below.
     if insn == INSN_WFI and (csr_read(HSTATUS) & HSTATUS_SPVP) != 0:
         v.sepc += 4
@@ -384,24 +384,31 @@ def hyp_guest_ecall(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
 @export("hyp_guest_mmio")
 def hyp_guest_mmio(v: Ptr[Vcpu]) -> Ptr[Vcpu]:
     """scause 21 or 23, a load or store guest-page fault: an emulated device's register (mmio.py), the hot case,
-    or an access outside the VM's memory (trap_page_fault_other)."""
-    v.traps += 1
+    or an access outside the VM's memory (trap_page_fault_other). A performed access is counted in mmio_exits
+    only (vcpu_traps). Its end tests `parking` alone: a device that ends its own VM on this hart sets it
+    (vm_end, as an HSM stop does), and an end made on another hart reaches this one by IPI (vm_call_off), which
+    the hart takes as soon as the guest runs again, through hyp_guest_trap's full test."""
     done = mmio_emulate(v)
     if done != EMUL_DONE:
-        return trap_mmio_undone(v, done)
-    return trap_resume(v)
+        trap_mmio_undone(v, done)
+        return trap_resume(v)
+    if v.parking != 0:
+        v.parking = u32(0)
+        return null(Vcpu)
+    return v
 
 
 @noinline
-def trap_mmio_undone(v: Ptr[Vcpu], done: u64) -> Ptr[Vcpu]:
-    """hyp_guest_mmio's access, not performed (out of line, so that a performed one goes straight on to
-    trap_resume): EMUL_KEPT, trap.S saves the kept registers and calls hyp_guest_mmio again; else the access is
-    the guest's mistake or outside its memory (trap_page_fault_other)."""
+def trap_mmio_undone(v: Ptr[Vcpu], done: u64) -> None:
+    """An access mmio_emulate did not perform (out of line, so that a performed one goes straight back):
+    EMUL_KEPT, trap.S saves the kept registers and calls hyp_guest_mmio again; else the access is the guest's
+    mistake or outside its memory (trap_page_fault_other), counted as a trap unless a region answered it."""
     if done == EMUL_KEPT:
         mmio_kept(v)
-        return v
+        return
+    if done == EMUL_NONE:
+        v.traps += 1
     trap_page_fault_other(v, done)
-    return trap_resume(v)
 
 
 @export("hyp_guest_trap")
