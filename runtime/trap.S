@@ -83,45 +83,46 @@ hyp_trap_vector:
     ori     t1, t0, EXC_LOAD_GUEST_PAGE_FAULT ^ EXC_STORE_GUEST_PAGE_FAULT
     addi    t1, t1, -EXC_STORE_GUEST_PAGE_FAULT
     bnez    t1, 3f
-    call    hyp_guest_mmio
-    j       5f
-3:  addi    t0, t0, -EXC_ECALL_VS
-    bnez    t0, 4f
-    call    hyp_guest_ecall
-    j       5f
-4:  call    hyp_guest_trap
-5:  beqz    a0, 1f
-    bne     a0, s0, 6f
+    call    hyp_guest_mmio              /* the hot cause: on into the way back, no jump */
+5:  bne     a0, s0, 8f                  /* another vCPU, or 0 */
     lw      t0, VCPU_REGS_WRITTEN(a0)
     bnez    t0, 7f
     /*
      * REGS_RELOAD_CALLER: the same vCPU, and the hypervisor wrote none of the registers this way does not reload
      * (an SBI call's a0/a1, an emulated load's rd among those below): the kept ones (gp, tp, s1..s11) still hold
-     * the guest's values. Reload the others only: ra, sp, t0..t2, s0 (trap.S's own), a0..a7, t3..t6.
+     * the guest's values. Reload the others only: ra, sp, t0..t2, s0 (trap.S's own), a0..a7, t3..t6; a0, the
+     * base, last.
      */
     ld      t0, VCPU_SEPC(a0)
     csrw    sepc, t0
     csrw    sscratch, a0
-    mv      t6, a0
-    ld x1,  VCPU_REGS + 1*8(t6)
-    ld x2,  VCPU_REGS + 2*8(t6)
-    ld x5,  VCPU_REGS + 5*8(t6)
-    ld x6,  VCPU_REGS + 6*8(t6)
-    ld x7,  VCPU_REGS + 7*8(t6)
-    ld x8,  VCPU_REGS + 8*8(t6)
-    ld x10, VCPU_REGS + 10*8(t6)
-    ld x11, VCPU_REGS + 11*8(t6)
-    ld x12, VCPU_REGS + 12*8(t6)
-    ld x13, VCPU_REGS + 13*8(t6)
-    ld x14, VCPU_REGS + 14*8(t6)
-    ld x15, VCPU_REGS + 15*8(t6)
-    ld x16, VCPU_REGS + 16*8(t6)
-    ld x17, VCPU_REGS + 17*8(t6)
-    ld x28, VCPU_REGS + 28*8(t6)
-    ld x29, VCPU_REGS + 29*8(t6)
-    ld x30, VCPU_REGS + 30*8(t6)
-    ld x31, VCPU_REGS + 31*8(t6)
+    ld x1,  VCPU_REGS + 1*8(a0)
+    ld x2,  VCPU_REGS + 2*8(a0)
+    ld x5,  VCPU_REGS + 5*8(a0)
+    ld x6,  VCPU_REGS + 6*8(a0)
+    ld x7,  VCPU_REGS + 7*8(a0)
+    ld x8,  VCPU_REGS + 8*8(a0)
+    ld x11, VCPU_REGS + 11*8(a0)
+    ld x12, VCPU_REGS + 12*8(a0)
+    ld x13, VCPU_REGS + 13*8(a0)
+    ld x14, VCPU_REGS + 14*8(a0)
+    ld x15, VCPU_REGS + 15*8(a0)
+    ld x16, VCPU_REGS + 16*8(a0)
+    ld x17, VCPU_REGS + 17*8(a0)
+    ld x28, VCPU_REGS + 28*8(a0)
+    ld x29, VCPU_REGS + 29*8(a0)
+    ld x30, VCPU_REGS + 30*8(a0)
+    ld x31, VCPU_REGS + 31*8(a0)
+    ld x10, VCPU_REGS + 10*8(a0)
     sret
+3:  addi    t0, t0, -EXC_ECALL_VS
+    bnez    t0, 4f
+    call    hyp_guest_ecall
+    j       5b
+4:  call    hyp_guest_trap
+    j       5b
+8:  beqz    a0, 1f
+    j       6f
 7:  addi    t1, t0, -REGS_SAVE_KEPT
     beqz    t1, 10f
     STORE_KEPT a0                       /* REGS_RELOAD_ALL or REGS_LOAD_KEPT: then all 31 from `regs` */
@@ -191,34 +192,46 @@ hyp_vcpu_enter:
     .size hyp_trap_vector, . - hyp_trap_vector
 
 /*
- * hyp_guest_fetch_insn(gva) -> the instruction at a guest-virtual address, read with execute permission (hlvx.hu,
- * Priv 9.3.x) as the hart fetches it: one halfword, and a second one when the first's bits 1:0 are 11 (a 32-bit
- * instruction, Unprivileged spec 1.5), or -1 if a read faults: another vCPU may have unmapped the page meanwhile,
- * which must not touch the hypervisor. A fault comes back through hs_trap to guest_read_failed. The caller then
- * lets the guest take its instruction again (arch/riscv/mmio.py), so of what the HS trap overwrote only what the
- * sret to the guest reads is put back: sstatus (SPP, the guest's privilege, and SPIE) from t3, and hstatus.SPV
- * (set: the trap came from V=1; an HS trap taken with V=0 leaves SPVP alone, Priv 9.4.1). sepc is the vCPU's
- * own on the way back (trap.S), and scause, stval, htval and htinst are not read again.
+ * hyp_guest_fetch_insn(gva) -> the instruction at a guest-virtual address, read with execute permission (hlvx,
+ * Priv 9.3.x) as the hart fetches it, or -1 if a read faults: another vCPU may have unmapped the page meanwhile,
+ * which must not touch the hypervisor. At a 4-byte-aligned address one hlvx.wu reads 32 bits (they never cross
+ * a page); else hlvx.hu reads a halfword, and a second one when the first's bits 1:0 are 11 (a 32-bit
+ * instruction, Unprivileged spec 1.5). Only the low 16 bits count when bits 1:0 are not 11.
+ * A fault comes back through hs_trap to guest_read_failed. The caller then lets the guest take its instruction
+ * again (arch/riscv/mmio.py), so of what the HS trap overwrote only what the sret to the guest reads is put back
+ * (Priv 9.4.1, 9.4.2): hstatus.SPV is set (the trap came from V=1) and sstatus.SPP is the guest's privilege,
+ * which hstatus.SPVP (the same bit, 8) still holds, as an HS trap taken with V=0 leaves SPVP alone. sepc is the
+ * vCPU's own on the way back (trap.S), and scause, stval, htval and htinst are not read again.
  */
     .equ HSTATUS_SPV, 0x80
+    .equ STATUS_PP, 0x100               /* sstatus.SPP and hstatus.SPVP */
     .globl hyp_guest_fetch_insn
     .type hyp_guest_fetch_insn, @function
 hyp_guest_fetch_insn:
-    csrr    t3, sstatus
+    andi    t0, a0, 2
+    bnez    t0, 1f
 guest_read_site:
+    hlvx.wu a0, (a0)
+    ret
+1:
+guest_read_site1:
     hlvx.hu a1, (a0)
     andi    t0, a1, 3
     addi    t0, t0, -3
-    bnez    t0, 1f                      /* a 16-bit instruction */
+    bnez    t0, 2f                      /* a 16-bit instruction */
     addi    a0, a0, 2
 guest_read_site2:
     hlvx.hu t0, (a0)
     slli    t0, t0, 16
     or      a1, a1, t0
-1:  mv      a0, a1
+2:  mv      a0, a1
     ret
 guest_read_failed:
-    csrw    sstatus, t3
+    li      t1, STATUS_PP
+    csrc    sstatus, t1
+    csrr    t0, hstatus
+    and     t0, t0, t1
+    csrs    sstatus, t0
     li      t0, HSTATUS_SPV
     csrs    hstatus, t0
     li      a0, -1
@@ -231,6 +244,8 @@ hs_trap:
     csrrw   sp, sscratch, sp
     csrr    t0, sepc
     lla     t1, guest_read_site
+    beq     t0, t1, 2f
+    lla     t1, guest_read_site1
     beq     t0, t1, 2f
     lla     t1, guest_read_site2
     bne     t0, t1, 1f

@@ -6,7 +6,7 @@ The table is written while the VM is made, before any of its vCPUs runs, and onl
 `emuls` are empty (size 0: core/vm.py `vm_emul_clear`), so the trap path probes the first one without the count.
 """
 
-from compiler.prelude import Callable, Final, Ptr, addr_of, inline, null, u64
+from compiler.prelude import Array, Callable, Final, Ptr, addr_of, i64, inline, null, u64
 from hypervisor.core.vm import EMUL_MAX, EmulMem, Vcpu, Vm
 
 # mmio_emulate's answers; EMUL_DONE is 0, so that the hot path's test of it is a branch on zero
@@ -20,9 +20,43 @@ EMUL_KEPT: Final = u64(3)  # not performed yet: it names a kept register runtime
 EMUL_BASE_MIN: Final = u64(4)
 
 
+# EmulMem.read32's answer when the device refuses the access: bit 32 set above a clear bit 31, so no 32-bit
+# value sign-extended (the test is one sign extension and a compare)
+EMUL_WORD_FAULT: Final = u64(1) << 32
+
+
+def emul_read32(v: Ptr[Vcpu], region: u64, offset: u64) -> u64:
+    """EmulMem.read32 of a device without its own: its handler, width 4."""
+    value = Array[u64, 1]()
+    if Ptr[EmulMem](region).handler(v, offset, u64(4), False, addr_of(value[0])) != EMUL_DONE:
+        return EMUL_WORD_FAULT
+    return u64(i64(value[0] << 32) >> 32)
+
+
+def emul_write32(v: Ptr[Vcpu], region: u64, offset: u64, value: u64) -> u64:
+    """EmulMem.write32 of a device without its own: its handler, width 4, the value's low 32 bits."""
+    word = Array[u64, 1]()
+    word[0] = value & 0xFFFF_FFFF
+    return Ptr[EmulMem](region).handler(v, offset, u64(4), True, addr_of(word[0]))
+
+
 def emul_add(vm: Ptr[Vm], base: u64, size: u64, handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64]) -> bool:
-    """Register [base, base + size) of vm's guest-physical space with `handler`; false if the table is full, the
-    window is empty, wraps, starts below EMUL_BASE_MIN, or overlaps one already there."""
+    """Register [base, base + size) of vm's guest-physical space with `handler` (and emul_read32, emul_write32
+    for its words): emul_add_words."""
+    return emul_add_words(vm, base, size, handler, emul_read32, emul_write32)
+
+
+def emul_add_words(
+    vm: Ptr[Vm],
+    base: u64,
+    size: u64,
+    handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64],
+    read32: Callable[[Ptr[Vcpu], u64, u64], u64],
+    write32: Callable[[Ptr[Vcpu], u64, u64, u64], u64],
+) -> bool:
+    """Register [base, base + size) of vm's guest-physical space with `handler`, and `read32` and `write32` for
+    its LW and SW (EmulMem); false if the table is full, the window is empty, wraps, starts below EMUL_BASE_MIN,
+    or overlaps one already there."""
     if vm.emuls >= EMUL_MAX or size == 0 or base + size < base or base < EMUL_BASE_MIN:
         return False
     for i in range(vm.emuls):
@@ -33,6 +67,8 @@ def emul_add(vm: Ptr[Vm], base: u64, size: u64, handler: Callable[[Ptr[Vcpu], u6
     e.base = base
     e.size = size
     e.handler = handler
+    e.read32 = read32
+    e.write32 = write32
     vm.emuls += 1
     return True
 

@@ -11,7 +11,7 @@ Each guest VM has a domain of its own (by VM index), with no physical source: on
 (its console), forwarded into the guest interrupt files its vCPUs own on their harts.
 """
 
-from compiler.prelude import Array, Final, Mmio, Ptr, addr_of, inline, noinline, static, struct, u32, u64
+from compiler.prelude import Array, Final, Mmio, Ptr, addr_of, i64, inline, noinline, static, struct, u32, u64
 from hypervisor.arch.riscv.aplic import (
     APLIC_CLRIE,
     APLIC_CLRIENUM,
@@ -42,7 +42,7 @@ from hypervisor.arch.riscv.aplic import (
     aplic_write,
 )
 from hypervisor.board import IMSIC_HART_STRIDE, IMSIC_PAGE_SIZE, IMSIC_S_BASE, MVM_HARTS, MVM_NUM_VCPUS
-from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_WORD_FAULT
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.vm import VM_MAX, Vcpu, Vm, vcpu_vm, vm_get, vm_vcpu
 
@@ -99,6 +99,10 @@ def vaplic_reset(vm: Ptr[Vm], fresh: bool) -> None:
     for src in range(APLIC_SOURCES):
         p.sourcecfg[src] = 0
         p.target[src] = 0
+        if vaplic_is_owned(p, u64(src)):
+            # the physical register follows (inactive), so that it always holds the virtual one, as
+            # vaplic_store_changes counts on
+            aplic_write(APLIC_SOURCECFG + 4 * (u64(src) - 1), u32(0))
     for w in range(APLIC_WORDS):
         p.enabled[w] = 0
         p.line[w] = 0
@@ -285,14 +289,34 @@ def vaplic_write(offset: u64, value: u64) -> None:
     vaplic_write_in(addr_of(vaplic_main), offset, value)
 
 
+@inline
+def vaplic_sourcecfg_value(v: u32) -> u32:
+    """What a guest's write of v leaves in a sourcecfg register (4.5.2): D is never granted, so the register
+    is SM alone; a reserved mode makes the source inactive (never passed to the physical APLIC)."""
+    sm = v & SOURCECFG_SM
+    if sm == SM_RESERVED_2 or sm == SM_RESERVED_3:
+        return u32(0)
+    return sm
+
+
+@inline
+def vaplic_store_changes(p: Ptr[Vaplic], offset: u64, value: u64) -> bool:
+    """Whether a store may change the domain: not a store to a sourcecfg register of the value it already holds
+    (legalized as vaplic_write_in does), which writes nothing, virtual or physical, so vaplic_write32 takes no
+    lock for it. An owned source's physical sourcecfg always holds the virtual one (vaplic_write_in writes both
+    under the lock), so the physical APLIC misses nothing. Read lock-free, one whole word: a store another hart
+    makes meanwhile comes before or after this one. (A target is not taken this way: its physical register is
+    written only while the source is active, so the same virtual value does not say the physical one is set.)"""
+    if offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
+        return vaplic_sourcecfg_value(u32(value)) != p.sourcecfg[(offset - APLIC_SOURCECFG) // 4 + 1]
+    return True
+
+
 def vaplic_write_in(p: Ptr[Vaplic], offset: u64, value: u64) -> None:
     v = u32(value)
     if offset >= APLIC_SOURCECFG and offset < APLIC_SOURCECFG + 4 * (APLIC_SOURCES - 1):
         src = (offset - APLIC_SOURCECFG) // 4 + 1
-        sm = v & SOURCECFG_SM  # D is never granted, so the register is SM alone
-        if sm == SM_RESERVED_2 or sm == SM_RESERVED_3:
-            sm = u32(0)  # a reserved mode makes the source inactive: never passed to the physical APLIC
-        p.sourcecfg[src] = sm
+        p.sourcecfg[src] = vaplic_sourcecfg_value(v)
         if vaplic_is_owned(p, src):
             aplic_write(offset, p.sourcecfg[src])
             # An inactive source's target is read-only zero (4.5.16): a target the guest wrote before making the
@@ -358,7 +382,44 @@ def vaplic_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u
         # meanwhile comes before or after it, as two accesses to a real APLIC are ordered.
         value[0] = vaplic_read_word(Ptr[Vaplic](vm.irqc_regs), offset)  # vaplic_of(vm), in one load
         return EMUL_DONE
+    if store and not vaplic_store_changes(Ptr[Vaplic](vm.irqc_regs), offset, value[0]):
+        return EMUL_DONE
     return vaplic_emul_locked(vm, offset, store, value)
+
+
+def vaplic_read32(v: Ptr[Vcpu], region: u64, offset: u64) -> u64:
+    """An LW of the VM's APLIC window (EmulMem.read32): the register sign-extended, or EMUL_WORD_FAULT. A
+    register kept in one word is read as vaplic_emul reads it, without the lock and without a call; the rest
+    goes through vaplic_emul."""
+    if offset % 4 == 0 and offset < APLIC_SIZE_MSI and not vaplic_read_combines(offset):
+        return u64(i64(vaplic_read_word(Ptr[Vaplic](vcpu_vm(v).irqc_regs), offset) << 32) >> 32)
+    return vaplic_read32_other(v, offset)
+
+
+def vaplic_write32(v: Ptr[Vcpu], region: u64, offset: u64, value: u64) -> u64:
+    """An SW of the VM's APLIC window (EmulMem.write32), the register in value's low 32 bits: a store that
+    changes nothing (vaplic_store_changes) is done without the lock; the rest goes through vaplic_emul."""
+    if offset % 4 == 0 and offset < APLIC_SIZE_MSI:
+        if not vaplic_store_changes(Ptr[Vaplic](vcpu_vm(v).irqc_regs), offset, value):
+            return EMUL_DONE
+    return vaplic_write32_other(v, offset, value)
+
+
+@noinline
+def vaplic_read32_other(v: Ptr[Vcpu], offset: u64) -> u64:
+    """vaplic_read32 off its common case."""
+    word = Array[u64, 1]()
+    if vaplic_emul(v, offset, u64(4), False, addr_of(word[0])) != EMUL_DONE:
+        return EMUL_WORD_FAULT
+    return u64(i64(word[0] << 32) >> 32)
+
+
+@noinline
+def vaplic_write32_other(v: Ptr[Vcpu], offset: u64, value: u64) -> u64:
+    """vaplic_write32 off its common case."""
+    word = Array[u64, 1]()
+    word[0] = value & 0xFFFF_FFFF
+    return vaplic_emul(v, offset, u64(4), True, addr_of(word[0]))
 
 
 @noinline

@@ -4,7 +4,7 @@ line (hvip.VSEIP, Priv 9.2.4) follows its S-mode context. The physical source is
 guest completes it, so a level-triggered device cannot storm the hypervisor meanwhile.
 """
 
-from compiler.prelude import Array, Final, Ptr, addr_of, noinline, static, u32, u64
+from compiler.prelude import Array, Final, Ptr, addr_of, i64, noinline, static, u32, u64
 from hypervisor.arch.riscv.hart import hart_vseip_set
 from hypervisor.arch.riscv.plic import (
     PLIC_CONTEXT,
@@ -16,7 +16,7 @@ from hypervisor.arch.riscv.plic import (
     plic_set_priority,
     plic_set_threshold,
 )
-from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_WORD_FAULT
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.vm import MSG_VSEIP, VM_MAX, Vcpu, Vm, vcpu_post, vcpu_vm, vm_get, vm_vcpu
 from hypervisor.core.vplic import (
@@ -203,22 +203,74 @@ def virq_emul(v: Ptr[Vcpu], offset: u64, width: u64, store: bool, value: Ptr[u64
     a store that changed its register's value. A plain read, and a store of the value a register already holds,
     change nothing.
 
-    The common case is kept small: an aligned 32-bit access to a source's register (priority, pending, enable:
-    all below the contexts, chapters 5 to 7) takes no lock and no call. Each register is one aligned 32-bit word,
-    read whole or swapped whole (vplic_write_plain): a store another hart makes meanwhile comes before or after
-    it, as two accesses to a real PLIC are ordered; a store that changed its word then takes the lock for the
-    lines (virq_update). The rest (the contexts' registers, refusals) is out of line."""
-    if offset < PLIC_CONTEXT and width == 4 and offset & 3 == 0:
-        p = Ptr[Vplic](vcpu_vm(v).irqc_regs)
-        if not store:
-            v.plic_reads += 1
-            value[0] = vplic_read_plain(p, offset)
-            return EMUL_DONE
+    Every PLIC register is one aligned 32-bit word, so guests reach them with LW and SW, through virq_read32
+    and virq_write32 (the region's word handlers: core/vm.py EmulMem); this handler takes the other widths
+    (refused) and the words emul.py's generic paths would give it."""
+    if width != 4:
+        return EMUL_FAULT  # vplic_access_ok: 32-bit accesses only
+    if store:
+        return virq_write32(v, u64(0), offset, value[0])
+    got = virq_read32(v, u64(0), offset)
+    if got == EMUL_WORD_FAULT:
+        return EMUL_FAULT
+    value[0] = got & 0xFFFF_FFFF
+    return EMUL_DONE
+
+
+def virq_read32(v: Ptr[Vcpu], region: u64, offset: u64) -> u64:
+    """An LW of the VM's PLIC window (EmulMem.read32): the register sign-extended, or EMUL_WORD_FAULT. The
+    common case is kept small: an aligned read below the contexts (priority, pending, enable: chapters 5 to 7)
+    takes no lock and no call. Each register is one aligned 32-bit word, read whole: a store another hart makes
+    meanwhile comes before or after it, as two accesses to a real PLIC are ordered. The rest (the contexts'
+    registers: threshold, a claim; refusals) is out of line."""
+    if offset < PLIC_CONTEXT and offset & 3 == 0:
+        v.plic_reads += 1
+        return u64(i64(vplic_read_plain(Ptr[Vplic](vcpu_vm(v).irqc_regs), offset) << 32) >> 32)
+    return virq_read32_other(v, offset)
+
+
+def virq_write32(v: Ptr[Vcpu], region: u64, offset: u64, value: u64) -> u64:
+    """An SW of the VM's PLIC window (EmulMem.write32), the register in value's low 32 bits. Below the
+    contexts (priority, enable) the word is swapped whole, without the lock (vplic_write_plain): a store another
+    hart makes meanwhile comes before or after it, and a store that changed its word then takes the lock for
+    the lines (virq_emul_changed). The rest (the contexts' registers: threshold, a complete; refusals) is out of
+    line."""
+    if offset < PLIC_CONTEXT and offset & 3 == 0:
         v.plic_stores += 1
-        if vplic_write_plain(p, offset, u32(value[0])):
-            virq_update(v)
+        if vplic_write_plain(Ptr[Vplic](vcpu_vm(v).irqc_regs), offset, u32(value)):
+            return virq_emul_changed(v)
         return EMUL_DONE
-    return virq_emul_other(v, offset, width, store, value)
+    return virq_write32_other(v, offset, value)
+
+
+@noinline
+def virq_read32_other(v: Ptr[Vcpu], offset: u64) -> u64:
+    """virq_read32 off its common case."""
+    word = Array[u64, 1]()
+    if virq_emul_other(v, offset, u64(4), False, addr_of(word[0])) != EMUL_DONE:
+        return EMUL_WORD_FAULT
+    return u64(i64(word[0] << 32) >> 32)
+
+
+@noinline
+def virq_write32_other(v: Ptr[Vcpu], offset: u64, value: u64) -> u64:
+    """virq_write32 off its common case."""
+    word = Array[u64, 1]()
+    word[0] = value & 0xFFFF_FFFF
+    return virq_emul_other(v, offset, u64(4), True, addr_of(word[0]))
+
+
+@noinline
+def virq_emul_changed(v: Ptr[Vcpu]) -> u64:
+    """virq_write32's store changed a register: the lines (virq_update), EMUL_DONE; EMUL_FAULT if the VM has no
+    virtual PLIC (it always has one here). Out of line and called last, so that virq_write32 keeps no frame: a
+    result the optimizer could not know (the test) keeps the call the last thing virq_write32 does, where a
+    constant one would be folded into it (LLVM's interprocedural constant propagation), leaving a call that
+    needs a frame."""
+    if vcpu_vm(v).irqc_regs == 0:
+        return EMUL_FAULT
+    virq_update(v)
+    return EMUL_DONE
 
 
 @noinline

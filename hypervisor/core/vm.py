@@ -218,11 +218,18 @@ class Vcpu:
 class EmulMem:
     """An emulated MMIO region of a VM (core/emul.py): [base, base + size) of guest-physical space, and the
     device model that performs an access at `offset` into it (width in bytes; a store takes *value, a load
-    leaves the value there) and answers EMUL_DONE or EMUL_FAULT."""
+    leaves the value there) and answers EMUL_DONE or EMUL_FAULT. An LW or SW (arch/riscv/mmio.py's word
+    paths) goes to `read32` or `write32` instead, which pass the value in registers: the device's own, or
+    emul.py's, which call `handler` with width 4. Both are given v, the region's address and the offset (any:
+    they refuse a misaligned one as `handler` does); read32 answers the register sign-extended from bit 31
+    (Unprivileged 2.6: what LW leaves in rd), or EMUL_WORD_FAULT, which is no such value; write32 takes the
+    register in the value's low 32 bits and answers EMUL_DONE or EMUL_FAULT."""
 
     base: u64
     size: u64
     handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64]
+    read32: Callable[[Ptr[Vcpu], u64, u64], u64]
+    write32: Callable[[Ptr[Vcpu], u64, u64, u64], u64]
 
 
 @struct

@@ -239,7 +239,7 @@ def vplic_write_plain(p: Ptr[Vplic], offset: u64, value: u32) -> bool:
         if not vplic_source_ok(src):
             return False
         new = value & VPLIC_PRIORITY_MASK
-        return amoswap_w(addr_of(p.priority[src]), new) != new
+        return amoswap_w(addr_of(p.priority.unchecked[src]), new) != new  # src < VPLIC_SOURCES: vplic_source_ok
     if offset < PLIC_ENABLE:
         return False
     ctx = (offset - PLIC_ENABLE) // PLIC_ENABLE_STRIDE
@@ -247,7 +247,8 @@ def vplic_write_plain(p: Ptr[Vplic], offset: u64, value: u32) -> bool:
     if ctx >= p.contexts or w >= VPLIC_WORDS:
         return False
     new = value & ~u32(1) if w == 0 else value  # source 0 does not exist
-    return amoswap_w(addr_of(p.enable[ctx * VPLIC_WORDS + w]), new) != new
+    # ctx < contexts <= VPLIC_MAX_CONTEXTS (vplic_init) and w < VPLIC_WORDS: within `enable`
+    return amoswap_w(addr_of(p.enable.unchecked[ctx * VPLIC_WORDS + w]), new) != new
 
 
 def vplic_write(p: Ptr[Vplic], offset: u64, width: u64, value: u64) -> u64:

@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from compiler import prelude
+from compiler.prelude import places as prelude_places
 from tests.hypervisor import fuzz
 from tests.hypervisor.control_world import (
     CRASHED,
@@ -136,7 +137,8 @@ def test_create_list_info_config_and_remove_give_every_page_back(w):
     vm = w.vm(1)
     # its devices (core/emul.py windows): its own virtual PLIC or APLIC domain at the board's address, then its
     # console at the config's IPA, the device attached as the MVM's port 1
-    bases = [int.from_bytes(w.be.read(vm.off("emul")[0] + 24 * k, 8), "little") for k in range(vm.get("emuls"))]
+    stride = prelude_places._size(w.be.struct("hypervisor.core.vm", "EmulMem"))
+    bases = [int.from_bytes(w.be.read(vm.off("emul")[0] + stride * k, 8), "little") for k in range(vm.get("emuls"))]
     assert bases == [0x0D00_0000 if w.aia else 0x0C00_0000, 0x1000_1000]
     assert w.request(VM_REMOVE, id_payload(1)) == (OK, b"")
     assert w.free_pages() == free0

@@ -29,25 +29,29 @@ from hypervisor.board import (
     PLIC_BASE,
     PLIC_SIZE,
 )
-from hypervisor.core.emul import emul_add
+from hypervisor.core.emul import emul_add_words
 from hypervisor.core.vaplic import (
     VGEIN_MVM,
     vaplic_emul,
     vaplic_of,
     vaplic_own,
+    vaplic_read32,
     vaplic_reset,
     vaplic_set_line,
     vaplic_wire,
+    vaplic_write32,
 )
 from hypervisor.core.virq import (
     virq_emul,
     virq_external,
     virq_gvm_init,
     virq_init,
+    virq_read32,
     virq_route,
     virq_set_line,
     virq_update_vcpu,
     virq_vplic_of,
+    virq_write32,
 )
 from hypervisor.core.vm import Vcpu, Vm, vcpu_vm, vm_map_device, vm_vcpu
 
@@ -85,10 +89,10 @@ def irqc_vm_init(vm: Ptr[Vm], base: u64) -> bool:
     vm.irqc = True
     if IRQ_MODE == IRQ_MODE_AIA:
         vm.irqc_regs = vaplic_of(vm).addr()
-        return emul_add(vm, base, MVM_APLIC_SIZE, vaplic_emul)
+        return emul_add_words(vm, base, MVM_APLIC_SIZE, vaplic_emul, vaplic_read32, vaplic_write32)
     virq_init(vm)
     vm.irqc_regs = virq_vplic_of(vm).addr()
-    return emul_add(vm, base, MVM_PLIC_SIZE, virq_emul)
+    return emul_add_words(vm, base, MVM_PLIC_SIZE, virq_emul, virq_read32, virq_write32)
 
 
 def irqc_gvm_init(vm: Ptr[Vm]) -> bool:
@@ -99,13 +103,13 @@ def irqc_gvm_init(vm: Ptr[Vm]) -> bool:
     if IRQ_MODE == IRQ_MODE_AIA:
         vaplic_reset(vm, True)
         vm.irqc_regs = vaplic_of(vm).addr()
-        if not emul_add(vm, APLIC_S_BASE, APLIC_SIZE, vaplic_emul):
+        if not emul_add_words(vm, APLIC_S_BASE, APLIC_SIZE, vaplic_emul, vaplic_read32, vaplic_write32):
             return False
         vm.irqc = True
         return True
     virq_gvm_init(vm)
     vm.irqc_regs = virq_vplic_of(vm).addr()
-    if not emul_add(vm, PLIC_BASE, PLIC_SIZE, virq_emul):
+    if not emul_add_words(vm, PLIC_BASE, PLIC_SIZE, virq_emul, virq_read32, virq_write32):
         return False
     vm.irqc = True
     return True

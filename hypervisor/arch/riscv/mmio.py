@@ -73,13 +73,23 @@ def mmio_emulate(v: Ptr[Vcpu]) -> u64:
     registers, take no general decode; the handler is their one call, with only v live across it. The access
     stays one word, the transformed instruction (mmio_decode.py). Without htinst (or in a build that decodes by
     fetch: board MMIO_DECODE_FETCH) the instruction is read back from the guest (mmio_emulate_insn)."""
+    if MMIO_DECODE_FETCH != 0:
+        # read first, so that only v lives across the call (an access outside every region reads it for nothing);
+        # a read that faulted changed htval and stval too: the guest takes its instruction again (mmio_emulate_insn)
+        insn = guest_fetch_insn(v.sepc)
+        if insn == ~u64(0):
+            return EMUL_DONE
+        gpa = (csr_read(HTVAL) << 2) | (csr_read(STVAL) & 3)
+        e = emul_find(vcpu_vm(v), gpa)
+        if e.addr() == 0:
+            return EMUL_NONE
+        v.mmio_exits += 1
+        return mmio_emulate_insn(v, e, gpa - e.base, insn)
     gpa = (csr_read(HTVAL) << 2) | (csr_read(STVAL) & 3)
     e = emul_find(vcpu_vm(v), gpa)
     if e.addr() == 0:
         return EMUL_NONE
     v.mmio_exits += 1
-    if MMIO_DECODE_FETCH != 0:
-        return mmio_emulate_insn(v, e, gpa - e.base, guest_fetch_insn(v.sepc))
     t = csr_read(HTINST)
     if t == 0:
         # no transformed instruction (Priv 9.4.4): read the guest's own
@@ -147,24 +157,29 @@ def mmio_kept(v: Ptr[Vcpu]) -> None:
 def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: bool) -> u64:
     """The decoded load `t` (a transformed instruction: mmio_decode.py) at `offset` in region `e`: the device's
     handler reads, the value goes to rd, sepc moves past the instruction. `word` (a constant at each call): `t`
-    is an LW (TINST_LW or INSN_LW), 4 bytes sign-extended from bit 31 (Unprivileged 2.6), so nothing of its width is
-    decoded. Only v lives across the handler: the access waits in v.mmio_access, which the compiler must read
-    again after the call (the handler has v), so nothing derived from it is kept in a callee-saved register
-    (each costs a save and a restore). A kept register's value waits in v.mmio_value: runtime/trap.S saves the
-    kept registers first, then writes it over rd (REGS_LOAD_KEPT)."""
+    is an LW (TINST_LW or INSN_LW), 4 bytes sign-extended from bit 31 (Unprivileged 2.6), which the region's
+    read32 gives in a register (EmulMem), so nothing of its width is decoded. Only v lives across the handler:
+    the access waits in v.mmio_access, which the compiler must read again after the call (the handler has v),
+    so nothing derived from it is kept in a callee-saved register (each costs a save and a restore). A kept
+    register's value waits in v.mmio_value: runtime/trap.S saves the kept registers first, then writes it over
+    rd (REGS_LOAD_KEPT)."""
     v.mmio_access = t
-    value = Array[u64, 1]()
-    if e.handler(v, offset, u64(4) if word else tinst_width(t), False, addr_of(value[0])) != EMUL_DONE:
-        return EMUL_FAULT
+    if word:
+        loaded = e.read32(v, e.addr(), offset)  # sign-extended already, or EMUL_WORD_FAULT
+        if u64(i64(loaded << 32) >> 32) != loaded:
+            return EMUL_FAULT
+    else:
+        value = Array[u64, 1]()
+        if e.handler(v, offset, tinst_width(t), False, addr_of(value[0])) != EMUL_DONE:
+            return EMUL_FAULT
+        loaded = tinst_load_value(v.mmio_access, value[0])
     t = v.mmio_access
     reg = tinst_rd(t)
-    if reg != 0:
-        loaded = u64(i64(value[0] << 32) >> 32) if word else tinst_load_value(t, value[0])
-        if (u64(1) << reg) & REGS_KEPT != 0:
-            v.mmio_value = loaded
-            v.regs_written = u32(REGS_LOAD_KEPT)
-        else:
-            v.regs[reg] = loaded
+    if (u64(1) << reg) & (REGS_KEPT | 1) == 0:
+        v.regs[reg] = loaded
+    elif reg != 0:  # x0 stays 0
+        v.mmio_value = loaded
+        v.regs_written = u32(REGS_LOAD_KEPT)
     v.sepc += tinst_insn_len(t)
     return EMUL_DONE
 
@@ -172,16 +187,21 @@ def mmio_perform_load(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: 
 @inline
 def mmio_perform_store(v: Ptr[Vcpu], e: Ptr[EmulMem], offset: u64, t: u64, word: bool) -> u64:
     """The decoded store `t` at `offset` in region `e`: the low `width` bytes of rs2 to the device's handler,
-    sepc past the instruction. `word` (a constant at each call): `t` is an SW (TINST_SW or INSN_SW), 4 bytes.
+    sepc past the instruction. `word` (a constant at each call): `t` is an SW (TINST_SW or INSN_SW), 4 bytes,
+    to the region's write32 (EmulMem).
     A kept register's value is there only once runtime/trap.S has saved them (EMUL_KEPT until then)."""
     reg = (t >> 20) & 0x1F
     if (u64(1) << reg) & REGS_KEPT != 0 and v.kept_saved == 0:
         return EMUL_KEPT
     v.mmio_access = t
-    width = u64(4) if word else tinst_width(t)
-    value = Array[u64, 1]()
-    value[0] = mmio_store_bits(width, v.regs[reg])
-    if e.handler(v, offset, width, True, addr_of(value[0])) != EMUL_DONE:
+    if word:
+        done = e.write32(v, e.addr(), offset, v.regs[reg])
+    else:
+        width = tinst_width(t)
+        value = Array[u64, 1]()
+        value[0] = mmio_store_bits(width, v.regs[reg])
+        done = e.handler(v, offset, width, True, addr_of(value[0]))
+    if done != EMUL_DONE:
         return EMUL_FAULT
     v.sepc += tinst_insn_len(v.mmio_access)
     return EMUL_DONE

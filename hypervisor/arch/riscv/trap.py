@@ -223,6 +223,8 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
         insn = guest_fetch_insn(v.sepc)
         if insn == ~u64(0):
             return  # the page went meanwhile: the guest takes the instruction again (its fetch faults then)
+        if insn & 3 != 3:
+            insn = insn & 0xFFFF  # a 16-bit instruction: what follows it is not its
     # A WFI from VU-mode is illegal whatever hstatus.VTW says (Priv 9.6.2): the guest kernel's business, below.
     if insn == INSN_WFI and (csr_read(HSTATUS) & HSTATUS_SPVP) != 0:
         v.sepc += 4
