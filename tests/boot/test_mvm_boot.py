@@ -291,7 +291,9 @@ def test_poweroff(mvm: Mvm):
         assert s.traps > 0 and s.ticks > 0, s
     mmio, fetched = sum(s.mmio for s in vcpus.values()), sum(s.fetched for s in vcpus.values())
     print(f"\n[{mvm.mode}] emulated MMIO accesses {mmio}, decoded from the fetched instruction {fetched}")
-    assert mmio > 0, vcpus  # the interrupt controller's registers are emulated in both modes
-    if mvm.mmio_decode == "fetch":
-        assert fetched == mmio, vcpus  # every one through hlvx.hu and the full decoder, compressed forms included
+    # The interrupt controller's registers are emulated in both modes. A fetch build has no other decoder: each of
+    # them was read back from the guest (hlvx) and decoded, compressed forms included, and the statistics count
+    # all as fetched. QEMU gives htinst for every one, so an htinst build reads back none.
+    assert mmio > 0, vcpus
+    assert fetched == (mmio if mvm.mmio_decode == "fetch" else 0), vcpus
     assert status == 0, f"QEMU exited with status {status}"

@@ -232,3 +232,26 @@ def test_aplic_level_retrigger_reaches_hardware(aplic):
     n = len(dev.writes)
     va.vaplic_write(u64(0x2000), u64(20))  # not the VM's source
     assert len(dev.writes) == n
+
+
+def test_aplic_reset_makes_owned_sources_inactive_physically_and_word_store_of_the_same_value_writes_nothing(aplic):
+    """An owned source's physical sourcecfg always holds the virtual one: a domain reset (the MVM's reboot) makes
+    it inactive in both, so that the word path (vaplic_write32) may skip a store of the value the register holds,
+    with no lock and no write to the physical APLIC, and still forward any other."""
+    va, dev, b = aplic
+    u64 = prelude.u64
+    vm_mod = importlib.import_module("hypervisor.core.vm")
+    vm = vm_mod.vm_setup(u64(0), u64(0x9000_0000), u64(0x9000_0000), u64(0x20_0000), False)
+    v0 = vm_mod.vcpu_add(vm, u64(0), True)
+    vm.irqc_regs = va.vaplic_of(vm).addr()
+    off = u64(0x4 + 4 * 9)  # sourcecfg[10], owned
+    n = len(dev.writes)
+    assert int(va.vaplic_write32(v0, u64(0), off, u64(6))) == 0 and dev.writes[n] == (int(off), 6)  # then target
+    n = len(dev.writes)
+    assert int(va.vaplic_write32(v0, u64(0), off, u64(6))) == 0 and dev.writes[n:] == []  # holds 6 already
+    va.vaplic_reset(vm, False)
+    assert dev.writes[n:] == [(int(off), 0)] and int(va.vaplic_read32(v0, u64(0), off)) == 0
+    n = len(dev.writes)
+    assert int(va.vaplic_write32(v0, u64(0), off, u64(0))) == 0 and dev.writes[n:] == []
+    assert int(va.vaplic_write32(v0, u64(0), off, u64(6))) == 0 and dev.writes[n] == (int(off), 6)
+    assert int(va.vaplic_read32(v0, u64(0), off + 2)) == 1 << 32  # misaligned: EMUL_WORD_FAULT

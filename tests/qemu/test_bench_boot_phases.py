@@ -55,3 +55,14 @@ def test_table_pairs_each_round_with_the_baselines():
     assert cells[2][4:6] == ["1.15", "1.10 (1.10-1.15)"]
     assert cells[3][4:6] == ["1.25", "1.25"]  # fewer than 4 rounds: the median alone
     assert cells[4][3] == "failed" and len(cells[4]) == len(cells[0])
+
+
+def test_table_gives_the_icount_figures_and_their_ratios():
+    """The -icount columns: the shell's and /init's virtual times, each with its ratio to the baseline's."""
+    native = boot.Measurement("native", walls=[4.0], icount_shell_ms=8000.0, icount_init_ms=1250.5)
+    hv = boot.Measurement("hypervisor, plic", walls=[4.4], icount_shell_ms=4000.0, icount_init_ms=1313.025)
+    rows = [ln for ln in boot.table([native, hv]).splitlines() if ln.startswith("| ")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert cells[0][6:] == ["boot to shell, icount (ms)", "ratio", "/init started, icount (ms)", "ratio"]
+    assert cells[1][6:] == ["8000.0", "1.00", "1250.500", "1.000"]
+    assert cells[2][6:] == ["4000.0", "0.50", "1313.025", "1.050"]

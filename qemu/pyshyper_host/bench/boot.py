@@ -13,9 +13,13 @@
 Both configurations boot with the same harts (``--smp``/``--icount-smp``, default 2: the MVM's vCPUs are pinned
 to harts 0 and 1) and the baseline with the MVM's own memory (``--mem``, default mvm.toml's: 1G); under the
 hypervisor QEMU gets ``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM is the GiB that ends at 0x1_0000_0000 and
-the hypervisor's frame allocator takes the RAM below it), Linux sees the same. With several harts the icount
-figure is not repeatable: native QEMU's time to /init moved between 1201 and 1274 ms over three runs, and the
-shell's between 7.5 and 9.0 s, so the median of three boots is taken by default (``--icount-runs``).
+the hypervisor's frame allocator takes the RAM below it), Linux sees the same. The -icount boots also fix QEMU's
+guest-visible randomness (``-seed``) and run the RTC on the virtual clock from a fixed date (run/command.py ICOUNT):
+Linux mixes both into its random pool, and with the host's time and entropy in it the time to /init moved by
+±5% between boots. Fixed, /init starts at the same instruction in every boot (to the ns of virtual time). What
+follows /init is not repeatable yet (module loading, the images disk's reads completing on the host's time, the
+console's input), so the shell's figure is the median of three boots by default (``--icount-runs``), and each
+boot's figures are printed.
 
 The idle figure: traps per second of each MVM vCPU while its shell runs ``sleep`` (``--idle``, default 10 s),
 from the hypervisor's per-vCPU statistics printed at the MVM's power-off, of a boot with the ``sleep`` minus one
@@ -41,9 +45,10 @@ from pyshyper_host.bench.console import BootError, boot_to_shell, start_shell
 from pyshyper_host.bench.plot import bar_chart
 from pyshyper_host.bench.stats import TIMEBASE_HZ, parse_stats, stats_base, stats_reads
 from pyshyper_host.images import initramfs as images
+from pyshyper_host.run import command as run_command
 from pyshyper_host.run.command import mvm_qemu_command
 
-ICOUNT = ["-icount", "shift=0,sleep=off"]
+ICOUNT = list(run_command.ICOUNT)  # -icount and a fixed -seed (run/command.py)
 
 CommandBuilder = Callable[[bool, int], list[str]]  # (icount, harts) -> QEMU command
 
@@ -145,14 +150,16 @@ def measure(
         shells, inits = [], []
         for i in range(icount_runs if icount else 0):
             r = boot_to_shell(cfg.command(True, icount_smp), timeout=timeout * 4, attempts=2)
-            if r.shell_ticks is not None:
-                shells.append(r.shell_ticks * 1000 / TIMEBASE_HZ)
-                print(
-                    f"bench-boot: {cfg.name}: icount run {i + 1}/{icount_runs}: shell at {shells[-1]:.1f} ms virtual",
-                    flush=True,
-                )
             if r.init_ticks is not None:
                 inits.append(r.init_ticks * 1000 / TIMEBASE_HZ)
+            if r.shell_ticks is not None:
+                shells.append(r.shell_ticks * 1000 / TIMEBASE_HZ)
+                init = f", /init at {inits[-1]:.3f} ms" if r.init_ticks is not None else ""
+                print(
+                    f"bench-boot: {cfg.name}: icount run {i + 1}/{icount_runs}: shell at {shells[-1]:.1f} ms virtual"
+                    + init,
+                    flush=True,
+                )
         m.icount_shell_ms = statistics.median(shells) if shells else None
         m.icount_init_ms = statistics.median(inits) if inits else None
     except BootError as e:
@@ -279,14 +286,15 @@ def table(ms: list[Measurement]) -> str:
     base = ms[0]
     bw = statistics.median(base.walls) if base.walls and not base.error else None
     bi = base.icount_shell_ms if not base.error else None
+    bn = base.icount_init_ms if not base.error else None
     rows = [
         "| configuration | QEMU | Linux sees | boot to shell, wall (s) | ratio | paired ratio (quartiles) |"
-        " boot to shell, icount (ms) | ratio | /init started, icount (ms) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        " boot to shell, icount (ms) | ratio | /init started, icount (ms) | ratio |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in ms:
         if m.error:
-            rows.append(f"| {m.config} | {m.qemu} | | failed | | | | | |")
+            rows.append(f"| {m.config} | {m.qemu} | | failed | | | | | | |")
             continue
         w = statistics.median(m.walls) if m.walls else None
         wr = f"{w / bw:.2f}" if w and bw else ""
@@ -296,7 +304,8 @@ def table(ms: list[Measurement]) -> str:
         rows.append(
             f"| {m.config} | {m.qemu} | {m.guest} | {'' if w is None else f'{w:.2f}'} (n={len(m.walls)}) | {wr} | "
             f"{pr} | {'' if iv is None else f'{iv:.1f}'} | {ir} | "
-            f"{'' if m.icount_init_ms is None else f'{m.icount_init_ms:.1f}'} |"
+            f"{'' if m.icount_init_ms is None else f'{m.icount_init_ms:.3f}'} | "
+            f"{f'{m.icount_init_ms / bn:.3f}' if m.icount_init_ms and bn else ''} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -433,8 +442,9 @@ def main(argv: list[str] | None = None) -> int:
         f", {time.strftime('%Y-%m-%d %H:%M:%S')}. Wall clock: median of {args.runs} boots "
         f"(alternating between the configurations) with `-smp {args.smp}`, from "
         f"starting QEMU to the shell prompt. icount: `{' '.join(ICOUNT)}`, `-smp {args.icount_smp}`, median of "
-        f"{args.icount_runs}: virtual time (the guest's `time` CSR) when the first shell starts, OpenSBI and the "
-        "hypervisor's own boot included. Ratios are against the native baseline measured in the same run; the "
+        f"{args.icount_runs}: virtual time (the guest's `time` CSR) when the first shell starts, and when /init "
+        "starts (the same in every boot: -seed and the RTC fixed), OpenSBI and the hypervisor's own boot included. "
+        "Ratios are against the native baseline measured in the same run; the "
         "paired ratio is the median over the rounds of each round's wall time over native's in that round, with "
         "its quartiles: how far one boot's ratio strays.",
         "",

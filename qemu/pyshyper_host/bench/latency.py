@@ -51,12 +51,13 @@ from pyshyper_host import PROJECT_ROOT
 from pyshyper_host.bench.console import BootError, Shell, start_shell
 from pyshyper_host.bench.stats import stats_base
 from pyshyper_host.images import initramfs as images
+from pyshyper_host.run import command as run_command
 
 ROOT = PROJECT_ROOT
 REPORT = ROOT / "build" / "bench" / "latency.md"
 GUEST_DIR = ROOT / "tests" / "guests" / "latency"
 LINUX_CONFIG = ROOT / "mvm-tools" / "examples" / "vm1.json"
-ICOUNT = ["-icount", "shift=0,sleep=off"]
+ICOUNT = list(run_command.ICOUNT)  # -icount and a fixed -seed (run/command.py)
 TIMEOUT = 300.0
 GVM_BOOT = 300.0  # a GVM's Linux to its shell under TCG on a loaded host
 HART = 2  # the latency guest's hart, and the Linux GVM's in the shared case

@@ -33,9 +33,10 @@ from pyshyper_host import PROJECT_ROOT
 from pyshyper_host.bench.console import BootError, boot_to_shell
 from pyshyper_host.bench.stats import TIMEBASE_HZ
 from pyshyper_host.images import initramfs as images
+from pyshyper_host.run import command as run_command
 from pyshyper_host.run.command import mvm_qemu_command
 
-ICOUNT = ["-icount", "shift=0,sleep=off"]
+ICOUNT = list(run_command.ICOUNT)  # -icount and a fixed -seed (run/command.py)
 CPU = "rv64,svnapot=true"
 LEAVES = ("4k", "max")  # pyshyper build --stage2-leaf
 LEAF_NAMES = {"4k": "hypervisor, 4 KiB leaves only", "max": "hypervisor, largest leaves"}

@@ -42,7 +42,12 @@ from pyshyper_host.run.gdb import GDB_PORT, attach_hint, port_number
 QEMU = "qemu-system-riscv64"
 MVM_GUEST = "mvm"  # the management VM: Debian's Linux from the image cache
 DEFAULT_GUEST = MVM_GUEST  # `pyshyper run` boots the MVM unless told otherwise (--guest selftest, --guest none)
-ICOUNT = ("-icount", "shift=0,sleep=off")
+# Repeatable instruction counts: one guest instruction per ns of virtual time, idle time skipped; QEMU's
+# guest-visible randomness (the device tree's /chosen/rng-seed) from a fixed seed; and the RTC running on the
+# virtual clock from a fixed date, not the host's. Linux mixes both into its random pool, which steers its
+# allocators and hashes: with them fixed, two boots of one image run the same instructions up to the first input
+# (the MVM's /init starts at the same instruction count each time).
+ICOUNT = ("-icount", "shift=0,sleep=off", "-seed", "1", "-rtc", "base=2026-01-01T00:00:00,clock=vm")
 _SIZE = re.compile(r"^(\d+)([KMGT]?)$")
 
 
