@@ -1,10 +1,11 @@
 """Trap-and-emulate MMIO: a guest-page fault inside an emulated device's window is decoded (htinst, or the
-instruction read back with hlvx.hu when htinst is zero: Priv 9.4.4 and 9.2.x) and performed by the device's
+instruction read back with hlvx when htinst is zero: Priv 9.4.4 and 9.2.x) and performed by the device's
 emulator; the guest then continues after the instruction.
 
 The device is the one the VM registered for that address (core/emul.py): its virtual interrupt controller
 (arch/riscv/irqc.py), the statistics page (core/stats.py). The access is decoded here, once, and the device model
-sees only offset, width, direction and value. An access a device cannot do is the guest's mistake: it gets an
+sees only offset, width, direction and value (an LW or SW goes to the region's word handlers, which take and give
+the value in registers: core/vm.py EmulMem). An access a device cannot do is the guest's mistake: it gets an
 access fault (trap.py), the VM runs on."""
 
 from compiler.prelude import (
@@ -53,8 +54,9 @@ REGS_KEPT: Final = (u64(1) << 3) | (u64(1) << 4) | (u64(1) << 9) | (u64(0x3FF) <
 
 @extern("hyp_guest_fetch_insn")
 def guest_fetch_insn(gva: u64) -> u64:
-    """runtime/trap.S: the instruction at gva read with hlvx.hu (16 bits, or 32 when its bits 1:0 are 11), ~0
-    instead of a fault in the hypervisor."""
+    """runtime/trap.S: the instruction at gva read as the hart fetches it (hlvx.wu at a 4-byte-aligned address,
+    else hlvx.hu once or twice), ~0 instead of a fault in the hypervisor. Only its low 16 bits count when its
+    bits 1:0 are not 11 (a 16-bit instruction: at an aligned address the halfword after it comes along)."""
     ...
 
 
