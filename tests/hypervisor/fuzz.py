@@ -14,7 +14,9 @@ Targets (each case is one guest action, drawn from a seeded generator):
   htinst, against a decoder written from the Unprivileged spec's encoding tables.
 * ``mmio``: the trap path's emulation (hypervisor/arch/riscv/mmio.py ``mmio_emulate``) in the management VM: any
   instruction (htinst, or read back), at its PLIC window, its statistics page or beside them; the answer (done,
-  an access fault, no region), sepc and the registers against the decoder's reference and each device's rule.
+  an access fault, no region, or taken again when the instruction cannot be read back), sepc and the registers
+  against the decoder's reference and each device's rule. ``mmio_fetch``: the same in a build that decodes every
+  access by fetch (``--mmio-decode fetch``), which reads the instruction before it looks for the region.
 * ``control`` and ``control_aia``: the control protocol's server (hypervisor/core/control.py) and the guest VMs
   it makes (core/gvm.py), in a PLIC and an AIA build: malformed and well-formed frames in any split, with garbage,
   mixed with the guests' own shutdowns, reboots and faults (tests/hypervisor/fuzz_control.py says what is checked).
@@ -42,6 +44,7 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
+import dataclasses
 import faulthandler
 import hashlib
 import importlib
@@ -72,7 +75,7 @@ U64 = (1 << 64) - 1
 EPISODE_OPS = 64
 HANG_SECONDS = 300  # compiled code: an episode longer than this is a hang (a wait that never ends): exit, traceback
 CASE_SECONDS = 20  # CPython: a call longer than this is a hang, reported as a failing case
-TARGETS = ("sbi", "vplic", "vaplic", "decode", "mmio", "virtio", "control", "control_aia")
+TARGETS = ("sbi", "vplic", "vaplic", "decode", "mmio", "mmio_fetch", "virtio", "control", "control_aia")
 # core/cons_ring.py: every line the hypervisor prints is also kept for the MVM's /dev/hvc0
 LOG_RING = {"hypervisor.core.cons_ring.log_ring", "hypervisor.core.cons_ring.log_ring_data"}
 STACKS = "__stacks_start"  # runtime/boot.S: the harts' hypervisor stacks (read by the stack high-water mark)
@@ -123,7 +126,11 @@ class Backend:
         self.irq = irq
         self.tmp = tempfile.TemporaryDirectory(prefix="pyshyper-fuzz-")
         self.board_path = Path(self.tmp.name) / "board.py"
-        self.board_path.write_text(render_hypervisor_module(make_config("qemu-virt", irq, 3 if irq == "aia" else None)))
+        mode, _, decode = irq.partition("-")  # "plic-fetch": a build that decodes every access by fetch
+        cfg = make_config("qemu-virt", mode, 3 if mode == "aia" else None)
+        if decode:
+            cfg = dataclasses.replace(cfg, mmio_decode=decode)
+        self.board_path.write_text(render_hypervisor_module(cfg))
         prelude.install_import_hook(["hypervisor"])
         for name in [n for n in sys.modules if n.startswith("hypervisor")]:
             sys.modules.pop(name)
@@ -1958,7 +1965,9 @@ class MmioWorld:
         in_stats = self.stats_base <= gpa < self.stats_base + self.stats_size
         # the instruction's page gone while it was read back: nothing performed, the guest takes it again
         retry = ht == 0 and gone
-        if not (in_plic or in_stats):
+        if retry and self.fetch_only:
+            want = self.done  # a fetch build reads the instruction first, before it looks for the region
+        elif not (in_plic or in_stats):
             want = self.none
         elif retry:
             want = self.done
@@ -2353,6 +2362,7 @@ SPEC = {  # target: (module compiled/loaded, board irq mode, world, op generator
     "vaplic": ("hypervisor.core.vaplic", "aia", AplicWorld, aplic_op),
     "decode": ("hypervisor.arch.riscv.mmio_decode", "plic", DecodeWorld, decode_op),
     "mmio": ("hypervisor.arch.riscv.mmio+hypervisor.core.mvm", "plic", MmioWorld, mmio_op),
+    "mmio_fetch": ("hypervisor.arch.riscv.mmio+hypervisor.core.mvm", "plic-fetch", MmioWorld, mmio_op),
     "virtio": ("hypervisor.core.virtio_console+hypervisor.core.mvm", "plic", VirtioWorld, virtio_op),
     "control": (CONTROL_MODULES, "plic", ControlFuzzWorld, control_op),
     "control_aia": (CONTROL_MODULES, "aia", ControlFuzzWorld, control_op),

@@ -21,6 +21,7 @@ CASES = {
     "vaplic": 3000,
     "decode": 5000,
     "mmio": 3000,
+    "mmio_fetch": 2000,
     "virtio": 3000,
     "control": 800,
     "control_aia": 800,
@@ -77,6 +78,15 @@ def test_mmio_slice_reaches_every_outcome():
         "stats: fault",
         "none: none",
     ):
+        assert res.stats.get(name, 0) > 0, name
+
+
+def test_mmio_fetch_slice_reads_every_instruction_back():
+    """A build that decodes by fetch (`--mmio-decode fetch`): every access is decoded from the instruction read
+    back, loads and stores performed, and a read that faults taken again by the guest, in a region or not."""
+    res = _slice("mmio_fetch", "host")
+    assert res.failure is None, fuzz.report(res)
+    for name in ("plic: done load", "plic: done store", "stats: done load", "plic: retry", "none: retry"):
         assert res.stats.get(name, 0) > 0, name
 
 
