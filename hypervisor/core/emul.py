@@ -25,19 +25,31 @@ EMUL_BASE_MIN: Final = u64(4)
 EMUL_WORD_FAULT: Final = u64(1) << 32
 
 
-def emul_read32(v: Ptr[Vcpu], region: u64, offset: u64) -> u64:
-    """EmulMem.read32 of a device without its own: its handler, width 4."""
+def emul_read32_by(handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64], v: Ptr[Vcpu], offset: u64) -> u64:
+    """An LW through a region's `handler` (width 4), answered as EmulMem.read32 answers."""
     value = Array[u64, 1]()
-    if Ptr[EmulMem](region).handler(v, offset, u64(4), False, addr_of(value[0])) != EMUL_DONE:
+    if handler(v, offset, u64(4), False, addr_of(value[0])) != EMUL_DONE:
         return EMUL_WORD_FAULT
     return u64(i64(value[0] << 32) >> 32)
 
 
-def emul_write32(v: Ptr[Vcpu], region: u64, offset: u64, value: u64) -> u64:
-    """EmulMem.write32 of a device without its own: its handler, width 4, the value's low 32 bits."""
+def emul_write32_by(
+    handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64], v: Ptr[Vcpu], offset: u64, value: u64
+) -> u64:
+    """An SW through a region's `handler` (width 4, the value's low 32 bits), answered as EmulMem.write32 does."""
     word = Array[u64, 1]()
     word[0] = value & 0xFFFF_FFFF
-    return Ptr[EmulMem](region).handler(v, offset, u64(4), True, addr_of(word[0]))
+    return handler(v, offset, u64(4), True, addr_of(word[0]))
+
+
+def emul_read32(v: Ptr[Vcpu], region: u64, offset: u64) -> u64:
+    """EmulMem.read32 of a device without its own: its handler."""
+    return emul_read32_by(Ptr[EmulMem](region).handler, v, offset)
+
+
+def emul_write32(v: Ptr[Vcpu], region: u64, offset: u64, value: u64) -> u64:
+    """EmulMem.write32 of a device without its own: its handler."""
+    return emul_write32_by(Ptr[EmulMem](region).handler, v, offset, value)
 
 
 def emul_add(vm: Ptr[Vm], base: u64, size: u64, handler: Callable[[Ptr[Vcpu], u64, u64, bool, Ptr[u64]], u64]) -> bool:

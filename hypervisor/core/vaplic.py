@@ -42,7 +42,7 @@ from hypervisor.arch.riscv.aplic import (
     aplic_write,
 )
 from hypervisor.board import IMSIC_HART_STRIDE, IMSIC_PAGE_SIZE, IMSIC_S_BASE, MVM_HARTS, MVM_NUM_VCPUS
-from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_WORD_FAULT
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, emul_read32_by, emul_write32_by
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.vm import VM_MAX, Vcpu, Vm, vcpu_vm, vm_get, vm_vcpu
 
@@ -408,18 +408,13 @@ def vaplic_write32(v: Ptr[Vcpu], region: u64, offset: u64, value: u64) -> u64:
 @noinline
 def vaplic_read32_other(v: Ptr[Vcpu], offset: u64) -> u64:
     """vaplic_read32 off its common case."""
-    word = Array[u64, 1]()
-    if vaplic_emul(v, offset, u64(4), False, addr_of(word[0])) != EMUL_DONE:
-        return EMUL_WORD_FAULT
-    return u64(i64(word[0] << 32) >> 32)
+    return emul_read32_by(vaplic_emul, v, offset)
 
 
 @noinline
 def vaplic_write32_other(v: Ptr[Vcpu], offset: u64, value: u64) -> u64:
     """vaplic_write32 off its common case."""
-    word = Array[u64, 1]()
-    word[0] = value & 0xFFFF_FFFF
-    return vaplic_emul(v, offset, u64(4), True, addr_of(word[0]))
+    return emul_write32_by(vaplic_emul, v, offset, value)
 
 
 @noinline

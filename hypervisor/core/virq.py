@@ -16,7 +16,7 @@ from hypervisor.arch.riscv.plic import (
     plic_set_priority,
     plic_set_threshold,
 )
-from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_WORD_FAULT
+from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_WORD_FAULT, emul_read32_by, emul_write32_by
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 from hypervisor.core.vm import MSG_VSEIP, VM_MAX, Vcpu, Vm, vcpu_post, vcpu_vm, vm_get, vm_vcpu
 from hypervisor.core.vplic import (
@@ -246,18 +246,13 @@ def virq_write32(v: Ptr[Vcpu], region: u64, offset: u64, value: u64) -> u64:
 @noinline
 def virq_read32_other(v: Ptr[Vcpu], offset: u64) -> u64:
     """virq_read32 off its common case."""
-    word = Array[u64, 1]()
-    if virq_emul_other(v, offset, u64(4), False, addr_of(word[0])) != EMUL_DONE:
-        return EMUL_WORD_FAULT
-    return u64(i64(word[0] << 32) >> 32)
+    return emul_read32_by(virq_emul_other, v, offset)
 
 
 @noinline
 def virq_write32_other(v: Ptr[Vcpu], offset: u64, value: u64) -> u64:
     """virq_write32 off its common case."""
-    word = Array[u64, 1]()
-    word[0] = value & 0xFFFF_FFFF
-    return virq_emul_other(v, offset, u64(4), True, addr_of(word[0]))
+    return emul_write32_by(virq_emul_other, v, offset, value)
 
 
 @noinline
