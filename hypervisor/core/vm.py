@@ -134,6 +134,9 @@ class Vcpu:
     vseip: u32  # the external-interrupt line last applied on its hart (PLIC mode, core/virq.py)
     running: u32  # 1 while its hart runs it (set on entry, cleared when the hart parks), read atomically
     parking: u32  # it leaves its hart when the trap ends (HSM stop, SRST reboot, its VM's end): trap.S unwinds
+    # 1 while its own hart waits in the hypervisor at its trapped WFI, read atomically: it runs no guest code, and
+    # fences before it does again, so remote fences asked meanwhile wait for that (arch/riscv/vsbi.py)
+    idle: u32
     mailbox: Array[u32, MSG_COUNT]
     # Remote fences (SBI RFENCE) are synchronous: a requester takes a ticket from fence_req and waits until the
     # vCPU's hart has fenced and published fence_done >= ticket. Both only grow (never reset with the vCPU).
@@ -584,6 +587,7 @@ def vcpu_add(vm: Ptr[Vm], hart: u64, started: bool) -> Ptr[Vcpu]:
     v.blocked = u32(0)
     v.running = u32(0)
     v.parking = u32(0)
+    v.idle = u32(0)
     vcpu_reset(v)
     v.state = VCPU_STARTED if started else VCPU_STOPPED
     fence()

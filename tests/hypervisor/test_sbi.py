@@ -546,3 +546,28 @@ def test_stack_guard_and_high_water(hyp):
     prelude.memory.write(top - size + board.HART_STACK_GUARD - 8, bytes(8))  # the guard's highest word
     assert not stack.stack_guard_ok(prelude.u64(top))
     assert int(stack.stack_top(prelude.u64(board.MAX_HARTS))) == 0
+
+
+def test_rfence_stops_waiting_once_the_target_waits_in_the_hypervisor(hyp, two_vcpus, monkeypatch):
+    """A target that went to wait in the hypervisor (`idle`, its trapped WFI) after the request was sent
+    fences before its guest runs again (trap.py vcpu_idle_leave), so the requester stops waiting. While it
+    waits, its guest's interrupts (hie) do not end its WFI; hie is restored afterwards."""
+    vm, v0, v1 = two_vcpus
+    _started_running(hyp, v0)
+    _started_running(hyp, v1)
+    sbi = hyp.mods["arch.riscv.vsbi"]
+    hie = CSRS["HIE"]
+    prelude.mock.csr[hie] = 0x444
+    sleeps = []
+
+    def wfi():
+        sleeps.append(prelude.mock.csr[hie])
+        v1.idle = prelude.u32(1)
+
+    prelude.mock.sbi_handler = lambda *a: (0, 0)
+    monkeypatch.setattr(sbi, "wfi", wfi)
+    assert _ecall_on(hyp, v0, 0x52464E43, 1, 0b10, 0, 0, 0) == (0, 0)  # remote_sfence_vma on vCPU 1
+    assert sleeps == [0] and prelude.mock.csr[hie] == 0x444
+    assert int(v1.fence_req) == 1 and int(v1.fence_done) == 0 and int(v0.fence_wait) == 0
+    sbi.vcpu_idle_leave(v1)
+    assert int(v1.fence_done) == 1 and int(v1.idle) == 0

@@ -77,7 +77,15 @@ from hypervisor.arch.riscv.encoding import (
 )
 from hypervisor.arch.riscv.irqc import irqc_handle, irqc_vcpu_wait
 from hypervisor.arch.riscv.mmio import guest_fetch_insn, mmio_emulate, mmio_kept
-from hypervisor.arch.riscv.vsbi import sbi_handle_ecall, sbi_timer_fired, vcpu_handle_messages, vsbi_init
+from hypervisor.arch.riscv.vsbi import (
+    sbi_handle_ecall,
+    sbi_timer_fired,
+    vcpu_handle_messages,
+    vcpu_idle_enter,
+    vcpu_idle_leave,
+    vcpu_wfi_traps,
+    vsbi_init,
+)
 from hypervisor.core.console import console_dec, console_hex, console_lock, console_puts, console_unlock
 from hypervisor.core.control import control_idle
 from hypervisor.core.emul import EMUL_DONE, EMUL_FAULT, EMUL_KEPT, EMUL_NONE
@@ -238,17 +246,22 @@ def trap_virtual_instruction(v: Ptr[Vcpu]) -> None:
                 v.blocked = u32(1)
                 v.parking = u32(1)
             return
-        # Its own hart (shared when it entered, no longer): its next WFIs do not trap (arch/riscv/vcpu.py
-        # vcpu_run). An IPI that places another vCPU beside it comes after the run queue changed, and sets VTW
-        # again (irq_software).
-        csr_clear(HSTATUS, HSTATUS_VTW)
+        # Its own hart: it was shared when the vCPU entered and is no longer, or its VM asks remote fences of it
+        # (vsbi.py vcpu_wfi_traps). Only in the second case do its next WFIs trap (arch/riscv/vcpu.py vcpu_run).
+        # An IPI that places another vCPU beside it comes after the run queue changed, and sets VTW again
+        # (irq_software).
+        if not vcpu_wfi_traps(v):
+            csr_clear(HSTATUS, HSTATUS_VTW)
         # This one waits in the hypervisor for any interrupt. WFI wakes on one pending and enabled in sie or
         # hie, even with sstatus.SIE clear (Priv 3.3.3). The guest's own (VS-level) ones are enabled in hie, and
         # hip.VSEIP includes, in AIA mode, the guest interrupt file that hstatus.VGEIN selects (Priv 9.2.3, AIA
-        # 6.3.1), so an MSI into the vCPU's IMSIC wakes the hart too. Whatever woke it is taken once the vCPU
-        # resumes.
+        # 6.3.1), so an MSI into the vCPU's IMSIC wakes the hart too. The guest's own are taken once it resumes;
+        # the hypervisor's are taken here (trap_woken), not by a second trap right after the sret.
         irqc_vcpu_wait(v)
+        vcpu_idle_enter(v)
         wfi()
+        vcpu_idle_leave(v)
+        trap_woken(v)
         return
     trap_inject_exception(v, EXC_ILLEGAL_INST, insn)
 
@@ -276,7 +289,7 @@ def irq_timer(v: Ptr[Vcpu]) -> None:
 
 def vcpu_idle_work(v: Ptr[Vcpu]) -> None:
     """What waits for v's VM while it idles, done on v's hart: at a trapped WFI, and when it is kicked (MSG_KICK:
-    a partitioned vCPU's WFI does not trap). The MVM's control server (a guest VM's event, frames the port could
+    a partitioned vCPU's WFI need not trap). The MVM's control server (a guest VM's event, frames the port could
     not take yet), then bytes for its console (the hypervisor's log, a GVM's output)."""
     v.idle_due = u32(0)
     if vcpu_vm(v).id == 0:
@@ -342,6 +355,26 @@ def trap_init_tables() -> None:
     INTERRUPT_HANDLERS[IRQ_S_SOFT] = irq_software
     INTERRUPT_HANDLERS[IRQ_S_EXT] = irq_external
     INTERRUPT_HANDLERS[IRQ_S_GEXT] = irq_guest_external
+
+
+def trap_woken(v: Ptr[Vcpu]) -> None:
+    """The hypervisor's own interrupt that ended a WFI it waited in for v's guest, if one did: handled as the
+    trap it would be once the guest resumed (and counted as one), the highest first (Priv 3.1.9: SEI, SSI, STI).
+    One only: if another is pending too, the guest's resumption takes it. (On its own hart, SGEI is not enabled:
+    irqc_vcpu_wait.)"""
+    pending = csr_read(SIP) & csr_read(SIE)
+    if pending == 0:
+        return
+    code = u64(IRQ_S_TIMER)
+    if pending & (u64(1) << IRQ_S_EXT) != 0:
+        code = u64(IRQ_S_EXT)
+    elif pending & (u64(1) << IRQ_S_SOFT) != 0:
+        code = u64(IRQ_S_SOFT)
+    elif pending & (u64(1) << IRQ_S_TIMER) == 0:
+        return
+    v.traps += 1
+    v.irqs += 1
+    INTERRUPT_HANDLERS[code](v)
 
 
 @noinline

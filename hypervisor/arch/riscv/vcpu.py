@@ -59,7 +59,7 @@ from hypervisor.arch.riscv.encoding import (
 from hypervisor.arch.riscv.fpu import fpu_enter, fpu_leave
 from hypervisor.arch.riscv.irqc import irqc_vcpu_enter, irqc_vcpu_leave
 from hypervisor.arch.riscv.stage2 import stage2_hgatp, stage2_vmids
-from hypervisor.arch.riscv.vsbi import vcpu_fence_notify, vcpu_handle_messages
+from hypervisor.arch.riscv.vsbi import vcpu_fence_notify, vcpu_handle_messages, vcpu_wfi_traps
 from hypervisor.core.hart import hart_has_guest_files, hart_has_sstc
 from hypervisor.core.sched import (
     FENCE_ALL,
@@ -129,10 +129,11 @@ def vcpu_run(v: Ptr[Vcpu], shared: bool) -> None:
     # sret to the guest: hstatus.SPV = 1, SPVP and sstatus.SPP its privilege. On a shared hart WFI traps (VTW,
     # Priv 9.2.1) so a waiting vCPU gives the hart away; on its own hart it does not: the hart waits in the
     # guest's WFI, which any interrupt of the hart ends (Priv 3.3.3), with no exit and no TLB refill after it.
-    # Whatever wants an idle partitioned vCPU kicks it (MSG_KICK).
+    # Whatever wants an idle partitioned vCPU kicks it (MSG_KICK). Except once its VM asks remote fences of it
+    # (vsbi.py vcpu_wfi_traps): then it waits in the hypervisor, where a fence costs its requester no wait.
     # Built whole, not read-modified-written: nothing a former vCPU or the firmware left (HU, VTVM, VTSR, VSBE,
     # GVA, another VGEIN) carries over; only VSXL, which may be read-only, is kept.
-    hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits | (HSTATUS_VTW if shared else u64(0))
+    hstatus = (csr_read(HSTATUS) & HSTATUS_VSXL) | irqc_bits | (HSTATUS_VTW if shared or vcpu_wfi_traps(v) else u64(0))
     csr_write(HSTATUS, hstatus | HSTATUS_SPV | (HSTATUS_SPVP if spp != 0 else u64(0)))
     s = csr_read(SSTATUS) & ~(SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_SPP)
     csr_write(SSTATUS, s | spp)

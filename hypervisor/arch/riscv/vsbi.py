@@ -5,6 +5,8 @@ in a0 (error) and a1 (value). Extensions are found through a table of `SbiExtens
 """
 
 from compiler.prelude import (
+    HIE,
+    HSTATUS,
     HVIP,
     SIP,
     VSTIMECMP,
@@ -36,7 +38,7 @@ from compiler.prelude import (
     u64,
     wfi,
 )
-from hypervisor.arch.riscv.encoding import MIP_SSIP, MIP_VSSIP, MIP_VSTIP
+from hypervisor.arch.riscv.encoding import HSTATUS_VTW, MIP_SSIP, MIP_VSSIP, MIP_VSTIP
 from hypervisor.arch.riscv.fpu import fpu_reset, fpu_test_switch
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE,
@@ -224,6 +226,36 @@ def vcpu_fence_local(v: Ptr[Vcpu]) -> None:
     amoswap_d(addr_of(v.fence_done), asked)
     v.fences_served += 1
     vcpu_fence_notify(v)
+    # Its VM asks remote fences of it: from now on its WFI traps, even on its own hart, so that it waits in the
+    # hypervisor (`idle`) where fences asked meanwhile cost its requesters nothing (vcpu_wfi_traps).
+    csr_set(HSTATUS, HSTATUS_VTW)
+
+
+def vcpu_wfi_traps(v: Ptr[Vcpu]) -> bool:
+    """Whether v's WFI traps on its own hart (hstatus.VTW, Priv 9.2.1): once its VM has asked a remote fence of
+    it. A requester must otherwise wake a vCPU idle in its guest's WFI (an IPI, an exit, the guest's spurious
+    wake) and wait for its fence; one that waits in the hypervisor (`idle`) fences when it wakes instead, and its
+    requesters go on at once (sbi_remote_fence). The cost is an exit per idle period, paid by an idle hart; a VM
+    that never asks remote fences (a Linux with IMSIC IPIs, a single vCPU) keeps WFI in the guest."""
+    return v.fence_req != 0
+
+
+def vcpu_idle_enter(v: Ptr[Vcpu]) -> None:
+    """v's own hart is about to wait in the hypervisor for its next interrupt: from the published `idle` on,
+    requesters leave their fences for vcpu_idle_leave (sbi_remote_fence, vcpu_fence_pending). What was asked
+    before it is served now, as a requester may sleep until it is."""
+    amoswap_w(addr_of(v.idle), u32(1))
+    fence()
+    vcpu_fence_local(v)
+
+
+def vcpu_idle_leave(v: Ptr[Vcpu]) -> None:
+    """v's hart woke and v runs guest code again after this: `idle` is cleared, then the fences asked are read
+    (a fence between, against the requester's AMO, fence, read of `idle`): a requester that saw `idle` set made
+    its request before this read, so it is served here, before the guest runs."""
+    amoswap_w(addr_of(v.idle), u32(0))
+    fence()
+    vcpu_fence_local(v)
 
 
 def vcpu_fence_notify(t: Ptr[Vcpu]) -> None:
@@ -244,6 +276,8 @@ def vcpu_fence_pending(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> bool:
         return False
     if amoadd_w(addr_of(t.running), u32(0)) == 0 or t.state != VCPU_STARTED:
         return False
+    if amoadd_w(addr_of(t.idle), u32(0)) != 0:
+        return False  # it waits in the hypervisor and fences before its guest runs again (vcpu_idle_leave)
     return vcpu_vm(t).state == VM_RUNNING and vcpu_vm(v).state == VM_RUNNING
 
 
@@ -254,10 +288,14 @@ def vcpu_fence_wait(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> None:
     again. Meanwhile it takes its own messages, fences asked of v among them, so two harts fencing each other
     never deadlock. SSIP is cleared before the mailbox is read (as irq_software does); on a shared hart it is
     raised again afterwards, so that the scheduler's check (trap.py irq_software) still runs on the way out, and so
-    it is after a KICK (its idle work)."""
+    it is after a KICK (its idle work). The guest's own interrupts (hie) do not wake it meanwhile: its guest waits
+    in this call anyway, and one pending (its timer due) would end every WFI at once, a spin that under QEMU
+    takes the host CPU the target's hart needs; hie is restored after."""
     if not vcpu_fence_pending(v, t, ticket):
         return
     v.fences_waited += 1
+    hie = csr_read(HIE)
+    csr_write(HIE, u64(0))
     amoswap_d(addr_of(v.fence_wait), t.addr())
     fence()
     took = False
@@ -273,6 +311,7 @@ def vcpu_fence_wait(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> None:
         v.fence_polls += 1
         wfi()
     amoswap_d(addr_of(v.fence_wait), u64(0))
+    csr_write(HIE, hie)
     if took and (sched_shared(v.hart) or v.idle_due != 0):
         csr_set(SIP, MIP_SSIP)
 
@@ -294,7 +333,7 @@ def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
         if sbi_target_hit(idx, mask, base) and t.state == VCPU_STARTED and t.addr() != v.addr():
             ticket = amoadd_d(addr_of(t.fence_req), u64(1)) + 1
             fence()
-            if amoadd_w(addr_of(t.running), u32(0)) == 0:
+            if amoadd_w(addr_of(t.running), u32(0)) == 0 or amoadd_w(addr_of(t.idle), u32(0)) != 0:
                 v.fences_deferred += 1
             else:
                 tickets[i] = ticket
