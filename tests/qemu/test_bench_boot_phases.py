@@ -4,6 +4,8 @@ medians and ratios against the baseline, a boot whose log lacks a line, a failed
 
 from __future__ import annotations
 
+import pytest
+
 from pyshyper_host.bench import boot
 from pyshyper_host.bench.console import BOOT_MARKS, TimedLog
 
@@ -66,3 +68,43 @@ def test_table_gives_the_icount_figures_and_their_ratios():
     assert cells[0][6:] == ["boot to shell, icount (ms)", "ratio", "/init started, icount (ms)", "ratio"]
     assert cells[1][6:] == ["8000.0", "1.00", "1250.500", "1.000"]
     assert cells[2][6:] == ["4000.0", "0.50", "1313.025", "1.050"]
+
+
+def test_icount_boot_k_pads_the_native_command_line_by_k_characters(tmp_path):
+    """`-icount` boot k of a native command appends ` pyshyper_pad=` and k characters to `-append`; boot 0 is the
+    command itself; the given list is not changed."""
+    cmd = ["qemu-system-riscv64", "-append", "console=ttyS0 rdinit=/init", "-icount", "shift=0"]
+    assert boot.icount_perturbed(cmd, 0, tmp_path) == cmd
+    got = boot.icount_perturbed(cmd, 3, tmp_path)
+    assert got[2] == "console=ttyS0 rdinit=/init pyshyper_pad=xxx" and got[:2] + got[3:] == cmd[:2] + cmd[3:]
+    assert cmd[2] == "console=ttyS0 rdinit=/init" and list(tmp_path.iterdir()) == []
+
+
+def test_icount_boot_k_pads_the_mvms_device_tree_bootargs(tmp_path):
+    """Under the hypervisor the MVM's command line is /chosen/bootargs of the device tree QEMU's loader places:
+    boot k gets a copy with the same padding (in the work directory), the original is left as it was, and a
+    command with no command line at all is refused."""
+    import fdt
+
+    tree = fdt.FDT()
+    tree.set_property("bootargs", "console=ttyS0 no4lvl", path="/chosen")
+    tree.set_property("rng-seed", [0] * 16, path="/chosen")  # the hypervisor fills it (core/mvm.py)
+    tree.set_property("reg", [0, 0xC000_0000, 0, 0x4000_0000], path="/memory@c0000000")
+    src = tmp_path / "mvm-plic.dtb"
+    src.write_bytes(tree.to_dtb(version=17))
+    work = tmp_path / "work"
+    work.mkdir()
+    cmd = ["qemu", "-device", f"loader,file={src},addr=0xcc000000,force-raw=on", "-kernel", "pyshyper.elf"]
+    got = boot.icount_perturbed(cmd, 2, work)
+    dst = work / "mvm-plic-pad2.dtb"
+    assert got == ["qemu", "-device", f"loader,file={dst},addr=0xcc000000,force-raw=on", "-kernel", "pyshyper.elf"]
+    padded = fdt.parse_dtb(dst.read_bytes())
+    assert padded.get_property("bootargs", "/chosen").value == "console=ttyS0 no4lvl pyshyper_pad=xx"
+
+    def rest(t):
+        return [line for line in t.to_dts().splitlines() if "bootargs" not in line]
+
+    assert rest(padded) == rest(tree)  # everything else as it was
+    assert fdt.parse_dtb(src.read_bytes()).get_property("bootargs", "/chosen").value == "console=ttyS0 no4lvl"
+    with pytest.raises(ValueError, match="no kernel command line"):
+        boot.icount_perturbed(["qemu", "-kernel", "Image"], 1, work)

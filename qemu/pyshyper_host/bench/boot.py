@@ -16,10 +16,16 @@ hypervisor QEMU gets ``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM is the
 the hypervisor's frame allocator takes the RAM below it), Linux sees the same. The -icount boots also fix QEMU's
 guest-visible randomness (``-seed``) and run the RTC on the virtual clock from a fixed date (run/command.py ICOUNT):
 Linux mixes both into its random pool, and with the host's time and entropy in it the time to /init moved by
-±5% between boots. Fixed, /init starts at the same instruction in every boot (to the ns of virtual time). What
-follows /init is not repeatable yet (module loading, the images disk's reads completing on the host's time, the
-console's input), so the shell's figure is the median of three boots by default (``--icount-runs``), and each
-boot's figures are printed.
+±5% between boots. Fixed, a boot is repeatable to the ns of virtual time up to /init, but that one boot is a
+sample, not the figure: with two harts, QEMU's -icount runs them in turn, and where the turns fall against the
+guest's spin-waits moves with any change of what runs before. One more character on the kernel's command line
+moves native /init by up to 12% (1250.5 ms, 1100.9 with `pyshyper_pad=x`, 1158.5 with 29 characters), and so
+does an unused field added to the hypervisor's vCPU structure. So -icount boot k (0, 1, ...) of every
+configuration appends ``pyshyper_pad=`` and k characters to the kernel's command line (none for k = 0: native's
+``-append``, the MVM's device tree ``/chosen/bootargs``, ``icount_perturbed``), the same perturbations on both
+sides, and the figures are medians over ``--icount-runs`` boots (default 5). What follows /init is not repeatable
+even for one command line (module loading, the images disk's reads completing on the host's time, the console's
+input). Each boot's figures are printed.
 
 The idle figure: traps per second of each MVM vCPU while its shell runs ``sleep`` (``--idle``, default 10 s),
 from the hypervisor's per-vCPU statistics printed at the MVM's power-off, of a boot with the ``sleep`` minus one
@@ -35,6 +41,7 @@ import argparse
 import re
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,6 +134,37 @@ def _save_log(log_dir: Path | None, name: str, log: str) -> str:
     return f" (serial log: {p})"
 
 
+PAD_PARAM = "pyshyper_pad"
+
+
+def icount_perturbed(cmd: list[str], run: int, workdir: Path) -> list[str]:
+    """-icount boot ``run`` of a command (module docstring): its kernel command line with `` pyshyper_pad=``
+    and ``run`` characters appended (an unknown parameter, which Linux hands to /init's environment), the
+    command itself for run 0. A native command carries the line in ``-append``; the MVM's is ``/chosen/bootargs``
+    of the device tree QEMU's loader places (``-device loader,file=...dtb``), rewritten into ``workdir``."""
+    if run == 0:
+        return list(cmd)
+    pad = f" {PAD_PARAM}=" + "x" * run
+    out = list(cmd)
+    if "-append" in out[:-1]:
+        i = out.index("-append") + 1
+        out[i] += pad
+        return out
+    for i, arg in enumerate(out):
+        m = re.search(r"(?:^|,)file=([^,]+\.dtb)(?:,|$)", arg)
+        if m is None:
+            continue
+        import fdt
+
+        tree = fdt.parse_dtb(Path(m.group(1)).read_bytes())
+        tree.set_property("bootargs", tree.get_property("bootargs", "/chosen").value + pad, path="/chosen")
+        dst = workdir / f"{Path(m.group(1)).stem}-pad{run}.dtb"
+        dst.write_bytes(tree.to_dtb(version=17))
+        out[i] = arg.replace(m.group(1), str(dst))
+        return out
+    raise ValueError("no kernel command line to perturb (neither -append nor a device-tree loader)")
+
+
 def measure(
     cfg: Config,
     runs: int,
@@ -148,18 +186,20 @@ def measure(
             m.guest = guest_shape(r.log)
             print(f"bench-boot: {cfg.name}: run {i + 1}/{runs}: shell after {r.wall_prompt:.2f} s wall", flush=True)
         shells, inits = [], []
-        for i in range(icount_runs if icount else 0):
-            r = boot_to_shell(cfg.command(True, icount_smp), timeout=timeout * 4, attempts=2)
-            if r.init_ticks is not None:
-                inits.append(r.init_ticks * 1000 / TIMEBASE_HZ)
-            if r.shell_ticks is not None:
-                shells.append(r.shell_ticks * 1000 / TIMEBASE_HZ)
-                init = f", /init at {inits[-1]:.3f} ms" if r.init_ticks is not None else ""
-                print(
-                    f"bench-boot: {cfg.name}: icount run {i + 1}/{icount_runs}: shell at {shells[-1]:.1f} ms virtual"
-                    + init,
-                    flush=True,
-                )
+        with tempfile.TemporaryDirectory(prefix="pyshyper-bench-pad-") as pads:
+            for i in range(icount_runs if icount else 0):
+                cmd = icount_perturbed(cfg.command(True, icount_smp), i, Path(pads))
+                r = boot_to_shell(cmd, timeout=timeout * 4, attempts=2)
+                if r.init_ticks is not None:
+                    inits.append(r.init_ticks * 1000 / TIMEBASE_HZ)
+                if r.shell_ticks is not None:
+                    shells.append(r.shell_ticks * 1000 / TIMEBASE_HZ)
+                    init = f", /init at {inits[-1]:.3f} ms" if r.init_ticks is not None else ""
+                    print(
+                        f"bench-boot: {cfg.name}: icount run {i + 1}/{icount_runs} (command line + {i} characters): "
+                        f"shell at {shells[-1]:.1f} ms virtual" + init,
+                        flush=True,
+                    )
         m.icount_shell_ms = statistics.median(shells) if shells else None
         m.icount_init_ms = statistics.median(inits) if inits else None
     except BootError as e:
@@ -376,7 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-icount", action="store_true", help="skip the -icount boot")
     ap.add_argument(
-        "--icount-runs", type=int, default=3, help="-icount boots per configuration (median; default 3: not repeatable)"
+        "--icount-runs",
+        type=int,
+        default=5,
+        help="-icount boots per configuration, boot k with k characters more on the kernel's command line, the "
+        "same for every configuration (median; default 5; see the module's docstring)",
     )
     ap.add_argument("--smp", type=int, default=2, help="harts for the wall-clock boots (the MVM needs 2)")
     ap.add_argument("--icount-smp", type=int, default=2, help="harts for the -icount boots")
@@ -443,7 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         f"(alternating between the configurations) with `-smp {args.smp}`, from "
         f"starting QEMU to the shell prompt. icount: `{' '.join(ICOUNT)}`, `-smp {args.icount_smp}`, median of "
         f"{args.icount_runs}: virtual time (the guest's `time` CSR) when the first shell starts, and when /init "
-        "starts (the same in every boot: -seed and the RTC fixed), OpenSBI and the hypervisor's own boot included. "
+        "starts, OpenSBI and the hypervisor's own boot included; boot k appends `pyshyper_pad=` and k characters "
+        "to the kernel's command line, on every side alike (one boot's /init is repeatable, but one character "
+        "more moves it by up to 12%: it is a sample). "
         "Ratios are against the native baseline measured in the same run; the "
         "paired ratio is the median over the rounds of each round's wall time over native's in that round, with "
         "its quartiles: how far one boot's ratio strays.",
