@@ -108,3 +108,31 @@ def test_icount_boot_k_pads_the_mvms_device_tree_bootargs(tmp_path):
     assert fdt.parse_dtb(src.read_bytes()).get_property("bootargs", "/chosen").value == "console=ttyS0 no4lvl"
     with pytest.raises(ValueError, match="no kernel command line"):
         boot.icount_perturbed(["qemu", "-kernel", "Image"], 1, work)
+
+
+def test_each_mode_is_compared_with_native_on_its_own_machine():
+    """AIA mode runs on QEMU's AIA machine, so its ratios are against native Linux on that machine (its
+    Measurement.base), PLIC mode's against native on the PLIC machine; the phase table alike. Native on the AIA
+    machine is itself compared with the first row (what the machine costs), and so is a row whose base did not
+    run."""
+    marks = {"kernel": 0.5, "init": 2.0}
+    native = boot.Measurement("native", walls=[4.0, 4.0], icount_init_ms=1000.0, marks=[{**marks, "shell": 4.0}] * 2)
+    native_aia = boot.Measurement(
+        "native, aia", walls=[5.0, 5.0], icount_init_ms=1250.0, marks=[{**marks, "shell": 5.0}] * 2
+    )
+    plic = boot.Measurement("hypervisor, plic", "native", walls=[4.4, 4.4], icount_init_ms=1100.0)
+    aia = boot.Measurement("hypervisor, aia", "native, aia", walls=[5.5, 5.5], icount_init_ms=1300.0)
+    aia.marks = [{**marks, "shell": 5.5}] * 2
+    lost = boot.Measurement("hypervisor, aia 2", "native, aia 2", walls=[6.0, 6.0])
+    ms = [native, native_aia, plic, aia, lost]
+    assert [boot.baseline_of(m, ms).config for m in ms] == ["native", "native", "native", "native, aia", "native"]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in boot.table(ms).splitlines()[2:]]
+    assert [(r[0], r[4], r[5], r[9]) for r in rows] == [
+        ("native", "1.00", "1.00", "1.000"),
+        ("native, aia", "1.25", "1.25", "1.250"),  # the AIA machine itself, against the PLIC machine
+        ("hypervisor, plic", "1.10", "1.10", "1.100"),
+        ("hypervisor, aia", "1.10", "1.10", "1.040"),
+        ("hypervisor, aia 2", "1.50", "1.50", ""),
+    ]
+    phases = [[c.strip() for c in ln.strip("|").split("|")] for ln in boot.phase_table(ms).splitlines()[2:]]
+    assert phases[3][0] == "hypervisor, aia" and phases[3][5:7] == ["3.50", "1.17"]  # /init to shell: 3.5 / 3.0

@@ -10,7 +10,9 @@
   timebase (10 MHz), so it includes OpenSBI and, under the hypervisor, the hypervisor's own boot, provided
   the hypervisor leaves ``htimedelta`` at 0.
 
-Both configurations boot with the same harts (``--smp``/``--icount-smp``, default 2: the MVM's vCPUs are pinned
+Each hypervisor mode is compared with native Linux on the QEMU machine it runs on: PLIC mode with ``native`` (QEMU's
+``virt``), AIA mode with ``native, aia`` (``virt,aia=aplic-imsic,aia-guests=N``, whose own ratio against ``native``
+is what the AIA machine costs). All configurations boot with the same harts (``--smp``/``--icount-smp``, default 2: the MVM's vCPUs are pinned
 to harts 0 and 1) and the baseline with the MVM's own memory (``--mem``, default mvm.toml's: 1G); under the
 hypervisor QEMU gets ``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM is the GiB that ends at 0x1_0000_0000 and
 the hypervisor's frame allocator takes the RAM below it), Linux sees the same. The -icount boots also fix QEMU's
@@ -64,11 +66,13 @@ CommandBuilder = Callable[[bool, int], list[str]]  # (icount, harts) -> QEMU com
 class Config:
     name: str
     command: CommandBuilder
+    base: str | None = None  # the configuration its ratios are against (same QEMU machine); None: the first
 
 
 @dataclass
 class Measurement:
     config: str
+    base: str | None = None  # Config.base
     walls: list[float] = field(default_factory=list)
     marks: list[dict[str, float | None]] = field(default_factory=list)  # per wall-clock boot: BootResult.marks
     icount_shell_ms: float | None = None
@@ -215,7 +219,7 @@ def measure_alternating(configs: list[Config], args: argparse.Namespace) -> list
     """The wall-clock boots alternate between the configurations (native, plic, aia, native, plic, ...), so a
     change in the host's load during the run weighs on each alike and the medians compare; then the -icount
     boots, which the host's load does not change."""
-    ms = [Measurement(c.name) for c in configs]
+    ms = [Measurement(c.name, c.base) for c in configs]
     for _ in range(args.runs):
         for c, m in zip(configs, ms, strict=True):
             if m.error is None:
@@ -273,11 +277,22 @@ def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, 
     return im
 
 
-def native_config(cache: Path | None = None, mem: str | None = None) -> Config:
-    def cmd(icount: bool, smp: int) -> list[str]:
-        return images.native_qemu_command(cache, smp=smp, mem=mem, extra=ICOUNT if icount else ())
+def native_config(cache: Path | None = None, mem: str | None = None, aia_guests: int | None = None) -> Config:
+    """The native baseline: QEMU's PLIC machine, or with ``aia_guests`` the AIA machine the hypervisor's AIA mode
+    runs on (``-M virt,aia=aplic-imsic,aia-guests=N``), so that each mode is compared on its own hardware."""
 
-    return Config("native", cmd)
+    def cmd(icount: bool, smp: int) -> list[str]:
+        c = images.native_qemu_command(cache, smp=smp, mem=mem, extra=ICOUNT if icount else ())
+        if aia_guests is not None:
+            c[c.index("-M") + 1] += f",aia=aplic-imsic,aia-guests={aia_guests}"
+        return c
+
+    return Config("native" if aia_guests is None else f"native, aia --aia-guests {aia_guests}", cmd)
+
+
+def baseline_of(m: Measurement, ms: list[Measurement]) -> Measurement:
+    """The measurement m's ratios are against: its Config.base, else the first."""
+    return next((b for b in ms if m.base is not None and b.config == m.base), ms[0])
 
 
 def hypervisor_config(
@@ -292,7 +307,7 @@ def hypervisor_config(
     def cmd(icount: bool, smp: int) -> list[str]:
         return list(mvm_qemu_command(icount, smp, mem, cache, irq, aia_guests, out=out, quiet=True))
 
-    return Config(name, cmd)
+    return Config(name, cmd, "native" if irq == "plic" else f"native, aia --aia-guests {aia_guests}")
 
 
 def prebuild(cfg: Config, smp: int = 2) -> str | None:
@@ -323,10 +338,7 @@ def spread(ratios: list[float]) -> str:
 
 
 def table(ms: list[Measurement]) -> str:
-    base = ms[0]
-    bw = statistics.median(base.walls) if base.walls and not base.error else None
-    bi = base.icount_shell_ms if not base.error else None
-    bn = base.icount_init_ms if not base.error else None
+    """The main table: each configuration's figures and their ratios against its baseline (baseline_of)."""
     rows = [
         "| configuration | QEMU | Linux sees | boot to shell, wall (s) | ratio | paired ratio (quartiles) |"
         " boot to shell, icount (ms) | ratio | /init started, icount (ms) | ratio |",
@@ -336,6 +348,10 @@ def table(ms: list[Measurement]) -> str:
         if m.error:
             rows.append(f"| {m.config} | {m.qemu} | | failed | | | | | | |")
             continue
+        base = baseline_of(m, ms)
+        bw = statistics.median(base.walls) if base.walls and not base.error else None
+        bi = base.icount_shell_ms if not base.error else None
+        bn = base.icount_init_ms if not base.error else None
         w = statistics.median(m.walls) if m.walls else None
         wr = f"{w / bw:.2f}" if w and bw else ""
         pr = spread(paired_ratios(m, base)) if bw else ""
@@ -375,8 +391,8 @@ def phase_table(ms: list[Measurement]) -> str:
 
     head = "| configuration |" + "".join(f" {h} (s) | ratio |" for h, _, _ in PHASES)
     rows = [head, "|---|" + "---:|---:|" * len(PHASES)]
-    base = [median(ms[0], a, b) for _, a, b in PHASES]
     for m in ms:
+        base = [median(baseline_of(m, ms), a, b) for _, a, b in PHASES]
         cells = []
         for (_, a, b), bv in zip(PHASES, base, strict=True):
             v = median(m, a, b)
@@ -463,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     configs = [native_config(cache, args.mem)]
     notes: list[str] = []
     failed: list[str] = []
+    if "aia" in (args.irq or ["plic", "aia"]):
+        configs.append(native_config(cache, args.mem, args.aia_guests))
+    hvs: list[Config] = []
     if not args.native_only:
         for irq in args.irq or ["plic", "aia"]:
             hv = hypervisor_config(cache, args.hv_mem, irq, args.aia_guests)
@@ -472,9 +491,10 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(why)
                 print(f"bench-boot: not measured: {why}", file=sys.stderr, flush=True)
             else:
-                configs.append(hv)
+                hvs.append(hv)
+    configs += hvs
     ms = measure_alternating(configs, args)
-    ims = [measure_idle(c, args.idle, args.timeout, args.logs, args.smp) for c in configs[1:]] if args.idle else []
+    ims = [measure_idle(c, args.idle, args.timeout, args.logs, args.smp) for c in hvs] if args.idle else []
     failed += [f"{m.config}: {m.error}" for m in ms if m.error] + [
         f"{i.config}: idle: {i.error}" for i in ims if i.error
     ]
@@ -490,11 +510,13 @@ def main(argv: list[str] | None = None) -> int:
         "starts, OpenSBI and the hypervisor's own boot included; boot k appends `pyshyper_pad=` and k characters "
         "to the kernel's command line, on every side alike (one boot's /init is repeatable, but one character "
         "more moves it by up to 12%: it is a sample). "
-        "Ratios are against the native baseline measured in the same run; the "
-        "paired ratio is the median over the rounds of each round's wall time over native's in that round, with "
-        "its quartiles: how far one boot's ratio strays.",
+        "Ratios are against the native baseline on the same QEMU machine (PLIC mode against `native`, AIA mode "
+        "against native Linux on the AIA machine it runs on), measured in the same run; the "
+        "paired ratio is the median over the rounds of each round's wall time over its baseline's in that round, "
+        "with its quartiles: how far one boot's ratio strays.",
         "",
-        f"The baseline is native QEMU with `-smp {args.smp} -m {args.mem or images.mvm_mem()}`, what the MVM itself "
+        f"The baseline is native QEMU with `-smp {args.smp} -m {args.mem or images.mvm_mem()}` (for AIA mode on "
+        f"`-M virt,aia=aplic-imsic,aia-guests={args.aia_guests}`, the machine that mode runs on), what the MVM itself "
         f"gets (2 vCPUs and its memory from mvm.toml); under the hypervisor QEMU needs more RAM (the MVM's GiB sits "
         f"at 0xC000_0000..0x1_0000_0000, above OpenSBI, the hypervisor and its frame pool), so there "
         f"QEMU gets `-m {args.hv_mem}`, but Linux sees the same (column 'Linux sees', from the initramfs' ready line).",
@@ -523,9 +545,6 @@ def main(argv: list[str] | None = None) -> int:
     def median_wall(m: Measurement) -> float | None:
         return statistics.median(m.walls) if m.walls else None
 
-    base_wall = median_wall(ms[0])
-    base_icount = ms[0].icount_shell_ms
-
     def ratio(v: float | None, base: float | None) -> float | None:
         return v / base if v and base else None
 
@@ -534,8 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         "MVM boot to shell, relative to native QEMU",
         [m.config for m in ms],
         {
-            "wall clock": [ratio(median_wall(m), base_wall) for m in ms],
-            "icount": [ratio(m.icount_shell_ms, base_icount) for m in ms],
+            "wall clock": [ratio(median_wall(m), median_wall(baseline_of(m, ms))) for m in ms],
+            "icount": [ratio(m.icount_shell_ms, baseline_of(m, ms).icount_shell_ms) for m in ms],
         },
         "time / native",
     ):
