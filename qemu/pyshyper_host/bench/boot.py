@@ -13,8 +13,8 @@
 Each hypervisor mode is compared with native Linux on the QEMU machine it runs on: PLIC mode with ``native`` (QEMU's
 ``virt``), AIA mode with ``native, aia`` (``virt,aia=aplic-imsic,aia-guests=N``, whose own ratio against ``native``
 is what the AIA machine costs). All configurations boot with the same harts (``--smp``/``--icount-smp``, default 2:
-the MVM's vCPUs are pinned to harts 0 and 1) and the baseline with the MVM's own memory (``--mem``, default mvm.toml's: 1G); under the
-hypervisor QEMU gets ``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM is the GiB that ends at 0x1_0000_0000 and
+the MVM's vCPUs are pinned to harts 0 and 1) and the baseline with the MVM's own memory (``--mem``, default
+mvm.toml's: 1G); under the hypervisor QEMU gets ``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM is the GiB that ends at 0x1_0000_0000 and
 the hypervisor's frame allocator takes the RAM below it), Linux sees the same. The -icount boots also fix QEMU's
 guest-visible randomness (``-seed``) and run the RTC on the virtual clock from a fixed date (run/command.py ICOUNT):
 Linux mixes both into its random pool, and with the host's time and entropy in it the time to /init moved by
