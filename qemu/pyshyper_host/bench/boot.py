@@ -14,20 +14,20 @@ Each hypervisor mode is compared with native Linux on the QEMU machine it runs o
 ``virt``), AIA mode with ``native, aia`` (``virt,aia=aplic-imsic,aia-guests=N``, whose own ratio against ``native``
 is what the AIA machine costs). All configurations boot with the same harts (``--smp``/``--icount-smp``, default 2:
 the MVM's vCPUs are pinned to harts 0 and 1) and the baseline with the MVM's own memory (``--mem``, default
-mvm.toml's: 1G); under the hypervisor QEMU gets ``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM is the GiB that ends at 0x1_0000_0000 and
-the hypervisor's frame allocator takes the RAM below it), Linux sees the same. The -icount boots also fix QEMU's
-guest-visible randomness (``-seed``) and run the RTC on the virtual clock from a fixed date (run/command.py ICOUNT):
-Linux mixes both into its random pool, and with the host's time and entropy in it the time to /init moved by
-±5% between boots. Fixed, a boot is repeatable to the ns of virtual time up to /init, but that one boot is a
-sample, not the figure: with two harts, QEMU's -icount runs them in turn, and where the turns fall against the
-guest's spin-waits moves with any change of what runs before. One more character on the kernel's command line
-moves native /init by up to 12% (1250.5 ms, 1100.9 with `pyshyper_pad=x`, 1158.5 with 29 characters), and so
-does an unused field added to the hypervisor's vCPU structure. So -icount boot k (0, 1, ...) of every
-configuration appends ``pyshyper_pad=`` and k characters to the kernel's command line (none for k = 0: native's
-``-append``, the MVM's device tree ``/chosen/bootargs``, ``icount_perturbed``), the same perturbations on both
-sides, and the figures are medians over ``--icount-runs`` boots (default 5). What follows /init is not repeatable
-even for one command line (module loading, the images disk's reads completing on the host's time, the console's
-input). Each boot's figures are printed.
+mvm.toml's: 1G); under the hypervisor QEMU gets ``--hv-mem`` (2G, as ``pyshyper run``: the MVM's RAM is the GiB that
+ends at 0x1_0000_0000 and the hypervisor's frame allocator takes the RAM below it), Linux sees the same. The -icount
+boots also fix QEMU's guest-visible randomness (``-seed``) and run the RTC on the virtual clock from a fixed date
+(run/command.py ICOUNT): Linux mixes both into its random pool, and with the host's time and entropy in it the time
+to /init moved by ±5% between boots. Fixed, a boot is repeatable to the ns of virtual time up to /init, but that one
+boot is a sample, not the figure: with two harts, QEMU's -icount runs them in turn, and where the turns fall against
+the guest's spin-waits moves with any change of what runs before. One more character on the kernel's command line
+moves native /init by up to 12% (1250.5 ms, 1100.9 with `pyshyper_pad=x`, 1158.5 with 29 characters), and so does an
+unused field added to the hypervisor's vCPU structure. So -icount boot k (0, 1, ...) of every configuration appends
+``pyshyper_pad=`` and k characters to the kernel's command line (none for k = 0: native's ``-append``, the MVM's
+device tree ``/chosen/bootargs``, ``icount_perturbed``), the same perturbations on both sides, and the figures are
+medians over ``--icount-runs`` boots (default 5). What follows /init is not repeatable even for one command line
+(module loading, the images disk's reads completing on the host's time, the console's input). Each boot's figures
+are printed.
 
 The idle figure: traps per second of each MVM vCPU while its shell runs ``sleep`` (``--idle``, default 10 s),
 from the hypervisor's per-vCPU statistics printed at the MVM's power-off, of a boot with the ``sleep`` minus one
