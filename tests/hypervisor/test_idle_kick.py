@@ -131,7 +131,13 @@ def test_a_fence_asked_of_a_vcpu_idle_in_the_hypervisor_is_served_when_it_wakes(
     v1.state = h.mods["core.vm"].VCPU_STARTED
     v1.running = prelude.u32(1)
     ipis: list[int] = []
-    prelude.mock.sbi_handler = lambda eid, fid, a0, a1, *r: (ipis.append(int(a1)) if eid == 0x735049 else None, 0)[1:]
+
+    def firmware(eid, fid, a0, a1, *rest):
+        if eid == 0x735049:  # an IPI: hart_mask 1 at hart_mask_base, the hart
+            ipis.append(int(a1))
+        return 0, 0
+
+    prelude.mock.sbi_handler = firmware
     seen: list[tuple[int, int, int]] = []
 
     def wfi():

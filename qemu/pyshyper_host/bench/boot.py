@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from boards import make_config
 from pyshyper_host import PROJECT_ROOT
 from pyshyper_host.bench.console import BootError, boot_to_shell, start_shell
 from pyshyper_host.bench.plot import bar_chart
@@ -283,8 +284,8 @@ def native_config(cache: Path | None = None, mem: str | None = None, aia_guests:
 
     def cmd(icount: bool, smp: int) -> list[str]:
         c = images.native_qemu_command(cache, smp=smp, mem=mem, extra=ICOUNT if icount else ())
-        if aia_guests is not None:
-            c[c.index("-M") + 1] += f",aia=aplic-imsic,aia-guests={aia_guests}"
+        if aia_guests is not None:  # the AIA build's own -M (boards BuildConfig.qemu_machine)
+            c[c.index("-M") + 1] = make_config(images.NATIVE_BOARD, "aia", aia_guests).qemu_machine
         return c
 
     return Config("native" if aia_guests is None else f"native, aia --aia-guests {aia_guests}", cmd)
