@@ -146,6 +146,8 @@ class Board:
     rtc: Region
     rtc_irq: int
     clint: Region
+    sswi: Region | None  # [sswi], optional: the ACLINT SSWI the hypervisor's IPIs use where the machine has it
+    sswi_qemu_option: str  # the -M option that gives QEMU's machine the SSWI ("" if it needs none)
     plic: Region
     plic_num_sources: int
     plic_contexts_per_hart: int
@@ -189,9 +191,12 @@ class BuildConfig:
 
     @property
     def qemu_machine(self) -> str:
-        """QEMU's -M for this build: the board's machine, with the AIA options in AIA mode."""
+        """QEMU's -M for this build: the board's machine, with the AIA options in AIA mode, with the option that
+        adds the SSWI in PLIC mode (board.toml [sswi] qemu_option; QEMU's AIA machine has no SSWI)."""
         if self.aia:
             return f"{self.board.qemu_machine},aia=aplic-imsic,aia-guests={self.aia_guests}"
+        if self.board.sswi is not None and self.board.sswi_qemu_option:
+            return f"{self.board.qemu_machine},{self.board.sswi_qemu_option}"
         return self.board.qemu_machine
 
     @property
@@ -299,6 +304,14 @@ def load_board(name: str) -> Board:
     test_finisher, _ = device("test_finisher")
     rtc, rtc_irq = device("rtc", irq=True)
     clint, _ = device("clint")
+    sswi, sswi_option = None, ""
+    if "sswi" in top.table:
+        sswi_t = top.sub("sswi")
+        sswi = Region(sswi_t.uint("base", align=0x1000), sswi_t.uint("size", positive=True, align=4))
+        sswi_option = sswi_t.get("qemu_option", str, "")
+        sswi_t.done()
+        if sswi.size < 4 * max_harts:
+            raise sswi_t.error(sswi_t.path("size"), f"{sswi.size:#x} holds no SETSSIP word for each of max_harts")
     plic_t = top.sub("plic")
     plic = Region(plic_t.uint("base", align=0x1000), plic_t.uint("size", positive=True))
     plic_sources = plic_t.uint("num_sources", positive=True)
@@ -362,6 +375,8 @@ def load_board(name: str) -> Board:
         rtc=rtc,
         rtc_irq=rtc_irq,
         clint=clint,
+        sswi=sswi,
+        sswi_qemu_option=sswi_option,
         plic=plic,
         plic_num_sources=plic_sources,
         plic_contexts_per_hart=plic_contexts,

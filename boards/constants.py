@@ -66,6 +66,12 @@ def _constants(cfg: BuildConfig) -> list[tuple[str, int, str]]:
         ("RTC_IRQ", b.rtc_irq, ""),
         ("CLINT_BASE", b.clint.base, ""),
         ("CLINT_SIZE", b.clint.size, ""),
+        (
+            "SSWI_BASE",
+            b.sswi.base if b.sswi else 0,
+            "ACLINT SSWI, 0 if none (arch/riscv/ipi.py)",
+        ),
+        ("SSWI_SIZE", b.sswi.size if b.sswi else 0, ""),
         ("PLIC_BASE", b.plic.base, ""),
         ("PLIC_SIZE", b.plic.size, ""),
         ("PLIC_NUM_SOURCES", b.plic_num_sources, ""),

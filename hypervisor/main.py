@@ -38,13 +38,13 @@ from hypervisor.arch.riscv.encoding import (
     HSTATEEN0_GUEST,
 )
 from hypervisor.arch.riscv.fpu import fpu_init
+from hypervisor.arch.riscv.ipi import hart_ipi, ipi_init
 from hypervisor.arch.riscv.irqc import irqc_banner, irqc_cpu_init, irqc_init
 from hypervisor.arch.riscv.sbi_call import (
     SBI_EXT_DBCN,
     SBI_EXT_HSM,
     sbi_hart_start,
     sbi_probe_extension,
-    sbi_send_ipi,
 )
 from hypervisor.arch.riscv.stage2 import (
     HGATP_NO_SV39X4,
@@ -72,6 +72,7 @@ from hypervisor.board import (
     MAX_HARTS,
     MVM_MEM_HOST,
     MVM_MEM_SIZE,
+    SSWI_BASE,
     STAGE2_LEAF_MAX,
     TIMEBASE_FREQUENCY,
     VERSION_MAJOR,
@@ -83,7 +84,7 @@ from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_exten
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
 from hypervisor.core.idle import hart_wait
-from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log2, log3, log4, log6
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log0, log1, log2, log3, log4, log6
 from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
 from hypervisor.core.mvm import mvm_create, mvm_image_present, mvm_rng_seed_take
 from hypervisor.core.stats import stats_attach
@@ -262,6 +263,10 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     if not machine_irq_check(dtb, hgeie_geilen()):
         machine_power_off(True)
         return
+    if ipi_init(dtb, addr_of(hartids[0]), count):
+        log1(LOG_INFO, cstr(b"  IPIs:       ACLINT SSWI at %x\n"), SSWI_BASE)
+    else:
+        log0(LOG_INFO, cstr(b"  IPIs:       SBI IPI extension (no ACLINT SSWI in the device tree)\n"))
     # The largest leaves the build allows (pyshyper build --stage2-leaf), 64 KiB ones only on harts with Svnapot
     stage2_leaves_set(STAGE2_LEAF_MAX, svnapot)
     log4(
@@ -309,7 +314,7 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     vm_mark_created()
     for i in range(count):  # the other harts wait in hart_wait: each now has its vCPU (or none) to look at
         if hartids[i] != hartid and amoadd_w(addr_of(hart_up[i]), u32(0)) != 0:
-            sbi_send_ipi(u64(1), hartids[i])
+            hart_ipi(hartids[i])
     hart_wait(hartid)
 
 

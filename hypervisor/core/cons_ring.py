@@ -8,7 +8,7 @@ another one.
 """
 
 from compiler.prelude import Array, Final, Ptr, addr_of, amoswap_w, fence, static, struct, u8, u32, u64
-from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
+from hypervisor.arch.riscv.ipi import hart_ipi
 from hypervisor.core.spinlock import Spinlock, spin_lock, spin_unlock
 
 
@@ -127,4 +127,4 @@ def log_tee(src: u64, n: u64) -> None:
     if amoswap_w(addr_of(log_armed[0]), u32(0)) != 0:
         amoswap_w(Ptr[u32](log_reader[0]), u32(1))
         fence()
-        sbi_send_ipi(u64(1), log_reader[1])
+        hart_ipi(log_reader[1])

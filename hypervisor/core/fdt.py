@@ -478,6 +478,52 @@ def fdt_compatible(dtb: u64, compat: Ptr[u8], index: u64) -> u64:
     return 0
 
 
+def fdt_reg(dtb: u64, node: u64, out: Ptr[u64]) -> bool:
+    """node's first reg entry (2.3.6) into out[0] (address) and out[1] (size), read in the root's #address-cells
+    and #size-cells (QEMU virt's /soc, the devices' parent, has the root's 2 and 2); False if node has no such
+    entry."""
+    root = fdt_root(dtb) if fdt_valid(dtb) else u64(0)
+    if root == 0 or node == 0:
+        return False
+    ac = fdt_prop_u64(dtb, root, cstr(b"#address-cells"), 2)
+    sc = fdt_prop_u64(dtb, root, cstr(b"#size-cells"), 1)
+    reg = fdt_prop(dtb, node, cstr(b"reg"))
+    if reg == 0 or ac == 0 or ac > 2 or sc > 2 or fdt_prop_len(reg) < (ac + sc) * 4:
+        return False
+    out[0] = fdt_cells(fdt_prop_data(reg), ac)
+    out[1] = fdt_cells(fdt_prop_data(reg) + ac * 4, sc)
+    return True
+
+
+def fdt_hart_intc(dtb: u64, hartid: u64) -> u64:
+    """The phandle of hart hartid's local interrupt controller: its cpu node's interrupt-controller child
+    (riscv,cpu-intc binding); FDT_BAD if there is none."""
+    i = u64(0)
+    while True:
+        cpu = fdt_cpu_node(dtb, i)
+        if cpu == 0:
+            return FDT_BAD
+        if fdt_cpu_hartid(dtb, i) == hartid:
+            intc = fdt_child(dtb, cpu, cstr(b"interrupt-controller"), u64(0))
+            return fdt_prop_u64(dtb, intc, cstr(b"phandle"), FDT_BAD) if intc != 0 else FDT_BAD
+        i += 1
+
+
+def fdt_hart_irq_index(dtb: u64, node: u64, hartid: u64, irq: u64) -> u64:
+    """Which entry of node's interrupts-extended is hart hartid's local interrupt irq: entries are a phandle and
+    one cell (riscv,cpu-intc has #interrupt-cells 1), and per-hart devices (ACLINT, IMSIC) number their harts'
+    registers in this order. FDT_BAD if no entry is."""
+    intc = fdt_hart_intc(dtb, hartid)
+    prop = fdt_prop(dtb, node, cstr(b"interrupts-extended"))
+    if intc == FDT_BAD or prop == 0:
+        return FDT_BAD
+    data = fdt_prop_data(prop)
+    for j in range(fdt_prop_len(prop) // 8):
+        if u64(fdt_be32(data + 8 * j)) == intc and u64(fdt_be32(data + 8 * j + 4)) == irq:
+            return u64(j)
+    return FDT_BAD
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # /chosen/rng-seed (Devicetree Specification v0.4, 3.6 /chosen: rng-seed, "entropy [...] used to seed the kernel's
 # random number generator"): the only thing the hypervisor writes into a device tree.  In place, no moves: a

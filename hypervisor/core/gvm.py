@@ -54,6 +54,7 @@ from compiler.prelude import (
 )
 from hypervisor.arch.riscv.fpu import fpu_forget, fpu_reset
 from hypervisor.arch.riscv.hart import hart_time
+from hypervisor.arch.riscv.ipi import hart_ipi
 from hypervisor.arch.riscv.irqc import (
     irqc_file_free,
     irqc_file_release,
@@ -62,7 +63,6 @@ from hypervisor.arch.riscv.irqc import (
     irqc_gvm_reset,
     irqc_vcpu_file,
 )
-from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
 from hypervisor.arch.riscv.stage2 import (
     S2_PERM_RWX,
     stage2_create,
@@ -757,7 +757,7 @@ def gvm_boot(id: u64) -> u32:
     fence()
     vm.state = VM_RUNNING
     fence()
-    sbi_send_ipi(u64(1), vm_vcpu(vm, vm.master).hart)
+    hart_ipi(vm_vcpu(vm, vm.master).hart)
     log_vm(LOG_INFO, True, cstr(b"pyshyper: vm%d boots at %x\n"), vm.id, vm.entry, u64(0), u64(0))
     return OK
 

@@ -34,11 +34,11 @@ from compiler.prelude import (
 )
 from hypervisor.arch.riscv.encoding import IRQ_S_EXT
 from hypervisor.arch.riscv.hart import hart_interrupts_off, hart_time
+from hypervisor.arch.riscv.ipi import hart_ipi
 from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_FAILURE,
     SBI_SRST_REASON_NONE,
     SBI_SRST_SHUTDOWN,
-    sbi_send_ipi,
     sbi_system_reset,
 )
 from hypervisor.board import (
@@ -76,7 +76,7 @@ def machine_reset(kind: u64, reason: u64, present: u64) -> None:
     for h in range(MAX_HARTS):
         if (present >> u64(h)) & 1 != 0:
             others += 1
-            sbi_send_ipi(u64(1), u64(h))  # this hart's own stays pending: its interrupts are off until the reset
+            hart_ipi(u64(h))  # this hart's own stays pending: its interrupts are off until the reset
     if others > 0:
         others -= 1
     until = hart_time() + RESET_PARK_WAIT_MS * (TIMEBASE_FREQUENCY // 1000)

@@ -36,7 +36,7 @@ from compiler.prelude import (
     u64,
 )
 from hypervisor.arch.riscv.hart import hart_time
-from hypervisor.arch.riscv.sbi_call import sbi_send_ipi
+from hypervisor.arch.riscv.ipi import hart_ipi
 from hypervisor.arch.riscv.stage2 import (
     S2_COUNT_1G,
     S2_COUNT_2M,
@@ -647,7 +647,7 @@ def vcpu_post(t: Ptr[Vcpu], msg: u64) -> None:
     its SSIP, so a message is never left unread (sbi.py vcpu_handle_messages)."""
     amoswap_w(addr_of(t.mailbox[msg]), u32(1))
     fence()
-    sbi_send_ipi(u64(1), t.hart)
+    hart_ipi(t.hart)
 
 
 def vcpu_reset(v: Ptr[Vcpu]) -> None:
@@ -791,7 +791,7 @@ def vm_call_off(vm: Ptr[Vm], current: Ptr[Vcpu]) -> None:
     for i in range(vm.vcpus):
         t = vm_vcpu(vm, u64(i))
         if t.addr() != current.addr() and amoadd_w(addr_of(t.running), u32(0)) != 0:
-            sbi_send_ipi(u64(1), t.hart)
+            hart_ipi(t.hart)
             while amoadd_w(addr_of(t.running), u32(0)) != 0:
                 pass
 

@@ -131,12 +131,17 @@ def run_options(cfg, out: Path, smp: int = 4) -> RunOptions:
     return RunOptions(cfg, out / "pyshyper.elf", smp, b.default_mem, b.qemu_cpu, guest_image_path("selftest", out))
 
 
-def check_banner(b: Boot, irq_pattern: str, harts: int) -> None:
+def check_banner(b: Boot, irq_pattern: str, harts: int, ipis: str | None = None) -> None:
+    """The boot banner's lines; `ipis` the IPIs line's pattern, by default what the machine `pyshyper run` gives
+    the build has: an ACLINT SSWI in PLIC mode (`-M virt,aclint=on`), none in AIA mode."""
+    if ipis is None:
+        ipis = r"ACLINT SSWI at 0x2f00000" if irq_pattern == CONFIGS["plic"][2] else r"SBI IPI extension"
     b.expect(r"PyShyper \d+\.\d+\.\d+", "banner")
     b.expect(rf"harts: +{harts} \(boot hart \d+\)", "harts line")
     b.expect(r"memory: +0x[0-9a-f]+\.\.0x[0-9a-f]+", "memory line")
     b.expect(rf"irq: +{irq_pattern}[\r\n]", "irq line")
     b.expect(r"extensions: +H=yes Sstc=(yes|no) Svnapot=(yes|no) AIA=(yes|no)", "extensions line")
+    b.expect(rf"IPIs: +{ipis}", "IPIs line")
 
 
 def check_selftest(b: Boot) -> None:
@@ -199,6 +204,23 @@ def test_selftest_boot_one_hart(built, boot):
     assert "[vm2]" not in b.text() and "vm2:" not in b.text()
     assert status == 0, f"QEMU exit status {status}"
     report("smp1", b)
+
+
+def test_selftest_boot_without_an_sswi(built, boot):
+    """A PLIC build on a machine without the ACLINT SSWI (`-M virt`): the hypervisor's IPIs go through the
+    firmware's SBI IPI, and both guest instances run as with the SSWI."""
+    cfg, out = built("plic")
+    cmd = qemu_command(run_options(cfg, out))
+    assert cmd[cmd.index("-M") + 1] == "virt,aclint=on"
+    cmd[cmd.index("-M") + 1] = "virt"
+    b = boot(cmd)
+    check_banner(b, CONFIGS["plic"][2], 4, r"SBI IPI extension \(no ACLINT SSWI in the device tree\)")
+    b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
+    b.expect(r"all VMs have ended", "all VMs ended")
+    status = b.wait_exit()
+    check_selftest(b)
+    assert status == 0, f"QEMU exit status {status}"
+    report("no-sswi", b)
 
 
 def test_selftest_boot_without_sstc(built, boot):

@@ -246,7 +246,7 @@ def test_guest_mvm_command_line(irq):
     assert cmd[cmd.index("-kernel") + 1] == "/tmp/o/pyshyper.elf"
     assert cmd[cmd.index("-m") + 1] == "2G" and cmd[cmd.index("-smp") + 1] == "4"
     machine = cmd[cmd.index("-M") + 1]
-    assert machine == ("virt,aia=aplic-imsic,aia-guests=3" if irq == "aia" else "virt")
+    assert machine == ("virt,aia=aplic-imsic,aia-guests=3" if irq == "aia" else "virt,aclint=on")
 
 
 def test_guest_mvm_default_cache(monkeypatch, tmp_path):

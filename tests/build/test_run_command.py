@@ -21,7 +21,7 @@ def test_default_command():
     assert cmd == [
         "qemu-system-riscv64",
         "-M",
-        "virt",
+        "virt,aclint=on",  # PLIC mode: board.toml [sswi] qemu_option, the SSWI the hypervisor's IPIs use
         "-cpu",
         "rv64,v=true,svnapot=true",  # board.toml qemu_cpu: QEMU 10's rv64 plus V and Svnapot
         "-smp",

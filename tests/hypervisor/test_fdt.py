@@ -32,6 +32,7 @@ QEMU = "qemu-system-riscv64"
 QEMU_DTBS = {
     "qemu-virt.dtb": "virt",
     "qemu-virt-aia.dtb": "virt,aia=aplic-imsic,aia-guests=3",
+    "qemu-virt-aclint.dtb": "virt,aclint=on",
 }
 # extension names asked about on every cpu besides those the tree lists (absent ones, prefixes, other case)
 PROBES = [
@@ -243,7 +244,16 @@ def test_qemu_dtb(reader, name):
     check_all(reader, data, want)
 
 
-COMPATIBLES = ["riscv,imsics", "riscv,aplic", "riscv,plic0", "sifive,plic-1.0.0", "virtio,mmio", "ns16550a", "no,such"]
+COMPATIBLES = [
+    "riscv,imsics",
+    "riscv,aplic",
+    "riscv,plic0",
+    "sifive,plic-1.0.0",
+    "riscv,aclint-sswi",
+    "virtio,mmio",
+    "ns16550a",
+    "no,such",
+]
 
 
 def compatible_nodes(data: bytes, compat: str) -> list[list[int]]:
@@ -281,6 +291,55 @@ def test_compatible_and_cells(reader, name):
             assert reader.call("fdt_prop_cell", dtb, node, reg, len(want[len(got) - 1]), 7) == 7  # past the end
         assert got == want, compat
     assert ("aia" in name) == bool(compatible_nodes(data, "riscv,imsics"))
+    assert ("aclint" in name) == bool(compatible_nodes(data, "riscv,aclint-sswi"))
+
+
+def irq_entries(data: bytes, compat: str) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """(reg cells, [(hart id, local interrupt) per interrupts-extended entry]) of every node listing compat, from
+    the `fdt` package's parse: each entry's phandle resolved to the hart whose cpu-intc it is."""
+    dt = pyfdt.parse_dtb(data)
+    hart_of = {}
+    for cpu in dt.get_node("/cpus").nodes:
+        if cpu.get_property("device_type") and cpu.get_property("device_type").value == "cpu":
+            intc = next(n for n in cpu.nodes if n.name == "interrupt-controller")
+            hart_of[intc.get_property("phandle").value] = list(cpu.get_property("reg").data)[-1]
+    found = []
+
+    def visit(node) -> None:
+        prop = node.get_property("compatible")
+        if prop is not None and compat in list(prop.data):
+            cells = list(node.get_property("interrupts-extended").data)
+            pairs = [(hart_of[cells[i]], cells[i + 1]) for i in range(0, len(cells), 2)]
+            found.append((list(node.get_property("reg").data), pairs))
+        for child in node.nodes:
+            visit(child)
+
+    visit(dt.root)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(QEMU_DTBS))
+def test_reg_and_hart_irq_index(reader, name):
+    """fdt_reg reads a device's first (base, size); fdt_hart_irq_index finds which interrupts-extended entry is a
+    hart's local interrupt (an SSWI's S-mode software interrupt, a PLIC's or IMSIC's S-mode external one), the
+    order in which per-hart devices number their harts' registers; FDT_BAD for a hart or interrupt it lacks."""
+    data = (DATA / name).read_bytes()
+    dtb = reader.load(data)
+    seen = 0
+    for compat in ("riscv,aclint-sswi", "riscv,imsics", "riscv,plic0"):
+        for k, (reg, pairs) in enumerate(irq_entries(data, compat)):
+            node = reader.call("fdt_compatible", dtb, reader.string(compat.encode()), k)
+            out = reader.out()
+            assert reader.call("fdt_reg", dtb, node, out)
+            assert reader.read_out() == ((reg[0] << 32) | reg[1], (reg[2] << 32) | reg[3])
+            for hart in range(4):  # hart 3 is not in the tree
+                for irq in (1, 3, 9, 11):
+                    want = pairs.index((hart, irq)) if (hart, irq) in pairs else FDT_BAD
+                    assert reader.call("fdt_hart_irq_index", dtb, node, hart, irq) == want, (compat, hart, irq)
+                    seen += want != FDT_BAD
+    assert seen >= 3  # every tree has a per-hart device with an entry for each of its 3 harts
+    assert reader.call("fdt_reg", dtb, 0, reader.out()) is False
+    assert reader.call("fdt_hart_irq_index", dtb, 0, 0, 1) == FDT_BAD
 
 
 @pytest.mark.parametrize("name", sorted(QEMU_DTBS))

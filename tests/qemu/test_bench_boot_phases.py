@@ -140,13 +140,14 @@ def test_each_mode_is_compared_with_native_on_its_own_machine():
 
 def test_native_on_the_aia_machine_is_the_aia_builds_machine(tmp_path):
     """`native, aia` boots on the -M an AIA build runs on (boards BuildConfig.qemu_machine), and the hypervisor's
-    AIA configuration names it as its baseline; PLIC mode's baseline is plain `native`."""
+    AIA configuration names it as its baseline; PLIC mode's baseline is plain `native`, on the PLIC build's
+    machine (`virt,aclint=on`: the SSWI its IPIs use)."""
     from boards import make_config
 
     native_aia = boot.native_config(tmp_path, "1G", 3)
     cmd = native_aia.command(False, 2)
     assert cmd[cmd.index("-M") + 1] == make_config("qemu-virt", "aia", 3).qemu_machine
     plain = boot.native_config(tmp_path, "1G").command(False, 2)
-    assert plain[plain.index("-M") + 1] == make_config("qemu-virt", "plic").qemu_machine
+    assert plain[plain.index("-M") + 1] == make_config("qemu-virt", "plic").qemu_machine == "virt,aclint=on"
     assert boot.hypervisor_config(tmp_path, irq="aia", aia_guests=3).base == native_aia.name
     assert boot.hypervisor_config(tmp_path, irq="plic").base == "native"

@@ -40,6 +40,7 @@ from compiler.prelude import (
 )
 from hypervisor.arch.riscv.encoding import HSTATUS_VTW, MIP_SSIP, MIP_VSSIP, MIP_VSTIP
 from hypervisor.arch.riscv.fpu import fpu_reset, fpu_test_switch
+from hypervisor.arch.riscv.ipi import hart_ipi
 from hypervisor.arch.riscv.sbi_call import (
     SBI_ERR_ALREADY_AVAILABLE,
     SBI_ERR_INVALID_ADDRESS,
@@ -65,7 +66,6 @@ from hypervisor.arch.riscv.sbi_call import (
     SBI_SRST_REASON_NONE,
     SBI_SRST_WARM_REBOOT,
     SBI_SUCCESS,
-    sbi_send_ipi,
     sbi_set_timer,
     sbi_system_reset,
 )
@@ -266,7 +266,7 @@ def vcpu_fence_notify(t: Ptr[Vcpu]) -> None:
     for i in range(VCPU_MAX):
         w = addr_of(VCPUS[i])
         if w.fence_wait == t.addr() and w.addr() != t.addr():
-            sbi_send_ipi(u64(1), w.hart)
+            hart_ipi(w.hart)
 
 
 def vcpu_fence_pending(v: Ptr[Vcpu], t: Ptr[Vcpu], ticket: u64) -> bool:
@@ -337,7 +337,7 @@ def sbi_remote_fence(v: Ptr[Vcpu], mask: u64, base: u64) -> i64:
                 v.fences_deferred += 1
             else:
                 tickets[i] = ticket
-                sbi_send_ipi(u64(1), t.hart)
+                hart_ipi(t.hart)
                 v.fences_sent += 1
     if sbi_target_hit(v.vcpu_id, mask, base):
         hfence_vvma()  # this hart runs v: the current VMID is its VM's
@@ -419,7 +419,7 @@ def sbi_hsm(v: Ptr[Vcpu]) -> None:
     fence()
     t.state = VCPU_STARTED
     fence()
-    sbi_send_ipi(u64(1), t.hart)
+    hart_ipi(t.hart)
     sbi_return(v, SBI_SUCCESS, u64(0))
 
 

@@ -279,13 +279,15 @@ def measure_idle(cfg: Config, sleep: int, timeout: float, log_dir: Path | None, 
 
 
 def native_config(cache: Path | None = None, mem: str | None = None, aia_guests: int | None = None) -> Config:
-    """The native baseline: QEMU's PLIC machine, or with ``aia_guests`` the AIA machine the hypervisor's AIA mode
-    runs on (``-M virt,aia=aplic-imsic,aia-guests=N``), so that each mode is compared on its own hardware."""
+    """The native baseline on the QEMU machine a PLIC build runs on (``-M virt,aclint=on``), or with ``aia_guests``
+    on the one an AIA build runs on (``-M virt,aia=aplic-imsic,aia-guests=N``), so that each mode is compared on
+    its own hardware."""
+    build = make_config(images.NATIVE_BOARD, "plic") if aia_guests is None else None
+    build = build or make_config(images.NATIVE_BOARD, "aia", aia_guests)
 
     def cmd(icount: bool, smp: int) -> list[str]:
         c = images.native_qemu_command(cache, smp=smp, mem=mem, extra=ICOUNT if icount else ())
-        if aia_guests is not None:  # the AIA build's own -M (boards BuildConfig.qemu_machine)
-            c[c.index("-M") + 1] = make_config(images.NATIVE_BOARD, "aia", aia_guests).qemu_machine
+        c[c.index("-M") + 1] = build.qemu_machine  # the build's own -M (boards BuildConfig.qemu_machine)
         return c
 
     return Config("native" if aia_guests is None else f"native, aia --aia-guests {aia_guests}", cmd)

@@ -131,8 +131,10 @@ def bench_image(out: Path) -> Path:
 
 
 def native_config(out: Path) -> Config:
-    """The guest as OpenSBI's next stage (QEMU loads a raw -kernel at 0x8020_0000)."""
-    cmd = [QEMU, "-M", "virt", "-cpu", CPU, "-smp", str(SMP), "-m", MEM, "-bios", "default", "-nographic"]
+    """The guest as OpenSBI's next stage (QEMU loads a raw -kernel at 0x8020_0000), on the machine a PLIC build
+    runs on (boards BuildConfig.qemu_machine)."""
+    machine = make_config("qemu-virt", "plic").qemu_machine
+    cmd = [QEMU, "-M", machine, "-cpu", CPU, "-smp", str(SMP), "-m", MEM, "-bios", "default", "-nographic"]
     return Config("native (OpenSBI)", [*cmd, "-kernel", str(bench_image(out))])
 
 
