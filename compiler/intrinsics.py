@@ -57,6 +57,7 @@ _ROWS: list[Intrinsic] = [
 ]
 _PRIV_ROWS = [
     Intrinsic("fence_i", "call", (), VOID, "fence.i"),
+    Intrinsic("fence_io", "call", (), VOID, "fence iorw, iorw"),
     Intrinsic("wfi", "call", (), VOID, "wfi"),
     Intrinsic("sfence_vma", "call", (), VOID, "sfence.vma"),
     Intrinsic("hfence_gvma", "call", (), VOID, "hfence.gvma"),

@@ -84,7 +84,7 @@ from hypervisor.core.fdt import fdt_cpu_count, fdt_cpu_hartid, fdt_cpu_has_exten
 from hypervisor.core.frame_alloc import frame_alloc_init, frame_alloc_total_pages
 from hypervisor.core.hart import hart_features_set, hart_has_smstateen, hart_has_sstc, hart_stateen_set
 from hypervisor.core.idle import hart_wait
-from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log0, log1, log2, log3, log4, log6
+from hypervisor.core.log import LOG_ERROR, LOG_INFO, LOG_WARN, log1, log2, log3, log4, log6
 from hypervisor.core.machine import machine_irq_check, machine_mvm_memory_check, machine_power_off
 from hypervisor.core.mvm import mvm_create, mvm_image_present, mvm_rng_seed_take
 from hypervisor.core.stats import stats_attach
@@ -266,7 +266,11 @@ def hyp_main(hartid: u64, dtb: u64) -> None:
     if ipi_init(dtb, addr_of(hartids[0]), count):
         log1(LOG_INFO, cstr(b"  IPIs:       ACLINT SSWI at %x\n"), SSWI_BASE)
     else:
-        log0(LOG_INFO, cstr(b"  IPIs:       SBI IPI extension (no ACLINT SSWI in the device tree)\n"))
+        log1(
+            LOG_INFO,
+            cstr(b"  IPIs:       SBI IPI extension (the device tree shows no ACLINT SSWI at %x for every hart)\n"),
+            SSWI_BASE,
+        )
     # The largest leaves the build allows (pyshyper build --stage2-leaf), 64 KiB ones only on harts with Svnapot
     stage2_leaves_set(STAGE2_LEAF_MAX, svnapot)
     log4(

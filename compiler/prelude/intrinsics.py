@@ -48,6 +48,10 @@ def fence_i() -> None:
     mock.instr("fence_i")
 
 
+def fence_io() -> None:
+    mock.instr("fence_io")
+
+
 def wfi() -> None:
     mock.instr("wfi")
 

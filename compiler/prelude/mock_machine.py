@@ -114,7 +114,7 @@ class Mock:
         else:
             self.mmio[addr] = value
 
-    # instructions without data (fence, fence_i, wfi, sfence_vma, hfence_*)
+    # instructions without data (fence, fence_i, fence_io, wfi, sfence_vma, hfence_*)
     def instr(self, name: str, *args: int) -> None:
         self.log.append((name, *args))
 

@@ -32,7 +32,7 @@ def gnu_as() -> None:
 
 
 PROGRAM = """
-from compiler.prelude import (HGATP, SSCRATCH, Array, Mmio, Ptr, addr_of, csr_read, csr_write, export, extern,
+from compiler.prelude import (HGATP, SSCRATCH, Array, Mmio, Ptr, addr_of, csr_read, csr_write, export, extern, fence_io,
                               hfence_gvma_vmid, hlvx_hu, inline, noinline, null, sbi_ecall, static, struct, u8, u16,
                               u32, u64)
 
@@ -140,6 +140,7 @@ def priv(a: u64) -> u64:
     x = csr_read(HGATP)
     y = hlvx_hu(a)
     hfence_gvma_vmid(x)
+    fence_io()
     return x + y + u64(sbi_ecall(0x10, 0, 0, 0, 0, 0, 0, 0, null(u64)))
 
 
@@ -345,6 +346,7 @@ def test_privileged_instructions(disasm, built, elf):
     ops = [i.split()[0] for i in _insns(disasm, "priv")]
     for want in ("csrw", "csrr", "hlvx.hu", "hfence.gvma", "ecall"):
         assert want in ops, (want, ops)
+    assert "fence" in _insns(disasm, "priv")  # fence_io: `fence iorw,iorw`, which objdump writes bare
     assert "__pys_" not in built[1]
     symtab = elf.get_section_by_name(".symtab")
     assert not [s.name for s in symtab.iter_symbols() if "__pys_" in s.name]

@@ -518,8 +518,10 @@ def main(argv: list[str] | None = None) -> int:
         "paired ratio is the median over the rounds of each round's wall time over its baseline's in that round, "
         "with its quartiles: how far one boot's ratio strays.",
         "",
-        f"The baseline is native QEMU with `-smp {args.smp} -m {args.mem or images.mvm_mem()}` (for AIA mode on "
-        f"`-M virt,aia=aplic-imsic,aia-guests={args.aia_guests}`, the machine that mode runs on), what the MVM itself "
+        f"The baseline is native QEMU with `-smp {args.smp} -m {args.mem or images.mvm_mem()}` on "
+        f"`-M {make_config(images.NATIVE_BOARD, 'plic').qemu_machine}` (for AIA mode on "
+        f"`-M {make_config(images.NATIVE_BOARD, 'aia', args.aia_guests).qemu_machine}`): the machine each mode runs "
+        "on, with what the MVM itself "
         f"gets (2 vCPUs and its memory from mvm.toml); under the hypervisor QEMU needs more RAM (the MVM's GiB sits "
         f"at 0xC000_0000..0x1_0000_0000, above OpenSBI, the hypervisor and its frame pool), so there "
         f"QEMU gets `-m {args.hv_mem}`, but Linux sees the same (column 'Linux sees', from the initramfs' ready line).",

@@ -9,6 +9,7 @@ from compiler.prelude import (
     amoswap_w,
     fence,
     fence_i,
+    fence_io,
     hfence_gvma,
     hfence_gvma_gpa,
     hfence_gvma_vmid,
@@ -48,6 +49,7 @@ dwords = static(Array[u64, 2])
 def fences() -> u32:
     fence()
     fence_i()
+    fence_io()
     wfi()
     sfence_vma()
     hfence_gvma()
