@@ -33,6 +33,7 @@ CORE_MAY_IMPORT = {
     "hypervisor.arch.riscv.encoding": "CSR field and interrupt-bit constants (values, not register accesses)",
     "hypervisor.arch.riscv.fpu": "a vCPU's FP and vector state (fpu_reset, fpu_enter, fpu_leave, fpu_forget)",
     "hypervisor.arch.riscv.hart": "the running hart's time, IPI acknowledge and VSEIP line",
+    "hypervisor.arch.riscv.ipi": "an IPI to another hart (hart_ipi: the ACLINT SSWI or the firmware)",
     "hypervisor.arch.riscv.irqc": "the interrupt-controller interface (irqc_*)",
     "hypervisor.arch.riscv.plic": "the physical PLIC's functions behind the virtual PLIC",
     "hypervisor.arch.riscv.aplic": "the physical APLIC's register map and accessors behind the virtual APLIC",
