@@ -168,6 +168,17 @@ def report(name: str, b: Boot) -> None:
     )
 
 
+def run_to_the_end(b: Boot, name: str) -> None:
+    """The self-test's summary, every VM ended, QEMU's exit 0 and the self-test's lines all ok; the timings
+    reported under `name`."""
+    b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
+    b.expect(r"all VMs have ended", "all VMs ended")
+    status = b.wait_exit()
+    check_selftest(b)
+    assert status == 0, f"QEMU exit status {status}"
+    report(name, b)
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_selftest_boot(name, built, boot):
     cfg, out = built(name)
@@ -197,13 +208,8 @@ def test_selftest_boot_one_hart(built, boot):
     b = boot(qemu_command(run_options(cfg, out, smp=1)))
     check_banner(b, CONFIGS["plic"][2], 1)
     b.expect(r"not enough harts for guest instance 1", "not enough harts")
-    b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
-    b.expect(r"all VMs have ended", "all VMs ended")
-    status = b.wait_exit()
-    check_selftest(b)
+    run_to_the_end(b, "smp1")
     assert "[vm2]" not in b.text() and "vm2:" not in b.text()
-    assert status == 0, f"QEMU exit status {status}"
-    report("smp1", b)
 
 
 def test_selftest_boot_without_an_sswi(built, boot):
@@ -216,12 +222,7 @@ def test_selftest_boot_without_an_sswi(built, boot):
     b = boot(cmd)
     no_sswi = r"SBI IPI extension \(the device tree shows no ACLINT SSWI at 0x2f00000 for every hart\)"
     check_banner(b, CONFIGS["plic"][2], 4, no_sswi)
-    b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
-    b.expect(r"all VMs have ended", "all VMs ended")
-    status = b.wait_exit()
-    check_selftest(b)
-    assert status == 0, f"QEMU exit status {status}"
-    report("no-sswi", b)
+    run_to_the_end(b, "no-sswi")
 
 
 def test_selftest_boot_without_sstc(built, boot):
@@ -233,12 +234,7 @@ def test_selftest_boot_without_sstc(built, boot):
     b = boot(qemu_command(opts))
     b.expect(r"PyShyper \d+\.\d+\.\d+", "banner")
     b.expect(r"extensions: +H=yes Sstc=no", "extensions line without Sstc")
-    b.expect(r"selftest: \d+ passed, \d+ failed", "summary")
-    b.expect(r"all VMs have ended", "all VMs ended")
-    status = b.wait_exit()
-    check_selftest(b)
-    assert status == 0, f"QEMU exit status {status}"
-    report("no-sstc", b)
+    run_to_the_end(b, "no-sstc")
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
